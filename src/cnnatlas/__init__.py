@@ -1,0 +1,28 @@
+"""cnnatlas — the classic convolutional networks, an analyser for any PyTorch model, and the
+claims of the textbook measured."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import CnnAtlasError, InputShapeError, InvalidArgumentError, UnknownModelError, WeightsError
+from .registry import create_model, get_entry, list_models, model_info, register_model
+from .weights import load_torchvision_weights
+
+try:
+    __version__ = version("cnnatlas")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "CnnAtlasError",
+    "InputShapeError",
+    "InvalidArgumentError",
+    "UnknownModelError",
+    "WeightsError",
+    "__version__",
+    "create_model",
+    "get_entry",
+    "list_models",
+    "load_torchvision_weights",
+    "model_info",
+    "register_model",
+]

@@ -1,0 +1,44 @@
+"""The errors cnnatlas raises: one base class, each message naming what was expected and what came."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CnnAtlasError(Exception):
+    """Base class of every error cnnatlas raises on purpose."""
+
+
+class UnknownModelError(CnnAtlasError, KeyError):
+    """A model name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class InvalidArgumentError(CnnAtlasError, ValueError):
+    """A keyword argument that is unknown, of the wrong type or out of range."""
+
+
+class InputShapeError(CnnAtlasError, ValueError):
+    """An input tensor whose rank, channels or size the model cannot take."""
+
+
+class WeightsError(CnnAtlasError, ValueError):
+    """A state dict that does not fit the model it is loaded into."""
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The candidates that look most like `name` (for "did you mean" hints)."""
+    candidates = list(candidates)
+    found = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
+    if not found:  # fall back on a shared prefix: "vgg" -> vgg11, vgg13, ...
+        found = [c for c in candidates if c.startswith(name[:3])][:n]
+    return found
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """A ' Did you mean ...?' suffix, or '' when nothing is close."""
+    found = closest(name, candidates)
+    return f" Did you mean {', '.join(repr(c) for c in found)}?" if found else ""

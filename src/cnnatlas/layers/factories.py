@@ -1,0 +1,118 @@
+"""Normalisation and activation layers chosen by name or class.
+
+Every block in cnnatlas takes `norm_layer` and `act_layer` the same way: a name from the tables
+below, an `nn.Module` class, or any callable that builds the layer (e.g. a `functools.partial`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Union
+
+from torch import nn
+
+from ..errors import InvalidArgumentError, did_you_mean
+
+NormSpec = Union[str, Callable[..., nn.Module], None]
+ActSpec = Union[str, Callable[..., nn.Module], None]
+
+_BATCH = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_INSTANCE = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+
+
+def _group_norm(num_channels: int, num_groups: int = 32, **kwargs) -> nn.GroupNorm:
+    """GroupNorm over (C/G, *spatial) per sample and group; G shrinks to divide C."""
+    groups = min(num_groups, num_channels)
+    while num_channels % groups:
+        groups -= 1
+    return nn.GroupNorm(groups, num_channels, **kwargs)
+
+
+def _layer_norm(num_channels: int, **kwargs) -> nn.GroupNorm:
+    """LayerNorm of a feature map: statistics over (C, *spatial) per sample, affine per channel."""
+    return nn.GroupNorm(1, num_channels, **kwargs)
+
+
+def _none(num_channels: int | None = None, **kwargs) -> nn.Identity:
+    return nn.Identity()
+
+
+NORM_NAMES = ("batch", "group", "layer", "instance", "none")
+ACT_NAMES = ("relu", "relu6", "leaky_relu", "silu", "gelu", "tanh", "sigmoid", "none")
+
+
+def get_norm_layer(norm: NormSpec, dims: int = 2, **kwargs) -> Callable[[int], nn.Module]:
+    """A factory `num_channels -> nn.Module` for the norm named `norm` in `dims` spatial dimensions.
+
+    batch: per channel over (N, *spatial). group: per sample over channel groups and space (works at
+    batch size 1). layer: per sample over (C, *spatial). instance: per sample and channel over space.
+    Extra keyword arguments (eps, momentum, num_groups ...) go to the layer.
+    """
+    _check_dims(dims)
+    if norm is None:
+        return _none
+    if isinstance(norm, str):
+        key = norm.lower().replace("-", "_")
+        table = {
+            "batch": _BATCH[dims],
+            "batchnorm": _BATCH[dims],
+            "group": _group_norm,
+            "groupnorm": _group_norm,
+            "layer": _layer_norm,
+            "layernorm": _layer_norm,
+            "instance": partial(_INSTANCE[dims], affine=True),
+            "instancenorm": partial(_INSTANCE[dims], affine=True),
+            "none": _none,
+        }
+        if key not in table:
+            raise InvalidArgumentError(
+                f"unknown norm_layer {norm!r}: expected one of {', '.join(NORM_NAMES)} "
+                f"or an nn.Module class.{did_you_mean(key, NORM_NAMES)}"
+            )
+        factory = table[key]
+    elif callable(norm):
+        factory = norm
+    else:
+        raise InvalidArgumentError(
+            f"norm_layer must be a name ({', '.join(NORM_NAMES)}), a class or a callable; got {type(norm).__name__}"
+        )
+    return partial(factory, **kwargs) if kwargs else factory
+
+
+def get_act_layer(act: ActSpec, **kwargs) -> Callable[[], nn.Module]:
+    """A factory `() -> nn.Module` for the activation named `act` (or given as a class)."""
+    if act is None:
+        return nn.Identity
+    if isinstance(act, str):
+        key = act.lower().replace("-", "_")
+        table = {
+            "relu": partial(nn.ReLU, inplace=True),
+            "relu6": partial(nn.ReLU6, inplace=True),
+            "leaky_relu": nn.LeakyReLU,
+            "silu": partial(nn.SiLU, inplace=True),
+            "swish": partial(nn.SiLU, inplace=True),
+            "gelu": nn.GELU,
+            "tanh": nn.Tanh,
+            "sigmoid": nn.Sigmoid,
+            "none": nn.Identity,
+            "identity": nn.Identity,
+        }
+        if key not in table:
+            raise InvalidArgumentError(
+                f"unknown act_layer {act!r}: expected one of {', '.join(ACT_NAMES)} "
+                f"or an nn.Module class.{did_you_mean(key, ACT_NAMES)}"
+            )
+        factory = table[key]
+    elif callable(act):
+        factory = act
+    else:
+        raise InvalidArgumentError(
+            f"act_layer must be a name ({', '.join(ACT_NAMES)}), a class or a callable; got {type(act).__name__}"
+        )
+    return partial(factory, **kwargs) if kwargs else factory
+
+
+def _check_dims(dims: int) -> None:
+    if dims not in (1, 2, 3):
+        raise InvalidArgumentError(f"dims must be 1, 2 or 3 (audio, image, video); got {dims!r}")

@@ -1,0 +1,9 @@
+"""The zoo. Importing a family module registers its models."""
+
+from . import alexnet, lenet, vgg  # noqa: F401
+from .alexnet import AlexNet
+from .base import Classifier, FeatureInfo, count_params, smallest_input_size
+from .lenet import LeNet5
+from .vgg import VGG
+
+__all__ = ["AlexNet", "Classifier", "FeatureInfo", "LeNet5", "VGG", "count_params", "smallest_input_size"]

@@ -1,0 +1,191 @@
+"""What every classifier of the zoo shares: the forward_features → forward_head split, input checks
+that name the smallest valid input, argument validation and the default initialisation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ..errors import InputShapeError, InvalidArgumentError
+
+_AXES = {1: "length", 2: "height × width", 3: "time × height × width"}
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One stage output a user can take features from: its name, channels and total stride."""
+
+    name: str
+    channels: int
+    reduction: int
+
+
+class Classifier(nn.Module):
+    """Base of every classifier: logits = forward_head(forward_features(x)).
+
+    Subclasses build their layers, fill `feature_info`, and implement `forward_features` (input →
+    last feature map) and `forward_head` (feature map → logits, or the pre-logit vector).
+    `forward` checks the input's rank and channels first and, when the network cannot take an
+    input that small, raises an error naming the smallest size it can.
+    """
+
+    dims: int = 2  # spatial dimensions of the input: 1 audio, 2 image, 3 video
+
+    def __init__(self, num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        check_int(type(self).__name__, "num_classes", num_classes)
+        check_int(type(self).__name__, "in_channels", in_channels)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feature_info: list[FeatureInfo] = []
+        self._min_size: int | None = None
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        try:
+            return self.forward_head(self.forward_features(x))
+        except RuntimeError:
+            spatial = tuple(x.shape[2:])
+            if spatial and min(spatial) < self.min_input_size:
+                raise self._too_small(spatial) from None
+            raise
+
+    # -- input checks -------------------------------------------------------------------------
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Rank and channels, checked before any arithmetic."""
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor):
+            raise InputShapeError(f"{name} expects a torch.Tensor; got {type(x).__name__}")
+        want = self.dims + 2
+        if x.dim() != want:
+            layout = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, T, H, W)"}[self.dims]
+            raise InputShapeError(
+                f"{name} expects a {want}-D input {layout}; got shape {tuple(x.shape)}"
+                + (" (add a batch dimension with x.unsqueeze(0))" if x.dim() == want - 1 else "")
+            )
+        if x.shape[1] != self.in_channels:
+            raise InputShapeError(
+                f"{name} was built with in_channels={self.in_channels} but the input has "
+                f"{x.shape[1]} channels (shape {tuple(x.shape)})"
+            )
+
+    @property
+    def min_input_size(self) -> int:
+        """Smallest spatial size (per axis) the network accepts, found by tracing on meta tensors."""
+        if self._min_size is None:
+            self._min_size = smallest_input_size(self)
+        return self._min_size
+
+    def _too_small(self, spatial: tuple[int, ...]) -> InputShapeError:
+        m = self.min_input_size
+        smallest = "×".join([str(m)] * self.dims)
+        return InputShapeError(
+            f"{type(self).__name__}: input {_AXES[self.dims]} {'×'.join(map(str, spatial))} is too small; "
+            f"the smallest input this network accepts is {smallest}"
+        )
+
+
+def _runs_on_meta(model: Classifier, size: int) -> bool:
+    """Does the model's forward succeed on a meta tensor of this spatial size (no real arithmetic)?"""
+    state = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict(keep_vars=True).items()}
+    x = torch.empty((1, model.in_channels) + (size,) * model.dims, device="meta")
+
+    class _Unchecked(nn.Module):
+        def __init__(self, inner: Classifier) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner.forward_head(self.inner.forward_features(x))
+
+    wrapper = _Unchecked(model)
+    try:
+        functional_call(wrapper, {f"inner.{k}": v for k, v in state.items()}, (x,))
+        return True
+    except (RuntimeError, ValueError, IndexError):
+        return False
+
+
+def smallest_input_size(model: Classifier, limit: int = 4096) -> int:
+    """Binary search for the smallest square/cubic input the model runs on (meta tensors only)."""
+    if not _runs_on_meta(model, limit):
+        raise InputShapeError(f"{type(model).__name__} does not run at any input size up to {limit}")
+    lo, hi = 1, limit  # invariant: hi runs
+    if _runs_on_meta(model, lo):
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _runs_on_meta(model, mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+# -- argument validation --------------------------------------------------------------------------
+
+
+def check_int(owner: str, name: str, value: object, minimum: int = 1) -> None:
+    """Raise InvalidArgumentError unless `value` is an int ≥ minimum."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise InvalidArgumentError(f"{owner}: {name} must be an integer ≥ {minimum}; got {value!r}")
+
+
+def check_rate(owner: str, name: str, value: object) -> None:
+    """Raise InvalidArgumentError unless 0 ≤ value < 1 (dropout and drop-path rates)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        raise InvalidArgumentError(f"{owner}: {name} must be a number in [0, 1); got {value!r}")
+
+
+def check_choice(owner: str, name: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise InvalidArgumentError unless value is one of `choices`."""
+    if value not in choices:
+        raise InvalidArgumentError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+# -- initialisation -------------------------------------------------------------------------------
+
+
+def init_weights(model: nn.Module, linear_std: float = 0.01) -> None:
+    """He (Kaiming) normal for convolutions (fan-out, ReLU gain), N(0, linear_std²) for linear
+    layers, zero biases, unit/zero affine norms — torchvision's default for these families."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            nn.init.zeros_(m.bias)
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters, each shared tensor counted once."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():  # parameters() already yields a shared tensor once
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def flat_features(x: torch.Tensor) -> int:
+    """Number of features per sample once flattened."""
+    return math.prod(x.shape[1:])
