@@ -1,0 +1,33 @@
+"""Stochastic depth — Huang et al., "Deep Networks with Stochastic Depth", ECCV 2016."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import InvalidArgumentError
+
+
+def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Zero each sample's residual branch with probability `rate`, scale survivors by 1/(1 − rate)."""
+    if rate == 0.0 or not training:
+        return x
+    keep = 1.0 - rate
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    """Stochastic depth on a residual branch: identity at eval, random per-sample drop in training."""
+
+    def __init__(self, rate: float = 0.0) -> None:
+        super().__init__()
+        if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
+            raise InvalidArgumentError(f"DropPath: rate must be in [0, 1); got {rate!r}")
+        self.rate = float(rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.rate, self.training)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
