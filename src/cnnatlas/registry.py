@@ -38,7 +38,8 @@ class Published:
     top5: float | None = None
     dataset: str | None = None
     input_size: tuple[int, ...] | None = None
-    source: str | None = None
+    source: str | None = None  # id of the source in published.json
+    citation: str | None = None  # the source in full
     note: str | None = None
 
     @property
@@ -55,9 +56,47 @@ class Published:
             "top5": self.top5,
             "dataset": self.dataset,
             "input_size": list(self.input_size) if self.input_size else None,
-            "source": self.source,
+            "source": self.citation,
+            "source_id": self.source,
             "note": self.note,
         }
+
+    def params_agreement(self, measured: int) -> Agreement:
+        """Does a measured parameter count agree with this figure? Exact figures must be equal;
+        rounded ones (params_exact=False) agree within APPROX_TOLERANCE."""
+        if self.params is None:
+            return Agreement("none", "no published figure")
+        diff = (measured - self.params) / self.params
+        if self.params_exact:
+            return Agreement("exact", "exact") if measured == self.params else Agreement("differs", f"differs ({diff:+.2%})")
+        if abs(diff) <= APPROX_TOLERANCE:
+            return Agreement("approx", f"≈ rounded figure ({diff:+.1%})")
+        return Agreement("differs", f"differs from rounded figure ({diff:+.1%})")
+
+    def macs_agreement(self, measured: int) -> Agreement:
+        """Does a measured MAC count agree with the published GMACs to all its published digits?"""
+        if self.gmacs is None:
+            return Agreement("none", "no published figure")
+        digits = len(repr(self.gmacs).split(".")[1]) if "." in repr(self.gmacs) else 0
+        if round(measured / 1e9, digits) == self.gmacs:
+            return Agreement("exact", f"equal to {digits} decimals")
+        diff = (measured / 1e9 - self.gmacs) / self.gmacs
+        return Agreement("differs", f"differs ({diff:+.2%})")
+
+
+APPROX_TOLERANCE = 0.05  # a rounded published figure ("60 million") agrees within 5%
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Outcome of comparing a measured figure with a published one."""
+
+    status: str  # "exact", "approx", "differs" or "none"
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("exact", "approx")
 
 
 @dataclass(frozen=True)
@@ -199,8 +238,7 @@ def _published_figures() -> dict[str, Published]:
     figures = {}
     for name, row in data["models"].items():
         row = dict(row)
-        source_id = row.pop("source")
-        row["source"] = sources[source_id]
+        row["citation"] = sources[row["source"]]
         if row.get("input_size") is not None:
             row["input_size"] = tuple(row["input_size"])
         figures[name] = Published(**row)

@@ -1,0 +1,59 @@
+"""The `cnnatlas` command line. Each sub-command lives in its own module of this package and
+registers itself through `add_parser(subparsers)`; the module list is COMMANDS below.
+
+Exit codes: 0 success, 1 a check failed (a claim, a mismatch), 2 a usage error (bad flag, unknown
+model, invalid value). Errors print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import CnnAtlasError
+
+# Sub-command modules, in the order `cnnatlas --help` lists them.
+COMMANDS = ["tour", "models"]
+
+
+class UsageError(CnnAtlasError):
+    """A command line that cannot be run as written (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the whole usage)
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="cnnatlas", description="The classic CNNs, an analyser, and the claims of the notes, measured.")
+    parser.add_argument("--version", action="version", version=f"cnnatlas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
+        return int(args.run(args) or 0)
+    except CnnAtlasError as err:  # usage errors and bad input: one line, exit 2
+        print(f"cnnatlas: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnatlas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `cnnatlas models | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

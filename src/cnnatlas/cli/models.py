@@ -1,0 +1,92 @@
+"""`cnnatlas models` and `cnnatlas info NAME`: what the registry holds, measured beside published."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from ..models.base import count_params
+from ..registry import create_model, get_entry, list_models, model_info
+
+
+def measured_params(name: str) -> int:
+    """Parameters of the default model `name`, built on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        return count_params(create_model(name))
+
+
+def model_row(name: str) -> dict:
+    """One model as `cnnatlas models --json` lists it."""
+    entry = get_entry(name)
+    pub = entry.published
+    return {
+        "name": name,
+        "family": entry.family,
+        "params": measured_params(name),
+        "reference": {"params": pub.params, "macs": pub.macs, "top1": pub.top1, "top5": pub.top5,
+                      "source": pub.citation},
+    }
+
+
+def params_table(names: list[str], title: str = "Parameters: measured on the built model vs published") -> Table:
+    table = Table(title=title, title_justify="left")
+    for col, kw in (("model", {"no_wrap": True}), ("family", {}), ("measured", {"justify": "right"}),
+                    ("published", {"justify": "right"}), ("agreement", {}), ("source", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    for name in names:
+        pub = get_entry(name).published
+        params = measured_params(name)
+        agreement = pub.params_agreement(params)
+        published = "—" if pub.params is None else (f"{pub.params:,}" if pub.params_exact else f"≈{pub.params / 1e6:g}M")
+        colour = {"exact": "green", "approx": "yellow", "differs": "red"}.get(agreement.status, "dim")
+        table.add_row(name, get_entry(name).family, f"{params:,}", published,
+                      f"[{colour}]{agreement.text}[/]", pub.source or "—")
+    return table
+
+
+def _run_models(args) -> int:
+    names = list_models(args.pattern)
+    if args.json:
+        print(json.dumps([model_row(n) for n in names], indent=1))
+    else:
+        Console().print(params_table(names))
+    return 0
+
+
+def _run_info(args) -> int:
+    info = model_info(args.name)
+    info["measured_params"] = measured_params(args.name)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    console = Console()
+    console.print(f"[bold]{info['name']}[/] ({info['family']}) — {info['summary']}")
+    console.print(f"default input: {'×'.join(map(str, info['input_size']))}"
+                  + (f"; torchvision counterpart: {info['torchvision']}" if info["torchvision"] else ""))
+    console.print("arguments: " + ", ".join(f"{k}={v!r}" for k, v in info["arguments"].items()))
+    pub = get_entry(args.name).published
+    console.print(f"parameters: measured {info['measured_params']:,}; "
+                  f"published {pub.params:,} → {pub.params_agreement(info['measured_params']).text}" if pub.params
+                  else f"parameters: measured {info['measured_params']:,}; no published figure")
+    for key, label in (("gmacs", "published GMACs"), ("top1", "published top-1 %"), ("top5", "published top-5 %")):
+        if info["published"][key] is not None:
+            console.print(f"{label}: {info['published'][key]}" + (f" ({pub.dataset})" if key != "gmacs" else ""))
+    if pub.citation:
+        console.print(f"source: {pub.citation}")
+    if pub.note:
+        console.print(f"note: {pub.note}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list the registered models, parameters measured vs published")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=_run_models)
+    p = sub.add_parser("info", help="everything the registry knows about one model")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=_run_info)
