@@ -182,12 +182,21 @@ def model_info(name: str) -> dict[str, Any]:
     }
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def create_model(name: str, *, features_only: bool = False, out_indices: Any = None, **kwargs: Any) -> nn.Module:
     """Build the model registered as `name` with random weights; kwargs override its defaults.
+
+    With `features_only=True` the result returns the list of per-stage feature maps named in the
+    model's `feature_info` (or those at `out_indices`) instead of logits.
 
     >>> model = create_model("vgg16", num_classes=10)
     """
     entry = _entry(name)
+    if features_only:
+        from .models.features import FeatureExtractor
+
+        return FeatureExtractor(create_model(name, **kwargs), out_indices)
+    if out_indices is not None:
+        raise InvalidArgumentError(f"{name}: out_indices is only meaningful with features_only=True")
     accepted = entry.accepted_kwargs()
     hints = _type_hints(entry.cls)
     for key, value in kwargs.items():

@@ -54,7 +54,7 @@ class Classifier(nn.Module):
         self.check_input(x)
         try:
             return self.forward_head(self.forward_features(x))
-        except RuntimeError:
+        except (RuntimeError, ValueError):
             spatial = tuple(x.shape[2:])
             if spatial and min(spatial) < self.min_input_size:
                 raise self._too_small(spatial) from None
@@ -97,9 +97,10 @@ class Classifier(nn.Module):
 
 
 def _runs_on_meta(model: Classifier, size: int) -> bool:
-    """Does the model's forward succeed on a meta tensor of this spatial size (no real arithmetic)?"""
+    """Does the model's forward succeed on a meta tensor of this spatial size (no real arithmetic)?
+    Evaluated in eval mode with a batch of 2, so batch-norm statistics never decide the answer."""
     state = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict(keep_vars=True).items()}
-    x = torch.empty((1, model.in_channels) + (size,) * model.dims, device="meta")
+    x = torch.empty((2, model.in_channels) + (size,) * model.dims, device="meta")
 
     class _Unchecked(nn.Module):
         def __init__(self, inner: Classifier) -> None:
@@ -110,11 +111,16 @@ def _runs_on_meta(model: Classifier, size: int) -> bool:
             return self.inner.forward_head(self.inner.forward_features(x))
 
     wrapper = _Unchecked(model)
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
     try:
         functional_call(wrapper, {f"inner.{k}": v for k, v in state.items()}, (x,))
         return True
     except (RuntimeError, ValueError, IndexError):
         return False
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
 
 
 def smallest_input_size(model: Classifier, limit: int = 4096) -> int:

@@ -1,0 +1,79 @@
+"""Checks every registered model passes, whatever its family: parameters against the published
+figure, output and feature shapes, the forward split, gradients, and clear input errors."""
+
+import pytest
+import torch
+
+import cnnatlas
+from cnnatlas.models.base import count_params
+
+MODELS = cnnatlas.list_models()
+# Real forward/backward at the smallest valid input is cheap for most; these are heavy on 2 cores.
+HEAVY = {"efficientnet_b6", "efficientnet_b7", "resnet152", "c3d", "slowfast_r50", "i3d"}
+
+
+def _meta(name, **kwargs):
+    with torch.device("meta"):
+        return cnnatlas.create_model(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_params_agree_with_published(name):
+    entry = cnnatlas.get_entry(name)
+    measured = count_params(_meta(name))
+    agreement = entry.published.params_agreement(measured)
+    assert agreement.status != "differs", f"{name}: measured {measured:,} vs published {entry.published.params:,} ({entry.published.citation})"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_output_and_feature_shapes_at_default_input(name):
+    entry = cnnatlas.get_entry(name)
+    x = torch.empty((2,) + entry.input_size, device="meta")
+    assert _meta(name, num_classes=7)(x).shape == (2, 7)
+    features = _meta(name, features_only=True)
+    maps = features(x)
+    assert [m.shape[1] for m in maps] == [s.channels for s in features.feature_info]
+    reductions = [s.reduction for s in features.feature_info]
+    assert reductions == sorted(reductions)
+
+
+def _params_of(name, size_fn):
+    return pytest.param(name, marks=pytest.mark.slow) if name in HEAVY else name
+
+
+@pytest.mark.parametrize("name", [_params_of(n, None) for n in MODELS])
+def test_forward_backward_at_smallest_input(name):
+    torch.manual_seed(0)
+    model = cnnatlas.create_model(name, num_classes=5, in_channels=2)
+    size = max(model.min_input_size, 8)
+    x = torch.randn((2, 2) + (size,) * model.dims)
+    model.train()
+    model(x).logsumexp(1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"{name}: no gradient reaches {missing[:5]}"
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (2, 5) and torch.isfinite(out).all()
+        assert torch.equal(model.forward_head(model.forward_features(x)), out)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_too_small_input_names_the_smallest(name):
+    model = _meta(name)
+    smallest = model.min_input_size
+    if smallest == 1:
+        pytest.skip(f"{name} accepts any input size")
+    x = torch.empty((1, model.in_channels) + (smallest - 1,) * model.dims, device="meta")
+    expected = "×".join([str(smallest)] * model.dims)
+    with pytest.raises(cnnatlas.InputShapeError, match=f"smallest input this network accepts is {expected}"):
+        model(x)
+    model(torch.empty((1, model.in_channels) + (smallest,) * model.dims, device="meta"))  # and that size runs
+
+
+def test_rank_and_channel_errors():
+    model = _meta("vgg11")
+    with pytest.raises(cnnatlas.InputShapeError, match=r"expects a 4-D input \(N, C, H, W\); got shape \(3, 32, 32\).*unsqueeze"):
+        model(torch.empty(3, 32, 32, device="meta"))
+    with pytest.raises(cnnatlas.InputShapeError, match="in_channels=3 but the input has 1 channels"):
+        model(torch.empty(1, 1, 32, 32, device="meta"))
