@@ -1,16 +1,40 @@
 """Building blocks shared by every model of the zoo."""
 
 from .conv import ConvNormAct, conv_layer, same_padding
+from .dense import DenseBlock, DenseLayer, Transition
 from .drop_path import DropPath, drop_path
 from .factories import ACT_NAMES, NORM_NAMES, get_act_layer, get_norm_layer
+from .inception import (
+    FactorisedFork,
+    GoogLeNetAux,
+    InceptionA,
+    InceptionB,
+    InceptionC,
+    InceptionD,
+    InceptionE,
+    InceptionModule,
+    InceptionV3Aux,
+)
 from .squeeze_excite import SqueezeExcite
 
 __all__ = [
     "ACT_NAMES",
     "NORM_NAMES",
     "ConvNormAct",
+    "DenseBlock",
+    "DenseLayer",
     "DropPath",
+    "FactorisedFork",
+    "GoogLeNetAux",
+    "InceptionA",
+    "InceptionB",
+    "InceptionC",
+    "InceptionD",
+    "InceptionE",
+    "InceptionModule",
+    "InceptionV3Aux",
     "SqueezeExcite",
+    "Transition",
     "conv_layer",
     "drop_path",
     "get_act_layer",
