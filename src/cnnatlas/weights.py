@@ -19,12 +19,18 @@ def load_torchvision_weights(model: nn.Module, state_dict: Mapping[str, torch.Te
     not build). Any difference in number or shape raises `WeightsError` naming the first mismatch,
     and leaves the model untouched.
     """
+    return _load_in_order(model, state_dict, source="torchvision")
+
+
+def _load_in_order(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | nn.Module, source: str) -> nn.Module:
+    """Pair `state_dict` with the model's own in order (shapes checked), after the model's optional
+    `remap_<source>_state_dict`; load it, or raise WeightsError and leave the model untouched."""
     if isinstance(state_dict, nn.Module):
         state_dict = state_dict.state_dict()
     if not isinstance(state_dict, Mapping):
         raise WeightsError(f"expected a state dict (a mapping of names to tensors) or a module; got {type(state_dict).__name__}")
     theirs = dict(state_dict)
-    remap = getattr(model, "remap_torchvision_state_dict", None)
+    remap = getattr(model, f"remap_{source}_state_dict", None)
     if remap is not None:
         theirs = remap(theirs)
     ours = model.state_dict()
@@ -41,7 +47,7 @@ def load_torchvision_weights(model: nn.Module, state_dict: Mapping[str, torch.Te
             raise WeightsError(f"{name}: state dict entry {their_key!r} is a {type(tensor).__name__}, not a tensor")
         if tensor.shape != ref.shape:
             raise WeightsError(
-                f"{name}: torchvision tensor {their_key!r} has shape {tuple(tensor.shape)} but its "
+                f"{name}: {source} tensor {their_key!r} has shape {tuple(tensor.shape)} but its "
                 f"counterpart {our_key!r} has shape {tuple(ref.shape)}"
             )
         mapped[our_key] = tensor

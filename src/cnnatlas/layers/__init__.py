@@ -15,11 +15,14 @@ from .inception import (
     InceptionModule,
     InceptionV3Aux,
 )
+from .residual import BasicBlock, Bottleneck, ZeroPadShortcut
 from .squeeze_excite import SqueezeExcite
 
 __all__ = [
     "ACT_NAMES",
     "NORM_NAMES",
+    "BasicBlock",
+    "Bottleneck",
     "ConvNormAct",
     "DenseBlock",
     "DenseLayer",
@@ -35,6 +38,7 @@ __all__ = [
     "InceptionV3Aux",
     "SqueezeExcite",
     "Transition",
+    "ZeroPadShortcut",
     "conv_layer",
     "drop_path",
     "get_act_layer",
