@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import CnnAtlasError, InputShapeError, InvalidArgumentError, UnknownModelError, WeightsError
 from .registry import create_model, get_entry, list_models, model_info, register_model
+from .models.efficientnet import compound_scale
 from .weights import load_torchvision_weights
 
 try:
@@ -19,6 +20,7 @@ __all__ = [
     "UnknownModelError",
     "WeightsError",
     "__version__",
+    "compound_scale",
     "create_model",
     "get_entry",
     "list_models",

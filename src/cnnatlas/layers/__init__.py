@@ -15,6 +15,7 @@ from .inception import (
     InceptionModule,
     InceptionV3Aux,
 )
+from .mobile import InvertedResidual, SeparableConv, make_divisible
 from .residual import BasicBlock, Bottleneck, ZeroPadShortcut
 from .squeeze_excite import SqueezeExcite
 
@@ -36,6 +37,8 @@ __all__ = [
     "InceptionE",
     "InceptionModule",
     "InceptionV3Aux",
+    "InvertedResidual",
+    "SeparableConv",
     "SqueezeExcite",
     "Transition",
     "ZeroPadShortcut",
@@ -43,5 +46,6 @@ __all__ = [
     "drop_path",
     "get_act_layer",
     "get_norm_layer",
+    "make_divisible",
     "same_padding",
 ]

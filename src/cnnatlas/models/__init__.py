@@ -1,6 +1,6 @@
 """The zoo. Importing a family module registers its models."""
 
-from . import alexnet, densenet, inception, lenet, resnet, vgg  # noqa: F401
+from . import alexnet, densenet, efficientnet, inception, lenet, mobilenet, resnet, vgg  # noqa: F401
 from .alexnet import AlexNet
 from .base import Classifier, FeatureInfo, count_params, smallest_input_size
 from .lenet import LeNet5

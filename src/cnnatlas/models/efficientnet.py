@@ -1,0 +1,212 @@
+"""EfficientNet — Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
+Networks", ICML 2019.
+
+One baseline, B0 (found by architecture search; the paper's Table 1), scaled in depth, width and
+resolution together by a single coefficient φ: depth d = α^φ, width w = β^φ, resolution r = γ^φ with
+α = 1.2, β = 1.1, γ = 1.15 (α·β²·γ² ≈ 2, so FLOPs grow ≈ 2^φ). Blocks are MBConv: MobileNet v2's
+inverted residual with squeeze-excitation (squeeze to ¼ of the block's input) and SiLU (swish),
+stochastic depth on the skip rising linearly from 0 to 0.2 over the blocks.
+
+The released B1–B7 do not use α^φ, β^φ, γ^φ exactly: their coefficients are the hand-set table
+OFFICIAL_SCALING below, which torchvision copies (width, depth, dropout). `efficientnet_b0` …
+`efficientnet_b7` use that table and equal torchvision's models; `create_model("efficientnet",
+phi=...)` applies the rule to any φ, fractional included.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..errors import InvalidArgumentError
+from ..layers import ConvNormAct, InvertedResidual, get_norm_layer, make_divisible
+from ..registry import register_model
+from .base import Classifier, FeatureInfo, check_rate, init_weights
+from .mobilenet import BASE_RESOLUTION, deepest_per_reduction
+
+
+@dataclass(frozen=True)
+class MBConvStage:
+    """One MBConv row of the paper's Table 1: n blocks of MBConv-t, k×k, c output channels."""
+
+    t: int  # expansion ratio (MBConv1, MBConv6)
+    k: int  # depthwise kernel size
+    s: int  # stride of the stage's first block
+    c: int  # output channels Ĉ_i
+    n: int  # layers L̂_i
+
+
+# EfficientNet-B0, Table 1 stages 2–8 (stage 1 is a 3×3 stem conv to 32 channels, stride 2;
+# stage 9 a 1×1 conv to 1280, pooling and FC). Same rows as torchvision's `_efficientnet_conf`
+# and the official block strings (r1_k3_s11_e1_i32_o16_se0.25, ...).
+B0_STAGES: tuple[MBConvStage, ...] = (
+    # t, k, s,   c, n
+    MBConvStage(1, 3, 1, 16, 1),
+    MBConvStage(6, 3, 2, 24, 2),
+    MBConvStage(6, 5, 2, 40, 2),
+    MBConvStage(6, 3, 2, 80, 3),
+    MBConvStage(6, 5, 1, 112, 3),
+    MBConvStage(6, 5, 2, 192, 4),
+    MBConvStage(6, 3, 1, 320, 1),
+)
+B0_STEM_CHANNELS = 32
+B0_HEAD_CHANNELS = 1280
+SE_RATIO = 0.25  # squeeze channels = max(1, int(0.25 · block input channels))
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How far one EfficientNet is scaled from B0: (width, depth, resolution, dropout)."""
+
+    width: float  # w: channel multiplier
+    depth: float  # d: layer multiplier
+    resolution: int  # input side in pixels
+    dropout: float  # before the final FC
+
+
+OFFICIAL_SCALING_SOURCE = (
+    "tensorflow/tpu models/official/efficientnet/efficientnet_builder.py, efficientnet_params() "
+    "(width_coefficient, depth_coefficient, resolution, dropout_rate), commit 082b2267ba0672b21e7f4b55832248de0ec59745"
+)
+OFFICIAL_SCALING: dict[str, Scaling] = {
+    "b0": Scaling(1.0, 1.0, 224, 0.2),
+    "b1": Scaling(1.0, 1.1, 240, 0.2),
+    "b2": Scaling(1.1, 1.2, 260, 0.3),
+    "b3": Scaling(1.2, 1.4, 300, 0.3),
+    "b4": Scaling(1.4, 1.8, 380, 0.4),
+    "b5": Scaling(1.6, 2.2, 456, 0.4),
+    "b6": Scaling(1.8, 2.6, 528, 0.5),
+    "b7": Scaling(2.0, 3.1, 600, 0.5),
+}
+
+
+class CompoundScale(NamedTuple):
+    """Multipliers of compound scaling: depth d = α^φ, width w = β^φ, resolution r = γ^φ."""
+
+    depth: float
+    width: float
+    resolution: float
+
+    @property
+    def flops_factor(self) -> float:
+        """FLOPs relative to the baseline, d·w²·r² (= (α·β²·γ²)^φ)."""
+        return self.depth * self.width**2 * self.resolution**2
+
+
+def _check_number(owner: str, name: str, value: object, low: float, high: float) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidArgumentError(f"{owner}: {name} must be a number in [{low:g}, {high:g}]; got {value!r}")
+    return float(value)
+
+
+PHI_RANGE = (-5.0, 15.0)  # B7 is φ ≈ 7; beyond 15 a model would not fit in memory anyway
+
+
+def compound_scale(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15) -> CompoundScale:
+    """EfficientNet's compound scaling (Tan & Le 2019, eq. 3): (d, w, r) = (α^φ, β^φ, γ^φ), with
+    α, β, γ ≥ 1; the defaults are the grid-search result for B0 (α·β²·γ² = 1.92 ≈ 2)."""
+    phi = _check_number("compound_scale", "phi", phi, *PHI_RANGE)
+    for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        _check_number("compound_scale", name, value, 1.0, 10.0)
+    return CompoundScale(alpha**phi, beta**phi, gamma**phi)
+
+
+def scaling_for_phi(phi: float) -> Scaling:
+    """The Scaling the α/β/γ rule gives for φ: resolution 224·γ^φ rounded; dropout rising linearly
+    from 0.2 at φ = 0 to 0.5 at φ = 7, as the paper describes for B0 → B7 (held outside [0, 7])."""
+    d, w, r = compound_scale(phi)
+    return Scaling(w, d, round(BASE_RESOLUTION * r), 0.2 + 0.3 * min(max(phi, 0.0), 7.0) / 7.0)
+
+
+class EfficientNet(Classifier):
+    """EfficientNet: 3×3 stem conv, the seven MBConv stages of B0's Table 1 scaled in width and
+    depth, 1×1 conv to 1280·w, global average pool, dropout, FC. SiLU throughout.
+
+    Scaling (torchvision's and the official rounding): stage depth ⌈n·d⌉; every width
+    make_divisible(c·w, 8); the expanded width make_divisible(t·C_in, 8). Give `phi` (the α/β/γ rule)
+    or a `scaling` (the efficientnet_b* names fix it to the official table); neither means B0.
+    `drop_rate` defaults to the scaling's dropout. Block i of N drops its residual branch with
+    probability drop_path_rate·i/N. The model records `scaling` and `default_input_size`.
+    BN ε and momentum default to PyTorch's (torchvision's B0–B4); torchvision's B5–B7 use ε = 1e-3,
+    momentum 0.01 (TensorFlow's 0.99), which those names fix.
+    """
+
+    def __init__(
+        self,
+        phi: float | None = None,
+        scaling: Scaling | None = None,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        drop_rate: float | None = None,
+        drop_path_rate: float = 0.2,
+        norm_eps: float = 1e-5,
+        norm_momentum: float = 0.1,
+    ) -> None:
+        super().__init__(num_classes, in_channels)
+        if phi is not None and scaling is not None:
+            raise InvalidArgumentError(
+                "EfficientNet: give phi or scaling, not both (efficientnet_b0 … b7 fix the scaling of the "
+                "official table; use create_model('efficientnet', phi=...) for the α/β/γ rule)"
+            )
+        if scaling is None:
+            scaling = scaling_for_phi(0.0 if phi is None else _check_number("EfficientNet", "phi", phi, *PHI_RANGE))
+        elif not isinstance(scaling, Scaling):
+            raise InvalidArgumentError(f"EfficientNet: scaling must be a Scaling; got {type(scaling).__name__}")
+        drop_rate = scaling.dropout if drop_rate is None else drop_rate
+        check_rate("EfficientNet", "drop_rate", drop_rate)
+        check_rate("EfficientNet", "drop_path_rate", drop_path_rate)
+        _check_number("EfficientNet", "norm_eps", norm_eps, 0.0, 1.0)
+        _check_number("EfficientNet", "norm_momentum", norm_momentum, 0.0, 1.0)
+        self.phi = phi
+        self.scaling = scaling
+        self.default_input_size = (in_channels, scaling.resolution, scaling.resolution)
+        norm = get_norm_layer("batch", eps=norm_eps, momentum=norm_momentum)
+        w, d = scaling.width, scaling.depth
+
+        c_in = make_divisible(B0_STEM_CHANNELS * w)
+        self.stem = ConvNormAct(in_channels, c_in, 3, stride=2, norm_layer=norm, act_layer="silu")
+        depths = [int(math.ceil(spec.n * d)) for spec in B0_STAGES]
+        total, block_id = sum(depths), 0
+        stages, info, reduction = [], [], 2
+        for i, (spec, n) in enumerate(zip(B0_STAGES, depths)):
+            c_out = make_divisible(spec.c * w)
+            blocks = []
+            for j in range(n):
+                blocks.append(InvertedResidual(
+                    c_in, c_out, spec.k, stride=spec.s if j == 0 else 1, expand_ratio=spec.t, se_ratio=SE_RATIO,
+                    drop_path_rate=drop_path_rate * block_id / total, expanded_channels=make_divisible(c_in * spec.t),
+                    norm_layer=norm, act_layer="silu"))
+                c_in = c_out
+                block_id += 1
+            stages.append(nn.Sequential(*blocks))
+            reduction *= spec.s
+            info.append(FeatureInfo(f"stages.{i}", c_out, reduction))
+        self.stages = nn.Sequential(*stages)
+        self.feature_info = deepest_per_reduction(info)
+        self.num_features = make_divisible(B0_HEAD_CHANNELS * w)
+        self.head_conv = ConvNormAct(c_in, self.num_features, 1, norm_layer=norm, act_layer="silu")
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(self.num_features, num_classes)
+        init_weights(self)
+        bound = 1.0 / math.sqrt(num_classes)  # torchvision's FC init: U(−1/√classes, 1/√classes)
+        nn.init.uniform_(self.fc.weight, -bound, bound)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head_conv(self.stages(self.stem(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
+
+
+register_model("efficientnet", EfficientNet, family="efficientnet", input_size=(3, 224, 224))
+for _variant, _scaling in OFFICIAL_SCALING.items():
+    _tf_bn = {"norm_eps": 1e-3, "norm_momentum": 0.01} if _variant in ("b5", "b6", "b7") else {}
+    register_model(f"efficientnet_{_variant}", EfficientNet, family="efficientnet",
+                   input_size=(3, _scaling.resolution, _scaling.resolution), torchvision=f"efficientnet_{_variant}",
+                   scaling=_scaling, **_tf_bn)
