@@ -1,0 +1,131 @@
+"""Effective receptive field — Luo, Li, Urtasun & Zemel, "Understanding the effective receptive
+field in deep convolutional neural networks", NeurIPS 2016.
+
+Set the gradient of one unit (the centre of a feature map, all channels) to 1, backpropagate to the
+input, and average |∂y/∂x| over random inputs. The theoretical field bounds where this map can be
+non-zero; the mass concentrates in a Gaussian-like centre that is much smaller — the effective field.
+This runs real arithmetic (it needs gradients), so keep inputs small; it works at initialisation or
+with whatever weights the model holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InvalidArgumentError, did_you_mean
+from .report import ReceptiveField
+from .trace import analyze
+
+
+@dataclass(frozen=True)
+class EffectiveReceptiveField:
+    """Gradient-magnitude map of one unit (normalised to sum 1) and the size holding `fraction` of it."""
+
+    grad: torch.Tensor  # spatial map over the input: (L,), (H, W) or (T, H, W)
+    layer: str  # the module whose output holds the unit
+    unit: tuple[int, ...]  # its position in that feature map
+    centre: tuple[float, ...]  # centre of its theoretical field, in input pixels
+    fraction: float
+    size: tuple[int, ...]  # per axis: the smallest interval around `centre` holding `fraction` of the mass
+    theoretical: ReceptiveField | None
+    samples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "unit": list(self.unit), "centre": list(self.centre),
+                "fraction": self.fraction, "size": list(self.size), "samples": self.samples,
+                "theoretical": None if self.theoretical is None else self.theoretical.as_dict()}
+
+
+def gradient_map(model: nn.Module, x: torch.Tensor, layer: str, unit: tuple[int, ...] | None = None) -> torch.Tensor:
+    """|∂(Σ_c y[n, c, unit])/∂x|, summed over input channels, one map per sample: (N, *spatial).
+    `unit` defaults to the centre of the feature map."""
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise InvalidArgumentError(f"{type(model).__name__} has no module {layer!r}.{did_you_mean(layer, modules)}")
+    captured: list[torch.Tensor] = []
+    handle = modules[layer].register_forward_hook(lambda m, a, out: captured.append(out if isinstance(out, torch.Tensor) else out[0]))
+    x = x.detach().clone().requires_grad_(True)
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    if not captured:
+        raise InvalidArgumentError(f"module {layer!r} did not run in {type(model).__name__}'s forward")
+    y = captured[0]
+    spatial = tuple(y.shape[2:])
+    pos = tuple(s // 2 for s in spatial) if unit is None else tuple(unit)
+    if len(pos) != len(spatial) or any(not 0 <= p < s for p, s in zip(pos, spatial)):
+        raise InvalidArgumentError(f"unit {pos} is outside the {layer!r} feature map of size {spatial}")
+    y[(slice(None), slice(None)) + pos].sum().backward()
+    return x.grad.abs().sum(1)
+
+
+def _mass_interval(marginal: torch.Tensor, centre: float, fraction: float) -> int:
+    """Number of pixels in the smallest window around `centre` that holds `fraction` of the mass."""
+    n = marginal.numel()
+    pos = torch.arange(n, dtype=torch.float64)
+    dist = (pos - centre).abs()
+    order = torch.argsort(dist, stable=True)
+    cum = torch.cumsum(marginal.double()[order], 0)
+    k = int(torch.searchsorted(cum, torch.tensor(fraction * float(cum[-1]), dtype=torch.float64)))
+    return min(k + 1, n)
+
+
+def effective_receptive_field(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    *,
+    layer: str | None = None,
+    unit: tuple[int, ...] | None = None,
+    fraction: float = 0.95,
+    samples: int = 16,
+    seed: int = 0,
+) -> EffectiveReceptiveField:
+    """Effective receptive field of the centre unit of `layer` (default: the last spatial feature
+    map, as in `analyze(...).receptive_field`), averaged over `samples` Gaussian inputs of
+    `input_size` (N, C, *spatial) — N is replaced by `samples`. The model is evaluated in eval
+    mode with its current weights and left as it was."""
+    if not 0 < fraction <= 1:
+        raise InvalidArgumentError(f"fraction must be in (0, 1]; got {fraction!r}")
+    if not isinstance(samples, int) or samples < 1:
+        raise InvalidArgumentError(f"samples must be a positive integer; got {samples!r}")
+    shape = tuple(input_size)
+    if len(shape) < 3 or not all(isinstance(d, int) and d >= 1 for d in shape):
+        raise InvalidArgumentError(f"input_size must be (N, C, *spatial) with positive sizes; got {shape}")
+    probe = analyze(model, (1,) + shape[1:])
+    sample_shape = shape[1:]
+    name = layer if layer is not None else probe.receptive_field_layer
+    if name is None:
+        raise InvalidArgumentError(f"{type(model).__name__}: no module outputs the last spatial feature map; "
+                                   "name one with layer=...")
+    theoretical = probe.receptive_field_of(name)
+    param = next(iter(model.parameters()), None)
+    device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    x = torch.randn((samples,) + sample_shape, generator=gen).to(device=device, dtype=dtype)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        grads = gradient_map(model, x, name, unit).mean(0).detach().cpu()
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    total = float(grads.sum())
+    grads = grads / total if total > 0 else grads
+    out_spatial = next(m.output_shapes[0][2:] for m in probe.modules if m.name == name)
+    pos = tuple(s // 2 for s in out_spatial) if unit is None else tuple(unit)
+    if theoretical is not None:
+        centre = tuple(float(c + i * j) for c, j, i in zip(theoretical.start, theoretical.stride, pos))
+    else:
+        centre = tuple((s - 1) / 2 for s in grads.shape)
+    sizes = []
+    for axis in range(grads.dim()):
+        others = [d for d in range(grads.dim()) if d != axis]
+        marginal = grads.sum(dim=others) if others else grads
+        sizes.append(_mass_interval(marginal, centre[axis], fraction) if total > 0 else 0)
+    return EffectiveReceptiveField(grads, name, pos, centre, fraction, tuple(sizes), theoretical, samples)
+

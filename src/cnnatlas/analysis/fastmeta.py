@@ -1,0 +1,311 @@
+"""Output allocation for the hottest operators, without running their meta kernels.
+
+PyTorch's meta kernels for batch norm, layer norm, addmm or element-wise arithmetic are Python
+decompositions that cost up to 2 ms a call; the output of those operators is fully determined by a
+line of shape arithmetic. Each function here returns the output(s) the meta kernel would, or None to
+let the real meta kernel run (unusual dtypes, broadcasting corner cases, anything it doubts). A
+test checks every shortcut against the meta kernel on the zoo.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+aten = torch.ops.aten
+META = torch.device("meta")
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_CL = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def _fmt(x: torch.Tensor) -> torch.memory_format:
+    """Keep channels-last where the input is channels-last; contiguous otherwise."""
+    fmt = _CL.get(x.dim())
+    if fmt is not None and not x.is_contiguous() and x.is_contiguous(memory_format=fmt):
+        return fmt
+    return torch.contiguous_format
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    """empty_like without the Python reference implementation it takes on meta."""
+    return torch.empty(x.shape, dtype=x.dtype, device=META, memory_format=_fmt(x))
+
+
+def _empty(shape, x: torch.Tensor, dtype=None) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype or x.dtype, device=META, memory_format=_fmt(x) if len(shape) == x.dim() else torch.contiguous_format)
+
+
+def _ints(v, n: int) -> list[int]:
+    if isinstance(v, int):
+        return [v] * n
+    v = list(v)
+    return v * n if len(v) == 1 else v
+
+
+def conv_out_size(i: int, k: int, s: int, p: int, d: int) -> int:
+    """O = floor((I + 2P − D(K − 1) − 1)/S) + 1."""
+    return (i + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def _conv(args, kwargs):
+    x, w = args[0], args[1]
+    if len(args) < 9 or x.dtype not in _FLOATS or x.dim() != w.dim():
+        return None
+    stride, padding, dilation, transposed, out_pad, groups = args[3:9]
+    n = w.dim() - 2
+    k = w.shape[2:]
+    s, p, d = _ints(stride, n), _ints(padding, n), _ints(dilation, n)
+    if transposed:
+        op = _ints(out_pad, n)
+        spatial = [(x.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i in range(n)]
+        c_out = w.shape[1] * groups
+    else:
+        spatial = [conv_out_size(x.shape[2 + i], k[i], s[i], p[i], d[i]) for i in range(n)]
+        c_out = w.shape[0]
+    if min(spatial) <= 0 or x.shape[1] != (w.shape[0] if transposed else w.shape[1] * groups):
+        return None  # let the meta kernel raise its own error
+    return _empty((x.shape[0], c_out, *spatial), x)
+
+
+def _stat_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+
+
+def _batch_norm(args, kwargs):
+    x = args[0]
+    if x.dtype not in _FLOATS or x.dim() < 2:
+        return None
+    c = x.shape[1]
+    sd = _stat_dtype(x)
+    return (_like(x), torch.empty((c,), dtype=sd, device=META), torch.empty((c,), dtype=sd, device=META))
+
+
+def _layer_norm(args, kwargs):
+    x, shape = args[0], args[1]
+    if x.dtype not in _FLOATS:
+        return None
+    axis = x.dim() - len(shape)
+    if tuple(x.shape[axis:]) != tuple(shape):
+        return None
+    stat = tuple(x.shape[:axis]) + (1,) * len(shape)
+    sd = _stat_dtype(x)
+    return (torch.empty(x.shape, dtype=x.dtype, device=META), torch.empty(stat, dtype=sd, device=META),
+            torch.empty(stat, dtype=sd, device=META))
+
+
+def _unary(args, kwargs):
+    x = args[0]
+    if x.dtype not in _FLOATS:
+        return None
+    return _like(x)
+
+
+def _inplace_unary(args, kwargs):
+    return args[0] if args[0].dtype in _FLOATS else None
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    if a == b:
+        return a
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + a
+    b = (1,) * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(out)
+
+
+def _binary(args, kwargs):
+    a, b = args[0], args[1]
+    if not isinstance(a, torch.Tensor) or a.dtype not in _FLOATS:
+        return None
+    if not isinstance(b, torch.Tensor):
+        return _like(a) if isinstance(b, (int, float)) and not isinstance(b, bool) else None
+    if b.dtype != a.dtype and (b.dim() != 0 or a.dim() == 0 or b.dtype.is_complex):
+        return None  # a 0-dim tensor of another dtype does not promote a float tensor; others might
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    shape = _broadcast(sa, sb)
+    if shape is None:
+        return None
+    if shape == sa:
+        return _like(a)
+    if shape == sb and b.dtype == a.dtype:
+        return _like(b)
+    return torch.empty(shape, dtype=a.dtype, device=META)
+
+
+def _inplace_binary(args, kwargs):
+    a, b = args[0], args[1]
+    if not isinstance(a, torch.Tensor) or a.dtype not in _FLOATS:
+        return None
+    if isinstance(b, torch.Tensor):
+        if b.dtype != a.dtype and (b.dim() != 0 or b.dtype.is_complex):
+            return None
+        if _broadcast(tuple(a.shape), tuple(b.shape)) != tuple(a.shape):
+            return None
+    elif not isinstance(b, (int, float)) or isinstance(b, bool):
+        return None
+    return a
+
+
+def _mm(args, kwargs):
+    a, b = args[0], args[1]
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype:
+        return None
+    return torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=META)
+
+
+def _addmm(args, kwargs):
+    bias, a, b = args[0], args[1], args[2]
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0] or a.dtype != b.dtype or bias.dtype != a.dtype:
+        return None
+    shape = (a.shape[0], b.shape[1])
+    if _broadcast(tuple(bias.shape), shape) != shape:
+        return None
+    return torch.empty(shape, dtype=a.dtype, device=META)
+
+
+def _bmm(args, kwargs):
+    a, b = args[0], args[1]
+    if a.dim() != 3 or b.dim() != 3 or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1] or a.dtype != b.dtype:
+        return None
+    return torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype, device=META)
+
+
+def _mean_dim(args, kwargs):
+    x = args[0]
+    if x.dtype not in _FLOATS or kwargs.get("dtype") is not None or (len(args) > 3 and args[3] is not None):
+        return None
+    dims = args[1] if len(args) > 1 else kwargs.get("dim")
+    if dims is None or len(dims) == 0:
+        return None
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    rank = x.dim()
+    red = {d % rank for d in dims}
+    if keepdim:
+        shape = tuple(1 if i in red else s for i, s in enumerate(x.shape))
+    else:
+        shape = tuple(s for i, s in enumerate(x.shape) if i not in red)
+    return torch.empty(shape, dtype=x.dtype, device=META)
+
+
+def pool_out_size(i: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """Pooling output size; ceil_mode rounds up but never starts a window in the right padding."""
+    num = i + 2 * p - d * (k - 1) - 1
+    o = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= i + p:
+        o -= 1
+    return o
+
+
+def _max_pool2d(args, kwargs):
+    x = args[0]
+    if x.dtype not in _FLOATS or x.dim() not in (3, 4) or kwargs:
+        return None
+    k = _ints(args[1], 2)
+    s = _ints(args[2], 2) if len(args) > 2 and args[2] else k
+    p = _ints(args[3], 2) if len(args) > 3 else [0, 0]
+    d = _ints(args[4], 2) if len(args) > 4 else [1, 1]
+    ceil = bool(args[5]) if len(args) > 5 else False
+    if any(pp * 2 > kk for pp, kk in zip(p, k)):
+        return None
+    spatial = [pool_out_size(x.shape[-2 + i], k[i], s[i], p[i], d[i], ceil) for i in range(2)]
+    if min(spatial) <= 0:
+        return None
+    shape = (*x.shape[:-2], *spatial)
+    return _empty(shape, x), _empty(shape, x, torch.int64)
+
+
+def _avg_pool2d(args, kwargs):
+    x = args[0]
+    if x.dtype not in _FLOATS or x.dim() not in (3, 4) or kwargs:
+        return None
+    k = _ints(args[1], 2)
+    s = _ints(args[2], 2) if len(args) > 2 and args[2] else k
+    p = _ints(args[3], 2) if len(args) > 3 else [0, 0]
+    ceil = bool(args[4]) if len(args) > 4 else False
+    if any(pp * 2 > kk for pp, kk in zip(p, k)):
+        return None
+    spatial = [pool_out_size(x.shape[-2 + i], k[i], s[i], p[i], 1, ceil) for i in range(2)]
+    if min(spatial) <= 0:
+        return None
+    return _empty((*x.shape[:-2], *spatial), x)
+
+
+def _adaptive_avg_pool2d(args, kwargs):
+    x, size = args[0], args[1]
+    if x.dtype not in _FLOATS or x.dim() not in (3, 4) or len(size) != 2 or min(x.shape[-2:]) == 0:
+        return None
+    return _empty((*x.shape[:-2], *size), x)
+
+
+def _cat(args, kwargs):
+    tensors = [t for t in args[0] if not (t.dim() == 1 and t.shape[0] == 0)]  # legacy empty tensors are skipped
+    if not tensors or kwargs:
+        return None
+    first = tensors[0]
+    rank = first.dim()
+    dim = args[1] if len(args) > 1 else 0
+    if rank == 0 or not -rank <= dim < rank:
+        return None
+    dim %= rank
+    total = 0
+    for t in tensors:
+        if t.dim() != rank or t.dtype != first.dtype:
+            return None
+        for i in range(rank):
+            if i != dim and t.shape[i] != first.shape[i]:
+                return None
+        total += t.shape[dim]
+    shape = list(first.shape)
+    shape[dim] = total
+    return _empty(shape, first)
+
+
+FAST: dict[Any, Callable] = {
+    aten.cat.default: _cat,
+    aten.convolution.default: _conv,
+    aten.native_batch_norm.default: _batch_norm,
+    aten._native_batch_norm_legit_no_training.default: _batch_norm,
+    aten.native_layer_norm.default: _layer_norm,
+    aten.addmm.default: _addmm,
+    aten.mm.default: _mm,
+    aten.bmm.default: _bmm,
+    aten.mean.dim: _mean_dim,
+    aten.max_pool2d_with_indices.default: _max_pool2d,
+    aten.avg_pool2d.default: _avg_pool2d,
+    aten._adaptive_avg_pool2d.default: _adaptive_avg_pool2d,
+}
+
+for _name in ("relu", "sigmoid", "tanh", "silu", "gelu", "hardswish", "hardsigmoid", "elu", "mish",
+              "relu6", "neg", "exp", "sqrt", "rsqrt", "reciprocal", "abs"):
+    _op = getattr(aten, _name, None)
+    if _op is not None and "default" in _op.overloads():
+        FAST[_op.default] = _unary
+    _op = getattr(aten, _name + "_", None)
+    if _op is not None and "default" in _op.overloads():
+        FAST[_op.default] = _inplace_unary
+for _name in ("hardtanh", "leaky_relu", "clamp_min", "softplus"):
+    _op = getattr(aten, _name, None)
+    if _op is not None and "default" in _op.overloads():
+        FAST[_op.default] = _unary
+    _op = getattr(aten, _name + "_", None)
+    if _op is not None and "default" in _op.overloads():
+        FAST[_op.default] = _inplace_unary
+for _name in ("add", "sub", "mul", "div"):
+    _packet = getattr(aten, _name)
+    for _ov in ("Tensor", "Scalar"):
+        if _ov in _packet.overloads():
+            FAST[getattr(_packet, _ov)] = _binary
+    _packet = getattr(aten, _name + "_")
+    for _ov in ("Tensor", "Scalar"):
+        if _ov in _packet.overloads():
+            FAST[getattr(_packet, _ov)] = _inplace_binary
+FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dtype in _FLOATS and not args[2] else None

@@ -1,0 +1,221 @@
+"""What an analysis returns: totals, one record per operator, one per module call, the receptive field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InvalidArgumentError, did_you_mean
+from .receptive_field import Layout, spatial_fields
+
+AXIS_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("T", "H", "W")}
+
+
+def _num(v: float) -> int | float:
+    """2.0 → 2; 15.5 stays 15.5 (fields live on a half-pixel grid)."""
+    return int(v) if float(v).is_integer() else round(float(v), 6)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of the units of one feature map, per input axis (H, W; T, H, W; or L).
+
+    `size`: input pixels one unit sees; `stride`: distance between neighbouring units (the jump);
+    `start`: centre of unit 0's field, in input pixel coordinates (pixel 0 is centred at 0). Unit i
+    sees [start + i·stride − (size − 1)/2, start + i·stride + (size − 1)/2]. `padding` is the
+    "effective padding" of google-research/receptive_field: (size − 1)/2 − start. `exact` is False
+    where the units' fields are not exact translates of each other (adaptive pooling with a ratio
+    that is not an integer, upsampling); `global_context` is True where some path (squeeze-and-
+    excitation, attention, training-mode batch statistics) lets every unit see the whole input as well.
+    """
+
+    size: tuple[int | float, ...]
+    stride: tuple[int | float, ...]
+    start: tuple[int | float, ...]
+    axes: tuple[str, ...] = ()
+    exact: bool = True
+    global_context: bool = False
+
+    @property
+    def padding(self) -> tuple[int | float, ...]:
+        return tuple(_num((s - 1) / 2 - c) for s, c in zip(self.size, self.start))
+
+    def span(self, index: tuple[int, ...] | int = 0) -> tuple[tuple[float, float], ...]:
+        """Input interval [first, last] pixel seen by unit `index`, per axis (unclipped)."""
+        idx = (index,) * len(self.size) if isinstance(index, int) else tuple(index)
+        return tuple((c + i * j - (s - 1) / 2, c + i * j + (s - 1) / 2)
+                     for s, j, c, i in zip(self.size, self.stride, self.start, idx))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "stride": list(self.stride), "start": list(self.start),
+                "padding": list(self.padding), "axes": list(self.axes), "exact": self.exact,
+                "global_context": self.global_context}
+
+    def __str__(self) -> str:
+        def fmt(v):
+            return "×".join(str(x) for x in v) if len(set(v)) > 1 else str(v[0])
+        flags = ("" if self.exact else " ≈") + (" +global" if self.global_context else "")
+        return f"size {fmt(self.size)}, stride {fmt(self.stride)}, start {fmt(self.start)}{flags}"
+
+
+def field_from_layout(layout: Layout | None, n_axes: int) -> ReceptiveField | None:
+    fields = spatial_fields(layout, n_axes)
+    if fields is None:
+        return None
+    return ReceptiveField(
+        size=tuple(_num(f.size) for f in fields),
+        stride=tuple(_num(abs(f.jump)) for f in fields),
+        start=tuple(_num(f.start) for f in fields),
+        axes=AXIS_NAMES.get(n_axes, tuple(f"axis{i}" for i in range(n_axes))),
+        exact=all(f.exact for f in fields),
+        global_context=layout.global_context,
+    )
+
+
+@dataclass
+class LayerRecord:
+    """One operator call: where it ran (module path), what it was, its shapes and its cost."""
+
+    index: int
+    name: str  # dotted path of the innermost module running it ("" for the model's own forward)
+    module_type: str
+    op: str  # the ATen operator, e.g. "convolution", "addmm", "add_"
+    input_shapes: list[tuple[int, ...]]
+    output_shape: tuple[int, ...]
+    params: int  # parameters this operator uses for the first time in the trace
+    macs: int
+    other_flops: int
+    activation_bytes: int  # bytes of the new tensor it writes (0 for in-place operators)
+    inputs: list[int] = field(default_factory=list, repr=False)  # producing records (-1: a model input)
+    layout: Layout | None = field(default=None, repr=False)
+    n_axes: int = field(default=0, repr=False)
+
+    @property
+    def receptive_field(self) -> ReceptiveField | None:
+        return field_from_layout(self.layout, self.n_axes)
+
+    def as_dict(self) -> dict[str, Any]:
+        rf = self.receptive_field
+        return {"name": self.name, "op": self.op, "module_type": self.module_type,
+                "input_shapes": [list(s) for s in self.input_shapes], "output_shape": list(self.output_shape),
+                "params": self.params, "macs": self.macs, "other_flops": self.other_flops,
+                "activation_bytes": self.activation_bytes,
+                "receptive_field": None if rf is None else rf.as_dict()}
+
+
+@dataclass
+class ModuleRecord:
+    """One call of a module: the operators it ran (records first..last) and its output."""
+
+    name: str
+    module_type: str
+    depth: int
+    output_shapes: list[tuple[int, ...]]
+    first: int
+    last: int
+    layout: Layout | None = field(default=None, repr=False)
+    n_axes: int = field(default=0, repr=False)
+
+    @property
+    def receptive_field(self) -> ReceptiveField | None:
+        return field_from_layout(self.layout, self.n_axes)
+
+
+@dataclass
+class Report:
+    """The analysis of one model at one input size. MACs count multiply–accumulates (the "GFLOPS"
+    of torchvision's tables); `flops` = 2 × `macs`; `other_flops` are stated apart (normalisation,
+    activations, pooling, element-wise). Memory is in bytes."""
+
+    model: str
+    input_shapes: list[tuple[int, ...]]
+    output_shapes: list[tuple[int, ...]]
+    dtype: str
+    params: int
+    trainable_params: int
+    param_bytes: int
+    buffer_bytes: int
+    macs: int
+    other_flops: int
+    activation_bytes: int
+    saved_activation_bytes: int
+    gradient_bytes: int
+    receptive_field: ReceptiveField | None
+    layers: list[LayerRecord]
+    modules: list[ModuleRecord]
+    unsupported_ops: dict[str, int]
+    unused_params: int = 0
+    receptive_field_layer: str | None = None  # the outermost module whose output is that map
+    seconds: float = 0.0
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def training_peak_bytes(self) -> int:
+        """Estimated peak of one training step: parameters and buffers, their gradients, and the
+        activations autograd saves for backward (optimizer state not included)."""
+        return self.param_bytes + self.buffer_bytes + self.gradient_bytes + self.saved_activation_bytes
+
+    def receptive_field_of(self, name: str) -> ReceptiveField | None:
+        """Receptive field of the output of the module `name` (dotted path; its first call)."""
+        for m in self.modules:
+            if m.name == name:
+                return m.receptive_field
+        raise InvalidArgumentError(f"{self.model} has no module {name!r} that ran in the trace."
+                                   f"{did_you_mean(name, [m.name for m in self.modules])}")
+
+    def rows(self, depth: int) -> list[dict[str, Any]]:
+        """Per-module totals at a depth of the module tree (1: the model's children). Operators of a
+        module deeper than `depth` are added to its ancestor at `depth`; operators that run directly
+        in a shallower module's forward get a row of their own under that module's name."""
+        out: list[dict[str, Any]] = []
+        index: dict[str, dict[str, Any]] = {}
+        for rec in self.layers:
+            parts = rec.name.split(".") if rec.name else []
+            key = ".".join(parts[:depth])
+            row = index.get(key)
+            if row is None or out[-1] is not row:
+                row = {"name": key, "module_type": None, "params": 0, "macs": 0, "other_flops": 0,
+                       "activation_bytes": 0, "output_shape": rec.output_shape, "ops": 0, "last": rec.index}
+                out.append(row)
+                index[key] = row
+            row["params"] += rec.params
+            row["macs"] += rec.macs
+            row["other_flops"] += rec.other_flops
+            row["activation_bytes"] += rec.activation_bytes
+            row["output_shape"] = rec.output_shape
+            row["ops"] += 1
+            row["last"] = rec.index
+        types = {m.name: m.module_type for m in self.modules}
+        for row in out:
+            row["module_type"] = types.get(row["name"], self.model if not row["name"] else "")
+            row["receptive_field"] = self.layers[row["last"]].receptive_field
+        return out
+
+    def to_dict(self, layers: bool = True) -> dict[str, Any]:
+        rf = self.receptive_field
+        d = {
+            "model": self.model,
+            "input_shapes": [list(s) for s in self.input_shapes],
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "dtype": self.dtype,
+            "params": self.params,
+            "trainable_params": self.trainable_params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "other_flops": self.other_flops,
+            "param_bytes": self.param_bytes,
+            "buffer_bytes": self.buffer_bytes,
+            "activation_bytes": self.activation_bytes,
+            "saved_activation_bytes": self.saved_activation_bytes,
+            "training_peak_bytes": self.training_peak_bytes,
+            "receptive_field": None if rf is None else rf.as_dict(),
+            "unsupported_ops": dict(self.unsupported_ops),
+            "unused_params": self.unused_params,
+            "receptive_field_layer": self.receptive_field_layer,
+        }
+        if layers:
+            d["layers"] = [r.as_dict() for r in self.layers]
+        return d

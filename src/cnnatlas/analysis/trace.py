@@ -1,0 +1,449 @@
+"""Trace any nn.Module on meta tensors: one record per ATen operator, named by module hooks.
+
+The model runs once with its parameters and inputs replaced by meta tensors (shape and dtype only,
+no storage), under a `TorchDispatchMode` — the mechanism of `torch.utils.flop_counter` — that sees
+every operator, including the functional calls module hooks miss (`F.relu`, `torch.cat`, `x + y`,
+`@`). Global module hooks keep the stack of running modules, so each operator gets the dotted path of
+the innermost one. No real arithmetic runs and no activation memory is allocated: the cost of a trace
+does not depend on the input size. Autograd stays on so that `saved_tensors_hooks` can tell which
+activations a training step keeps for backward.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..errors import CnnAtlasError, InvalidArgumentError
+from .fastmeta import FAST
+from .flops import op_cost
+from .receptive_field import Layout, input_layout, propagate
+from .report import LayerRecord, ModuleRecord, Report, field_from_layout
+
+META = torch.device("meta")
+aten = torch.ops.aten
+
+# Operators that neither compute nor produce a tensor anyone should see as a layer.
+_HIDDEN = {aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like, aten.empty_strided}
+
+
+_CREATE = {aten.empty.memory_format, aten.empty_strided.default}
+
+
+class AnalysisError(CnnAtlasError, RuntimeError):
+    """The model could not be traced on meta tensors."""
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def _is_shape(v: Any) -> bool:
+    return isinstance(v, (tuple, list, torch.Size)) and len(v) > 0 and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in v)
+
+
+def _meta_input(spec: Any, dtype: torch.dtype, where: str) -> torch.Tensor:
+    if isinstance(spec, torch.Tensor):
+        return torch.empty(spec.shape, dtype=spec.dtype, device=META)
+    if _is_shape(spec):
+        if any(d < 1 for d in spec):
+            raise InvalidArgumentError(f"{where}: every dimension must be ≥ 1; got {tuple(spec)}")
+        return torch.empty(tuple(spec), dtype=dtype, device=META)
+    raise InvalidArgumentError(
+        f"{where}: expected a shape such as (1, 3, 224, 224) or a tensor; got {spec!r}")
+
+
+def make_inputs(input_size: Any, dtype: torch.dtype) -> tuple[tuple, dict]:
+    """A shape, a tensor, a sequence of them (several positional inputs) or a mapping (keywords)."""
+    if isinstance(input_size, Mapping):
+        return (), {k: _meta_input(v, dtype, f"input {k!r}") for k, v in input_size.items()}
+    if isinstance(input_size, torch.Tensor) or _is_shape(input_size):
+        return (_meta_input(input_size, dtype, "input_size"),), {}
+    if isinstance(input_size, Sequence) and not isinstance(input_size, str) and input_size:
+        return tuple(_meta_input(s, dtype, f"input {i}") for i, s in enumerate(input_size)), {}
+    raise InvalidArgumentError(
+        "input_size: expected a shape such as (1, 3, 224, 224), a tensor, a list of those (one per "
+        f"input) or a dict of them (keyword inputs); got {input_size!r}")
+
+
+# -- the tracer --------------------------------------------------------------------------------
+
+
+class _Trace(TorchDispatchMode):
+    """Sees every operator; keeps records, layouts and the producer graph."""
+
+    def __init__(self, module_names: dict[int, str], param_ids: dict[int, Any], n_axes: int,
+                 param_storages: set[int]) -> None:
+        super().__init__()
+        self.names = module_names
+        self.param_of = param_ids  # id(tensor) → parameter tensor (parameters and views of them)
+        self.n_axes = n_axes
+        self.param_storages = param_storages
+        self.stack: list[tuple[str, str]] = [("", "")]
+        self.records: list[LayerRecord] = []
+        self.modules: list[ModuleRecord] = []
+        self.open: list[int] = []
+        self.layouts: dict[int, Layout | None] = {}
+        self.producer: dict[int, int] = {}
+        self.keep: list[Any] = []  # keep every traced tensor alive so that ids stay unique
+        self.used: set[int] = set()
+        self.unsupported: Counter[str] = Counter()
+        self.saved_storages: set[int] = set()
+        self.saved_bytes = 0
+        self._kinds: dict[Any, tuple[bool, bool, bool, str]] = {}
+        self._clone_src: torch.Tensor | None = None
+        self._clone_outs: list[torch.Tensor] = []
+
+    # module hooks ---------------------------------------------------------------------------
+    def pre_hook(self, module: nn.Module, args: Any) -> None:
+        name = self.names.get(id(module))
+        if name is None:  # a module the model builds on the fly: keep its parent's name
+            name = self.stack[-1][0]
+        self.stack.append((name, type(module).__name__))
+        self.open.append(len(self.records))
+
+    def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        name, mtype = self.stack.pop() if len(self.stack) > 1 else ("", "")
+        first = self.open.pop() if self.open else 0
+        if id(module) not in self.names:
+            return
+        outs = [o for o in (output if isinstance(output, (tuple, list)) else (output,)) if isinstance(o, torch.Tensor)]
+        self.modules.append(ModuleRecord(
+            name=name, module_type=mtype, depth=name.count(".") + 1 if name else 0,
+            output_shapes=[tuple(o.shape) for o in outs], first=first, last=len(self.records) - 1,
+            layout=self.layouts.get(id(outs[0])) if outs else None, n_axes=self.n_axes))
+
+    # saved tensors --------------------------------------------------------------------------
+    def pack(self, t: torch.Tensor) -> torch.Tensor:
+        try:
+            key = t.untyped_storage()._cdata
+        except (RuntimeError, NotImplementedError):
+            return t
+        if key not in self.saved_storages and key not in self.param_storages:
+            self.saved_storages.add(key)
+            self.saved_bytes += t.untyped_storage().nbytes()
+        return t
+
+    # operators ------------------------------------------------------------------------------
+    def _kind(self, func) -> tuple[bool, bool, bool, str]:
+        kind = self._kinds.get(func)
+        if kind is None:
+            schema = func._schema
+            inplace = bool(schema.arguments) and schema.arguments[0].alias_info is not None and \
+                schema.arguments[0].alias_info.is_write
+            kind = (func.is_view, inplace, torch.Tag.pointwise in func.tags, func.overloadpacket.__name__)
+            self._kinds[func] = kind
+        return kind
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _CREATE:  # a fresh tensor that depends on nothing: nothing to record
+            return func(*args, **kwargs)
+        fast = FAST.get(func)
+        out = fast(args, kwargs) if fast is not None else None
+        if out is None:
+            args, kwargs = _to_meta(args, kwargs)
+            out = func(*args, **kwargs)
+        self._record(func, args, kwargs, out)
+        return out
+
+    def _record(self, func, args, kwargs, out) -> None:
+        packet = func.overloadpacket
+        is_view, inplace, pointwise, opname = self._kind(func)
+        tin: list[torch.Tensor] = []
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                tin.append(a)
+            elif isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor):
+                tin.extend(t for t in a if isinstance(t, torch.Tensor))
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        louts = [o for o in outs if isinstance(o, torch.Tensor)]
+        if not louts:
+            return
+        layouts = self.layouts
+        try:
+            lay = propagate(func, args, kwargs, out, lambda t: layouts.get(id(t)), tin, pointwise)
+        except (IndexError, TypeError, ValueError, ZeroDivisionError):
+            lay = Layout(tuple([None] * louts[0].dim()), True) if any(layouts.get(id(t)) for t in tin) else None
+        lays = lay if isinstance(lay, list) else [lay] * len(louts)
+        keep = self.keep
+        for o, lo in zip(louts, lays):
+            if lo is not None and len(lo.dims) != o.dim():  # a rule that lost count: stay safe
+                lo = Layout(tuple([None] * o.dim()), True)
+            layouts[id(o)] = lo
+            keep.append(o)
+
+        param_of = self.param_of
+        if is_view or packet in _HIDDEN:
+            src = self.producer.get(id(tin[0]), -1) if tin else -1
+            for o in louts:
+                self.producer[id(o)] = src
+            if tin and id(tin[0]) in param_of:
+                for o in louts:
+                    param_of[id(o)] = param_of[id(tin[0])]
+            return
+
+        if inplace and self.records and tin:
+            prev = self.records[-1]
+            if prev.op == "clone" and prev.inputs and self._clone_src is tin[0]:
+                # autograd copied this tensor to save it before the in-place operator overwrites
+                # it: memory of training only (counted in the saved bytes), not a layer
+                self.records.pop()
+                for o in self._clone_outs:
+                    self.producer[id(o)] = prev.inputs[0]
+        macs, other, ok = op_cost(func, args, kwargs, out, False)
+        if not ok:
+            self.unsupported[f"aten.{opname}"] += 1
+        params = 0
+        for t in tin:
+            p = param_of.get(id(t))
+            if p is not None and id(p) not in self.used:
+                self.used.add(id(p))
+                params += p.numel()
+        o0 = louts[0]
+        new = not inplace and not any(o0 is t for t in tin)
+        index = len(self.records)
+        name, mtype = self.stack[-1]
+        self.records.append(LayerRecord(
+            index=index, name=name, module_type=mtype, op=opname,
+            input_shapes=[tuple(t.shape) for t in tin], output_shape=tuple(o0.shape), params=params,
+            macs=macs, other_flops=other, activation_bytes=o0.numel() * o0.element_size() if new else 0,
+            inputs=[self.producer.get(id(t), -1) for t in tin], layout=layouts.get(id(o0)), n_axes=self.n_axes))
+        for o in louts:
+            self.producer[id(o)] = index
+        if opname == "clone":
+            self._clone_src, self._clone_outs = (tin[0] if tin else None), louts
+
+
+def _unpack(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _off_meta(a) -> bool:
+    if isinstance(a, torch.Tensor):
+        return a.device.type != "meta"
+    if isinstance(a, (list, tuple)):
+        return any(isinstance(t, torch.Tensor) and t.device.type != "meta" for t in a)
+    return False
+
+
+def _to_meta(args, kwargs):
+    """Tensors the model keeps outside its parameters and buffers (plain attributes) go to meta too."""
+    if not any(_off_meta(a) for a in args) and not any(_off_meta(v) for v in kwargs.values()):
+        return args, kwargs
+
+    def conv(a):
+        if isinstance(a, torch.Tensor) and a.device.type != "meta":
+            return a.to(META)
+        if isinstance(a, (list, tuple)) and any(isinstance(t, torch.Tensor) and t.device.type != "meta" for t in a):
+            return type(a)(conv(t) for t in a)
+        return a
+    return tuple(conv(a) for a in args), {k: conv(v) for k, v in kwargs.items()}
+
+
+# -- the analysis ------------------------------------------------------------------------------
+
+
+class _MetaSwap:
+    """Replace every parameter and buffer by a meta tensor of the same shape, dtype and
+    requires_grad (one per shared tensor), and put them back afterwards — what
+    `torch.func.functional_call` does, in one pass over the modules. Also sets train/eval mode."""
+
+    def __init__(self, model: nn.Module, training: bool) -> None:
+        self.model = model
+        self.training = training
+        self.names: dict[int, str] = {}
+        self.params: dict[int, torch.Tensor] = {}  # id(meta parameter) → meta parameter
+        self.saved: list[tuple[nn.Module, bool, dict, dict]] = []
+
+    def __enter__(self) -> "_MetaSwap":
+        copies: dict[int, torch.Tensor] = {}
+        for name, m in self.model.named_modules():
+            self.names[id(m)] = name
+            self.saved.append((m, m.training, dict(m._parameters), dict(m._buffers)))
+            m.training = self.training
+            for k, p in m._parameters.items():
+                if p is None:
+                    continue
+                meta = copies.get(id(p))
+                if meta is None:
+                    meta = torch.empty(p.shape, dtype=p.dtype, device=META).requires_grad_(p.requires_grad)
+                    copies[id(p)] = meta
+                    self.params[id(meta)] = meta
+                m._parameters[k] = meta
+            for k, b in m._buffers.items():
+                if b is None:
+                    continue
+                meta = copies.get(id(b))
+                if meta is None:
+                    meta = torch.empty(b.shape, dtype=b.dtype, device=META)
+                    copies[id(b)] = meta
+                m._buffers[k] = meta
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, mode, params, buffers in self.saved:
+            m.training = mode
+            m._parameters.update(params)
+            m._buffers.update(buffers)
+
+    @property
+    def param_storages(self) -> set[int]:
+        return {t.untyped_storage()._cdata for t in self.params.values()}
+
+
+def _unique(tensors) -> list[torch.Tensor]:
+    seen, out = set(), []
+    for t in tensors:
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out
+
+
+def _spatial_dims(x: torch.Tensor | None, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
+    if x is None:
+        return ()
+    if spatial_dims is not None:
+        dims = tuple(d % x.dim() for d in spatial_dims)
+        if len(set(dims)) != len(dims):
+            raise InvalidArgumentError(f"spatial_dims must be distinct dimensions; got {tuple(spatial_dims)}")
+        return dims
+    return tuple(range(2, x.dim())) if x.dim() >= 3 else ()
+
+
+def analyze(
+    model: nn.Module,
+    input_size: Any,
+    *,
+    dtype: torch.dtype = torch.float32,
+    training: bool = False,
+    spatial_dims: Sequence[int] | None = None,
+    rf_input: int = 0,
+) -> Report:
+    """Shapes, parameters, MACs, memory and receptive field of `model` at `input_size`.
+
+    `input_size` is the full input shape, batch included — (1, 3, 224, 224) — or a tensor (its
+    shape and dtype are used), or a list of them for a model with several inputs, or a dict for
+    keyword inputs. The model runs once on meta tensors in eval mode (`training=True` traces the
+    training forward: batch statistics, dropout, auxiliary heads) and is left as it was.
+    The receptive field is tracked along `spatial_dims` of input number `rf_input` (default: every
+    dimension after batch and channels).
+    """
+    if not isinstance(model, nn.Module):
+        raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(dtype, torch.dtype):
+        raise InvalidArgumentError(f"dtype must be a torch.dtype such as torch.float32; got {dtype!r}")
+    args, kwargs = make_inputs(input_size, dtype)
+    inputs = list(args) + list(kwargs.values())
+    if not 0 <= rf_input < len(inputs):
+        raise InvalidArgumentError(f"rf_input must index one of the {len(inputs)} inputs; got {rf_input}")
+    rf_x = inputs[rf_input]
+    sdims = _spatial_dims(rf_x, spatial_dims)
+
+    start = time.perf_counter()
+    try:
+        with _MetaSwap(model, training) as swap:
+            tracer = _Trace(swap.names, dict(swap.params), len(sdims), swap.param_storages)
+            for i, x in enumerate(inputs):
+                tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
+                tracer.producer[id(x)] = -1
+                tracer.keep.append(x)
+            pre = nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
+            post = nn.modules.module.register_module_forward_hook(tracer.post_hook)
+            try:
+                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
+                    output = model(*args, **kwargs)
+            finally:
+                pre.remove()
+                post.remove()
+    except CnnAtlasError:
+        raise
+    except Exception as err:  # noqa: BLE001 — any failure of the user's forward, explained
+        raise _explain(model, inputs, err) from err
+    seconds = time.perf_counter() - start
+
+    outputs = [t for t in _flatten(output) if isinstance(t, torch.Tensor)]
+    records = tracer.records
+    params_all = _unique(model.parameters())
+    buffers_all = _unique(model.buffers())
+    param_bytes = sum(p.numel() * p.element_size() for p in params_all)
+    trainable = [p for p in params_all if p.requires_grad]
+    used = sum(r.params for r in records)
+    total_params = sum(p.numel() for p in params_all)
+    rf_index = _last_spatial_map(records, [tracer.producer.get(id(o), -1) for o in outputs], len(sdims))
+    rf_layout = records[rf_index].layout if rf_index is not None else None
+    rf_module = None
+    if rf_index is not None:
+        owners = [m for m in tracer.modules if m.last == rf_index and m.layout is rf_layout and m.name]
+        rf_module = min(owners, key=lambda m: m.depth).name if owners else None
+    return Report(
+        model=type(model).__name__,
+        input_shapes=[tuple(x.shape) for x in inputs],
+        output_shapes=[tuple(o.shape) for o in outputs],
+        dtype=str(dtype).replace("torch.", ""),
+        params=total_params,
+        trainable_params=sum(p.numel() for p in trainable),
+        param_bytes=param_bytes,
+        buffer_bytes=sum(b.numel() * b.element_size() for b in buffers_all),
+        macs=sum(r.macs for r in records),
+        other_flops=sum(r.other_flops for r in records),
+        activation_bytes=sum(r.activation_bytes for r in records),
+        saved_activation_bytes=tracer.saved_bytes,
+        gradient_bytes=sum(p.numel() * p.element_size() for p in trainable),
+        receptive_field=field_from_layout(rf_layout, len(sdims)),
+        layers=records,
+        modules=tracer.modules,
+        unsupported_ops=dict(tracer.unsupported.most_common()),
+        unused_params=total_params - used,
+        receptive_field_layer=rf_module,
+        seconds=seconds,
+    )
+
+
+def _flatten(obj: Any) -> list[Any]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, Mapping):
+        return [t for v in obj.values() for t in _flatten(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _flatten(v)]
+    return []
+
+
+def _last_spatial_map(records: list[LayerRecord], out_producers: list[int], n_axes: int) -> int | None:
+    """The layout of the last spatial feature map on a path to an output: the map a unit of the
+    network's output sees the input through, before global pooling or flatten collapses space."""
+    if n_axes == 0:
+        return None
+    seen = set()
+    stack = [p for p in out_producers if p >= 0]
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        stack.extend(p for p in records[i].inputs if p >= 0 and p not in seen)
+    for i in sorted(seen, reverse=True):
+        rec = records[i]
+        if field_from_layout(rec.layout, n_axes) is not None:
+            return i
+    return None
+
+
+def _explain(model: nn.Module, inputs: list[torch.Tensor], err: Exception) -> AnalysisError:
+    shapes = ", ".join("×".join(map(str, x.shape)) for x in inputs)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    hint = ""
+    low = text.lower()
+    if "meta" in low and any(w in low for w in ("item", "data-dependent", "nonzero", "is_nonzero", "cannot copy out")):
+        hint = (" The forward reads tensor values (.item(), a data-dependent `if`, nonzero), which a "
+                "trace on meta tensors cannot know.")
+    return AnalysisError(f"could not trace {type(model).__name__} at input {shapes}: "
+                         f"{type(err).__name__}: {text}.{hint}")

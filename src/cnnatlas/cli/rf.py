@@ -1,0 +1,90 @@
+"""`cnnatlas rf MODEL`: the receptive field, module by module (analytic, on meta tensors), and on
+request the effective receptive field (Luo et al. 2016, real gradients at small size)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from ..analysis import analyze, effective_receptive_field
+from ..errors import InvalidArgumentError
+from .summary import _axes, _input_arg, load_model, parse_inputs
+
+
+def rf_rows(report, depth: int) -> list[dict]:
+    rows = []
+    for m in report.modules:
+        if m.depth == 0 or m.depth > depth:
+            continue
+        rf = m.receptive_field
+        rows.append({"name": m.name, "module_type": m.module_type,
+                     "output_shape": list(m.output_shapes[0]) if m.output_shapes else None,
+                     "receptive_field": None if rf is None else rf.as_dict()})
+    return rows
+
+
+def _run(args) -> int:
+    loaded = load_model(args.model, meta=not args.erf)  # the effective field needs real weights
+    shapes = parse_inputs(args.input, loaded)
+    if args.depth < 1:
+        raise InvalidArgumentError(f"--depth must be ≥ 1; got {args.depth}")
+    report = analyze(loaded.model, _input_arg(shapes))
+    rows = rf_rows(report, args.depth)
+    erf = None
+    if args.erf:
+        erf = effective_receptive_field(loaded.model, shapes[0], fraction=args.fraction, samples=args.samples)
+    if args.json:
+        rf = report.receptive_field
+        print(json.dumps({"model": loaded.label, "input_shapes": [list(s) for s in report.input_shapes],
+                          "receptive_field": None if rf is None else rf.as_dict(),
+                          "receptive_field_layer": report.receptive_field_layer, "layers": rows,
+                          "effective_receptive_field": None if erf is None else erf.as_dict()}, indent=1))
+        return 0
+    console = Console()
+    table = Table(title=f"{loaded.label}: receptive field of each module's output (input pixels; start = centre of unit 0)",
+                  title_justify="left")
+    for col, kw in (("module", {"overflow": "fold"}), ("type", {}), ("output", {"no_wrap": True}),
+                    ("size", {"justify": "right"}), ("stride", {"justify": "right"}),
+                    ("start", {"justify": "right"}), ("eff. padding", {"justify": "right"}), ("", {})):
+        table.add_column(col, **kw)
+    for row in rows:
+        rf = row["receptive_field"]
+        shape = "×".join(map(str, row["output_shape"])) if row["output_shape"] else "—"
+        if rf is None:
+            table.add_row(row["name"], row["module_type"], shape, "—", "—", "—", "—", "")
+            continue
+        flags = ("≈ " if not rf["exact"] else "") + ("+global" if rf["global_context"] else "")
+        table.add_row(row["name"], row["module_type"], shape, _axes(rf["size"]), _axes(rf["stride"]),
+                      _axes(rf["start"]), _axes(rf["padding"]), flags)
+    console.print(table)
+    rf = report.receptive_field
+    if rf is None:
+        console.print("no spatial input axes: no receptive field")
+    else:
+        console.print(f"last spatial feature map{f' ({report.receptive_field_layer})' if report.receptive_field_layer else ''}: "
+                      f"{rf}; effective padding {_axes(rf.padding)}")
+        if rf.global_context:
+            console.print("+global: a path through global pooling (squeeze-and-excitation, attention) lets every unit "
+                          "see the whole input as well; size/stride/start describe the local paths.")
+        if not rf.exact:
+            console.print("≈: adaptive pooling or upsampling makes the units' fields differ slightly from one another.")
+    if erf is not None:
+        console.print(f"effective receptive field of unit {erf.unit} of {erf.layer} ({erf.samples} random inputs, "
+                      f"weights as built): {int(erf.fraction * 100)}% of the gradient mass within "
+                      f"{'×'.join(map(str, erf.size))} pixels, against a theoretical "
+                      f"{'×'.join(map(str, erf.theoretical.size)) if erf.theoretical else '—'}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("rf", help="receptive field of every module's output (analytic); --erf for the effective one")
+    p.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory")
+    p.add_argument("--input", metavar="SHAPE", help="input shape with batch, e.g. 1x3x224x224")
+    p.add_argument("--depth", type=int, default=2, help="module depth of the table (default 2)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--erf", action="store_true", help="also measure the effective receptive field (real gradients)")
+    p.add_argument("--samples", type=int, default=8, help="random inputs averaged for --erf (default 8)")
+    p.add_argument("--fraction", type=float, default=0.95, help="gradient mass the --erf size holds (default 0.95)")
+    p.set_defaults(run=_run)
