@@ -3,6 +3,7 @@ claims of the textbook measured."""
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .analysis import Report, analyze, effective_receptive_field
 from .errors import CnnAtlasError, InputShapeError, InvalidArgumentError, UnknownModelError, WeightsError
 from .registry import create_model, get_entry, list_models, model_info, register_model
 from .models.efficientnet import compound_scale
@@ -17,11 +18,14 @@ __all__ = [
     "CnnAtlasError",
     "InputShapeError",
     "InvalidArgumentError",
+    "Report",
     "UnknownModelError",
     "WeightsError",
     "__version__",
+    "analyze",
     "compound_scale",
     "create_model",
+    "effective_receptive_field",
     "get_entry",
     "list_models",
     "load_torchvision_weights",
