@@ -1,0 +1,64 @@
+"""`cnnatlas eval RUN_DIR`: test accuracy, top-5 and the confusion matrix of a trained run."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+
+def confusion_table(confusion, classes: tuple[str, ...]) -> Table:
+    """Rows: true class; columns: predicted class; the diagonal in green."""
+    short = [c[:7] for c in classes]
+    table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    table.add_column("true \\ predicted", no_wrap=True)
+    for name in short:
+        table.add_column(name, justify="right")
+    table.add_column("recall", justify="right")
+    for i, row in enumerate(confusion.tolist()):
+        total = sum(row)
+        cells = [f"[green]{v}[/]" if i == j else (f"[red]{v}[/]" if v else "[dim]0[/]") for j, v in enumerate(row)]
+        table.add_row(classes[i], *cells, f"{row[i] / total:.1%}" if total else "—")
+    return table
+
+
+def _run(args) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..data import DatasetError, TensorImageDataset, load_dataset
+    from ..train import evaluate, load_run
+
+    run = load_run(args.run_dir, args.checkpoint)
+    info = run.info
+    spec = args.data or run.config.data
+    data = load_dataset(spec, info.image_size, "none", info.in_channels)
+    if data.info.num_classes != info.num_classes:
+        raise DatasetError(f"{spec} has {data.info.num_classes} classes; the run was trained on {info.num_classes}")
+    if isinstance(data.test, TensorImageDataset):  # normalise as the run's training data was
+        data.test.mean, data.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (info.mean, info.std))
+    loader = DataLoader(data.test, batch_size=256)
+    torch.manual_seed(0)
+    result = evaluate(run.model, loader, info.num_classes, torch.device("cpu"))
+    report = {"run_dir": str(run.path), "weights": str(run.weights_from), "data": spec, "images": result.count,
+              "test_acc": result.acc, "test_top5": result.top5, "test_loss": result.loss,
+              "classes": list(info.classes), "confusion": result.confusion.tolist()}
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    console = Console()
+    console.print(f"[bold]{run.config.model}[/] from {run.weights_from} on {data.source}")
+    console.print(f"accuracy [bold]{result.acc:.2%}[/]   top-{min(5, info.num_classes)} {result.top5:.2%}   "
+                  f"loss {result.loss:.4f}   ({result.count:,} test images)")
+    console.print(confusion_table(result.confusion, info.classes))
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="accuracy, top-5 and confusion matrix of a trained run")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's)")
+    p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_run)

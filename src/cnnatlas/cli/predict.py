@@ -1,0 +1,64 @@
+"""`cnnatlas predict RUN_DIR IMAGE...`: the top classes a trained run gives each image."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+
+def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.Tensor:
+    """An image file as a float (C, H, W) tensor in [0, 1] with the run's number of channels."""
+    from torchvision.io import ImageReadMode, decode_image
+
+    from ..data import DatasetError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        image = decode_image(str(path), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
+    except (RuntimeError, ValueError) as err:
+        raise DatasetError(f"{path}: cannot be read as an image ({str(err).splitlines()[0]})") from None
+    image = image.float() / 255.0
+    return 1.0 - image if invert else image
+
+
+def _run(args) -> int:
+    from rich.console import Console
+
+    from ..errors import InvalidArgumentError
+    from ..train import load_run
+
+    if args.top < 1:
+        raise InvalidArgumentError(f"--top must be ≥ 1; got {args.top}")
+    run = load_run(args.run_dir, args.checkpoint)
+    classes = run.info.classes
+    k = min(args.top, len(classes))
+    results = []
+    for path in args.images:
+        probs = run.predict(read_image(path, run.info.in_channels, args.invert)[None])[0]
+        top = probs.topk(k)
+        results.append({"image": path, "top": [{"class": classes[i], "index": i, "probability": p}
+                                               for p, i in zip(top.values.tolist(), top.indices.tolist())]})
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    console = Console()
+    for r in results:
+        best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
+        console.print(f"{r['image']}: [bold]{r['top'][0]['class']}[/]  ({best})")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="the top classes a trained run gives each image")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, … files")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to show (default 3)")
+    p.add_argument("--invert", action="store_true",
+                   help="invert intensities (dark ink on white → the digits' and Fashion-MNIST's light on dark)")
+    p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_run)

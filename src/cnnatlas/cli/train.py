@@ -1,0 +1,103 @@
+"""`cnnatlas train MODEL`: train a model of the zoo on the digits, Fashion-MNIST or a folder.
+
+Also under torchrun, unchanged: `torchrun --nproc-per-node 2 -m cnnatlas train lenet5`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+from ..errors import InvalidArgumentError
+
+
+def _model_args(pairs: list[str] | None) -> dict:
+    """KEY=VALUE pairs → kwargs; values read as Python literals when they parse, else strings."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError(f"--model-arg takes KEY=VALUE; got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def config_from_args(args):
+    """The TrainConfig a command line asks for: per-model/dataset defaults with the given flags on
+    top; with --resume, the saved run's config with the given flags on top."""
+    from ..train import TrainConfig, default_config, with_overrides
+
+    flags = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
+        "schedule": args.schedule, "momentum": args.momentum, "weight_decay": args.weight_decay,
+        "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "grad_clip": args.grad_clip,
+        "seed": args.seed, "device": args.device, "image_size": args.image_size, "augment": args.augment,
+        "workers": args.workers, "out": args.out, "model_kwargs": _model_args(args.model_arg) or None,
+        "deterministic": args.deterministic or None, "quiet": args.quiet or None,
+    }
+    out = args.out
+    if args.resume and out is None:  # the run that holds the checkpoint, or the newest runs/MODEL-DATA
+        from ..train.loop import resolve_run_dir
+
+        out = (str(Path(args.resume).resolve().parent.parent) if args.resume != "latest" else
+               str(resolve_run_dir(default_config(args.model, args.data or "digits"), resume=True)))
+    if args.resume and (Path(out) / "config.json").is_file():
+        saved = TrainConfig.from_json(json.loads((Path(out) / "config.json").read_text())["train"])
+        if saved.model != args.model:
+            raise InvalidArgumentError(f"{out} is a run of {saved.model}, not {args.model}")
+        if args.data is not None and args.data != saved.data:
+            raise InvalidArgumentError(f"{out} was trained on {saved.data}; --data {args.data} cannot resume it")
+        flags.update(out=out, quiet=args.quiet)
+        return with_overrides(saved, **flags)
+    return default_config(args.model, args.data or "digits", **flags)
+
+
+def _run(args) -> int:
+    from ..train import TrainingDivergedError, train
+
+    config = config_from_args(args)
+    resume = args.resume if args.resume not in (None, "latest") else args.resume == "latest"
+    try:
+        train(config, resume=resume)
+    except TrainingDivergedError as err:
+        print(f"cnnatlas: training stopped: {err}")
+        return 1
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on the digits, Fashion-MNIST or an image folder",
+                       description="Train MODEL. Unset flags take defaults chosen per model and dataset "
+                                   "(a bare 'cnnatlas train lenet5' trains LeNet-5 on the digits). Under "
+                                   "torchrun each process trains a shard (DistributedDataParallel).")
+    p.add_argument("model", metavar="MODEL", help="a name from 'cnnatlas models'")
+    p.add_argument("--data", metavar="DATA", help="digits (default), fashion-mnist, fashion-mnist:DIR, or a folder "
+                   "(of MNIST-format IDX files, or of images with one sub-folder per class)")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--batch-size", type=int, metavar="B", help="global batch, split over torchrun's processes")
+    p.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"))
+    p.add_argument("--schedule", choices=("cosine", "step"), help="cosine, or ÷10 at 50%% and 75%% of the epochs")
+    p.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATA, numbered when taken)")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+                   help="continue the run in --out (or the newest runs/MODEL-DATA) from its newest checkpoint, "
+                        "or from the checkpoint folder given")
+    p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (same result twice)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    g = p.add_argument_group("more settings")
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--warmup-epochs", type=float)
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm (0 = off)")
+    g.add_argument("--augment", metavar="LIST", help="auto, none, or a comma list of crop, flip, jitter")
+    g.add_argument("--image-size", type=int, metavar="PX", help="side of the model's input")
+    g.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes")
+    g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model keyword argument (repeatable)")
+    p.set_defaults(run=_run)

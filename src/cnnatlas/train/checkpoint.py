@@ -1,0 +1,229 @@
+"""Checkpoints that lose nothing, and load nothing but tensors.
+
+A checkpoint is a folder RUN/checkpoints/epoch-NNNN holding
+
+* `model.safetensors` — the weights (safetensors: a JSON header and raw tensor bytes, no code);
+* `state.pt` — optimiser, gradient scaler and RNG states, saved with torch.save and loaded with
+  `torch.load(weights_only=True)`, which unpickles only tensors and plain containers;
+* `meta.json` — epoch, step, metrics, and the SHA-256 of both files; written last.
+
+Writing is atomic: everything goes to a temporary folder, each file is fsynced, the folder is
+renamed into place and its parent fsynced. A crash at any moment leaves either the new complete
+checkpoint or none — never a half-written one in place of the last good one; older checkpoints are
+pruned only after the new one is on disk. Loading checks the hashes, so a truncated or corrupted
+file is named in a clear error while older checkpoints stay usable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CnnAtlasError
+
+FORMAT = "cnnatlas-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE, STATE_FILE, META_FILE = "model.safetensors", "state.pt", "meta.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointError(CnnAtlasError, ValueError):
+    """A checkpoint that is missing, incomplete, corrupted, or would run code when loaded."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    weights: dict[str, torch.Tensor]
+    state: dict[str, Any]
+    meta: dict[str, Any]
+
+    @property
+    def epoch(self) -> int:
+        return int(self.meta["epoch"])
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` through a temporary file, fsync and rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    """Model weights to safetensors (contiguous CPU copies; channels_last tensors included)."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def save_checkpoint(run_dir: str | Path, epoch: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
+                    meta: dict[str, Any] | None = None, keep: int = 2) -> Path:
+    """Write RUN/checkpoints/epoch-NNNN atomically, then prune all but the newest `keep`."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"epoch-{epoch:04d}"
+    tmp = root / f".{final.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_weights(tmp / WEIGHTS_FILE, weights, {"format": FORMAT, "epoch": str(epoch)})
+    torch.save(state, tmp / STATE_FILE)
+    for name in (WEIGHTS_FILE, STATE_FILE):
+        _fsync_file(tmp / name)
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "epoch": epoch, **(meta or {}),
+              "sha256": {name: sha256(tmp / name) for name in (WEIGHTS_FILE, STATE_FILE)}}
+    write_json_atomic(tmp / META_FILE, record)
+    _fsync_dir(tmp)
+    if final.exists():  # an older attempt at this epoch (resumed from an earlier checkpoint): set it aside
+        old = root / f".{final.name}.old-{os.getpid()}"
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, final)
+    _fsync_dir(root)
+    for stale in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def clean_partial_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Remove temporary folders left by a run killed while writing; returns what was removed."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    removed = sorted(root.glob(".epoch-*")) if root.is_dir() else []
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Checkpoint folders of a run, oldest first (complete or not; `load_checkpoint` checks)."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("epoch-*") if p.is_dir() and p.name[6:].isdigit())
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file; a clear CheckpointError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        size = path.stat().st_size
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err}; {size:,} bytes) — "
+                              f"truncated or corrupted") from None
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """torch.load with weights_only=True: tensors and plain containers only, never code."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: refused — the file holds pickled Python objects other than tensors and plain "
+            f"containers, which could run code when loaded; cnnatlas loads state only with "
+            f"torch.load(weights_only=True) ({first})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable torch.save file ({str(err).splitlines()[0]}) — "
+                              f"truncated or corrupted") from None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and verify one checkpoint folder (or the run folder's newest one)."""
+    path = Path(path)
+    if (path / CHECKPOINT_DIR).is_dir() and not (path / META_FILE).exists():
+        return load_checkpoint(latest_checkpoint(path))
+    meta_path = path / META_FILE
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint folder")
+    if not meta_path.is_file():
+        raise CheckpointError(f"{path}: incomplete checkpoint (no {META_FILE}; it was not finished writing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{meta_path}: corrupted ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: not a cnnatlas checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    for name, digest in meta.get("sha256", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{file}: missing from the checkpoint")
+        if sha256(file) != digest:
+            raise CheckpointError(f"{file}: corrupted — its SHA-256 differs from the one recorded when it was "
+                                  f"written ({file.stat().st_size:,} bytes now; truncated or modified)")
+    return Checkpoint(path, load_weights(path / WEIGHTS_FILE), load_state(path / STATE_FILE), meta)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """The newest checkpoint folder of a run (not verified)."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir}: no checkpoint to resume from (no {CHECKPOINT_DIR}/epoch-NNNN folder)")
+    return found[-1]
+
+
+def load_latest_checkpoint(run_dir: str | Path) -> Checkpoint:
+    """The newest checkpoint; if it is damaged the error says which older one is intact."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise CheckpointError(f"{run_dir}: no checkpoint to resume from (no {CHECKPOINT_DIR}/epoch-NNNN folder)")
+    try:
+        return load_checkpoint(found[-1])
+    except CheckpointError as err:
+        for older in reversed(found[:-1]):
+            try:
+                load_checkpoint(older)
+            except CheckpointError:
+                continue
+            raise CheckpointError(f"{err}. The previous checkpoint {older} is intact: resume from it with "
+                                  f"--resume {older}") from None
+        raise
