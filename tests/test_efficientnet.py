@@ -14,7 +14,7 @@ import cnnatlas
 from cnnatlas import InvalidArgumentError, compound_scale
 from cnnatlas.layers import DropPath, make_divisible
 from cnnatlas.models.base import count_params
-from cnnatlas.models.efficientnet import B0_STAGES, OFFICIAL_SCALING, OFFICIAL_SCALING_SOURCE
+from cnnatlas.models.efficientnet import B0_STAGES, OFFICIAL_SCALING, OFFICIAL_SCALING_SOURCE, EfficientNet
 
 VARIANTS = [f"efficientnet_b{i}" for i in range(8)]
 
@@ -70,10 +70,13 @@ def test_parameters_grow_with_phi():
 
 
 def test_phi_and_official_scaling_are_exclusive():
-    with pytest.raises(InvalidArgumentError, match="phi or scaling"):
+    with pytest.raises(InvalidArgumentError, match="fixed by the model name"):
         cnnatlas.create_model("efficientnet_b3", phi=3.0)
-    with pytest.raises(InvalidArgumentError):
-        cnnatlas.create_model("efficientnet", phi=50.0)
+    with pytest.raises(InvalidArgumentError, match="phi or scaling"):
+        EfficientNet(phi=3.0, scaling=OFFICIAL_SCALING["b3"])
+    for bad in (50.0, "2"):
+        with pytest.raises(InvalidArgumentError, match="phi"):
+            cnnatlas.create_model("efficientnet", phi=bad)
 
 
 def test_compound_rule_against_the_official_table():

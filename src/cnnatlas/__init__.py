@@ -5,8 +5,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .analysis import Report, analyze, effective_receptive_field
 from .errors import CnnAtlasError, InputShapeError, InvalidArgumentError, UnknownModelError, WeightsError
-from .registry import create_model, get_entry, list_models, model_info, register_model
 from .models.efficientnet import compound_scale
+from .registry import create_model, get_entry, list_models, model_info, register_model
 from .weights import load_torchvision_weights
 
 try:

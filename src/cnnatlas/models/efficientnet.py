@@ -103,7 +103,7 @@ def _check_number(owner: str, name: str, value: object, low: float, high: float)
     return float(value)
 
 
-PHI_RANGE = (-5.0, 15.0)  # B7 is φ ≈ 7; beyond 15 a model would not fit in memory anyway
+PHI_RANGE = (-5.0, 15.0)  # B7 is φ ≈ 7; φ = 15 already has 1.28 billion parameters, φ = −5 1.8 million
 
 
 def compound_scale(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15) -> CompoundScale:
@@ -209,4 +209,4 @@ for _variant, _scaling in OFFICIAL_SCALING.items():
     _tf_bn = {"norm_eps": 1e-3, "norm_momentum": 0.01} if _variant in ("b5", "b6", "b7") else {}
     register_model(f"efficientnet_{_variant}", EfficientNet, family="efficientnet",
                    input_size=(3, _scaling.resolution, _scaling.resolution), torchvision=f"efficientnet_{_variant}",
-                   scaling=_scaling, **_tf_bn)
+                   scaling=_scaling, phi=None, **_tf_bn)
