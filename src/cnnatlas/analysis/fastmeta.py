@@ -50,8 +50,9 @@ def conv_out_size(i: int, k: int, s: int, p: int, d: int) -> int:
 
 def _conv(args, kwargs):
     x, w = args[0], args[1]
-    if len(args) < 9 or x.dtype not in _FLOATS or x.dim() != w.dim():
-        return None
+    if len(args) < 9 or x.dtype not in _FLOATS or x.dim() != w.dim() or w.dtype != x.dtype or \
+            (args[2] is not None and args[2].dtype != x.dtype):
+        return None  # mixed dtypes: the meta kernel raises the error a real run would
     stride, padding, dilation, transposed, out_pad, groups = args[3:9]
     n = w.dim() - 2
     k = w.shape[2:]

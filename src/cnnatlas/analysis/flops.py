@@ -200,7 +200,7 @@ ZERO_COST = {
     aten.sym_stride, aten.sym_storage_offset, aten.rand, aten.randn, aten.rand_like, aten.randn_like,
     aten.randint, aten.randperm, aten.normal_, aten.uniform_, aten.eye, aten.linspace,
     aten.argmax, aten.argmin, aten.topk, aten.sort, aten.tril, aten.triu, aten.masked_fill,
-    aten.masked_fill_,
+    aten.masked_fill_, aten._unsafe_view, aten._reshape_alias, aten.reshape, aten.as_strided_, aten.view_copy,
 }
 
 _POINTWISE_TAG = torch.Tag.pointwise

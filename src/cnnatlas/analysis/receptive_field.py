@@ -713,6 +713,7 @@ RULES: dict[Any, Callable] = {
     aten._to_copy: _same,
     aten.lift_fresh: _same,
     aten.native_dropout: lambda a, k, o, L: [L(a[0]), None],
+    aten.as_strided_: _view,
 }
 
 

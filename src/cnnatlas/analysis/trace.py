@@ -30,7 +30,8 @@ META = torch.device("meta")
 aten = torch.ops.aten
 
 # Operators that neither compute nor produce a tensor anyone should see as a layer.
-_HIDDEN = {aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like, aten.empty_strided}
+_HIDDEN = {aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like, aten.empty_strided,
+           aten._unsafe_view, aten._reshape_alias, aten.reshape, aten.as_strided_, aten.view_copy}
 
 
 _CREATE = {aten.empty.memory_format, aten.empty_strided.default}
@@ -255,11 +256,13 @@ class _MetaSwap:
     requires_grad (one per shared tensor), and put them back afterwards — what
     `torch.func.functional_call` does, in one pass over the modules. Also sets train/eval mode."""
 
-    def __init__(self, model: nn.Module, training: bool) -> None:
+    def __init__(self, model: nn.Module, training: bool, dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.training = training
+        self.dtype = dtype  # floating-point parameters and buffers take this dtype
         self.names: dict[int, str] = {}
         self.params: dict[int, torch.Tensor] = {}  # id(meta parameter) → meta parameter
+        self.buffers: list[torch.Tensor] = []
         self.saved: list[tuple[nn.Module, bool, dict, dict]] = []
 
     def __enter__(self) -> "_MetaSwap":
@@ -273,7 +276,7 @@ class _MetaSwap:
                     continue
                 meta = copies.get(id(p))
                 if meta is None:
-                    meta = torch.empty(p.shape, dtype=p.dtype, device=META).requires_grad_(p.requires_grad)
+                    meta = torch.empty(p.shape, dtype=self._dtype(p), device=META).requires_grad_(p.requires_grad)
                     copies[id(p)] = meta
                     self.params[id(meta)] = meta
                 m._parameters[k] = meta
@@ -282,10 +285,14 @@ class _MetaSwap:
                     continue
                 meta = copies.get(id(b))
                 if meta is None:
-                    meta = torch.empty(b.shape, dtype=b.dtype, device=META)
+                    meta = torch.empty(b.shape, dtype=self._dtype(b), device=META)
                     copies[id(b)] = meta
+                    self.buffers.append(meta)
                 m._buffers[k] = meta
         return self
+
+    def _dtype(self, t: torch.Tensor) -> torch.dtype:
+        return self.dtype if self.dtype is not None and t.is_floating_point() else t.dtype
 
     def __exit__(self, *exc: Any) -> None:
         for m, mode, params, buffers in self.saved:
@@ -296,15 +303,6 @@ class _MetaSwap:
     @property
     def param_storages(self) -> set[int]:
         return {t.untyped_storage()._cdata for t in self.params.values()}
-
-
-def _unique(tensors) -> list[torch.Tensor]:
-    seen, out = set(), []
-    for t in tensors:
-        if id(t) not in seen:
-            seen.add(id(t))
-            out.append(t)
-    return out
 
 
 def _spatial_dims(x: torch.Tensor | None, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
@@ -331,7 +329,9 @@ def analyze(
 
     `input_size` is the full input shape, batch included — (1, 3, 224, 224) — or a tensor (its
     shape and dtype are used), or a list of them for a model with several inputs, or a dict for
-    keyword inputs. The model runs once on meta tensors in eval mode (`training=True` traces the
+    keyword inputs. `dtype` is that of the inputs given as shapes and of the model's floating-point
+    parameters and buffers (so float16 halves every byte count). The model runs once on meta
+    tensors in eval mode (`training=True` traces the
     training forward: batch statistics, dropout, auxiliary heads) and is left as it was.
     The receptive field is tracked along `spatial_dims` of input number `rf_input` (default: every
     dimension after batch and channels).
@@ -349,7 +349,7 @@ def analyze(
 
     start = time.perf_counter()
     try:
-        with _MetaSwap(model, training) as swap:
+        with _MetaSwap(model, training, dtype if dtype.is_floating_point else None) as swap:
             tracer = _Trace(swap.names, dict(swap.params), len(sdims), swap.param_storages)
             for i, x in enumerate(inputs):
                 tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
@@ -371,8 +371,8 @@ def analyze(
 
     outputs = [t for t in _flatten(output) if isinstance(t, torch.Tensor)]
     records = tracer.records
-    params_all = _unique(model.parameters())
-    buffers_all = _unique(model.buffers())
+    params_all = list(swap.params.values())  # one meta copy per parameter, in the analysed dtype
+    buffers_all = [b for b in swap.buffers if b is not None]
     param_bytes = sum(p.numel() * p.element_size() for p in params_all)
     trainable = [p for p in params_all if p.requires_grad]
     used = sum(r.params for r in records)
