@@ -1,0 +1,90 @@
+"""MACs and parameters measured by the analyser against torchvision's published figures.
+
+torchvision's model tables give "GFLOPS" that count one multiply–accumulate as one operation
+(PUBLISHED.md §2: `_ops`, added in pytorch/vision#6936 with a dispatch-level counter); the analyser's
+`macs` must equal them to every published digit (`Published.macs_agreement`), and `params` must equal
+`num_params` exactly.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from cnnatlas import analyze, create_model, get_entry, list_models
+from cnnatlas.registry import Published
+
+
+def _registry_with_torchvision_figures() -> list[str]:
+    """Every registered model with a published MAC figure and a torchvision counterpart — models
+    added to the registry later are covered as they land."""
+    return [n for n in list_models() if get_entry(n).published.gmacs is not None and get_entry(n).torchvision]
+
+
+@pytest.mark.parametrize("name", _registry_with_torchvision_figures())
+def test_registry_model_equals_torchvision_published_figures(name):
+    entry = get_entry(name)
+    pub = entry.published
+    size = pub.input_size or entry.input_size
+    with torch.device("meta"):
+        model = create_model(name)
+    report = analyze(model, (1, *size))
+    assert pub.macs_agreement(report.macs).status == "exact", \
+        f"{name}: measured {report.macs / 1e9:.4f} GMACs at {size}, published {pub.gmacs} ({pub.citation})"
+    assert pub.params_agreement(report.params).status == "exact", \
+        f"{name}: measured {report.params:,} parameters, published {pub.params:,}"
+
+
+def test_the_registry_has_models_to_check():
+    assert len(_registry_with_torchvision_figures()) >= 10
+
+
+# -- torchvision's own models, against the metadata of their weights ------------------------------
+
+_VIDEO = set(torchvision.models.list_models(module=torchvision.models.video))
+_ALL = torchvision.models.list_models(module=torchvision.models) + sorted(_VIDEO)
+_BUILD_ARGS = {
+    "googlenet": {"init_weights": False, "aux_logits": False},  # torchvision's count drops the auxiliary heads
+    "inception_v3": {"init_weights": False},  # … and keeps inception_v3's (PUBLISHED.md note)
+    "vit_h_14": {"image_size": 518},  # its weights are for 518×518
+}
+
+
+def _input_shape(name: str, weights) -> tuple[int, ...]:
+    crop = list(weights.transforms().crop_size)
+    crop = crop * 2 if len(crop) == 1 else crop
+    if name in _VIDEO:  # Kinetics clips: 16 frames (torchvision measured S3D, MViT and Swin3D at 16 too)
+        return (1, 3, 16, *crop) if name not in ("mvit_v1_b", "mvit_v2_s") else (1, 3, 16, 224, 224)
+    return (1, 3, *crop)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _ALL)
+def test_torchvision_model_equals_its_weights_metadata(name):
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    pub = Published(params=weights.meta["num_params"], gmacs=weights.meta["_ops"])
+    kwargs = _BUILD_ARGS.get(name, {})
+    try:
+        with torch.device("meta"):
+            model = torchvision.models.get_model(name, **kwargs)
+    except (RuntimeError, NotImplementedError):  # RegNet computes its widths with tensor values
+        if pub.params > 200_000_000:
+            pytest.skip(f"{name} cannot be built on the meta device and is too large to build for real here")
+        model = torchvision.models.get_model(name, **kwargs)
+    report = analyze(model, _input_shape(name, weights))
+    assert pub.macs_agreement(report.macs).status == "exact", \
+        f"{name}: measured {report.macs / 1e9:.4f} GMACs, published {pub.gmacs}"
+    assert pub.params_agreement(report.params).status == "exact"
+    assert report.unsupported_ops == {}
+
+
+def test_a_fast_sample_of_torchvision_models():
+    """The slow sweep above covers all of them; these few run in every test run."""
+    for name in ("resnet50", "mobilenet_v3_small", "convnext_tiny", "vit_b_32", "r3d_18"):
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        with torch.device("meta"):
+            model = torchvision.models.get_model(name)
+        report = analyze(model, _input_shape(name, weights))
+        assert Published(gmacs=weights.meta["_ops"]).macs_agreement(report.macs).status == "exact", name
+        assert report.params == weights.meta["num_params"], name
