@@ -1,0 +1,110 @@
+"""Inference speed against torchvision, measured in one run.
+
+For resnet50, mobilenet_v2, efficientnet_b0 and vgg16 at batch 1 and 16 (fp32, eval): our plain
+model, torchvision's default, torchvision with channels_last, and ours through cnnatlas.optimize —
+timed alternately so that machine noise hits all four alike. Also the machine's float32 GEMM rate
+and each row's achieved multiply–accumulate rate as a fraction of it.
+
+Targets at batch 16: ours plain ≥ 0.97× torchvision default; optimize ≥ 1.3× torchvision default.
+
+    python benchmarks/inference.py [--models resnet50,vgg16] [--batches 1,16] [--repeats 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torchvision
+
+import cnnatlas
+from cnnatlas.bench import inference_runner, summarize, time_alternately
+from cnnatlas.optimize import optimize
+
+TARGET_PLAIN, TARGET_OPTIMIZED = 0.97, 1.3
+
+
+def gemm_macs_per_s(n: int = 2048, seconds: float = 2.0) -> float:
+    """Measured float32 matrix-multiply rate: n³ multiply–accumulates per n×n product."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return count * n**3 / (time.perf_counter() - start)
+
+
+def macs_per_image(model: torch.nn.Module, size: tuple[int, ...]) -> int:
+    """Multiply–accumulates of one image, counted by cnnatlas's analyser (FlopCounterMode if absent)."""
+    if hasattr(cnnatlas, "analyze"):
+        return int(cnnatlas.analyze(model, (1, *size)).macs)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, *size))
+    return counter.get_total_flops() // 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="resnet50,mobilenet_v2,efficientnet_b0,vgg16")
+    parser.add_argument("--batches", default="1,16")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args()
+
+    gemm = gemm_macs_per_s()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"float32 GEMM rate measured here: {gemm / 1e9:.1f} GMAC/s")
+    rows, verdicts = [], []
+    for name in args.models.split(","):
+        torch.manual_seed(0)
+        size = cnnatlas.get_entry(name).input_size
+        theirs = getattr(torchvision.models, name)().eval()
+        ours = cnnatlas.load_torchvision_weights(cnnatlas.create_model(name), theirs.state_dict()).eval()
+        theirs_cl = getattr(torchvision.models, name)().eval()
+        theirs_cl.load_state_dict(theirs.state_dict())
+        theirs_cl = theirs_cl.to(memory_format=torch.channels_last)
+        fast = optimize(ours, example_input=torch.randn(1, *size))
+        macs = macs_per_image(ours, size)
+        for batch in (int(b) for b in args.batches.split(",")):
+            x = torch.randn(batch, *size)
+            x_cl = x.contiguous(memory_format=torch.channels_last)
+            runners = {
+                "cnnatlas": inference_runner(ours, x),
+                "torchvision": inference_runner(theirs, x),
+                "torchvision channels_last": inference_runner(theirs_cl, x_cl),
+                "cnnatlas optimize": inference_runner(fast, x),
+            }
+            times = time_alternately(runners, warmup=2, repeats=args.repeats)
+            base = summarize("torchvision", batch, times["torchvision"]).images_per_s
+            print(f"\n{name}, batch {batch}, {macs / 1e9:.3f} GMACs per image")
+            print(f"  {'variant':28s} {'images/s':>9s} {'p50 ms':>8s} {'p95 ms':>8s} {'vs tv':>6s} {'of GEMM':>8s}")
+            for variant, secs in times.items():
+                t = summarize(variant, batch, secs)
+                ratio = t.images_per_s / base
+                share = t.images_per_s * macs / gemm
+                print(f"  {variant:28s} {t.images_per_s:9.1f} {t.latency_ms_p50:8.1f} {t.latency_ms_p95:8.1f} "
+                      f"{ratio:5.2f}× {share:7.1%}")
+                rows.append({"model": name, "variant": variant, "batch": batch, "images_per_s": t.images_per_s,
+                             "latency_ms_p50": t.latency_ms_p50, "latency_ms_p95": t.latency_ms_p95,
+                             "ratio_vs_torchvision": ratio, "fraction_of_gemm": share})
+                if batch == 16 and variant in ("cnnatlas", "cnnatlas optimize"):
+                    target = TARGET_PLAIN if variant == "cnnatlas" else TARGET_OPTIMIZED
+                    verdicts.append((name, variant, ratio, target))
+    if verdicts:
+        print("\nTargets at batch 16 (ratio to torchvision default, measured in this run):")
+        for name, variant, ratio, target in verdicts:
+            print(f"  {name:16s} {variant:18s} {ratio:5.2f}× (target ≥ {target}×) {'met' if ratio >= target else 'NOT met'}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"gemm_macs_per_s": gemm, "rows": rows}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""`cnnatlas bench MODEL`: inference speed, optionally against torchvision's same architecture."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from ..bench import inference_runner, parse_input, parse_sizes, summarize, time_alternately
+from ..errors import InvalidArgumentError
+from ..registry import create_model, get_entry
+
+
+def _run(args) -> int:
+    entry = get_entry(args.model)
+    batches = parse_sizes(args.batch, "--batch")
+    if args.repeats < 1 or args.warmup < 0:
+        raise InvalidArgumentError(f"--repeats must be ≥ 1 and --warmup ≥ 0; got {args.repeats} and {args.warmup}")
+    torch.manual_seed(0)
+    ours = create_model(args.model).eval()
+    sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input else entry.input_size
+    theirs = None
+    if args.vs:
+        if not entry.torchvision:
+            raise InvalidArgumentError(f"{args.model} has no torchvision counterpart to compare with")
+        import torchvision
+
+        from ..weights import load_torchvision_weights
+
+        theirs = getattr(torchvision.models, entry.torchvision)(**_tv_kwargs(entry.torchvision)).eval()
+        load_torchvision_weights(ours, theirs.state_dict())
+    label = args.model
+    if args.optimize:
+        from ..optimize import optimize
+
+        ours = optimize(ours, example_input=torch.randn((1,) + tuple(sample)))
+        label += " (optimized)"
+    rows = []
+    for batch in batches:
+        x = torch.randn((batch,) + tuple(sample))
+        runners = {label: inference_runner(ours, x)}
+        if theirs is not None:
+            runners[f"torchvision {entry.torchvision}"] = inference_runner(theirs, x)
+        times = time_alternately(runners, warmup=args.warmup, repeats=args.repeats)
+        results = [summarize(name, batch, secs) for name, secs in times.items()]
+        if theirs is not None:
+            results[0].ratio_vs = results[0].images_per_s / results[1].images_per_s
+        rows.extend(results)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+        return 0
+    table = Table(title=f"Inference, eval mode, input {'×'.join(map(str, sample))}, "
+                        f"{torch.get_num_threads()} threads, measured here", title_justify="left")
+    for col in ("model", "batch", "images/s", "p50 ms", "p95 ms", "ratio"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        table.add_row(r.model, str(r.batch), f"{r.images_per_s:.1f}", f"{r.latency_ms_p50:.1f}",
+                      f"{r.latency_ms_p95:.1f}", "" if r.ratio_vs is None else f"{r.ratio_vs:.2f}×")
+    Console().print(table)
+    return 0
+
+
+def _tv_kwargs(name: str) -> dict:
+    # GoogLeNet and Inception-v3 would otherwise transform their inputs and build auxiliary heads
+    return {"init_weights": True, "transform_input": False, "aux_logits": False} if name in ("googlenet", "inception_v3") else {}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="inference images/s and latency, optionally against torchvision")
+    p.add_argument("model")
+    p.add_argument("--batch", default="1,16", help="comma-separated batch sizes (default 1,16)")
+    p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
+    p.add_argument("--vs", choices=["torchvision"], help="also time torchvision's same architecture, alternately")
+    p.add_argument("--optimize", action="store_true", help="time cnnatlas.optimize(model) instead of the plain model")
+    p.add_argument("--repeats", type=int, default=10, help="timed rounds after warm-up (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_run)

@@ -1,0 +1,42 @@
+"""Export round-trips: the ONNX file run in onnxruntime and the TorchScript file give our outputs."""
+
+import pytest
+import torch
+
+import cnnatlas
+from cnnatlas.cli import main
+from cnnatlas.export import export_onnx, export_torchscript
+from equivalence import max_relative_difference
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.mark.parametrize("name, size", [("resnet18", 64), ("mobilenet_v2", 64), ("lenet5", 32)])
+def test_onnx_round_trip(tmp_path, name, size):
+    torch.manual_seed(0)
+    model = cnnatlas.create_model(name).eval()
+    channels = model.in_channels
+    path = export_onnx(model, tmp_path / f"{name}.onnx", torch.randn(1, channels, size, size))
+    x = torch.randn(3, channels, size, size)  # another batch size: the batch axis is dynamic
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+    with torch.no_grad():
+        assert max_relative_difference(got, model(x)) <= 1e-4
+
+
+def test_torchscript_round_trip(tmp_path):
+    model = cnnatlas.create_model("vgg11_bn").eval()
+    path = export_torchscript(model, tmp_path / "vgg.pt", torch.randn(1, 3, 32, 32))
+    loaded = torch.jit.load(str(path))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert max_relative_difference(loaded(x), model(x)) <= 1e-5
+
+
+def test_export_command(tmp_path, capsys):
+    onnx_file = tmp_path / "lenet.onnx"
+    assert main(["export", "lenet5", "--onnx", str(onnx_file), "--optimize"]) == 0
+    assert onnx_file.stat().st_size > 100_000  # 61,706 float32 weights
+    assert main(["export", "lenet5"]) == 2
+    assert "give --onnx FILE" in capsys.readouterr().err
+    assert main(["export", "lenet5", "--onnx", str(tmp_path / "missing" / "x.onnx")]) == 2
