@@ -207,7 +207,10 @@ def create_model(name: str, *, features_only: bool = False, out_indices: Any = N
                 f"Accepted: {', '.join(accepted) or 'none'}."
             )
         _check_type(name, key, value, hints.get(key))
-    return entry.cls(**entry.config, **kwargs)
+    model = entry.cls(**entry.config, **kwargs)
+    if getattr(model, "default_input_size", None) is None:  # one sample, (C, *spatial), as registered
+        model.default_input_size = (getattr(model, "in_channels", entry.input_size[0]),) + entry.input_size[1:]
+    return model
 
 
 def _type_hints(cls: type) -> dict[str, Any]:

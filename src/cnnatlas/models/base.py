@@ -124,10 +124,14 @@ def _runs_on_meta(model: Classifier, size: int) -> bool:
 
 
 def smallest_input_size(model: Classifier, limit: int = 4096) -> int:
-    """Binary search for the smallest square/cubic input the model runs on (meta tensors only)."""
-    if not _runs_on_meta(model, limit):
-        raise InputShapeError(f"{type(model).__name__} does not run at any input size up to {limit}")
-    lo, hi = 1, limit  # invariant: hi runs
+    """Binary search for the smallest square/cubic input the model runs on (meta tensors only).
+    The search starts below the model's registered input size when it has one."""
+    hi = max(getattr(model, "default_input_size", (limit,))[1:] or (limit,))
+    if not _runs_on_meta(model, hi):
+        hi = limit
+        if not _runs_on_meta(model, limit):
+            raise InputShapeError(f"{type(model).__name__} does not run at any input size up to {limit}")
+    lo = 1  # invariant: hi runs
     if _runs_on_meta(model, lo):
         return lo
     while hi - lo > 1:
