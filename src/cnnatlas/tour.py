@@ -32,8 +32,15 @@ def _models(console: Console) -> bool:
     return not disagree
 
 
+def _train(console: Console) -> bool:
+    from .train.demo import lenet_digits_demo
+
+    return lenet_digits_demo(console)
+
+
 SECTIONS: list[Section] = [
     Section("models", "The zoo: parameters measured vs published", _models),
+    Section("train", "Training: LeNet-5 learns the digits", _train),  # keep last: the tour ends with training
 ]
 
 

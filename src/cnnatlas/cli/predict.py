@@ -10,7 +10,8 @@ import torch
 
 def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.Tensor:
     """An image file as a float (C, H, W) tensor in [0, 1] with the run's number of channels."""
-    from torchvision.io import ImageReadMode, decode_image
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2.functional import pil_to_tensor
 
     from ..data import DatasetError
 
@@ -18,9 +19,10 @@ def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.T
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        image = decode_image(str(path), mode=ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB)
-    except (RuntimeError, ValueError) as err:
-        raise DatasetError(f"{path}: cannot be read as an image ({str(err).splitlines()[0]})") from None
+        with Image.open(path) as img:
+            image = pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(f"{path}: cannot be read as an image ({err})") from None
     image = image.float() / 255.0
     return 1.0 - image if invert else image
 

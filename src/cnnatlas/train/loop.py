@@ -361,8 +361,8 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
                                 keep=config.keep_checkpoints)
             if progress:
                 progress.console.print(
-                    f"epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  train {train_acc:6.2%}  "
-                    f"test {result.acc:6.2%}  top-5 {result.top5:6.2%}  {last['images_per_s']:,.0f} img/s  "
+                    f"epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  train {train_acc:6.1%}  "
+                    f"test {result.acc:6.1%}  top-5 {result.top5:6.1%}  {last['images_per_s']:>6,.0f} img/s  "
                     f"{last['seconds']:.1f} s")
             barrier(ctx)
     finally:

@@ -1,0 +1,217 @@
+"""The trainer: schedule, defaults, a short real run with its files, determinism, divergence,
+the train/eval/predict commands, and two processes under torchrun."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from cnnatlas import InvalidArgumentError
+from cnnatlas.cli import main
+from cnnatlas.data import DataSplits, load_dataset
+from cnnatlas.train import (TrainConfig, TrainingDivergedError, default_config, learning_rate, list_checkpoints,
+                            load_checkpoint, load_run, train)
+
+# -- pieces ---------------------------------------------------------------------------------------
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig("lenet5", epochs=8, lr=0.1, warmup_epochs=1, schedule="cosine")
+    spe = 10
+    assert learning_rate(0, spe, cfg) == pytest.approx(0.001)  # warm-up starts at lr/100
+    assert learning_rate(5, spe, cfg) == pytest.approx(0.001 + 0.099 * 0.5)
+    assert learning_rate(10, spe, cfg) == pytest.approx(0.1)  # peak after warm-up
+    assert learning_rate(45, spe, cfg) == pytest.approx(0.05)  # cosine half-way between step 10 and 80
+    assert learning_rate(79, spe, cfg) < 1e-3
+    lrs = [learning_rate(s, spe, cfg) for s in range(10, 80)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    step = TrainConfig("lenet5", epochs=8, lr=0.1, warmup_epochs=0, schedule="step")
+    assert [learning_rate(e * spe, spe, step) for e in range(8)] == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+
+
+def test_defaults_per_model_and_dataset():
+    bare = default_config("lenet5")
+    assert bare.data == "digits" and bare.optimizer == "sgd" and bare.epochs >= 10
+    assert default_config("lenet5", "fashion-mnist").epochs != bare.epochs or \
+        default_config("lenet5", "fashion-mnist").batch_size != bare.batch_size
+    assert default_config("resnet20", "fashion-mnist").lr == 0.1
+    assert default_config("lenet5", epochs=3, lr=None).epochs == 3  # None means "keep the default"
+    for bad in ({"epochs": 0}, {"lr": -1.0}, {"optimizer": "rmsprop"}, {"schedule": "linear"},
+                {"label_smoothing": 1.0}, {"device": "tpu"}):
+        with pytest.raises(InvalidArgumentError):
+            default_config("lenet5", **bad)
+
+
+# -- short real runs on a slice of the digits ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_digits() -> DataSplits:
+    d = load_dataset("digits", 32)
+    return DataSplits(Subset(d.train, range(320)), Subset(d.test, range(120)), d.info, "digits, first 320/120")
+
+
+def _config(tmp_path: Path, **kw) -> TrainConfig:
+    settings = {"epochs": 2, "batch_size": 32, "quiet": True, "out": str(tmp_path / "run")} | kw
+    return default_config("lenet5", "digits", **settings)
+
+
+def test_short_run_writes_metrics_checkpoints_and_weights(tmp_path, small_digits):
+    metrics = train(_config(tmp_path, epochs=3, keep_checkpoints=2), data=small_digits)
+    run = tmp_path / "run"
+    for key in ("test_acc", "test_top5", "train_loss", "epochs", "seconds", "images_per_s"):
+        assert key in metrics
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2, 3]
+    assert lines[-1]["test_acc"] == metrics["test_acc"] and metrics["epochs"] == 3
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]  # it learns
+    assert metrics["test_acc"] > 0.3 and metrics["test_top5"] >= metrics["test_acc"]  # chance is 0.1
+    assert metrics["images_per_s"] > 0 and metrics["seconds"] > 0
+    assert [p.name for p in list_checkpoints(run)] == ["epoch-0002", "epoch-0003"]
+    loaded = load_run(run)
+    ckpt = load_checkpoint(run / "checkpoints" / "epoch-0003")
+    assert all(torch.equal(v, ckpt.weights[k]) for k, v in loaded.model.state_dict().items())
+    assert ckpt.meta["step"] == 3 * 10 and set(ckpt.state) == {"optimizer", "scaler", "rng"}
+
+
+def test_same_seed_same_weights_twice(tmp_path, small_digits):
+    a = train(_config(tmp_path / "a", epochs=1, deterministic=True, seed=3), data=small_digits)
+    b = train(_config(tmp_path / "b", epochs=1, deterministic=True, seed=3), data=small_digits)
+    c = train(_config(tmp_path / "c", epochs=1, deterministic=True, seed=4), data=small_digits)
+    wa, wb, wc = (load_run(m["run_dir"]).model.state_dict() for m in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert not torch.are_deterministic_algorithms_enabled()  # the global switch is put back
+
+
+@pytest.mark.parametrize("options", [
+    {"optimizer": "adamw", "lr": 1e-3, "schedule": "step", "label_smoothing": 0.1, "grad_clip": 1.0},
+    {"augment": "crop,flip,jitter", "warmup_epochs": 0.0, "weight_decay": 0.0, "model_kwargs": {"style": "modern"}},
+])
+def test_options_train(tmp_path, small_digits, options):
+    data = None if "augment" in options else small_digits  # the augmentation is the dataset's: load it
+    metrics = train(_config(tmp_path, epochs=1, **options), data=data)
+    assert math.isfinite(metrics["train_loss"]) and metrics["test_acc"] > 0.1
+    if data is None:
+        saved = json.loads((tmp_path / "run" / "config.json").read_text())
+        assert saved["data"]["augment"] == ["crop", "flip", "jitter"]
+
+
+class _PoisonAfter(nn.Module):
+    """Wraps a model; after `calls` training forwards its output is NaN."""
+
+    def __init__(self, inner: nn.Module, calls: int) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, calls
+
+    def forward(self, x):
+        if self.training:
+            self.calls -= 1
+        out = self.inner(x)
+        return out * float("nan") if self.calls < 0 else out
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, small_digits):
+    from cnnatlas import create_model
+
+    model = _PoisonAfter(create_model("lenet5"), calls=10 + 3)  # 10 steps per epoch: NaN in epoch 2
+    with pytest.raises(TrainingDivergedError, match=r"loss became nan in epoch 2.*epoch-0001") as err:
+        train(_config(tmp_path, epochs=3), data=small_digits, model=model)
+    assert "not saved" in str(err.value)
+    run = tmp_path / "run"
+    assert [p.name for p in list_checkpoints(run)] == ["epoch-0001"]
+    good = load_checkpoint(run / "checkpoints" / "epoch-0001")
+    assert all(torch.isfinite(w).all() for w in good.weights.values())
+    assert not (run / "metrics.json").exists() and not (run / "model.safetensors").exists()
+
+
+def test_existing_run_needs_resume(tmp_path, small_digits):
+    from cnnatlas.train import RunExistsError
+
+    train(_config(tmp_path, epochs=1), data=small_digits)
+    with pytest.raises(RunExistsError, match="already holds a run; continue it with --resume"):
+        train(_config(tmp_path, epochs=1), data=small_digits)
+    metrics = train(_config(tmp_path, epochs=2), data=small_digits, resume=True)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert metrics["epochs"] == 2 and len(lines) == 2
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def test_train_eval_predict_commands(tmp_path, capsys):
+    from torchvision.utils import save_image
+
+    from cnnatlas.data.digits import digits_arrays
+
+    out = tmp_path / "cli"
+    assert main(["train", "lenet5", "--epochs", "1", "--batch-size", "128", "--quiet", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == ""  # --quiet prints nothing
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["batch_size"] == 128 and config["data"]["name"] == "digits"
+
+    assert main(["eval", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert report["images"] == 360 and report["test_acc"] == pytest.approx(metrics["test_acc"])
+    confusion = torch.tensor(report["confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 360
+    assert confusion.diag().sum() / 360 == pytest.approx(report["test_acc"])
+    assert main(["eval", str(out)]) == 0
+    assert "Confusion matrix" in capsys.readouterr().out
+
+    _, _, x_test, y_test = digits_arrays()
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f"digit{i}.png"))
+        save_image(x_test[i], paths[-1])
+    assert main(["predict", str(out), *paths, "--top", "2", "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [p["image"] for p in preds] == paths and all(len(p["top"]) == 2 for p in preds)
+    run = load_run(out)  # the command agrees with the model run on the test set's own tensors
+    expected = run.model(torch.stack([run.info.prepare(x) for x in x_test[:2]])).argmax(1).tolist()
+    assert [p["top"][0]["index"] for p in preds] == expected
+
+
+def test_command_errors_are_one_line(tmp_path, capsys):
+    assert main(["train", "lenet5", "--optimizer", "rmsprop"]) == 2
+    assert main(["train", "nonet"]) == 2
+    assert "unknown model 'nonet'" in capsys.readouterr().err
+    assert main(["train", "lenet5", "--data", str(tmp_path / "nowhere")]) == 2
+    assert "unknown dataset" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a training run folder" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["train", "lenet5", "--device", "cuda"]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+
+
+# -- torchrun -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_match_one_process(tmp_path):
+    """torchrun --nproc-per-node 2 (gloo on CPU): same global batch, accuracy in the band of the
+    single-process run, and only rank 0 writes."""
+    common = ["-m", "cnnatlas", "train", "lenet5", "--epochs", "6", "--batch-size", "32", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], check=True, env=env, timeout=900)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                    *common, "--out", str(tmp_path / "two")], check=True, env=env, timeout=900)
+    one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert one["test_acc"] > 0.9 and two["test_acc"] > 0.9
+    assert abs(one["test_acc"] - two["test_acc"]) <= 0.03, (one["test_acc"], two["test_acc"])
+    lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == list(range(1, 7))  # one writer, not two
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
