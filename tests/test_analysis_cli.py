@@ -1,0 +1,154 @@
+"""`cnnatlas summary`, `cnnatlas rf` and `cnnatlas calc` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from cnnatlas.cli import main
+
+
+def run_json(capsys, *args) -> dict:
+    assert main(list(args)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_summary_json_keys_and_published_check(capsys):
+    d = run_json(capsys, "summary", "resnet50", "--json")
+    for key in ("params", "trainable_params", "macs", "flops", "other_flops", "param_bytes", "activation_bytes",
+                "receptive_field", "layers", "unsupported_ops"):
+        assert key in d, key
+    assert d["params"] == 25_557_032 and round(d["macs"] / 1e9, 3) == 4.089 and d["flops"] == 2 * d["macs"]
+    rf = d["receptive_field"]
+    assert rf["size"] == [427, 427] and rf["stride"] == [32, 32] and rf["start"] == [0, 0]
+    layer = d["layers"][0]
+    assert set(layer) >= {"name", "op", "output_shape", "params", "macs", "receptive_field"}
+    assert layer["op"] == "convolution" and layer["output_shape"] == [1, 64, 112, 112]
+    assert layer["receptive_field"]["size"] == [7, 7]
+    assert d["unsupported_ops"] == {}
+    assert d["published"]["macs_agreement"] == "exact" and d["published"]["params_agreement"] == "exact"
+
+
+def test_summary_table_with_depth(capsys):
+    assert main(["summary", "vgg11", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "features" in out and "7.609 G" in out and "receptive field" in out and "equal to 3 decimals" in out
+
+
+def test_summary_torchvision_timm_and_file(capsys, tmp_path):
+    d = run_json(capsys, "summary", "torchvision:mobilenet_v3_small", "--json")
+    assert d["params"] == 2_542_856 and round(d["macs"] / 1e9, 3) == 0.057
+    d = run_json(capsys, "summary", "timm:resnet18", "--json", "--input", "2x3x64x64")
+    assert d["input_shapes"] == [[2, 3, 64, 64]] and d["params"] == 11_689_512
+    path = tmp_path / "mine.py"
+    path.write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class TwoInputs(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 8, 3)
+                self.fc = nn.Linear(4, 8)
+
+            def forward(self, image, extra):
+                return self.conv(image).mean((2, 3)) + self.fc(extra)
+
+        def build():
+            return TwoInputs()
+    """))
+    d = run_json(capsys, "summary", f"{path}:build", "--json", "--input", "1x3x10x10,1x4")
+    assert d["input_shapes"] == [[1, 3, 10, 10], [1, 4]]
+    assert d["macs"] == 8 * 8 * 8 * 27 + 4 * 8
+
+
+def test_summary_sweep(capsys):
+    d = run_json(capsys, "summary", "resnet18", "--sweep", "64,128", "--json")
+    a, b = d["sweep"]
+    assert a["input"] == [[1, 3, 64, 64]] and b["input"] == [[1, 3, 128, 128]]
+    fc = 512 * 1000  # the classifier's MACs do not depend on the input size; the convolutions' grow as H·W
+    assert b["macs"] - fc == 4 * (a["macs"] - fc) and b["activation_bytes"] > 3 * a["activation_bytes"]
+    d = run_json(capsys, "summary", "torchvision:r3d_18", "--sweep", "64,112", "--json")
+    assert [row["input"] for row in d["sweep"]] == [[[1, 3, 16, 64, 64]], [[1, 3, 16, 112, 112]]]  # time stays
+    assert main(["summary", "resnet18", "--sweep", "64,128"]) == 0
+    assert "cost against input size" in capsys.readouterr().out
+
+
+def test_rf_layer_by_layer(capsys):
+    d = run_json(capsys, "rf", "vgg16", "--json", "--depth", "1")
+    assert d["receptive_field"]["size"] == [212, 212] and d["receptive_field"]["padding"] == [90, 90]
+    names = [row["name"] for row in d["layers"]]
+    assert "features" in names
+    assert main(["rf", "resnet18", "--depth", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "435" in out and "stride" in out
+
+
+def test_rf_effective(capsys):
+    d = run_json(capsys, "rf", "lenet5", "--json", "--erf", "--samples", "2")
+    erf = d["effective_receptive_field"]
+    assert erf["theoretical"]["size"] == d["receptive_field"]["size"]
+    assert all(0 < s <= t for s, t in zip(erf["size"], erf["theoretical"]["size"]))
+
+
+@pytest.mark.parametrize("args, key, value", [
+    (["conv-params", "--in-channels", "64", "--out-channels", "128"], "value", 73_856),
+    (["conv-output", "--input", "224", "--kernel", "7", "--stride", "2", "--padding", "3"], "value", 112),
+    (["same-padding", "--kernel", "3", "--dilation", "2"], "value", 2),
+    (["conv-macs", "--output", "112,112", "--kernel", "7", "--in-channels", "3", "--out-channels", "64"], "value", 118_013_952),
+    (["stacked-rf", "--n", "5"], "value", 11),
+    (["dilation", "--kernel", "3", "--dilation", "2"], "value", 5),
+    (["se", "--channels", "256", "--no-bias"], "value", 8192),
+    (["densenet-channels", "--initial", "64", "--growth", "32", "--layer", "6"], "value", 224),
+    (["vit-tokens", "--image", "224", "--patch", "16"], "value", 197),
+    (["dense-params", "--height", "2", "--width", "2", "--in-channels", "1", "--out-channels", "1"], "value", 16),
+])
+def test_calc_values(capsys, args, key, value):
+    assert run_json(capsys, "calc", "--json", *args)[key] == value
+
+
+def test_calc_comparisons(capsys):
+    d = run_json(capsys, "calc", "separable", "--in-channels", "256", "--out-channels", "256", "--json")
+    assert d["value"]["standard"] == 589_824 and d["value"]["separable"] == 67_840
+    d = run_json(capsys, "calc", "stacked-vs-single", "--channels", "10", "--json")
+    assert d["value"] == {"one_5x5": 2500, "2_stacked_3x3": 1800, "ratio": 0.72, "saving": pytest.approx(0.28)}
+    d = run_json(capsys, "calc", "rf-stack", "--layer", "7,2,3", "--layer", "3,2,1", "--json")
+    assert d["value"] == {"size": 11, "stride": 4, "start": 0}
+    d = run_json(capsys, "calc", "compound-scaling", "--phi", "2", "--json")
+    assert d["value"]["depth"] == pytest.approx(1.44)
+    d = run_json(capsys, "calc", "inflation", "--time", "3", "--kernel", "3", "--in-channels", "4", "--out-channels", "4", "--json")
+    assert d["value"]["ratio"] == 3
+    d = run_json(capsys, "calc", "pointwise", "--in-channels", "8", "--out-channels", "8", "--no-bias", "--json")
+    assert d["value"]["ratio"] == pytest.approx(1 / 9)
+
+
+def test_calc_text(capsys):
+    assert main(["calc", "conv-params", "--in-channels", "64", "--out-channels", "128"]) == 0
+    out = capsys.readouterr().out
+    assert "73,856" in out and "formula" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["summary", "resnet5O"], "unknown model 'resnet5O'"),
+    (["summary", "torchvision:resnet5"], "torchvision has no model 'resnet5'"),
+    (["summary", "resnet18", "--input", "1x3xbig"], "--input: expected sizes"),
+    (["summary", "resnet18", "--sweep", "a,b"], "--sweep: expected sizes"),
+    (["summary", "no/such/file.py:build"], "no file"),
+    (["summary", "vgg16", "--input", "1x3x8x8"], "smallest input"),
+    (["calc", "conv-output", "--input", "2", "--kernel", "7"], "does not fit"),
+])
+def test_usage_errors_are_one_line_and_exit_2(capsys, args, message):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_usage_error_in_a_subprocess_prints_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "cnnatlas", "summary", "resnet18", "--input", "1x3xbig"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "--input: expected sizes" in proc.stderr and "Traceback" not in proc.stderr
