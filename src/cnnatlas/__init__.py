@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .analysis import Report, analyze, effective_receptive_field
 from .errors import CnnAtlasError, InputShapeError, InvalidArgumentError, UnknownModelError, WeightsError
+from .inflate import inflate
 from .models.efficientnet import compound_scale
 from .registry import create_model, get_entry, list_models, model_info, register_model
 from .weights import load_torchvision_weights
@@ -27,6 +28,7 @@ __all__ = [
     "create_model",
     "effective_receptive_field",
     "get_entry",
+    "inflate",
     "list_models",
     "load_torchvision_weights",
     "model_info",

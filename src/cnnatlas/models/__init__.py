@@ -1,6 +1,7 @@
 """The zoo. Importing a family module registers its models."""
 
 from . import alexnet, densenet, efficientnet, inception, lenet, mobilenet, resnet, vgg  # noqa: F401
+from . import audio, slowfast, video  # noqa: F401  (video and audio; after inception, which I3D inflates)
 from .alexnet import AlexNet
 from .base import Classifier, FeatureInfo, count_params, smallest_input_size
 from .lenet import LeNet5
