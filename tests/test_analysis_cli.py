@@ -152,3 +152,12 @@ def test_usage_error_in_a_subprocess_prints_no_traceback():
     proc = subprocess.run([sys.executable, "-m", "cnnatlas", "summary", "resnet18", "--input", "1x3xbig"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "--input: expected sizes" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_tour_analysis_section(capsys):
+    """Every registered model traced; every torchvision figure reproduced; the RF table rows agree."""
+    assert main(["tour", "--section", "analysis"]) == 0
+    out = capsys.readouterr().out
+    assert "Every MAC count torchvision publishes is reproduced" in out
+    assert out.count("agrees") == 4

@@ -32,6 +32,12 @@ def _models(console: Console) -> bool:
     return not disagree
 
 
+def _analysis(console: Console) -> bool:
+    from .analysis.showcase import analysis_section
+
+    return analysis_section(console)
+
+
 def _train(console: Console) -> bool:
     from .train.demo import lenet_digits_demo
 
@@ -40,6 +46,7 @@ def _train(console: Console) -> bool:
 
 SECTIONS: list[Section] = [
     Section("models", "The zoo: parameters measured vs published", _models),
+    Section("analysis", "The analyser: MACs and receptive field of every model, measured vs published", _analysis),
     Section("train", "Training: LeNet-5 learns the digits", _train),  # keep last: the tour ends with training
 ]
 
