@@ -1,0 +1,190 @@
+"""What every plot shares: figures without pyplot (the Agg canvas, no global state, no display),
+saving to PNG or SVG, model resolution, and the sample photograph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import nn
+
+from ..errors import CnnAtlasError, InvalidArgumentError
+
+FORMATS = (".png", ".svg")
+DPI = 110
+# One colour per family, so that the same family looks the same on every plot of the atlas.
+FAMILY_COLOURS = {
+    "lenet": "#8c564b", "alexnet": "#7f7f7f", "vgg": "#1f77b4", "inception": "#2ca02c", "resnet": "#d62728",
+    "plain": "#ff9896", "densenet": "#9467bd", "senet": "#e377c2", "mobilenet": "#17becf",
+    "efficientnet": "#ff7f0e", "video": "#bcbd22", "audio": "#393b79",
+}
+
+
+class VizError(CnnAtlasError, RuntimeError):
+    """A picture that cannot be drawn (a missing program, a model without what the plot needs)."""
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure on the Agg canvas: no pyplot, no window, safe in any process."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def check_out(out: str | Path) -> Path:
+    """The output path of a plot: .png or .svg; its folder is created."""
+    path = Path(out)
+    if path.suffix.lower() not in FORMATS:
+        raise InvalidArgumentError(f"--out must end in .png or .svg; got {str(out)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_figure(fig: Figure, out: str | Path | None) -> Figure:
+    """Write `fig` to `out` (PNG or SVG by suffix; reproducible: no date in the file) and return it."""
+    if out is None:
+        return fig
+    path = check_out(out)
+    meta = {"Date": None} if path.suffix.lower() == ".svg" else {"Software": None}
+    fig.savefig(path, metadata=meta, dpi=DPI)
+    return fig
+
+
+def family_colour(family: str) -> str:
+    return FAMILY_COLOURS.get(family, "#444444")
+
+
+def resolve_model(model: str | nn.Module, meta: bool = True) -> tuple[nn.Module, str, tuple[int, ...] | None]:
+    """(module, label, default input shape with batch 1) for a registry name, torchvision:NAME,
+    timm:NAME, path/file.py:factory, or a module (whose `default_input_size` is used when set)."""
+    if isinstance(model, nn.Module):
+        size = getattr(model, "default_input_size", None)
+        return model, type(model).__name__, (1, *size) if size else None
+    if not isinstance(model, str):
+        raise InvalidArgumentError(f"expected a model name or an nn.Module; got {type(model).__name__}")
+    from ..cli.summary import load_model
+
+    loaded = load_model(model, meta=meta)
+    return loaded.model, loaded.label, loaded.input_size
+
+
+def model_family(name: str) -> str:
+    from ..registry import get_entry, list_models
+
+    return get_entry(name).family if name in list_models() else ""
+
+
+def capped_input(shape: tuple[int, ...], cap: int | None) -> tuple[int, ...]:
+    """`shape` (N, C, *spatial) with each spatial side at most `cap` (time is kept for video)."""
+    if cap is None:
+        return tuple(shape)
+    keep = 3 if len(shape) == 5 else 2
+    return tuple(shape[:keep]) + tuple(min(s, cap) for s in shape[keep:])
+
+
+def sample_image_path() -> Path:
+    """The photograph matplotlib ships (Grace Hopper, 600×512 JPEG)."""
+    from matplotlib import cbook
+
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_image(path: str | Path | None, size: tuple[int, int], channels: int = 3) -> np.ndarray:
+    """An image file as float (H, W, C) in [0, 1], centre-cropped to square and resized to `size`."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path) if path is not None else sample_image_path()
+    if not path.is_file():
+        raise InvalidArgumentError(f"--image: no file {str(path)!r}")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB" if channels == 3 else "L")
+            w, h = img.size
+            side = min(w, h)
+            img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+            img = img.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as err:
+        raise InvalidArgumentError(f"--image: {path} is not an image Pillow can read ({err})") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def image_tensor(arr: np.ndarray, channels: int) -> torch.Tensor:
+    """(H, W, C) in [0, 1] → (1, C, H, W) normalised with the ImageNet mean and std (grey: their average)."""
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float()
+    if channels == 3:
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    else:
+        mean, std = torch.full((channels,), 0.449), torch.full((channels,), 0.226)
+        x = x.mean(0, keepdim=True).expand(channels, -1, -1)
+    return ((x - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)).unsqueeze(0)
+
+
+def fmt_count(n: float) -> str:
+    """1234567 → '1.23M'; 4089184256 → '4.09G'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:g}"
+
+
+def axes_text(values: Any) -> str:
+    """(7, 7) → '7'; (3, 7, 7) → '3×7×7'."""
+    values = list(values)
+    return str(values[0]) if len(set(values)) == 1 else "×".join(str(v) for v in values)
+
+
+def is_run_dir(spec: object) -> bool:
+    """A training run folder (`cnnatlas train --out DIR` writes its config.json)."""
+    return isinstance(spec, (str, Path)) and (Path(spec) / "config.json").is_file()
+
+
+class Subject:
+    """A model to look inside, with real weights: a registry/torchvision/timm name (initialised
+    weights), a training run folder (its trained weights, or a checkpoint's), or a module."""
+
+    def __init__(self, spec: str | Path | nn.Module, checkpoint: str | Path | None = None) -> None:
+        self.run = None
+        if is_run_dir(spec):
+            from ..train import load_run
+
+            self.run = load_run(spec, checkpoint)
+            self.model = self.run.model
+            info = self.run.info
+            self.label = f"{self.run.config.model} ({Path(spec).name})"
+            self.input_size: tuple[int, ...] | None = (1, info.in_channels, info.image_size, info.image_size)
+            self.weights = f"trained weights from {self.run.weights_from}"
+        else:
+            if checkpoint is not None:
+                raise InvalidArgumentError("--checkpoint needs a training run folder (RUN_DIR), not a model name")
+            if isinstance(spec, Path):
+                raise InvalidArgumentError(f"{spec}: not a training run folder (no config.json)")
+            self.model, self.label, self.input_size = resolve_model(spec, meta=False)
+            self.weights = "weights as built (initialisation)" if isinstance(spec, str) else "the module's weights"
+        self.model.eval()
+
+    def prepare(self, arr: np.ndarray) -> torch.Tensor:
+        """(H, W, C) image in [0, 1] → the model's normalised input (1, C, H, W)."""
+        channels = self.input_size[1] if self.input_size else 3
+        if self.run is not None:
+            img = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float()
+            if img.shape[0] != channels:
+                img = img.mean(0, keepdim=True).expand(channels, -1, -1)
+            return self.run.info.prepare(img)[None]
+        return image_tensor(arr, channels)
+
+
+def set_title(fig: Figure, text: str, fontsize: float = 10) -> None:
+    """A figure title wrapped to the figure's width."""
+    import textwrap
+
+    width = max(30, int(fig.get_figwidth() * 130 / fontsize))
+    fig.suptitle(textwrap.fill(text, width), fontsize=fontsize)

@@ -1,0 +1,255 @@
+"""Pictures of what a network computes: feature maps of a real photograph, first-layer filters, and
+translation equivariance against invariance (FORMULAS.md, "Equivariance and invariance")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from ..analysis import analyze
+from ..errors import InvalidArgumentError, did_you_mean
+from .common import Subject, VizError, load_image, new_figure, save_figure, set_title
+
+
+def _spatial_side(subject: Subject, default: int = 224) -> tuple[int, int]:
+    if subject.input_size is None:
+        return default, default
+    if len(subject.input_size) != 4:
+        raise VizError(f"{subject.label}: this picture is for 2-D image models; its input is "
+                       f"{'×'.join(map(str, subject.input_size))}")
+    return subject.input_size[2], subject.input_size[3]
+
+
+def default_layers(model: nn.Module, count: int = 4) -> list[str]:
+    """The stage outputs listed in the model's `feature_info`, else `count` convolutions evenly spread."""
+    info = getattr(model, "feature_info", None) or []
+    names = [f.name for f in info]
+    if not names:
+        convs = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+        if not convs:
+            raise VizError(f"{type(model).__name__} has no convolution layers to show")
+        idx = np.unique(np.linspace(0, len(convs) - 1, min(count, len(convs))).round().astype(int))
+        names = [convs[i] for i in idx]
+    return names[:count] if len(names) > count else names
+
+
+def _keeper(store: dict[str, torch.Tensor], name: str):
+    def hook(module: nn.Module, args, output) -> None:
+        store.setdefault(name, (output if isinstance(output, torch.Tensor) else output[0]).detach())
+    return hook
+
+
+def feature_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The outputs of the modules `layers` (dotted paths) for input `x`, by name."""
+    modules = dict(model.named_modules())
+    out: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in layers:
+        if name not in modules:
+            raise InvalidArgumentError(f"{type(model).__name__} has no module {name!r}.{did_you_mean(name, modules)}")
+        handles.append(modules[name].register_forward_hook(_keeper(out, name)))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [n for n in layers if n not in out]
+    if missing:
+        raise InvalidArgumentError(f"modules {missing} did not run in {type(model).__name__}'s forward")
+    return out
+
+
+def plot_feature_maps(model: str | Path | nn.Module, image: str | Path | None = None,
+                      layers: Sequence[str] | None = None, *, channels: int = 8, checkpoint: str | Path | None = None,
+                      out: str | Path | None = None) -> Figure:
+    """Feature maps of `layers` (default: the stage outputs) for a photograph (default: the one
+    matplotlib ships), the `channels` most varied maps of each layer. `model` is a name (initialised
+    weights), a training run folder (trained weights) or a module."""
+    if channels < 1:
+        raise InvalidArgumentError(f"--channels must be ≥ 1; got {channels}")
+    subject = Subject(model, checkpoint)
+    side = _spatial_side(subject)
+    in_ch = subject.input_size[1] if subject.input_size else 3
+    arr = load_image(image, side, 3)
+    x = subject.prepare(arr)
+    names = list(layers) if layers else default_layers(subject.model)
+    maps = feature_maps(subject.model, x, names)
+    fig = new_figure(1.45 * (channels + 1) + 0.6, 1.55 * len(names) + 0.9)
+    grid = fig.subplots(len(names), channels + 1, squeeze=False)
+    shown = x[0].permute(1, 2, 0).numpy()
+    shown = (shown - shown.min()) / (np.ptp(shown) or 1.0)
+    for row, name in enumerate(names):
+        y = maps[name][0]
+        if y.dim() != 3:
+            raise VizError(f"{name} outputs {tuple(maps[name].shape)}, not a 2-D feature map")
+        ax = grid[row][0]
+        ax.imshow(shown if in_ch == 3 else shown[..., 0], cmap=None if in_ch == 3 else "gray")
+        ax.set_ylabel(f"{name}\n{y.shape[0]}×{y.shape[1]}×{y.shape[2]}", fontsize=7.5)
+        ax.set_title("input" if row == 0 else "", fontsize=8)
+        order = torch.argsort(y.flatten(1).std(1), descending=True)[:channels].tolist()
+        for col in range(channels):
+            ax = grid[row][col + 1]
+            if col < len(order):
+                c = order[col]
+                ax.imshow(y[c].numpy(), cmap="viridis")
+                ax.set_title(f"channel {c}", fontsize=7)
+            else:
+                ax.axis("off")
+    for ax in grid.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    set_title(fig, f"{subject.label}: feature maps of a photograph ({subject.weights}); each row a layer, "
+                 f"its {channels} most varied channels", fontsize=9.5)
+    return save_figure(fig, out)
+
+
+def first_conv(model: nn.Module, input_size: tuple[int, ...] | None) -> tuple[str, nn.Module]:
+    """The first convolution the forward runs (from the analyser's trace), or the first registered."""
+    modules = dict(model.named_modules())
+    if input_size is not None:
+        try:
+            report = analyze(model, input_size)
+            for rec in report.layers:
+                if rec.op == "convolution" and rec.name in modules:
+                    return rec.name, modules[rec.name]
+        except Exception:  # noqa: BLE001 — a model the tracer cannot run: fall back on registration order
+            pass
+    for name, m in modules.items():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return name, m
+    raise VizError(f"{type(model).__name__} has no convolution layer")
+
+
+def plot_filters(model: str | Path | nn.Module, *, checkpoint: str | Path | None = None, max_filters: int = 64,
+                 out: str | Path | None = None) -> Figure:
+    """First-layer filters of a trained run (or of a model's initial weights): RGB filters as colour
+    images, single-channel ones red (positive) and blue (negative); 3-D filters one row per filter,
+    one column per time slice (an inflated filter repeats one 2-D slice, divided by T)."""
+    subject = Subject(model, checkpoint)
+    name, conv = first_conv(subject.model, subject.input_size)
+    w = conv.weight.detach().float().cpu()
+    shape = "×".join(map(str, w.shape))
+    n = min(w.shape[0], max_filters)
+    if w.dim() == 3:  # 1-D filters: one curve per filter
+        fig = new_figure(8, 4)
+        ax = fig.add_subplot()
+        for i in range(n):
+            ax.plot(np.arange(w.shape[2]), w[i].mean(0).numpy(), linewidth=1)
+        ax.set_xlabel("tap")
+        ax.set_ylabel("weight (mean over input channels)")
+    elif w.dim() == 5:  # (C_out, C_in, T, kH, kW)
+        rows, cols = min(n, 8), w.shape[2]
+        fig = new_figure(1.2 * cols + 1.5, 1.2 * rows + 0.8)
+        grid = fig.subplots(rows, cols, squeeze=False)
+        lim = float(w[:rows].abs().max()) or 1.0
+        for i in range(rows):
+            for t in range(cols):
+                ax = grid[i][t]
+                ax.imshow(w[i, :, t].mean(0).numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(f"t = {t}", fontsize=8)
+            grid[i][0].set_ylabel(f"filter {i}", fontsize=8)
+    else:
+        cols = int(np.ceil(np.sqrt(n)))
+        rows = int(np.ceil(n / cols))
+        fig = new_figure(max(4.0, 0.9 * cols + 0.8), 0.9 * rows + 1.0)
+        grid = fig.subplots(rows, cols, squeeze=False)
+        lim = float(w[:n].abs().max()) or 1.0
+        for i, ax in enumerate(grid.flat):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i >= n:
+                ax.axis("off")
+                continue
+            f = w[i]
+            if f.shape[0] == 3:
+                img = f.permute(1, 2, 0).numpy()
+                img = (img - img.min()) / (np.ptp(img) or 1.0)
+                ax.imshow(img, interpolation="nearest")
+            else:
+                ax.imshow(f.mean(0).numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+            ax.set_title(str(i), fontsize=6.5)
+    set_title(fig, f"{subject.label}: first-layer filters of {name} ({shape}); {subject.weights}", fontsize=9)
+    return save_figure(fig, out)
+
+
+def _equivariance_net(padding_mode: str, seed: int, in_channels: int) -> nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(in_channels, 8, 5, padding=2, padding_mode=padding_mode), nn.ReLU(),
+                        nn.Conv2d(8, 8, 3, padding=1, padding_mode=padding_mode), nn.ReLU())
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * (0.3 if p.dim() > 1 else 0.05))
+    return net.eval()
+
+
+def equivariance_data(image: str | Path | None = None, shift: tuple[int, int] = (9, 17), size: int = 96,
+                      seed: int = 0) -> dict:
+    """Measure f(T x) against T f(x) for a two-layer stride-1 conv net f (random weights) with
+    circular and with zero padding, and g(x) = global average of f(x) against g(T x)."""
+    if len(shift) != 2 or not all(isinstance(s, int) for s in shift):
+        raise InvalidArgumentError(f"--shift takes two integers DY DX; got {shift!r}")
+    x = torch.from_numpy(np.ascontiguousarray(load_image(image, (size, size), 1))).permute(2, 0, 1)[None]
+    tx = torch.roll(x, shift, dims=(2, 3))
+    result = {"x": x[0, 0], "tx": tx[0, 0], "shift": tuple(shift)}
+    with torch.no_grad():
+        for mode in ("circular", "zeros"):
+            f = _equivariance_net(mode, seed, 1)
+            fx, ftx = f(x), f(tx)
+            err = (ftx - torch.roll(fx, shift, dims=(2, 3))).abs().amax(1)[0]
+            result[mode] = {"fx": fx[0], "ftx": ftx[0], "error": err, "max_error": float(err.max()),
+                            "scale": float(fx.abs().max()), "gx": fx.mean((2, 3))[0], "gtx": ftx.mean((2, 3))[0]}
+    return result
+
+
+def plot_equivariance(image: str | Path | None = None, shift: tuple[int, int] = (9, 17), *, channel: int = 0,
+                      seed: int = 0, out: str | Path | None = None) -> Figure:
+    """An input, its (circular) shift, the feature maps of both, the equivariance error
+    |f(Tx) − T f(x)| with circular and with zero padding, and the pooled (invariant) outputs."""
+    d = equivariance_data(image, shift, seed=seed)
+    if not 0 <= channel < d["circular"]["fx"].shape[0]:
+        raise InvalidArgumentError(f"--channel must be in 0..{d['circular']['fx'].shape[0] - 1}; got {channel}")
+    circ, zero = d["circular"], d["zeros"]
+    fig = new_figure(13, 6.4)
+    grid = fig.add_gridspec(2, 4)
+    panels = [
+        (grid[0, 0], d["x"], "input x", "gray"),
+        (grid[0, 1], d["tx"], f"shifted input T x  (shift {shift[0]}, {shift[1]})", "gray"),
+        (grid[0, 2], circ["fx"][channel], f"f(x), channel {channel}", "viridis"),
+        (grid[0, 3], circ["ftx"][channel], f"f(T x) = T f(x): the map moves with the input", "viridis"),
+        (grid[1, 0], circ["error"], f"|f(Tx) − T f(x)|, circular padding\nmax {circ['max_error']:.1e} "
+                                    f"(maps up to {circ['scale']:.2f})", "magma"),
+        (grid[1, 1], zero["error"], f"|f(Tx) − T f(x)|, zero padding\nmax {zero['max_error']:.2f}: only near "
+                                    "the borders and the wrap seams", "magma"),
+    ]
+    vmax = max(float(zero["error"].max()), 1e-12)
+    for spec, img, title, cmap in panels:
+        ax = fig.add_subplot(spec)
+        kw = {"vmin": 0, "vmax": vmax} if cmap == "magma" else {}
+        ax.imshow(img.numpy(), cmap=cmap, **kw)
+        ax.set_title(title, fontsize=8.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax = fig.add_subplot(grid[1, 2:])
+    k = np.arange(circ["gx"].numel())
+    ax.bar(k - 0.2, circ["gx"].numpy(), width=0.4, label="g(f(x))", color="#4477aa")
+    ax.bar(k + 0.2, circ["gtx"].numpy(), width=0.4, label="g(f(T x))", color="#ee7733")
+    inv = float((circ["gx"] - circ["gtx"]).abs().max())
+    ax.set_title(f"global average pooling g: the same vector for x and T x (invariant; max difference {inv:.1e})",
+                 fontsize=8.5)
+    ax.set_xlabel("channel")
+    ax.set_ylabel("pooled activation")
+    ax.set_xticks(k)
+    ax.legend(fontsize=8)
+    set_title(fig, "Convolution is translation-equivariant, f(Tx) = T f(x); after global pooling the output is "
+                 "invariant, g(Tx) = g(x)  (two 5×5 and 3×3 conv + ReLU layers, stride 1, random weights)",
+                 fontsize=10)
+    return save_figure(fig, out)

@@ -1,0 +1,133 @@
+"""Pictures of a training run folder (written by `cnnatlas train`): loss and accuracy per epoch from
+RUN/metrics.jsonl, and the confusion matrix of the run's weights on its test set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..train import CheckpointError
+from .common import is_run_dir, new_figure, save_figure, set_title
+
+
+def _run_dir(run_dir: str | Path) -> Path:
+    path = Path(run_dir)
+    if not is_run_dir(path):
+        raise CheckpointError(f"{run_dir}: not a training run folder (no config.json; "
+                              f"`cnnatlas train MODEL --out {run_dir}` makes one)")
+    return path
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch lines of RUN/metrics.jsonl, in order."""
+    path = _run_dir(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: no metrics.jsonl yet (no epoch has finished)")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{path}:{n}: not a JSON line ({err})") from None
+    if not rows:
+        raise CheckpointError(f"{path}: empty (no epoch has finished)")
+    return rows
+
+
+def run_title(run_dir: str | Path) -> str:
+    """'lenet5 on digits' from RUN/config.json."""
+    try:
+        saved = json.loads((_run_dir(run_dir) / "config.json").read_text(encoding="utf-8"))
+        return f"{saved['train']['model']} on {saved['data']['name']}"
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return Path(run_dir).name
+
+
+def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Figure:
+    """Training and test loss, and training, test top-1 and top-5 accuracy, against the epoch."""
+    rows = read_history(run_dir)
+    epochs = [r["epoch"] for r in rows]
+    fig = new_figure(10, 4.2)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for key, label, colour in (("train_loss", "training loss", "#1f77b4"), ("test_loss", "test loss", "#d62728")):
+        if all(key in r for r in rows):
+            loss_ax.plot(epochs, [r[key] for r in rows], marker="o", markersize=3, label=label, color=colour)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("cross-entropy loss")
+    loss_ax.set_title("loss", fontsize=10)
+    loss_ax.grid(alpha=0.3)
+    loss_ax.legend(fontsize=8)
+    for key, label, colour in (("train_acc", "training top-1", "#1f77b4"), ("test_acc", "test top-1", "#d62728"),
+                               ("test_top5", "test top-5", "#2ca02c")):
+        if all(key in r for r in rows):
+            acc_ax.plot(epochs, [100 * r[key] for r in rows], marker="o", markersize=3, label=label, color=colour)
+    acc_ax.set_xlabel("epoch")
+    acc_ax.set_ylabel("accuracy (%)")
+    acc_ax.set_title(f"accuracy (last test top-1 {100 * rows[-1].get('test_acc', float('nan')):.2f}%)", fontsize=10)
+    acc_ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize=8)
+    for ax in (loss_ax, acc_ax):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    set_title(fig, f"{run_title(run_dir)}: {len(rows)} epochs ({Path(run_dir).name}/metrics.jsonl)")
+    return save_figure(fig, out)
+
+
+def run_confusion(run_dir: str | Path, data: str | None = None,
+                  checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate the run's weights on its test set (or `data`'s) as `cnnatlas eval` does:
+    accuracy, class names and the confusion matrix (rows: true class, columns: predicted)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..data import DatasetError, TensorImageDataset, load_dataset
+    from ..train import evaluate, load_run
+
+    run = load_run(_run_dir(run_dir), checkpoint)
+    info = run.info
+    spec = data or run.config.data
+    splits = load_dataset(spec, info.image_size, "none", info.in_channels)
+    if splits.info.num_classes != info.num_classes:
+        raise DatasetError(f"{spec} has {splits.info.num_classes} classes; the run was trained on {info.num_classes}")
+    if isinstance(splits.test, TensorImageDataset):  # normalise as the run's training data was
+        splits.test.mean, splits.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (info.mean, info.std))
+    result = evaluate(run.model, DataLoader(splits.test, batch_size=256), info.num_classes, torch.device("cpu"))
+    return {"model": run.config.model, "data": spec, "acc": result.acc, "count": result.count,
+            "classes": list(info.classes), "confusion": result.confusion.numpy()}
+
+
+def plot_confusion(run_dir: str | Path, out: str | Path | None = None, *, data: str | None = None,
+                   checkpoint: str | Path | None = None, result: dict[str, Any] | None = None) -> Figure:
+    """The confusion matrix of a run on its test set: colour = share of the true class (recall),
+    numbers = counts. `result` may be a `run_confusion` result already computed."""
+    r = result if result is not None else run_confusion(run_dir, data, checkpoint)
+    m = np.asarray(r["confusion"], dtype=np.int64)
+    classes = r["classes"]
+    n = len(classes)
+    rows = m.sum(1, keepdims=True)
+    share = np.divide(m, rows, out=np.zeros(m.shape, dtype=float), where=rows > 0)
+    side = max(4.5, 0.55 * n + 2.5)
+    fig = new_figure(side + 1.2, side)
+    ax = fig.add_subplot()
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the true class")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7 if n > 12 else 8,
+                            color="white" if share[i, j] > 0.6 else "#222222")
+    short = [c if len(c) <= 12 else c[:11] + "…" for c in classes]
+    ax.set_xticks(range(n), short, rotation=45 if max(map(len, short)) > 2 else 0, ha="right"
+                  if max(map(len, short)) > 2 else "center", fontsize=8)
+    ax.set_yticks(range(n), short, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    set_title(fig, f"{r['model']} on {r['data']}: test accuracy {100 * r['acc']:.2f}% over {r['count']:,} images",
+              fontsize=10)
+    return save_figure(fig, out)
