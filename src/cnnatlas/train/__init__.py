@@ -5,7 +5,7 @@ from .checkpoint import (Checkpoint, CheckpointError, latest_checkpoint, list_ch
                          load_latest_checkpoint, load_state, load_weights, save_checkpoint)
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig, default_config, with_overrides
 from .loop import (EvalResult, RunExistsError, TrainingDivergedError, build_model, evaluate, learning_rate,
-                   resolve_device, train)
+                   make_optimizer, resolve_device, train)
 from .run import TrainedRun, load_run
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "load_run",
     "load_state",
     "load_weights",
+    "make_optimizer",
     "resolve_device",
     "save_checkpoint",
     "train",

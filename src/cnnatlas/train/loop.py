@@ -128,7 +128,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
     confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.long)
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if device.type == "cuda":
+        if device.type == "cuda" and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             logits = model(x).float()
@@ -264,11 +264,20 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     model = model if model is not None else build_model(config, info)
-    model = model.to(device, memory_format=torch.channels_last if on_gpu else torch.preserve_format)
+    channels_last = on_gpu and getattr(model, "dims", 2) == 2  # NHWC suits tensor cores; 2-D images only
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = make_optimizer(model, config)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
-    run_dir = broadcast_object(resolve_run_dir(config, resume) if main else None, ctx)
+    run_dir, problem = None, None
+    if main:  # rank 0 chooses the folder; a refusal is raised on every rank, so none waits forever
+        try:
+            run_dir = resolve_run_dir(config, resume)
+        except RunExistsError as err:
+            problem = str(err)
+    run_dir, problem = broadcast_object((run_dir, problem), ctx)
+    if problem:
+        raise RunExistsError(problem)
     start_epoch, step = 1, 0
     if resume:
         ckpt = load_latest_checkpoint(run_dir) if resume is True else load_checkpoint(resume)
@@ -290,7 +299,7 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
                       f"{info.image_size}, augment {','.join(info.augment) or 'none'}")
         console.print(f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
                       f"{config.schedule}, {device.type} × {ctx.world_size} process(es)"
-                      + (f", amp {str(amp_dtype)[6:]}, channels_last" if on_gpu else "") + f" → {run_dir}"
+                      + (f", amp {str(amp_dtype)[6:]}" if on_gpu else "") + (", channels_last" if channels_last else "") + f" → {run_dir}"
                       + (f" (resumed after epoch {start_epoch - 1})" if resume else ""))
 
     progress = _progress(console) if show else None
@@ -312,7 +321,7 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
             start = time.perf_counter()
             for i, (x, y) in enumerate(train_loader, 1):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                if on_gpu:
+                if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(step, steps_per_epoch, config)
