@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -50,7 +51,9 @@ def save_figure(fig: Figure, out: str | Path | None) -> Figure:
         return fig
     path = check_out(out)
     meta = {"Date": None} if path.suffix.lower() == ".svg" else {"Software": None}
-    fig.savefig(path, metadata=meta, dpi=DPI)
+    # SVG text stays text (searchable, a third of the size); the hash salt makes files reproducible
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnatlas"}):
+        fig.savefig(path, metadata=meta, dpi=DPI)
     return fig
 
 
@@ -78,12 +81,16 @@ def model_family(name: str) -> str:
     return get_entry(name).family if name in list_models() else ""
 
 
-def capped_input(shape: tuple[int, ...], cap: int | None) -> tuple[int, ...]:
-    """`shape` (N, C, *spatial) with each spatial side at most `cap` (time is kept for video)."""
+def capped_input(shape: tuple[int, ...], cap: int | None, time_cap: int = 16) -> tuple[int, ...]:
+    """`shape` (N, C, *spatial) with each image side at most `cap` and, for video (N, C, T, H, W),
+    at most `time_cap` frames; a 1-D signal (N, C, L) is capped at 64·`cap` samples."""
     if cap is None:
         return tuple(shape)
-    keep = 3 if len(shape) == 5 else 2
-    return tuple(shape[:keep]) + tuple(min(s, cap) for s in shape[keep:])
+    if len(shape) == 3:
+        return (shape[0], shape[1], min(shape[2], 64 * cap))
+    if len(shape) == 5:
+        return (shape[0], shape[1], min(shape[2], time_cap)) + tuple(min(s, cap) for s in shape[3:])
+    return tuple(shape[:2]) + tuple(min(s, cap) for s in shape[2:])
 
 
 def sample_image_path() -> Path:

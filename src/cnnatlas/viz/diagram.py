@@ -314,9 +314,10 @@ def _describe(node: Node, layers, index: _Index, collapsed: bool) -> None:
     if collapsed and not index.is_leaf(name) and not index.fusable(name):
         node.kind, node.title = "module", mtype
         return
-    if index.is_leaf(name):
-        node.kind = _kind(first.op, first.module_type)
-        node.title = _op_text(first, module)
+    if index.is_leaf(name):  # described by its main operator (a causal conv pads first)
+        main = next((r for r in recs if _kind(r.op, r.module_type) != "other"), first)
+        node.kind = _kind(main.op, main.module_type)
+        node.title = _op_text(main, module)
         return
     # a fused unit: its operators in order, joined by arrows
     items = []
@@ -388,9 +389,10 @@ def auto_depth(report: Report, model: nn.Module | None, max_nodes: int = 48) -> 
 
 def model_diagram(model: str | nn.Module, *, block: str | None = None, depth: int | None = None,
                   input_size: tuple[int, ...] | None = None, max_nodes: int = 48,
-                  report: Report | None = None) -> Diagram:
+                  report: Report | None = None, label: str | None = None) -> Diagram:
     """The diagram of a model (a registry name, torchvision:NAME, ... or a module) or of one block."""
-    module, label, default = resolve_model(model)
+    module, found, default = resolve_model(model)
+    label = label or found
     if report is None:
         size = tuple(input_size) if input_size is not None else default
         if size is None:

@@ -1,0 +1,145 @@
+"""`cnnatlas plot KIND ... --out FILE`: one picture, drawn from what cnnatlas measures.
+
+Kinds: rf-growth, pareto, erf, feature-maps, filters, equivariance, training, confusion, diagram.
+FILE ends in .png or .svg (a diagram also takes .dot for the Graphviz source).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InvalidArgumentError
+from .summary import parse_shape
+
+
+def _out(args) -> Path:
+    return Path(args.out)
+
+
+def _rf_growth(args) -> None:
+    from ..viz import plot_rf_growth
+    from ..viz.fields import RF_GROWTH_MODELS
+
+    plot_rf_growth(args.models or list(RF_GROWTH_MODELS), out=_out(args))
+
+
+def _pareto(args) -> None:
+    from ..viz import plot_pareto
+    from ..viz.atlas import select_models
+
+    plot_pareto(select_models(args.models) if args.models else None, out=_out(args))
+
+
+def _erf(args) -> None:
+    from ..viz import plot_erf
+
+    size = parse_shape(args.input) if args.input else None
+    plot_erf(args.model, size, samples=args.samples, fraction=args.fraction, layer=args.layer, cap=args.max_size,
+             out=_out(args))
+
+
+def _feature_maps(args) -> None:
+    from ..viz import plot_feature_maps
+
+    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
+    plot_feature_maps(args.model, args.image, layers, channels=args.channels, checkpoint=args.checkpoint,
+                      out=_out(args))
+
+
+def _filters(args) -> None:
+    from ..viz import plot_filters
+
+    plot_filters(args.model, checkpoint=args.checkpoint, out=_out(args))
+
+
+def _equivariance(args) -> None:
+    from ..viz import plot_equivariance
+
+    plot_equivariance(args.image, tuple(args.shift), channel=args.channel, out=_out(args))
+
+
+def _training(args) -> None:
+    from ..viz import plot_training
+
+    plot_training(args.run_dir, out=_out(args))
+
+
+def _confusion(args) -> None:
+    from ..viz import plot_confusion
+
+    plot_confusion(args.run_dir, out=_out(args), data=args.data, checkpoint=args.checkpoint)
+
+
+def _diagram(args) -> None:
+    from ..viz import plot_diagram
+
+    size = parse_shape(args.input) if args.input else None
+    plot_diagram(args.model, args.block, depth=args.depth, input_size=size, out=_out(args))
+
+
+def _run(args) -> int:
+    if not getattr(args, "draw", None):
+        raise InvalidArgumentError("plot needs a KIND: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
+                                   "training, confusion or diagram (see 'cnnatlas plot --help')")
+    suffixes = (".svg", ".png", ".dot", ".gv") if args.kind == "diagram" else (".png", ".svg")
+    if Path(args.out).suffix.lower() not in suffixes:
+        raise InvalidArgumentError(f"--out must end in {', '.join(suffixes)}; got {args.out!r}")
+    args.draw(args)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("plot", help="draw one picture: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
+                                    "training, confusion, diagram",
+                       description="Draw one picture from what cnnatlas measures; --out FILE.png or FILE.svg.")
+    p.set_defaults(run=_run, draw=None)
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=type(p))
+
+    def kind(name: str, draw, help: str):
+        k = kinds.add_parser(name, help=help, description=help)
+        k.add_argument("--out", required=True, metavar="FILE", help="output file, .png or .svg")
+        k.set_defaults(draw=draw)
+        return k
+
+    k = kind("rf-growth", _rf_growth, "receptive field against depth (log scale) for several models, from the analyser")
+    k.add_argument("models", nargs="*", metavar="MODEL", help="models (default: vgg16 resnet50 inception_v3 "
+                                                              "densenet121 mobilenet_v2 efficientnet_b0)")
+    k = kind("pareto", _pareto, "published top-1 against measured MACs for the zoo, the Pareto front marked")
+    k.add_argument("--models", metavar="PATTERN", help="models to include: a pattern or comma list (default: all "
+                                                       "with a published ImageNet top-1)")
+    k = kind("erf", _erf, "effective receptive field heat map beside the analytic field")
+    k.add_argument("model", metavar="MODEL")
+    k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x128x128 (default: the model's, "
+                                                    "sides capped at --max-size)")
+    k.add_argument("--max-size", type=int, default=224, metavar="PX", help="cap on the default input's sides (224)")
+    k.add_argument("--samples", type=int, default=8, help="random inputs averaged (default 8)")
+    k.add_argument("--fraction", type=float, default=0.95, help="gradient mass the ERF square holds (0.95)")
+    k.add_argument("--layer", metavar="NAME", help="module whose centre unit is probed (default: the last spatial map)")
+    k = kind("feature-maps", _feature_maps, "feature maps of chosen layers for a real photograph")
+    k.add_argument("model", metavar="MODEL", help="a model name (initialised weights) or a training run folder")
+    k.add_argument("--image", metavar="PATH", help="any image file (default: the photograph matplotlib ships)")
+    k.add_argument("--layers", metavar="A,B", help="module paths (default: the stage outputs)")
+    k.add_argument("--channels", type=int, default=8, help="maps per layer (default 8)")
+    k.add_argument("--checkpoint", metavar="DIR", help="a checkpoint of the run instead of its final weights")
+    k = kind("filters", _filters, "first-layer filters of a trained checkpoint")
+    k.add_argument("model", metavar="RUN_DIR", help="a training run folder (or a model name: initial weights)")
+    k.add_argument("--checkpoint", metavar="DIR", help="a checkpoint of the run instead of its final weights")
+    k = kind("equivariance", _equivariance, "an input, its shift, both feature maps, and the pooled (invariant) output")
+    k.add_argument("--image", metavar="PATH", help="any image file (default: the photograph matplotlib ships)")
+    k.add_argument("--shift", type=int, nargs=2, default=(9, 17), metavar=("DY", "DX"), help="the shift (9 17)")
+    k.add_argument("--channel", type=int, default=0, help="feature channel shown (default 0)")
+    k = kind("training", _training, "loss and accuracy curves of a training run")
+    k.add_argument("run_dir", metavar="RUN_DIR")
+    k = kind("confusion", _confusion, "confusion matrix of a training run on its test set")
+    k.add_argument("run_dir", metavar="RUN_DIR")
+    k.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's)")
+    k.add_argument("--checkpoint", metavar="DIR", help="a checkpoint of the run instead of its final weights")
+    k = kind("diagram", _diagram, "the architecture from the traced operator graph (Graphviz), shapes, "
+                                  "parameters and MACs on the nodes")
+    k.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or file.py:factory")
+    k.add_argument("--block", metavar="NAME", help="draw one block, operator by operator: a module path "
+                                                   "(stages.0.0) or class (Bottleneck, InceptionA, SqueezeExcite)")
+    k.add_argument("--depth", type=int, metavar="N", help="module depth of a whole-model diagram (default: the "
+                                                          "deepest that stays readable)")
+    k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")

@@ -1,0 +1,346 @@
+"""Plots and diagrams: every kind writes a valid, non-blank picture with the axes and labels a reader
+expects, and what it draws is what cnnatlas measured (analyser records, gradients, run files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnatlas import analyze, create_model
+from cnnatlas.cli import main
+from cnnatlas.errors import InvalidArgumentError
+from cnnatlas.models.base import count_params
+from cnnatlas.train import default_config, load_run, train
+from cnnatlas.viz import (GraphvizMissingError, equivariance_data, pareto_points, plot_confusion, plot_diagram,
+                          plot_equivariance, plot_erf, plot_feature_maps, plot_filters, plot_pareto, plot_rf_growth,
+                          plot_training, rf_growth_data, run_confusion)
+from cnnatlas.viz.common import resolve_model
+from cnnatlas.viz.diagram import build_diagram, model_diagram, render, representative_blocks
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def has_program(name: str) -> bool:
+    if shutil.which(name):
+        return True
+    if os.environ.get("CI"):  # the set-up (bin/setup-env) installs it: missing in CI is a failure
+        pytest.fail(f"{name} is not installed; bin/setup-env should have installed it")
+    return False
+
+
+needs_dot = pytest.mark.skipif(not shutil.which("dot") and not os.environ.get("CI"),
+                               reason="Graphviz's dot is not installed (apt-get install graphviz)")
+
+
+def assert_png(path: Path, min_size: int = 200) -> np.ndarray:
+    """A PNG that decodes, is large enough and is not blank: many colours, real contrast."""
+    assert path.is_file() and path.stat().st_size > 2000, path
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.format == "PNG" and min(img.size) >= min_size, img.size
+        rgb = np.asarray(img.convert("RGB"))
+    assert rgb.std() > 10, "blank image"
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 30, "too few colours for a plot"
+    return rgb
+
+
+def svg_texts(path: Path) -> list[str]:
+    """An SVG that parses, with its text elements (matplotlib keeps text as text; dot too)."""
+    assert path.is_file() and path.stat().st_size > 1000, path
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{SVG}svg"
+    assert len(list(root.iter(f"{SVG}path"))) + len(list(root.iter(f"{SVG}polygon"))) > 5, "nothing drawn"
+    return ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+
+
+# -- receptive-field growth, Pareto front, effective field ------------------------------------------
+
+
+def test_rf_growth_follows_the_analyser(tmp_path):
+    names = ["lenet5", "resnet20", "plain20"]
+    fig = plot_rf_growth(names, out=tmp_path / "rf.svg")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and "depth" in ax.get_xlabel() and "receptive field" in ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    for name in names:
+        model, _, size = resolve_model(name)
+        report = analyze(model, size)
+        points = rf_growth_data(report)
+        depths, fields = zip(*points)
+        assert list(depths) == list(range(1, len(depths) + 1))
+        assert all(a <= b for a, b in zip(fields, fields[1:])), "a field never shrinks with depth"
+        assert fields[-1] == max(report.receptive_field.size)  # the curve ends at the model's field
+        assert any(label.startswith(name + " ") for label in labels)
+    # LeNet-5: 5×5 conv, 2×2 pool, 5×5 conv, 2×2 pool → 5, 6, 14, 16 (FORMULAS.md recurrence)
+    lenet, _, size = resolve_model("lenet5")
+    assert [f for _, f in rf_growth_data(analyze(lenet, size))][:4] == [5, 6, 14, 16]
+    texts = svg_texts(tmp_path / "rf.svg")
+    assert any("Receptive field growth" in t for t in texts) and any("resnet20" in t for t in texts)
+    plot_rf_growth(["lenet5"], out=tmp_path / "rf.png")
+    assert_png(tmp_path / "rf.png")
+
+
+def test_pareto_front_and_labels(tmp_path):
+    names = ["alexnet", "mobilenet_v2", "resnet18", "resnet50", "vgg11", "efficientnet_b0", "lenet5"]
+    points = pareto_points(names)
+    assert {p.name for p in points} == set(names) - {"lenet5"}  # lenet5's top-1 is on MNIST, not ImageNet
+    model, _, size = resolve_model("resnet50")
+    assert next(p for p in points if p.name == "resnet50").macs == analyze(model, size).macs
+    for p in points:
+        dominated = any(q.macs <= p.macs and q.top1 > p.top1 for q in points if q is not p)
+        assert p.on_front == (not dominated), p
+    assert {p.name for p in points if p.on_front} >= {"mobilenet_v2", "efficientnet_b0"}
+    fig = plot_pareto(names, out=tmp_path / "pareto.png", macs={p.name: p.macs for p in points})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "MACs" in ax.get_xlabel() and "top-1" in ax.get_ylabel()
+    labelled = {t.get_text() for t in ax.texts}
+    assert labelled >= {p.name for p in points}
+    assert "Pareto front" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert_png(tmp_path / "pareto.png")
+
+
+def test_erf_heat_map_against_the_analytic_square(tmp_path):
+    model = create_model("resnet20")
+    fig = plot_erf(model, (1, 3, 32, 32), samples=2, out=tmp_path / "erf.png")
+    heat = next(ax for ax in fig.axes if ax.get_title().startswith("heat map"))
+    profile = next(ax for ax in fig.axes if ax.get_title() == "horizontal profile")
+    grad = heat.images[0].get_array()
+    assert grad.shape == (32, 32) and float(np.sum(grad)) == pytest.approx(1.0, rel=1e-4)
+    legend = " ".join(t.get_text() for t in heat.get_legend().get_texts())
+    assert "analytic field 81×81" in legend and "of the mass" in legend  # resnet20's field: 81 (analyser)
+    assert heat.get_xlabel() == "input x (pixels)" and profile.get_ylabel() == "relative gradient"
+    assert_png(tmp_path / "erf.png")
+
+
+# -- inside the network: feature maps, filters, equivariance ----------------------------------------
+
+
+def test_feature_maps_of_a_photograph(tmp_path):
+    model = create_model("resnet20")
+    model.default_input_size = (3, 32, 32)
+    fig = plot_feature_maps(model, channels=4, out=tmp_path / "fm.png")
+    stages = [f.name for f in model.feature_info]
+    rows = [ax.get_ylabel().split("\n")[0] for ax in fig.axes if ax.get_ylabel()]
+    assert rows == stages
+    assert sum(ax.get_title().startswith("channel") for ax in fig.axes) == 4 * len(stages)
+    first_map = fig.axes[1].images[0].get_array()
+    assert first_map.shape == (32, 32) and float(np.ptp(first_map)) > 0
+    assert_png(tmp_path / "fm.png")
+    with pytest.raises(InvalidArgumentError, match="no module"):
+        plot_feature_maps(model, layers=["stages.9"])
+    with pytest.raises(InvalidArgumentError, match="no file"):
+        plot_feature_maps(model, image=tmp_path / "missing.jpg")
+
+
+def test_equivariance_exact_with_circular_padding_border_only_with_zeros(tmp_path):
+    d = equivariance_data(shift=(5, 7))
+    circ, zero = d["circular"], d["zeros"]
+    assert circ["max_error"] <= 1e-5 * circ["scale"]  # f(Tx) = T f(x) exactly, up to float rounding
+    assert zero["max_error"] > 1e-2 * zero["scale"]  # zero padding breaks it ...
+    err = zero["error"]
+    inner = err.clone()  # ... but only within the field radius (2 + 1 = 3 px) of the borders and seams
+    for rows in (slice(0, 4), slice(-4, None), slice(5 - 4, 5 + 4)):
+        inner[rows, :] = 0
+    for cols in (slice(0, 4), slice(-4, None), slice(7 - 4, 7 + 4)):
+        inner[:, cols] = 0
+    assert float(inner.max()) <= 1e-5 * zero["scale"]
+    assert torch.allclose(circ["gx"], circ["gtx"], atol=1e-5)  # pooled output: invariant
+    fig = plot_equivariance(shift=(5, 7), out=tmp_path / "eq.svg")
+    titles = " ".join(ax.get_title() for ax in fig.axes)
+    assert "shifted input" in titles and "circular padding" in titles and "zero padding" in titles
+    assert any("Convolution is translation-equivariant" in t for t in svg_texts(tmp_path / "eq.svg"))
+    with pytest.raises(InvalidArgumentError):
+        equivariance_data(shift=(1,))
+
+
+# -- a training run: curves, confusion matrix, trained filters ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "lenet5-digits"
+    train(default_config("lenet5", "digits", epochs=2, quiet=True, out=str(out), seed=0))
+    return out
+
+
+def test_training_curves_from_metrics_jsonl(run_dir, tmp_path):
+    fig = plot_training(run_dir, out=tmp_path / "train.png")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    loss_ax, acc_ax = fig.axes
+    lines = {line.get_label(): line for line in acc_ax.get_lines()}
+    assert list(lines["test top-1"].get_ydata()) == pytest.approx([100 * r["test_acc"] for r in rows])
+    assert list(lines["test top-1"].get_xdata()) == [r["epoch"] for r in rows]
+    assert {line.get_label() for line in loss_ax.get_lines()} == {"training loss", "test loss"}
+    assert loss_ax.get_xlabel() == "epoch" and acc_ax.get_ylabel() == "accuracy (%)"
+    assert_png(tmp_path / "train.png")
+
+
+def test_confusion_matrix_of_the_run(run_dir, tmp_path):
+    result = run_confusion(run_dir)
+    m = result["confusion"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert m.shape == (10, 10) and m.sum() == result["count"] == 360  # the digits test split
+    assert np.trace(m) / m.sum() == pytest.approx(metrics["test_acc"], abs=1e-9)  # same weights, same test set
+    fig = plot_confusion(run_dir, out=tmp_path / "confusion.svg", result=result)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(d) for d in range(10)]
+    counts = sorted(int(t.get_text()) for t in ax.texts)
+    assert sum(counts) == 360
+    assert any("test accuracy" in t for t in svg_texts(tmp_path / "confusion.svg"))
+
+
+def test_filters_are_the_trained_first_layer(run_dir, tmp_path):
+    fig = plot_filters(run_dir, out=tmp_path / "filters.png")
+    weight = load_run(run_dir).model.features.c1.conv.weight.detach()  # LeNet-5's C1: 6 filters 5×5
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(shown) == 6
+    for i, img in enumerate(shown):
+        np.testing.assert_allclose(np.asarray(img), weight[i, 0].numpy(), rtol=1e-6)
+    assert "trained weights" in fig.get_suptitle()
+    assert_png(tmp_path / "filters.png", min_size=150)
+
+
+# -- diagrams from the traced graph ------------------------------------------------------------------
+
+
+def _diagram(name: str, block: str | None = None):
+    model, _, size = resolve_model(name)
+    report = analyze(model, size)
+    return model_diagram(model, block=block, report=report, label=name), report, model
+
+
+def _by_title(diagram, text):
+    return [n for n in diagram.nodes if text in n.title]
+
+
+def _in_edges(diagram, node):
+    return [a for a, b in diagram.edges if b == node.id]
+
+
+def test_inception_module_four_branches_into_one_concatenation():
+    d, _, _ = _diagram("googlenet", "InceptionModule")
+    (cat,) = _by_title(d, "concatenate")
+    assert len(_in_edges(d, cat)) == 4 and cat.shape == (1, 256, 28, 28)
+    nodes = {n.id: n for n in d.nodes}
+    big = [n for n in d.nodes if n.title.startswith(("conv 3×3", "conv 5×5"))]
+    assert len(big) == 2
+    for n in big:  # the 1×1 reductions come BEFORE the expensive convolutions
+        (src,) = _in_edges(d, n)
+        assert nodes[src].title.startswith("conv 1×1, 192→")
+    (inp,) = [n for n in d.nodes if n.title == "input"]
+    assert len([b for a, b in d.edges if a == inp.id]) == 4
+
+
+def test_bottleneck_skip_and_numbers_on_nodes():
+    d, report, model = _diagram("resnet50", "Bottleneck")
+    (add,) = _by_title(d, "add (+)")
+    sources = {n.id: n for n in d.nodes}
+    assert {sources[a].path for a in _in_edges(d, add)} == {"stages.0.0.conv3", "stages.0.0.shortcut"}
+    conv2 = next(n for n in d.nodes if n.path == "stages.0.0.conv2")
+    assert conv2.title.startswith("conv 3×3, 64→64") and conv2.params == 3 * 3 * 64 * 64 + 2 * 64
+    assert conv2.macs == 56 * 56 * 64 * 3 * 3 * 64  # H·W·C_out·K²·C_in (FORMULAS.md)
+    whole = build_diagram(report, model, depth=3)
+    block = next(n for n in whole.nodes if n.path == "stages.0.0")
+    assert block.title == "Bottleneck" and block.params == count_params(model.stages[0][0])
+
+
+def test_dense_block_concatenates_every_layer():
+    d, _, _ = _diagram("densenet121", "DenseBlock")
+    cats = _by_title(d, "concatenate")
+    assert [c.shape[1] for c in cats] == [64 + 32 * k for k in range(1, 7)]  # k0 + k·l channels
+    layers = [n for n in d.nodes if n.kind == "unit"]
+    assert len(layers) == 6 and all("BN → ReLU → conv 1×1" in n.title for n in layers)
+
+
+def test_squeeze_excite_block_order():
+    d, _, _ = _diagram("seresnet50", "SqueezeExcite")
+    order = [n.title for n in d.nodes if n.kind != "io"]
+    assert order == ["global average pool", "conv 1×1, 256→16", "ReLU", "conv 1×1, 16→256", "sigmoid",
+                     "multiply (×)"]
+    (mul,) = _by_title(d, "multiply")
+    assert len(_in_edges(d, mul)) == 2  # the gate and the block's own input
+
+
+def test_inverted_residual_expand_depthwise_project():
+    d, _, _ = _diagram("mobilenet_v2", "stages.1.1")
+    titles = [n.title for n in d.nodes if n.kind == "unit"]
+    assert titles == ["conv 1×1, 24→144 → BN → ReLU6", "conv 3×3, 144→144, depthwise → BN → ReLU6",
+                      "conv 1×1, 144→24 → BN"]  # linear bottleneck: no activation after the projection
+    assert len(_by_title(d, "add (+)")) == 1
+
+
+def test_i3d_inflated_inception_module_has_3d_kernels():
+    d, _, _ = _diagram("i3d", "InceptionModule")
+    titles = " ".join(n.title for n in d.nodes)
+    assert "conv 1×1×1" in titles and "conv 3×3×3" in titles and "max pool 3×3×3" in titles
+    (cat,) = _by_title(d, "concatenate")
+    assert len(cat.shape) == 5 and len(_in_edges(d, cat)) == 4
+
+
+def test_whole_model_diagram_stays_readable():
+    for name in ("resnet50", "densenet121", "efficientnet_b0", "vgg16", "googlenet"):
+        d, report, _ = _diagram(name)
+        assert 5 <= len(d.nodes) <= 48, (name, len(d.nodes))
+        assert sum(n.params for n in d.nodes) == report.params - report.unused_params
+        assert sum(n.macs for n in d.nodes) == report.macs
+    model, _, size = resolve_model("efficientnet_b0")
+    assert representative_blocks(analyze(model, size)) == ["stages.0.0.se", "stages.1.1"]
+
+
+@needs_dot
+def test_diagram_files(tmp_path):
+    d = plot_diagram("googlenet", "inception3a", out=tmp_path / "inception.svg")
+    texts = svg_texts(tmp_path / "inception.svg")
+    assert "concatenate" in texts and "features.inception3a.branch2.1" in texts
+    assert any(t.startswith("params ") for t in texts) and "128×28×28" in texts
+    render(d, tmp_path / "inception.png")
+    assert_png(tmp_path / "inception.png")
+    render(d, tmp_path / "inception.dot")
+    assert (tmp_path / "inception.dot").read_text().startswith("digraph")
+
+
+def test_missing_graphviz_is_a_clear_error(tmp_path, monkeypatch):
+    d, _, _ = _diagram("lenet5")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(GraphvizMissingError, match="apt-get install graphviz"):
+        render(d, tmp_path / "lenet.svg")
+    render(d, tmp_path / "lenet.dot")  # the DOT source needs no Graphviz
+    assert main(["plot", "diagram", "lenet5", "--out", str(tmp_path / "x.svg")]) == 2
+
+
+def test_unknown_block_names_the_candidates():
+    with pytest.raises(InvalidArgumentError, match="Bottleneck"):
+        _diagram("resnet50", "Botleneck")
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def test_plot_command(tmp_path, run_dir, capsys):
+    assert main(["plot", "training", str(run_dir), "--out", str(tmp_path / "t.svg")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    svg_texts(tmp_path / "t.svg")
+    assert main(["plot", "rf-growth", "lenet5", "resnet20", "--out", str(tmp_path / "rf.png")]) == 0
+    assert_png(tmp_path / "rf.png")
+    assert main(["plot", "filters", str(run_dir), "--out", str(tmp_path / "f.png")]) == 0
+    if shutil.which("dot"):
+        assert main(["plot", "diagram", "resnet20", "--block", "BasicBlock", "--out", str(tmp_path / "b.svg")]) == 0
+        assert "add (+)" in svg_texts(tmp_path / "b.svg")
+    capsys.readouterr()
+    for argv in (["plot", "erf", "lenet5", "--out", str(tmp_path / "x.jpg")],  # not .png/.svg
+                 ["plot", "training", str(tmp_path), "--out", str(tmp_path / "x.png")],  # not a run folder
+                 ["plot", "pareto", "--models", "nosuchnet*", "--out", str(tmp_path / "x.png")],
+                 ["plot"], ["plot", "diagram", "--out", str(tmp_path / "x.svg")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("cnnatlas: error:") and "\n" not in err and "Traceback" not in err
