@@ -1,0 +1,317 @@
+"""How fast is a full cnnatlas analysis (shapes, parameters, MACs, memory, receptive field) against
+the counters people use instead — fvcore, ptflops, thop, torchinfo, torchscan and
+torch.utils.flop_counter.FlopCounterMode — and where do their numbers differ from ours, and why?
+
+Everything is measured in this one run, on this machine: each tool analyses the same model object
+at the same input; the time is the best of a few calls after one warm-up call. Peers run as their
+documentation shows (a real forward on CPU tensors). Two of them can also run on the meta device
+(torchscan's `device="meta"`, FlopCounterMode with meta tensors); those rows are labelled "(meta)".
+
+Their MAC counts are compared with ours, and each difference is explained by matching it against
+the element counts of the operators we count apart (bias additions, normalisation, activations,
+pooling, element-wise sums and products): "= BN + act" means the peer's extra MACs are exactly one per
+batch-norm element plus one per activation element.
+
+    pip install fvcore ptflops thop torchinfo torchscan      # the peers (cnnatlas's `bench` extra)
+    python benchmarks/analysis_speed.py                       # all four cases, a few minutes on 2 cores
+    python benchmarks/analysis_speed.py --cases resnet50 --markdown RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import logging
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+import torchvision
+
+from cnnatlas import analyze
+
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+
+CASES = {
+    "resnet50": (lambda: torchvision.models.resnet50(), (1, 3, 224, 224)),
+    "densenet161": (lambda: torchvision.models.densenet161(), (1, 3, 224, 224)),
+    "efficientnet_b7": (lambda: torchvision.models.efficientnet_b7(), (1, 3, 600, 600)),
+    "r3d_18": (lambda: torchvision.models.video.r3d_18(), (1, 3, 16, 112, 112)),
+}
+
+
+# -- the tools: each returns (MACs as that tool reports them, parameters) ----------------------------
+
+
+def ours(model, shape):
+    r = analyze(model, shape)
+    _ = r.receptive_field, [rec.receptive_field for rec in r.layers]  # the full analysis, fields included
+    return r.macs, r.params
+
+
+def fvcore(model, shape):
+    from fvcore.nn import FlopCountAnalysis, parameter_count
+
+    fca = FlopCountAnalysis(model, torch.randn(shape)).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return fca.total(), parameter_count(model)[""]
+
+
+def ptflops(model, shape):
+    from ptflops import get_model_complexity_info
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        macs, params = get_model_complexity_info(model, tuple(shape[1:]), as_strings=False,
+                                                 print_per_layer_stat=False, verbose=False)
+    return macs, params
+
+
+def thop(model, shape):
+    from thop import profile
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        macs, params = profile(model, inputs=(torch.randn(shape),), verbose=False)
+    _strip_thop(model)
+    return int(macs), int(params)
+
+
+def _strip_thop(model):
+    """thop leaves total_ops/total_params buffers on every module; remove them so the next tool sees the model as it was."""
+    for m in model.modules():
+        for key in ("total_ops", "total_params"):
+            m._buffers.pop(key, None)
+
+
+def torchinfo(model, shape):
+    from torchinfo import summary
+
+    s = summary(model, input_size=shape, verbose=0)
+    return s.total_mult_adds, s.total_params
+
+
+def torchscan(model, shape, device="cpu"):
+    from torchscan import crawl_module
+
+    info = crawl_module(model, tuple(shape[1:]), device=device)
+    return info["totals"]["macs"]["value"], info["totals"]["parameters"]["value"]
+
+
+def flop_counter(model, shape, device="cpu"):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(shape) if device == "cpu" else torch.empty(shape, device="meta"))
+    return counter.get_total_flops() // 2, sum(p.numel() for p in model.parameters())
+
+
+PEERS: dict[str, Callable] = {
+    "fvcore": fvcore,
+    "ptflops": ptflops,
+    "thop": thop,
+    "torchinfo": torchinfo,
+    "torchscan": torchscan,
+    "FlopCounterMode": flop_counter,
+}
+META_PEERS: dict[str, Callable] = {
+    "torchscan (meta)": lambda m, s: torchscan(m, s, device="meta"),
+    "FlopCounterMode (meta)": lambda m, s: flop_counter(m, s, device="meta"),
+}
+
+
+def best_time(fn: Callable, repeat: int) -> tuple[float, object]:
+    result = fn()  # warm-up: imports, caches, first-call allocations
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+# -- explaining the differences -----------------------------------------------------------------------
+
+_ACT = {"relu", "relu_", "silu", "silu_", "sigmoid", "sigmoid_", "hardswish", "hardswish_", "hardsigmoid",
+        "hardsigmoid_", "gelu", "hardtanh", "hardtanh_", "tanh", "leaky_relu", "leaky_relu_"}
+
+
+def components(model, shape) -> dict[str, int]:
+    """Element counts of what we keep out of MACs, read from our per-operator records."""
+    r = analyze(model, shape)
+    comp = dict.fromkeys(("bias", "BN", "BN params", "act", "maxpool in", "maxpool window", "maxpool out",
+                          "avgpool in", "avgpool out", "add", "mul"), 0)
+    for rec in r.layers:
+        out = 1
+        for d in rec.output_shape:
+            out *= d
+        inp = 1
+        for d in rec.input_shapes[0] if rec.input_shapes else ():
+            inp *= d
+        if rec.op in ("convolution", "addmm"):
+            comp["bias"] += rec.other_flops
+        elif rec.op in ("native_batch_norm", "_native_batch_norm_legit_no_training"):
+            comp["BN"] += out
+            comp["BN params"] += rec.params
+        elif rec.op in _ACT:
+            comp["act"] += out
+        elif rec.op.startswith("max_pool"):
+            comp["maxpool in"] += inp
+            comp["maxpool window"] += rec.other_flops
+            comp["maxpool out"] += out
+        elif "pool" in rec.op or rec.op == "mean":
+            comp["avgpool in"] += inp
+            comp["avgpool out"] += out
+        elif rec.op in ("add", "add_"):
+            comp["add"] += out
+        elif rec.op in ("mul", "mul_"):
+            comp["mul"] += out
+    return {k: v for k, v in comp.items() if v}
+
+
+def explain(diff: int, comp: dict[str, int]) -> str:
+    """Which multiples (0, 1, 2 or 4) of our uncounted components add up to the difference?"""
+    if diff == 0:
+        return "same"
+    names = list(comp)
+    values = [comp[n] for n in names]
+    best = None
+    for coeffs in itertools.product((0, 1, 2, 4), repeat=len(names)):
+        err = abs(diff - sum(c * v for c, v in zip(coeffs, values)))
+        if best is None or err < best[0] or (err == best[0] and sum(coeffs) < sum(best[1])):
+            best = (err, coeffs)
+    err, coeffs = best
+    terms = " + ".join(f"{c}·{n}" if c > 1 else n for c, n in zip(coeffs, names) if c) or "nothing"
+    if err == 0:
+        return f"= {terms}"
+    if err <= 0.002 * abs(diff):
+        return f"≈ {terms} (off by {err:,} MACs)"
+    return f"unexplained (nearest: {terms}, off by {err:,})"
+
+
+NOTES = {
+    "fvcore": "a torch.jit trace with per-operator handles; counts one 'flop' per multiply-add (so MACs) of conv, "
+              "matmul, linear and einsum, and adds batch norm (1 per element, 2 with affine) and adaptive average "
+              "pooling (1 per input element); element-wise operators (add_, mul, silu, sigmoid) are skipped with a warning",
+    "ptflops": "module hooks plus patched torch.nn.functional calls (pytorch backend): adds Linear biases, batch norm "
+               "(1 per element, 2 with affine), activations (1 per element) and pooling (1 per input element) to the "
+               "'MACs' — and a module whose forward calls the patched function (nn.ReLU → F.relu, pooling) is counted "
+               "twice, by its hook and by the patch",
+    "thop": "module hooks: batch norm 2 per element, doubled with affine (4); adaptive average pooling (kernel + 1) per "
+            "output; ReLU and max-pooling 0; functional calls (x + y, torch.cat, F.relu, x * s) are not seen",
+    "torchinfo": "module hooks on leaf layers: conv and linear mult-adds including their bias additions; other layers "
+                 "with parameters add their parameter count (batch norm: 2·C)",
+    "torchscan": "per-module formulas: besides conv/linear (with bias) its 'macs' include normalisation, activation "
+                 "and pooling layers",
+    "FlopCounterMode": "dispatch-level like cnnatlas: conv, mm, addmm, bmm and attention at 2 FLOPs per MAC, nothing "
+                       "else; it gives no shapes per module path, parameters, memory or receptive field",
+}
+
+
+def _timed(fn: Callable) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def run(case: str, repeat: int, peer_repeat: int) -> dict:
+    """Each peer is timed in rounds alternating with cnnatlas, so that a change of load on the machine
+    hits both sides of a ratio alike; the ratio is best peer time / best cnnatlas time of those rounds."""
+    build, shape = CASES[case]
+    torch.manual_seed(0)
+    model = build().eval()
+    with torch.device("meta"):
+        meta_model = build().eval()  # for the peers that can run on the meta device
+    t_ours, (macs, params) = best_time(lambda: ours(model, shape), repeat)
+    comp = components(model, shape)
+    rows = [("cnnatlas", t_ours, macs, params, "—", None)]
+    for name, fn in list(PEERS.items()) + list(META_PEERS.items()):
+        target = meta_model if name in META_PEERS else model
+        try:
+            fn(target, shape)  # warm-up
+            peer_times, our_times = [], []
+            for _ in range(peer_repeat):
+                our_times.append(_timed(lambda: ours(model, shape))[0])
+                t, (pm, pp) = _timed(lambda: fn(target, shape))
+                peer_times.append(t)
+        except Exception as err:  # noqa: BLE001 — a peer that cannot run this model
+            rows.append((name, None, None, None, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}", None))
+            continue
+        ratio = min(peer_times) / min(our_times)
+        t_ours = min(t_ours, *our_times)
+        rows.append((name, min(peer_times), int(pm), int(pp), explain(int(pm) - macs, comp), ratio))
+    # analysis time against input size, the sizes interleaved (ours only: the peers' grows with the arithmetic)
+    sizes: dict[str, list[float]] = {}
+    bigs = [shape[:-2] + (shape[-2] * k, shape[-1] * k) for k in (1, 2, 4)]
+    for _ in range(repeat):
+        for big in bigs:
+            sizes.setdefault("×".join(map(str, big)), []).append(_timed(lambda: analyze(model, big))[0])
+    documented = [r for r in rows[1:] if r[1] is not None and "(meta)" not in r[0]]
+    fastest = min(documented, key=lambda r: r[1]) if documented else None
+    everyone = [r for r in rows[1:] if r[1] is not None]
+    fastest_any = min(everyone, key=lambda r: r[1]) if everyone else None
+    return {"case": case, "shape": shape, "rows": rows, "ours": t_ours, "macs": macs, "params": params,
+            "components": comp, "fastest": fastest, "fastest_any": fastest_any,
+            "sizes": {k: min(v) for k, v in sizes.items()}}
+
+
+def report(results: list[dict]) -> str:
+    lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch "
+             f"{torch.__version__}, {torch.get_num_threads()} intra-op threads. Times: best of several calls after a warm-up.", ""]
+    for res in results:
+        lines.append(f"### {res['case']} at {'×'.join(map(str, res['shape']))}")
+        lines.append(f"ours: {res['macs']:,} MACs, {res['params']:,} parameters. Uncounted components (elements): "
+                     + ", ".join(f"{k} {v:,}" for k, v in res["components"].items()))
+        lines.append("")
+        lines.append("| tool | time | cnnatlas is … faster | MACs reported | params | MACs vs ours, and the components that make up the difference |")
+        lines.append("|---|---:|---:|---:|---:|---|")
+        for name, t, m, p, why, ratio in res["rows"]:
+            if t is None:
+                lines.append(f"| {name} | — | — | — | — | {why} |")
+                continue
+            faster = "—" if ratio is None else f"{ratio:.1f}×"
+            diff = "" if ratio is None else f"{(m - res['macs']) / res['macs']:+.2%} {why}"
+            lines.append(f"| {name} | {t * 1000:.0f} ms | {faster} | {m:,} | {p:,} | {diff} |")
+        lines.append("")
+        for label, row in (("Fastest peer as documented (real forward)", res["fastest"]),
+                           ("Fastest peer of all", res["fastest_any"])):
+            if row is not None:
+                lines.append(f"{label}: {row[0]}, {row[1] * 1000:.0f} ms → cnnatlas {row[5]:.1f}× faster.")
+        lines.append("cnnatlas analysis time against input size: "
+                     + ", ".join(f"{k}: {v * 1000:.0f} ms" for k, v in res["sizes"].items()))
+        lines.append("")
+    lines.append("The last column decomposes each difference into our per-operator element counts (bias additions, "
+                 "batch-norm elements and parameters, activation elements, pooling inputs/windows/outputs, element-wise "
+                 "sums and products) with coefficients 0, 1, 2 or 4 — the simplest combination that fits; where two "
+                 "components happen to be equal, another combination may fit as well. The conventions, read in each "
+                 "tool's source:")
+    for name, note in NOTES.items():
+        lines.append(f"- {name}: {note}.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls of cnnatlas (best is kept)")
+    parser.add_argument("--peer-repeat", type=int, default=3, help="timed rounds of each peer against cnnatlas (best is kept)")
+    parser.add_argument("--markdown", help="also write the results to this Markdown file")
+    args = parser.parse_args()
+    results = []
+    for case in args.cases:
+        print(f"… {case}", flush=True)
+        results.append(run(case, args.repeat, args.peer_repeat))
+        print(report(results[-1:]), flush=True)
+    text = report(results)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
