@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .base import DataInfo, DataSplits, DatasetError, TensorImageDataset, build_augmentation, channel_stats, fit_to_size, parse_augment
+from .base import (DataInfo, DataSplits, DatasetError, TensorImageDataset, build_augmentation, channel_stats,
+                   fit_to_size, parse_augment)
 from .idx import read_idx
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -106,5 +107,5 @@ def load_idx_folder(folder: str | Path, name: str = "idx", classes: tuple[str, .
         train=TensorImageDataset(x_train, y_train, mean, std, build_augmentation(names, image_size, 1)),
         test=TensorImageDataset(x_test, y_test, mean, std),
         info=DataInfo(name, tuple(classes), 1, 28, image_size, mean, std, names),
-        source=f"IDX files in {folder} ({len(y_train):,} train / {len(y_test):,} test)",
+        source=f"{name}, IDX files in {folder} ({len(y_train):,} train / {len(y_test):,} test)",
     )

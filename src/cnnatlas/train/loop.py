@@ -299,7 +299,8 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
                       f"{info.image_size}, augment {','.join(info.augment) or 'none'}")
         console.print(f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
                       f"{config.schedule}, {device.type} × {ctx.world_size} process(es)"
-                      + (f", amp {str(amp_dtype)[6:]}" if on_gpu else "") + (", channels_last" if channels_last else "") + f" → {run_dir}"
+                      + (f", amp {str(amp_dtype)[6:]}" if on_gpu else "") + (", channels_last" if channels_last else "")
+                      + f" → {run_dir}"
                       + (f" (resumed after epoch {start_epoch - 1})" if resume else ""))
 
     progress = _progress(console) if show else None
@@ -388,7 +389,8 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
     images = sum(h["images_per_s"] * h["train_seconds"] for h in history)
     metrics = {"model": config.model, "data": info.name, "test_acc": last["test_acc"], "test_top5": last["test_top5"],
                "train_loss": last["train_loss"], "epochs": config.epochs,
-               "seconds": sum(h["seconds"] for h in history), "images_per_s": images / train_seconds if train_seconds else 0.0,
+               "seconds": sum(h["seconds"] for h in history),
+               "images_per_s": images / train_seconds if train_seconds else 0.0,
                "world_size": ctx.world_size, "device": device.type, "run_dir": str(run_dir)}
     if main:
         save_weights(run_dir / ".model.safetensors.tmp", model.state_dict(), {"format": "cnnatlas-model"})
