@@ -29,8 +29,8 @@ def add_parser(sub) -> None:
                                                     "them now")
     p.add_argument("--no-claims", action="store_true", help="do not run the claims")
     p.add_argument("--no-erf", action="store_true", help="skip the effective receptive fields (real gradients)")
-    p.add_argument("--erf-size", type=int, default=96, metavar="PX",
-                   help="cap on each image side for the effective receptive field (default 96)")
+    p.add_argument("--erf-size", type=int, default=128, metavar="PX",
+                   help="cap on each image side for the effective receptive field (default 128)")
     p.add_argument("--erf-samples", type=int, default=4, metavar="N", help="random inputs per ERF (default 4)")
     p.add_argument("--no-diagrams", action="store_true", help="skip the Graphviz diagrams")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -8,7 +8,7 @@
 Every number comes from the analyser, the registry's published figures (with their source), the
 claims' experiments or the runs' own files. Pictures that cost real arithmetic are bounded: the
 effective receptive field is measured at initialisation on `erf_samples` random inputs with each
-image side capped at `erf_cap` pixels (16 frames for video); per-model pictures are kept in
+image side capped at `erf_cap` pixels (video: two clips of at most 16 frames of 64×64); per-model pictures are kept in
 DIR/.cache and redrawn only when the model's architecture, the input or the drawing code changes.
 """
 
@@ -36,6 +36,7 @@ from . import atlas_static
 from .common import axes_text, capped_input, fmt_count, is_run_dir, resolve_model
 
 Log = Callable[[str], None]
+VIDEO_ERF_CAP, VIDEO_ERF_SAMPLES = 64, 2  # video: at most 16 frames of 64×64, two clips
 _CODE = ("common.py", "fields.py", "diagram.py", "atlas.py")
 
 
@@ -167,11 +168,13 @@ def _draw_model(page: ModelPage, out: Path, erf_cap: int, erf_samples: int, erf:
         return
     try:
         real, _, size = resolve_model(page.name, meta=False)
-        size = capped_input(size, erf_cap)
-        measured = effective_receptive_field(real, size, samples=erf_samples)
-        plot_erf(real, erf=measured, out=out / folder / "erf.png")
+        video = len(size) == 5  # 3-D convolutions cost T·k_t times more: fewer, smaller clips
+        size = capped_input(size, min(erf_cap, VIDEO_ERF_CAP) if video else erf_cap)
+        samples = min(erf_samples, VIDEO_ERF_SAMPLES) if video else erf_samples
+        measured = effective_receptive_field(real, size, samples=samples)
+        plot_erf(real, erf=measured, label=page.name, out=out / folder / "erf.png")
         page.assets["erf"] = str(folder / "erf.png")
-        page.notes["erf"] = (f"measured at initialisation on {erf_samples} Gaussian inputs of "
+        page.notes["erf"] = (f"measured at initialisation on {samples} Gaussian input(s) of "
                              f"{'×'.join(map(str, size[1:]))}: {measured.fraction:.0%} of the gradient within "
                              f"{'×'.join(map(str, measured.size))} pixels of unit {tuple(measured.unit)} of "
                              f"{measured.layer}")
@@ -349,14 +352,15 @@ def _index_html(pages: list[ModelPage], plots: dict[str, str], runs: bool, claim
         "Click a column to sort it.</p>",
         f'<div class="summary-line"><span>{len(pages)} models</span><span>{claims_summary}</span>'
         + (f"<span>{len(broken)} could not be traced</span>" if broken else "") + "</div>",
-        '<input class="filter" type="search" placeholder="filter the table…" data-table="models" aria-label="filter">',
-        f'<table id="models" class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>',
         '<div class="grid2">',
         _figure(plots.get("pareto"), "Published top-1 against the MACs the analyser measures; the dashed line is "
                 "the Pareto front", note=plots.get("pareto-note")),
         _figure(plots.get("rf-growth"), "Receptive field against depth (log scale), from the traced graphs",
                 note=plots.get("rf-growth-note")),
         "</div>",
+        "<h2>Every model</h2>",
+        '<input class="filter" type="search" placeholder="filter the table…" data-table="models" aria-label="filter">',
+        f'<table id="models" class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>',
     ]
     return _page("cnnatlas — the zoo", "\n".join(body), here="models", runs=runs)
 
@@ -483,7 +487,7 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
 
 
 def build_atlas(out: str | Path, *, models: str | Sequence[str] | None = None, runs: str | Path | None = None,
-                claims: str | Path | None = "auto", erf: bool = True, erf_cap: int = 96, erf_samples: int = 4,
+                claims: str | Path | None = "auto", erf: bool = True, erf_cap: int = 128, erf_samples: int = 4,
                 diagrams: bool = True, log: Log | None = None) -> Path:
     """Write the atlas to `out` and return the path of its index.html."""
     log = log or (lambda msg: None)

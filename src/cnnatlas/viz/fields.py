@@ -213,12 +213,13 @@ def plot_pareto(names: Sequence[str] | None = None, out: str | Path | None = Non
 
 def plot_erf(model: str | nn.Module, input_size: tuple[int, ...] | None = None, *, samples: int = 8,
              fraction: float = 0.95, cap: int | None = 224, seed: int = 0, layer: str | None = None,
-             out: str | Path | None = None, erf=None) -> Figure:
+             out: str | Path | None = None, erf=None, label: str | None = None) -> Figure:
     """The effective receptive field (mean |∂y/∂x| of the centre unit over `samples` Gaussian inputs)
     as a heat map, with the analytic field's square and the square holding `fraction` of the mass.
     A name is built with initialised weights; the input is the model's default, each side capped at
     `cap`. `erf` may be an EffectiveReceptiveField already measured."""
-    module, label, default = resolve_model(model, meta=False)
+    module, found, default = resolve_model(model, meta=False)
+    label = label or found
     if erf is None:
         size = tuple(input_size) if input_size is not None else default
         if size is None:
@@ -248,18 +249,17 @@ def plot_erf(model: str | nn.Module, input_size: tuple[int, ...] | None = None, 
         im = ax.imshow(grad, cmap="magma", origin="upper", extent=(-0.5, w - 0.5, h - 0.5, -0.5))
         fig.colorbar(im, ax=ax, shrink=0.8, label="share of |∂y/∂x|")
         cy, cx = erf.centre[-2:]
-        lims = [(-0.5, w - 0.5), (h - 0.5, -0.5)]
         if theo is not None:
             (y0, y1), (x0, x1) = theo.span(tuple(erf.unit))[-2:]
+            beyond = x0 < 0 or y0 < 0 or x1 > w - 1 or y1 > h - 1
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, edgecolor="#4dac26",
-                                   linewidth=1.8, label=f"analytic field {theo.size[-2]:g}×{theo.size[-1]:g}"))
-            lims = [(min(-0.5, x0 - 1.5), max(w - 0.5, x1 + 1.5)), (max(h - 0.5, y1 + 1.5), min(-0.5, y0 - 1.5))]
+                                   linewidth=2.5, label=f"analytic field {theo.size[-2]:g}×{theo.size[-1]:g}"
+                                   + (" (reaches beyond the input)" if beyond else "")))
         eh, ew = erf.size[-2:]
         ax.add_patch(Rectangle((cx - ew / 2, cy - eh / 2), ew, eh, fill=False, edgecolor="#00bfff", linestyle="--",
                                linewidth=1.4, label=f"{erf.fraction:.0%} of the mass: {eh}×{ew}"))
-        ax.add_patch(Rectangle((-0.5, -0.5), w, h, fill=False, edgecolor="#888888", linewidth=0.8, linestyle=":"))
-        ax.set_xlim(*lims[0])
-        ax.set_ylim(*lims[1])
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
         ax.set_xlabel("input x (pixels)")
         ax.set_ylabel("input y (pixels)")
         ax.legend(fontsize=7.5, loc="upper left", framealpha=0.85)
