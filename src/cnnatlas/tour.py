@@ -38,6 +38,12 @@ def _analysis(console: Console) -> bool:
     return analysis_section(console)
 
 
+def _claims(console: Console) -> bool:
+    from .cli.verify import claims_section
+
+    return claims_section(console)
+
+
 def _train(console: Console) -> bool:
     from .train.demo import lenet_digits_demo
 
@@ -47,6 +53,7 @@ def _train(console: Console) -> bool:
 SECTIONS: list[Section] = [
     Section("models", "The zoo: parameters measured vs published", _models),
     Section("analysis", "The analyser: MACs and receptive field of every model, measured vs published", _analysis),
+    Section("claims", "The claims of the notes, measured (cnnatlas verify --quick)", _claims),
     Section("train", "Training: LeNet-5 learns the digits", _train),  # keep last: the tour ends with training
 ]
 
