@@ -344,3 +344,39 @@ def test_plot_command(tmp_path, run_dir, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("cnnatlas: error:") and "\n" not in err and "Traceback" not in err
+
+
+# -- the atlas, without a browser (tests/test_atlas_browser.py opens it in Chromium) ----------------
+
+
+def test_report_writes_the_atlas_and_reuses_its_pictures(tmp_path, run_dir, capsys):
+    claims = tmp_path / "claims.json"  # the shape of `cnnatlas verify --json`; contents only need to show up
+    claims.write_text(json.dumps([
+        {"id": "conv-params", "claim": "c1", "measured": "m1", "expected": "e1", "passed": True, "status": "passed"},
+        {"id": "vit-tokens", "claim": "c2", "measured": "—", "expected": "e2", "passed": False, "status": "skipped",
+         "reason": "no ViT in the zoo"}]))
+    out = tmp_path / "site"
+    argv = ["report", "--out", str(out), "--models", "lenet5,resnet2*", "--runs", str(run_dir.parent),
+            "--claims", str(claims), "--erf-size", "32", "--erf-samples", "1"]
+    assert main(argv) == 0
+    first = capsys.readouterr()
+    assert first.out.strip() == str(out / "index.html") and "drew resnet20" in first.err
+    index = (out / "index.html").read_text()
+    model, _, size = resolve_model("resnet20")
+    assert f">{analyze(model, size).params:,}<" in index  # the analyser's count, in the table
+    assert index.count('<tr><td data-sort="') == 2 and "lenet5.html" in index and "resnet20.html" in index
+    page = (out / "models" / "resnet20.html").read_text()
+    for asset in ("diagram.svg", "block-0.svg", "rf-growth.svg", "erf.png"):
+        assert f"resnet20/{asset}" in page
+        if asset.endswith(".png"):
+            assert_png(out / "models" / "resnet20" / asset)
+        elif shutil.which("dot") or "rf-growth" in asset:
+            svg_texts(out / "models" / "resnet20" / asset)
+    claims_page = (out / "claims.html").read_text()
+    assert "conv-params" in claims_page and "badge passed" in claims_page and "no ViT in the zoo" in claims_page
+    runs = (out / "runs.html").read_text()
+    assert "lenet5-digits" in runs and "runs/lenet5-digits/confusion.svg" in runs
+    assert "http://" not in index + page + runs and "https://" not in index + page + runs
+    assert main(argv + ["--no-claims"]) == 0  # again: the pictures are reused
+    assert "pictures unchanged (cached)" in capsys.readouterr().err
+    assert main(["report", "--out", str(out), "--models", "nosuchnet"]) == 2

@@ -226,7 +226,11 @@ def _group_key(rec, index: _Index, block: str | None, depth: int | None) -> tupl
         parts = name.split(".") if name else []
         if not name or (len(parts) < depth and not index.is_leaf(name)):
             return ("op", rec.index)
-        group = ".".join(parts[:depth])
+        k = depth
+        group = ".".join(parts[:k])
+        while group not in index.calls and k < len(parts):  # a ModuleList never runs: go one level down
+            k += 1
+            group = ".".join(parts[:k])
         parent = group.rsplit(".", 1)[0] if "." in group else ""
         if index.is_leaf(group) and parent and index.fusable(parent):
             group = parent
@@ -312,7 +316,7 @@ def _describe(node: Node, layers, index: _Index, collapsed: bool) -> None:
     module = index.modules.get(name)
     mtype = index.types.get(name, "")
     if collapsed and not index.is_leaf(name) and not index.fusable(name):
-        node.kind, node.title = "module", mtype
+        node.kind, node.title = "module", mtype or (type(module).__name__ if module is not None else "module")
         return
     if index.is_leaf(name):  # described by its main operator (a causal conv pads first)
         main = next((r for r in recs if _kind(r.op, r.module_type) != "other"), first)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 from matplotlib.patches import Rectangle
 from torch import nn
 
@@ -148,7 +149,8 @@ def _place_labels(fig: Figure, ax, points: list[ParetoPoint]) -> None:
     renderer = fig.canvas.get_renderer()
     markers = [ax.transData.transform((p.macs / 1e9, p.top1)) for p in points]
     placed = []
-    offsets = [(6, 4), (6, -10), (-6, 4), (-6, -10), (8, -3), (-8, -3), (0, 8), (0, -13), (14, 10), (-14, -16)]
+    offsets = [(6, 4), (6, -10), (-6, 4), (-6, -10), (8, -3), (-8, -3), (0, 8), (0, -13), (14, 10), (-14, -16),
+               (14, -18), (-14, 10), (20, 0), (-20, 0)]
     for p, (mx, my) in zip(points, markers):
         best = None
         for dx, dy in offsets:
@@ -156,7 +158,7 @@ def _place_labels(fig: Figure, ax, points: list[ParetoPoint]) -> None:
                                fontsize=7, ha="left" if dx >= 0 else "right", color="#222222")
             box = text.get_window_extent(renderer).expanded(1.05, 1.1)
             cost = sum(box.overlaps(b) for b in placed) * 3
-            cost += sum(box.contains(x, y) for (x, y) in markers)
+            cost += sum(box.overlaps(Bbox.from_extents(x - 5, y - 5, x + 5, y + 5)) for (x, y) in markers)
             cost += 0 if ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1) else 5
             if best is None or cost < best[0]:
                 if best is not None:
