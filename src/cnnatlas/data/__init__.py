@@ -6,7 +6,11 @@
 * `fashion-mnist` — the official 60k/10k split from Debian's dataset-fashion-mnist
   (/usr/share/datasets/fashion-mnist, or $CNNATLAS_FASHION_MNIST); `fashion-mnist:DIR` reads the
   four IDX files from DIR instead;
-* a path — a folder of the four MNIST-format IDX files, or an image folder (one sub-folder per class).
+* a path — a folder of the four MNIST-format IDX files, or an image folder (one sub-folder per class);
+* `fsdd` — the Free Spoken Digit Dataset's waveforms, 1 s at 8 kHz, official split (../shared/data/fsdd,
+  or $CNNATLAS_FSDD); `fsdd:DIR` reads the recordings from DIR;
+* `moving-fashion-mnist` — 16-frame clips of a Fashion-MNIST item moving in one of four directions
+  (the label); `moving-fashion-mnist:DIR` reads the IDX files from DIR.
 """
 
 from __future__ import annotations
@@ -18,22 +22,28 @@ from .digits import DIGITS_CLASSES, load_digits_splits
 from .fashion_mnist import (FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, has_idx_files, load_fashion_mnist_splits,
                             load_idx_folder)
 from .folder import load_folder_splits
+from .fsdd import FSDD_CLASSES, load_fsdd_splits
+from .moving_fashion import DIRECTIONS, load_moving_fashion_splits
 from .idx import read_idx, write_idx
 
 DATASETS = ("digits", "fashion-mnist")
+PREFIXED = ("fashion-mnist", "fsdd", "moving-fashion-mnist")  # NAME or NAME:DIR
 
 
 def dataset_kind(spec: str) -> str:
-    """'digits', 'fashion-mnist', 'idx' (a folder of IDX files) or 'folder' (an image folder)."""
+    """'digits', 'fashion-mnist', 'fsdd', 'moving-fashion-mnist', 'idx' (a folder of IDX files) or 'folder'
+    (an image folder)."""
     if spec in DATASETS:
         return spec
-    if spec.startswith("fashion-mnist:"):
-        return "fashion-mnist"
+    for name in PREFIXED:
+        if spec == name or spec.startswith(name + ":"):
+            return name
     if has_idx_files(spec):
         return "idx"
     if Path(spec).is_dir():
         return "folder"
-    raise DatasetError(f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, fashion-mnist:DIR, "
+    raise DatasetError(f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, fashion-mnist:DIR, fsdd, fsdd:DIR, "
+                       f"moving-fashion-mnist, moving-fashion-mnist:DIR, "
                        f"or an existing folder (of IDX files, or of images with one sub-folder per class)")
 
 
@@ -57,12 +67,19 @@ def load_dataset(spec: str = "digits", image_size: int = 32, augment: str | tupl
         return load_fashion_mnist_splits(root, image_size, augment)
     if kind == "idx":
         return load_idx_folder(spec, image_size=image_size, augment=augment)
+    if kind in ("fsdd", "moving-fashion-mnist"):
+        root = spec.split(":", 1)[1] if ":" in spec else None
+        if kind == "fsdd":
+            return load_fsdd_splits(root, shift=augment != "none")
+        return load_moving_fashion_splits(root, size=image_size)
     return load_folder_splits(spec, image_size, in_channels or 3, augment)
 
 
 __all__ = [
     "AUGMENTATIONS",
     "DATASETS",
+    "DIRECTIONS",
+    "FSDD_CLASSES",
     "DIGITS_CLASSES",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
@@ -78,6 +95,8 @@ __all__ = [
     "load_digits_splits",
     "load_fashion_mnist_splits",
     "load_folder_splits",
+    "load_fsdd_splits",
+    "load_moving_fashion_splits",
     "load_idx_folder",
     "read_idx",
     "write_idx",

@@ -1,0 +1,161 @@
+"""The Free Spoken Digit Dataset (FSDD; Jackson et al., github.com/Jakobovski/free-spoken-digit-dataset,
+Zenodo 10.5281/zenodo.1342401, CC BY-SA 4.0): 3,000 mono WAV recordings at 8 kHz of the digits 0–9,
+six English speakers × 10 digits × 50 takes, named `{digit}_{speaker}_{index}.wav`.
+
+The official split is by take: indices 0–4 of every speaker and digit are the test set (300
+recordings), 5–49 the training set (2,700). Any folder of files named that way loads (a `recordings/`
+sub-folder is looked into). Each recording is scaled to a peak of 1 (the speakers' recording levels
+differ by a factor of ~10), centred in a window of `length` samples (zero-padded; the ~1% longer
+than 8,000 samples are centre-cropped) and standardised with the training set's mean and standard
+deviation. Training items may be shifted at random inside the window (`shift=True`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import wave
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .base import DataInfo, DataSplits, DatasetError
+
+FSDD_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "fsdd"
+FSDD_CLASSES = tuple(str(d) for d in range(10))
+FSDD_SAMPLE_RATE = 8000
+FSDD_TEST_TAKES = range(0, 5)  # the official split: takes 0–4 are the test set
+FILE_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
+
+
+def default_fsdd_dir() -> Path:
+    """$CNNATLAS_FSDD if set, else the copy beside the repository (../shared/data/fsdd)."""
+    return Path(os.environ.get("CNNATLAS_FSDD", FSDD_DIR))
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """A PCM WAV file as float32 samples in [−1, 1] (channels averaged) and its sample rate."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
+            raw = w.readframes(n)
+    except (wave.Error, EOFError) as err:
+        raise DatasetError(f"{path}: not a readable PCM WAV file ({err})") from None
+    if width == 1:
+        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width in (2, 4):
+        dtype = np.int16 if width == 2 else np.int32
+        x = np.frombuffer(raw, dtype).astype(np.float32) / float(np.iinfo(dtype).max + 1)
+    else:
+        raise DatasetError(f"{path}: {8 * width}-bit samples are not supported (8, 16 or 32-bit PCM)")
+    return x.reshape(-1, channels).mean(axis=1), rate
+
+
+def decimation_filter(factor: int, half_width: int = 10) -> np.ndarray:
+    """Low-pass FIR for keeping every `factor`-th sample: a windowed sinc with its cut-off at the new
+    Nyquist frequency, h[n] = sinc(n/factor)/factor · kaiser(β = 5), n = −10·factor … 10·factor
+    (the design of scipy's resample_poly), scaled to unit gain at 0 Hz."""
+    n = np.arange(-half_width * factor, half_width * factor + 1)
+    h = np.sinc(n / factor) / factor * np.kaiser(len(n), 5.0)
+    return (h / h.sum()).astype(np.float32)
+
+
+def fit_length(x: np.ndarray, length: int) -> tuple[np.ndarray, int]:
+    """Centre `x` in a window of `length` samples: zero-pad or centre-crop. Returns the window and
+    the number of real samples in it."""
+    if len(x) >= length:
+        start = (len(x) - length) // 2
+        return x[start:start + length], length
+    out = np.zeros(length, np.float32)
+    start = (length - len(x)) // 2
+    out[start:start + len(x)] = x
+    return out, len(x)
+
+
+def fsdd_files(root: str | Path | None = None) -> list[tuple[Path, int, str, int]]:
+    """(path, digit, speaker, take) of every recording in the folder (or its recordings/), sorted."""
+    folder = Path(root) if root is not None else default_fsdd_dir()
+    if (folder / "recordings").is_dir():
+        folder = folder / "recordings"
+    if not folder.is_dir():
+        raise DatasetError(f"FSDD not found: {folder} is not a folder; give a folder of the recordings "
+                           f"({{digit}}_{{speaker}}_{{index}}.wav) with --data fsdd:DIR or $CNNATLAS_FSDD")
+    found = []
+    for path in sorted(folder.iterdir()):
+        m = FILE_NAME.match(path.name)
+        if m:
+            found.append((path, int(m.group(1)), m.group(2), int(m.group(3))))
+    if not found:
+        raise DatasetError(f"{folder}: no recordings named {{digit}}_{{speaker}}_{{index}}.wav (e.g. 7_jackson_32.wav)")
+    return found
+
+
+class WaveformDataset(Dataset):
+    """Fixed-length waveforms held in memory, (N, L) float; items are (1, L) standardised with
+    (mean, std), and, with `shift`, moved by a random offset that keeps the whole recording inside."""
+
+    def __init__(self, waves: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor, mean: float, std: float,
+                 shift: bool = False) -> None:
+        self.waves, self.labels, self.lengths = waves, labels.long(), lengths
+        self.mean, self.std, self.shift = mean, std, shift
+
+    def __len__(self) -> int:
+        return self.waves.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        x = self.waves[index]
+        if self.shift:
+            slack = (x.shape[0] - int(self.lengths[index])) // 2  # zeros on each side of the recording
+            if slack:
+                x = torch.roll(x, int(torch.randint(-slack, slack + 1, ())))
+        return ((x - self.mean) / self.std).unsqueeze(0), int(self.labels[index])
+
+
+def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: bool = True,
+                     speakers: tuple[str, ...] | None = None, sample_rate: int = FSDD_SAMPLE_RATE) -> DataSplits:
+    """FSDD's official split (takes 0–4 test, 5–49 train) as waveforms (1, `length`) at `sample_rate`
+    (8 kHz, or 8 kHz divided by an integer: low-pass filtered by `decimation_filter`, then decimated).
+    `speakers` keeps only those speakers (all by default)."""
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise DatasetError(f"FSDD: length must be a positive number of samples; got {length!r}")
+    if not isinstance(sample_rate, int) or sample_rate < 1 or FSDD_SAMPLE_RATE % sample_rate:
+        raise DatasetError(f"FSDD: sample_rate must divide {FSDD_SAMPLE_RATE} (8000, 4000, 2000 …); got {sample_rate!r}")
+    factor = FSDD_SAMPLE_RATE // sample_rate
+    lowpass = decimation_filter(factor)
+    files = fsdd_files(root)
+    if speakers is not None:
+        files = [f for f in files if f[2] in speakers]
+    splits: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "test": ([], [], [])}
+    for path, digit, _speaker, take in files:
+        x, rate = read_wav(path)
+        if rate != FSDD_SAMPLE_RATE:
+            raise DatasetError(f"{path}: sample rate {rate} Hz; FSDD recordings are {FSDD_SAMPLE_RATE} Hz")
+        if factor > 1:
+            x = np.convolve(x, lowpass, mode="same")[::factor].astype(np.float32)
+        x = x / max(float(np.abs(x).max()), 1e-8)
+        window, real = fit_length(x, length)
+        waves, labels, lengths = splits["test" if take in FSDD_TEST_TAKES else "train"]
+        waves.append(window)
+        labels.append(digit)
+        lengths.append(real)
+    for split, (waves, _, _) in splits.items():
+        if not waves:
+            raise DatasetError(f"FSDD: the {split} split is empty (takes {'0–4' if split == 'test' else '5–49'} "
+                               f"of each speaker and digit); is the folder complete?")
+    tensors = {k: (torch.from_numpy(np.stack(w)), torch.tensor(y), torch.tensor(n)) for k, (w, y, n) in splits.items()}
+    x_train = tensors["train"][0]
+    mean, std = round(float(x_train.mean()), 6), round(float(x_train.std()), 6)
+    n_train, n_test = len(tensors["train"][1]), len(tensors["test"][1])
+    return DataSplits(
+        train=WaveformDataset(*tensors["train"], mean, std, shift=shift),
+        test=WaveformDataset(*tensors["test"], mean, std),
+        info=DataInfo("fsdd", FSDD_CLASSES, 1, length, length, (mean,), (std,), ("shift",) if shift else ()),
+        source=f"FSDD WAV files in {Path(files[0][0]).parent} ({n_train:,} train / {n_test:,} test, "
+               f"takes 0–4 test), {length} samples at {sample_rate / 1000:g} kHz",
+    )
+
+
+__all__ = ["FSDD_CLASSES", "FSDD_SAMPLE_RATE", "WaveformDataset", "default_fsdd_dir", "fsdd_files",
+           "load_fsdd_splits", "read_wav"]

@@ -1,0 +1,220 @@
+"""Audio models: WaveNet's causality (exactly) and receptive field (closed form, gradients and the
+analyser), the log-mel front end against torch.stft, spectrogram CNNs on any 2-D backbone, and the
+Free Spoken Digit Dataset loader with a short training run."""
+
+import math
+import wave
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Subset
+
+import cnnatlas
+from cnnatlas import InvalidArgumentError
+from cnnatlas.data import DataSplits, DatasetError, load_dataset
+from cnnatlas.data.fsdd import decimation_filter, default_fsdd_dir, load_fsdd_splits
+from cnnatlas.models.audio import (LogMelSpectrogram, WaveNet, hz_to_mel, mel_filterbank, mel_to_hz,
+                                   wavenet_receptive_field)
+
+HAS_FSDD = (default_fsdd_dir() / "recordings").is_dir() or default_fsdd_dir().is_dir()
+needs_fsdd = pytest.mark.skipif(not HAS_FSDD, reason="no FSDD copy (../shared/data/fsdd or $CNNATLAS_FSDD)")
+
+
+def _small_wavenet(kernel_size=2, **kw):
+    torch.manual_seed(0)
+    return WaveNet(num_classes=3, residual_channels=8, dilation_channels=8, skip_channels=8,
+                   kernel_size=kernel_size, dilation_depth=4, stacks=2, **kw).eval()
+
+
+# -- WaveNet: causality and receptive field --------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", [lambda: cnnatlas.create_model("wavenet").eval(), _small_wavenet])
+def test_wavenet_is_exactly_causal(build):
+    model = build()
+    x = torch.randn(2, 1, 300)
+    for t0 in (0, 1, 150, 299):
+        y = x.clone()
+        y[..., t0:] = torch.randn_like(y[..., t0:])  # change the present and the future
+        with torch.no_grad():
+            fx, fy = model.forward_features(x), model.forward_features(y)
+        assert torch.equal(fx[..., :t0], fy[..., :t0]), f"an output before {t0} changed"
+        assert not torch.equal(fx[..., t0], fy[..., t0])  # the present does matter
+
+
+def test_wavenet_receptive_field_closed_form():
+    """van den Oord et al. 2016 §2.1: "each 1, 2, 4, …, 512 block has receptive field of size 1024"
+    (notes/PUBLISHED.md §3.12): filter width 2, 1 + Σ d = 1 + 1023."""
+    assert wavenet_receptive_field(2, [2**i for i in range(10)]) == 1024
+    model = cnnatlas.create_model("wavenet")  # causal input conv, then 3 blocks of 1 … 512
+    assert model.dilations == tuple(2**i for i in range(10)) * 3
+    assert model.receptive_field == 1 + 1 + 3 * 1023
+
+
+@pytest.mark.parametrize("kernel_size", [2, 3])
+def test_wavenet_receptive_field_measured_by_gradients(kernel_size):
+    """∂out[t]/∂x[s] ≠ 0 exactly for t − RF < s ≤ t, with RF the closed form."""
+    model = _small_wavenet(kernel_size)
+    rf = model.receptive_field
+    assert rf == 1 + (kernel_size - 1) * (1 + 2 * (2**4 - 1))
+    length, t = 3 * rf, 2 * rf
+    x = torch.randn(1, 1, length, dtype=torch.float64, requires_grad=True)
+    model.double()
+    model.forward_features(x)[0, :, t].sum().backward()
+    seen = (x.grad[0, 0] != 0).nonzero().flatten()
+    assert seen.min().item() == t - rf + 1 and seen.max().item() == t
+
+
+def test_wavenet_receptive_field_from_the_analyser():
+    model = cnnatlas.create_model("wavenet")
+    report = cnnatlas.analyze(model, (1, 1, 8000))
+    rf = report.receptive_field_of("post")
+    assert rf.axes == ("L",) and rf.size == (model.receptive_field,) and rf.stride == (1,)
+    assert rf.span(5000)[0] == (5000 - model.receptive_field + 1, 5000)  # the field ends at the unit: causal
+
+
+def test_wavenet_classifies_and_checks_arguments():
+    model = _small_wavenet()
+    assert model(torch.randn(4, 1, 100)).shape == (4, 3)
+    assert model(torch.randn(1, 1, 1)).shape == (1, 3)  # causal padding: any length works
+    with pytest.raises(InvalidArgumentError, match="kernel_size must be ≥ 2"):
+        WaveNet(kernel_size=1)
+    with pytest.raises(cnnatlas.InputShapeError, match=r"expects a 3-D input \(N, C, L\)"):
+        model(torch.randn(1, 100))
+
+
+# -- log-mel front end ---------------------------------------------------------------------------
+
+
+def test_stft_as_a_convolution_equals_torch_stft():
+    front = LogMelSpectrogram(n_fft=256, hop_length=64)
+    x = torch.randn(3, 1, 2000, dtype=torch.float64)
+    front.double()
+    ours = front.power(x)
+    ref = torch.stft(x[:, 0], 256, 64, window=torch.hann_window(256, dtype=torch.float64), center=False,
+                     return_complex=True).abs() ** 2
+    assert ours.shape == ref.shape == (3, 129, 1 + (2000 - 256) // 64)
+    assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6 * ref.max().item())  # basis stored in float32
+
+
+def test_mel_filterbank_is_a_partition_of_unity_on_the_htk_scale():
+    assert hz_to_mel(700.0) == pytest.approx(2595 * math.log10(2))
+    assert mel_to_hz(torch.tensor(hz_to_mel(1234.0), dtype=torch.float64)).item() == pytest.approx(1234.0)
+    bank = mel_filterbank(129, 40, 8000).double()
+    assert bank.shape == (40, 129) and bank.min() >= 0 and bank.max() <= 1
+    freqs = torch.linspace(0, 4000, 129, dtype=torch.float64)
+    centres = mel_to_hz(torch.linspace(0, hz_to_mel(4000.0), 42, dtype=torch.float64))[1:-1]
+    between = (freqs >= centres[0]) & (freqs <= centres[-1])
+    assert torch.allclose(bank.sum(0)[between], torch.ones(int(between.sum()), dtype=torch.float64), atol=1e-6)
+
+
+@pytest.mark.parametrize("tone", [300.0, 1000.0, 2500.0])
+def test_a_pure_tone_lights_the_mel_band_around_its_frequency(tone):
+    front = LogMelSpectrogram(sample_rate=8000, n_fft=256, hop_length=128, n_mels=40)
+    t = torch.arange(8000) / 8000
+    logmel = front(torch.sin(2 * math.pi * tone * t).view(1, 1, -1))
+    assert logmel.shape == (1, 1, 40, 1 + (8000 - 256) // 128)
+    band = int(logmel[0, 0].mean(1).argmax())
+    centres = mel_to_hz(torch.linspace(0, hz_to_mel(4000.0), 42, dtype=torch.float64))[1:-1]
+    assert abs(centres[band].item() - tone) <= (centres[band + 1] - centres[band - 1]).item() / 2
+
+
+# -- spectrogram CNNs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backbone", ["lenet5", "resnet20", "mobilenet_v2"])
+def test_spectrogram_cnn_takes_any_2d_backbone(backbone):
+    model = cnnatlas.create_model("spectrogram_cnn", backbone=backbone, num_classes=10).eval()
+    assert model.backbone.in_channels == 1 and model.dims == 1
+    first = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 1
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 8000)).shape == (2, 10)
+
+
+def test_spectrogram_cnn_receptive_field_in_samples():
+    """LeNet-5 on frames: 5, pool 2, 5, pool 2, 5 → 32 frames; through the STFT (kernel n_fft, stride
+    hop) that is n_fft + 31·hop samples, 128 samples apart."""
+    model = cnnatlas.create_model("spectrogram_cnn", backbone="lenet5")
+    rf = cnnatlas.analyze(model, (1, 1, 8000)).receptive_field_of("backbone.features.c5")
+    assert rf.axes == ("L",) and rf.size == (256 + 31 * 128,) and rf.stride == (4 * 128,)
+
+
+def test_spectrogram_cnn_rejects_what_is_not_a_2d_model():
+    with pytest.raises(InvalidArgumentError, match="not a 2-D image model"):
+        cnnatlas.create_model("spectrogram_cnn", backbone="wavenet")
+    with pytest.raises(InvalidArgumentError, match="backbone must be the name of a 2-D model"):
+        cnnatlas.create_model("spectrogram_cnn", backbone="resnet-20")
+
+
+# -- FSDD ----------------------------------------------------------------------------------------
+
+
+def _write_wav(path, samples, rate=8000):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def test_fsdd_loader_takes_any_folder_with_the_naming(tmp_path):
+    rng = np.random.default_rng(0)
+    for digit in (3, 7):
+        for take in (0, 4, 5, 11):
+            _write_wav(tmp_path / f"{digit}_alice_{take}.wav", rng.normal(0, 0.1, 500 + 100 * take))
+    (tmp_path / "README.txt").write_text("not a recording")
+    data = load_fsdd_splits(tmp_path, length=1000, shift=False)
+    assert len(data.train) == 4 and len(data.test) == 4  # takes 0–4 are the test set
+    assert sorted(data.test.labels.tolist()) == [3, 3, 7, 7]
+    x, y = data.train[0]
+    assert x.shape == (1, 1000) and y in (3, 7)
+    assert data.train.lengths.tolist() == [1000] * 4  # takes 5 (1,000 samples) and 11 (1,600: centre-cropped)
+    assert sorted(data.test.lengths.tolist()) == [500, 500, 900, 900]  # takes 0 and 4, zero-padded
+    short = data.test.waves[data.test.lengths == 500][0]
+    assert short[:250].abs().sum() == 0 and short[-250:].abs().sum() == 0 and short[250:750].abs().max() == 1
+    with pytest.raises(DatasetError, match="not a folder"):
+        load_fsdd_splits(tmp_path / "missing")
+    _write_wav(tmp_path / "1_bob_0.wav", rng.normal(0, 0.1, 100), rate=16000)
+    with pytest.raises(DatasetError, match="sample rate 16000 Hz"):
+        load_fsdd_splits(tmp_path)
+
+
+def test_decimation_keeps_the_band_below_the_new_nyquist_and_removes_the_rest():
+    t = np.arange(8000) / 8000
+    h = decimation_filter(2)
+    for tone, kept in ((500.0, True), (3000.0, False)):  # the new Nyquist frequency is 2 kHz
+        y = np.convolve(np.sin(2 * np.pi * tone * t), h, mode="same")[::2]
+        rms = float(np.sqrt(np.mean(y[200:-200] ** 2)))
+        assert (abs(rms - 2**-0.5) < 0.01) if kept else rms < 0.01
+
+
+@pytest.fixture(scope="module")
+def fsdd_4k():
+    return load_fsdd_splits(length=2000, sample_rate=4000)
+
+
+@needs_fsdd
+def test_fsdd_official_split(fsdd_4k):
+    data = fsdd_4k
+    assert len(data.train) == 2700 and len(data.test) == 300
+    assert torch.bincount(data.test.labels).tolist() == [30] * 10  # 6 speakers × 5 takes per digit
+    assert data.train[0][0].shape == (1, 2000) and data.info.name == "fsdd" and data.info.num_classes == 10
+    assert load_dataset("fsdd").info.image_size == 8000  # `cnnatlas train --data fsdd` reads it too
+
+
+@needs_fsdd
+@pytest.mark.parametrize("model, kwargs", [("spectrogram_cnn", {"backbone": "lenet5", "sample_rate": 4000,
+                                                                "n_fft": 128, "hop_length": 32}),
+                                           ("wavenet", {"residual_channels": 8, "dilation_channels": 8,
+                                                        "skip_channels": 8, "stacks": 1, "dilation_depth": 6})])
+def test_a_short_training_run_on_fsdd(tmp_path, fsdd_4k, model, kwargs):
+    from cnnatlas.train import TrainConfig, train
+
+    full = fsdd_4k
+    data = DataSplits(Subset(full.train, range(0, 2700, 20)), Subset(full.test, range(0, 300, 5)), full.info, "slice")
+    config = TrainConfig(model, data="fsdd", epochs=1, batch_size=27, lr=0.01, optimizer="adamw",
+                         model_kwargs=kwargs, out=str(tmp_path), quiet=True)
+    metrics = train(config, data=data)
+    assert metrics["data"] == "fsdd" and math.isfinite(metrics["train_loss"]) and 0 <= metrics["test_acc"] <= 1

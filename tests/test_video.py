@@ -1,0 +1,200 @@
+"""Video models: C3D's layer sizes and parameter count, R3D/MC3/R(2+1)D equal to torchvision on the
+same weights, SlowFast's α and β, separate receptive fields for time and space, and moving
+Fashion-MNIST (clips, labels, a short training run)."""
+
+import math
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import cnnatlas
+from cnnatlas.data import load_dataset
+from cnnatlas.data.fashion_mnist import default_fashion_mnist_dir
+from cnnatlas.data.moving_fashion import DIRECTIONS, load_moving_fashion_splits
+from cnnatlas.models.base import count_params
+from cnnatlas.models.video import C3D_LAYERS, midplanes
+from equivalence import assert_same_outputs, randomize_norm_stats
+
+HAS_FASHION = default_fashion_mnist_dir().is_dir()
+
+
+def _meta(name, **kwargs):
+    with torch.device("meta"):
+        return cnnatlas.create_model(name, **kwargs)
+
+
+# -- C3D ------------------------------------------------------------------------------------------
+
+
+def test_c3d_layers_and_parameters():
+    """Layer sizes of the released Sports-1M C3D (Keras port's README, litao1381/C3D_Sport1M_keras;
+    notes/PUBLISHED.md §3.9): 79,991,015 parameters with 487 classes at 3×16×112×112."""
+    model = _meta("c3d")
+    published = {"conv1": 5_248, "conv2": 221_312, "conv3a": 884_992, "conv3b": 1_769_728, "conv4a": 3_539_456,
+                 "conv4b": 7_078_400, "conv5a": 7_078_400, "conv5b": 7_078_400,
+                 "fc6": 33_558_528, "fc7": 16_781_312, "fc8": 1_995_239}
+    measured = {name: count_params(getattr(model.features, name, None) or getattr(model, name)) for name in published}
+    assert measured == published
+    assert count_params(model) == 79_991_015 == cnnatlas.get_entry("c3d").published.params
+    maps = _meta("c3d", features_only=True, out_indices=[-1])
+    assert maps(torch.empty(1, 3, 16, 112, 112, device="meta"))[0].shape == (1, 512, 2, 7, 7)
+    x = torch.empty(1, 3, 16, 112, 112, device="meta")
+    assert model.features(x).flatten(1).shape[1] == 8192  # pool5 → 512×1×4×4, fc6's input
+
+
+def test_c3d_receptive_field_in_time_and_space():
+    """The analyser's field of pool5 against the recurrence r += (k − 1)·j, j *= s (FORMULAS.md), run
+    here over the C3D table: pool1 is 1×2×2, so time and space differ."""
+    report = cnnatlas.analyze(_meta("c3d"), (1, 3, 16, 112, 112))
+    r, j = [1, 1], [1, 1]  # (time, space)
+    for name, width in C3D_LAYERS:
+        kernels = [3, 3] if width else ([1, 2] if name == "pool1" else [2, 2])
+        strides = [1, 1] if width else kernels
+        for a in range(2):
+            r[a] += (kernels[a] - 1) * j[a]
+            j[a] *= strides[a]
+    rf = report.receptive_field_of("features.pool5")
+    assert rf.axes == ("T", "H", "W")
+    assert rf.size == (r[0], r[1], r[1]) == (76, 150, 150)
+    assert rf.stride == (j[0], j[1], j[1]) == (16, 32, 32)
+
+
+# -- video ResNets against torchvision ------------------------------------------------------------
+
+TV_VIDEO = ["r3d_18", "mc3_18", "r2plus1d_18"]
+
+
+@pytest.mark.parametrize("name", TV_VIDEO)
+def test_video_resnet_equals_torchvision(name):
+    torch.manual_seed(0)
+    theirs = randomize_norm_stats(getattr(torchvision.models.video, name)(num_classes=7))
+    ours = cnnatlas.create_model(name, num_classes=7)
+    assert count_params(ours) == count_params(theirs)
+    cnnatlas.load_torchvision_weights(ours, theirs.state_dict())
+    assert_same_outputs(ours, theirs, torch.randn(2, 3, 4, 32, 32))
+
+
+def test_video_resnet_parameters_match_torchvision_published():
+    for name, published in (("r3d_18", 33_371_472), ("mc3_18", 11_695_440), ("r2plus1d_18", 31_505_325)):
+        assert count_params(_meta(name)) == published == cnnatlas.get_entry(name).published.params
+
+
+def test_r2plus1d_midplanes_keep_the_3d_parameter_budget():
+    """Tran et al. 2018 §3.5: M = ⌊27·C_in·C_out / (9·C_in + 3·C_out)⌋ makes 1×3×3 then 3×1×1 cost
+    about what one 3×3×3 costs."""
+    for c_in, c_out in ((64, 64), (64, 128), (128, 256), (256, 512)):
+        m = midplanes(c_in, c_out)
+        factorised, full = 9 * c_in * m + 3 * m * c_out, 27 * c_in * c_out
+        assert factorised <= full and full - factorised < 9 * c_in + 3 * c_out
+
+
+def test_time_receptive_fields_of_the_video_resnets():
+    """MC3 uses 3-D convs only in the stem and the first stage: its units see 1 + 2 + 4·2 = 11 frames.
+    R(2+1)D has the temporal kernels and strides of R3D, so the same field in time and space."""
+    rf = {name: cnnatlas.analyze(_meta(name), (1, 3, 16, 112, 112)).receptive_field_of("stages.3")
+          for name in TV_VIDEO}
+    assert rf["mc3_18"].size[0] == 11 and rf["mc3_18"].stride[0] == 1
+    assert rf["r3d_18"].size[0] > 11 and rf["r3d_18"].stride[0] == 8
+    assert rf["r2plus1d_18"].size == rf["r3d_18"].size and rf["r2plus1d_18"].stride == rf["r3d_18"].stride
+    assert all(r.size[1] == r.size[2] and r.stride[1:] == (16, 16) for r in rf.values())
+
+
+# -- SlowFast -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config, alpha, kernel, published", [("4x16", 8, 5, 34.48e6), ("8x8", 4, 7, 34.57e6)])
+def test_slowfast_ratios_and_parameters(config, alpha, kernel, published):
+    """PySlowFast configs SLOWFAST_4x16_R50 (α = 8, β = 1/8, fusion kernel 5) and SLOWFAST_8x8_R50
+    (α = 4); parameters as PyTorchVideo's model zoo gives them (34.48M, 34.57M)."""
+    model = _meta("slowfast_r50", config=config)
+    assert (model.alpha, model.beta_inv) == (alpha, 8)
+    assert abs(count_params(model) - published) / published < 0.001
+    for fusion in model.fusions:  # lateral: time-strided conv from Fast to Slow
+        assert fusion.conv.conv.kernel_size == (kernel, 1, 1) and fusion.conv.conv.stride == (alpha, 1, 1)
+    fast_widths = [s[-1].conv3.conv.out_channels for s in model.fast_stages]
+    slow_widths = [s[-1].conv3.conv.out_channels for s in model.slow_stages]
+    assert [s // f for s, f in zip(slow_widths, fast_widths)] == [8, 8, 8, 8]  # β = 1/8
+
+
+def test_slowfast_pathways_see_alpha_times_fewer_frames():
+    model = cnnatlas.create_model("slowfast_r50", num_classes=3).eval()
+    x = torch.randn(1, 3, 16, 32, 32)
+    with torch.no_grad():
+        slow, fast = model.pathways(x)
+        assert slow.shape[2] == 16 // 8 and fast.shape[2] == 16
+        assert slow.shape[1] == 2048 and fast.shape[1] == 256
+        base = model(x)
+        # frames the Slow pathway never reads still reach the output, through Fast and the laterals
+        y = x.clone()
+        y[:, :, 1::8] += 1.0
+        assert not torch.allclose(model(y), base)
+    report = cnnatlas.analyze(model, (1, 3, 32, 64, 64))  # units of Slow are α frames apart, of Fast 1
+    assert report.receptive_field_of("slow_stages.3").stride == (8, 32, 32)
+    assert report.receptive_field_of("fast_stages.3").stride == (1, 32, 32)
+
+
+def test_slowfast_rejects_bad_ratios():
+    with pytest.raises(cnnatlas.InvalidArgumentError, match="config must be one of '4x16', '8x8'"):
+        _meta("slowfast_r50", config="16x4")
+    with pytest.raises(cnnatlas.InvalidArgumentError, match="beta_inv must divide the stem width 64"):
+        _meta("slowfast_r50", beta_inv=3)
+
+
+# -- moving Fashion-MNIST -------------------------------------------------------------------------
+
+needs_fashion = pytest.mark.skipif(not HAS_FASHION, reason="Debian package dataset-fashion-mnist not installed")
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return load_moving_fashion_splits(size=16, frames=6, train_clips=400, test_clips=200)
+
+
+@needs_fashion
+def test_moving_fashion_clips_move_one_step_per_frame(clips):
+    steps = {0: (0, 1), 1: (0, -1), 2: (1, 0), 3: (-1, 0)}
+    data = clips.train
+    assert data.clips.shape == (400, 1, 6, 16, 16) and data[0][0].shape == (1, 6, 16, 16)
+    assert clips.info.classes == DIRECTIONS and clips.info.num_classes == 4
+    for i in range(40):
+        video, label = data.clips[i, 0], int(data.labels[i])
+        matches = [v for v in (1, 2, 3) if all(
+            torch.equal(torch.roll(video[t], (steps[label][0] * v, steps[label][1] * v), (0, 1)), video[t + 1])
+            for t in range(5))]
+        assert len(matches) == 1, f"clip {i} does not move {DIRECTIONS[label]} at a constant speed"
+    assert set(data.labels.tolist()) == {0, 1, 2, 3}
+
+
+@needs_fashion
+def test_a_single_frame_says_nothing_about_the_direction(clips):
+    """On a torus every frame places the item uniformly, whatever its direction: the mean image of the
+    first frame per direction is the same up to sampling noise (a 2-D model sees no cue)."""
+    frames = clips.train.clips[:, 0, 0].float()
+    labels = clips.train.labels
+    centre = torch.stack([(frames[labels == d].mean(0) * torch.arange(16)[:, None]).sum() / frames[labels == d].mean(0).sum()
+                          for d in range(4)])
+    assert centre.std() < 1.0  # centre of mass of the mean frame, in pixels (the canvas is 16)
+    single = load_moving_fashion_splits(size=16, frames=6, train_clips=8, test_clips=8, frame=0)
+    assert single.train[0][0].shape == (1, 16, 16)
+
+
+@needs_fashion
+def test_the_trainer_takes_moving_fashion_and_a_short_run_learns(tmp_path):
+    from cnnatlas.train import TrainConfig, default_config, train
+
+    assert default_config("r3d_18", "moving-fashion-mnist").data == "moving-fashion-mnist"
+    data = load_moving_fashion_splits(size=32, frames=8, train_clips=256, test_clips=128)
+    model = cnnatlas.inflate(cnnatlas.create_model("lenet5", num_classes=4, style="modern"), time_stride=1)
+    config = TrainConfig("lenet5", data="moving-fashion-mnist", epochs=2, batch_size=32, lr=0.05, out=str(tmp_path),
+                         quiet=True)
+    metrics = train(config, data=data, model=model)
+    assert metrics["epochs"] == 2 and 0.0 <= metrics["test_acc"] <= 1.0 and math.isfinite(metrics["train_loss"])
+    assert (tmp_path / "model.safetensors").is_file()
+
+
+@needs_fashion
+def test_load_dataset_names_moving_fashion():
+    splits = load_dataset("moving-fashion-mnist", 16)
+    assert splits.info.name == "moving-fashion-mnist" and splits.train[0][0].shape == (1, 16, 16, 16)
