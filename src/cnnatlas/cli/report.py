@@ -12,7 +12,8 @@ def _run(args) -> int:
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     claims = "none" if args.no_claims else (args.claims or "auto")
     index = build_atlas(args.out, models=args.models, runs=args.runs, claims=claims, erf=not args.no_erf,
-                        erf_cap=args.erf_size, erf_samples=args.erf_samples, diagrams=not args.no_diagrams, log=log)
+                        erf_cap=args.erf_size, erf_samples=args.erf_samples, diagrams=not args.no_diagrams,
+                        quick_claims=args.quick_claims, log=log)
     print(index)
     return 0
 
@@ -28,6 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--claims", metavar="FILE", help="claims from `cnnatlas verify --json > FILE` instead of running "
                                                     "them now")
     p.add_argument("--no-claims", action="store_true", help="do not run the claims")
+    p.add_argument("--quick-claims", action="store_true", help="leave out the claims marked slow (shown as skipped)")
     p.add_argument("--no-erf", action="store_true", help="skip the effective receptive fields (real gradients)")
     p.add_argument("--erf-size", type=int, default=128, metavar="PX",
                    help="cap on each image side for the effective receptive field (default 128)")

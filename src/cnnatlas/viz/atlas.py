@@ -185,9 +185,12 @@ def _draw_model(page: ModelPage, out: Path, erf_cap: int, erf_samples: int, erf:
 # -- claims and runs ----------------------------------------------------------------------------
 
 
-def collect_claims(spec: str | Path | None, log: Log, timeout: float = 1800) -> tuple[list[dict] | None, str]:
+def collect_claims(spec: str | Path | None, log: Log, timeout: float = 1800,
+                   quick: bool = False) -> tuple[list[dict] | None, str]:
     """The claims' results: read from a JSON file (`cnnatlas verify --json > FILE`), or, with
-    spec "auto", measured now by `cnnatlas verify --json`. Returns (results or None, a note)."""
+    spec "auto", measured now through `cnnatlas.claims.run_claims` (where this installation has
+    it; else by running `cnnatlas verify --json`). `quick` leaves out the claims marked slow.
+    Returns (results or None, a note)."""
     if spec is None or spec == "none":
         return None, "The claims were not run for this atlas (cnnatlas report --claims none)."
     if spec != "auto":
@@ -198,15 +201,25 @@ def collect_claims(spec: str | Path | None, log: Log, timeout: float = 1800) -> 
             raise InvalidArgumentError(f"--claims: cannot read {spec} as the JSON of `cnnatlas verify --json` "
                                        f"({err})") from None
         return _claim_rows(data, str(spec)), f"Results read from {path.name} (the output of cnnatlas verify --json)."
+    start = time.perf_counter()
+    how = "slow claims left out by --quick-claims" if quick else "all claims"
+    try:
+        from ..claims import run_claims
+    except ImportError:
+        run_claims = None
+    if run_claims is not None:
+        results = run_claims(quick=quick, on_done=lambda r: log(f"claim {r.id}: {r.status} ({r.seconds:.1f} s)"))
+        return (_claim_rows([r.as_dict() for r in results], "cnnatlas.claims"),
+                f"Measured by cnnatlas.claims while this atlas was built ({how}, "
+                f"{time.perf_counter() - start:.0f} s); `cnnatlas verify` runs the same experiments.")
     from ..cli import COMMANDS
 
     if "verify" not in COMMANDS:
         return None, "This installation has no `cnnatlas verify` command yet: the claims were not measured."
     log("claims: running cnnatlas verify --json")
-    start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, "-m", "cnnatlas", "verify", "--json"], capture_output=True,
-                              timeout=timeout, text=True)
+        done = subprocess.run([sys.executable, "-m", "cnnatlas", "verify", "--json"] + (["--quick"] if quick else []),
+                              capture_output=True, timeout=timeout, text=True)
     except subprocess.TimeoutExpired:
         return None, f"cnnatlas verify --json did not finish within {timeout:.0f} s."
     try:
@@ -215,7 +228,8 @@ def collect_claims(spec: str | Path | None, log: Log, timeout: float = 1800) -> 
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         return None, f"cnnatlas verify --json failed (exit {done.returncode}): {tail[0]}"
     return (_claim_rows(data, "cnnatlas verify --json"),
-            f"Measured by cnnatlas verify --json while this atlas was built ({time.perf_counter() - start:.0f} s).")
+            f"Measured by cnnatlas verify --json while this atlas was built ({how}, "
+            f"{time.perf_counter() - start:.0f} s).")
 
 
 def _claim_rows(data: Any, where: str) -> list[dict]:
@@ -488,7 +502,7 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
 
 def build_atlas(out: str | Path, *, models: str | Sequence[str] | None = None, runs: str | Path | None = None,
                 claims: str | Path | None = "auto", erf: bool = True, erf_cap: int = 128, erf_samples: int = 4,
-                diagrams: bool = True, log: Log | None = None) -> Path:
+                diagrams: bool = True, quick_claims: bool = False, log: Log | None = None) -> Path:
     """Write the atlas to `out` and return the path of its index.html."""
     log = log or (lambda msg: None)
     if erf_cap < 8:
@@ -543,7 +557,7 @@ def build_atlas(out: str | Path, *, models: str | Sequence[str] | None = None, r
         cache.save()
         log(f"[{i}/{len(pages)}] drew {page.name} ({time.perf_counter() - t:.1f} s)")
 
-    claim_rows, claim_note = collect_claims(claims, log)
+    claim_rows, claim_note = collect_claims(claims, log, quick=quick_claims)
     if claim_rows is None:
         claims_summary = "claims not measured"
     else:
