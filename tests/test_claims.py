@@ -56,7 +56,7 @@ def test_degradation_on_real_data():
     assert result.status in ("passed", "skipped"), f"{result.measured} | {result.reason}"
     if result.status == "passed":
         final = result.values["final_loss"]
-        assert final["plain56"] > final["plain20"] >= final["resnet56"]
+        assert final["plain56"] - final["plain20"] > 10 * max(final["resnet56"] - final["plain20"], 0)
 
 
 # -- the registry's contract ----------------------------------------------------------------------

@@ -5,7 +5,6 @@ FORMULAS.md §DenseNet, §Squeeze-and-excitation, §EfficientNet compound scalin
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
