@@ -23,7 +23,6 @@ from PIL import Image
 
 from cnnatlas.cli import COMMANDS, main
 from cnnatlas.train import default_config, train
-from cnnatlas.viz.atlas import build_atlas
 
 from browser import Chromium, chromium_binary
 

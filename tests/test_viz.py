@@ -349,6 +349,7 @@ def test_plot_command(tmp_path, run_dir, capsys):
 # -- the atlas, without a browser (tests/test_atlas_browser.py opens it in Chromium) ----------------
 
 
+@pytest.mark.slow
 def test_report_writes_the_atlas_and_reuses_its_pictures(tmp_path, run_dir, capsys):
     claims = tmp_path / "claims.json"  # the shape of `cnnatlas verify --json`; contents only need to show up
     claims.write_text(json.dumps([

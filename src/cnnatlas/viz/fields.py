@@ -151,7 +151,7 @@ def _place_labels(fig: Figure, ax, points: list[ParetoPoint]) -> None:
     placed = []
     offsets = [(6, 4), (6, -10), (-6, 4), (-6, -10), (8, -3), (-8, -3), (0, 8), (0, -13), (14, 10), (-14, -16),
                (14, -18), (-14, 10), (20, 0), (-20, 0)]
-    for p, (mx, my) in zip(points, markers):
+    for p in points:
         best = None
         for dx, dy in offsets:
             text = ax.annotate(p.name, (p.macs / 1e9, p.top1), xytext=(dx, dy), textcoords="offset points",

@@ -92,7 +92,7 @@ def plot_feature_maps(model: str | Path | nn.Module, image: str | Path | None = 
         ax.imshow(shown if in_ch == 3 else shown[..., 0], cmap=None if in_ch == 3 else "gray")
         ax.set_ylabel(f"{name}\n{y.shape[0]}×{y.shape[1]}×{y.shape[2]}", fontsize=7.5)
         ax.set_title("input" if row == 0 else "", fontsize=8)
-        order = torch.argsort(y.flatten(1).std(1), descending=True)[:channels].tolist()
+        order = torch.argsort(y.flatten(1).std(1, correction=0), descending=True)[:channels].tolist()
         for col in range(channels):
             ax = grid[row][col + 1]
             if col < len(order):
@@ -224,7 +224,7 @@ def plot_equivariance(image: str | Path | None = None, shift: tuple[int, int] = 
         (grid[0, 0], d["x"], "input x", "gray"),
         (grid[0, 1], d["tx"], f"shifted input T x  (shift {shift[0]}, {shift[1]})", "gray"),
         (grid[0, 2], circ["fx"][channel], f"f(x), channel {channel}", "viridis"),
-        (grid[0, 3], circ["ftx"][channel], f"f(T x) = T f(x): the map moves with the input", "viridis"),
+        (grid[0, 3], circ["ftx"][channel], "f(T x) = T f(x): the map moves with the input", "viridis"),
         (grid[1, 0], circ["error"], f"|f(Tx) − T f(x)|, circular padding\nmax {circ['max_error']:.1e} "
                                     f"(maps up to {circ['scale']:.2f})", "magma"),
         (grid[1, 1], zero["error"], f"|f(Tx) − T f(x)|, zero padding\nmax {zero['max_error']:.2f}: only near "
