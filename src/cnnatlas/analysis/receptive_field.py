@@ -189,8 +189,7 @@ def _dims_of(lay: Layout | None, rank: int) -> list:
     return list(lay.dims) if lay is not None else [None] * rank
 
 
-def _spatial_op(lay: Layout | None, rank: int, n_sp: int, fn, out_rank: int | None = None,
-                channel_mix: bool = True) -> Layout | None:
+def _spatial_op(lay: Layout | None, rank: int, n_sp: int, fn, channel_mix: bool = True) -> Layout | None:
     """Apply fn(i, entry) to the last n_sp dimensions; a channel-mixing op clears the channel entry."""
     if lay is None:
         return None
