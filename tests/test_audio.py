@@ -13,7 +13,7 @@ from torch.utils.data import Subset
 import cnnatlas
 from cnnatlas import InvalidArgumentError
 from cnnatlas.data import DataSplits, DatasetError, load_dataset
-from cnnatlas.data.fsdd import decimation_filter, default_fsdd_dir, load_fsdd_splits
+from cnnatlas.data.fsdd import decimation_filter, default_fsdd_dir, load_fsdd_splits, mu_law_compand
 from cnnatlas.models.audio import (LogMelSpectrogram, WaveNet, hz_to_mel, mel_filterbank, mel_to_hz,
                                    wavenet_receptive_field)
 
@@ -82,6 +82,18 @@ def test_wavenet_classifies_and_checks_arguments():
         WaveNet(kernel_size=1)
     with pytest.raises(cnnatlas.InputShapeError, match=r"expects a 3-D input \(N, C, L\)"):
         model(torch.randn(1, 100))
+
+
+def test_wavenet_frame_head_pools_after_the_causal_features():
+    """§3.4's head: mean-pool the causal features to frames, non-causal convs over the frames."""
+    model = _small_wavenet(pool_size=10)
+    assert isinstance(model.frames[0], torch.nn.AvgPool1d) and model.frames[0].kernel_size == (10,)
+    x = torch.randn(2, 1, 95)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        assert features.shape == (2, 8, 95) and model.frames(features).shape == (2, 8, 10)
+        assert torch.equal(model(x), model.forward_head(features))
+    assert _small_wavenet().frames.__class__ is torch.nn.Identity  # pool_size=0: mean over all samples
 
 
 # -- log-mel front end ---------------------------------------------------------------------------
@@ -188,6 +200,13 @@ def test_decimation_keeps_the_band_below_the_new_nyquist_and_removes_the_rest():
         y = np.convolve(np.sin(2 * np.pi * tone * t), h, mode="same")[::2]
         rms = float(np.sqrt(np.mean(y[200:-200] ** 2)))
         assert (abs(rms - 2**-0.5) < 0.01) if kept else rms < 0.01
+
+
+def test_mu_law_companding():
+    x = np.array([-1.0, -0.01, 0.0, 0.01, 0.5, 1.0], dtype=np.float32)
+    y = mu_law_compand(x)
+    assert y[0] == pytest.approx(-1) and y[2] == 0 and y[-1] == pytest.approx(1) and np.all(np.diff(y) > 0)
+    assert y[3] == pytest.approx(math.log(1 + 2.55) / math.log(256))  # quiet samples are spread out: 0.01 → 0.23
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ recordings), 5–49 the training set (2,700). Any folder of files named that way
 sub-folder is looked into). Each recording is scaled to a peak of 1 (the speakers' recording levels
 differ by a factor of ~10), centred in a window of `length` samples (zero-padded; the ~1% longer
 than 8,000 samples are centre-cropped) and standardised with the training set's mean and standard
-deviation. Training items may be shifted at random inside the window (`shift=True`).
+deviation. Training items may be shifted at random inside the window (`shift=True`). For raw-waveform
+models the recordings can be decimated (`sample_rate=4000`) and μ-law companded (`mu_law=True`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def decimation_filter(factor: int, half_width: int = 10) -> np.ndarray:
     return (h / h.sum()).astype(np.float32)
 
 
+def mu_law_compand(x: np.ndarray, mu: int = 255) -> np.ndarray:
+    """μ-law companding of samples in [−1, 1]: f(x) = sign(x)·ln(1 + μ|x|)/ln(1 + μ), μ = 255 (WaveNet
+    §2.2, ITU-T G.711): quiet samples are spread out, loud ones compressed."""
+    return (np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)).astype(np.float32)
+
+
 def fit_length(x: np.ndarray, length: int) -> tuple[np.ndarray, int]:
     """Centre `x` in a window of `length` samples: zero-pad or centre-crop. Returns the window and
     the number of real samples in it."""
@@ -114,9 +121,11 @@ class WaveformDataset(Dataset):
 
 
 def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: bool = True,
-                     speakers: tuple[str, ...] | None = None, sample_rate: int = FSDD_SAMPLE_RATE) -> DataSplits:
+                     speakers: tuple[str, ...] | None = None, sample_rate: int = FSDD_SAMPLE_RATE,
+                     mu_law: bool = False) -> DataSplits:
     """FSDD's official split (takes 0–4 test, 5–49 train) as waveforms (1, `length`) at `sample_rate`
     (8 kHz, or 8 kHz divided by an integer: low-pass filtered by `decimation_filter`, then decimated).
+    `mu_law=True` compands each peak-normalised recording with `mu_law_compand` (WaveNet §2.2).
     `speakers` keeps only those speakers (all by default)."""
     if not isinstance(length, int) or isinstance(length, bool) or length < 1:
         raise DatasetError(f"FSDD: length must be a positive number of samples; got {length!r}")
@@ -135,6 +144,8 @@ def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: 
         if factor > 1:
             x = np.convolve(x, lowpass, mode="same")[::factor].astype(np.float32)
         x = x / max(float(np.abs(x).max()), 1e-8)
+        if mu_law:
+            x = mu_law_compand(x)
         window, real = fit_length(x, length)
         waves, labels, lengths = splits["test" if take in FSDD_TEST_TAKES else "train"]
         waves.append(window)
@@ -151,7 +162,8 @@ def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: 
     return DataSplits(
         train=WaveformDataset(*tensors["train"], mean, std, shift=shift),
         test=WaveformDataset(*tensors["test"], mean, std),
-        info=DataInfo("fsdd", FSDD_CLASSES, 1, length, length, (mean,), (std,), ("shift",) if shift else ()),
+        info=DataInfo("fsdd", FSDD_CLASSES, 1, length, length, (mean,), (std,),
+                      (("shift",) if shift else ()) + (("mu-law",) if mu_law else ())),
         source=f"FSDD WAV files in {Path(files[0][0]).parent} ({n_train:,} train / {n_test:,} test, "
                f"takes 0–4 test), {length} samples at {sample_rate / 1000:g} kHz",
     )

@@ -68,7 +68,9 @@ class GatedResidualLayer(nn.Module):
 class WaveNet(Classifier):
     """WaveNet as a classifier: causal input conv → `stacks` × (dilations 1, 2, …, 2^(depth−1)) gated
     residual layers → Σ skips → ReLU → 1×1 → ReLU → mean over time → dropout → FC. Every feature is
-    causal; `receptive_field` is the closed form 1 + (k − 1)·(1 + stacks·(2^depth − 1))."""
+    causal; `receptive_field` is the closed form 1 + (k − 1)·(1 + stacks·(2^depth − 1)). With
+    `pool_size` > 0 the head first mean-pools the features to frames of that many samples and runs
+    two non-causal 3-tap convs over the frames (the paper's speech-recognition head, §3.4)."""
 
     dims = 1
 
@@ -82,6 +84,7 @@ class WaveNet(Classifier):
         kernel_size: int = 2,
         dilation_depth: int = 10,
         stacks: int = 3,
+        pool_size: int = 0,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__(num_classes, in_channels)
@@ -92,6 +95,7 @@ class WaveNet(Classifier):
         if kernel_size < 2:
             raise InvalidArgumentError(f"WaveNet: kernel_size must be ≥ 2 (a 1-tap conv sees no past); got {kernel_size}")
         check_rate("WaveNet", "drop_rate", drop_rate)
+        check_int("WaveNet", "pool_size", pool_size, minimum=0)
         self.kernel_size = kernel_size
         self.dilations = tuple(2**i for _ in range(stacks) for i in range(dilation_depth))
         self.stem = CausalConv1d(in_channels, residual_channels, kernel_size)
@@ -100,6 +104,11 @@ class WaveNet(Classifier):
                                                        kernel_size, d, residual=i < last)
                                     for i, d in enumerate(self.dilations))
         self.post = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU())
+        # §3.4: mean-pool to frames of `pool_size` samples, then non-causal convs over the frames
+        self.frames = nn.Sequential(
+            nn.AvgPool1d(pool_size, pool_size, ceil_mode=True), nn.Conv1d(skip_channels, skip_channels, 3, padding=1),
+            nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 3, padding=1), nn.ReLU(),
+        ) if pool_size else nn.Identity()
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(skip_channels, num_classes)
         self.num_features = skip_channels
@@ -123,7 +132,7 @@ class WaveNet(Classifier):
         return self.post(skips)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(x.mean(dim=2))
+        x = self.drop(self.frames(x).mean(dim=2))
         return x if pre_logits else self.fc(x)
 
 
@@ -204,7 +213,7 @@ class SpectrogramCNN(Classifier):
         self,
         num_classes: int = 10,
         in_channels: int = 1,
-        backbone: str = "resnet20",
+        backbone: str = "lenet5",
         sample_rate: int = 8000,
         n_fft: int = 256,
         hop_length: int = 128,
