@@ -165,7 +165,7 @@ def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: 
         info=DataInfo("fsdd", FSDD_CLASSES, 1, length, length, (mean,), (std,),
                       (("shift",) if shift else ()) + (("mu-law",) if mu_law else ())),
         source=f"FSDD WAV files in {Path(files[0][0]).parent} ({n_train:,} train / {n_test:,} test, "
-               f"takes 0–4 test), {length} samples at {sample_rate / 1000:g} kHz",
+               f"takes 0–4 test), {length} samples at {sample_rate / 1000:g} kHz" + (", μ-law companded" if mu_law else ""),
     )
 
 
