@@ -81,6 +81,20 @@ def deepest_per_reduction(stages: Sequence[FeatureInfo]) -> list[FeatureInfo]:
     return [f for i, f in enumerate(stages) if i + 1 == len(stages) or stages[i + 1].reduction != f.reduction]
 
 
+
+def _record_multipliers(model: Classifier, width_mult: float, resolution_mult: float, drop_rate: float) -> float:
+    """Validate α, ρ and the dropout rate; record α, ρ and the input side 224·ρ; return α."""
+    name = type(model).__name__
+    alpha = check_multiplier(name, "width_mult", width_mult)
+    rho = check_multiplier(name, "resolution_mult", resolution_mult)
+    check_rate(name, "drop_rate", drop_rate)
+    model.width_mult = alpha
+    model.resolution_mult = rho
+    side = round(BASE_RESOLUTION * rho)
+    model.default_input_size = (model.in_channels, side, side)
+    return alpha
+
+
 class MobileNetV1(Classifier):
     """MobileNet v1: a 3×3 stem conv, then 13 depthwise-separable convs (BN + ReLU6 after both
     the depthwise and the pointwise conv), global average pool, FC.
@@ -103,13 +117,7 @@ class MobileNetV1(Classifier):
         act_layer: str = "relu6",
     ) -> None:
         super().__init__(num_classes, in_channels)
-        alpha = check_multiplier("MobileNetV1", "width_mult", width_mult)
-        rho = check_multiplier("MobileNetV1", "resolution_mult", resolution_mult)
-        check_rate("MobileNetV1", "drop_rate", drop_rate)
-        self.width_mult = alpha
-        self.resolution_mult = rho
-        side = round(BASE_RESOLUTION * rho)
-        self.default_input_size = (in_channels, side, side)
+        alpha = _record_multipliers(self, width_mult, resolution_mult, drop_rate)
 
         c_in = make_divisible(32 * alpha)
         self.stem = ConvNormAct(in_channels, c_in, 3, stride=2, act_layer=act_layer)
@@ -157,13 +165,7 @@ class MobileNetV2(Classifier):
         drop_rate: float = 0.2,
     ) -> None:
         super().__init__(num_classes, in_channels)
-        alpha = check_multiplier("MobileNetV2", "width_mult", width_mult)
-        rho = check_multiplier("MobileNetV2", "resolution_mult", resolution_mult)
-        check_rate("MobileNetV2", "drop_rate", drop_rate)
-        self.width_mult = alpha
-        self.resolution_mult = rho
-        side = round(BASE_RESOLUTION * rho)
-        self.default_input_size = (in_channels, side, side)
+        alpha = _record_multipliers(self, width_mult, resolution_mult, drop_rate)
 
         c_in = make_divisible(32 * alpha)
         self.stem = ConvNormAct(in_channels, c_in, 3, stride=2, act_layer="relu6")
