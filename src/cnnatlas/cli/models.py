@@ -33,8 +33,9 @@ def model_row(name: str) -> dict:
 
 def params_table(names: list[str], title: str = "Parameters: measured on the built model vs published") -> Table:
     table = Table(title=title, title_justify="left")
-    for col, kw in (("model", {"no_wrap": True}), ("family", {}), ("measured", {"justify": "right"}),
-                    ("published", {"justify": "right"}), ("agreement", {}), ("source", {"overflow": "fold"})):
+    number = {"justify": "right", "no_wrap": True, "min_width": 11}  # figures are never cut short
+    for col, kw in (("model", {"no_wrap": True}), ("family", {"overflow": "fold"}), ("measured", number),
+                    ("published", number), ("agreement", {}), ("source", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for name in names:
         pub = get_entry(name).published
