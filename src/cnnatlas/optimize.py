@@ -47,18 +47,16 @@ def find_conv_bn_pairs(model: nn.Module, example_input: torch.Tensor | tuple) ->
     branches, residual blocks and models we did not write."""
     names = {m: n for n, m in model.named_modules()}
     calls: Counter[nn.Module] = Counter()
-    conv_out: dict[int, nn.Module] = {}
-    bn_in: list[tuple[nn.Module, int]] = []
-    keep: list[torch.Tensor] = []  # keep outputs alive so their ids stay unique during the run
+    conv_out: dict[int, tuple[nn.Module, torch.Tensor]] = {}
+    bn_in: list[tuple[nn.Module, torch.Tensor]] = []  # holding the tensors keeps their ids unique
 
     def on_conv(module, args, output):
         calls[module] += 1
-        conv_out[id(output)] = module
-        keep.append(output)
+        conv_out[id(output)] = (module, output)
 
     def on_bn(module, args):
         calls[module] += 1
-        bn_in.append((module, id(args[0])))
+        bn_in.append((module, args[0]))
 
     handles = [m.register_forward_hook(on_conv) for m in model.modules() if isinstance(m, _CONVS)]
     handles += [m.register_forward_pre_hook(on_bn) for m in model.modules() if isinstance(m, _NORMS)]
@@ -72,8 +70,8 @@ def find_conv_bn_pairs(model: nn.Module, example_input: torch.Tensor | tuple) ->
             h.remove()
     pairs = []
     for bn, source in bn_in:
-        conv = conv_out.get(source)
-        if conv is None or calls[conv] != 1 or calls[bn] != 1 or counter.uses[source] != 1:
+        conv, output = conv_out.get(id(source), (None, None))
+        if output is not source or calls[conv] != 1 or calls[bn] != 1 or counter.uses[id(source)] != 1:
             continue
         if bn.running_mean is None or conv.out_channels != bn.num_features:
             continue
