@@ -22,10 +22,8 @@ them with the machine and load each was measured under.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,6 +32,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from train_results import machine  # noqa: E402  (one description of the machine for every results file)
 RECORDS = HERE / "video_audio_results.json"
 REPORT = HERE / "RESULTS-video-audio.md"
 ITEMS = ("spectrogram", "wavenet", "video-3d", "video-2d")
@@ -70,20 +70,6 @@ RUNS = {
                   "warmup_epochs": 0.5},
         "target": ("<=", 0.35)},
 }
-
-
-def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "date": datetime.date.today().isoformat()}
 
 
 def load_data(spec: dict):
