@@ -207,22 +207,42 @@ _POINTWISE_TAG = torch.Tag.pointwise
 _REDUCTION_TAG = getattr(torch.Tag, "reduction", None)
 
 
-def op_cost(func, args, kwargs, outs, is_view: bool) -> tuple[int, int, bool]:
-    """(MACs, other FLOPs, supported) of one operator call."""
+def cost_for(func) -> Any:
+    """The cost function of one operator overload, resolved once: (args, kwargs, outs) →
+    (MACs, other FLOPs, supported)."""
     packet = func.overloadpacket
     fn = MAC_OPS.get(packet)
     if fn is not None:
-        macs, other = fn(args, kwargs, outs)
-        return macs, other, True
+        return lambda args, kwargs, outs: (*fn(args, kwargs, outs), True)
     fn = OTHER_OPS.get(packet)
     if fn is not None:
-        _, other = fn(args, kwargs, outs)
-        return 0, other, True
-    if is_view or packet in ZERO_COST:
-        return 0, 0, True
+        return lambda args, kwargs, outs: (0, fn(args, kwargs, outs)[1], True)
+    if func.is_view or packet in ZERO_COST:
+        return _free
     tags = func.tags
     if _POINTWISE_TAG in tags:
-        return 0, _numel(_out0(outs)), True
+        return _pointwise
     if _REDUCTION_TAG is not None and _REDUCTION_TAG in tags:
-        return 0, _numel(args[0]) if args else 0, True
+        return _reduce
+    return _unsupported
+
+
+def _free(args, kwargs, outs) -> tuple[int, int, bool]:
+    return 0, 0, True
+
+
+def _pointwise(args, kwargs, outs) -> tuple[int, int, bool]:
+    return 0, _numel(_out0(outs)), True
+
+
+def _reduce(args, kwargs, outs) -> tuple[int, int, bool]:
+    return 0, _numel(args[0]) if args else 0, True
+
+
+def _unsupported(args, kwargs, outs) -> tuple[int, int, bool]:
     return 0, 0, False
+
+
+def op_cost(func, args, kwargs, outs) -> tuple[int, int, bool]:
+    """(MACs, other FLOPs, supported) of one operator call."""
+    return cost_for(func)(args, kwargs, outs)

@@ -225,6 +225,13 @@ def _conv(args, kwargs, outs, L):
     x, w = args[0], args[1]
     stride, padding, dilation, transposed = args[3], args[4], args[5], args[6]
     n = w.dim() - 2
+    if not transposed and all(v == 1 for v in w.shape[2:]) and all(v == 1 for v in stride) and not any(padding):
+        # a pointwise (1×1, stride 1) convolution keeps every field; it only mixes channels
+        lay = L(x)
+        if lay is None:
+            return None
+        if lay.dims[x.dim() - n - 1] is None and not any(type(e) is Merged for e in lay.dims[-n:]):
+            return lay
     k = list(w.shape[2:])
     s, p, d = _ints(stride, n), _ints(padding, n), _ints(dilation, n)
     if transposed:
@@ -722,9 +729,21 @@ def propagate(func, args, kwargs, outs, L: Getter, tensors_in: list, pointwise: 
     rule = RULES.get(func.overloadpacket)
     if rule is not None:
         return rule(args, kwargs, outs, L)
+    return elementwise(outs, L, tensors_in, pointwise)
+
+
+def elementwise(outs, L: Getter, tensors_in: list, pointwise: bool):
+    """Operators without a rule: pointwise ones take the union of their inputs' fields (aligned by
+    broadcasting); an unknown operator whose output has an input's shape is followed the same way
+    but marked inexact; anything else depends on the input along no known axis."""
     out0 = outs[0] if isinstance(outs, (tuple, list)) else outs
     if not isinstance(out0, torch.Tensor):
         return None
+    if pointwise and len(tensors_in) == 1:  # the common case: ReLU, SiLU, sigmoid, x * 0.5
+        t = tensors_in[0]
+        lay = L(t)
+        if lay is None or t.shape == out0.shape:
+            return lay
     lays = [L(t) for t in tensors_in]
     if all(lay is None for lay in lays):
         return None

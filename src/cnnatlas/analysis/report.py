@@ -72,7 +72,7 @@ def field_from_layout(layout: Layout | None, n_axes: int) -> ReceptiveField | No
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerRecord:
     """One operator call: where it ran (module path), what it was, its shapes and its cost."""
 
@@ -103,7 +103,7 @@ class LayerRecord:
                 "receptive_field": None if rf is None else rf.as_dict()}
 
 
-@dataclass
+@dataclass(slots=True)
 class ModuleRecord:
     """One call of a module: the operators it ran (records first..last) and its output."""
 

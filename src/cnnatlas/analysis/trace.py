@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -22,8 +22,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import CnnAtlasError, InvalidArgumentError
 from .fastmeta import FAST
-from .flops import op_cost
-from .receptive_field import Layout, input_layout, propagate
+from .flops import cost_for
+from .receptive_field import RULES, Layout, elementwise, input_layout
 from .report import LayerRecord, ModuleRecord, Report, field_from_layout
 
 META = torch.device("meta")
@@ -35,6 +35,33 @@ _HIDDEN = {aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like
 
 
 _CREATE = {aten.empty.memory_format, aten.empty_strided.default}
+
+
+class _Plan(NamedTuple):
+    """What the tracer needs to know about one operator overload, worked out on its first call."""
+
+    name: str  # e.g. "convolution", "add_"
+    hidden: bool  # a view or alias: passes its producer on, no record
+    inplace: bool  # writes into its first argument
+    pointwise: bool
+    rule: Any  # the receptive-field rule, or None for the element-wise union
+    cost: Any  # (args, kwargs, outs) → (MACs, other FLOPs, supported)
+
+
+_PLANS: dict[Any, _Plan] = {}
+
+
+def _plan(func) -> _Plan:
+    plan = _PLANS.get(func)
+    if plan is None:
+        schema = func._schema
+        inplace = bool(schema.arguments) and schema.arguments[0].alias_info is not None and \
+            schema.arguments[0].alias_info.is_write
+        packet = func.overloadpacket
+        plan = _Plan(packet.__name__, func.is_view or packet in _HIDDEN, inplace,
+                     torch.Tag.pointwise in func.tags, RULES.get(packet), cost_for(func))
+        _PLANS[func] = plan
+    return plan
 
 
 class AnalysisError(CnnAtlasError, RuntimeError):
@@ -97,7 +124,7 @@ class _Trace(TorchDispatchMode):
         self.unsupported: Counter[str] = Counter()
         self.saved_storages: set[int] = set()
         self.saved_bytes = 0
-        self._kinds: dict[Any, tuple[bool, bool, bool, str]] = {}
+        self._layout_of = lambda t, get=self.layouts.get: get(id(t))
         self._clone_src: torch.Tensor | None = None
         self._clone_outs: list[torch.Tensor] = []
 
@@ -114,34 +141,29 @@ class _Trace(TorchDispatchMode):
         first = self.open.pop() if self.open else 0
         if id(module) not in self.names:
             return
-        outs = [o for o in (output if isinstance(output, (tuple, list)) else (output,)) if isinstance(o, torch.Tensor)]
+        if isinstance(output, torch.Tensor):
+            outs = [output]
+        elif isinstance(output, (tuple, list)):
+            outs = [o for o in output if isinstance(o, torch.Tensor)]
+        else:
+            outs = []
         self.modules.append(ModuleRecord(
-            name=name, module_type=mtype, depth=name.count(".") + 1 if name else 0,
-            output_shapes=[tuple(o.shape) for o in outs], first=first, last=len(self.records) - 1,
-            layout=self.layouts.get(id(outs[0])) if outs else None, n_axes=self.n_axes))
+            name, mtype, name.count(".") + 1 if name else 0, [tuple(o.shape) for o in outs], first,
+            len(self.records) - 1, self.layouts.get(id(outs[0])) if outs else None, self.n_axes))
 
     # saved tensors --------------------------------------------------------------------------
     def pack(self, t: torch.Tensor) -> torch.Tensor:
         try:
-            key = t.untyped_storage()._cdata
+            storage = t.untyped_storage()
         except (RuntimeError, NotImplementedError):
             return t
+        key = storage._cdata
         if key not in self.saved_storages and key not in self.param_storages:
             self.saved_storages.add(key)
-            self.saved_bytes += t.untyped_storage().nbytes()
+            self.saved_bytes += storage.nbytes()
         return t
 
     # operators ------------------------------------------------------------------------------
-    def _kind(self, func) -> tuple[bool, bool, bool, str]:
-        kind = self._kinds.get(func)
-        if kind is None:
-            schema = func._schema
-            inplace = bool(schema.arguments) and schema.arguments[0].alias_info is not None and \
-                schema.arguments[0].alias_info.is_write
-            kind = (func.is_view, inplace, torch.Tag.pointwise in func.tags, func.overloadpacket.__name__)
-            self._kinds[func] = kind
-        return kind
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _CREATE:  # a fresh tensor that depends on nothing: nothing to record
@@ -155,70 +177,82 @@ class _Trace(TorchDispatchMode):
         return out
 
     def _record(self, func, args, kwargs, out) -> None:
-        packet = func.overloadpacket
-        is_view, inplace, pointwise, opname = self._kind(func)
+        plan = _PLANS.get(func) or _plan(func)
         tin: list[torch.Tensor] = []
         for a in args:
             if isinstance(a, torch.Tensor):
                 tin.append(a)
             elif isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor):
                 tin.extend(t for t in a if isinstance(t, torch.Tensor))
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        louts = [o for o in outs if isinstance(o, torch.Tensor)]
-        if not louts:
-            return
-        layouts = self.layouts
+        if isinstance(out, torch.Tensor):
+            louts = [out]
+        else:
+            louts = [o for o in out if isinstance(o, torch.Tensor)] if isinstance(out, (tuple, list)) else []
+            if not louts:
+                return
+        layouts, L = self.layouts, self._layout_of
         try:
-            lay = propagate(func, args, kwargs, out, lambda t: layouts.get(id(t)), tin, pointwise)
+            if plan.rule is not None:
+                lay = plan.rule(args, kwargs, out, L)
+            else:
+                lay = elementwise(out, L, tin, plan.pointwise)
         except (IndexError, TypeError, ValueError, ZeroDivisionError):
             lay = Layout(tuple([None] * louts[0].dim()), True) if any(layouts.get(id(t)) for t in tin) else None
-        lays = lay if isinstance(lay, list) else [lay] * len(louts)
         keep = self.keep
-        for o, lo in zip(louts, lays):
-            if lo is not None and len(lo.dims) != o.dim():  # a rule that lost count: stay safe
-                lo = Layout(tuple([None] * o.dim()), True)
-            layouts[id(o)] = lo
-            keep.append(o)
-
-        param_of = self.param_of
-        if is_view or packet in _HIDDEN:
-            src = self.producer.get(id(tin[0]), -1) if tin else -1
+        if isinstance(lay, list):
+            for o, lo in zip(louts, lay):
+                if lo is not None and len(lo.dims) != o.dim():  # a rule that lost count: stay safe
+                    lo = Layout(tuple([None] * o.dim()), True)
+                layouts[id(o)] = lo
+                keep.append(o)
+        else:
             for o in louts:
-                self.producer[id(o)] = src
+                lo = lay
+                if lo is not None and len(lo.dims) != o.dim():
+                    lo = Layout(tuple([None] * o.dim()), True)
+                layouts[id(o)] = lo
+                keep.append(o)
+
+        producer, param_of = self.producer, self.param_of
+        if plan.hidden:
+            src = producer.get(id(tin[0]), -1) if tin else -1
+            for o in louts:
+                producer[id(o)] = src
             if tin and id(tin[0]) in param_of:
                 for o in louts:
                     param_of[id(o)] = param_of[id(tin[0])]
             return
 
-        if inplace and self.records and tin:
-            prev = self.records[-1]
+        records = self.records
+        if plan.inplace and records and tin:
+            prev = records[-1]
             if prev.op == "clone" and prev.inputs and self._clone_src is tin[0]:
                 # autograd copied this tensor to save it before the in-place operator overwrites
                 # it: memory of training only (counted in the saved bytes), not a layer
-                self.records.pop()
+                records.pop()
                 for o in self._clone_outs:
-                    self.producer[id(o)] = prev.inputs[0]
-        macs, other, ok = op_cost(func, args, kwargs, out, False)
+                    producer[id(o)] = prev.inputs[0]
+        macs, other, ok = plan.cost(args, kwargs, out)
         if not ok:
-            self.unsupported[f"aten.{opname}"] += 1
+            self.unsupported[f"aten.{plan.name}"] += 1
         params = 0
+        used = self.used
         for t in tin:
             p = param_of.get(id(t))
-            if p is not None and id(p) not in self.used:
-                self.used.add(id(p))
+            if p is not None and id(p) not in used:
+                used.add(id(p))
                 params += p.numel()
         o0 = louts[0]
-        new = not inplace and not any(o0 is t for t in tin)
-        index = len(self.records)
+        new = not plan.inplace and not any(o0 is t for t in tin)
+        index = len(records)
         name, mtype = self.stack[-1]
-        self.records.append(LayerRecord(
-            index=index, name=name, module_type=mtype, op=opname,
-            input_shapes=[tuple(t.shape) for t in tin], output_shape=tuple(o0.shape), params=params,
-            macs=macs, other_flops=other, activation_bytes=o0.numel() * o0.element_size() if new else 0,
-            inputs=[self.producer.get(id(t), -1) for t in tin], layout=layouts.get(id(o0)), n_axes=self.n_axes))
+        records.append(LayerRecord(
+            index, name, mtype, plan.name, [tuple(t.shape) for t in tin], tuple(o0.shape), params, macs, other,
+            o0.numel() * o0.element_size() if new else 0, [producer.get(id(t), -1) for t in tin],
+            layouts.get(id(o0)), self.n_axes))
         for o in louts:
-            self.producer[id(o)] = index
-        if opname == "clone":
+            producer[id(o)] = index
+        if plan.name == "clone":
             self._clone_src, self._clone_outs = (tin[0] if tin else None), louts
 
 
@@ -267,42 +301,65 @@ class _MetaSwap:
 
     def __enter__(self) -> "_MetaSwap":
         copies: dict[int, torch.Tensor] = {}
-        for name, m in self.model.named_modules():
-            self.names[id(m)] = name
-            self.saved.append((m, m.training, dict(m._parameters), dict(m._buffers)))
-            m.training = self.training
-            for k, p in m._parameters.items():
+        training, dtype, empty = self.training, self.dtype, torch.empty
+        names, saved, params, buffers = self.names, self.saved, self.params, self.buffers
+        set_attr = object.__setattr__  # nn.Module.__setattr__ is slow and `training` is a plain attribute
+        for name, m in _walk(self.model):
+            names[id(m)] = name
+            mp, mb = m._parameters, m._buffers
+            saved.append((m, m.training, dict(mp) if mp else None, dict(mb) if mb else None))
+            if m.training != training:
+                set_attr(m, "training", training)
+            for k, p in mp.items():
                 if p is None:
                     continue
                 meta = copies.get(id(p))
                 if meta is None:
-                    meta = torch.empty(p.shape, dtype=self._dtype(p), device=META).requires_grad_(p.requires_grad)
+                    dt = dtype if dtype is not None and p.is_floating_point() else p.dtype
+                    meta = empty(p.shape, dtype=dt, device=META).requires_grad_(p.requires_grad)
                     copies[id(p)] = meta
-                    self.params[id(meta)] = meta
-                m._parameters[k] = meta
-            for k, b in m._buffers.items():
+                    params[id(meta)] = meta
+                mp[k] = meta
+            for k, b in mb.items():
                 if b is None:
                     continue
                 meta = copies.get(id(b))
                 if meta is None:
-                    meta = torch.empty(b.shape, dtype=self._dtype(b), device=META)
+                    dt = dtype if dtype is not None and b.is_floating_point() else b.dtype
+                    meta = empty(b.shape, dtype=dt, device=META)
                     copies[id(b)] = meta
-                    self.buffers.append(meta)
-                m._buffers[k] = meta
+                    buffers.append(meta)
+                mb[k] = meta
         return self
 
-    def _dtype(self, t: torch.Tensor) -> torch.dtype:
-        return self.dtype if self.dtype is not None and t.is_floating_point() else t.dtype
-
     def __exit__(self, *exc: Any) -> None:
+        set_attr = object.__setattr__
         for m, mode, params, buffers in self.saved:
-            m.training = mode
-            m._parameters.update(params)
-            m._buffers.update(buffers)
+            if m.training != mode:
+                set_attr(m, "training", mode)
+            if params:
+                m._parameters.update(params)
+            if buffers:
+                m._buffers.update(buffers)
 
     @property
     def param_storages(self) -> set[int]:
         return {t.untyped_storage()._cdata for t in self.params.values()}
+
+
+def _walk(model: nn.Module):
+    """(dotted name, module) for every module once, in the order of `named_modules` (pre-order),
+    without its nested generators."""
+    seen = {id(model)}
+    stack = [("", model)]
+    while stack:
+        name, m = stack.pop()
+        yield name, m
+        children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items()
+                    if c is not None and id(c) not in seen]
+        for _, c in children:
+            seen.add(id(c))
+        stack.extend(reversed(children))
 
 
 def _spatial_dims(x: torch.Tensor | None, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
