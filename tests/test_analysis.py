@@ -352,3 +352,15 @@ def test_rows_aggregate_by_depth():
         assert sum(row["params"] for row in rows) == r.params
         assert all(row["name"].count(".") < depth for row in rows if row["name"])
     assert math.isclose(sum(row["macs"] for row in r.rows(1) if row["name"].startswith("stages")) / r.macs, 0.9, abs_tol=0.1)
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_clone_shortcut_keeps_the_strides_of_the_meta_kernel(fmt):
+    from cnnatlas.analysis.fastmeta import FAST
+
+    x = torch.empty((2, 8, 5, 7), device="meta").contiguous(memory_format=fmt)
+    for args, kwargs in [((x,), {}), ((x,), {"memory_format": torch.preserve_format})]:
+        fast = FAST[torch.ops.aten.clone.default](args, kwargs)
+        real = torch.ops.aten.clone.default(*args, **kwargs)
+        assert (fast.shape, fast.stride(), fast.dtype, fast.device) == (real.shape, real.stride(), real.dtype, real.device)
+    assert FAST[torch.ops.aten.clone.default]((x,), {"memory_format": torch.contiguous_format}) is None

@@ -102,6 +102,17 @@ def _unary(args, kwargs):
     return _like(x)
 
 
+def _clone(args, kwargs):
+    """clone keeps the layout unless asked for another memory format."""
+    x = args[0]
+    fmt = kwargs.get("memory_format", args[1] if len(args) > 1 else None)
+    if x.dtype not in _FLOATS or fmt not in (None, torch.preserve_format):
+        return None
+    if not (x.is_contiguous() or (x.dim() in _CL and x.is_contiguous(memory_format=_CL[x.dim()]))):
+        return None  # other strides: the meta kernel knows what preserve_format makes of them
+    return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=META)
+
+
 def _inplace_unary(args, kwargs):
     return args[0] if args[0].dtype in _FLOATS else None
 
@@ -309,4 +320,5 @@ for _name in ("add", "sub", "mul", "div"):
     for _ov in ("Tensor", "Scalar"):
         if _ov in _packet.overloads():
             FAST[getattr(_packet, _ov)] = _inplace_binary
+FAST[aten.clone.default] = _clone
 FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dtype in _FLOATS and not args[2] else None

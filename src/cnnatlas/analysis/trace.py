@@ -153,6 +153,8 @@ class _Trace(TorchDispatchMode):
 
     # saved tensors --------------------------------------------------------------------------
     def pack(self, t: torch.Tensor) -> torch.Tensor:
+        if id(t) in self.param_of:  # a parameter (or a view of one): not activation memory
+            return t
         try:
             storage = t.untyped_storage()
         except (RuntimeError, NotImplementedError):
@@ -316,7 +318,7 @@ class _MetaSwap:
                 meta = copies.get(id(p))
                 if meta is None:
                     dt = dtype if dtype is not None and p.is_floating_point() else p.dtype
-                    meta = empty(p.shape, dtype=dt, device=META).requires_grad_(p.requires_grad)
+                    meta = empty(p.shape, dtype=dt, device=META, requires_grad=p.requires_grad)
                     copies[id(p)] = meta
                     params[id(meta)] = meta
                 mp[k] = meta
