@@ -74,13 +74,20 @@ def summarize(name: str, batch: int, seconds: list[float]) -> Timing:
                   torch.get_num_threads(), len(seconds))
 
 
-def inference_runner(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    """A closure running the model in eval mode without autograd."""
+def inference_runner(model: nn.Module, x: torch.Tensor, *, autocast: torch.dtype | None = None) -> Callable[[], object]:
+    """A closure running the model in eval mode without autograd; with `autocast` (e.g.
+    torch.float16 on a GPU) under `torch.autocast` on the input's device."""
     model.eval()
+    if autocast is None:
+        def run() -> object:
+            with torch.inference_mode():
+                return model(x)
+    else:
+        device_type = x.device.type
 
-    def run() -> object:
-        with torch.inference_mode():
-            return model(x)
+        def run() -> object:
+            with torch.inference_mode(), torch.autocast(device_type, dtype=autocast):
+                return model(x)
 
     return run
 

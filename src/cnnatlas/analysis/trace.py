@@ -11,6 +11,8 @@ activations a training step keeps for backward.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -46,9 +48,11 @@ class _Plan(NamedTuple):
     pointwise: bool
     rule: Any  # the receptive-field rule, or None for the element-wise union
     cost: Any  # (args, kwargs, outs) → (MACs, other FLOPs, supported)
+    tensor_args: tuple[tuple[int, bool], ...]  # positions of tensor arguments (True: a list of them)
 
 
 _PLANS: dict[Any, _Plan] = {}
+_TENSOR_TYPES = {"Tensor", "Optional[Tensor]", "List[Tensor]", "List[Optional[Tensor]]"}
 
 
 def _plan(func) -> _Plan:
@@ -58,8 +62,10 @@ def _plan(func) -> _Plan:
         inplace = bool(schema.arguments) and schema.arguments[0].alias_info is not None and \
             schema.arguments[0].alias_info.is_write
         packet = func.overloadpacket
+        tensor_args = tuple((i, str(a.type).startswith("List")) for i, a in enumerate(schema.arguments)
+                            if not a.kwarg_only and str(a.type) in _TENSOR_TYPES)
         plan = _Plan(packet.__name__, func.is_view or packet in _HIDDEN, inplace,
-                     torch.Tag.pointwise in func.tags, RULES.get(packet), cost_for(func))
+                     torch.Tag.pointwise in func.tags, RULES.get(packet), cost_for(func), tensor_args)
         _PLANS[func] = plan
     return plan
 
@@ -181,11 +187,14 @@ class _Trace(TorchDispatchMode):
     def _record(self, func, args, kwargs, out) -> None:
         plan = _PLANS.get(func) or _plan(func)
         tin: list[torch.Tensor] = []
-        for a in args:
-            if isinstance(a, torch.Tensor):
-                tin.append(a)
-            elif isinstance(a, (list, tuple)) and a and isinstance(a[0], torch.Tensor):
-                tin.extend(t for t in a if isinstance(t, torch.Tensor))
+        n_args = len(args)
+        for i, is_list in plan.tensor_args:
+            if i < n_args:
+                a = args[i]
+                if is_list:
+                    tin.extend(t for t in a if isinstance(t, torch.Tensor))
+                elif isinstance(a, torch.Tensor):
+                    tin.append(a)
         if isinstance(out, torch.Tensor):
             louts = [out]
         else:
@@ -349,6 +358,19 @@ class _MetaSwap:
         return {t.untyped_storage()._cdata for t in self.params.values()}
 
 
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """The trace allocates thousands of objects and frees none of them before it ends, so Python's
+    cyclic collector would only walk them (and the whole model) again and again meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _walk(model: nn.Module):
     """(dotted name, module) for every module once, in the order of `named_modules` (pre-order),
     without its nested generators."""
@@ -408,7 +430,7 @@ def analyze(
 
     start = time.perf_counter()
     try:
-        with _MetaSwap(model, training, dtype if dtype.is_floating_point else None) as swap:
+        with _cyclic_gc_paused(), _MetaSwap(model, training, dtype if dtype.is_floating_point else None) as swap:
             tracer = _Trace(swap.names, dict(swap.params), len(sdims), swap.param_storages)
             for i, x in enumerate(inputs):
                 tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None

@@ -18,6 +18,8 @@ def _run(args) -> int:
     batches = parse_sizes(args.batch, "--batch")
     if args.repeats < 1 or args.warmup < 0:
         raise InvalidArgumentError(f"--repeats must be ≥ 1 and --warmup ≥ 0; got {args.repeats} and {args.warmup}")
+    device = _device(args.device)
+    autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
     torch.manual_seed(0)
     ours = create_model(args.model).eval()
     sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input else entry.input_size
@@ -32,17 +34,19 @@ def _run(args) -> int:
         theirs = getattr(torchvision.models, entry.torchvision)(**_tv_kwargs(entry.torchvision)).eval()
         load_torchvision_weights(ours, theirs.state_dict())
     label = args.model
+    ours = ours.to(device)
+    theirs = theirs.to(device) if theirs is not None else None
     if args.optimize:
         from ..optimize import optimize
 
-        ours = optimize(ours, example_input=torch.randn((1,) + tuple(sample)))
+        ours = optimize(ours, example_input=torch.randn((1,) + tuple(sample), device=device))
         label += " (optimized)"
     rows = []
     for batch in batches:
-        x = torch.randn((batch,) + tuple(sample))
-        runners = {label: inference_runner(ours, x)}
+        x = torch.randn((batch,) + tuple(sample), device=device)
+        runners = {label: inference_runner(ours, x, autocast=autocast)}
         if theirs is not None:
-            runners[f"torchvision {entry.torchvision}"] = inference_runner(theirs, x)
+            runners[f"torchvision {entry.torchvision}"] = inference_runner(theirs, x, autocast=autocast)
         times = time_alternately(runners, warmup=args.warmup, repeats=args.repeats)
         results = [summarize(name, batch, secs) for name, secs in times.items()]
         if theirs is not None:
@@ -51,8 +55,10 @@ def _run(args) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=1))
         return 0
-    table = Table(title=f"Inference, eval mode, input {'×'.join(map(str, sample))}, "
-                        f"{torch.get_num_threads()} threads, measured here", title_justify="left")
+    where = (f"{torch.cuda.get_device_name(device)}, float16 autocast" if device.type == "cuda"
+             else f"CPU, {torch.get_num_threads()} threads")
+    table = Table(title=f"Inference, eval mode, input {'×'.join(map(str, sample))}, {where}, measured here",
+                  title_justify="left")
     for col in ("model", "batch", "images/s", "p50 ms", "p95 ms", "ratio"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
@@ -60,6 +66,12 @@ def _run(args) -> int:
                       f"{r.latency_ms_p95:.1f}", "" if r.ratio_vs is None else f"{r.ratio_vs:.2f}×")
     Console().print(table)
     return 0
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgumentError("--device cuda: no CUDA GPU is visible to torch (use --device cpu or auto)")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def _tv_kwargs(name: str) -> dict:
@@ -76,5 +88,7 @@ def add_parser(sub) -> None:
     p.add_argument("--optimize", action="store_true", help="time cnnatlas.optimize(model) instead of the plain model")
     p.add_argument("--repeats", type=int, default=10, help="timed rounds after warm-up (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where to run: the GPU under float16 autocast when present (auto), or as named")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_run)

@@ -111,4 +111,8 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.project(self.se(self.dw(self.expand(x))))
-        return x + self.drop_path(out) if self.has_skip else out
+        if not self.has_skip:
+            return out
+        out = self.drop_path(out)
+        out += x  # in place: the block's output is a fresh tensor, never a view of x
+        return out

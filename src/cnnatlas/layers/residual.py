@@ -107,7 +107,7 @@ class _ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.drop_path(self.se(self.residual(x)))
         if self.shortcut is not None:
-            out = out + self.shortcut(x)
+            out += self.shortcut(x)  # in place, as torchvision does: no new activation-sized buffer
         return self.act(out)
 
 
