@@ -237,3 +237,20 @@ def test_a_short_training_run_on_fsdd(tmp_path, fsdd_4k, model, kwargs):
                          model_kwargs=kwargs, out=str(tmp_path), quiet=True)
     metrics = train(config, data=data)
     assert metrics["data"] == "fsdd" and math.isfinite(metrics["train_loss"]) and 0 <= metrics["test_acc"] <= 1
+
+
+@pytest.mark.parametrize("item, dataset", [("spectrogram", "fsdd"), ("wavenet", "fsdd"), ("video-3d", "moving-fashion-mnist")])
+def test_trainer_defaults_are_the_measured_recipes(item, dataset):
+    """`cnnatlas train MODEL --data DATASET` trains with the settings benchmarks/video_audio.py measured."""
+    import importlib.util
+    from pathlib import Path
+
+    from cnnatlas.train import default_config
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "video_audio.py"
+    spec = importlib.util.spec_from_file_location("video_audio_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    run = bench.RUNS[item]
+    config = default_config(run["model"], dataset)
+    assert {k: getattr(config, k) for k in run["train"]} == run["train"]

@@ -82,10 +82,18 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "vgg": {"optimizer": "sgd", "lr": 0.01, "weight_decay": 5e-4},
     "resnet": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4},
     "plain": {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4},  # ResNet's plain baselines, same recipe
+    # The recipes of benchmarks/video_audio.py (its results are in RESULTS-video-audio.md):
+    "spectrogram_cnn": {"optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4, "batch_size": 32, "warmup_epochs": 0.5},
+    "wavenet": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-4, "batch_size": 16, "warmup_epochs": 0.5},
 }
 DATASET_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("*", "digits"): {"epochs": 30},
     ("*", "fashion-mnist"): {"epochs": 15},
+    ("*", "fsdd"): {"epochs": 30},
+    ("*", "moving-fashion-mnist"): {"epochs": 12, "batch_size": 32},
+    ("wavenet", "fsdd"): {"epochs": 10},
+    ("lenet", "moving-fashion-mnist"): {"epochs": 12, "batch_size": 32, "lr": 0.02, "weight_decay": 5e-4,
+                                        "warmup_epochs": 0.5},
     ("lenet", "digits"): {"epochs": 20, "batch_size": 32, "label_smoothing": 0.1},
     # 61k parameters underfit Fashion-MNIST more than they overfit it in 12 epochs: no augmentation
     ("lenet", "fashion-mnist"): {"epochs": 12, "label_smoothing": 0.1, "augment": "none"},
