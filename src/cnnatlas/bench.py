@@ -3,6 +3,7 @@ several models measured alternately in one run so that machine noise hits them a
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -44,20 +45,26 @@ def _percentile(values: list[float], q: float) -> float:
 def time_alternately(
     runners: dict[str, Callable[[], object]], *, warmup: int = 3, repeats: int = 10, min_seconds: float = 0.0
 ) -> dict[str, list[float]]:
-    """Run each callable `warmup` times, then take turns (a, b, a, b, …) for `repeats` rounds or
-    until `min_seconds` have passed; returns the seconds of every timed call per name."""
+    """Run each callable `warmup` times, then take turns for `repeats` rounds or until `min_seconds`
+    have passed — each round in a fresh random order (seeded), so that no variant always runs after
+    the same other one (what the previous call left in the caches and the allocator changes the next);
+    returns the seconds of every timed call per name."""
     for run in runners.values():
         for _ in range(warmup):
             run()
     times: dict[str, list[float]] = {name: [] for name in runners}
+    order = list(runners)
+    shuffle = random.Random(0).shuffle
     start = time.perf_counter()
     rounds = 0
     while rounds < repeats or time.perf_counter() - start < min_seconds:
-        for name, run in runners.items():
+        for name in order:
+            run = runners[name]
             t0 = time.perf_counter()
             run()
             _sync()
             times[name].append(time.perf_counter() - t0)
+        shuffle(order)
         rounds += 1
     return times
 
