@@ -9,17 +9,21 @@ On the CPU everything runs in float32. With `--device cuda` (the default when a 
 models run on the GPU under float16 autocast, inputs and weights stay float32, each timed call ends
 with a synchronisation, and the GEMM rate is that of float16 products on the GPU.
 
-Targets at batch 16: ours plain ≥ 0.97× torchvision default; optimize ≥ 1.3× torchvision default,
+Images/s come from each variant's median latency; each ratio is the median over rounds of the
+per-round ratio of times (a round runs every variant once, in random order). Targets at batch 16:
+ours plain ≥ 0.97× torchvision default; optimize ≥ 1.3× torchvision default,
 and ≥ 1.05× torchvision with channels_last for resnet50 and mobilenet_v2.
 
     python benchmarks/inference.py [--models resnet50,vgg16] [--batches 1,16] [--repeats 10]
                                    [--device auto|cpu|cuda] [--json out.json]
+    python benchmarks/inference.py --table out.json     # the README's Markdown table from a saved run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -66,6 +70,33 @@ def macs_per_image(model: torch.nn.Module, size: tuple[int, ...]) -> int:
     return counter.get_total_flops() // 2
 
 
+def paired_ratio(peer_seconds: list[float], seconds: list[float]) -> float:
+    """How many times faster than the peer: the median over rounds of peer time / our time, each
+    pair timed in the same round (every round runs each variant once), so that slow drifts of a
+    shared machine cancel."""
+    return statistics.median(p / s for p, s in zip(peer_seconds, seconds))
+
+
+def markdown_table(run: dict) -> str:
+    """One row per model and batch: images/s of each variant, its ratio to torchvision's default,
+    optimize's ratio to torchvision with channels_last and its share of the measured GEMM rate."""
+    lines = ["| model | batch | cnnatlas | torchvision | torchvision channels_last | cnnatlas optimize "
+             "| optimize vs channels_last | optimize, share of GEMM rate |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    groups: dict[tuple[str, int], dict[str, dict]] = {}
+    for row in run["rows"]:
+        groups.setdefault((row["model"], row["batch"]), {})[row["variant"]] = row
+    for (model, batch), v in groups.items():
+        def cell(name: str) -> str:
+            r = v[name]
+            return f"{r['images_per_s']:.1f} img/s" + ("" if name == "torchvision" else f" ({r['ratio_vs_torchvision']:.2f}×)")
+        opt = v["cnnatlas optimize"]
+        lines.append(f"| {model} | {batch} | {cell('cnnatlas')} | {cell('torchvision')} | "
+                     f"{cell('torchvision channels_last')} | {cell('cnnatlas optimize')} | "
+                     f"{opt['ratio_vs_torchvision_channels_last']:.2f}× | {opt['fraction_of_gemm']:.0%} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="resnet50,mobilenet_v2,efficientnet_b0,vgg16")
@@ -73,7 +104,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--table", metavar="JSON", help="print the Markdown table of a saved run and exit")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(open(args.table).read())))
+        return
 
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible to torch")
@@ -107,28 +142,26 @@ def main() -> None:
                 "cnnatlas optimize": inference_runner(fast, x, autocast=autocast),
             }
             times = time_alternately(runners, warmup=2, repeats=args.repeats)
-            base = summarize("torchvision", batch, times["torchvision"]).images_per_s
-            base_cl = summarize("torchvision channels_last", batch, times["torchvision channels_last"]).images_per_s
             print(f"\n{name}, batch {batch}, {macs / 1e9:.3f} GMACs per image")
             print(f"  {'variant':28s} {'images/s':>9s} {'p50 ms':>8s} {'p95 ms':>8s} {'vs tv':>6s} {'of GEMM':>8s}")
             for variant, secs in times.items():
                 t = summarize(variant, batch, secs)
-                ratio = t.images_per_s / base
+                ratio = paired_ratio(times["torchvision"], secs)
                 share = t.images_per_s * macs / gemm
                 print(f"  {variant:28s} {t.images_per_s:9.1f} {t.latency_ms_p50:8.1f} {t.latency_ms_p95:8.1f} "
                       f"{ratio:5.2f}× {share:7.1%}")
                 rows.append({"model": name, "variant": variant, "batch": batch, "device": device.type,
                              "images_per_s": t.images_per_s, "latency_ms_p50": t.latency_ms_p50,
                              "latency_ms_p95": t.latency_ms_p95, "ratio_vs_torchvision": ratio,
-                             "ratio_vs_torchvision_channels_last": t.images_per_s / base_cl,
+                             "ratio_vs_torchvision_channels_last": paired_ratio(times["torchvision channels_last"], secs),
                              "fraction_of_gemm": share})
                 if batch == 16 and variant == "cnnatlas":
                     verdicts.append((name, "plain", "torchvision", ratio, TARGET_PLAIN))
                 if batch == 16 and variant == "cnnatlas optimize":
                     verdicts.append((name, "optimize", "torchvision", ratio, TARGET_OPTIMIZED))
                     if name in CHANNELS_LAST_TARGET_MODELS:
-                        verdicts.append((name, "optimize", "torchvision channels_last", t.images_per_s / base_cl,
-                                         TARGET_VS_CHANNELS_LAST))
+                        verdicts.append((name, "optimize", "torchvision channels_last",
+                                         paired_ratio(times["torchvision channels_last"], secs), TARGET_VS_CHANNELS_LAST))
     if verdicts:
         print("\nTargets at batch 16 (ratios measured in this run):")
         for name, variant, peer, ratio, target in verdicts:
