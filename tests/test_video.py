@@ -198,3 +198,17 @@ def test_the_trainer_takes_moving_fashion_and_a_short_run_learns(tmp_path):
 def test_load_dataset_names_moving_fashion():
     splits = load_dataset("moving-fashion-mnist", 16)
     assert splits.info.name == "moving-fashion-mnist" and splits.train[0][0].shape == (1, 16, 16, 16)
+
+
+def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_path):
+    from cnnatlas.train import TrainConfig, default_config, train
+
+    config = default_config("lenet5", "moving-fashion-mnist", epochs=1, out=str(tmp_path / "a"), quiet=True)
+    assert config.inflate and not default_config("r3d_18", "moving-fashion-mnist").inflate
+    assert not default_config("lenet5", "digits").inflate
+    data = load_moving_fashion_splits(size=32, frames=8, train_clips=64, test_clips=32)
+    metrics = train(config, data=data)
+    assert metrics["epochs"] == 1 and math.isfinite(metrics["train_loss"])
+    with pytest.raises(cnnatlas.InvalidArgumentError, match="pass --inflate"):
+        train(TrainConfig("lenet5", data="moving-fashion-mnist", epochs=1, out=str(tmp_path / "b"), quiet=True),
+              data=data)

@@ -38,6 +38,7 @@ def config_from_args(args):
         "seed": args.seed, "device": args.device, "image_size": args.image_size, "augment": args.augment,
         "workers": args.workers, "out": args.out, "model_kwargs": _model_args(args.model_arg) or None,
         "deterministic": args.deterministic or None, "quiet": args.quiet or None,
+        "inflate": args.inflate or None,
     }
     out = args.out
     if args.resume and out is None:  # the run that holds the checkpoint, or the newest runs/MODEL-DATA
@@ -100,4 +101,6 @@ def add_parser(sub) -> None:
     g.add_argument("--image-size", type=int, metavar="PX", help="side of the model's input")
     g.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes")
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model keyword argument (repeatable)")
+    g.add_argument("--inflate", action="store_true",
+                   help="train the 3-D inflation of a 2-D model (I3D; the default for video clips)")
     p.set_defaults(run=_run)

@@ -37,6 +37,7 @@ class TrainConfig:
     augment: str = "auto"  # 'auto', 'none', or a comma list of crop, flip, jitter
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, 4 on a GPU
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    inflate: bool = False  # a 2-D model made 3-D for video clips by I3D inflation (cnnatlas.inflate)
     out: str | None = None
     keep_checkpoints: int = 2
     quiet: bool = False
@@ -62,6 +63,7 @@ class TrainConfig:
         check(self.image_size is None or (isinstance(self.image_size, int) and self.image_size >= 1),
               f"image_size must be a positive integer; got {self.image_size!r}")
         check(self.workers is None or self.workers >= 0, f"workers must be ≥ 0; got {self.workers!r}")
+        check(isinstance(self.inflate, bool), f"inflate must be true or false; got {self.inflate!r}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,9 +109,12 @@ def default_config(model: str, data: str = "digits", **overrides: Any) -> TrainC
     from ..data import dataset_kind
     from ..registry import get_entry
 
-    family = get_entry(model).family
+    entry = get_entry(model)
+    family = entry.family
     kind = dataset_kind(data)
     settings: dict[str, Any] = {}
+    if kind == "moving-fashion-mnist" and len(entry.input_size) == 3:  # clips for an image model: inflate it
+        settings["inflate"] = True
     settings.update(FAMILY_DEFAULTS.get(family, {}))
     settings.update(DATASET_DEFAULTS.get(("*", kind), {}))
     settings.update(DATASET_DEFAULTS.get((family, kind), {}))

@@ -89,8 +89,24 @@ def choose_image_size(config: TrainConfig) -> int:
 
 
 def build_model(config: TrainConfig, info: DataInfo) -> nn.Module:
-    return create_model(config.model, num_classes=info.num_classes, in_channels=info.in_channels,
-                        **config.model_kwargs)
+    model = create_model(config.model, num_classes=info.num_classes, in_channels=info.in_channels,
+                         **config.model_kwargs)
+    if config.inflate:
+        from ..inflate import inflate
+
+        model = inflate(model)
+    return model
+
+
+def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.Tensor) -> None:
+    """A clear error where a 2-D model meets 3-D clips (or the other way round)."""
+    dims = getattr(model, "dims", None)
+    if dims is None or sample.dim() - 1 == dims:
+        return
+    shape = "×".join(map(str, sample.shape))
+    hint = ("; pass --inflate (inflate=True) to train its 3-D inflation" if dims == 2 and sample.dim() == 4 else "")
+    raise InvalidArgumentError(f"{config.model} takes {dims}-D inputs but {config.data} holds samples of "
+                               f"{sample.dim() - 1} dimensions after the channels ({shape}){hint}")
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -264,6 +280,7 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     model = model if model is not None else build_model(config, info)
+    check_model_fits_data(model, config, data.train[0][0])
     channels_last = on_gpu and getattr(model, "dims", 2) == 2  # NHWC suits tensor cores; 2-D images only
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = make_optimizer(model, config)
