@@ -214,8 +214,11 @@ def test_drop_path_drops_whole_branches_in_training_only():
 
 def test_drop_path_rate_rises_linearly_over_the_blocks():
     model = create_model("resnet20", drop_path_rate=0.2)
-    rates = [m.rate for m in model.modules() if isinstance(m, cnnatlas.layers.DropPath)]
-    assert len(rates) == 9 and rates[0] == 0.0 and rates[-1] == pytest.approx(0.2)
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    # a block whose rate is 0 holds a placeholder that is never called
+    rates = [b.drop_path.rate if isinstance(b.drop_path, cnnatlas.layers.DropPath) else 0.0 for b in blocks]
+    assert len(rates) == 9 and isinstance(blocks[0].drop_path, torch.nn.Identity)
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(0.2 / 8) and rates[-1] == pytest.approx(0.2)
     assert rates == sorted(rates)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from .factories import ActSpec, NormSpec, _check_dims, get_act_layer, get_norm_layer
+from .factories import ActSpec, NormSpec, _check_dims, get_act_layer, get_norm_layer, unless_identity
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _Size = int | Sequence[int]
@@ -76,3 +77,10 @@ class ConvNormAct(nn.Sequential):
         self.act = get_act_layer(act_layer)()
         self.in_channels = in_channels
         self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # nn.Sequential's forward, less the calls of nn.Identity placeholders (no norm, no activation,
+        # or those that `cnnatlas.optimize` folded away)
+        for layer in self._modules.values():
+            x = unless_identity(layer, x)
+        return x

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from .conv import conv_layer
-from .factories import ActSpec, NormSpec, _check_dims, get_act_layer, get_norm_layer
+from .factories import ActSpec, NormSpec, _check_dims, get_act_layer, get_norm_layer, unless_identity
 
 _AVG_POOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
@@ -69,7 +69,7 @@ class DenseLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(self.act1(self.norm1(x)))
-        return self.drop(self.conv2(self.act2(self.norm2(x))))
+        return unless_identity(self.drop, self.conv2(self.act2(self.norm2(x))))
 
 
 class DenseBlock(nn.Module):
@@ -101,7 +101,7 @@ class DenseBlock(nn.Module):
         self.out_channels = in_channels + num_layers * growth_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.children():
+        for layer in self._modules.values():
             x = torch.cat([x, layer(x)], 1)
         return x
 

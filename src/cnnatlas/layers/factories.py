@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Union
 
+import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError, did_you_mean
@@ -36,6 +37,15 @@ def _layer_norm(num_channels: int, **kwargs) -> nn.GroupNorm:
 
 def _none(num_channels: int | None = None, **kwargs) -> nn.Identity:
     return nn.Identity()
+
+
+def unless_identity(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """layer(x), without calling an nn.Identity placeholder (an absent norm, activation, SE or drop).
+
+    Each module call costs a few microseconds of Python; where kernels are short (a GPU, small
+    batches) those calls, not the arithmetic, set the speed, so the blocks skip the ones that do nothing.
+    """
+    return x if type(layer) is nn.Identity else layer(x)
 
 
 NORM_NAMES = ("batch", "group", "layer", "instance", "none")

@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import InvalidArgumentError
 from .conv import ConvNormAct
 from .drop_path import DropPath
-from .factories import ActSpec, NormSpec
+from .factories import ActSpec, NormSpec, unless_identity
 from .squeeze_excite import SqueezeExcite
 
 
@@ -110,9 +110,9 @@ class InvertedResidual(nn.Module):
         self.expanded_channels = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.project(self.se(self.dw(self.expand(x))))
+        out = self.project(unless_identity(self.se, self.dw(unless_identity(self.expand, x))))
         if not self.has_skip:
             return out
-        out = self.drop_path(out)
+        out = unless_identity(self.drop_path, out)
         out += x  # in place: the block's output is a fresh tensor, never a view of x
         return out

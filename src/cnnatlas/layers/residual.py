@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import InvalidArgumentError
 from .conv import ConvNormAct
 from .drop_path import DropPath
-from .factories import ActSpec, NormSpec, get_act_layer
+from .factories import ActSpec, NormSpec, get_act_layer, unless_identity
 from .squeeze_excite import SqueezeExcite
 
 SHORTCUTS = ("A", "B", "C")
@@ -95,7 +95,8 @@ class _ResidualBlock(nn.Module):
             if se_ratio
             else nn.Identity()
         )
-        self.drop_path = DropPath(drop_path_rate)
+        drop_path = DropPath(drop_path_rate)  # validates the rate
+        self.drop_path = drop_path if drop_path_rate > 0 else nn.Identity()
         self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer) if skip else None
         self.act = get_act_layer(act_layer)()
         self.in_channels, self.out_channels, self.stride, self.skip = in_channels, out_channels, stride, skip
@@ -105,9 +106,9 @@ class _ResidualBlock(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.drop_path(self.se(self.residual(x)))
+        out = unless_identity(self.drop_path, unless_identity(self.se, self.residual(x)))
         if self.shortcut is not None:
-            out += self.shortcut(x)  # in place, as torchvision does: no new activation-sized buffer
+            out += unless_identity(self.shortcut, x)  # in place, as torchvision does: no new activation-sized buffer
         return self.act(out)
 
 

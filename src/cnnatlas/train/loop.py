@@ -2,7 +2,7 @@
 
 Per step: forward under autocast (GPU only), cross-entropy with optional label smoothing,
 backward through the gradient scaler (fp16 only), optional gradient clipping, optimiser step,
-learning rate from the schedule. Per epoch: test-set evaluation, one line in metrics.jsonl,
+learning rate from the schedule. Per epoch: test-set evaluation (float32), one line in metrics.jsonl,
 an atomic checkpoint. Under torchrun the model is wrapped in DistributedDataParallel, each process
 reads its shard through DistributedSampler, and only rank 0 prints and writes.
 
@@ -134,8 +134,12 @@ def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device,
-             ctx: DistContext = DistContext(), amp_dtype: torch.dtype | None = None) -> EvalResult:
-    """Loss, top-1, top-5 and confusion matrix over a (possibly sharded) test set."""
+             ctx: DistContext = DistContext()) -> EvalResult:
+    """Loss, top-1, top-5 and confusion matrix over a (possibly sharded) test set.
+
+    Always in float32, on a GPU without autocast and without TF32 convolutions, so the accuracy a
+    run reports is that of its float32 weights, the figure `cnnatlas eval` gives on any device.
+    """
     model.eval()
     k = min(5, num_classes)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -146,7 +150,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if device.type == "cuda" and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        with torch.backends.cudnn.flags(enabled=True, deterministic=True, allow_tf32=False):
             logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         best = logits.topk(k, dim=1).indices
@@ -373,7 +377,7 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
             _check_finite(train_loss, epoch, steps_per_epoch, run_dir, ctx, device)
             weights_ok = bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
             _check_finite(0.0 if weights_ok else float("nan"), epoch, steps_per_epoch, run_dir, ctx, device, "a weight")
-            result = evaluate(net, test_loader, info.num_classes, device, ctx, amp_dtype)
+            result = evaluate(net, test_loader, info.num_classes, device, ctx)
             last = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
                     "train_acc": train_acc, "test_loss": result.loss, "test_acc": result.acc, "test_top5": result.top5,
                     "train_seconds": train_seconds, "seconds": time.perf_counter() - start,
@@ -399,7 +403,7 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
     # -- the run's result --
     history = _read_history(run_dir / "metrics.jsonl") if main else []
     if not last:  # resumed a finished run: evaluate what is there
-        result = evaluate(net, test_loader, info.num_classes, device, ctx, amp_dtype)
+        result = evaluate(net, test_loader, info.num_classes, device, ctx)
         last = {"train_loss": history[-1]["train_loss"] if history else float("nan"),
                 "test_acc": result.acc, "test_top5": result.top5}
     train_seconds = sum(h["train_seconds"] for h in history)
