@@ -208,6 +208,23 @@ def test_memory_accounting_conv_relu_conv():
     assert frozen.gradient_bytes == 0 and frozen.saved_activation_bytes < saved
 
 
+@pytest.mark.parametrize("build, shape, training", [
+    (lambda: torchvision.models.resnet18(), (2, 3, 64, 64), False),
+    (lambda: create_model("efficientnet_b0"), (1, 3, 96, 96), True),  # in-place SiLU, batch statistics
+    (lambda: create_model("densenet121"), (1, 3, 64, 64), False),
+    (lambda: torchvision.models.video.r3d_18(), (1, 3, 8, 32, 32), False),
+    (lambda: create_model("inception_v3"), (2, 3, 299, 299), True),  # auxiliary head in training
+])
+def test_skipping_the_training_memory_estimate_changes_nothing_else(build, shape, training):
+    model = meta(build)
+    full = analyze(model, shape, training=training).to_dict()
+    quick = analyze(model, shape, training=training, training_memory=False).to_dict()
+    assert full["saved_activation_bytes"] > 0 and full["training_peak_bytes"] > full["saved_activation_bytes"]
+    assert quick["saved_activation_bytes"] is None and quick["training_peak_bytes"] is None
+    assert {k: v for k, v in quick.items() if v is not None} == \
+        {k: v for k, v in full.items() if k not in ("saved_activation_bytes", "training_peak_bytes")}
+
+
 def test_huge_inputs_need_no_memory_and_no_more_time():
     """EfficientNet-B7 at 600×600 and a batch of 64 at 1024×1024: the trace allocates nothing."""
     b7 = meta(lambda: create_model("efficientnet_b7"))

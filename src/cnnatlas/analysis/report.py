@@ -58,7 +58,24 @@ class ReceptiveField:
         return f"size {fmt(self.size)}, stride {fmt(self.stride)}, start {fmt(self.start)}{flags}"
 
 
+_FIELDS: dict[tuple[int, int], tuple[Layout, ReceptiveField | None]] = {}
+
+
 def field_from_layout(layout: Layout | None, n_axes: int) -> ReceptiveField | None:
+    """The receptive field a layout describes; computed once per layout object (consecutive
+    operators such as conv → norm → activation share one)."""
+    key = (id(layout), n_axes)
+    hit = _FIELDS.get(key)
+    if hit is not None and hit[0] is layout:  # the layout is held here, so its id is not reused
+        return hit[1]
+    field = _field_from_layout(layout, n_axes)
+    if len(_FIELDS) >= 4096:
+        _FIELDS.clear()
+    _FIELDS[key] = (layout, field)
+    return field
+
+
+def _field_from_layout(layout: Layout | None, n_axes: int) -> ReceptiveField | None:
     fields = spatial_fields(layout, n_axes)
     if fields is None:
         return None
@@ -138,7 +155,7 @@ class Report:
     macs: int
     other_flops: int
     activation_bytes: int
-    saved_activation_bytes: int
+    saved_activation_bytes: int | None  # None: analysed with training_memory=False
     gradient_bytes: int
     receptive_field: ReceptiveField | None
     layers: list[LayerRecord]
@@ -153,9 +170,11 @@ class Report:
         return 2 * self.macs
 
     @property
-    def training_peak_bytes(self) -> int:
+    def training_peak_bytes(self) -> int | None:
         """Estimated peak of one training step: parameters and buffers, their gradients, and the
         activations autograd saves for backward (optimizer state not included)."""
+        if self.saved_activation_bytes is None:
+            return None
         return self.param_bytes + self.buffer_bytes + self.gradient_bytes + self.saved_activation_bytes
 
     def receptive_field_of(self, name: str) -> ReceptiveField | None:

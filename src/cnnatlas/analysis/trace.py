@@ -405,6 +405,7 @@ def analyze(
     training: bool = False,
     spatial_dims: Sequence[int] | None = None,
     rf_input: int = 0,
+    training_memory: bool = True,
 ) -> Report:
     """Shapes, parameters, MACs, memory and receptive field of `model` at `input_size`.
 
@@ -416,6 +417,9 @@ def analyze(
     training forward: batch statistics, dropout, auxiliary heads) and is left as it was.
     The receptive field is tracked along `spatial_dims` of input number `rf_input` (default: every
     dimension after batch and channels).
+    `training_memory=False` skips the estimate of what autograd saves for backward (the trace then
+    runs without autograd, about a quarter faster): `saved_activation_bytes` and
+    `training_peak_bytes` are None, everything else is the same.
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
@@ -439,8 +443,12 @@ def analyze(
             pre = nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
             post = nn.modules.module.register_module_forward_hook(tracer.post_hook)
             try:
-                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
-                    output = model(*args, **kwargs)
+                if training_memory:
+                    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
+                        output = model(*args, **kwargs)
+                else:
+                    with torch.no_grad(), tracer:
+                        output = model(*args, **kwargs)
             finally:
                 pre.remove()
                 post.remove()
@@ -476,7 +484,7 @@ def analyze(
         macs=sum(r.macs for r in records),
         other_flops=sum(r.other_flops for r in records),
         activation_bytes=sum(r.activation_bytes for r in records),
-        saved_activation_bytes=tracer.saved_bytes,
+        saved_activation_bytes=tracer.saved_bytes if training_memory else None,
         gradient_bytes=sum(p.numel() * p.element_size() for p in trainable),
         receptive_field=field_from_layout(rf_layout, len(sdims)),
         layers=records,
