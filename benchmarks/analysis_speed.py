@@ -292,10 +292,10 @@ def report(results: list[dict]) -> str:
         for label, row in (("Fastest peer as documented (real forward)", res["fastest"]),
                            ("Fastest peer of all", res["fastest_any"])):
             if row is not None:
-                lines.append(f"{label}: {row[0]}, {row[1] * 1000:.0f} ms → cnnatlas {row[5]:.1f}× faster.")
+                lines.append(f"{label}: {row[0]}, {row[1] * 1000:.0f} ms → cnnatlas {row[5]:.2f}× faster.")
         if res["fastest_any"] is not None:
             lines.append(f"With the training-memory estimate (the default analysis): {res['full'] * 1000:.0f} ms, "
-                         f"{res['fastest_any'][1] / res['full']:.1f}× faster than the fastest peer of all.")
+                         f"{res['fastest_any'][1] / res['full']:.2f}× faster than the fastest peer of all.")
         lines.append("cnnatlas analysis time against input size: "
                      + ", ".join(f"{k}: {v * 1000:.0f} ms" for k, v in res["sizes"].items()))
         lines.append("")

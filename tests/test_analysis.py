@@ -307,6 +307,31 @@ def test_model_is_untouched():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with torch.no_grad():
         assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1000)
+    assert not any("forward" in m.__dict__ for m in model.modules())  # the trace's wrappers are gone
+
+
+def test_module_stack_survives_a_caught_exception_and_keeps_own_forwards():
+    class Picky(nn.Module):
+        def forward(self, x):
+            raise ValueError("not this one")
+
+    class Fallback(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.picky, self.conv = Picky(), nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            try:
+                return self.picky(x)
+            except ValueError:
+                return self.conv(x)
+
+    model = Fallback()
+    own = model.conv.forward  # an instance attribute the trace must leave in place
+    model.conv.__dict__["forward"] = own
+    r = analyze(model, (1, 3, 8, 8))
+    assert [(rec.name, rec.op) for rec in r.layers] == [("conv", "convolution")]
+    assert model.conv.__dict__["forward"] is own and "forward" not in model.picky.__dict__
 
 
 def test_plain_tensor_attributes_are_moved_to_meta():
