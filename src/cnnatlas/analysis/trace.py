@@ -134,6 +134,12 @@ class _Trace(TorchDispatchMode):
         self._clone_src: torch.Tensor | None = None
         self._clone_outs: list[torch.Tensor] = []
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # TorchDispatchMode wraps a subclass's __torch_dispatch__ to keep torch.compile out of it, at a
+        # few microseconds per operator; nothing in the trace compiles, so it goes without the wrapper
+        return False
+
     # the module stack ------------------------------------------------------------------------
     def watch_forwards(self, modules: list[nn.Module]) -> Callable[[], None]:
         """Wrap each module's forward (an attribute of the instance, removed by the returned undo) to
@@ -343,7 +349,7 @@ class _MetaSwap:
 
     def __enter__(self) -> "_MetaSwap":
         copies: dict[int, torch.Tensor] = {}
-        training, dtype, empty = self.training, self.dtype, torch.empty
+        training, dtype, empty_like = self.training, self.dtype, torch.empty_like
         names, saved, params, buffers = self.names, self.saved, self.params, self.buffers
         set_attr = object.__setattr__  # nn.Module.__setattr__ is slow and `training` is a plain attribute
         for name, m in _walk(self.model):
@@ -358,7 +364,7 @@ class _MetaSwap:
                 meta = copies.get(id(p))
                 if meta is None:
                     dt = dtype if dtype is not None and p.is_floating_point() else p.dtype
-                    meta = empty(p.shape, dtype=dt, device=META, requires_grad=p.requires_grad)
+                    meta = empty_like(p, dtype=dt, device=META, requires_grad=p.requires_grad)
                     copies[id(p)] = meta
                     params[id(meta)] = meta
                 mp[k] = meta
@@ -368,7 +374,7 @@ class _MetaSwap:
                 meta = copies.get(id(b))
                 if meta is None:
                     dt = dtype if dtype is not None and b.is_floating_point() else b.dtype
-                    meta = empty(b.shape, dtype=dt, device=META)
+                    meta = empty_like(b, dtype=dt, device=META)
                     copies[id(b)] = meta
                     buffers.append(meta)
                 mb[k] = meta
