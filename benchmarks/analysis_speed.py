@@ -8,7 +8,9 @@ training step, which no peer makes and which needs autograd running through the 
 the default analysis, that estimate included, is reported beside it.
 
 Everything is measured in this one run, on this machine: each tool analyses the same model object
-at the same input; the time is the best of a few calls after one warm-up call. Peers run as their
+at the same input; the time is the best of a few calls after one warm-up call, each call after a
+full garbage collection (the peers' real forwards leave garbage whose collection would otherwise
+land in whichever call comes next). Peers run as their
 documentation shows (a real forward on CPU tensors). Two of them can also run on the meta device
 (torchscan's `device="meta"`, FlopCounterMode with meta tensors); those rows are labelled "(meta)".
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import itertools
 import logging
@@ -135,9 +138,8 @@ def best_time(fn: Callable, repeat: int) -> tuple[float, object]:
     result = fn()  # warm-up: imports, caches, first-call allocations
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
+        t, result = _timed(fn)
+        times.append(t)
     return min(times), result
 
 
@@ -218,6 +220,7 @@ NOTES = {
 
 
 def _timed(fn: Callable) -> tuple[float, object]:
+    gc.collect()  # each call starts from a collected heap: no tool pays for another's garbage
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
