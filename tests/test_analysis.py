@@ -364,6 +364,12 @@ def test_bad_input_sizes_are_rejected(bad):
         analyze(nn.Identity(), bad)
 
 
+def test_torchscript_modules_are_refused_clearly():
+    scripted = torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
+    with pytest.raises(InvalidArgumentError, match="TorchScript module .*before torch.jit.script"):
+        analyze(scripted, (1, 3, 8, 8))
+
+
 def test_not_a_module_and_a_too_small_input():
     with pytest.raises(InvalidArgumentError, match="nn.Module"):
         analyze(lambda x: x, (1, 3))

@@ -460,6 +460,10 @@ def analyze(
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise InvalidArgumentError("analyze expects an eager nn.Module; got a TorchScript module "
+                                   f"({type(model).__name__}), whose parameters and code the meta trace "
+                                   "cannot swap or see: pass the model before torch.jit.script/trace")
     if not isinstance(dtype, torch.dtype):
         raise InvalidArgumentError(f"dtype must be a torch.dtype such as torch.float32; got {dtype!r}")
     args, kwargs = make_inputs(input_size, dtype)
