@@ -364,10 +364,21 @@ def test_bad_input_sizes_are_rejected(bad):
         analyze(nn.Identity(), bad)
 
 
-def test_torchscript_modules_are_refused_clearly():
+def test_torchscript_modules_are_refused_clearly_and_the_model_is_left_as_it_was():
     scripted = torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
-    with pytest.raises(InvalidArgumentError, match="TorchScript module .*before torch.jit.script"):
+    with pytest.raises(InvalidArgumentError, match="got a TorchScript module .*before torch.jit.script"):
         analyze(scripted, (1, 3, 8, 8))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), torch.jit.script(nn.Conv2d(4, 4, 3)))
+    model.train()
+    with pytest.raises(InvalidArgumentError, match="module '1' is a TorchScript module"):
+        analyze(model, (1, 3, 8, 8))
+    assert model.training and all(p.device.type == "cpu" for p in model[0].parameters())
+    assert model(torch.randn(1, 3, 8, 8)).shape == (1, 4, 4, 4)
+
+
+def test_training_memory_must_be_a_bool():
+    with pytest.raises(InvalidArgumentError, match="training_memory must be True or False; got 'no'"):
+        analyze(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), training_memory="no")
 
 
 def test_not_a_module_and_a_too_small_input():

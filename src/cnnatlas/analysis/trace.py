@@ -144,12 +144,10 @@ class _Trace(TorchDispatchMode):
     def watch_forwards(self, modules: list[nn.Module]) -> Callable[[], None]:
         """Wrap each module's forward (an attribute of the instance, removed by the returned undo) to
         keep the stack of running modules. A module hook would do the same, but any global hook sends
-        every module call through nn.Module's slow path. Modules built during the forward, and
-        ScriptModules, are not wrapped: their operators count for the module that runs them."""
+        every module call through nn.Module's slow path. Modules built during the forward are not
+        wrapped: their operators count for the module that runs them."""
         wrapped: list[tuple[nn.Module, Any]] = []
         for m in modules:
-            if isinstance(m, torch.jit.ScriptModule):
-                continue
             d = m.__dict__
             wrapped.append((m, d.get("forward", _ABSENT)))
             d["forward"] = self._watched(m.forward, self.names[id(m)], type(m).__name__)
@@ -353,6 +351,12 @@ class _MetaSwap:
         names, saved, params, buffers = self.names, self.saved, self.params, self.buffers
         set_attr = object.__setattr__  # nn.Module.__setattr__ is slow and `training` is a plain attribute
         for name, m in _walk(self.model):
+            if isinstance(m, torch.jit.ScriptModule):  # its parameters and code are out of the trace's reach
+                self.__exit__()  # put back what is already swapped: the model is left as it was
+                where = f"module {name!r} is" if name else "got"
+                raise InvalidArgumentError(f"analyze expects an eager nn.Module; {where} a TorchScript module "
+                                           f"({type(m).__name__}), whose parameters and code the meta trace "
+                                           "cannot swap or see: pass the model before torch.jit.script/trace")
             names[id(m)] = name
             mp, mb = m._parameters, m._buffers
             saved.append((m, m.training, dict(mp) if mp else None, dict(mb) if mb else None))
@@ -460,10 +464,8 @@ def analyze(
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
-    if isinstance(model, torch.jit.ScriptModule):
-        raise InvalidArgumentError("analyze expects an eager nn.Module; got a TorchScript module "
-                                   f"({type(model).__name__}), whose parameters and code the meta trace "
-                                   "cannot swap or see: pass the model before torch.jit.script/trace")
+    if not isinstance(training_memory, bool):
+        raise InvalidArgumentError(f"training_memory must be True or False; got {training_memory!r}")
     if not isinstance(dtype, torch.dtype):
         raise InvalidArgumentError(f"dtype must be a torch.dtype such as torch.float32; got {dtype!r}")
     args, kwargs = make_inputs(input_size, dtype)
