@@ -146,17 +146,17 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
     top1 = torch.zeros((), device=device, dtype=torch.long)
     topk = torch.zeros((), device=device, dtype=torch.long)
     confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.long)
-    for x, y in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if device.type == "cuda" and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.backends.cudnn.flags(enabled=True, deterministic=True, allow_tf32=False):
+    with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, deterministic=True, allow_tf32=False):
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if device.type == "cuda" and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x).float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        best = logits.topk(k, dim=1).indices
-        top1 += (best[:, 0] == y).sum()
-        topk += (best == y[:, None]).any(dim=1).sum()
-        confusion += torch.bincount(y * num_classes + best[:, 0], minlength=num_classes * num_classes)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            best = logits.topk(k, dim=1).indices
+            top1 += (best[:, 0] == y).sum()
+            topk += (best == y[:, None]).any(dim=1).sum()
+            confusion += torch.bincount(y * num_classes + best[:, 0], minlength=num_classes * num_classes)
     totals = torch.stack([loss_sum, top1.double(), topk.double()])
     all_reduce_sum(totals, ctx)
     all_reduce_sum(confusion, ctx)
