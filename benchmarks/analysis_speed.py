@@ -267,8 +267,7 @@ def run(case: str, repeat: int, peer_repeat: int) -> dict:
     peers = [r for r in rows if r[1] is not None and not r[0].startswith("cnnatlas")]
     documented = [r for r in peers if "(meta)" not in r[0]]
     fastest = min(documented, key=lambda r: r[1]) if documented else None
-    everyone = peers
-    fastest_any = min(everyone, key=lambda r: r[1]) if everyone else None
+    fastest_any = min(peers, key=lambda r: r[1]) if peers else None
     return {"case": case, "shape": shape, "rows": rows, "ours": t_ours, "macs": macs, "params": params,
             "components": comp, "fastest": fastest, "fastest_any": fastest_any,
             "full": t_full, "sizes": {k: min(v) for k, v in sizes.items()}}
