@@ -292,6 +292,103 @@ def test_shortcut_shapes_equal_the_meta_kernels(build, shape, monkeypatch):
         (slow.macs, slow.other_flops, slow.activation_bytes, slow.saved_activation_bytes)
 
 
+class _Odd(nn.Module):
+    """Leaf modules in every standard and non-standard form the module shortcuts must tell apart."""
+
+    class OwnConv(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.same = nn.Conv2d(8, 8, 3, padding="same", dilation=2)
+        self.reflect = nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")
+        self.own = self.OwnConv(8, 8, 1)
+        self.hooked = nn.Conv2d(8, 8, 3, stride=2, groups=4, bias=False)
+        self.hooked.register_forward_pre_hook(lambda m, args: (args[0] * 0.5,))
+        self.bn = nn.BatchNorm2d(8, momentum=None, eps=1e-3)
+        self.bn_plain = nn.BatchNorm2d(8, affine=False)
+        self.bn_batch = nn.BatchNorm2d(8, track_running_stats=False)
+        self.acts = nn.Sequential(nn.ReLU(inplace=True), nn.SiLU(), nn.Hardswish(inplace=True), nn.Hardsigmoid(),
+                                  nn.Sigmoid(), nn.Tanh(), nn.ReLU())
+        self.own_forward = nn.ReLU()
+        self.own_forward.forward = lambda x: x + 1
+        self.conv1d = nn.Conv1d(8, 4, 3, dilation=2)
+        self.bn1d = nn.BatchNorm1d(4)
+        self.head = nn.Linear(4, 2)
+        self.bn_flat = nn.BatchNorm1d(2)
+
+    def forward(self, x):
+        x = self.own(self.reflect(self.same(self.conv(x))))
+        x = self.bn_batch(self.bn_plain(self.bn(self.hooked(x))))
+        x = self.own_forward(self.acts(x))
+        x = self.bn1d(self.conv1d(x.flatten(2)))
+        return self.bn_flat(self.head(x.mean(-1)))
+
+
+def _everything(r):
+    rows = [(x.index, x.name, x.module_type, x.op, [tuple(s) for s in x.input_shapes], tuple(x.output_shape),
+             x.params, x.macs, x.other_flops, x.activation_bytes, x.inputs, x.receptive_field) for x in r.layers]
+    mods = [(m.name, m.module_type, m.depth, m.output_shapes, m.first, m.last, m.receptive_field) for m in r.modules]
+    totals = {k: v for k, v in r.to_dict(layers=False).items() if k != "seconds"}
+    return rows, mods, totals
+
+
+@pytest.mark.parametrize("build, shape, kw", [
+    (lambda: torchvision.models.resnet18(), (2, 3, 64, 64), {}),
+    (lambda: torchvision.models.efficientnet_b0(), (1, 3, 64, 64), {}),
+    (lambda: torchvision.models.efficientnet_b0(), (1, 3, 64, 64), {"training": True}),
+    (lambda: torchvision.models.mobilenet_v3_small(), (1, 3, 64, 64), {"dtype": torch.float16}),
+    (lambda: torchvision.models.video.r3d_18(), (1, 3, 4, 32, 32), {}),
+    (lambda: create_model("inception_v3"), (1, 3, 80, 80), {}),
+    (lambda: create_model("densenet121"), (1, 3, 64, 64), {}),
+    (lambda: create_model("wavenet"), (1, 1, 256), {}),
+    (_Odd, (2, 3, 16, 16), {}),
+    (_Odd, (2, 3, 16, 16), {"training": True}),
+], ids=["resnet18", "efficientnet_b0", "efficientnet_b0-train", "mobilenet_v3-half", "r3d_18", "inception_v3",
+        "densenet121", "wavenet", "odd", "odd-train"])
+def test_module_shortcuts_record_what_the_modules_run(build, shape, kw, monkeypatch):
+    """A leaf module recorded from its one ATen call (fastmeta.MODULE_CALLS) gives the same records,
+    module calls and totals as running its forward through the dispatcher."""
+    model = meta(build)
+    if kw.get("training") and build is _Odd:
+        model.bn.momentum = 0.1  # the cumulative average (momentum=None) reads a value: not traceable on meta
+    taken = []
+    original = trace_module._Trace._shortcut
+
+    def counting(self, shortcut, x, name, mtype):
+        out = original(self, shortcut, x, name, mtype)
+        if out is not None:
+            taken.append(name)
+        return out
+
+    monkeypatch.setattr(trace_module._Trace, "_shortcut", counting)
+    fast = analyze(model, shape, training_memory=False, **kw)
+    assert taken  # the shortcuts ran
+    monkeypatch.setattr(trace_module, "MODULE_CALLS", {})
+    slow = analyze(model, shape, training_memory=False, **kw)
+    assert _everything(fast) == _everything(slow)
+    if build is _Odd:
+        expected = {"conv", "hooked", "acts.0", "acts.1", "acts.2", "acts.3", "acts.4", "acts.5", "acts.6",
+                    "conv1d"} | (set() if kw else {"bn", "bn_plain", "bn1d", "bn_flat"})
+        assert set(taken) == expected
+
+
+def test_module_shortcuts_wait_for_autograd():
+    """With the training-memory estimate autograd runs through every module: no shortcut."""
+    model = meta(lambda: torchvision.models.resnet18())
+    calls = []
+    original = trace_module._Trace._shortcut
+    trace_module._Trace._shortcut = lambda self, *a: calls.append(1) or original(self, *a)
+    try:
+        r = analyze(model, (1, 3, 64, 64))
+    finally:
+        trace_module._Trace._shortcut = original
+    assert calls and r.saved_activation_bytes > 0
+    assert r.macs == analyze(model, (1, 3, 64, 64), training_memory=False).macs
+
+
 # -- the model is left as it was -------------------------------------------------------------------
 
 

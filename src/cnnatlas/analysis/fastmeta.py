@@ -322,3 +322,63 @@ for _name in ("add", "sub", "mul", "div"):
             FAST[getattr(_packet, _ov)] = _inplace_binary
 FAST[aten.clone.default] = _clone
 FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dtype in _FLOATS and not args[2] else None
+
+
+# -- leaf modules: the one ATen call they make ---------------------------------------------------
+#
+# A standard convolution, batch norm (in eval mode) or activation module makes exactly one ATen
+# call. The tracer can make that call's record itself, without the module's Python forward, the
+# functional wrapper, argument parsing and the trip through the dispatcher. Each function returns
+# (operator overload, its arguments as the dispatcher would pass them), or None where the module or
+# its input is not the standard case (then the module runs as usual). Only exact types qualify:
+# a subclass may override anything. A test checks every record against the ordinary trace.
+
+
+def _conv_call(m, x):
+    n = len(m.kernel_size)
+    if m.padding_mode != "zeros" or isinstance(m.padding, str) or x.dim() != n + 2:
+        return None
+    return aten.convolution.default, (x, m._parameters["weight"], m._parameters["bias"], list(m.stride),
+                                      list(m.padding), list(m.dilation), False, [0] * n, m.groups)
+
+
+def _batch_norm_call(rank: int | tuple[int, ...]):
+    ranks = (rank,) if isinstance(rank, int) else rank
+
+    def call(m, x):
+        mean, var = m._buffers.get("running_mean"), m._buffers.get("running_var")
+        if m.training or mean is None or var is None or x.dim() not in ranks:
+            return None  # training mode also counts num_batches_tracked and may use batch statistics
+        momentum = 0.0 if m.momentum is None else m.momentum
+        return aten.native_batch_norm.default, (x, m._parameters["weight"], m._parameters["bias"], mean, var,
+                                                False, momentum, m.eps)
+    return call
+
+
+def _activation_call(name: str):
+    op, op_ = getattr(aten, name).default, getattr(aten, name + "_").default
+
+    def call(m, x):
+        return (op_ if m.__dict__.get("inplace", False) else op), (x,)
+    return call
+
+
+def _unary_call(name: str):
+    op = getattr(aten, name).default
+    return lambda m, x: (op, (x,))
+
+
+MODULE_CALLS: dict[type, Callable] = {
+    torch.nn.Conv1d: _conv_call,
+    torch.nn.Conv2d: _conv_call,
+    torch.nn.Conv3d: _conv_call,
+    torch.nn.BatchNorm1d: _batch_norm_call((2, 3)),
+    torch.nn.BatchNorm2d: _batch_norm_call(4),
+    torch.nn.BatchNorm3d: _batch_norm_call(5),
+    torch.nn.ReLU: _activation_call("relu"),
+    torch.nn.SiLU: _activation_call("silu"),
+    torch.nn.Hardswish: _activation_call("hardswish"),
+    torch.nn.Hardsigmoid: _activation_call("hardsigmoid"),
+    torch.nn.Sigmoid: _unary_call("sigmoid"),
+    torch.nn.Tanh: _unary_call("tanh"),
+}

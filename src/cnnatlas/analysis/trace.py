@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import CnnAtlasError, InvalidArgumentError
-from .fastmeta import FAST
+from .fastmeta import FAST, MODULE_CALLS
 from .flops import cost_for
 from .receptive_field import RULES, Layout, elementwise, input_layout
 from .report import LayerRecord, ModuleRecord, Report, field_from_layout
@@ -37,6 +37,8 @@ _HIDDEN = {aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like
 
 
 _CREATE = {aten.empty.memory_format, aten.empty_strided.default}
+_PYTHON_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) | \
+    torch._C.DispatchKeySet(torch._C.DispatchKey.PythonTLSSnapshot)
 
 
 class _Plan(NamedTuple):
@@ -149,8 +151,11 @@ class _Trace(TorchDispatchMode):
         wrapped: list[tuple[nn.Module, Any]] = []
         for m in modules:
             d = m.__dict__
-            wrapped.append((m, d.get("forward", _ABSENT)))
-            d["forward"] = self._watched(m.forward, self.names[id(m)], type(m).__name__)
+            before = d.get("forward", _ABSENT)
+            wrapped.append((m, before))
+            shortcut = MODULE_CALLS.get(type(m)) if before is _ABSENT else None
+            d["forward"] = self._watched(m.forward, self.names[id(m)], type(m).__name__,
+                                         None if shortcut is None else (m, shortcut))
 
         def undo() -> None:
             for m, before in wrapped:
@@ -160,10 +165,14 @@ class _Trace(TorchDispatchMode):
                     m.__dict__["forward"] = before
         return undo
 
-    def _watched(self, forward: Callable, name: str, mtype: str) -> Callable:
+    def _watched(self, forward: Callable, name: str, mtype: str, shortcut: tuple | None = None) -> Callable:
         stack, open_calls, records = self.stack, self.open, self.records
 
         def watched_forward(*args, **kwargs):
+            if shortcut is not None and len(args) == 1 and not kwargs:
+                output = self._shortcut(shortcut, args[0], name, mtype)
+                if output is not None:
+                    return output
             stack.append((name, mtype))
             open_calls.append(len(records))
             try:
@@ -175,6 +184,27 @@ class _Trace(TorchDispatchMode):
             self._close(name, mtype, output)
             return output
         return watched_forward
+
+    def _shortcut(self, shortcut: tuple, x: Any, name: str, mtype: str) -> torch.Tensor | None:
+        """Record the one ATen call of a standard leaf module (fastmeta.MODULE_CALLS) without running
+        its forward; None where that is not possible (autograd on, an unusual input or module)."""
+        if type(x) is not torch.Tensor or not x.is_meta or torch.is_grad_enabled():
+            return None
+        module, call = shortcut
+        made = call(module, x)
+        if made is None:
+            return None
+        func, args = made
+        with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # what the dispatcher does before calling the mode
+            out = FAST[func](args, {})
+            if out is None:
+                return None
+            self.stack.append((name, mtype))
+            self.open.append(len(self.records))
+            self._record(func, args, {}, out)
+        output = out[0] if isinstance(out, tuple) else out
+        self._close(name, mtype, output)
+        return output
 
     def _close(self, name: str, mtype: str, output: Any) -> None:
         self.stack.pop()
