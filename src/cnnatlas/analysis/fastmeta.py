@@ -9,6 +9,7 @@ test checks every shortcut against the meta kernel on the zoo.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable
 
 import torch
@@ -330,8 +331,9 @@ FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dty
 # call. The tracer can make that call's record itself, without the module's Python forward, the
 # functional wrapper, argument parsing and the trip through the dispatcher. Each function returns
 # (operator overload, its arguments as the dispatcher would pass them), or None where the module or
-# its input is not the standard case (then the module runs as usual). Only exact types qualify:
-# a subclass may override anything. A test checks every record against the ordinary trace.
+# its input is not the standard case (then the module runs as usual). A subclass qualifies only when
+# it overrides nothing the forward reads (torchvision's Conv3DSimple does not; a parametrized module,
+# whose weight is a property, does). A test checks every record against the ordinary trace.
 
 
 def _conv_call(m, x):
@@ -382,3 +384,25 @@ MODULE_CALLS: dict[type, Callable] = {
     torch.nn.Sigmoid: _unary_call("sigmoid"),
     torch.nn.Tanh: _unary_call("tanh"),
 }
+
+# what a subclass must leave alone for its call to be the base class's
+_FORWARD_READS = frozenset({"forward", "_conv_forward", "__call__", "_call_impl", "__getattr__", "__getattribute__",
+                            "weight", "bias", "running_mean", "running_var", "inplace", "training"})
+_RESOLVED: weakref.WeakKeyDictionary[type, Callable | None] = weakref.WeakKeyDictionary()
+
+
+def module_call(cls: type) -> Callable | None:
+    """The MODULE_CALLS entry for a module class, or None; resolved once per class."""
+    try:
+        return _RESOLVED[cls]
+    except KeyError:
+        pass
+    found = None
+    for base in cls.__mro__:
+        if base in MODULE_CALLS:
+            found = MODULE_CALLS[base]
+            break
+        if _FORWARD_READS & base.__dict__.keys():
+            break
+    _RESOLVED[cls] = found
+    return found

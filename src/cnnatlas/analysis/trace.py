@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import CnnAtlasError, InvalidArgumentError
-from .fastmeta import FAST, MODULE_CALLS
+from .fastmeta import FAST, module_call
 from .flops import cost_for
 from .receptive_field import RULES, Layout, elementwise, input_layout
 from .report import LayerRecord, ModuleRecord, Report, field_from_layout
@@ -153,7 +153,7 @@ class _Trace(TorchDispatchMode):
             d = m.__dict__
             before = d.get("forward", _ABSENT)
             wrapped.append((m, before))
-            shortcut = MODULE_CALLS.get(type(m)) if before is _ABSENT else None
+            shortcut = module_call(type(m)) if before is _ABSENT else None
             d["forward"] = self._watched(m.forward, self.names[id(m)], type(m).__name__,
                                          None if shortcut is None else (m, shortcut))
 
