@@ -37,7 +37,9 @@ def _empty(shape, x: torch.Tensor, dtype=None) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype or x.dtype, device=META, memory_format=_fmt(x) if len(shape) == x.dim() else torch.contiguous_format)
 
 
-def _ints(v, n: int) -> list[int]:
+def _ints(v, n: int) -> list[int] | tuple[int, ...]:
+    if type(v) is list or type(v) is tuple:
+        return v if len(v) == n else v * n if len(v) == 1 else list(v)
     if isinstance(v, int):
         return [v] * n
     v = list(v)
@@ -56,18 +58,19 @@ def _conv(args, kwargs):
         return None  # mixed dtypes: the meta kernel raises the error a real run would
     stride, padding, dilation, transposed, out_pad, groups = args[3:9]
     n = w.dim() - 2
-    k = w.shape[2:]
+    xs, ws = x.shape, w.shape
+    k = ws[2:]
     s, p, d = _ints(stride, n), _ints(padding, n), _ints(dilation, n)
     if transposed:
         op = _ints(out_pad, n)
-        spatial = [(x.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i in range(n)]
-        c_out = w.shape[1] * groups
-    else:
-        spatial = [conv_out_size(x.shape[2 + i], k[i], s[i], p[i], d[i]) for i in range(n)]
-        c_out = w.shape[0]
-    if min(spatial) <= 0 or x.shape[1] != (w.shape[0] if transposed else w.shape[1] * groups):
+        spatial = [(xs[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i in range(n)]
+        c_out, c_in = ws[1] * groups, ws[0]
+    else:  # conv_out_size, inlined: this runs for every convolution of every trace
+        spatial = [(xs[2 + i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(n)]
+        c_out, c_in = ws[0], ws[1] * groups
+    if min(spatial) <= 0 or xs[1] != c_in:
         return None  # let the meta kernel raise its own error
-    return _empty((x.shape[0], c_out, *spatial), x)
+    return torch.empty((xs[0], c_out, *spatial), dtype=x.dtype, device=META, memory_format=_fmt(x))
 
 
 def _stat_dtype(x: torch.Tensor) -> torch.dtype:

@@ -209,14 +209,17 @@ class _Trace(TorchDispatchMode):
     def _close(self, name: str, mtype: str, output: Any) -> None:
         self.stack.pop()
         first = self.open.pop()
+        depth = name.count(".") + 1 if name else 0
         if isinstance(output, torch.Tensor):
-            outs = [output]
-        elif isinstance(output, (tuple, list)):
+            self.modules.append(ModuleRecord(name, mtype, depth, [tuple(output.shape)], first, len(self.records) - 1,
+                                             self.layouts.get(id(output)), self.n_axes))
+            return
+        if isinstance(output, (tuple, list)):
             outs = [o for o in output if isinstance(o, torch.Tensor)]
         else:
             outs = []
         self.modules.append(ModuleRecord(
-            name, mtype, name.count(".") + 1 if name else 0, [tuple(o.shape) for o in outs], first,
+            name, mtype, depth, [tuple(o.shape) for o in outs], first,
             len(self.records) - 1, self.layouts.get(id(outs[0])) if outs else None, self.n_axes))
 
     # saved tensors --------------------------------------------------------------------------
@@ -310,18 +313,19 @@ class _Trace(TorchDispatchMode):
             self.unsupported[f"aten.{plan.name}"] += 1
         params = 0
         used = self.used
-        for t in tin:
-            p = param_of.get(id(t))
+        tids = [id(t) for t in tin]
+        for tid in tids:
+            p = param_of.get(tid)
             if p is not None and id(p) not in used:
                 used.add(id(p))
                 params += p.numel()
         o0 = louts[0]
-        new = not plan.inplace and not any(o0 is t for t in tin)
+        new = not plan.inplace and id(o0) not in tids
         index = len(records)
         name, mtype = self.stack[-1]
         records.append(LayerRecord(
             index, name, mtype, plan.name, [tuple(t.shape) for t in tin], tuple(o0.shape), params, macs, other,
-            o0.numel() * o0.element_size() if new else 0, [producer.get(id(t), -1) for t in tin],
+            o0.numel() * o0.element_size() if new else 0, [producer.get(tid, -1) for tid in tids],
             layouts.get(id(o0)), self.n_axes))
         for o in louts:
             producer[id(o)] = index
@@ -442,19 +446,23 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
-def _walk(model: nn.Module):
-    """(dotted name, module) for every module once, in the order of `named_modules` (pre-order),
-    without its nested generators."""
-    seen = {id(model)}
+def _walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(dotted name, module) for every module once, named and ordered as by `named_modules` (pre-order,
+    a shared module under the name of its first visit), without its nested generators."""
+    seen: set[int] = set()
+    out = []
     stack = [("", model)]
     while stack:
         name, m = stack.pop()
-        yield name, m
-        children = [(f"{name}.{k}" if name else k, c) for k, c in m._modules.items()
-                    if c is not None and id(c) not in seen]
-        for _, c in children:
-            seen.add(id(c))
-        stack.extend(reversed(children))
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        out.append((name, m))
+        children = m._modules
+        if children:
+            prefix = name + "." if name else ""
+            stack.extend([(prefix + k, c) for k, c in reversed(children.items()) if c is not None])
+    return out
 
 
 def _spatial_dims(x: torch.Tensor | None, spatial_dims: Sequence[int] | None) -> tuple[int, ...]:
