@@ -141,6 +141,18 @@ def test_shared_parameters_are_counted_once_and_their_macs_each_call():
     assert r.unused_params == 0
 
 
+def test_a_shared_module_is_named_as_named_modules_names_it():
+    shared = nn.Conv2d(3, 3, 1)
+    model = nn.Module()
+    model.first = nn.Sequential(nn.Sequential(shared))  # visited first, deeper
+    model.again = shared
+    model.forward = lambda x: model.again(model.first(x))
+    r = analyze(model, (1, 3, 8, 8))
+    expected = next(n for n, m in model.named_modules() if m is shared)
+    assert expected == "first.0.0"
+    assert [rec.name for rec in r.layers if rec.op == "convolution"] == [expected, expected]
+
+
 def test_trainable_and_unused_parameters():
     model = meta(lambda: torchvision.models.googlenet(aux_logits=True, init_weights=False))
     for p in model.conv1.parameters():
