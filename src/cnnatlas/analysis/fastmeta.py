@@ -1,4 +1,5 @@
-"""Output allocation for the hottest operators, without running their meta kernels.
+"""Output allocation for the hottest operators, without running their meta kernels; and the one
+operator a standard leaf module calls, so that its forward need not run (MODULE_CALLS).
 
 PyTorch's meta kernels for batch norm, layer norm, addmm or element-wise arithmetic are Python
 decompositions that cost up to 2 ms a call; the output of those operators is fully determined by a
@@ -46,11 +47,6 @@ def _ints(v, n: int) -> list[int] | tuple[int, ...]:
     return v * n if len(v) == 1 else v
 
 
-def conv_out_size(i: int, k: int, s: int, p: int, d: int) -> int:
-    """O = floor((I + 2P − D(K − 1) − 1)/S) + 1."""
-    return (i + 2 * p - d * (k - 1) - 1) // s + 1
-
-
 def _conv(args, kwargs):
     x, w = args[0], args[1]
     if len(args) < 9 or x.dtype not in _FLOATS or x.dim() != w.dim() or w.dtype != x.dtype or \
@@ -65,7 +61,7 @@ def _conv(args, kwargs):
         op = _ints(out_pad, n)
         spatial = [(xs[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i in range(n)]
         c_out, c_in = ws[1] * groups, ws[0]
-    else:  # conv_out_size, inlined: this runs for every convolution of every trace
+    else:  # O = floor((I + 2P − D(K − 1) − 1)/S) + 1
         spatial = [(xs[2 + i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(n)]
         c_out, c_in = ws[0], ws[1] * groups
     if min(spatial) <= 0 or xs[1] != c_in:

@@ -1,12 +1,14 @@
-"""Trace any nn.Module on meta tensors: one record per ATen operator, named by module hooks.
+"""Trace any nn.Module on meta tensors: one record per ATen operator, named by the module running it.
 
 The model runs once with its parameters and inputs replaced by meta tensors (shape and dtype only,
 no storage), under a `TorchDispatchMode` — the mechanism of `torch.utils.flop_counter` — that sees
 every operator, including the functional calls module hooks miss (`F.relu`, `torch.cat`, `x + y`,
-`@`). Global module hooks keep the stack of running modules, so each operator gets the dotted path of
-the innermost one. No real arithmetic runs and no activation memory is allocated: the cost of a trace
-does not depend on the input size. Autograd stays on so that `saved_tensors_hooks` can tell which
-activations a training step keeps for backward.
+`@`). Each module's forward is wrapped for the trace to keep the stack of running modules, so each
+operator gets the dotted path of the innermost one. No real arithmetic runs and no activation memory
+is allocated: the cost of a trace does not depend on the input size. By default autograd stays on so
+that `saved_tensors_hooks` can tell which activations a training step keeps for backward; without
+it, standard leaf modules (convolution, eval batch norm, activations) are recorded straight from the
+one ATen call they make (`fastmeta.MODULE_CALLS`), without running their forward.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ class _Trace(TorchDispatchMode):
         if made is None:
             return None
         func, args = made
-        with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # what the dispatcher does before calling the mode
+        with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # as inside __torch_dispatch__: the mode skips its own tensors
             out = FAST[func](args, {})
             if out is None:
                 return None
