@@ -377,10 +377,10 @@ def test_module_shortcuts_record_what_the_modules_run(build, shape, kw, monkeypa
     taken = []
     original = trace_module._Trace._shortcut
 
-    def counting(self, shortcut, x, name, mtype):
-        out = original(self, shortcut, x, name, mtype)
+    def counting(self, shortcut, x, entry):
+        out = original(self, shortcut, x, entry)
         if out is not None:
-            taken.append(name)
+            taken.append(entry[0])
         return out
 
     monkeypatch.setattr(trace_module._Trace, "_shortcut", counting)

@@ -169,13 +169,14 @@ class _Trace(TorchDispatchMode):
 
     def _watched(self, forward: Callable, name: str, mtype: str, shortcut: tuple | None = None) -> Callable:
         stack, open_calls, records = self.stack, self.open, self.records
+        entry = (name, mtype)  # this module on the stack of running modules
 
         def watched_forward(*args, **kwargs):
             if shortcut is not None and len(args) == 1 and not kwargs:
-                output = self._shortcut(shortcut, args[0], name, mtype)
+                output = self._shortcut(shortcut, args[0], entry)
                 if output is not None:
                     return output
-            stack.append((name, mtype))
+            stack.append(entry)
             open_calls.append(len(records))
             try:
                 output = forward(*args, **kwargs)
@@ -183,11 +184,11 @@ class _Trace(TorchDispatchMode):
                 stack.pop()
                 open_calls.pop()
                 raise
-            self._close(name, mtype, output)
+            self._close(entry, output)
             return output
         return watched_forward
 
-    def _shortcut(self, shortcut: tuple, x: Any, name: str, mtype: str) -> torch.Tensor | None:
+    def _shortcut(self, shortcut: tuple, x: Any, entry: tuple[str, str]) -> torch.Tensor | None:
         """Record the one ATen call of a standard leaf module (fastmeta.MODULE_CALLS) without running
         its forward; None where that is not possible (autograd on, an unusual input or module)."""
         if type(x) is not torch.Tensor or not x.is_meta or torch.is_grad_enabled():
@@ -201,16 +202,17 @@ class _Trace(TorchDispatchMode):
             out = FAST[func](args, {})
             if out is None:
                 return None
-            self.stack.append((name, mtype))
+            self.stack.append(entry)
             self.open.append(len(self.records))
             self._record(func, args, {}, out)
         output = out[0] if isinstance(out, tuple) else out
-        self._close(name, mtype, output)
+        self._close(entry, output)
         return output
 
-    def _close(self, name: str, mtype: str, output: Any) -> None:
+    def _close(self, entry: tuple[str, str], output: Any) -> None:
         self.stack.pop()
         first = self.open.pop()
+        name, mtype = entry
         depth = name.count(".") + 1 if name else 0
         if isinstance(output, torch.Tensor):
             self.modules.append(ModuleRecord(name, mtype, depth, [tuple(output.shape)], first, len(self.records) - 1,
@@ -518,7 +520,8 @@ def analyze(
     start = time.perf_counter()
     try:
         with _cyclic_gc_paused(), _MetaSwap(model, training, dtype if dtype.is_floating_point else None) as swap:
-            tracer = _Trace(swap.names, dict(swap.params), len(sdims), swap.param_storages)
+            tracer = _Trace(swap.names, dict(swap.params), len(sdims),
+                            swap.param_storages if training_memory else set())  # only pack() reads them
             for i, x in enumerate(inputs):
                 tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
                 tracer.producer[id(x)] = -1
