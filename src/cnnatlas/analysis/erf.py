@@ -96,7 +96,7 @@ def effective_receptive_field(
     shape = tuple(input_size)
     if len(shape) < 3 or not all(isinstance(d, int) and d >= 1 for d in shape):
         raise InvalidArgumentError(f"input_size must be (N, C, *spatial) with positive sizes; got {shape}")
-    probe = analyze(model, (1,) + shape[1:])
+    probe = analyze(model, (1,) + shape[1:], training_memory=False)
     sample_shape = shape[1:]
     name = layer if layer is not None else probe.receptive_field_layer
     if name is None:

@@ -50,7 +50,7 @@ def analysis_section(console: Console) -> bool:
         shape = _input(name)
         with torch.device("meta"):
             model = create_model(name)
-        report = analyze(model, shape)
+        report = analyze(model, shape, training_memory=False)
         if pub.gmacs is None:
             agreement, published = "[dim]no published figure[/]", "—"
         else:

@@ -23,7 +23,7 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, str
 
     analyze = getattr(cnnatlas, "analyze", None)
     if analyze is not None:
-        return int(analyze(model, tuple(input_shape)).macs), "cnnatlas.analyze"
+        return int(analyze(model, tuple(input_shape), training_memory=False).macs), "cnnatlas.analyze"
     from torch.utils.flop_counter import FlopCounterMode
 
     model = copy.deepcopy(model).to("meta").eval()

@@ -30,7 +30,7 @@ def _run(args) -> int:
     shapes = parse_inputs(args.input, loaded)
     if args.depth < 1:
         raise InvalidArgumentError(f"--depth must be ≥ 1; got {args.depth}")
-    report = analyze(loaded.model, _input_arg(shapes))
+    report = analyze(loaded.model, _input_arg(shapes), training_memory=False)
     rows = rf_rows(report, args.depth)
     erf = None
     if args.erf:

@@ -71,7 +71,7 @@ def _analyse(name: str) -> ModelPage:
     try:
         module, _, size = resolve_model(name)
         page.module, page.input_size = module, size
-        page.report = analyze(module, size)
+        page.report = analyze(module, size, training_memory=False)
     except (CnnAtlasError, RuntimeError, ValueError, TypeError) as err:
         page.error = f"{type(err).__name__}: {err}"
     return page

@@ -401,7 +401,7 @@ def model_diagram(model: str | nn.Module, *, block: str | None = None, depth: in
         size = tuple(input_size) if input_size is not None else default
         if size is None:
             raise InvalidArgumentError(f"{label}: no default input size is known; give --input")
-        report = analyze(module, size)
+        report = analyze(module, size, training_memory=False)
     shape = _shape(report.input_shapes[0])
     if block is not None:
         path = resolve_block(report, block)

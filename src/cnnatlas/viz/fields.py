@@ -72,7 +72,7 @@ def plot_rf_growth(models: Sequence[str | nn.Module] = RF_GROWTH_MODELS, out: st
             module, label, size = resolve_model(m)
             if size is None:
                 raise InvalidArgumentError(f"{label}: no default input size is known")
-            report = analyze(module, size)
+            report = analyze(module, size, training_memory=False)
         points = rf_growth_data(report)
         if not points:
             raise VizError(f"{label}: no convolution or pooling layer with a spatial receptive field")
@@ -131,7 +131,7 @@ def pareto_points(names: Sequence[str] | None = None, dataset: str = "ImageNet-1
         measured = (macs or {}).get(name)
         if measured is None:
             module, _, size = resolve_model(name)
-            measured = analyze(module, size).macs
+            measured = analyze(module, size, training_memory=False).macs
         rows.append((name, entry.family, int(measured), float(pub.top1), pub.source or ""))
     rows.sort(key=lambda r: (r[2], -r[3]))
     points, best = [], -np.inf

@@ -114,7 +114,7 @@ def first_conv(model: nn.Module, input_size: tuple[int, ...] | None) -> tuple[st
     modules = dict(model.named_modules())
     if input_size is not None:
         try:
-            report = analyze(model, input_size)
+            report = analyze(model, input_size, training_memory=False)
             for rec in report.layers:
                 if rec.op == "convolution" and rec.name in modules:
                     return rec.name, modules[rec.name]
