@@ -305,7 +305,7 @@ def report(results: list[dict]) -> str:
         if res["fastest_any"] is not None:
             lines.append(f"With the training-memory estimate (the default analysis): {res['full'] * 1000:.0f} ms, "
                          f"{res['fastest_any'][6]:.2f}× faster than the fastest peer of all (in the same rounds).")
-        lines.append("cnnatlas analysis time against input size: "
+        lines.append("The default analysis's time against input size: "
                      + ", ".join(f"{k}: {v * 1000:.0f} ms" for k, v in res["sizes"].items()))
         lines.append("")
     lines.append("The last column decomposes each difference into our per-operator element counts (bias additions, "

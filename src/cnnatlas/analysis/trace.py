@@ -500,9 +500,10 @@ def analyze(
     training forward: batch statistics, dropout, auxiliary heads) and is left as it was.
     The receptive field is tracked along `spatial_dims` of input number `rf_input` (default: every
     dimension after batch and channels).
-    `training_memory=False` skips the estimate of what autograd saves for backward (the trace then
-    runs without autograd, 10–20% faster): `saved_activation_bytes` and
-    `training_peak_bytes` are None, everything else is the same.
+    `training_memory=False` skips the estimate of what autograd saves for backward: the trace then
+    runs without autograd and records standard convolution, eval batch-norm and activation modules
+    from their one ATen call without running their forward (1.3–1.6× faster on torchvision's CNNs);
+    `saved_activation_bytes` and `training_peak_bytes` are None, everything else is the same.
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
