@@ -502,7 +502,7 @@ def analyze(
     dimension after batch and channels).
     `training_memory=False` skips the estimate of what autograd saves for backward: the trace then
     runs without autograd and records standard convolution, eval batch-norm and activation modules
-    from their one ATen call without running their forward (1.3–1.6× faster on torchvision's CNNs);
+    from their one ATen call without running their forward (1.3–1.7× faster on torchvision's CNNs);
     `saved_activation_bytes` and `training_peak_bytes` are None, everything else is the same.
     """
     if not isinstance(model, nn.Module):
