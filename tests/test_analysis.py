@@ -395,18 +395,19 @@ def test_module_shortcuts_record_what_the_modules_run(build, shape, kw, monkeypa
         assert set(taken) == expected
 
 
-def test_module_shortcuts_wait_for_autograd():
-    """With the training-memory estimate autograd runs through every module: no shortcut."""
+def test_module_shortcuts_wait_for_autograd(monkeypatch):
+    """With the training-memory estimate autograd runs through every module: no shortcut is taken."""
     model = meta(lambda: torchvision.models.resnet18())
-    calls = []
+    results = []
     original = trace_module._Trace._shortcut
-    trace_module._Trace._shortcut = lambda self, *a: calls.append(1) or original(self, *a)
-    try:
-        r = analyze(model, (1, 3, 64, 64))
-    finally:
-        trace_module._Trace._shortcut = original
-    assert calls and r.saved_activation_bytes > 0
-    assert r.macs == analyze(model, (1, 3, 64, 64), training_memory=False).macs
+    monkeypatch.setattr(trace_module._Trace, "_shortcut",
+                        lambda self, *a: results.append(original(self, *a)) or results[-1])
+    r = analyze(model, (1, 3, 64, 64))
+    assert results and all(out is None for out in results)  # asked at every leaf, declined every time
+    assert r.saved_activation_bytes > 0
+    fast = analyze(model, (1, 3, 64, 64), training_memory=False)
+    assert any(out is not None for out in results)
+    assert fast.macs == r.macs and fast.activation_bytes == r.activation_bytes
 
 
 # -- the model is left as it was -------------------------------------------------------------------
@@ -496,6 +497,12 @@ def test_torchscript_modules_are_refused_clearly_and_the_model_is_left_as_it_was
 def test_training_memory_must_be_a_bool():
     with pytest.raises(InvalidArgumentError, match="training_memory must be True or False; got 'no'"):
         analyze(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), training_memory="no")
+
+
+def test_training_must_be_a_bool():
+    """A string would be truthy: `training="eval"` must not trace the training forward."""
+    with pytest.raises(InvalidArgumentError, match="training must be True or False; got 'eval'"):
+        analyze(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), training="eval")
 
 
 def test_not_a_module_and_a_too_small_input():

@@ -507,8 +507,9 @@ def analyze(
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
-    if not isinstance(training_memory, bool):
-        raise InvalidArgumentError(f"training_memory must be True or False; got {training_memory!r}")
+    for flag, value in (("training", training), ("training_memory", training_memory)):
+        if not isinstance(value, bool):
+            raise InvalidArgumentError(f"{flag} must be True or False; got {value!r}")
     if not isinstance(dtype, torch.dtype):
         raise InvalidArgumentError(f"dtype must be a torch.dtype such as torch.float32; got {dtype!r}")
     args, kwargs = make_inputs(input_size, dtype)
