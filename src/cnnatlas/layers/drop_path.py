@@ -31,3 +31,10 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
+
+
+def drop_path_layer(rate: float, active: bool = True) -> nn.Module:
+    """DropPath(rate), or an nn.Identity placeholder where it would never drop anything (rate 0, or
+    `active=False`: no identity path to fall back on); the rate is checked either way."""
+    layer = DropPath(rate)
+    return layer if active and layer.rate > 0 else nn.Identity()

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from .conv import ConvNormAct
-from .drop_path import DropPath
+from .drop_path import drop_path_layer
 from .factories import ActSpec, NormSpec, unless_identity
 from .squeeze_excite import SqueezeExcite
 
@@ -103,8 +103,7 @@ class InvertedResidual(nn.Module):
                                  dims=dims) if se_ratio > 0 else nn.Identity())
         self.project = ConvNormAct(hidden, out_channels, 1, norm_layer=norm_layer, act_layer=None, dims=dims)
         self.has_skip = stride == 1 and in_channels == out_channels
-        drop_path = DropPath(drop_path_rate)  # validates the rate even where there is no skip to drop
-        self.drop_path = drop_path if self.has_skip and drop_path_rate > 0 else nn.Identity()
+        self.drop_path = drop_path_layer(drop_path_rate, self.has_skip)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.expanded_channels = hidden

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from .conv import ConvNormAct
-from .drop_path import DropPath
+from .drop_path import drop_path_layer
 from .factories import ActSpec, NormSpec, get_act_layer, unless_identity
 from .squeeze_excite import SqueezeExcite
 
@@ -95,8 +95,7 @@ class _ResidualBlock(nn.Module):
             if se_ratio
             else nn.Identity()
         )
-        drop_path = DropPath(drop_path_rate)  # validates the rate
-        self.drop_path = drop_path if drop_path_rate > 0 else nn.Identity()
+        self.drop_path = drop_path_layer(drop_path_rate)
         self.shortcut = make_shortcut(in_channels, out_channels, stride, shortcut, norm_layer) if skip else None
         self.act = get_act_layer(act_layer)()
         self.in_channels, self.out_channels, self.stride, self.skip = in_channels, out_channels, stride, skip
