@@ -318,11 +318,22 @@ def report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _count(text: str) -> int:
+    """argparse type: a whole number of calls, at least 1 (the best of none is no time at all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1; got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--repeat", type=int, default=5, help="timed calls of cnnatlas (best is kept)")
-    parser.add_argument("--peer-repeat", type=int, default=3, help="timed rounds of each peer against cnnatlas (best is kept)")
+    parser.add_argument("--repeat", type=_count, default=5, help="timed calls of cnnatlas (best is kept)")
+    parser.add_argument("--peer-repeat", type=_count, default=3, help="timed rounds of each peer against cnnatlas (best is kept)")
     parser.add_argument("--markdown", help="also write the results to this Markdown file")
     args = parser.parse_args()
     results = []
