@@ -723,15 +723,6 @@ RULES: dict[Any, Callable] = {
 }
 
 
-def propagate(func, args, kwargs, outs, L: Getter, tensors_in: list, pointwise: bool):
-    """Layout(s) of an operator's output(s): its rule, or the element-wise union for pointwise
-    operators and for unknown ones whose output has the shape of an input."""
-    rule = RULES.get(func.overloadpacket)
-    if rule is not None:
-        return rule(args, kwargs, outs, L)
-    return elementwise(outs, L, tensors_in, pointwise)
-
-
 def elementwise(outs, L: Getter, tensors_in: list, pointwise: bool):
     """Operators without a rule: pointwise ones take the union of their inputs' fields (aligned by
     broadcasting); an unknown operator whose output has an input's shape is followed the same way

@@ -10,26 +10,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..analysis import analyze
+from ..data.base import fit_to_size
+from ..data.digits import digits_arrays
+
 
 def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, str]:
-    """(multiply–accumulates of one forward pass, instrument). cnnatlas's analyser when it is
-    there; otherwise torch.utils.flop_counter on meta tensors (its FLOPs = 2 × MACs of convs,
-    linear layers and matrix products)."""
-    import cnnatlas
-
-    analyze = getattr(cnnatlas, "analyze", None)
-    if analyze is not None:
-        return int(analyze(model, tuple(input_shape), training_memory=False).macs), "cnnatlas.analyze"
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = copy.deepcopy(model).to("meta").eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.empty(input_shape, device="meta"))
-    return counter.get_total_flops() // 2, "torch.utils.flop_counter"
+    """(multiply–accumulates of one forward pass, instrument): cnnatlas's analyser."""
+    return int(analyze(model, tuple(input_shape), training_memory=False).macs), "cnnatlas.analyze"
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -72,25 +64,9 @@ def field_size(mask: np.ndarray) -> tuple[int, int]:
 @cache
 def digits(size: int = 8) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """scikit-learn's handwritten digits, (train x, train y, test x, test y), x (N, 1, size, size)
-    standardised with the training set's mean and std — cnnatlas.data's split when it exists."""
-    try:
-        from ..data.digits import digits_arrays
-        from ..data.base import fit_to_size
-
-        x_tr, y_tr, x_te, y_te = digits_arrays()
-        x_tr, x_te = fit_to_size(x_tr, size), fit_to_size(x_te, size)
-    except ImportError:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-        import torch.nn.functional as F
-
-        bunch = load_digits()
-        images = torch.from_numpy(bunch.images).float().div(16).unsqueeze(1)
-        labels = torch.from_numpy(bunch.target).long()
-        tr, te = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=labels.numpy(), random_state=0)
-        resize = (lambda t: t) if size == 8 else (
-            lambda t: F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False))
-        x_tr, y_tr, x_te, y_te = resize(images[tr]), labels[tr], resize(images[te]), labels[te]
+    standardised with the training set's mean and std — cnnatlas.data's split."""
+    x_tr, y_tr, x_te, y_te = digits_arrays()
+    x_tr, x_te = fit_to_size(x_tr, size), fit_to_size(x_te, size)
     mean, std = x_tr.mean(), x_tr.std()
     return (x_tr - mean) / std, y_tr, (x_te - mean) / std, y_te
 

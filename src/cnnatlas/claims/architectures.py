@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..layers import DenseBlock, DenseLayer, InceptionModule
 from ..registry import create_model, get_entry
 from ._measure import count_macs, count_params
-from .base import ClaimSkipped, Measurement, claim, require_models
+from .base import Measurement, claim, require_models
 
 INCEPTION_3A = dict(in_channels=192, ch1x1=64, ch3x3red=96, ch3x3=128, ch5x5red=16, ch5x5=32, pool_proj=32)
 
@@ -23,10 +24,6 @@ def conv_weights(module: nn.Module) -> int:
 
 @claim("inception-bottleneck", "Placing 1×1 reductions before the 3×3 and 5×5 convs of an Inception module cuts its weights and multiply–accumulates several-fold.")
 def inception_bottleneck() -> Measurement:
-    try:
-        from ..layers import InceptionModule
-    except ImportError:
-        raise ClaimSkipped("cnnatlas.layers.InceptionModule is not in the zoo yet") from None
     reduced = InceptionModule(**INCEPTION_3A, large_kernel_size=5)
     naive = InceptionModule(**INCEPTION_3A, large_kernel_size=5, reduce=False)
     shape = (1, 192, 28, 28)
@@ -47,7 +44,6 @@ def inception_bottleneck() -> Measurement:
 @claim("dense-channels", "In a dense block with growth rate k, layer l receives k₀ + k(l − 1) input channels.", needs=("densenet121",))
 def dense_channels() -> Measurement:
     require_models("densenet121")
-    from ..layers import DenseBlock, DenseLayer
 
     with torch.device("meta"):
         model = create_model("densenet121")

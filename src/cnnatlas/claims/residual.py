@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import BasicBlock
 from ..registry import create_model
 from ._measure import digits
 from .base import Measurement, claim, require_models
@@ -19,27 +20,8 @@ F64 = torch.float64
 
 
 def basic_block(channels: int) -> tuple[nn.Module, str]:
-    """cnnatlas's BasicBlock (identity shortcut), or the same layers by hand when the zoo lacks it.
-    Either has `residual(x)` = F(x) and forward(x) = ReLU(F(x) + x)."""
-    try:
-        from ..layers import BasicBlock
-
-        return BasicBlock(channels, channels), "cnnatlas.layers.BasicBlock"
-    except ImportError:
-        class Block(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.branch = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
-                                            nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                                            nn.BatchNorm2d(channels))
-
-            def residual(self, x: torch.Tensor) -> torch.Tensor:
-                return self.branch(x)
-
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                return torch.relu(self.residual(x) + x)
-
-        return Block(), "conv-BN-ReLU-conv-BN block"
+    """cnnatlas's BasicBlock with an identity shortcut: `residual(x)` = F(x), forward(x) = ReLU(F(x) + x)."""
+    return BasicBlock(channels, channels), "cnnatlas.layers.BasicBlock"
 
 
 @claim("residual-identity", "A residual block y = x + F(x) with F = 0 is the identity, and its Jacobian is I + ∂F/∂x: the skip path contributes exactly I.")

@@ -8,20 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import SeparableConv
 from ._measure import count_macs, count_params
 from .base import Measurement, claim
 
 
 def separable_block(c_in: int, c_out: int, k: int) -> tuple[nn.Module, str]:
-    """Depthwise K×K + pointwise 1×1 without norm, activation or bias: cnnatlas's SeparableConv
-    when the zoo has it, else the two torch convs."""
-    try:
-        from ..layers import SeparableConv
-
-        return SeparableConv(c_in, c_out, k, bias=False, norm_layer="none", act_layer="none"), "cnnatlas.layers.SeparableConv"
-    except ImportError:
-        return nn.Sequential(nn.Conv2d(c_in, c_in, k, padding=k // 2, groups=c_in, bias=False),
-                             nn.Conv2d(c_in, c_out, 1, bias=False)), "nn.Conv2d depthwise + pointwise"
+    """Depthwise K×K + pointwise 1×1 without norm, activation or bias: cnnatlas's SeparableConv."""
+    return SeparableConv(c_in, c_out, k, bias=False, norm_layer="none", act_layer="none"), "cnnatlas.layers.SeparableConv"
 
 
 @claim("separable", "A depthwise-separable conv costs K²·C_in + C_in·C_out instead of K²·C_in·C_out: a ratio of 1/C_out + 1/K², about 8–9× cheaper at K = 3.")

@@ -18,8 +18,6 @@ import hashlib
 import html
 import json
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ import torch
 
 from .. import __version__
 from ..analysis import Report, analyze, effective_receptive_field
+from ..claims import run_claims
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry, list_models
 from . import atlas_static
@@ -185,11 +184,9 @@ def _draw_model(page: ModelPage, out: Path, erf_cap: int, erf_samples: int, erf:
 # -- claims and runs ----------------------------------------------------------------------------
 
 
-def collect_claims(spec: str | Path | None, log: Log, timeout: float = 1800,
-                   quick: bool = False) -> tuple[list[dict] | None, str]:
+def collect_claims(spec: str | Path | None, log: Log, quick: bool = False) -> tuple[list[dict] | None, str]:
     """The claims' results: read from a JSON file (`cnnatlas verify --json > FILE`), or, with
-    spec "auto", measured now through `cnnatlas.claims.run_claims` (where this installation has
-    it; else by running `cnnatlas verify --json`). `quick` leaves out the claims marked slow.
+    spec "auto", measured now through `cnnatlas.claims.run_claims`. `quick` leaves out the claims marked slow.
     Returns (results or None, a note)."""
     if spec is None or spec == "none":
         return None, "The claims were not run for this atlas (cnnatlas report --claims none)."
@@ -203,33 +200,10 @@ def collect_claims(spec: str | Path | None, log: Log, timeout: float = 1800,
         return _claim_rows(data, str(spec)), f"Results read from {path.name} (the output of cnnatlas verify --json)."
     start = time.perf_counter()
     how = "slow claims left out by --quick-claims" if quick else "all claims"
-    try:
-        from ..claims import run_claims
-    except ImportError:
-        run_claims = None
-    if run_claims is not None:
-        results = run_claims(quick=quick, on_done=lambda r: log(f"claim {r.id}: {r.status} ({r.seconds:.1f} s)"))
-        return (_claim_rows([r.as_dict() for r in results], "cnnatlas.claims"),
-                f"Measured by cnnatlas.claims while this atlas was built ({how}, "
-                f"{time.perf_counter() - start:.0f} s); `cnnatlas verify` runs the same experiments.")
-    from ..cli import COMMANDS
-
-    if "verify" not in COMMANDS:
-        return None, "This installation has no `cnnatlas verify` command yet: the claims were not measured."
-    log("claims: running cnnatlas verify --json")
-    try:
-        done = subprocess.run([sys.executable, "-m", "cnnatlas", "verify", "--json"] + (["--quick"] if quick else []),
-                              capture_output=True, timeout=timeout, text=True)
-    except subprocess.TimeoutExpired:
-        return None, f"cnnatlas verify --json did not finish within {timeout:.0f} s."
-    try:
-        data = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return None, f"cnnatlas verify --json failed (exit {done.returncode}): {tail[0]}"
-    return (_claim_rows(data, "cnnatlas verify --json"),
-            f"Measured by cnnatlas verify --json while this atlas was built ({how}, "
-            f"{time.perf_counter() - start:.0f} s).")
+    results = run_claims(quick=quick, on_done=lambda r: log(f"claim {r.id}: {r.status} ({r.seconds:.1f} s)"))
+    return (_claim_rows([r.as_dict() for r in results], "cnnatlas.claims"),
+            f"Measured by cnnatlas.claims while this atlas was built ({how}, "
+            f"{time.perf_counter() - start:.0f} s); `cnnatlas verify` runs the same experiments.")
 
 
 def _claim_rows(data: Any, where: str) -> list[dict]:
