@@ -1,19 +1,13 @@
 """cnnatlas — the classic convolutional networks, an analyser for any PyTorch model, and the
 claims of the textbook measured."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .analysis import Report, analyze, effective_receptive_field
 from .errors import CnnAtlasError, InputShapeError, InvalidArgumentError, UnknownModelError, WeightsError
 from .inflate import inflate
 from .models.efficientnet import compound_scale
 from .registry import create_model, get_entry, list_models, model_info, register_model
+from .version import __version__
 from .weights import load_torchvision_weights
-
-try:
-    __version__ = version("cnnatlas")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "CnnAtlasError",

@@ -10,6 +10,20 @@ group of related claims: convolution, receptive_field, pooling, separable, norma
 equivariance, residual, activations, backprop, architectures, video.
 """
 
+# importing each claims module registers its claims with base.CLAIMS
+from . import (  # noqa: F401
+    activations,
+    architectures,
+    backprop,
+    convolution,
+    equivariance,
+    normalization,
+    pooling,
+    receptive_field,
+    residual,
+    separable,
+    video,
+)
 from .base import (
     CLAIM_ORDER,
     CLAIMS,

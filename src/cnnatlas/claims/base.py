@@ -113,31 +113,13 @@ def claim(id: str, sentence: str, *, slow: bool = False, needs: Iterable[str] = 
     return register
 
 
-def _load_claims() -> None:
-    from . import (  # noqa: F401  (importing the modules registers their claims)
-        activations,
-        architectures,
-        backprop,
-        convolution,
-        equivariance,
-        normalization,
-        pooling,
-        receptive_field,
-        residual,
-        separable,
-        video,
-    )
-
-
 def list_claims() -> list[str]:
     """Every claim id, in the order of the notes."""
-    _load_claims()
     rank = {c: i for i, c in enumerate(CLAIM_ORDER)}
     return sorted(CLAIMS, key=lambda c: rank.get(c, len(rank)))
 
 
 def get_claim(id: str) -> Claim:
-    _load_claims()
     if id not in CLAIMS:
         raise UnknownClaimError(f"unknown claim {id!r}.{did_you_mean(id, CLAIMS)} "
                                 f"`cnnatlas verify --list` shows all {len(CLAIMS)} ids.")

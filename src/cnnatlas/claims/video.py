@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import create_model, list_models
+from ..inflate import inflate
+from ..registry import create_model
 from ._measure import count_macs, relative_error
 from .base import Measurement, claim
 
@@ -33,17 +34,12 @@ def inflation() -> Measurement:
         out3 = F.conv3d(video, inflate_weight(w2, t), padding=(0, 1, 1))  # every output frame sees T real frames
         errors.append(max(relative_error(out3[:, :, i], out2) for i in range(out3.shape[2])))
         ratios.append(float((F.conv3d(video, inflate_weight(w2, t, divide=False), padding=(0, 1, 1)) / out3).mean()))
-    zoo = "cnnatlas.inflate not available"
-    zoo_err = None
-    import cnnatlas
-
-    if hasattr(cnnatlas, "inflate") and "lenet5" in list_models():
-        net2 = create_model("lenet5").double().eval()
-        net3 = cnnatlas.inflate(net2, time_padding="replicate").double().eval()
-        digits = torch.randn(4, 1, 32, 32, dtype=F64)
-        zoo_err = relative_error(net3(digits.unsqueeze(2).repeat(1, 1, 8, 1, 1)), net2(digits))
-        zoo = f"cnnatlas.inflate(lenet5) on 8-frame boring videos vs lenet5: {zoo_err:.0e}"
-    ok = max(errors) < 1e-12 and all(abs(r - t) < 1e-9 for r, t in zip(ratios, (1, 3, 5))) and (zoo_err is None or zoo_err < 1e-12)
+    net2 = create_model("lenet5").double().eval()
+    net3 = inflate(net2, time_padding="replicate").double().eval()
+    digits = torch.randn(4, 1, 32, 32, dtype=F64)
+    zoo_err = relative_error(net3(digits.unsqueeze(2).repeat(1, 1, 8, 1, 1)), net2(digits))
+    zoo = f"cnnatlas.inflate(lenet5) on 8-frame boring videos vs lenet5: {zoo_err:.0e}"
+    ok = max(errors) < 1e-12 and all(abs(r - t) < 1e-9 for r, t in zip(ratios, (1, 3, 5))) and zoo_err < 1e-12
     return Measurement(
         measured=f"relative error of every frame vs the 2-D output for T = 1, 3, 5: {max(errors):.0e}; without 1/T the "
                  f"output is {', '.join(f'{r:g}' for r in ratios)}× larger; {zoo}",

@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..version import __version__
 
     parser = _Parser(prog="cnnatlas", description="The classic CNNs, an analyser, and the claims of the notes, measured.")
     parser.add_argument("--version", action="version", version=f"cnnatlas {__version__}")

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from .. import __version__
+from ..version import __version__
 from ..data import DataInfo, DataSplits, dataset_channels, load_dataset
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import create_model, get_entry

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..analysis import Report, analyze, effective_receptive_field
 from ..claims import run_claims
 from ..errors import CnnAtlasError, InvalidArgumentError

@@ -20,8 +20,8 @@ class Section:
 
 
 def _models(console: Console) -> bool:
-    from .cli.models import measured_params, params_table
-    from .registry import get_entry, list_models
+    from ..cli.models import measured_params, params_table
+    from ..registry import get_entry, list_models
 
     names = list_models()
     console.print(params_table(names))
@@ -33,19 +33,19 @@ def _models(console: Console) -> bool:
 
 
 def _analysis(console: Console) -> bool:
-    from .analysis.showcase import analysis_section
+    from .analysis import analysis_section
 
     return analysis_section(console)
 
 
 def _claims(console: Console) -> bool:
-    from .cli.verify import claims_section
+    from ..cli.verify import claims_section
 
     return claims_section(console)
 
 
 def _train(console: Console) -> bool:
-    from .train.demo import lenet_digits_demo
+    from ..train.demo import lenet_digits_demo
 
     return lenet_digits_demo(console)
 

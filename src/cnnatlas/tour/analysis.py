@@ -9,7 +9,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from .trace import analyze
+from ..analysis import analyze
 
 # google-research/receptive_field, receptive_field/RECEPTIVE_FIELD_TABLE.md at f12ae8e (PUBLISHED.md §1.2):
 # (RF, effective stride, effective padding) of TF-Slim networks whose layout ours follows. The

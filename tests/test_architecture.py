@@ -1,0 +1,133 @@
+"""The package's imports point one way: errors → layers → models → analysis → claims / train / viz → cli and tour.
+
+Every import of a cnnatlas module is read from the source (at module level and inside functions), so
+a lazy import cannot hide an upward dependency or a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import cnnatlas
+
+PACKAGE = Path(cnnatlas.__file__).parent
+
+# The layer of each top-level module or sub-package; a module may import its own layer or lower ones.
+LAYERS = {
+    "errors": 0, "download": 0, "version": 0,
+    "layers": 1, "reference": 1, "data": 1,
+    "models": 2, "registry": 2, "weights": 2, "weights_timm": 2, "inflate": 2, "pretrained": 2,
+    "analysis": 3, "optimize": 3, "export": 3, "bench": 3,
+    "claims": 4, "train": 4, "viz": 4,
+    "cli": 5, "__main__": 5, "tour": 5,  # the tour presents what the command line shows
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def is_package(name: str) -> bool:
+    return (PACKAGE.parent / name.replace(".", "/") / "__init__.py").is_file()
+
+
+def exists(name: str) -> bool:
+    return is_package(name) or (PACKAGE.parent / (name.replace(".", "/") + ".py")).is_file()
+
+
+def imports_of(path: Path) -> list[tuple[str, int]]:
+    """(imported cnnatlas module, line) for every import in the file, resolving relative ones."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names if alias.name.split(".")[0] == "cnnatlas"]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "cnnatlas":
+                continue
+            for alias in node.names:  # `from . import x` imports the submodule x when there is one
+                sub = f"{target}.{alias.name}"
+                found.append((sub if exists(sub) else target, node.lineno))
+    return found
+
+
+def layer_of(name: str) -> int | None:
+    parts = name.split(".")
+    return None if len(parts) < 2 else LAYERS.get(parts[1])
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+GRAPH = {module_name(p): imports_of(p) for p in SOURCES}
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted({name.split(".")[1] for name in GRAPH if "." in name and layer_of(name) is None})
+    assert not unplaced, f"give these modules a layer in LAYERS: {unplaced}"
+
+
+def test_imports_point_down():
+    upward = []
+    for name, imports in GRAPH.items():
+        if name == "cnnatlas":  # the package's front door exports from every layer
+            continue
+        for target, line in imports:
+            if target == "cnnatlas":
+                upward.append(f"{name}:{line} imports the package root (import the module that defines the name)")
+            elif layer_of(target) is not None and layer_of(target) > layer_of(name):
+                upward.append(f"{name}:{line} imports {target} (layer {layer_of(target)} above {layer_of(name)})")
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycles():
+    edges = {name: {t for t, _ in imports if t in GRAPH and t != name} for name, imports in GRAPH.items()}
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in edges:
+        if v not in index:
+            visit(v)
+    assert not cycles, "import cycles: " + "; ".join(" ↔ ".join(c) for c in cycles)
+
+
+def test_the_checker_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
+    """The walk finds an import inside a function and resolves `from ..x import y` (else it could pass vacuously)."""
+    assert [t for t, _ in imports_of(PACKAGE / "download.py")] == ["cnnatlas.errors"]
+    probe = PACKAGE / "viz" / "_probe_for_test.py"
+    probe.write_text("def f():\n    from ..cli import main\n")
+    try:
+        assert imports_of(probe) == [("cnnatlas.cli", 2)]
+    finally:
+        probe.unlink()
