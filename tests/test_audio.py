@@ -20,9 +20,9 @@ from cnnatlas.models.audio import (LogMelSpectrogram, WaveNet, hz_to_mel, mel_fi
                                    wavenet_receptive_field)
 
 # a copy of FSDD: $CNNATLAS_FSDD, else ../shared/data/fsdd beside the repository (the tests download nothing)
+SHARED = [p / "shared" / "data" / "fsdd" for p in Path(__file__).resolve().parents]
 FSDD = Path(os.environ["CNNATLAS_FSDD"]) if os.environ.get("CNNATLAS_FSDD") else next(
-    (p / "shared" / "data" / "fsdd" for p in Path(__file__).resolve().parents if (p / "shared" / "data" / "fsdd").is_dir()),
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd")
+    (p for p in SHARED if p.is_dir()), SHARED[1])
 HAS_FSDD = FSDD.is_dir()
 needs_fsdd = pytest.mark.skipif(not HAS_FSDD, reason="no FSDD copy (../shared/data/fsdd or $CNNATLAS_FSDD)")
 

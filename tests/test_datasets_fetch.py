@@ -81,7 +81,8 @@ def _leftovers(folder: Path) -> list[str]:
 def test_fsdd_downloads_the_release_and_checks_every_recording(mirror, tmp_path):
     """The real pin: an archive laid out as GitHub's v1.0.10 tag archive (recordings of nicolas and theo
     are executable upstream) passes the git-tree check of the recordings against upstream's tree."""
-    members = [(f"{FSDD_PREFIX}/README.md", b"# FSDD\n", 0o664), (f"{FSDD_PREFIX}/recordings/../../escape.wav", b"x", 0o664)]
+    members = [(f"{FSDD_PREFIX}/README.md", b"# FSDD\n", 0o664),
+               (f"{FSDD_PREFIX}/recordings/../../escape.wav", b"x", 0o664)]
     for path in sorted(SHARED_FSDD.iterdir()):
         executable = path.name.split("_")[1] in ("nicolas", "theo")
         members.append((f"{FSDD_PREFIX}/recordings/{path.name}", path.read_bytes(), 0o775 if executable else 0o664))
@@ -105,7 +106,8 @@ def _small_fsdd(extra: list | None = None) -> list[tuple[str, bytes | None, int]
 
 def test_fsdd_archive_with_other_recordings_is_refused_and_nothing_kept(mirror, tmp_path):
     mirror.put(fetch.FSDD_URL, _tar_gz(_small_fsdd()))
-    with pytest.raises(DatasetError, match=f"not those of release v1.0.10: .* upstream's is {fetch.FSDD_RECORDINGS_TREE}"):
+    expected = f"not those of release v1.0.10: .* upstream's is {fetch.FSDD_RECORDINGS_TREE}; nothing was kept"
+    with pytest.raises(DatasetError, match=expected):
         load_dataset("fsdd")
     assert _leftovers(tmp_path / "data") == []  # no archive, no recordings, no temporary folder
 
@@ -143,7 +145,8 @@ def test_fsdd_offline_error_says_where_to_get_the_data(mirror, tmp_path):
 
 
 def test_git_tree_hash_is_gits(tmp_path):
-    """The empty tree, and a file 'a' ("hello\\n") beside an executable 'b.wav' ("x"), as `git write-tree` gives them."""
+    """The empty tree, and a file 'a' ("hello\\n") beside an executable 'b.wav' ("x"), as `git write-tree`
+    gives them."""
     assert fetch.git_tree_hash({}) == "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
     (tmp_path / "a").write_bytes(b"hello\n")
     (tmp_path / "b.wav").write_bytes(b"x")
@@ -270,8 +273,8 @@ def test_cifar10_archive_lacking_a_batch_or_with_a_link_keeps_nothing(mirror, tm
     archive, _ = _cifar_archive()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         members = [(m.name, tar.extractfile(m).read(), m.mode) for m in tar if "test_batch" not in m.name]
-    for bad, message in ((_tar_gz(members), "lacks test_batch.bin"),
-                         (_tar_gz(members + [("cifar-10-batches-bin/test_batch.bin", None, 0o777)]), "not a regular file")):
+    link = ("cifar-10-batches-bin/test_batch.bin", None, 0o777)
+    for bad, message in ((_tar_gz(members), "lacks test_batch.bin"), (_tar_gz([*members, link]), "not a regular file")):
         mirror.put(fetch.CIFAR10_URL, bad)
         monkeypatch.setitem(fetch.CHECKSUMS, fetch.CIFAR10_URL, ("md5", hashlib.md5(bad).hexdigest()))
         with pytest.raises(DatasetError, match=message):

@@ -68,7 +68,8 @@ def read_cifar_classes(folder: Path) -> tuple[str, ...]:
     meta = folder / "batches.meta.txt"
     if not meta.is_file():
         return CIFAR10_CLASSES
-    names = tuple(line.strip() for line in meta.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip())
+    lines = meta.read_text(encoding="utf-8", errors="replace").splitlines()
+    names = tuple(line.strip() for line in lines if line.strip())
     if len(names) != len(CIFAR10_CLASSES):
         raise DatasetError(f"{meta}: {len(names)} class names; CIFAR-10 has {len(CIFAR10_CLASSES)}")
     return names

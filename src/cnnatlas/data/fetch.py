@@ -108,8 +108,9 @@ def fetch_fsdd() -> Path:
         files = {Path(rel).name: (folder / rel, mode) for rel, mode in modes.items()}
         tree = git_tree_hash(files)
         if tree != FSDD_RECORDINGS_TREE:
-            raise DatasetError(f"the FSDD archive's {len(files):,} recordings are not those of release v{FSDD_VERSION}: "
-                               f"their git tree hash is {tree}, upstream's is {FSDD_RECORDINGS_TREE}; nothing was kept")
+            raise DatasetError(f"the FSDD archive's {len(files):,} recordings are not those of release "
+                               f"v{FSDD_VERSION}: their git tree hash is {tree}, upstream's is "
+                               f"{FSDD_RECORDINGS_TREE}; nothing was kept")
 
     hint = "or give a folder of the recordings with --data fsdd:DIR"
     return _fetch_archive(FSDD_URL, f"free-spoken-digit-dataset-{FSDD_VERSION}.tar.gz", final,
