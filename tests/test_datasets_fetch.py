@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import multiprocessing
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -280,6 +282,34 @@ def test_cifar10_archive_lacking_a_batch_or_with_a_link_keeps_nothing(mirror, tm
         with pytest.raises(DatasetError, match=message):
             load_dataset("cifar10")
         assert _leftovers(tmp_path / "data") == []
+
+
+def _fetch_cifar_in_child(md5: str, data: str, mirror_url: str, queue) -> None:
+    os.environ["CNNATLAS_MIRROR"], os.environ["CNNATLAS_DATA"] = mirror_url, data
+    fetch.CHECKSUMS[fetch.CIFAR10_URL] = ("md5", md5)
+    try:
+        queue.put(str(fetch.fetch_cifar10()))
+    except Exception as err:  # reported to the parent
+        queue.put(repr(err))
+
+
+@pytest.mark.slow
+def test_two_processes_fetch_and_unpack_cifar10_once(mirror, tmp_path):
+    archive, _ = _cifar_archive()
+    mirror.put(fetch.CIFAR10_URL, archive)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    args = (hashlib.md5(archive).hexdigest(), str(tmp_path / "data"), mirror.url, queue)
+    procs = [ctx.Process(target=_fetch_cifar_in_child, args=args) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    folder = tmp_path / "data" / "cifar-10-batches-bin"
+    assert [queue.get(timeout=5) for _ in procs] == [str(folder)] * 2
+    assert mirror.requests == ["www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]  # the second found the first's
+    assert sorted(p.name for p in folder.iterdir()) == sorted(fetch.CIFAR10_FILES)
+    assert _leftovers(tmp_path / "data") == ["cifar-10-batches-bin"]
 
 
 def test_cifar10_batches_are_read_strictly(tmp_path):
