@@ -42,7 +42,10 @@ CIFAR10_FOLDER = "cifar-10-batches-bin"  # the archive's own folder name
 CIFAR10_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin", "batches.meta.txt")
 FSDD_VERSION = "1.0.10"
 FSDD_URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/v{FSDD_VERSION}.tar.gz"
-# git rev-parse v1.0.10:recordings in github.com/Jakobovski/free-spoken-digit-dataset (tag commit d6938f9b)
+# git rev-parse v1.0.10:recordings in github.com/Jakobovski/free-spoken-digit-dataset (tag commit d6938f9b).
+# The one archive checksum found published is TensorFlow Datasets' for v1.0.9 (spoken_digit/checksums.tsv:
+# SHA-256 8bc44cde…, 2,500 recordings of 5 speakers); v1.0.10 is pinned instead, as cnnatlas's FSDD
+# results are measured on its 3,000 recordings.
 FSDD_RECORDINGS_TREE = "d04322e322a9f937f6f4f7c8546693755184df5b"
 FSDD_FOLDER = "fsdd"
 FSDD_RECORDING = re.compile(r"^\d_[A-Za-z]+_\d+\.wav$")
