@@ -3,7 +3,9 @@ analyser), the log-mel front end against torch.stft, spectrogram CNNs on any 2-D
 Free Spoken Digit Dataset loader with a short training run."""
 
 import math
+import os
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +15,15 @@ from torch.utils.data import Subset
 import cnnatlas
 from cnnatlas import InvalidArgumentError
 from cnnatlas.data import DataSplits, DatasetError, load_dataset
-from cnnatlas.data.fsdd import decimation_filter, default_fsdd_dir, load_fsdd_splits, mu_law_compand
+from cnnatlas.data.fsdd import decimation_filter, load_fsdd_splits, mu_law_compand
 from cnnatlas.models.audio import (LogMelSpectrogram, WaveNet, hz_to_mel, mel_filterbank, mel_to_hz,
                                    wavenet_receptive_field)
 
-HAS_FSDD = (default_fsdd_dir() / "recordings").is_dir() or default_fsdd_dir().is_dir()
+# a copy of FSDD: $CNNATLAS_FSDD, else ../shared/data/fsdd beside the repository (the tests download nothing)
+SHARED = [p / "shared" / "data" / "fsdd" for p in Path(__file__).resolve().parents]
+FSDD = Path(os.environ["CNNATLAS_FSDD"]) if os.environ.get("CNNATLAS_FSDD") else next(
+    (p for p in SHARED if p.is_dir()), SHARED[1])
+HAS_FSDD = FSDD.is_dir()
 needs_fsdd = pytest.mark.skipif(not HAS_FSDD, reason="no FSDD copy (../shared/data/fsdd or $CNNATLAS_FSDD)")
 
 
@@ -211,7 +217,7 @@ def test_mu_law_companding():
 
 @pytest.fixture(scope="module")
 def fsdd_4k():
-    return load_fsdd_splits(length=2000, sample_rate=4000)
+    return load_fsdd_splits(FSDD, length=2000, sample_rate=4000)
 
 
 @needs_fsdd
@@ -220,7 +226,7 @@ def test_fsdd_official_split(fsdd_4k):
     assert len(data.train) == 2700 and len(data.test) == 300
     assert torch.bincount(data.test.labels).tolist() == [30] * 10  # 6 speakers × 5 takes per digit
     assert data.train[0][0].shape == (1, 2000) and data.info.name == "fsdd" and data.info.num_classes == 10
-    assert load_dataset("fsdd").info.image_size == 8000  # `cnnatlas train --data fsdd` reads it too
+    assert load_dataset(f"fsdd:{FSDD}").info.image_size == 8000  # `cnnatlas train --data fsdd:DIR` reads it too
 
 
 @needs_fsdd

@@ -32,7 +32,7 @@ def _run(args) -> int:
 
     run = load_run(args.run_dir, args.checkpoint)
     info = run.info
-    spec = args.data or run.config.data
+    spec = args.data or run.data_spec
     data = load_dataset(spec, info.image_size, "none", info.in_channels)
     if data.info.num_classes != info.num_classes:
         raise DatasetError(f"{spec} has {data.info.num_classes} classes; the run was trained on {info.num_classes}")
@@ -58,7 +58,8 @@ def _run(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="accuracy, top-5 and confusion matrix of a trained run")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's)")
+    p.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's, "
+                   "from the folder it recorded, else found or downloaded as --data NAME would)")
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)

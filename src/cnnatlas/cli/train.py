@@ -76,7 +76,9 @@ def add_parser(sub) -> None:
                                    "(a bare 'cnnatlas train lenet5' trains LeNet-5 on the digits). Under "
                                    "torchrun each process trains a shard (DistributedDataParallel).")
     p.add_argument("model", metavar="MODEL", help="a name from 'cnnatlas models'")
-    p.add_argument("--data", metavar="DATA", help="digits (default), fashion-mnist, fashion-mnist:DIR, or a folder "
+    p.add_argument("--data", metavar="DATA", help="digits (default), fashion-mnist, cifar10, fsdd, "
+                   "moving-fashion-mnist (found in, or downloaded into, the data folder $CNNATLAS_DATA or "
+                   "~/.cache/cnnatlas), NAME:DIR (its files in DIR), or a folder "
                    "(of MNIST-format IDX files, or of images with one sub-folder per class)")
     p.add_argument("--epochs", type=int, metavar="N")
     p.add_argument("--batch-size", type=int, metavar="B", help="global batch, split over torchrun's processes")

@@ -3,14 +3,22 @@
 `load_dataset(spec)` takes what `cnnatlas train --data` takes:
 
 * `digits` — scikit-learn's 1,797 8×8 digits, stratified 80/20 (the embedded default);
-* `fashion-mnist` — the official 60k/10k split from Debian's dataset-fashion-mnist
-  (/usr/share/datasets/fashion-mnist, or $CNNATLAS_FASHION_MNIST); `fashion-mnist:DIR` reads the
-  four IDX files from DIR instead;
-* a path — a folder of the four MNIST-format IDX files, or an image folder (one sub-folder per class);
-* `fsdd` — the Free Spoken Digit Dataset's waveforms, 1 s at 8 kHz, official split (../shared/data/fsdd,
-  or $CNNATLAS_FSDD); `fsdd:DIR` reads the recordings from DIR;
+* `fashion-mnist` — the official 60k/10k split: $CNNATLAS_FASHION_MNIST, else Debian's
+  dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) where installed, else the data folder,
+  else the four official files downloaded there (MD5s checked);
+* `cifar10` — the official 50k/10k split of CIFAR-10, 3×32×32, from the authors' binary batches in
+  the data folder, downloaded there the first time (MD5 checked; never the pickled version);
+* `fsdd` — the Free Spoken Digit Dataset's waveforms, 1 s at 8 kHz, official split: $CNNATLAS_FSDD,
+  else the data folder, else upstream's release v1.0.10 downloaded there (every recording checked);
 * `moving-fashion-mnist` — 16-frame clips of a Fashion-MNIST item moving in one of four directions
-  (the label); `moving-fashion-mnist:DIR` reads the IDX files from DIR.
+  (the label), from Fashion-MNIST found as above;
+* `NAME:DIR` (for each NAME above but digits) — the same dataset's files read from DIR, anywhere;
+* a path — a folder of the four MNIST-format IDX files, or an image folder (one sub-folder per class).
+
+The data folder is `cnnatlas.download.data_dir()`: `$CNNATLAS_DATA`, else the platform's user cache
+folder (`~/.cache/cnnatlas` on Linux). Downloads go through `cnnatlas.download.download`
+(`cnnatlas.data.fetch`). A training run records where its data came from (`data_origin`), so that
+`cnnatlas eval RUN` finds it again on any machine that has it (`data_spec_for_eval`).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import AUGMENTATIONS, DataInfo, DataSplits, DatasetError, TensorImageDataset, build_augmentation, fit_to_size
+from .cifar import CIFAR10_CLASSES, load_cifar10_splits
 from .digits import DIGITS_CLASSES, load_digits_splits
 from .fashion_mnist import (FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, has_idx_files, load_fashion_mnist_splits,
                             load_idx_folder)
@@ -26,13 +35,13 @@ from .fsdd import FSDD_CLASSES, load_fsdd_splits
 from .moving_fashion import DIRECTIONS, load_moving_fashion_splits
 from .idx import read_idx, write_idx
 
-DATASETS = ("digits", "fashion-mnist")
-PREFIXED = ("fashion-mnist", "fsdd", "moving-fashion-mnist")  # NAME or NAME:DIR
+DATASETS = ("digits", "fashion-mnist", "cifar10")
+PREFIXED = ("fashion-mnist", "cifar10", "fsdd", "moving-fashion-mnist")  # NAME or NAME:DIR
 
 
 def dataset_kind(spec: str) -> str:
-    """'digits', 'fashion-mnist', 'fsdd', 'moving-fashion-mnist', 'idx' (a folder of IDX files) or 'folder'
-    (an image folder)."""
+    """'digits', 'fashion-mnist', 'cifar10', 'fsdd', 'moving-fashion-mnist', 'idx' (a folder of IDX files)
+    or 'folder' (an image folder)."""
     if spec in DATASETS:
         return spec
     for name in PREFIXED:
@@ -42,14 +51,14 @@ def dataset_kind(spec: str) -> str:
         return "idx"
     if Path(spec).is_dir():
         return "folder"
-    raise DatasetError(f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, fashion-mnist:DIR, fsdd, fsdd:DIR, "
-                       f"moving-fashion-mnist, moving-fashion-mnist:DIR, "
+    raise DatasetError(f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, cifar10, fsdd, "
+                       f"moving-fashion-mnist, one of those as NAME:DIR (its files in DIR), "
                        f"or an existing folder (of IDX files, or of images with one sub-folder per class)")
 
 
 def dataset_channels(spec: str) -> int:
-    """Channels of the images a dataset yields (1 for digits and IDX files, 3 for image folders)."""
-    return 3 if dataset_kind(spec) == "folder" else 1
+    """Channels of the images a dataset yields (1 for digits and IDX files, 3 for CIFAR-10 and image folders)."""
+    return 3 if dataset_kind(spec) in ("folder", "cifar10") else 1
 
 
 def load_dataset(spec: str = "digits", image_size: int = 32, augment: str | tuple[str, ...] | None = "auto",
@@ -62,21 +71,48 @@ def load_dataset(spec: str = "digits", image_size: int = 32, augment: str | tupl
     kind = dataset_kind(spec)
     if kind == "digits":
         return load_digits_splits(image_size, augment)
+    root = spec.split(":", 1)[1] if kind in PREFIXED and ":" in spec else None
     if kind == "fashion-mnist":
-        root = spec.split(":", 1)[1] if ":" in spec else None
         return load_fashion_mnist_splits(root, image_size, augment)
+    if kind == "cifar10":
+        return load_cifar10_splits(root, image_size, augment)
     if kind == "idx":
         return load_idx_folder(spec, image_size=image_size, augment=augment)
-    if kind in ("fsdd", "moving-fashion-mnist"):
-        root = spec.split(":", 1)[1] if ":" in spec else None
-        if kind == "fsdd":
-            return load_fsdd_splits(root, shift=augment != "none")
+    if kind == "fsdd":
+        return load_fsdd_splits(root, shift=augment != "none")
+    if kind == "moving-fashion-mnist":
         return load_moving_fashion_splits(root, size=image_size)
     return load_folder_splits(spec, image_size, in_channels or 3, augment)
 
 
+def data_origin(spec: str, splits: DataSplits | None = None) -> dict:
+    """Where a run's data came from, as the run records it: the --data it was given, the dataset's
+    name (`dataset_kind`) and the folder it was read from, absolute (None for the built-in digits)."""
+    kind = dataset_kind(spec)
+    folder = getattr(splits, "folder", None)
+    if folder is None and kind in ("idx", "folder"):
+        folder = spec
+    return {"spec": spec, "name": kind, "folder": str(Path(folder).resolve()) if folder else None}
+
+
+def data_spec_for_eval(origin: dict | None, trained_on: str) -> str:
+    """The --data that reads a run's data on this machine: NAME:FOLDER (or FOLDER) where the recorded
+    folder is here, else the named dataset's own lookup (and download); `trained_on` for a run that
+    recorded nothing. A user's folder that is not here is an error naming it."""
+    if not origin:
+        return trained_on
+    name, folder = origin.get("name"), origin.get("folder")
+    if folder and Path(folder).is_dir():
+        return f"{name}:{folder}" if name in PREFIXED else folder
+    if name in DATASETS or name in PREFIXED:
+        return name
+    raise DatasetError(f"the run's data folder {folder} (--data {origin.get('spec', trained_on)}) is not on this "
+                       f"machine; give the test data with --data")
+
+
 __all__ = [
     "AUGMENTATIONS",
+    "CIFAR10_CLASSES",
     "DATASETS",
     "DIRECTIONS",
     "FSDD_CLASSES",
@@ -88,9 +124,12 @@ __all__ = [
     "DatasetError",
     "TensorImageDataset",
     "build_augmentation",
+    "data_origin",
+    "data_spec_for_eval",
     "dataset_channels",
     "dataset_kind",
     "fit_to_size",
+    "load_cifar10_splits",
     "load_dataset",
     "load_digits_splits",
     "load_fashion_mnist_splits",

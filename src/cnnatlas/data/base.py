@@ -68,6 +68,7 @@ class DataSplits:
     test: Dataset
     info: DataInfo
     source: str  # where the data came from, for people
+    folder: str | None = None  # the folder it was read from (absolute), which a run records; None: built in
 
 
 def fit_to_size(images: torch.Tensor, size: int) -> torch.Tensor:

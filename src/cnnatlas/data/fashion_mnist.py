@@ -1,7 +1,10 @@
 """Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747): 70,000 grey 28×28 images of
 clothing in 10 classes, the official split of 60,000 training and 10,000 test images, stored in
-MNIST's IDX format. Read from the four files of Debian's `dataset-fashion-mnist` package
-(/usr/share/datasets/fashion-mnist/) or from any folder holding them, gzipped or not.
+MNIST's IDX format, gzipped or not. `--data fashion-mnist` reads $CNNATLAS_FASHION_MNIST if set,
+else Debian's `dataset-fashion-mnist` package (/usr/share/datasets/fashion-mnist/) where installed,
+else DATA/fashion-mnist in the data folder (`cnnatlas.download.data_dir()`), downloading the four
+official files there the first time (MD5s checked, `cnnatlas.data.fetch`); `fashion-mnist:DIR`
+reads them from any folder.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from pathlib import Path
 
 import torch
 
+from ..download import data_dir
 from .base import (DataInfo, DataSplits, DatasetError, TensorImageDataset, build_augmentation, channel_stats,
                    fit_to_size, parse_augment)
+from .fetch import FASHION_MNIST_FOLDER, fetch_fashion_mnist
 from .idx import read_idx
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -24,14 +29,34 @@ IDX_FILES = {  # split → (images, labels), as named by MNIST and Fashion-MNIST
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 OFFICIAL_SIZES = {"train": 60_000, "test": 10_000}
-INSTALL_HINT = ("install it with 'apt-get install dataset-fashion-mnist' (Debian/Ubuntu, as root; "
-                "bin/setup-env does this where it can), or give a folder holding the four IDX files "
-                "with --data fashion-mnist:DIR")
+
+
+def install_hint() -> str:
+    """Where a user can get Fashion-MNIST (the end of every missing-data message)."""
+    return (f"give a folder holding the four IDX files with --data fashion-mnist:DIR, or use --data fashion-mnist "
+            f"(with $CNNATLAS_FASHION_MNIST unset) to download them into {data_dir()}, or install Debian's "
+            f"package: apt-get install dataset-fashion-mnist")
 
 
 def default_fashion_mnist_dir() -> Path:
-    """$CNNATLAS_FASHION_MNIST if set, else the Debian package's folder."""
-    return Path(os.environ.get("CNNATLAS_FASHION_MNIST", FASHION_MNIST_DIR))
+    """Where `--data fashion-mnist` looks (downloading nothing): $CNNATLAS_FASHION_MNIST if set; else
+    Debian's package folder where it holds the four files; else DATA/fashion-mnist in the data folder."""
+    if os.environ.get("CNNATLAS_FASHION_MNIST"):
+        return Path(os.environ["CNNATLAS_FASHION_MNIST"]).expanduser()
+    if has_idx_files(FASHION_MNIST_DIR):
+        return FASHION_MNIST_DIR
+    return data_dir() / FASHION_MNIST_FOLDER
+
+
+def find_fashion_mnist(root: str | Path | None = None) -> Path:
+    """`root` if given; else `default_fashion_mnist_dir()`, with the four official files downloaded
+    into the data folder when neither $CNNATLAS_FASHION_MNIST nor a complete copy is there."""
+    if root is not None:
+        return Path(root)
+    folder = default_fashion_mnist_dir()
+    if os.environ.get("CNNATLAS_FASHION_MNIST") or has_idx_files(folder):
+        return folder
+    return fetch_fashion_mnist()
 
 
 def find_idx_file(folder: Path, stem: str) -> Path | None:
@@ -83,9 +108,9 @@ def read_idx_split(folder: Path, split: str, num_classes: int = 10,
 def load_fashion_mnist_splits(root: str | Path | None = None, image_size: int = 32,
                               augment: str | tuple[str, ...] | None = "auto") -> DataSplits:
     """Fashion-MNIST's official 60k/10k split at `image_size`, one channel."""
-    folder = Path(root) if root is not None else default_fashion_mnist_dir()
+    folder = find_fashion_mnist(root)
     if not folder.is_dir():
-        raise DatasetError(f"Fashion-MNIST not found: {folder} is not a folder; {INSTALL_HINT}")
+        raise DatasetError(f"Fashion-MNIST not found: {folder} is not a folder; {install_hint()}")
     return load_idx_folder(folder, "fashion-mnist", FASHION_MNIST_CLASSES, image_size, augment, official=True)
 
 
@@ -108,4 +133,5 @@ def load_idx_folder(folder: str | Path, name: str = "idx", classes: tuple[str, .
         test=TensorImageDataset(x_test, y_test, mean, std),
         info=DataInfo(name, tuple(classes), 1, 28, image_size, mean, std, names),
         source=f"{name}, IDX files in {folder} ({len(y_train):,} train / {len(y_test):,} test)",
+        folder=str(folder.resolve()),
     )

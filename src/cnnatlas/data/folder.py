@@ -56,7 +56,7 @@ def load_folder_splits(root: str | Path, image_size: int = 32, in_channels: int 
     """Train and test sets from an image folder (see the module docstring for the layouts)."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder (--data takes digits, fashion-mnist, fashion-mnist:DIR, "
+        raise DatasetError(f"{root}: no such folder (--data takes digits, fashion-mnist, cifar10, fsdd, NAME:DIR, "
                            f"or a folder of images with one sub-folder per class)")
     names = parse_augment(augment, FOLDER_AUGMENT)
     mean = std = (0.5,) * in_channels
@@ -85,4 +85,5 @@ def load_folder_splits(root: str | Path, image_size: int = 32, in_channels: int 
     if len(classes) < 2:
         raise DatasetError(f"{root}: found {len(classes)} class folder; a classifier needs at least 2")
     info = DataInfo(f"folder:{root}", tuple(classes), in_channels, image_size, image_size, mean, std, names)
-    return DataSplits(train, test, info, f"{source}: {len(train):,} train / {len(test):,} test images")
+    return DataSplits(train, test, info, f"{source}: {len(train):,} train / {len(test):,} test images",
+                      folder=str(root.resolve()))

@@ -1,6 +1,8 @@
 """The Free Spoken Digit Dataset (FSDD; Jackson et al., github.com/Jakobovski/free-spoken-digit-dataset,
 Zenodo 10.5281/zenodo.1342401, CC BY-SA 4.0): 3,000 mono WAV recordings at 8 kHz of the digits 0–9,
-six English speakers × 10 digits × 50 takes, named `{digit}_{speaker}_{index}.wav`.
+six English speakers × 10 digits × 50 takes (release v1.0.10), named `{digit}_{speaker}_{index}.wav`.
+`--data fsdd` reads $CNNATLAS_FSDD, else the copy in the data folder, downloaded there the first time
+(`cnnatlas.data.fetch`: upstream's v1.0.10 archive, every recording checked against the release's git tree).
 
 The official split is by take: indices 0–4 of every speaker and digit are the test set (300
 recordings), 5–49 the training set (2,700). Any folder of files named that way loads (a `recordings/`
@@ -22,9 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..download import data_dir
 from .base import DataInfo, DataSplits, DatasetError
+from .fetch import FSDD_FOLDER, fetch_fsdd
 
-FSDD_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "fsdd"
 FSDD_CLASSES = tuple(str(d) for d in range(10))
 FSDD_SAMPLE_RATE = 8000
 FSDD_TEST_TAKES = range(0, 5)  # the official split: takes 0–4 are the test set
@@ -32,8 +35,21 @@ FILE_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 
 def default_fsdd_dir() -> Path:
-    """$CNNATLAS_FSDD if set, else the copy beside the repository (../shared/data/fsdd)."""
-    return Path(os.environ.get("CNNATLAS_FSDD", FSDD_DIR))
+    """Where `--data fsdd` looks (downloading nothing): $CNNATLAS_FSDD if set, else DATA/fsdd in the
+    data folder (`cnnatlas.download.data_dir()`)."""
+    if os.environ.get("CNNATLAS_FSDD"):
+        return Path(os.environ["CNNATLAS_FSDD"]).expanduser()
+    return data_dir() / FSDD_FOLDER
+
+
+def find_fsdd(root: str | Path | None = None) -> Path:
+    """`root` if given; else `default_fsdd_dir()`, downloaded and checked into the data folder the
+    first time when $CNNATLAS_FSDD is not set (`cnnatlas.data.fetch.fetch_fsdd`)."""
+    if root is not None:
+        return Path(root)
+    if os.environ.get("CNNATLAS_FSDD"):
+        return default_fsdd_dir()
+    return fetch_fsdd()
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -83,12 +99,13 @@ def fit_length(x: np.ndarray, length: int) -> tuple[np.ndarray, int]:
 
 def fsdd_files(root: str | Path | None = None) -> list[tuple[Path, int, str, int]]:
     """(path, digit, speaker, take) of every recording in the folder (or its recordings/), sorted."""
-    folder = Path(root) if root is not None else default_fsdd_dir()
+    folder = find_fsdd(root)
     if (folder / "recordings").is_dir():
         folder = folder / "recordings"
     if not folder.is_dir():
         raise DatasetError(f"FSDD not found: {folder} is not a folder; give a folder of the recordings "
-                           f"({{digit}}_{{speaker}}_{{index}}.wav) with --data fsdd:DIR or $CNNATLAS_FSDD")
+                           f"({{digit}}_{{speaker}}_{{index}}.wav) with --data fsdd:DIR or $CNNATLAS_FSDD, or unset "
+                           f"$CNNATLAS_FSDD and use --data fsdd to download them into {data_dir()}")
     found = []
     for path in sorted(folder.iterdir()):
         m = FILE_NAME.match(path.name)
@@ -166,8 +183,9 @@ def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: 
                       (("shift",) if shift else ()) + (("mu-law",) if mu_law else ())),
         source=f"FSDD WAV files in {Path(files[0][0]).parent} ({n_train:,} train / {n_test:,} test, "
                f"takes 0–4 test), {length} samples at {sample_rate / 1000:g} kHz" + (", μ-law companded" if mu_law else ""),
+        folder=str(Path(files[0][0]).parent.resolve()),
     )
 
 
-__all__ = ["FSDD_CLASSES", "FSDD_SAMPLE_RATE", "WaveformDataset", "default_fsdd_dir", "fsdd_files",
+__all__ = ["FSDD_CLASSES", "FSDD_SAMPLE_RATE", "WaveformDataset", "default_fsdd_dir", "find_fsdd", "fsdd_files",
            "load_fsdd_splits", "read_wav"]

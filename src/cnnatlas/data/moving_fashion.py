@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .base import DataInfo, DataSplits, DatasetError, channel_stats
-from .fashion_mnist import INSTALL_HINT, default_fashion_mnist_dir, read_idx_split
+from .fashion_mnist import find_fashion_mnist, install_hint, read_idx_split
 
 DIRECTIONS = ("right", "left", "down", "up")
 _STEP = {0: (0, 1), 1: (0, -1), 2: (1, 0), 3: (-1, 0)}  # (rows, columns) per frame
@@ -74,15 +74,15 @@ def load_moving_fashion_splits(root: str | Path | None = None, size: int = 32, f
                                speeds: tuple[int, int] = (1, 3), seed: int = 0,
                                frame: int | None = None) -> DataSplits:
     """Moving Fashion-MNIST clips (1, `frames`, `size`, `size`) from the first `train_clips` training
-    and `test_clips` test images of Fashion-MNIST (Debian's dataset-fashion-mnist, or `root`).
+    and `test_clips` test images of Fashion-MNIST (found or downloaded as `--data fashion-mnist` does, or `root`).
     `item_size` defaults to size/2. With `frame` set, items are that single frame (1, size, size)."""
     for name, value in (("size", size), ("frames", frames), ("train_clips", train_clips), ("test_clips", test_clips)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise DatasetError(f"moving Fashion-MNIST: {name} must be a positive integer; got {value!r}")
     item_size = item_size or max(1, size // 2)
-    folder = Path(root) if root is not None else default_fashion_mnist_dir()
+    folder = find_fashion_mnist(root)
     if not folder.is_dir():
-        raise DatasetError(f"Fashion-MNIST not found: {folder} is not a folder; {INSTALL_HINT}")
+        raise DatasetError(f"Fashion-MNIST not found: {folder} is not a folder; {install_hint()}")
     x_train, _ = read_idx_split(folder, "train")
     x_test, _ = read_idx_split(folder, "test")
     for split, have, want in (("training", len(x_train), train_clips), ("test", len(x_test), test_clips)):
@@ -101,6 +101,7 @@ def load_moving_fashion_splits(root: str | Path | None = None, size: int = 32, f
         source=f"moving Fashion-MNIST from {folder}: {train_clips:,} train / {test_clips:,} test clips of "
                f"{frames} frames at {size}×{size}, items {item_size}px moving {speeds[0]}–{speeds[1]} px/frame"
                + (f"; frame {frame} only" if frame is not None else ""),
+        folder=str(folder.resolve()),
     )
 
 

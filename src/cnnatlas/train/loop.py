@@ -32,8 +32,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from ..data import DataInfo, DataSplits, data_origin, dataset_channels, load_dataset
 from ..version import __version__
-from ..data import DataInfo, DataSplits, dataset_channels, load_dataset
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import create_model, get_entry
 from .checkpoint import (clean_partial_checkpoints, load_checkpoint, load_latest_checkpoint, save_checkpoint,
@@ -311,6 +311,7 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
         run_dir.mkdir(parents=True, exist_ok=True)
         clean_partial_checkpoints(run_dir)
         write_json_atomic(run_dir / "config.json", {"train": config.to_json(), "data": info.to_json(),
+                                                    "data_origin": data_origin(config.data, data),
                                                     "world_size": ctx.world_size, "cnnatlas": __version__})
         _keep_history(run_dir / "metrics.jsonl", start_epoch - 1)
     net = DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None) if ctx.enabled else model

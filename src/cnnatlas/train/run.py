@@ -1,7 +1,8 @@
 """A finished (or interrupted) run folder, read back for `cnnatlas eval` and `cnnatlas predict`.
 
-RUN/config.json says what was trained on what; the weights come from RUN/model.safetensors (the
-end of training) or, for a run that has not finished, its newest checkpoint.
+RUN/config.json says what was trained on what, and where that data was (`data_origin`: the dataset's
+name and folder; `TrainedRun.data_spec` finds it again on this machine); the weights come from
+RUN/model.safetensors (the end of training) or, for a run that has not finished, its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import DataInfo
+from ..data import DataInfo, data_spec_for_eval
 from .checkpoint import CheckpointError, load_checkpoint, load_latest_checkpoint, load_weights
 from .config import TrainConfig
 from .loop import build_model
@@ -26,6 +27,13 @@ class TrainedRun:
     info: DataInfo
     model: nn.Module
     weights_from: Path
+    data_origin: dict | None = None  # where the training data was read from (None: a run that did not record it)
+
+    @property
+    def data_spec(self) -> str:
+        """The --data that reads this run's data here: its recorded folder where present, else the dataset's
+        own lookup and download."""
+        return data_spec_for_eval(self.data_origin, self.config.data)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
@@ -60,4 +68,4 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Train
     except RuntimeError as err:
         raise CheckpointError(f"{source}: weights do not fit {config.model} "
                               f"({str(err).splitlines()[0]})") from None
-    return TrainedRun(run_dir, config, info, model.eval(), source)
+    return TrainedRun(run_dir, config, info, model.eval(), source, saved.get("data_origin"))

@@ -90,7 +90,7 @@ def run_confusion(run_dir: str | Path, data: str | None = None,
 
     run = load_run(_run_dir(run_dir), checkpoint)
     info = run.info
-    spec = data or run.config.data
+    spec = data or run.data_spec
     splits = load_dataset(spec, info.image_size, "none", info.in_channels)
     if splits.info.num_classes != info.num_classes:
         raise DatasetError(f"{spec} has {splits.info.num_classes} classes; the run was trained on {info.num_classes}")
