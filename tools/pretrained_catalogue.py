@@ -116,6 +116,15 @@ def timm_entries(name: str, arch: str, categories: dict[str, list[str]]) -> tupl
     return first.split(".", 1)[1], entries
 
 
+def timm_keys(arch: str) -> list[str]:
+    """The order of a timm model's state dict (a safetensors file keeps only the names, sorted), which
+    the in-order loader pairs with ours."""
+    import torch
+
+    with torch.device("meta"):
+        return list(timm.create_model(arch, pretrained=False).state_dict())
+
+
 def main() -> None:
     categories: dict[str, list[str]] = {}
     models = {}
@@ -146,6 +155,7 @@ def main() -> None:
         "torchvision": torchvision.__version__,
         "timm": timm.__version__,
         "categories": categories,
+        "timm_keys": {name: timm_keys(arch) for name, arch in TIMM.items()},
         "models": models,
     }
     OUT.write_text(json.dumps(catalogue, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -9,6 +9,7 @@ from .inflate import inflate
 from .models.efficientnet import compound_scale
 from .registry import create_model, get_entry, list_models, model_info, register_model
 from .weights import load_torchvision_weights
+from .weights_timm import load_timm_weights
 
 try:
     __version__ = version("cnnatlas")
@@ -30,6 +31,7 @@ __all__ = [
     "get_entry",
     "inflate",
     "list_models",
+    "load_timm_weights",
     "load_torchvision_weights",
     "model_info",
     "register_model",

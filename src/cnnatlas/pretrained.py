@@ -351,22 +351,52 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return data
 
 
-def load_state_dict_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> nn.Module:
+def reference_orders(name: str) -> list[list[str]]:
+    """The state-dict orders of the reference models of zoo model `name`: timm's (stored in the
+    catalogue) and torchvision's (built on the meta device, with and without auxiliary heads).
+    A safetensors file keeps names but not their order, which the in-order loaders need."""
+    from .registry import get_entry
+
+    orders = [catalogue().get("timm_keys", {}).get(name) or []]
+    builder = get_entry(name).torchvision
+    if builder:
+        from torchvision.models import get_model
+
+        variants = [{}, {"aux_logits": True, "init_weights": False}] if builder in ("googlenet", "inception_v3") else [{}]
+        for kwargs in variants:
+            with torch.device("meta"):
+                orders.append(list(get_model(builder, weights=None, **kwargs).state_dict()))
+    return [o for o in orders if o]
+
+
+def _in_reference_order(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state_dict` reordered as the reference model whose names it has (unchanged when none)."""
+    for order in reference_orders(name):
+        if set(order) == set(state_dict):
+            return {k: state_dict[k] for k in order}
+    return state_dict
+
+
+def load_state_dict_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str,
+                         name: str | None = None) -> nn.Module:
     """Load a state dict from `source` ("torchvision", "timm", or "file": ours, torchvision's or timm's,
-    whichever fits) into a zoo model."""
+    whichever fits) into zoo model `name`. Given `name`, the names are put back in the reference's order
+    first (a safetensors file sorts them; a torch.save'd dict keeps its order: name=None)."""
     from .weights import load_torchvision_weights
     from .weights_timm import load_timm_weights
 
-    if source == "torchvision":
-        return load_torchvision_weights(model, state_dict)
-    if source == "timm":
-        return load_timm_weights(model, state_dict)
-    if list(state_dict) == list(model.state_dict()):  # saved from a cnnatlas model
+    if set(state_dict) == set(model.state_dict()):  # saved from a cnnatlas model: loaded by name
         try:
             model.load_state_dict(state_dict, strict=True)
             return model
         except RuntimeError as err:
             raise WeightsError(f"{type(model).__name__}: {str(err).splitlines()[0]}") from None
+    if name is not None:
+        state_dict = _in_reference_order(name, state_dict)
+    if source == "torchvision":
+        return load_torchvision_weights(model, state_dict)
+    if source == "timm":
+        return load_timm_weights(model, state_dict)
     errors = []
     for loader in (load_torchvision_weights, load_timm_weights):
         try:
@@ -401,7 +431,8 @@ def create_pretrained(name: str, weights: bool | str | os.PathLike = True, progr
     else:
         model = create_model(name, **kwargs)
         path = weights_file(w, progress)
-        load_state_dict_into(model, load_state_dict_file(path), w.source)
+        load_state_dict_into(model, load_state_dict_file(path), w.source,
+                             name if path.suffix == ".safetensors" else None)
     if w.transform_input:
         model.register_forward_pre_hook(_transform_input)
     model.transform_input = w.transform_input

@@ -67,16 +67,18 @@ def weights_table(names: list[str]) -> Table:
     from ..pretrained import catalogue
 
     cat = catalogue()
-    table = Table(title="Pretrained weights, accuracy as published", title_justify="left",
+    from rich import box
+
+    table = Table(title="Pretrained weights, accuracy as published", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   caption=f"* the default (pretrained=True). Catalogue from torchvision {cat['torchvision']} and "
                           f"timm {cat['timm']}; timm's package publishes no accuracy.", caption_justify="left")
     number = {"justify": "right", "no_wrap": True}
     for col, kw in (("model", {"no_wrap": True}), ("tag", {"no_wrap": True}), ("source", {"no_wrap": True}),
-                    ("classes", number), ("top-1 %", number), ("top-5 %", number), ("dataset", {"overflow": "fold"})):
+                    ("top-1 %", number), ("top-5 %", number), ("on", {"no_wrap": True})):
         table.add_column(col, **kw)
     for r in weights_rows(names):
         table.add_row(r["name"], r["tag"] + (" *" if r["default"] else ""), r["source"],
-                      str(r["num_classes"] or "—"), "—" if r["top1"] is None else f"{r['top1']:.3f}",
+                      "—" if r["top1"] is None else f"{r['top1']:.3f}",
                       "—" if r["top5"] is None else f"{r['top5']:.3f}", r["dataset"] or "—")
     return table
 

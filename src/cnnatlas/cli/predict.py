@@ -166,9 +166,10 @@ def _run_zoo(args) -> int:
         return 0
     console = Console()
     for r in results:
-        console.print(f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({args.run_dir} {r['weights']})")
+        console.print(f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({args.run_dir} {r['weights']})",
+                      soft_wrap=True)
         for t in r["top"]:
-            console.print(f"  {t['probability']:7.2%}  {escape(t['class'])}")
+            console.print(f"  {t['probability']:7.2%}  {escape(t['class'])}", soft_wrap=True)
     return 0
 
 
