@@ -178,6 +178,10 @@ def test_pretrained_downloads_checks_caches_and_loads(mirror, catalogue, caches)
     again = cnnatlas.create_model("resnet18", weights="IMAGENET1K_V1")
     assert len(mirror.requests) == 1  # cached: checked, not downloaded again
     assert same_outputs(again, reference, torch.randn(1, 3, 64, 64))
+    features = cnnatlas.create_model("resnet18", pretrained=True, features_only=True).eval()
+    with torch.no_grad():
+        x = torch.randn(1, 3, 64, 64)
+        assert torch.allclose(features(x)[-1], again.forward_features(x), atol=1e-5)
 
 
 def test_checksum_mismatch_on_the_published_entry_keeps_nothing(mirror, caches):
@@ -256,6 +260,21 @@ def test_timm_weights_through_the_hub_cache(mirror, caches):
     n = len(mirror.requests)
     cnnatlas.create_model("mobilenet_v1", pretrained=True)
     assert len(mirror.requests) == n  # from the cache, no request at all
+
+
+def test_timm_weights_from_hf_endpoint(mirror, caches, monkeypatch):
+    timm = pytest.importorskip("timm")
+    reference = randomize_norm_stats(timm.create_model("mobilenetv1_100"), seed=2)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub-mirror.example.org/")
+    url = pretrained.available_weights("mobilenet_v1")["ra4_e3600_r224_in1k"].url
+    from safetensors.torch import save
+
+    data = save(reference.state_dict())
+    mirror.put(url.replace("https://huggingface.co", "https://hub-mirror.example.org"), data)
+    path = "hub-mirror.example.org" + urllib.parse.urlsplit(url).path
+    mirror.hub_headers[path] = {"X-Linked-Etag": hashlib.sha256(data).hexdigest(), "X-Repo-Commit": "c" * 40}
+    assert same_outputs(cnnatlas.create_model("mobilenet_v1", pretrained=True), reference, torch.randn(1, 3, 64, 64))
+    assert mirror.requests == [path]
 
 
 def test_timm_checksum_mismatch_keeps_nothing(mirror, caches):

@@ -255,9 +255,21 @@ def weights_file(w: Weights, progress: bool | None = None) -> Path:
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
+HF_HUB = "https://huggingface.co"
+
+
+def hf_url(w: Weights) -> str:
+    """The URL of a hub file, on `$HF_ENDPOINT` when that is set (as huggingface_hub does)."""
+    endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/")
+    return endpoint + w.url[len(HF_HUB):] if endpoint and w.url.startswith(HF_HUB) else w.url
+
+
 def _hf_file(w: Weights, progress: bool | None, what: str) -> Path:
     """A file of a Hugging Face model repository, in the hub's cache layout: the blob named by its
     SHA-256 under blobs/, the name under snapshots/<commit>/ pointing at it, refs/main the commit."""
+    from dataclasses import replace
+
+    w = replace(w, url=hf_url(w))
     repo_dir = hf_repo_dir(w.hf_repo)
     cached = _hf_cached(repo_dir, w.file)
     if cached is not None:
