@@ -19,6 +19,8 @@ import urllib.parse
 import pytest
 import torch
 import torchvision
+from equivalence import randomize_norm_stats
+from mirror import Mirror, _Handler
 from PIL import Image
 from torchvision.models import get_model_weights
 
@@ -27,8 +29,6 @@ from cnnatlas import pretrained
 from cnnatlas.cli import main
 from cnnatlas.download import DownloadError
 from cnnatlas.errors import InvalidArgumentError, WeightsError
-from equivalence import randomize_norm_stats
-from mirror import Mirror, _Handler
 
 
 class _HubHandler(_Handler):
@@ -121,7 +121,7 @@ def test_catalogue_is_torchvisions_and_timms_own():
             assert (list(w.transforms.crop), list(w.transforms.resize)) == (list(t.crop_size), list(t.resize_size))
             assert (list(w.transforms.mean), list(w.transforms.std)) == (list(t.mean), list(t.std))
             assert w.transforms.interpolation == t.interpolation.value
-    timm = pytest.importorskip("timm")
+    pytest.importorskip("timm")
     from timm.models._registry import get_arch_pretrained_cfgs
 
     for name, arch in (("mobilenet_v1", "mobilenetv1_100"), ("seresnet50", "seresnet50")):
@@ -162,6 +162,13 @@ def test_preprocessing_equals_torchvisions(builder, tag):
     shape = (8, 3, 150, 200) if ours.kind == "video" else (3, 310, 420)
     x = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
     assert torch.equal(ours(x), theirs(x))
+
+
+def test_frames_preprocessing_is_the_image_one_on_every_frame():
+    ours = pretrained.available_weights("i3d")["IMAGENET1K_V1_INFLATED"].transforms
+    theirs = get_model_weights("googlenet")["IMAGENET1K_V1"].transforms()
+    clip = torch.randint(0, 256, (5, 3, 140, 180), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    assert torch.equal(ours(clip), torch.stack([theirs(frame) for frame in clip], dim=1))
 
 
 # -- torchvision's weights -------------------------------------------------------------------------------
@@ -384,8 +391,12 @@ def test_predict_a_clip_as_a_folder_of_frames(mirror, catalogue, tmp_path, capsy
     assert result["top"][0]["class"] == weights.meta["categories"][probs.argmax()]
 
 
-def test_predict_usage_errors(tmp_path, capsys):
+def test_predict_usage_errors(mirror, tmp_path, capsys):
     photo = _photo(tmp_path / "p.png")
+    (tmp_path / "clip.mp4").write_bytes(b"not a video")
+    assert main(["predict", "r3d_18", str(tmp_path / "clip.mp4")]) == 2  # read before any weights are fetched
+    err = capsys.readouterr().err
+    assert "clip.mp4" in err and len(err.strip().splitlines()) == 1 and mirror.requests == []
     assert main(["predict", "lenet5", photo]) == 2
     assert "lenet5 has no published weights" in capsys.readouterr().err
     assert main(["predict", "resnet18", photo, "--checkpoint", "x"]) == 2

@@ -352,7 +352,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             return load_file(path)
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling, truncated file, safetensors header: all one message
+    except Exception as err:  # noqa: BLE001 — unpickling, truncated file, safetensors header: one message
         raise WeightsError(f"{path}: cannot be read as weights ({type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
     for key in ("state_dict", "model"):
@@ -374,7 +374,8 @@ def reference_orders(name: str) -> list[list[str]]:
     if builder:
         from torchvision.models import get_model
 
-        variants = [{}, {"aux_logits": True, "init_weights": False}] if builder in ("googlenet", "inception_v3") else [{}]
+        aux = builder in ("googlenet", "inception_v3")  # their checkpoints carry the auxiliary heads
+        variants = [{}, {"aux_logits": True, "init_weights": False}] if aux else [{}]
         for kwargs in variants:
             with torch.device("meta"):
                 orders.append(list(get_model(builder, weights=None, **kwargs).state_dict()))

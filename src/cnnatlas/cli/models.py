@@ -69,7 +69,8 @@ def weights_table(names: list[str]) -> Table:
     cat = catalogue()
     from rich import box
 
-    table = Table(title="Pretrained weights, accuracy as published", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+    table = Table(title="Pretrained weights, accuracy as published", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False,
                   caption=f"* the default (pretrained=True). Catalogue from torchvision {cat['torchvision']} and "
                           f"timm {cat['timm']}; timm's package publishes no accuracy.", caption_justify="left")
     number = {"justify": "right", "no_wrap": True}

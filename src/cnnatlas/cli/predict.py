@@ -92,7 +92,7 @@ def read_image_uint8(path: str | Path) -> torch.Tensor:
 
 def read_clip(path: str | Path) -> torch.Tensor:
     """A clip as a uint8 (T, 3, H, W) tensor: a folder of frames (image files in name order, all one
-    size) or a video file (read with torchvision.io, which needs PyAV)."""
+    size) or a video file (decoded with torchcodec, or torchvision.io with PyAV)."""
     from ..data import DatasetError
 
     path = Path(path)
@@ -108,17 +108,27 @@ def read_clip(path: str | Path) -> torch.Tensor:
     if not path.is_file():
         raise DatasetError(f"{path}: no such clip (a video file or a folder of frames)")
     try:
-        from torchvision.io import read_video
-
-        video, _, _ = read_video(str(path), pts_unit="sec", output_format="TCHW")
-    except ImportError as err:
-        raise DatasetError(f"{path}: reading a video file needs PyAV (pip install av): {err}; "
-                           "or give a folder of its frames") from None
-    except Exception as err:  # a file torchvision cannot decode
+        video = _decode_video(path)
+    except ImportError:
+        raise DatasetError(f"{path}: reading a video file needs torchcodec (pip install torchcodec), or a torchvision "
+                           "with io.read_video and PyAV; or give a folder of its frames") from None
+    except Exception as err:  # noqa: BLE001 — a file the decoder cannot read
         raise DatasetError(f"{path}: cannot be read as a video ({type(err).__name__}: {err})") from None
     if video.shape[0] == 0:
         raise DatasetError(f"{path}: no frames could be read from it")
     return video
+
+
+def _decode_video(path: Path) -> torch.Tensor:
+    """Every frame of a video file, uint8 (T, C, H, W): torchcodec's decoder, else torchvision.io's
+    read_video (torchvision < 0.29, with PyAV); ImportError when neither is there."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except ImportError:
+        from torchvision.io import read_video
+
+        return read_video(str(path), pts_unit="sec", output_format="TCHW")[0]
+    return VideoDecoder(str(path))[:]
 
 
 def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, top: int = 5,
@@ -126,18 +136,19 @@ def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, to
     """Top-`top` categories, with probabilities, that zoo model `name` with its published weights
     (the default, a tag or a file) gives each image (or clip, for the video models)."""
     from ..errors import InvalidArgumentError
+    from ..pretrained import get_weights
     from ..registry import create_model
 
-    model = create_model(name, weights=weights) if weights is not None else create_model(name, pretrained=True)
-    w = model.pretrained_weights
+    w = get_weights(name, True if weights is None else weights)
     if w.transforms is None or not w.categories:
         raise InvalidArgumentError(f"{name}: the weights {w.tag} carry no preprocessing and categories to predict "
                                    f"with; use the model's published weights, or a file named as they are")
     video = w.transforms.kind != "image"
+    clips = [read_clip(item) if video else read_image_uint8(item) for item in inputs]  # bad files fail first
+    model = create_model(name, weights=w.path or w.tag)
     k = min(top, len(w.categories))
     results = []
-    for item in inputs:
-        x = read_clip(item) if video else read_image_uint8(item)
+    for item, x in zip(inputs, clips):
         x = 255 - x if invert else x
         with torch.inference_mode():
             probs = model(w.transforms(x)[None]).softmax(-1)[0]
