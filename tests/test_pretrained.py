@@ -317,6 +317,8 @@ def test_weights_from_local_files(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     assert same_outputs(cnnatlas.create_model("resnet18", weights=tmp_path / "tv.pth"), tv, x)
     assert same_outputs(cnnatlas.create_model("resnet18", weights=str(tmp_path / "ours.safetensors")), ours, x)
+    save_file(tv.state_dict(), tmp_path / "tv.safetensors")  # names sorted: put back in torchvision's order
+    assert same_outputs(cnnatlas.create_model("resnet18", weights=tmp_path / "tv.safetensors"), tv, x)
     torch.save({"state_dict": tv.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")  # a training checkpoint
     assert same_outputs(cnnatlas.create_model("resnet18", weights=tmp_path / "ckpt.pt"), tv, x)
     timm = pytest.importorskip("timm")
