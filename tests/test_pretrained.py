@@ -171,6 +171,23 @@ def test_frames_preprocessing_is_the_image_one_on_every_frame():
     assert torch.equal(ours(clip), torch.stack([theirs(frame) for frame in clip], dim=1))
 
 
+@pytest.mark.parametrize("name, arch", [("mobilenet_v1", "mobilenetv1_100"), ("seresnet50", "seresnet50")])
+def test_timm_preprocessing_sizes_are_timms(name, arch):
+    """timm's eval transform (on PIL images) resizes the shorter side to crop / crop_pct, centre-crops,
+    normalises; ours does the same on tensors (sizes and constants equal, pixels within resampling)."""
+    timm = pytest.importorskip("timm")
+    from torchvision import transforms as T
+
+    ours = pretrained.available_weights(name)[next(iter(pretrained.available_weights(name)))].transforms
+    with torch.device("meta"):
+        config = timm.data.resolve_data_config({}, model=timm.create_model(arch))
+    steps = {type(t): t for t in timm.data.create_transform(**config).transforms}
+    assert steps[T.Resize].size == ours.resize[0] and list(steps[T.CenterCrop].size) == list(ours.crop)
+    assert steps[T.Resize].interpolation.value == ours.interpolation
+    assert tuple(steps[T.Normalize].mean.tolist()) == pytest.approx(ours.mean)
+    assert tuple(steps[T.Normalize].std.tolist()) == pytest.approx(ours.std)
+
+
 # -- torchvision's weights -------------------------------------------------------------------------------
 
 
@@ -228,10 +245,12 @@ def test_tag_picks_its_weights(mirror, catalogue):
     assert default.pretrained_weights.tag == "IMAGENET1K_V2" and same_outputs(default, ref["IMAGENET1K_V2"], x)
 
 
-def test_googlenet_weights_take_torchvisions_transform_input(mirror, catalogue):
-    reference = torchvision.models.googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=True)
-    serve_torchvision(mirror, catalogue, "googlenet", "IMAGENET1K_V1", randomize_norm_stats(reference).state_dict())
-    model = cnnatlas.create_model("googlenet", pretrained=True)
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
+def test_inception_weights_take_torchvisions_transform_input(mirror, catalogue, name):
+    builder = getattr(torchvision.models, name)
+    reference = builder(weights=None, aux_logits=True, transform_input=True, init_weights=True)
+    serve_torchvision(mirror, catalogue, name, "IMAGENET1K_V1", randomize_norm_stats(reference).state_dict())
+    model = cnnatlas.create_model(name, pretrained=True)
     assert model.transform_input and same_outputs(model, reference, torch.randn(2, 3, 96, 96), atol=1e-4)
 
 
@@ -306,7 +325,7 @@ def test_seresnet50_tag_from_timm(mirror):
 # -- local files and bad input -------------------------------------------------------------------------
 
 
-def test_weights_from_local_files(tmp_path):
+def test_weights_from_local_files(tmp_path, caches):
     from safetensors.torch import save_file
 
     tv = randomize_norm_stats(torchvision.models.resnet18())
@@ -327,7 +346,7 @@ def test_weights_from_local_files(tmp_path):
     assert same_outputs(cnnatlas.create_model("mobilenet_v1", weights=tmp_path / "timm.safetensors"), tm, x)
 
 
-def test_bad_weights_arguments(tmp_path):
+def test_bad_weights_arguments(tmp_path, caches):
     with pytest.raises(WeightsError, match="lenet5 has no published weights.*--pretrained"):
         cnnatlas.create_model("lenet5", pretrained=True)
     with pytest.raises(WeightsError, match=r"unknown weights 'IMAGENET1K_V3' \(its tags: IMAGENET1K_V1, IMAGENET1K_V2"):
