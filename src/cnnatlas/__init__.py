@@ -8,6 +8,7 @@ from .models.efficientnet import compound_scale
 from .registry import create_model, get_entry, list_models, model_info, register_model
 from .version import __version__
 from .weights import load_torchvision_weights
+from .weights_timm import load_timm_weights
 
 __all__ = [
     "CnnAtlasError",
@@ -24,6 +25,7 @@ __all__ = [
     "get_entry",
     "inflate",
     "list_models",
+    "load_timm_weights",
     "load_torchvision_weights",
     "model_info",
     "register_model",

@@ -179,24 +179,44 @@ def model_info(name: str) -> dict[str, Any]:
         "arguments": {k: (None if p.default is p.empty else _jsonable(p.default))
                       for k, p in entry.accepted_kwargs().items()},
         "published": entry.published.as_dict(),
+        "weights": _weights_info(name),
     }
 
 
-def create_model(name: str, *, features_only: bool = False, out_indices: Any = None, **kwargs: Any) -> nn.Module:
+def _weights_info(name: str) -> dict[str, Any]:
+    """Tag → metadata of each published weights of `name` (pretrained.json), {} when none."""
+    from .pretrained import available_weights
+
+    return {tag: w.as_dict() for tag, w in available_weights(name).items()}
+
+
+def create_model(name: str, *, pretrained: bool = False, weights: Any = None, features_only: bool = False,
+                 out_indices: Any = None, **kwargs: Any) -> nn.Module:
     """Build the model registered as `name` with random weights; kwargs override its defaults.
 
+    `pretrained=True` loads its default published weights (in eval mode), `weights=` a tag the
+    catalogue lists for it ("IMAGENET1K_V1", see `model_info(name)["weights"]`) or the path of a
+    .pth/.pt/.safetensors state dict (cnnatlas's, torchvision's or timm's); see `cnnatlas.pretrained`.
     With `features_only=True` the result returns the list of per-stage feature maps named in the
     model's `feature_info` (or those at `out_indices`) instead of logits.
 
     >>> model = create_model("vgg16", num_classes=10)
+    >>> model = create_model("resnet50", pretrained=True)
     """
     entry = _entry(name)
+    if not isinstance(pretrained, bool):
+        raise InvalidArgumentError(f"{name}: pretrained must be True or False; got {pretrained!r} "
+                                   "(a tag or a file goes in weights=)")
     if features_only:
         from .models.features import FeatureExtractor
 
-        return FeatureExtractor(create_model(name, **kwargs), out_indices)
+        return FeatureExtractor(create_model(name, pretrained=pretrained, weights=weights, **kwargs), out_indices)
     if out_indices is not None:
         raise InvalidArgumentError(f"{name}: out_indices is only meaningful with features_only=True")
+    if pretrained or weights is not None:
+        from .pretrained import create_pretrained
+
+        return create_pretrained(name, True if weights is None else weights, **kwargs)
     accepted = entry.accepted_kwargs()
     hints = _type_hints(entry.cls)
     for key, value in kwargs.items():

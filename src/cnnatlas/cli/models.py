@@ -48,7 +48,52 @@ def params_table(names: list[str], title: str = "Parameters: measured on the bui
     return table
 
 
+def weights_rows(names: list[str]) -> list[dict]:
+    """One row per published weights of each model, as `cnnatlas models --pretrained --json` lists them."""
+    from ..pretrained import available_weights
+
+    rows = []
+    for name in names:
+        for tag, w in available_weights(name).items():
+            m = w.metrics or {}
+            rows.append({"name": name, "tag": tag, "default": w.default, "source": w.source,
+                         "num_classes": len(w.categories) if w.categories else None,
+                         "top1": m.get("top1"), "top5": m.get("top5"), "dataset": m.get("dataset"),
+                         "url": w.url, "source_ref": w.source_ref})
+    return rows
+
+
+def weights_table(names: list[str]) -> Table:
+    from ..pretrained import catalogue
+
+    cat = catalogue()
+    from rich import box
+
+    table = Table(title="Pretrained weights, accuracy as published", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False,
+                  caption=f"* the default (pretrained=True). Catalogue from torchvision {cat['torchvision']} and "
+                          f"timm {cat['timm']}; timm's package publishes no accuracy.", caption_justify="left")
+    number = {"justify": "right", "no_wrap": True}
+    for col, kw in (("model", {"no_wrap": True}), ("tag", {"no_wrap": True}), ("source", {"no_wrap": True}),
+                    ("top-1 %", number), ("top-5 %", number), ("on", {"no_wrap": True})):
+        table.add_column(col, **kw)
+    for r in weights_rows(names):
+        table.add_row(r["name"], r["tag"] + (" *" if r["default"] else ""), r["source"],
+                      "—" if r["top1"] is None else f"{r['top1']:.3f}",
+                      "—" if r["top5"] is None else f"{r['top5']:.3f}", r["dataset"] or "—")
+    return table
+
+
 def _run_models(args) -> int:
+    if args.pretrained:
+        from ..pretrained import list_pretrained
+
+        names = list_pretrained(args.pattern)
+        if args.json:
+            print(json.dumps(weights_rows(names), indent=1))
+        else:
+            Console().print(weights_table(names))
+        return 0
     names = list_models(args.pattern)
     if args.json:
         print(json.dumps([model_row(n) for n in names], indent=1))
@@ -79,6 +124,12 @@ def _run_info(args) -> int:
         console.print(f"source: {pub.citation}")
     if pub.note:
         console.print(f"note: {pub.note}")
+    for tag, w in info["weights"].items():
+        m = w["metrics"] or {}
+        acc = (f"top-1 {m['top1']}%, top-5 {m['top5']}% on {m['dataset']} (published)" if m
+               else "no published accuracy")
+        console.print(f"weights {tag}{' (default)' if w['default'] else ''}: {w['source']}, "
+                      f"{w['num_classes']} categories, {acc}")
     return 0
 
 
@@ -86,6 +137,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list the registered models, parameters measured vs published")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--pretrained", action="store_true",
+                   help="only the models with published weights: their tags and published accuracy")
     p.set_defaults(run=_run_models)
     p = sub.add_parser("info", help="everything the registry knows about one model")
     p.add_argument("name")

@@ -1,4 +1,8 @@
-"""`cnnatlas predict RUN_DIR IMAGE...`: the top classes a trained run gives each image."""
+"""`cnnatlas predict RUN_DIR IMAGE...`: the top classes a trained run gives each image.
+
+`cnnatlas predict MODEL IMAGE...` with a zoo name instead of a run folder: the model with its published
+weights (`--weights TAG|PATH`, else the default ones) and their own preprocessing; for the video models
+each IMAGE is a clip, a folder of frames or a video file."""
 
 from __future__ import annotations
 
@@ -33,8 +37,14 @@ def _run(args) -> int:
     from ..errors import InvalidArgumentError
     from ..train import load_run
 
+    if not Path(args.run_dir).is_dir() and _is_zoo_name(args.run_dir):
+        return _run_zoo(args)
+    if args.top is None:
+        args.top = 3
     if args.top < 1:
         raise InvalidArgumentError(f"--top must be ≥ 1; got {args.top}")
+    if args.weights is not None:
+        raise InvalidArgumentError(f"--weights is for a zoo model name; {args.run_dir} is a run folder")
     run = load_run(args.run_dir, args.checkpoint)
     classes = run.info.classes
     k = min(args.top, len(classes))
@@ -54,11 +64,137 @@ def _run(args) -> int:
     return 0
 
 
+# -- a zoo model with its published weights -------------------------------------------------------
+
+
+def _is_zoo_name(name: str) -> bool:
+    from ..registry import list_models
+
+    return name in list_models()
+
+
+def read_image_uint8(path: str | Path) -> torch.Tensor:
+    """An image file as a uint8 (3, H, W) RGB tensor (what the weights' preprocessing takes)."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    from ..data import DatasetError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        with Image.open(path) as img:
+            return pil_to_tensor(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(f"{path}: cannot be read as an image ({err})") from None
+
+
+def read_clip(path: str | Path) -> torch.Tensor:
+    """A clip as a uint8 (T, 3, H, W) tensor: a folder of frames (image files in name order, all one
+    size) or a video file (decoded with torchcodec, or torchvision.io with PyAV)."""
+    from ..data import DatasetError
+
+    path = Path(path)
+    if path.is_dir():
+        frames = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not frames:
+            raise DatasetError(f"{path}: a folder of frames, but it holds no files")
+        images = [read_image_uint8(f) for f in frames]
+        sizes = {tuple(i.shape) for i in images}
+        if len(sizes) > 1:
+            raise DatasetError(f"{path}: the frames must all have one size; found {sorted(sizes)}")
+        return torch.stack(images)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such clip (a video file or a folder of frames)")
+    try:
+        video = _decode_video(path)
+    except ImportError:
+        raise DatasetError(f"{path}: reading a video file needs torchcodec (pip install torchcodec), or a torchvision "
+                           "with io.read_video and PyAV; or give a folder of its frames") from None
+    except Exception as err:  # noqa: BLE001 — a file the decoder cannot read
+        raise DatasetError(f"{path}: cannot be read as a video ({type(err).__name__}: {err})") from None
+    if video.shape[0] == 0:
+        raise DatasetError(f"{path}: no frames could be read from it")
+    return video
+
+
+def _decode_video(path: Path) -> torch.Tensor:
+    """Every frame of a video file, uint8 (T, C, H, W): torchcodec's decoder, else torchvision.io's
+    read_video (torchvision < 0.29, with PyAV); ImportError when neither is there."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except ImportError:
+        from torchvision.io import read_video
+
+        return read_video(str(path), pts_unit="sec", output_format="TCHW")[0]
+    return VideoDecoder(str(path))[:]
+
+
+def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, top: int = 5,
+                    invert: bool = False) -> list[dict]:
+    """Top-`top` categories, with probabilities, that zoo model `name` with its published weights
+    (the default, a tag or a file) gives each image (or clip, for the video models)."""
+    from ..errors import InvalidArgumentError
+    from ..pretrained import get_weights
+    from ..registry import create_model
+
+    w = get_weights(name, True if weights is None else weights)
+    if w.transforms is None or not w.categories:
+        raise InvalidArgumentError(f"{name}: the weights {w.tag} carry no preprocessing and categories to predict "
+                                   f"with; use the model's published weights, or a file named as they are")
+    video = w.transforms.kind != "image"
+    clips = [read_clip(item) if video else read_image_uint8(item) for item in inputs]  # bad files fail first
+    model = create_model(name, weights=w.path or w.tag)
+    k = min(top, len(w.categories))
+    results = []
+    for item, x in zip(inputs, clips):
+        x = 255 - x if invert else x
+        with torch.inference_mode():
+            probs = model(w.transforms(x)[None]).softmax(-1)[0]
+        best = probs.topk(k)
+        results.append({"image": item, "weights": w.tag,
+                        "top": [{"class": w.categories[i], "index": i, "probability": p}
+                                for p, i in zip(best.values.tolist(), best.indices.tolist())]})
+    return results
+
+
+def _run_zoo(args) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from ..errors import InvalidArgumentError
+
+    top = 5 if args.top is None else args.top
+    if top < 1:
+        raise InvalidArgumentError(f"--top must be ≥ 1; got {top}")
+    if args.checkpoint is not None:
+        raise InvalidArgumentError(f"--checkpoint is for a run folder; {args.run_dir} is a zoo model "
+                                   "(choose its weights with --weights TAG|PATH)")
+    results = zoo_predictions(args.run_dir, args.images, args.weights, top, args.invert)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    console = Console()
+    for r in results:
+        console.print(f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({args.run_dir} {r['weights']})",
+                      soft_wrap=True)
+        for t in r["top"]:
+            console.print(f"  {t['probability']:7.2%}  {escape(t['class'])}", soft_wrap=True)
+    return 0
+
+
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="the top classes a trained run gives each image")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, … files")
-    p.add_argument("--top", type=int, default=3, metavar="K", help="how many classes to show (default 3)")
+    p = sub.add_parser("predict", help="the top classes a trained run, or a zoo model with its published weights, "
+                                       "gives each image")
+    p.add_argument("run_dir", metavar="RUN_DIR|MODEL",
+                   help="a run folder, or a zoo model name (its published weights, e.g. resnet50)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="PNG, JPEG, … files; for a video model, clips: folders of frames or video files")
+    p.add_argument("--top", type=int, default=None, metavar="K",
+                   help="how many classes to show (default 3 for a run, 5 for a zoo model)")
+    p.add_argument("--weights", metavar="TAG|PATH",
+                   help="a zoo model's weights: a tag from `cnnatlas info MODEL` or a .pth/.pt/.safetensors file")
     p.add_argument("--invert", action="store_true",
                    help="invert intensities (dark ink on white → the digits' and Fashion-MNIST's light on dark)")
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")

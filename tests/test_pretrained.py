@@ -1,0 +1,427 @@
+"""Pretrained weights: the catalogue against the installed torchvision and timm, every download path
+for real against a server on 127.0.0.1, loading, preprocessing, I3D from ImageNet, and `predict`.
+
+The files served are state dicts of torchvision's and timm's randomly initialised models. A real
+torchvision file name carries its SHA-256 prefix, which such a file does not match: the production
+catalogue entries are used as they are for the failure paths, and a test-made copy of the catalogue
+(the entry's URL, file and checksum only) for the paths that must succeed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import socket
+import urllib.parse
+
+import pytest
+import torch
+import torchvision
+from equivalence import randomize_norm_stats
+from mirror import Mirror, _Handler
+from PIL import Image
+from torchvision.models import get_model_weights
+
+import cnnatlas
+from cnnatlas import pretrained
+from cnnatlas.cli import main
+from cnnatlas.download import DownloadError
+from cnnatlas.errors import InvalidArgumentError, WeightsError
+
+
+class _HubHandler(_Handler):
+    """The mirror's handler, adding the headers the Hugging Face hub answers with (X-Linked-Etag…)."""
+
+    def end_headers(self):
+        path = urllib.parse.urlsplit(self.path).path.lstrip("/")
+        for key, value in self.server.mirror.hub_headers.get(path, {}).items():
+            self.send_header(key, value)
+        super().end_headers()
+
+
+@pytest.fixture
+def caches(monkeypatch, tmp_path):
+    """TORCH_HOME and HF_HOME in a temporary folder; returns (torch checkpoints, HF hub cache)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    return tmp_path / "torch" / "hub" / "checkpoints", tmp_path / "hf" / "hub"
+
+
+@pytest.fixture
+def mirror(monkeypatch, caches):
+    with Mirror() as m:
+        m.hub_headers = {}
+        m.server.RequestHandlerClass = lambda *a, **k: _HubHandler(*a, directory=str(m.root), **k)
+        monkeypatch.setenv("CNNATLAS_MIRROR", m.url)
+        yield m
+
+
+@pytest.fixture
+def catalogue(monkeypatch):
+    """A copy of the catalogue the product reads during the test, for test-made entries."""
+    cat = copy.deepcopy(pretrained.catalogue())
+    monkeypatch.setattr(pretrained, "catalogue", lambda: cat)
+    return cat
+
+
+def serve_torchvision(mirror, cat, model: str, tag: str, state_dict) -> str:
+    """Serve `state_dict` as torchvision would name it, and point the catalogue's entry at it."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    sha = hashlib.sha256(buffer.getvalue()).hexdigest()
+    file = f"{model}-test-{sha[:8]}.pth"
+    url = f"https://download.pytorch.org/models/{file}"
+    mirror.put(url, buffer.getvalue())
+    cat["models"][model]["weights"][tag].update(url=url, file=file, sha256=sha[:8])
+    return file
+
+
+def serve_timm(mirror, model: str, tag: str, state_dict, etag: str | None = None) -> tuple[str, str]:
+    """Serve `state_dict` where the hub keeps the (production) entry's file, with the hub's headers."""
+    from safetensors.torch import save
+
+    data = save({k: v.contiguous() for k, v in state_dict.items()})
+    sha = hashlib.sha256(data).hexdigest()
+    url = pretrained.available_weights(model)[tag].url
+    mirror.put(url, data)
+    parts = urllib.parse.urlsplit(url)
+    commit = hashlib.sha1(tag.encode()).hexdigest()
+    mirror.hub_headers[parts.netloc + parts.path] = {"X-Linked-Etag": f'"{etag or sha}"', "X-Repo-Commit": commit}
+    return sha, commit
+
+
+def same_outputs(a, b, x, atol=1e-5):
+    a.eval(), b.eval()
+    with torch.no_grad():
+        return torch.allclose(a(x), b(x), atol=atol, rtol=1e-4)
+
+
+# -- the catalogue -------------------------------------------------------------------------------------
+
+
+def test_catalogue_is_torchvisions_and_timms_own():
+    cat = pretrained.catalogue()
+    assert cat["torchvision"] and cat["timm"]
+    tv_models = [n for n in cnnatlas.list_models() if cnnatlas.get_entry(n).torchvision]
+    assert set(tv_models) | {"mobilenet_v1", "seresnet50", "i3d"} == set(cat["models"])
+    for name in tv_models:
+        enum = get_model_weights(cnnatlas.get_entry(name).torchvision)
+        ours = pretrained.available_weights(name)
+        assert next(t for t, w in ours.items() if w.default) == enum.DEFAULT.name
+        for tag, w in ours.items():
+            theirs = enum[tag]
+            assert w.url == theirs.url and w.url.endswith(f"-{w.sha256}.pth") and len(w.sha256) >= 8
+            assert list(w.categories) == theirs.meta["categories"]
+            (dataset, metrics), = theirs.meta["_metrics"].items()
+            assert w.metrics == {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]}
+            t = theirs.transforms()
+            assert (list(w.transforms.crop), list(w.transforms.resize)) == (list(t.crop_size), list(t.resize_size))
+            assert (list(w.transforms.mean), list(w.transforms.std)) == (list(t.mean), list(t.std))
+            assert w.transforms.interpolation == t.interpolation.value
+    pytest.importorskip("timm")
+    from timm.models._registry import get_arch_pretrained_cfgs
+
+    for name, arch in (("mobilenet_v1", "mobilenetv1_100"), ("seresnet50", "seresnet50")):
+        cfgs = get_arch_pretrained_cfgs(arch)
+        ours = pretrained.available_weights(name)
+        assert [f"{arch}.{t}" for t in ours] == list(cfgs)
+        for tag, w in ours.items():
+            cfg = cfgs[f"{arch}.{tag}"]
+            assert w.hf_repo == cfg.hf_hub_id and w.metrics is None and "no accuracy" in w.source_ref
+            assert (w.transforms.mean, w.transforms.std) == (tuple(cfg.mean), tuple(cfg.std))
+
+
+def test_model_info_weights_and_models_pretrained(capsys):
+    info = cnnatlas.model_info("resnet50")["weights"]
+    assert set(info) == {"IMAGENET1K_V1", "IMAGENET1K_V2"} and info["IMAGENET1K_V2"]["default"]
+    v2 = info["IMAGENET1K_V2"]
+    assert v2["metrics"] == {"dataset": "ImageNet-1K", "top1": 80.858, "top5": 95.434}
+    assert v2["categories"][0] == "tench" and v2["num_classes"] == 1000
+    assert v2["transforms"]["resize"] == [232] and v2["transforms"]["crop"] == [224]
+    assert cnnatlas.model_info("lenet5")["weights"] == {}
+    assert main(["models", "--pretrained", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert names == set(pretrained.list_pretrained()) and {"mobilenet_v1", "seresnet50", "i3d"} <= names
+    assert "lenet5" not in names and "resnet20" not in names
+    assert main(["models", "--pretrained", "resnet5*"]) == 0
+    out = capsys.readouterr().out
+    assert "IMAGENET1K_V2 *" in out and "80.858" in out and "resnet18" not in out
+
+
+@pytest.mark.parametrize("builder, tag", [("resnet50", "IMAGENET1K_V1"), ("resnet50", "IMAGENET1K_V2"),
+                                          ("inception_v3", "IMAGENET1K_V1"), ("efficientnet_b3", "IMAGENET1K_V1"),
+                                          ("r3d_18", "KINETICS400_V1")])
+def test_preprocessing_equals_torchvisions(builder, tag):
+    ours = pretrained.available_weights(builder)[tag].transforms
+    theirs = get_model_weights(builder)[tag].transforms()
+    g = torch.Generator().manual_seed(0)
+    shape = (8, 3, 150, 200) if ours.kind == "video" else (3, 310, 420)
+    x = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+    assert torch.equal(ours(x), theirs(x))
+
+
+def test_frames_preprocessing_is_the_image_one_on_every_frame():
+    ours = pretrained.available_weights("i3d")["IMAGENET1K_V1_INFLATED"].transforms
+    theirs = get_model_weights("googlenet")["IMAGENET1K_V1"].transforms()
+    clip = torch.randint(0, 256, (5, 3, 140, 180), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    assert torch.equal(ours(clip), torch.stack([theirs(frame) for frame in clip], dim=1))
+
+
+@pytest.mark.parametrize("name, arch", [("mobilenet_v1", "mobilenetv1_100"), ("seresnet50", "seresnet50")])
+def test_timm_preprocessing_sizes_are_timms(name, arch):
+    """timm's eval transform (on PIL images) resizes the shorter side to crop / crop_pct, centre-crops,
+    normalises; ours does the same on tensors (sizes and constants equal, pixels within resampling)."""
+    timm = pytest.importorskip("timm")
+    from torchvision import transforms as T
+
+    ours = pretrained.available_weights(name)[next(iter(pretrained.available_weights(name)))].transforms
+    with torch.device("meta"):
+        config = timm.data.resolve_data_config({}, model=timm.create_model(arch))
+    steps = {type(t): t for t in timm.data.create_transform(**config).transforms}
+    assert steps[T.Resize].size == ours.resize[0] and list(steps[T.CenterCrop].size) == list(ours.crop)
+    assert steps[T.Resize].interpolation.value == ours.interpolation
+    assert tuple(steps[T.Normalize].mean.tolist()) == pytest.approx(ours.mean)
+    assert tuple(steps[T.Normalize].std.tolist()) == pytest.approx(ours.std)
+
+
+# -- torchvision's weights -------------------------------------------------------------------------------
+
+
+def test_pretrained_downloads_checks_caches_and_loads(mirror, catalogue, caches):
+    reference = randomize_norm_stats(torchvision.models.resnet18())
+    file = serve_torchvision(mirror, catalogue, "resnet18", "IMAGENET1K_V1", reference.state_dict())
+    model = cnnatlas.create_model("resnet18", pretrained=True)
+    assert not model.training and model.pretrained_weights.tag == "IMAGENET1K_V1"
+    assert same_outputs(model, reference, torch.randn(2, 3, 64, 64))
+    assert (caches[0] / file).is_file()  # torch.hub's own checkpoints folder, under $TORCH_HOME
+    assert sorted(p.name for p in caches[0].iterdir()) == [file, file + ".lock"]
+    again = cnnatlas.create_model("resnet18", weights="IMAGENET1K_V1")
+    assert len(mirror.requests) == 1  # cached: checked, not downloaded again
+    assert same_outputs(again, reference, torch.randn(1, 3, 64, 64))
+    features = cnnatlas.create_model("resnet18", pretrained=True, features_only=True).eval()
+    with torch.no_grad():
+        x = torch.randn(1, 3, 64, 64)
+        assert torch.allclose(features(x)[-1], again.forward_features(x), atol=1e-5)
+
+
+def test_checksum_mismatch_on_the_published_entry_keeps_nothing(mirror, caches):
+    w = pretrained.available_weights("resnet18")["IMAGENET1K_V1"]
+    buffer = io.BytesIO()
+    torch.save(torchvision.models.resnet18().state_dict(), buffer)  # not the published file
+    mirror.put(w.url, buffer.getvalue())
+    with pytest.raises(DownloadError, match=f"published one is {w.sha256}.*not kept"):
+        cnnatlas.create_model("resnet18", pretrained=True)
+    assert [p.name for p in caches[0].iterdir()] == [w.file + ".lock"]
+
+
+def test_offline_error_names_file_url_and_folder(monkeypatch, caches):
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("CNNATLAS_MIRROR", f"http://127.0.0.1:{port}")
+    w = pretrained.available_weights("resnet18")["IMAGENET1K_V1"]
+    with pytest.raises(DownloadError) as err:
+        cnnatlas.create_model("resnet18", pretrained=True)
+    assert w.url in str(err.value) and w.file in str(err.value) and str(caches[0]) in str(err.value)
+    t = pretrained.available_weights("mobilenet_v1")["ra4_e3600_r224_in1k"]
+    with pytest.raises(DownloadError) as err:
+        cnnatlas.create_model("mobilenet_v1", pretrained=True)
+    assert t.url in str(err.value) and str(caches[1] / "models--timm--mobilenetv1_100.ra4_e3600_r224_in1k") in str(
+        err.value) and "weights=PATH" in str(err.value)
+
+
+def test_tag_picks_its_weights(mirror, catalogue):
+    ref = {tag: randomize_norm_stats(torchvision.models.mobilenet_v2(), seed=i)
+           for i, tag in enumerate(("IMAGENET1K_V1", "IMAGENET1K_V2"))}
+    for tag, model in ref.items():
+        serve_torchvision(mirror, catalogue, "mobilenet_v2", tag, model.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    assert same_outputs(cnnatlas.create_model("mobilenet_v2", weights="IMAGENET1K_V1"), ref["IMAGENET1K_V1"], x)
+    default = cnnatlas.create_model("mobilenet_v2", pretrained=True)
+    assert default.pretrained_weights.tag == "IMAGENET1K_V2" and same_outputs(default, ref["IMAGENET1K_V2"], x)
+
+
+@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
+def test_inception_weights_take_torchvisions_transform_input(mirror, catalogue, name):
+    builder = getattr(torchvision.models, name)
+    reference = builder(weights=None, aux_logits=True, transform_input=True, init_weights=True)
+    serve_torchvision(mirror, catalogue, name, "IMAGENET1K_V1", randomize_norm_stats(reference).state_dict())
+    model = cnnatlas.create_model(name, pretrained=True)
+    assert model.transform_input and same_outputs(model, reference, torch.randn(2, 3, 96, 96), atol=1e-4)
+
+
+def test_i3d_from_imagenet_gives_googlenets_output_on_a_boring_video(mirror, catalogue):
+    reference = torchvision.models.googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=True)
+    serve_torchvision(mirror, catalogue, "googlenet", "IMAGENET1K_V1", randomize_norm_stats(reference).state_dict())
+    i3d = cnnatlas.create_model("i3d", pretrained=True, time_padding="replicate")
+    assert i3d.pretrained_weights.inflated_from == ("googlenet", "IMAGENET1K_V1") and i3d.fc.out_features == 1000
+    image = torch.randn(1, 3, 96, 96)
+    boring = image.unsqueeze(2).expand(-1, -1, 8, -1, -1).contiguous()
+    with torch.no_grad():
+        assert torch.allclose(i3d(boring), reference.eval()(image), atol=1e-4, rtol=1e-4)
+    assert len(mirror.requests) == 1
+    assert cnnatlas.create_model("i3d", pretrained=True).time_padding == "zeros"
+
+
+# -- timm's weights, in the Hugging Face hub's cache ---------------------------------------------------
+
+
+def test_timm_weights_through_the_hub_cache(mirror, caches):
+    timm = pytest.importorskip("timm")
+    reference = randomize_norm_stats(timm.create_model("mobilenetv1_100"))
+    sha, commit = serve_timm(mirror, "mobilenet_v1", "ra4_e3600_r224_in1k", reference.state_dict())
+    model = cnnatlas.create_model("mobilenet_v1", pretrained=True)
+    assert same_outputs(model, reference, torch.randn(1, 3, 64, 64))
+    repo = caches[1] / "models--timm--mobilenetv1_100.ra4_e3600_r224_in1k"
+    snapshot = repo / "snapshots" / commit / "model.safetensors"
+    assert snapshot.resolve() == repo / "blobs" / sha and (repo / "refs" / "main").read_text() == commit
+    hub = pytest.importorskip("huggingface_hub")  # the hub's own client finds the file where we put it
+    found = hub.try_to_load_from_cache("timm/mobilenetv1_100.ra4_e3600_r224_in1k", "model.safetensors",
+                                       cache_dir=caches[1])
+    assert found is not None and str(found) == str(snapshot)
+    n = len(mirror.requests)
+    cnnatlas.create_model("mobilenet_v1", pretrained=True)
+    assert len(mirror.requests) == n  # from the cache, no request at all
+
+
+def test_timm_weights_from_hf_endpoint(mirror, caches, monkeypatch):
+    timm = pytest.importorskip("timm")
+    reference = randomize_norm_stats(timm.create_model("mobilenetv1_100"), seed=2)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub-mirror.example.org/")
+    url = pretrained.available_weights("mobilenet_v1")["ra4_e3600_r224_in1k"].url
+    from safetensors.torch import save
+
+    data = save(reference.state_dict())
+    mirror.put(url.replace("https://huggingface.co", "https://hub-mirror.example.org"), data)
+    path = "hub-mirror.example.org" + urllib.parse.urlsplit(url).path
+    mirror.hub_headers[path] = {"X-Linked-Etag": hashlib.sha256(data).hexdigest(), "X-Repo-Commit": "c" * 40}
+    assert same_outputs(cnnatlas.create_model("mobilenet_v1", pretrained=True), reference, torch.randn(1, 3, 64, 64))
+    assert mirror.requests == [path]
+
+
+def test_timm_checksum_mismatch_keeps_nothing(mirror, caches):
+    timm = pytest.importorskip("timm")
+    state = timm.create_model("mobilenetv1_100").state_dict()
+    serve_timm(mirror, "mobilenet_v1", "ra4_e3600_r224_in1k", state, etag="0" * 64)
+    with pytest.raises(DownloadError, match="published one is 0{64}"):
+        cnnatlas.create_model("mobilenet_v1", pretrained=True)
+    repo = caches[1] / "models--timm--mobilenetv1_100.ra4_e3600_r224_in1k"
+    assert [p.name for p in repo.rglob("*") if p.is_file()] == ["0" * 64 + ".lock"]
+
+
+def test_seresnet50_tag_from_timm(mirror):
+    timm = pytest.importorskip("timm")
+    reference = randomize_norm_stats(timm.create_model("seresnet50"), seed=3)
+    serve_timm(mirror, "seresnet50", "ra2_in1k", reference.state_dict())
+    model = cnnatlas.create_model("seresnet50", weights="ra2_in1k")
+    assert model.pretrained_weights.transforms.resize == (256,)  # 224 / crop_pct 0.875
+    assert same_outputs(model, reference, torch.randn(1, 3, 64, 64), atol=1e-4)
+
+
+# -- local files and bad input -------------------------------------------------------------------------
+
+
+def test_weights_from_local_files(tmp_path, caches):
+    from safetensors.torch import save_file
+
+    tv = randomize_norm_stats(torchvision.models.resnet18())
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    ours = cnnatlas.create_model("resnet18", num_classes=1000)
+    randomize_norm_stats(ours, seed=5)
+    save_file(ours.state_dict(), tmp_path / "ours.safetensors")
+    x = torch.randn(1, 3, 64, 64)
+    assert same_outputs(cnnatlas.create_model("resnet18", weights=tmp_path / "tv.pth"), tv, x)
+    assert same_outputs(cnnatlas.create_model("resnet18", weights=str(tmp_path / "ours.safetensors")), ours, x)
+    save_file(tv.state_dict(), tmp_path / "tv.safetensors")  # names sorted: put back in torchvision's order
+    assert same_outputs(cnnatlas.create_model("resnet18", weights=tmp_path / "tv.safetensors"), tv, x)
+    torch.save({"state_dict": tv.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")  # a training checkpoint
+    assert same_outputs(cnnatlas.create_model("resnet18", weights=tmp_path / "ckpt.pt"), tv, x)
+    timm = pytest.importorskip("timm")
+    tm = randomize_norm_stats(timm.create_model("mobilenetv1_100"))
+    save_file(tm.state_dict(), tmp_path / "timm.safetensors")
+    assert same_outputs(cnnatlas.create_model("mobilenet_v1", weights=tmp_path / "timm.safetensors"), tm, x)
+
+
+def test_bad_weights_arguments(tmp_path, caches):
+    with pytest.raises(WeightsError, match="lenet5 has no published weights.*--pretrained"):
+        cnnatlas.create_model("lenet5", pretrained=True)
+    with pytest.raises(WeightsError, match=r"unknown weights 'IMAGENET1K_V3' \(its tags: IMAGENET1K_V1, IMAGENET1K_V2"):
+        cnnatlas.create_model("resnet50", weights="IMAGENET1K_V3")
+    with pytest.raises(InvalidArgumentError, match="classify 1000 categories; got num_classes=10"):
+        cnnatlas.create_model("resnet18", pretrained=True, num_classes=10)
+    with pytest.raises(InvalidArgumentError, match="pretrained must be True or False"):
+        cnnatlas.create_model("resnet18", pretrained="IMAGENET1K_V1")
+    with pytest.raises(WeightsError, match="not found"):
+        cnnatlas.create_model("resnet18", weights=tmp_path / "missing.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="junk.pth: cannot be read as weights"):
+        cnnatlas.create_model("resnet18", weights=tmp_path / "junk.pth")
+    torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "r34.pth")
+    with pytest.raises(WeightsError, match="fits neither"):
+        cnnatlas.create_model("resnet18", weights=tmp_path / "r34.pth")
+
+
+# -- cnnatlas predict MODEL --------------------------------------------------------------------------
+
+
+def _photo(path, seed=0, size=(90, 120)):
+    g = torch.Generator().manual_seed(seed)
+    Image.fromarray(torch.randint(0, 256, (*size, 3), generator=g, dtype=torch.uint8).numpy()).save(path)
+    return str(path)
+
+
+def test_predict_a_photo_with_a_zoo_model(mirror, catalogue, tmp_path, capsys):
+    from torchvision.io import read_image
+
+    reference = randomize_norm_stats(torchvision.models.resnet18()).eval()
+    serve_torchvision(mirror, catalogue, "resnet18", "IMAGENET1K_V1", reference.state_dict())
+    photo = _photo(tmp_path / "photo.png")
+    assert main(["predict", "resnet18", photo, "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    with torch.no_grad():  # torchvision's own preprocessing and model, independently
+        probs = reference(weights.transforms()(read_image(photo))[None]).softmax(-1)[0]
+    top = probs.topk(5)
+    assert [t["index"] for t in result["top"]] == top.indices.tolist()
+    assert [t["class"] for t in result["top"]] == [weights.meta["categories"][i] for i in top.indices]
+    assert [t["probability"] for t in result["top"]] == pytest.approx(top.values.tolist(), abs=1e-5)
+    assert main(["predict", "resnet18", photo, "--top", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"{photo}: {result['top'][0]['class']}") and len(lines) == 3
+
+
+def test_predict_a_clip_as_a_folder_of_frames(mirror, catalogue, tmp_path, capsys):
+    reference = randomize_norm_stats(torchvision.models.video.r3d_18()).eval()
+    serve_torchvision(mirror, catalogue, "r3d_18", "KINETICS400_V1", reference.state_dict())
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    frames = [_photo(clip / f"{i:03d}.png", seed=i, size=(60, 80)) for i in range(4)]
+    assert main(["predict", "r3d_18", str(clip), "--json", "--top", "3"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    from torchvision.io import read_image
+
+    video = torch.stack([read_image(f) for f in frames])
+    weights = torchvision.models.video.R3D_18_Weights.KINETICS400_V1
+    with torch.no_grad():
+        probs = reference(weights.transforms()(video)[None]).softmax(-1)[0]
+    assert [t["index"] for t in result["top"]] == probs.topk(3).indices.tolist()
+    assert result["top"][0]["class"] == weights.meta["categories"][probs.argmax()]
+
+
+def test_predict_usage_errors(mirror, tmp_path, capsys):
+    photo = _photo(tmp_path / "p.png")
+    (tmp_path / "clip.mp4").write_bytes(b"not a video")
+    assert main(["predict", "r3d_18", str(tmp_path / "clip.mp4")]) == 2  # read before any weights are fetched
+    err = capsys.readouterr().err
+    assert "clip.mp4" in err and len(err.strip().splitlines()) == 1 and mirror.requests == []
+    assert main(["predict", "lenet5", photo]) == 2
+    assert "lenet5 has no published weights" in capsys.readouterr().err
+    assert main(["predict", "resnet18", photo, "--checkpoint", "x"]) == 2
+    assert "--checkpoint is for a run folder" in capsys.readouterr().err
+    assert main(["predict", "resnet18", photo, "--weights", "V9"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown weights 'V9'" in err and len(err.strip().splitlines()) == 1

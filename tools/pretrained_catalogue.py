@@ -1,0 +1,166 @@
+"""Write src/cnnatlas/pretrained.json: the published pretrained weights of the zoo's models.
+
+Run once, with the torchvision and timm to take the catalogue from installed:
+
+    PYTHONPATH=src python tools/pretrained_catalogue.py
+
+Nothing is downloaded. From torchvision, each `*_Weights` enum of a builder the zoo reproduces
+(a registered name with `torchvision=`) gives the URL (whose file name carries the SHA-256 prefix),
+the categories, the preprocessing (`.transforms()`) and the published metrics (`.meta`). From timm,
+`get_arch_pretrained_cfgs` gives the Hugging Face repository, mean/std, input size, crop fraction and
+interpolation of each pretrained tag; the timm package carries no accuracy, so none is stored for them.
+Weights without categories (VGG-16's `IMAGENET1K_FEATURES`, a feature extractor only) are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import timm
+import torchvision
+from timm.models._registry import get_arch_pretrained_cfgs
+from torchvision.models import get_model_weights
+
+from cnnatlas import get_entry, list_models
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "cnnatlas" / "pretrained.json"
+
+# torchvision's googlenet and inception_v3 builders set transform_input=True whenever weights are
+# given (torchvision/models/googlenet.py, inception.py): the ported TensorFlow weights expect inputs
+# in [-1, 1], and the model re-maps the ImageNet-normalised input itself.
+TRANSFORM_INPUT = {"googlenet", "inception_v3"}
+# The zoo names whose weights come from timm, and the timm architecture of each.
+TIMM = {"mobilenet_v1": "mobilenetv1_100", "seresnet50": "seresnet50"}
+
+
+def _categories_id(categories: list[str], known: dict[str, list[str]]) -> str:
+    for key, names in known.items():
+        if names == categories:
+            return key
+    key = "imagenet-1k" if len(categories) == 1000 else "kinetics-400" if len(categories) == 400 else str(len(known))
+    known[key] = list(categories)
+    return key
+
+
+def torchvision_entries(name: str, builder: str, categories: dict[str, list[str]]) -> tuple[str, dict]:
+    enum = get_model_weights(builder)
+    entries = {}
+    for w in enum:
+        meta = w.meta
+        if not meta.get("categories"):
+            continue
+        t = w.transforms()
+        video = type(t).__name__ == "VideoClassification"
+        (dataset, metrics), = meta["_metrics"].items()
+        entries[w.name] = {
+            "source": "torchvision",
+            "url": w.url,
+            "file": w.url.rsplit("/", 1)[1],
+            "sha256": w.url.rsplit("-", 1)[1].split(".")[0],  # torchvision's names end in -<sha256 prefix>.pth
+            "categories": _categories_id(meta["categories"], categories),
+            "transforms": {
+                "kind": "video" if video else "image",
+                "resize": list(t.resize_size),
+                "crop": list(t.crop_size),
+                "interpolation": t.interpolation.value,
+                "antialias": bool(getattr(t, "antialias", False)) if not video else False,
+                "mean": list(t.mean),
+                "std": list(t.std),
+            },
+            "transform_input": builder in TRANSFORM_INPUT,
+            "metrics": {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]},
+            "num_params": meta.get("num_params"),
+            "recipe": meta.get("recipe"),
+            "docs": " ".join((meta.get("_docs") or "").split()) or None,
+            "source_ref": f"torchvision {torchvision.__version__}: torchvision.models.{type(w).__name__}.{w.name}",
+        }
+    return enum.DEFAULT.name, entries
+
+
+def timm_entries(name: str, arch: str, categories: dict[str, list[str]]) -> tuple[str, dict]:
+    entries = {}
+    for full_tag, cfg in get_arch_pretrained_cfgs(arch).items():
+        tag = full_tag.split(".", 1)[1]
+        crop = cfg.input_size[-1]
+        entries[tag] = {
+            "source": "timm",
+            "hf_repo": cfg.hf_hub_id,
+            "hf_file": cfg.hf_hub_filename or "model.safetensors",
+            "url": f"https://huggingface.co/{cfg.hf_hub_id}/resolve/main/{cfg.hf_hub_filename or 'model.safetensors'}",
+            "file": cfg.hf_hub_filename or "model.safetensors",
+            "sha256": None,  # published by the hub with the file (its LFS ETag), checked at download
+            "categories": "imagenet-1k",
+            "transforms": {
+                "kind": "image",
+                "resize": [math.floor(crop / cfg.crop_pct)],  # timm's eval transform: shorter side crop / crop_pct
+                "crop": [crop, crop],
+                "interpolation": cfg.interpolation,
+                "antialias": True,
+                "mean": list(cfg.mean),
+                "std": list(cfg.std),
+            },
+            "transform_input": False,
+            "metrics": None,
+            "num_params": None,
+            "recipe": cfg.origin_url,
+            "docs": (f"timm pretrained tag {full_tag} (licence {cfg.license}"
+                     + (f", paper {cfg.paper_ids}" if cfg.paper_ids else "") + "); "
+                     f"timm also evaluates at {cfg.test_input_size} with crop fraction {cfg.test_crop_pct}"
+                     if cfg.test_input_size else f"timm pretrained tag {full_tag} (licence {cfg.license})"),
+            "source_ref": f"timm {timm.__version__}: pretrained_cfg {full_tag}; the timm package carries no "
+                          "accuracy for it (timm's published results tables list them)",
+        }
+    first = next(iter(get_arch_pretrained_cfgs(arch)))
+    return first.split(".", 1)[1], entries
+
+
+def timm_keys(arch: str) -> list[str]:
+    """The order of a timm model's state dict (a safetensors file keeps only the names, sorted), which
+    the in-order loader pairs with ours."""
+    import torch
+
+    with torch.device("meta"):
+        return list(timm.create_model(arch, pretrained=False).state_dict())
+
+
+def main() -> None:
+    categories: dict[str, list[str]] = {}
+    models = {}
+    for name in list_models():
+        entry = get_entry(name)
+        if entry.torchvision:
+            default, weights = torchvision_entries(name, entry.torchvision, categories)
+        elif name in TIMM:
+            default, weights = timm_entries(name, TIMM[name], categories)
+        else:
+            continue
+        if weights:
+            models[name] = {"default": default, "weights": weights}
+    gnet = models["googlenet"]
+    models["i3d"] = {"default": "IMAGENET1K_V1_INFLATED", "weights": {"IMAGENET1K_V1_INFLATED": {
+        "source": "inflated",
+        "from": ["googlenet", gnet["default"]],
+        "categories": gnet["weights"][gnet["default"]]["categories"],
+        "transforms": {**gnet["weights"][gnet["default"]]["transforms"], "kind": "frames"},
+        "transform_input": True,
+        "metrics": None,
+        "docs": "GoogLeNet's ImageNet weights inflated to 3-D (Carreira & Zisserman 2017, §2.4): each 2-D "
+                "filter repeated T times along time and divided by T. No accuracy is published for them.",
+        "source_ref": "cnnatlas.inflate of the googlenet entry",
+    }}}
+    catalogue = {
+        "about": __doc__.split("\n\n")[0],
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "categories": categories,
+        "timm_keys": {name: timm_keys(arch) for name, arch in TIMM.items()},
+        "models": models,
+    }
+    OUT.write_text(json.dumps(catalogue, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{OUT}: {len(models)} models, {sum(len(m['weights']) for m in models.values())} weights")
+
+
+if __name__ == "__main__":
+    main()
