@@ -25,6 +25,10 @@ def _model_args(pairs: list[str] | None) -> dict:
     return out
 
 
+def _data(args) -> str:
+    return "digits" if args.data is None else args.data  # --data "" is refused, not read as the default
+
+
 def config_from_args(args):
     """The TrainConfig a command line asks for: per-model/dataset defaults with the given flags on
     top; with --resume, the saved run's config with the given flags on top (the trainer refuses
@@ -42,7 +46,7 @@ def config_from_args(args):
         "inflate": args.inflate or None,
     }
     if not args.resume:
-        return default_config(args.model, args.data or "digits", **flags)
+        return default_config(args.model, _data(args), **flags)
     if args.resume != "latest":  # a run folder or one of its checkpoints: the run continues there
         run_dir, _ = resolve_resume(args.resume)
         if args.out is not None and Path(args.out).resolve() != run_dir.resolve():
@@ -51,9 +55,9 @@ def config_from_args(args):
     elif args.out is not None:
         run_dir = Path(args.out)
     else:
-        run_dir = resolve_run_dir(default_config(args.model, args.data or "digits"), resume=True)
+        run_dir = resolve_run_dir(default_config(args.model, _data(args)), resume=True)
     if not (run_dir / "config.json").exists():  # checkpoints only: the trainer checks them against the flags
-        return default_config(args.model, args.data or "digits", **{**flags, "out": str(run_dir)})
+        return default_config(args.model, _data(args), **{**flags, "out": str(run_dir)})
     saved, _, _ = read_run_config(run_dir)
     if saved.model != args.model:
         raise ResumeError(f"{run_dir} is a run of {saved.model}, not {args.model}")

@@ -533,7 +533,7 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                                       "changed": claim.get("changed", {}), "world_size": ctx.world_size,
                                       "cnnatlas": __version__, "discarded_epochs": discarded})
             for key in ("world_size", "cnnatlas"):  # what the run was started with stays on record
-                record.setdefault(f"first_{key}", saved.get(f"first_{key}", saved.get(key)))
+                record[key] = saved.get(key, record[key])
         write_json_atomic(run_dir / CONFIG_FILE, record)
     net = DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None) if ctx.enabled else model
 
