@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnatlas import InvalidArgumentError, create_model
+from cnnatlas import create_model
 from cnnatlas.cli import main
 from cnnatlas.train import (CheckpointError, ResumeError, RunLock, RunLockedError, default_config, fit_weights,
                             load_run, read_history, resolve_resume, save_checkpoint, train)

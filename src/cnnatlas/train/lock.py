@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from ..errors import CnnAtlasError
 
@@ -43,7 +43,7 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_FILE
         self._file: IO[bytes] | None = None
 
-    def acquire(self) -> RunLock:
+    def acquire(self) -> Self:
         f = open(self.path, "a+b")  # noqa: SIM115 - held until release()
         try:
             _try_lock(f)
@@ -77,7 +77,7 @@ class RunLock:
     def held(self) -> bool:
         return self._file is not None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
