@@ -259,6 +259,21 @@ def test_a_damaged_metrics_jsonl_is_one_line(run, capsys, content):
     assert (run / "metrics.jsonl").read_bytes() == content
 
 
+def test_a_damaged_checkpoint_record_is_one_line(run, capsys):
+    meta = run / "checkpoints" / "epoch-0002" / "meta.json"
+    record = json.loads(meta.read_text())
+    for bad, needle in (({**record, "epoch": "two"}, "corrupted (expected the epoch, a whole number"),
+                        ({k: v for k, v in record.items() if k != "sha256"}, "corrupted"),
+                        ([record], "not a cnnatlas checkpoint")):
+        meta.write_text(json.dumps(bad))
+        assert main([*TRAIN, "--resume", str(meta.parent), "--epochs", "3"]) == 2
+        _one_line_error(capsys, f"meta.json: {needle}")
+    del record["step"]
+    meta.write_text(json.dumps(record))
+    assert main([*TRAIN, "--resume", str(meta.parent), "--epochs", "3"]) == 2
+    _one_line_error(capsys, "epoch-0002: its optimiser or RNG state does not fit this run")
+
+
 def test_bad_settings_are_refused_in_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # where runs/MODEL-DATA would go
     file = tmp_path / "a-file"

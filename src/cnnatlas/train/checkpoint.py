@@ -297,9 +297,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise CheckpointError(f"{meta_path}: not a cnnatlas checkpoint (format {found!r})")
     digests = meta.get("sha256")
-    if not isinstance(digests, dict) or set(digests) != {WEIGHTS_FILE, STATE_FILE} or "epoch" not in meta:
-        raise CheckpointError(f"{meta_path}: corrupted (expected the epoch and the SHA-256 of {WEIGHTS_FILE} and "
-                              f"{STATE_FILE})")
+    epoch = meta.get("epoch")
+    if not isinstance(digests, dict) or set(digests) != {WEIGHTS_FILE, STATE_FILE} or not isinstance(epoch, int) \
+            or isinstance(epoch, bool) or epoch < 1:
+        raise CheckpointError(f"{meta_path}: corrupted (expected the epoch, a whole number ≥ 1, and the SHA-256 of "
+                              f"{WEIGHTS_FILE} and {STATE_FILE})")
     for name, digest in digests.items():
         file = path / name
         if not file.is_file():
