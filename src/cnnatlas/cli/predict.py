@@ -24,12 +24,14 @@ def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.T
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        with warnings.catch_warnings(), Image.open(path) as img:  # the header only: a huge image refused first
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # (checked here, below)
-            if img.width * img.height > MAX_PIXELS:
-                raise DatasetError(f"{path}: {img.width}×{img.height} pixels, more than the {MAX_PIXELS:,} predict "
-                                   f"reads; expected a smaller image (it is resized to the run's input size anyway)")
-            image = pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here instead
+            with Image.open(path) as img:  # reads the header only: a huge image is refused before decoding
+                if img.width * img.height > MAX_PIXELS:
+                    raise DatasetError(f"{path}: {img.width}×{img.height} pixels, more than the {MAX_PIXELS:,} "
+                                       f"predict reads; expected a smaller image (it is resized to the run's input "
+                                       f"size anyway)")
+                image = pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))
     except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
         raise DatasetError(f"{path}: too large to read ({err}); expected a smaller image, of at most "
                            f"{MAX_PIXELS:,} pixels") from None
