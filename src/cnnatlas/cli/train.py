@@ -45,25 +45,22 @@ def config_from_args(args):
         "deterministic": args.deterministic or None, "quiet": args.quiet or None,
         "inflate": args.inflate or None,
     }
-    if not args.resume:
-        return default_config(args.model, _data(args), **flags)
-    if args.resume != "latest":  # a run folder or one of its checkpoints: the run continues there
-        run_dir, _ = resolve_resume(args.resume)
-        if args.out is not None and Path(args.out).resolve() != run_dir.resolve():
-            raise ResumeError(f"--resume {args.resume} belongs to the run {run_dir}, not --out {args.out}; a "
-                              f"resumed run is continued where it was read (drop --out)")
+    if not args.resume or args.out == "":
+        return default_config(args.model, _data(args), **flags)  # (--out "" is refused there)
+    if args.resume != "latest":  # a run folder or one of its checkpoints: the run continues there (the
+        run_dir, _ = resolve_resume(args.resume)  # trainer refuses an --out naming another folder)
     elif args.out is not None:
         run_dir = Path(args.out)
     else:
         run_dir = resolve_run_dir(default_config(args.model, _data(args)), resume=True)
     if not (run_dir / "config.json").exists():  # checkpoints only: the trainer checks them against the flags
-        return default_config(args.model, _data(args), **{**flags, "out": str(run_dir)})
+        return default_config(args.model, _data(args), **{**flags, "out": args.out or str(run_dir)})
     saved, _, _ = read_run_config(run_dir)
     if saved.model != args.model:
         raise ResumeError(f"{run_dir} is a run of {saved.model}, not {args.model}")
     if args.data is not None and args.data != saved.data:
         raise ResumeError(f"{run_dir} was trained on {saved.data}; --data {args.data} cannot resume it")
-    flags.update(out=str(run_dir), quiet=args.quiet)
+    flags.update(out=args.out or str(run_dir), quiet=args.quiet)
     return with_overrides(saved, **flags)
 
 
