@@ -317,3 +317,24 @@ def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp
     _one_line_error(capsys, "10000×10000 pixels", "expected a smaller image")
     assert main(["predict", str(base_run), str(tmp_path)]) == 2
     _one_line_error(capsys, "a folder; expected an image file")
+
+
+@pytest.mark.slow
+def test_two_trainers_on_one_folder_the_second_is_refused(tmp_path, capsys):
+    """A real `cnnatlas train --out X` in another process; a second one and a --resume meanwhile are
+    refused naming its pid, and its history is its own."""
+    import time
+
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "cnnatlas", *TRAIN, "--epochs", "4", "--out", str(out)], env=env)
+    deadline = time.time() + 300
+    while not (out / "train.lock").is_file() or str(first.pid) not in (out / "train.lock").read_text():
+        assert first.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    assert main([*TRAIN, "--epochs", "4", "--out", str(out)]) == 2
+    _one_line_error(capsys, f"in use by process {first.pid}")
+    assert main([*TRAIN, "--epochs", "4", "--out", str(out), "--resume"]) == 2
+    _one_line_error(capsys, f"in use by process {first.pid}")
+    assert first.wait(timeout=600) == 0
+    assert [h["epoch"] for h in read_history(out / "metrics.jsonl")] == [1, 2, 3, 4]

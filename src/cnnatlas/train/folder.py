@@ -20,6 +20,7 @@ from ..data import DataInfo
 from ..errors import CnnAtlasError
 from .checkpoint import CHECKPOINT_DIR, META_FILE, CheckpointError
 from .config import TrainConfig
+from .lock import LOCK_FILE, RunLock
 
 CONFIG_FILE, HISTORY_FILE = "config.json", "metrics.jsonl"
 
@@ -126,6 +127,8 @@ def resolve_resume(path: str | Path) -> tuple[Path, Path | None]:
         return path.parent.parent, path
     if is_run_folder(path):
         return path, None
+    if (path / LOCK_FILE).is_file():  # a run just started, before its config.json: say who holds it
+        RunLock(path).acquire().release()
     raise CheckpointError(f"--resume {path}: not a run folder (no {CONFIG_FILE} or {CHECKPOINT_DIR}/) nor a "
                           f"checkpoint folder (no {META_FILE})")
 

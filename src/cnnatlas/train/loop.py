@@ -6,6 +6,11 @@ learning rate from the schedule. Per epoch: test-set evaluation (float32), one l
 an atomic checkpoint. Under torchrun the model is wrapped in DistributedDataParallel, each process
 reads its shard through DistributedSampler, and only rank 0 prints and writes.
 
+The run folder: rank 0 claims it and holds its lock (lock.py) until the run ends; a resume
+continues only the run it read, and `check_resume` refuses changes to what the run is (the fields
+FIXED_ON_RESUME, and --epochs below the epochs trained); the rest is recorded in config.json's
+"resumes" list. `check_memory` refuses, before allocating, a run past the machine's memory.
+
 Reproducibility: the model is initialised from `seed`, each epoch's data order from (seed, epoch)
 and each epoch's augmentation and dropout from (seed, epoch, rank), so an epoch replayed after a
 crash draws exactly what it drew the first time; `deterministic=True` also makes PyTorch use
@@ -271,9 +276,8 @@ def claim_run_dir(config: TrainConfig, resume: bool | str | Path = False) -> tup
         created = False
     elif resume:
         run_dir = resolve_run_dir(config, resume=True)
-        if not is_run_folder(run_dir):
-            raise CheckpointError(f"{run_dir}: nothing to resume (not a run folder: no {CONFIG_FILE} or "
-                                  f"checkpoints/)")
+        if not run_dir.is_dir():
+            raise CheckpointError(f"{run_dir}: nothing to resume (no such folder)")
         created = False
     elif config.out:
         run_dir = Path(config.out)
@@ -299,6 +303,8 @@ def claim_run_dir(config: TrainConfig, resume: bool | str | Path = False) -> tup
     except OSError as err:
         raise RunExistsError(f"{run_dir}: cannot write into the run folder ({err.strerror or err})") from None
     try:
+        if resume and not is_run_folder(run_dir):
+            raise CheckpointError(f"{run_dir}: nothing to resume (not a run folder: no {CONFIG_FILE} or checkpoints/)")
         if not resume and _holds_run(run_dir):
             raise RunExistsError(f"{run_dir} already holds a run; continue it with --resume, or choose another --out")
         if not resume and (run_dir / CONFIG_FILE).exists():
