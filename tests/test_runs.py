@@ -20,7 +20,7 @@ import torch
 from cnnatlas import create_model
 from cnnatlas.cli import main
 from cnnatlas.train import (CheckpointError, ResumeError, RunLock, RunLockedError, default_config, fit_weights,
-                            load_run, read_history, resolve_resume, save_checkpoint, train)
+                            list_checkpoints, load_run, read_history, resolve_resume, save_checkpoint, train)
 from cnnatlas.train.checkpoint import load_final_weights, sha256
 
 TRAIN = ["train", "lenet5", "--batch-size", "128", "--quiet"]
@@ -182,6 +182,19 @@ def test_resume_records_what_it_changes(run, capsys):
     saved = json.loads((run / "config.json").read_text())
     assert len(saved["resumes"]) == 2 and [h["epoch"] for h in saved["resumes"][1]["discarded_epochs"]] == [3]
     assert [h["epoch"] for h in read_history(run / "metrics.jsonl")] == [1, 2, 3]
+    # and the checkpoint of the epoch trained again is kept aside, out of --resume's and eval's way
+    [aside] = saved["resumes"][1]["set_aside"]
+    assert aside.startswith("superseded/") and aside.endswith("-after-epoch-0002/epoch-0003")
+    assert (run / aside / "meta.json").is_file() and load_run(run).weights_from == run / "model.safetensors"
+    assert [p.name for p in list_checkpoints(run)] == ["epoch-0002", "epoch-0003"]
+
+
+def test_a_resume_that_fails_leaves_no_stale_final_weights(run, capsys):
+    assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "3", "--lr", "1e12"]) == 1  # diverges
+    assert "training stopped" in capsys.readouterr().out
+    assert not (run / "model.safetensors").exists() and not (run / "metrics.json").exists()
+    assert load_run(run).weights_from == run / "checkpoints" / "epoch-0002"  # the last good weights
+    assert json.loads((run / "config.json").read_text())["resumes"][0]["changed"]["lr"][1] == 1e12
 
 
 def test_a_checkpoint_of_another_class_count_is_one_line(run, capsys):

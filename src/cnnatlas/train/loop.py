@@ -42,7 +42,7 @@ from .. import __version__
 from ..data import DataInfo, DataSplits, dataset_channels, load_dataset
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import create_model, get_entry
-from .checkpoint import (CheckpointError, Checkpoint, clean_partial_checkpoints, fit_weights, load_checkpoint,
+from .checkpoint import (FINAL_WEIGHTS, CheckpointError, Checkpoint, clean_partial_checkpoints, fit_weights, load_checkpoint,
                          load_latest_checkpoint, save_checkpoint, save_final_weights, write_json_atomic)
 from .config import TrainConfig
 from .folder import CONFIG_FILE, HISTORY_FILE, is_run_folder, read_config_json, read_history, resolve_resume
@@ -447,12 +447,12 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
                 ckpt = load_checkpoint(ckpt_path) if ckpt_path else load_latest_checkpoint(run_dir)
                 saved = read_config_json(run_dir) if (run_dir / CONFIG_FILE).exists() else None
                 claim.update(ckpt=str(ckpt.path), saved=saved, changed=check_resume(config, saved, ckpt))
-        except CnnAtlasError as err:
+        except BaseException as err:
             if lock is not None:
                 _release(lock, claim["run_dir"], created)
-            claim = {"problem": (type(err).__name__, str(err))}
-            if not ctx.enabled:
+            if not ctx.enabled or not isinstance(err, CnnAtlasError):
                 raise
+            claim = {"problem": (type(err).__name__, str(err))}
     claim = broadcast_object(claim, ctx)
     if "problem" in claim:
         kinds = {c.__name__: c for c in (RunExistsError, ResumeError, CheckpointError, RunLockedError,
@@ -532,12 +532,14 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
         record = {"train": {**config.to_json(), "out": str(run_dir)}, "data": info.to_json(),
                   "world_size": ctx.world_size, "cnnatlas": __version__}
         discarded = _keep_history(run_dir / HISTORY_FILE, start_epoch - 1)
+        set_aside = _set_aside_later_timeline(run_dir, start_epoch - 1) if resume else []
         if saved is not None:
             record["resumes"] = saved.get("resumes", []) if isinstance(saved.get("resumes"), list) else []
             record["resumes"].append({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                       "checkpoint": str(ckpt.path), "after_epoch": start_epoch - 1,
                                       "changed": claim.get("changed", {}), "world_size": ctx.world_size,
-                                      "cnnatlas": __version__, "discarded_epochs": discarded})
+                                      "cnnatlas": __version__, "discarded_epochs": discarded,
+                                      "set_aside": set_aside})
             for key in ("world_size", "cnnatlas"):  # what the run was started with stays on record
                 record[key] = saved.get(key, record[key])
         write_json_atomic(run_dir / CONFIG_FILE, record)
@@ -665,6 +667,25 @@ def _check_finite(value: float, epoch: int, batch: int, run_dir: Path, ctx: Dist
         raise TrainingDivergedError(f"{what} became {value if not math.isfinite(value) else 'NaN'} in epoch "
                                     f"{epoch} (batch {batch}); training stopped, the damaged weights were not "
                                     f"saved; {where}")
+
+
+def _set_aside_later_timeline(run_dir: Path, after_epoch: int) -> list[str]:
+    """Before a resume trains: the final weights and metrics.json go (they are those of the last
+    checkpoint, and would outlive a crash of the resumed run as if they were its result), and the
+    checkpoints after `after_epoch` (an earlier checkpoint resumed) move to
+    RUN/superseded/<time>-after-epoch-NNNN/ — kept, but no longer what --resume or eval finds."""
+    from .checkpoint import list_checkpoints
+
+    for name in (FINAL_WEIGHTS + ".sha256", FINAL_WEIGHTS, "metrics.json"):  # the hash first (see save_final_weights)
+        (run_dir / name).unlink(missing_ok=True)
+    later = [p for p in list_checkpoints(run_dir) if int(p.name[6:]) > after_epoch]
+    if not later:
+        return []
+    aside = run_dir / "superseded" / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-after-epoch-{after_epoch:04d}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for path in later:
+        os.rename(path, aside / path.name)
+    return [str((aside / p.name).relative_to(run_dir)) for p in later]
 
 
 def _keep_history(path: Path, up_to_epoch: int) -> list[dict[str, Any]]:
