@@ -215,3 +215,4 @@ def test_two_processes_under_torchrun_match_one_process(tmp_path):
     lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == list(range(1, 7))  # one writer, not two
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+    assert (tmp_path / "two" / "train.lock").read_text() == ""  # rank 0 held the run folder, and let it go

@@ -18,15 +18,9 @@ def _run(args) -> int:
         if target and not Path(target).parent.resolve().is_dir():
             raise InvalidArgumentError(f"cannot write {target}: folder {Path(target).parent} does not exist")
     entry = get_entry(args.model)
-    model = create_model(args.model).eval()
-    if args.weights:
-        from safetensors.torch import load_file
-
-        try:
-            model.load_state_dict(load_file(args.weights))
-        except Exception as err:
-            raise InvalidArgumentError(f"could not load weights from {args.weights}: {err}") from None
-    sample = parse_input(args.input, model.in_channels, model.dims) if args.input else entry.input_size
+    model, size = _model_with_weights(args.model, args.weights) if args.weights else (create_model(args.model), None)
+    model.eval()
+    sample = parse_input(args.input, model.in_channels, model.dims) if args.input else size or entry.input_size
     x = torch.randn((1,) + tuple(sample))
     if args.optimize:
         from ..optimize import optimize
@@ -41,12 +35,31 @@ def _run(args) -> int:
     return 0
 
 
+def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
+    """MODEL with the weights of a run folder (its verified final weights, built for its data), of a
+    checkpoint folder, or of a .safetensors file (checked against the SHA-256 a run recorded for it)."""
+    from ..train import fit_weights, load_checkpoint, load_run, load_verified_weights
+    from ..train.folder import is_run_folder
+
+    path = Path(weights)
+    if path.is_dir() and is_run_folder(path):
+        run = load_run(path)
+        if run.config.model != name:
+            raise InvalidArgumentError(f"--weights {weights}: a run of {run.config.model}; expected one of {name}")
+        return run.model, (run.info.in_channels, run.info.image_size, run.info.image_size)
+    tensors = load_checkpoint(path).weights if path.is_dir() else load_verified_weights(path)
+    model = create_model(name)
+    fit_weights(model, tensors, weights, f"{name} as registered (a run folder as --weights builds it for its data)")
+    return model, None
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="write a model as ONNX and/or TorchScript")
     p.add_argument("model")
     p.add_argument("--onnx", metavar="FILE")
     p.add_argument("--torchscript", metavar="FILE")
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
-    p.add_argument("--weights", metavar="FILE", help="a safetensors state dict to load first (default: random weights)")
+    p.add_argument("--weights", metavar="FILE", help="a run folder, a checkpoint folder or a .safetensors file to "
+                   "load first (default: random weights)")
     p.add_argument("--optimize", action="store_true", help="fold batch norm into the convolutions first")
     p.set_defaults(run=_run)

@@ -7,9 +7,12 @@ each IMAGE is a clip, a folder of frames or a video file."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
+
+MAX_PIXELS = 89_478_485  # PIL's own warning threshold (Image.MAX_IMAGE_PIXELS): ~ 9459×9459
 
 
 def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.Tensor:
@@ -20,11 +23,22 @@ def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.T
     from ..data import DatasetError
 
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path}: a folder; expected an image file (PNG, JPEG, …)")
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        with Image.open(path) as img:
-            image = pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here instead
+            with Image.open(path) as img:  # reads the header only: a huge image is refused before decoding
+                if img.width * img.height > MAX_PIXELS:
+                    raise DatasetError(f"{path}: {img.width}×{img.height} pixels, more than the {MAX_PIXELS:,} "
+                                       f"predict reads; expected a smaller image (it is resized to the run's input "
+                                       f"size anyway)")
+                image = pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))
+    except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
+        raise DatasetError(f"{path}: too large to read ({err}); expected a smaller image, of at most "
+                           f"{MAX_PIXELS:,} pixels") from None
     except (UnidentifiedImageError, OSError) as err:
         raise DatasetError(f"{path}: cannot be read as an image ({err})") from None
     image = image.float() / 255.0

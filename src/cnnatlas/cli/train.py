@@ -6,7 +6,6 @@ Also under torchrun, unchanged: `torchrun --nproc-per-node 2 -m cnnatlas train l
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
@@ -26,10 +25,16 @@ def _model_args(pairs: list[str] | None) -> dict:
     return out
 
 
+def _data(args) -> str:
+    return "digits" if args.data is None else args.data  # --data "" is refused, not read as the default
+
+
 def config_from_args(args):
     """The TrainConfig a command line asks for: per-model/dataset defaults with the given flags on
-    top; with --resume, the saved run's config with the given flags on top."""
-    from ..train import TrainConfig, default_config, with_overrides
+    top; with --resume, the saved run's config with the given flags on top (the trainer refuses
+    those a resumed run cannot change, see `cnnatlas.train.check_resume`)."""
+    from ..train import ResumeError, default_config, read_run_config, resolve_resume, with_overrides
+    from ..train.loop import resolve_run_dir
 
     flags = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
@@ -40,21 +45,23 @@ def config_from_args(args):
         "deterministic": args.deterministic or None, "quiet": args.quiet or None,
         "inflate": args.inflate or None,
     }
-    out = args.out
-    if args.resume and out is None:  # the run that holds the checkpoint, or the newest runs/MODEL-DATA
-        from ..train.loop import resolve_run_dir
-
-        out = (str(Path(args.resume).resolve().parent.parent) if args.resume != "latest" else
-               str(resolve_run_dir(default_config(args.model, args.data or "digits"), resume=True)))
-    if args.resume and (Path(out) / "config.json").is_file():
-        saved = TrainConfig.from_json(json.loads((Path(out) / "config.json").read_text())["train"])
-        if saved.model != args.model:
-            raise InvalidArgumentError(f"{out} is a run of {saved.model}, not {args.model}")
-        if args.data is not None and args.data != saved.data:
-            raise InvalidArgumentError(f"{out} was trained on {saved.data}; --data {args.data} cannot resume it")
-        flags.update(out=out, quiet=args.quiet)
-        return with_overrides(saved, **flags)
-    return default_config(args.model, args.data or "digits", **flags)
+    if not args.resume or args.out == "":
+        return default_config(args.model, _data(args), **flags)  # (--out "" is refused there)
+    if args.resume != "latest":  # a run folder or one of its checkpoints: the run continues there (the
+        run_dir, _ = resolve_resume(args.resume)  # trainer refuses an --out naming another folder)
+    elif args.out is not None:
+        run_dir = Path(args.out)
+    else:
+        run_dir = resolve_run_dir(default_config(args.model, _data(args)), resume=True)
+    if not (run_dir / "config.json").exists():  # checkpoints only: the trainer checks them against the flags
+        return default_config(args.model, _data(args), **{**flags, "out": args.out or str(run_dir)})
+    saved, _, _ = read_run_config(run_dir)
+    if saved.model != args.model:
+        raise ResumeError(f"{run_dir} is a run of {saved.model}, not {args.model}")
+    if args.data is not None and args.data != saved.data:
+        raise ResumeError(f"{run_dir} was trained on {saved.data}; --data {args.data} cannot resume it")
+    flags.update(out=args.out or str(run_dir), quiet=args.quiet)
+    return with_overrides(saved, **flags)
 
 
 def _run(args) -> int:
@@ -86,9 +93,9 @@ def add_parser(sub) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
     p.add_argument("--schedule", choices=("cosine", "step"), help="cosine, or ÷10 at 50%% and 75%% of the epochs")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATA, numbered when taken)")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
+    p.add_argument("--resume", nargs="?", const="latest", metavar="RUN_OR_CHECKPOINT",
                    help="continue the run in --out (or the newest runs/MODEL-DATA) from its newest checkpoint, "
-                        "or from the checkpoint folder given")
+                        "or the run folder or checkpoint folder given — always in that run's folder")
     p.add_argument("--seed", type=int, metavar="S")
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels (same result twice)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))

@@ -12,6 +12,10 @@ renamed into place and its parent fsynced. A crash at any moment leaves either t
 checkpoint or none — never a half-written one in place of the last good one; older checkpoints are
 pruned only after the new one is on disk. Loading checks the hashes, so a truncated or corrupted
 file is named in a clear error while older checkpoints stay usable.
+
+A run's final weights RUN/model.safetensors carry their SHA-256 beside them in
+RUN/model.safetensors.sha256 (the `sha256sum` format, so `sha256sum -c` checks it too); every load
+(`load_final_weights`, hence eval, predict, export and the pictures) verifies it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ FORMAT = "cnnatlas-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_FILE, STATE_FILE, META_FILE = "model.safetensors", "state.pt", "meta.json"
 CHECKPOINT_DIR = "checkpoints"
+FINAL_WEIGHTS = "model.safetensors"  # RUN/model.safetensors, with RUN/model.safetensors.sha256
 
 
 class CheckpointError(CnnAtlasError, ValueError):
@@ -94,6 +99,103 @@ def save_weights(path: Path, state_dict: dict[str, torch.Tensor], metadata: dict
     """Model weights to safetensors (contiguous CPU copies; channels_last tensors included)."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
     save_file(tensors, str(path), metadata=metadata)
+
+
+def save_final_weights(run_dir: str | Path, state_dict: dict[str, torch.Tensor]) -> Path:
+    """RUN/model.safetensors and its RUN/model.safetensors.sha256, each replaced atomically.
+
+    The old hash file goes first, so at any moment a hash file present is that of the weights beside
+    it (a crash in between leaves weights without a hash: `load_final_weights` then says so).
+    """
+    run_dir = Path(run_dir)
+    final, digest_file = run_dir / FINAL_WEIGHTS, run_dir / (FINAL_WEIGHTS + ".sha256")
+    tmp = run_dir / f".{FINAL_WEIGHTS}.tmp-{os.getpid()}"
+    save_weights(tmp, state_dict, {"format": "cnnatlas-model"})
+    _fsync_file(tmp)
+    digest = sha256(tmp)
+    digest_file.unlink(missing_ok=True)
+    os.replace(tmp, final)
+    tmp_digest = run_dir / f".{digest_file.name}.tmp-{os.getpid()}"
+    with open(tmp_digest, "w", encoding="utf-8") as f:
+        f.write(f"{digest}  {FINAL_WEIGHTS}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp_digest, digest_file)
+    _fsync_dir(run_dir)
+    return final
+
+
+def recorded_sha256(weights_file: Path) -> str | None:
+    """The SHA-256 recorded for a weights file: FILE.sha256 beside it, or its checkpoint's meta.json."""
+    side = weights_file.with_name(weights_file.name + ".sha256")
+    if side.is_file():
+        try:
+            digest = side.read_text(encoding="utf-8").split()[0].lower()
+        except (OSError, UnicodeDecodeError, IndexError):
+            digest = ""
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise CheckpointError(f"{side}: damaged (expected a 64-digit hex SHA-256 and the file name)")
+        return digest
+    meta = weights_file.with_name(META_FILE)
+    if meta.is_file():
+        try:
+            return json.loads(meta.read_text(encoding="utf-8"))["sha256"][weights_file.name]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CheckpointError(f"{meta}: corrupted (expected the JSON record of the checkpoint)") from None
+    return None
+
+
+def verify_sha256(file: Path, digest: str) -> None:
+    """A clear CheckpointError when `file` no longer has the SHA-256 recorded when it was written."""
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing (its SHA-256 was recorded when it was written)")
+    if sha256(file) != digest:
+        raise CheckpointError(f"{file}: corrupted — its SHA-256 differs from the one recorded when it was "
+                              f"written ({file.stat().st_size:,} bytes now; truncated or modified)")
+
+
+def load_verified_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Weights from a safetensors file, checked against the SHA-256 a run recorded for it (beside it
+    in FILE.sha256, or in its checkpoint's meta.json); a file no run wrote is loaded as it is."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder; expected a .safetensors file")
+    digest = recorded_sha256(path)
+    if digest is not None:
+        verify_sha256(path, digest)
+    return load_weights(path)
+
+
+def load_final_weights(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """RUN/model.safetensors, verified against RUN/model.safetensors.sha256."""
+    path = Path(run_dir) / FINAL_WEIGHTS
+    if not path.with_name(FINAL_WEIGHTS + ".sha256").is_file():
+        raise CheckpointError(f"{path}: no SHA-256 recorded beside it ({FINAL_WEIGHTS}.sha256 is missing: written "
+                              f"by an older cnnatlas, or interrupted while finishing); use --checkpoint with a "
+                              f"checkpoint folder, or `cnnatlas train ... --resume` to write both again")
+    return load_verified_weights(path), path
+
+
+def fit_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: str | Path, what: str) -> None:
+    """`model.load_state_dict(weights)`, or ONE line naming the first tensor that does not fit:
+    its shape in the model (expected) and in the file (found), and how many more differ."""
+    own = model.state_dict()
+    problems = [f"{k} is {_shape(v)} in {what} but {_shape(weights[k])} in the file"
+                for k, v in own.items() if k in weights and tuple(v.shape) != tuple(weights[k].shape)]
+    problems += [f"{k} is missing from the file" for k in own if k not in weights]
+    problems += [f"the file has {k}, which {what} does not" for k in weights if k not in own]
+    if problems:
+        more = f" (and {len(problems) - 1} more differences)" if len(problems) > 1 else ""
+        raise CheckpointError(f"{source}: weights do not fit {what}: {problems[0]}{more}")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        lines = [x.strip() for x in str(err).splitlines() if x.strip()]
+        raise CheckpointError(f"{source}: weights do not fit {what}: {lines[-1] if lines else err}") from None
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "×".join(map(str, t.shape)) or "a scalar"
 
 
 def save_checkpoint(run_dir: str | Path, epoch: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
@@ -190,17 +292,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{meta_path}: corrupted ({err})") from None
+        raise CheckpointError(f"{meta_path}: corrupted ({str(err).splitlines()[0]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise CheckpointError(f"{meta_path}: not a cnnatlas checkpoint (format {found!r})")
-    for name, digest in meta.get("sha256", {}).items():
+    digests = meta.get("sha256")
+    epoch = meta.get("epoch")
+    if not isinstance(digests, dict) or set(digests) != {WEIGHTS_FILE, STATE_FILE} or not isinstance(epoch, int) \
+            or isinstance(epoch, bool) or epoch < 1:
+        raise CheckpointError(f"{meta_path}: corrupted (expected the epoch, a whole number ≥ 1, and the SHA-256 of "
+                              f"{WEIGHTS_FILE} and {STATE_FILE})")
+    for name, digest in digests.items():
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"{file}: missing from the checkpoint")
-        if sha256(file) != digest:
-            raise CheckpointError(f"{file}: corrupted — its SHA-256 differs from the one recorded when it was "
-                                  f"written ({file.stat().st_size:,} bytes now; truncated or modified)")
+        verify_sha256(file, digest)
     return Checkpoint(path, load_weights(path / WEIGHTS_FILE), load_state(path / STATE_FILE), meta)
 
 

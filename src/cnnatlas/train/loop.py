@@ -6,6 +6,11 @@ learning rate from the schedule. Per epoch: test-set evaluation (float32), one l
 an atomic checkpoint. Under torchrun the model is wrapped in DistributedDataParallel, each process
 reads its shard through DistributedSampler, and only rank 0 prints and writes.
 
+The run folder: rank 0 claims it and holds its lock (lock.py) until the run ends; a resume
+continues only the run it read, and `check_resume` refuses changes to what the run is (the fields
+FIXED_ON_RESUME, and --epochs below the epochs trained); the rest is recorded in config.json's
+"resumes" list. `check_memory` refuses, before allocating, a run past the machine's memory.
+
 Reproducibility: the model is initialised from `seed`, each epoch's data order from (seed, epoch)
 and each epoch's augmentation and dropout from (seed, epoch, rank), so an epoch replayed after a
 crash draws exactly what it drew the first time; `deterministic=True` also makes PyTorch use
@@ -18,8 +23,9 @@ import json
 import math
 import os
 import random
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +42,11 @@ from ..data import DataInfo, DataSplits, data_origin, dataset_channels, load_dat
 from ..version import __version__
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import create_model, get_entry
-from .checkpoint import (clean_partial_checkpoints, load_checkpoint, load_latest_checkpoint, save_checkpoint,
-                         save_weights, write_json_atomic)
+from .checkpoint import (FINAL_WEIGHTS, CheckpointError, Checkpoint, clean_partial_checkpoints, fit_weights, load_checkpoint,
+                         load_latest_checkpoint, save_checkpoint, save_final_weights, write_json_atomic)
 from .config import TrainConfig
+from .folder import CONFIG_FILE, HISTORY_FILE, is_run_folder, read_config_json, read_history, resolve_resume
+from .lock import LOCK_FILE, RunLock, RunLockedError
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object, init_distributed, shutdown_distributed
 
 LOG_EVERY = 10  # steps between progress updates (and finite-loss checks)
@@ -50,7 +58,22 @@ class TrainingDivergedError(CnnAtlasError, FloatingPointError):
 
 
 class RunExistsError(CnnAtlasError, ValueError):
-    """A run folder that already holds a run, given without --resume."""
+    """A run folder that already holds a run, given without --resume; or a --out that cannot be a run folder."""
+
+
+class ResumeError(CnnAtlasError, ValueError):
+    """A --resume that would write elsewhere than it read, or change what the run is."""
+
+
+class MemoryEstimateError(CnnAtlasError, MemoryError):
+    """A run whose estimated memory exceeds the machine's, refused before allocating it."""
+
+
+# What a resumed run must keep: they fix the architecture, the data and its geometry, the optimiser's
+# state and the data order. Everything else (epochs, lr and its schedule, regularisation, logging,
+# device) may change; each change is recorded in config.json's "resumes" list.
+FIXED_ON_RESUME = ("model", "data", "image_size", "augment", "model_kwargs", "inflate", "optimizer", "batch_size",
+                   "seed")
 
 
 @dataclass(frozen=True)
@@ -89,8 +112,16 @@ def choose_image_size(config: TrainConfig) -> int:
 
 
 def build_model(config: TrainConfig, info: DataInfo) -> nn.Module:
-    model = create_model(config.model, num_classes=info.num_classes, in_channels=info.in_channels,
-                         **config.model_kwargs)
+    try:
+        model = create_model(config.model, num_classes=info.num_classes, in_channels=info.in_channels,
+                             **config.model_kwargs)
+    except (TypeError, ValueError, AssertionError) as err:
+        if isinstance(err, CnnAtlasError):
+            raise
+        args = ", ".join(f"{k}={v!r}" for k, v in config.model_kwargs.items()) or "no model arguments"
+        raise InvalidArgumentError(f"{config.model} cannot be built with {args} for {info.num_classes} classes "
+                                   f"and {info.in_channels} channel(s): {type(err).__name__}: "
+                                   f"{str(err).splitlines()[0] if str(err) else ''}") from None
     if config.inflate:
         from ..inflate import inflate
 
@@ -198,12 +229,10 @@ def data_label(spec: str) -> str:
 
 
 def resolve_run_dir(config: TrainConfig, resume: bool | str = False) -> Path:
-    """--out, or runs/MODEL-DATA (a new -2, -3 … for a new run; the newest for --resume)."""
+    """--out, or runs/MODEL-DATA (the newest for --resume; a new run takes the first free of
+    runs/MODEL-DATA, -2, -3 … when it is claimed, see `claim_run_dir`)."""
     if config.out:
-        out = Path(config.out)
-        if not resume and ((out / "checkpoints").is_dir() or (out / "metrics.json").exists()):
-            raise RunExistsError(f"{out} already holds a run; continue it with --resume, or choose another --out")
-        return out
+        return Path(config.out)
     base = RUNS_DIR / f"{config.model}-{data_label(config.data)}"
     taken = [base] + [base.with_name(f"{base.name}-{i}") for i in range(2, 1000)]
     existing = [p for p in taken if p.exists()]
@@ -212,6 +241,151 @@ def resolve_run_dir(config: TrainConfig, resume: bool | str = False) -> Path:
             raise RunExistsError(f"nothing to resume: no {base} folder (give the run's folder with --out)")
         return existing[-1]
     return next(p for p in taken if not p.exists())
+
+
+def _holds_run(path: Path) -> bool:
+    return any((path / name).exists() for name in ("checkpoints", "metrics.json", "model.safetensors")) or bool(
+        (path / HISTORY_FILE).is_file() and (path / HISTORY_FILE).stat().st_size)
+
+
+def _make_dir(path: Path) -> bool:
+    """mkdir -p; True if it made `path` itself. One clear line when it cannot."""
+    if path.exists() and not path.is_dir():
+        raise RunExistsError(f"--out {path}: a file; expected a folder for the run (or a path to create one)")
+    try:
+        path.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        if not path.is_dir():
+            raise RunExistsError(f"--out {path}: a file; expected a folder for the run") from None
+        return False
+    except OSError as err:
+        raise RunExistsError(f"--out {path}: cannot create the run folder there ({err.strerror or err})") from None
+
+
+def claim_run_dir(config: TrainConfig, resume: bool | str | Path = False) -> tuple[Path, Path | None, RunLock, bool]:
+    """The run folder this process will write, locked: (folder, checkpoint to resume or None for the
+    newest, the lock, whether the folder was made here). A resume always writes where it reads."""
+    checkpoint = None
+    if resume is not False and resume is not True:  # a run folder or one of its checkpoint folders
+        run_dir, checkpoint = resolve_resume(resume)
+        if config.out and Path(config.out).resolve() != run_dir.resolve():
+            raise ResumeError(f"--resume {resume} belongs to the run {run_dir}, not --out {config.out}; a resumed "
+                              f"run is continued where it was read (drop --out, or resume a checkpoint of "
+                              f"{config.out})")
+        created = False
+    elif resume:
+        run_dir = resolve_run_dir(config, resume=True)
+        if not run_dir.is_dir():
+            raise CheckpointError(f"{run_dir}: nothing to resume (no such folder)")
+        created = False
+    elif config.out:
+        run_dir = Path(config.out)
+        created = _make_dir(run_dir)
+    else:  # runs/MODEL-DATA, -2, …: mkdir is atomic, so two new runs never share a number
+        base = RUNS_DIR / f"{config.model}-{data_label(config.data)}"
+        _make_dir(RUNS_DIR)
+        for i in range(1, 1000):
+            run_dir = base if i == 1 else base.with_name(f"{base.name}-{i}")
+            try:
+                run_dir.mkdir()
+                created = True
+                break
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise RunExistsError(f"cannot create the run folder {run_dir} ({err.strerror or err})") from None
+        else:
+            raise RunExistsError(f"{base}-2 … -999 are all taken; give the run a folder with --out")
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except OSError as err:
+        raise RunExistsError(f"{run_dir}: cannot write into the run folder ({err.strerror or err})") from None
+    try:
+        if resume and not is_run_folder(run_dir):
+            raise CheckpointError(f"{run_dir}: nothing to resume (not a run folder: no {CONFIG_FILE} or checkpoints/)")
+        if not resume and _holds_run(run_dir):
+            raise RunExistsError(f"{run_dir} already holds a run; continue it with --resume, or choose another --out")
+        if not resume and (run_dir / CONFIG_FILE).exists():
+            try:
+                read_config_json(run_dir)
+            except CheckpointError:
+                raise RunExistsError(f"{run_dir / CONFIG_FILE}: not a cnnatlas run's config (it would be "
+                                     f"overwritten); choose another --out") from None
+    except BaseException:
+        _release(lock, run_dir, created)
+        raise
+    return run_dir, checkpoint, lock, created
+
+
+def _release(lock: RunLock, run_dir: Path, created: bool) -> None:
+    """Give the lock back; a folder made by this run that holds nothing but the lock goes too."""
+    lock.release()
+    if created and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def check_resume(config: TrainConfig, saved: dict[str, Any] | None, ckpt: Checkpoint) -> dict[str, list[Any]]:
+    """Refuse a resume that changes what the run is; return what it changes ({field: [old, new]})."""
+    if config.epochs < ckpt.epoch:
+        raise ResumeError(f"--epochs {config.epochs}: {ckpt.path} is already after epoch {ckpt.epoch}; expected "
+                          f"--epochs ≥ {ckpt.epoch} (a resumed run goes on from where it stopped)")
+    meta_model = ckpt.meta.get("model")
+    if meta_model is not None and meta_model != config.model:
+        raise ResumeError(f"{ckpt.path} holds {meta_model} weights, not {config.model}'s")
+    if saved is None:
+        return {}
+    old = TrainConfig.from_json(saved["train"])
+    changed = {f.name: [getattr(old, f.name), getattr(config, f.name)] for f in fields(TrainConfig)
+               if f.name != "out" and getattr(old, f.name) != getattr(config, f.name)}
+    size = choose_image_size(config)
+    saved_size = saved["data"].get("image_size")
+    fixed = [name for name in FIXED_ON_RESUME if name in changed and name != "image_size"]
+    if size != saved_size:
+        fixed.append("image_size")
+        changed["image_size"] = [saved_size, size]
+    if fixed:
+        what = ", ".join(f"{name} {changed[name][0]!r} → {changed[name][1]!r}" for name in fixed)
+        raise ResumeError(f"--resume cannot change {what}: they fix the architecture, the data, the optimiser's "
+                          f"state or the data order of the run (expected them as trained; start a new run with "
+                          f"another --out instead)")
+    return changed
+
+
+def check_memory(config: TrainConfig, image_size: int, per_rank_batch: int, device: torch.device) -> None:
+    """Refuse, before allocating anything, a run whose training step (activations kept for backward,
+    weights, gradients and optimiser state: `cnnatlas.analyze(..., training=True).training_peak_bytes`)
+    plus the images held in memory exceed the machine's memory (the GPU's for the step on a GPU)."""
+    from ..analysis import analyze
+    from ..data import dataset_kind
+
+    entry = get_entry(config.model)
+    if config.inflate or len(entry.input_size) != 3:  # images only; clips and audio have other shapes
+        return
+    channels = dataset_channels(config.data)
+    try:
+        with torch.device("meta"):
+            model = create_model(config.model, num_classes=10, in_channels=channels, **config.model_kwargs)
+        step = analyze(model, (per_rank_batch, channels, image_size, image_size), training=True).training_peak_bytes
+    except (CnnAtlasError, RuntimeError, TypeError, ValueError):
+        return  # the model cannot take this size: building it for real says why
+    images = {"digits": 1797, "fashion-mnist": 70000}.get(dataset_kind(config.data), 0)
+    held = images * channels * image_size * image_size * 4  # float32 while they are fitted to size
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    gpu = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
+    checks = [("the GPU's", step or 0, gpu), ("the machine's", held, ram)] if gpu else [
+        ("the machine's", (step or 0) + held, ram)]
+    for where, need, have in checks:
+        if have and need > have:
+            raise MemoryEstimateError(
+                f"{config.model} at {image_size}×{image_size}, batch {per_rank_batch}: about {_gib(need)} needed "
+                f"(training step {_gib(step or 0)}, images {_gib(held)}), more than {where} {_gib(have)} of memory; "
+                f"expected a smaller --image-size or --batch-size")
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
 
 
 def _progress(console: Console) -> Progress:
@@ -232,8 +406,11 @@ def train(config: TrainConfig, resume: bool | str = False, data: DataSplits | No
           model: nn.Module | None = None, console: Console | None = None) -> dict[str, Any]:
     """Train `config.model` on `config.data` and return the final metrics (also in RUN/metrics.json).
 
-    resume: False; True to continue the run in `config.out` from its newest checkpoint; or the path
-    of one checkpoint folder. `data` and `model` replace the ones the config names (API use).
+    resume: False; True to continue the run in `config.out` (or the newest runs/MODEL-DATA) from its
+    newest checkpoint; or a run folder (its newest checkpoint) or one checkpoint folder of a run — the
+    run is always continued in the folder it was read from (`ResumeError` if `config.out` differs),
+    and `check_resume` refuses changes to what the run is. The run folder is locked (`RunLock`) by
+    rank 0 while it trains. `data` and `model` replace the ones the config names (API use).
     """
     device = resolve_device(config.device)
     was_initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -256,19 +433,64 @@ def train(config: TrainConfig, resume: bool | str = False, data: DataSplits | No
 def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, model: nn.Module | None,
            console: Console | None, device: torch.device, ctx: DistContext) -> dict[str, Any]:
     main = ctx.is_main
-    show = main and not config.quiet
-    console = console or Console()
     if config.batch_size % ctx.world_size:
         raise InvalidArgumentError(f"batch size {config.batch_size} does not split evenly over "
                                    f"{ctx.world_size} processes (it is the global batch)")
+    # rank 0 claims (and locks) the folder and checks a resume; a refusal is raised on every rank
+    claim: dict[str, Any] = {}
+    lock, created, ckpt = None, False, None
+    if main:
+        try:
+            run_dir, ckpt_path, lock, created = claim_run_dir(config, resume)
+            claim["run_dir"] = run_dir
+            if resume:
+                ckpt = load_checkpoint(ckpt_path) if ckpt_path else load_latest_checkpoint(run_dir)
+                saved = read_config_json(run_dir) if (run_dir / CONFIG_FILE).exists() else None
+                claim.update(ckpt=str(ckpt.path), saved=saved, changed=check_resume(config, saved, ckpt))
+        except BaseException as err:
+            if lock is not None:
+                _release(lock, claim["run_dir"], created)
+            if not ctx.enabled or not isinstance(err, CnnAtlasError):
+                raise
+            claim = {"problem": (type(err).__name__, str(err))}
+    claim = broadcast_object(claim, ctx)
+    if "problem" in claim:
+        kinds = {c.__name__: c for c in (RunExistsError, ResumeError, CheckpointError, RunLockedError,
+                                         InvalidArgumentError)}
+        raise kinds.get(claim["problem"][0], RunExistsError)(claim["problem"][1])
+    try:
+        return _train_in(config, resume, data, model, console, device, ctx, claim, ckpt)
+    finally:
+        if lock is not None:
+            _release(lock, claim["run_dir"], created)
+
+
+def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, model: nn.Module | None,
+              console: Console | None, device: torch.device, ctx: DistContext, claim: dict[str, Any],
+              ckpt: Checkpoint | None) -> dict[str, Any]:
+    main = ctx.is_main
+    show = main and not config.quiet
+    console = console or Console()
+    run_dir = claim["run_dir"]
     per_rank_batch = config.batch_size // ctx.world_size
     on_gpu = device.type == "cuda"
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else None
 
     # data: each process reads its own shard of the training set and of the test set
     if data is None:
-        data = load_dataset(config.data, choose_image_size(config), config.augment, dataset_channels(config.data))
+        image_size = choose_image_size(config)
+        if model is None:
+            check_memory(config, image_size, per_rank_batch, device)
+        data = load_dataset(config.data, image_size, config.augment, dataset_channels(config.data))
     info = data.info
+    saved = claim.get("saved")
+    if saved is not None:  # the same data as the run was trained on: classes, channels, size
+        before = saved["data"]
+        for key in ("classes", "in_channels", "image_size"):
+            now = list(info.classes) if key == "classes" else getattr(info, key)
+            if before.get(key) != now:
+                raise ResumeError(f"{config.data} now gives {key} {now!r}; the run {run_dir} was trained with "
+                                  f"{before.get(key)!r} (expected the same data to resume it)")
     sampler = DistributedSampler(data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
                                  seed=config.seed)
     workers = config.workers if config.workers is not None else (4 if on_gpu else 0)
@@ -290,30 +512,38 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
     optimizer = make_optimizer(model, config)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
-    run_dir, problem = None, None
-    if main:  # rank 0 chooses the folder; a refusal is raised on every rank, so none waits forever
-        try:
-            run_dir = resolve_run_dir(config, resume)
-        except RunExistsError as err:
-            problem = str(err)
-    run_dir, problem = broadcast_object((run_dir, problem), ctx)
-    if problem:
-        raise RunExistsError(problem)
     start_epoch, step = 1, 0
     if resume:
-        ckpt = load_latest_checkpoint(run_dir) if resume is True else load_checkpoint(resume)
-        model.load_state_dict(ckpt.weights)
-        optimizer.load_state_dict(ckpt.state["optimizer"])
-        scaler.load_state_dict(ckpt.state["scaler"])
-        set_rng_state(ckpt.state["rng"])
-        start_epoch, step = ckpt.epoch + 1, int(ckpt.meta["step"])
+        if ckpt is None:  # the other ranks load what rank 0 checked
+            ckpt = load_checkpoint(claim["ckpt"])
+        fit_weights(model, ckpt.weights, ckpt.path, f"{config.model} ({info.num_classes} classes, "
+                                                    f"{info.in_channels} channel(s))")
+        try:
+            optimizer.load_state_dict(ckpt.state["optimizer"])
+            scaler.load_state_dict(ckpt.state["scaler"])
+            set_rng_state(ckpt.state["rng"])
+            start_epoch, step = ckpt.epoch + 1, int(ckpt.meta["step"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as err:
+            raise CheckpointError(f"{ckpt.path}: its optimiser or RNG state does not fit this run (expected the "
+                                  f"state of a {config.optimizer} run; {type(err).__name__}: "
+                                  f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         clean_partial_checkpoints(run_dir)
-        write_json_atomic(run_dir / "config.json", {"train": config.to_json(), "data": info.to_json(),
-                                                    "data_origin": data_origin(config.data, data),
-                                                    "world_size": ctx.world_size, "cnnatlas": __version__})
-        _keep_history(run_dir / "metrics.jsonl", start_epoch - 1)
+        record = {"train": {**config.to_json(), "out": str(run_dir)}, "data": info.to_json(),
+                  "data_origin": data_origin(config.data, data),
+                  "world_size": ctx.world_size, "cnnatlas": __version__}
+        discarded = _keep_history(run_dir / HISTORY_FILE, start_epoch - 1)
+        set_aside = _set_aside_later_timeline(run_dir, start_epoch - 1) if resume else []
+        if saved is not None:
+            record["resumes"] = saved.get("resumes", []) if isinstance(saved.get("resumes"), list) else []
+            record["resumes"].append({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                      "checkpoint": str(ckpt.path), "after_epoch": start_epoch - 1,
+                                      "changed": claim.get("changed", {}), "world_size": ctx.world_size,
+                                      "cnnatlas": __version__, "discarded_epochs": discarded,
+                                      "set_aside": set_aside})
+            for key in ("world_size", "cnnatlas"):  # what the run was started with stays on record
+                record[key] = saved.get(key, record[key])
+        write_json_atomic(run_dir / CONFIG_FILE, record)
     net = DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None) if ctx.enabled else model
 
     if show:
@@ -384,7 +614,7 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
                     "train_seconds": train_seconds, "seconds": time.perf_counter() - start,
                     "images_per_s": totals[2] / train_seconds}
             if main:
-                with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+                with open(run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
                     f.write(json.dumps(last) + "\n")
                 save_checkpoint(run_dir, epoch, model.state_dict(),
                                 {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state()},
@@ -402,21 +632,20 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
             progress.stop()
 
     # -- the run's result --
-    history = _read_history(run_dir / "metrics.jsonl") if main else []
+    history = read_history(run_dir / HISTORY_FILE) if main else []
     if not last:  # resumed a finished run: evaluate what is there
         result = evaluate(net, test_loader, info.num_classes, device, ctx)
-        last = {"train_loss": history[-1]["train_loss"] if history else float("nan"),
+        last = {"train_loss": history[-1].get("train_loss", float("nan")) if history else float("nan"),
                 "test_acc": result.acc, "test_top5": result.top5}
-    train_seconds = sum(h["train_seconds"] for h in history)
-    images = sum(h["images_per_s"] * h["train_seconds"] for h in history)
+    train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
+    images = sum(h.get("images_per_s", 0.0) * h.get("train_seconds", 0.0) for h in history)
     metrics = {"model": config.model, "data": info.name, "test_acc": last["test_acc"], "test_top5": last["test_top5"],
                "train_loss": last["train_loss"], "epochs": config.epochs,
-               "seconds": sum(h["seconds"] for h in history),
+               "seconds": sum(h.get("seconds", 0.0) for h in history),
                "images_per_s": images / train_seconds if train_seconds else 0.0,
                "world_size": ctx.world_size, "device": device.type, "run_dir": str(run_dir)}
     if main:
-        save_weights(run_dir / ".model.safetensors.tmp", model.state_dict(), {"format": "cnnatlas-model"})
-        os.replace(run_dir / ".model.safetensors.tmp", run_dir / "model.safetensors")
+        save_final_weights(run_dir, model.state_dict())
         write_json_atomic(run_dir / "metrics.json", metrics)
         if show:
             console.print(f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%}) "
@@ -441,15 +670,31 @@ def _check_finite(value: float, epoch: int, batch: int, run_dir: Path, ctx: Dist
                                     f"saved; {where}")
 
 
-def _read_history(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
+def _set_aside_later_timeline(run_dir: Path, after_epoch: int) -> list[str]:
+    """Before a resume trains: the final weights and metrics.json go (they are those of the last
+    checkpoint, and would outlive a crash of the resumed run as if they were its result), and the
+    checkpoints after `after_epoch` (an earlier checkpoint resumed) move to
+    RUN/superseded/<time>-after-epoch-NNNN/ — kept, but no longer what --resume or eval finds."""
+    from .checkpoint import list_checkpoints
+
+    for name in (FINAL_WEIGHTS + ".sha256", FINAL_WEIGHTS, "metrics.json"):  # the hash first (see save_final_weights)
+        (run_dir / name).unlink(missing_ok=True)
+    later = [p for p in list_checkpoints(run_dir) if int(p.name[6:]) > after_epoch]
+    if not later:
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    aside = run_dir / "superseded" / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-after-epoch-{after_epoch:04d}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for path in later:
+        os.rename(path, aside / path.name)
+    return [str((aside / p.name).relative_to(run_dir)) for p in later]
 
 
-def _keep_history(path: Path, up_to_epoch: int) -> None:
-    """Keep the metrics lines of the epochs a resumed run keeps (drop those of a lost epoch)."""
-    kept = [h for h in _read_history(path) if h["epoch"] <= up_to_epoch]
+def _keep_history(path: Path, up_to_epoch: int) -> list[dict[str, Any]]:
+    """Keep the metrics lines of the epochs a resumed run keeps; return those of the epochs it
+    trains again (an earlier checkpoint resumed), for config.json's record of the resume."""
+    history = read_history(path)
+    kept = [h for h in history if h["epoch"] <= up_to_epoch]
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(json.dumps(h) + "\n" for h in kept), encoding="utf-8")
     os.replace(tmp, path)
+    return [h for h in history if h["epoch"] > up_to_epoch]

@@ -2,12 +2,12 @@
 
 RUN/config.json says what was trained on what, and where that data was (`data_origin`: the dataset's
 name and folder; `TrainedRun.data_spec` finds it again on this machine); the weights come from
-RUN/model.safetensors (the end of training) or, for a run that has not finished, its newest checkpoint.
+RUN/model.safetensors (the end of training, checked against its recorded SHA-256) or, for a run that
+has not finished, its newest checkpoint (checked against its meta.json).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +15,11 @@ import torch
 from torch import nn
 
 from ..data import DataInfo, data_spec_for_eval
-from .checkpoint import CheckpointError, load_checkpoint, load_latest_checkpoint, load_weights
+from ..errors import CnnAtlasError
+from .checkpoint import (FINAL_WEIGHTS, CheckpointError, fit_weights, load_checkpoint, load_final_weights,
+                         load_latest_checkpoint)
 from .config import TrainConfig
+from .folder import read_run_config
 from .loop import build_model
 
 
@@ -43,29 +46,24 @@ class TrainedRun:
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> TrainedRun:
-    """The run's model in eval mode with its final weights (or `checkpoint`'s)."""
+    """The run's model in eval mode with its final weights (or `checkpoint`'s), every file verified:
+    the final weights against RUN/model.safetensors.sha256, a checkpoint against its meta.json."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise CheckpointError(f"{run_dir}: not a training run folder (no config.json; "
-                              f"`cnnatlas train ... --out {run_dir}` makes one)")
-    try:
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
-        config, info = TrainConfig.from_json(saved["train"]), DataInfo.from_json(saved["data"])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{config_path}: corrupted ({err})") from None
+    if run_dir.is_file():
+        raise CheckpointError(f"{run_dir}: a file; expected a training run folder (`cnnatlas train --out DIR`)")
+    config, info, saved = read_run_config(run_dir)
     if checkpoint is not None:
         ckpt = load_checkpoint(checkpoint)
         weights, source = ckpt.weights, ckpt.path
-    elif (run_dir / "model.safetensors").is_file():
-        weights, source = load_weights(run_dir / "model.safetensors"), run_dir / "model.safetensors"
+    elif (run_dir / FINAL_WEIGHTS).is_file():
+        weights, source = load_final_weights(run_dir)
     else:
         ckpt = load_latest_checkpoint(run_dir)
         weights, source = ckpt.weights, ckpt.path
-    model = build_model(config, info)
     try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CheckpointError(f"{source}: weights do not fit {config.model} "
-                              f"({str(err).splitlines()[0]})") from None
+        model = build_model(config, info)
+    except CnnAtlasError as err:
+        raise CheckpointError(f"{run_dir / 'config.json'}: its model cannot be built ({err})") from None
+    fit_weights(model, weights, source, f"{config.model} ({info.num_classes} classes, {info.in_channels} "
+                                        f"channel{'s' if info.in_channels > 1 else ''})")
     return TrainedRun(run_dir, config, info, model.eval(), source, saved.get("data_origin"))

@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..train import CheckpointError
+from ..train import read_history as train_history
 from .common import is_run_dir, new_figure, save_figure, set_title
 
 
@@ -27,14 +28,7 @@ def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
     path = _run_dir(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise CheckpointError(f"{run_dir}: no metrics.jsonl yet (no epoch has finished)")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise CheckpointError(f"{path}:{n}: not a JSON line ({err})") from None
+    rows = train_history(path)  # one line for a damaged file (not UTF-8, not JSON, no epoch)
     if not rows:
         raise CheckpointError(f"{path}: empty (no epoch has finished)")
     return rows
@@ -45,7 +39,7 @@ def run_title(run_dir: str | Path) -> str:
     try:
         saved = json.loads((_run_dir(run_dir) / "config.json").read_text(encoding="utf-8"))
         return f"{saved['train']['model']} on {saved['data']['name']}"
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
         return Path(run_dir).name
 
 

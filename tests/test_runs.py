@@ -1,0 +1,353 @@
+"""The run folder: nothing lost, nothing silently wrong. One writer at a time (the lock), a resume
+writes only where it read and cannot change what the run is, the final weights are hash-checked on
+every load, and every damaged file or impossible setting is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnatlas import create_model
+from cnnatlas.cli import main
+from cnnatlas.train import (CheckpointError, ResumeError, RunLock, RunLockedError, default_config, fit_weights,
+                            list_checkpoints, load_run, read_history, resolve_resume, save_checkpoint, train)
+from cnnatlas.train.checkpoint import load_final_weights, sha256
+
+TRAIN = ["train", "lenet5", "--batch-size", "128", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    """LeNet-5 on the digits, 2 epochs, through the command line (copied by each test that changes it)."""
+    out = tmp_path_factory.mktemp("base") / "run"
+    assert main([*TRAIN, "--epochs", "2", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def run(base_run, tmp_path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(base_run, copy)
+    return copy
+
+
+def _files(run: Path) -> dict[str, bytes]:
+    """Every file of a run folder (the lock file aside), by relative path."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and p.name != "train.lock"}
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err  # one line, no traceback
+    assert err.startswith("cnnatlas: error: "), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+# -- the lock -------------------------------------------------------------------------------------
+
+
+def _hold_lock_in_another_process(run: Path) -> subprocess.Popen:
+    """A plain Python process (no cnnatlas) that takes RUN/train.lock as RunLock does and waits."""
+    code = ("import fcntl, json, os, sys, time\n"
+            f"f = open({str(run / 'train.lock')!r}, 'a+b')\n"
+            "fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "f.truncate(0); f.write(json.dumps({'pid': os.getpid(), 'host': 'h', 'since': 's'}).encode()); f.flush()\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_run_folder_has_one_writer_and_a_dead_holder_does_not_block_it(run, capsys):
+    before = _files(run)
+    holder = _hold_lock_in_another_process(run)
+    try:
+        assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "3"]) == 2
+        _one_line_error(capsys, f"in use by process {holder.pid}", str(run))
+        assert main([*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0002"), "--epochs", "3"]) == 2
+        _one_line_error(capsys, f"process {holder.pid}")
+        assert _files(run) == before  # nothing written meanwhile
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # the holder died without releasing: its lock is stale and simply taken over
+    assert json.loads((run / "train.lock").read_text())["pid"] == holder.pid
+    assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "3"]) == 0
+    assert [h["epoch"] for h in read_history(run / "metrics.jsonl")] == [1, 2, 3]
+    assert (run / "train.lock").read_text() == ""  # released: no holder named
+    with RunLock(run):  # and free again
+        pass
+
+
+def test_the_lock_in_the_library_is_released_on_every_exit(run, tmp_path):
+    from cnnatlas.train import MemoryEstimateError
+
+    with RunLock(run), pytest.raises(RunLockedError, match=f"in use by process {os.getpid()}"):
+        train(default_config("lenet5", epochs=3, quiet=True, out=str(run)), resume=True)
+    with pytest.raises(ResumeError, match="expected --epochs ≥ 2"):
+        train(default_config("lenet5", epochs=1, quiet=True, out=str(run)), resume=True)
+    with RunLock(run):  # released after the refusal
+        pass
+    new = tmp_path / "new"
+    with pytest.raises(MemoryEstimateError, match="GiB"):
+        train(default_config("lenet5", image_size=100_000, quiet=True, out=str(new)))
+    assert not new.exists()  # the folder it made for nothing is gone, lock file and all
+
+
+def test_a_new_run_never_enters_a_folder_that_holds_one(run, tmp_path):
+    from cnnatlas.train import RunExistsError
+
+    before = _files(run)
+    with pytest.raises(RunExistsError, match="already holds a run"):
+        train(default_config("lenet5", epochs=1, quiet=True, out=str(run)))
+    assert _files(run) == before
+    with RunLock(run):
+        pass  # the refusal gave the lock back
+
+
+# -- resume writes where it read, and keeps what the run is ---------------------------------------------
+
+
+def test_resume_continues_the_run_it_read_and_nowhere_else(run, tmp_path, monkeypatch, capsys):
+    decoy_root = tmp_path / "cwd"
+    decoy = decoy_root / "runs" / "lenet5-digits"
+    shutil.copytree(run, decoy)
+    monkeypatch.chdir(decoy_root)
+    decoy_files = _files(decoy)
+
+    # a checkpoint folder, without --out: continued in ITS run, not in runs/lenet5-digits
+    assert main([*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0002"), "--epochs", "3"]) == 0
+    assert [h["epoch"] for h in read_history(run / "metrics.jsonl")] == [1, 2, 3]
+    assert _files(decoy) == decoy_files
+    # a run folder given to --resume: the same
+    assert main([*TRAIN, "--resume", str(run), "--epochs", "4"]) == 0
+    assert [h["epoch"] for h in read_history(run / "metrics.jsonl")] == [1, 2, 3, 4]
+    assert _files(decoy) == decoy_files
+    # a checkpoint of one run with --out another: refused, nothing written
+    run_files = _files(run)
+    assert main([*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0004"), "--out", str(decoy),
+                 "--epochs", "5"]) == 2
+    _one_line_error(capsys, "belongs to the run", "not --out")
+    assert _files(decoy) == decoy_files and _files(run) == run_files
+    # the library refuses the same
+    with pytest.raises(ResumeError, match="belongs to the run"):
+        train(default_config("lenet5", epochs=5, quiet=True, out=str(decoy)),
+              resume=run / "checkpoints" / "epoch-0004")
+    assert resolve_resume(run / "checkpoints" / "epoch-0004") == (run, run / "checkpoints" / "epoch-0004")
+    assert resolve_resume(run) == (run, None)
+
+
+@pytest.mark.parametrize(("flags", "needle"), [
+    (["--model-arg", "style=modern"], "model_kwargs"),
+    (["--image-size", "28"], "image_size 32 → 28"),
+    (["--optimizer", "adamw"], "optimizer 'sgd' → 'adamw'"),
+    (["--batch-size", "64"], "batch_size 128 → 64"),
+    (["--seed", "1"], "seed 0 → 1"),
+    (["--augment", "none"], "augment"),
+    (["--epochs", "1"], "expected --epochs ≥ 2"),
+])
+def test_resume_refuses_what_would_change_the_run(run, capsys, flags, needle):
+    before = _files(run)
+    args = [*TRAIN, "--out", str(run), "--resume", "--epochs", "3", *flags]
+    assert main(args) == 2
+    _one_line_error(capsys, needle)
+    assert _files(run) == before
+
+
+def test_resume_records_what_it_changes(run, capsys):
+    assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "3", "--lr", "0.01"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["epochs"] == 3 and saved["train"]["lr"] == 0.01
+    [record] = saved["resumes"]
+    assert record["after_epoch"] == 2 and record["checkpoint"].endswith("epoch-0002")
+    assert record["changed"]["epochs"] == [2, 3] and record["changed"]["lr"][1] == 0.01
+    assert record["discarded_epochs"] == []
+    # an earlier checkpoint resumed: the epochs trained again keep their first metrics in the record
+    assert main([*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0002"), "--epochs", "3"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert len(saved["resumes"]) == 2 and [h["epoch"] for h in saved["resumes"][1]["discarded_epochs"]] == [3]
+    assert [h["epoch"] for h in read_history(run / "metrics.jsonl")] == [1, 2, 3]
+    # and the checkpoint of the epoch trained again is kept aside, out of --resume's and eval's way
+    [aside] = saved["resumes"][1]["set_aside"]
+    assert aside.startswith("superseded/") and aside.endswith("-after-epoch-0002/epoch-0003")
+    assert (run / aside / "meta.json").is_file() and load_run(run).weights_from == run / "model.safetensors"
+    assert [p.name for p in list_checkpoints(run)] == ["epoch-0002", "epoch-0003"]
+
+
+def test_a_resume_that_fails_leaves_no_stale_final_weights(run, capsys):
+    assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "3", "--lr", "1e12"]) == 1  # diverges
+    assert "training stopped" in capsys.readouterr().out
+    assert not (run / "model.safetensors").exists() and not (run / "metrics.json").exists()
+    assert load_run(run).weights_from == run / "checkpoints" / "epoch-0002"  # the last good weights
+    assert json.loads((run / "config.json").read_text())["resumes"][0]["changed"]["lr"][1] == 1e12
+
+
+def test_a_checkpoint_of_another_class_count_is_one_line(run, capsys):
+    weights = create_model("lenet5", num_classes=3, in_channels=1).state_dict()
+    other = save_checkpoint(run.parent / "other", 1, weights, {"optimizer": {}, "scaler": {}, "rng": {}},
+                            {"step": 1, "model": "lenet5"})
+    assert main(["eval", str(run), "--checkpoint", str(other)]) == 2
+    err = _one_line_error(capsys, "weights do not fit lenet5 (10 classes", "is 10×84 in", "but 3×84 in the file")
+    assert "Error(s) in loading" not in err
+    # the same weights placed inside the run as its newest checkpoint: resume refuses them
+    shutil.copytree(other, run / "checkpoints" / "epoch-0003")
+    assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "4"]) == 2
+    _one_line_error(capsys, "epoch-0003: weights do not fit lenet5")
+    with pytest.raises(CheckpointError, match="and 1 more differences"):
+        fit_weights(create_model("lenet5"), weights, "w.safetensors", "lenet5")
+    assert main(["export", "lenet5", "--weights", str(other / "model.safetensors"),
+                 "--onnx", str(run.parent / "x.onnx")]) == 2
+    _one_line_error(capsys, "weights do not fit lenet5", "3×84 in the file")
+
+
+# -- the final weights are hash-checked on every load --------------------------------------------------
+
+
+def test_final_weights_carry_their_sha256_and_damage_is_caught_everywhere(run, tmp_path, capsys):
+    weights = run / "model.safetensors"
+    recorded = (run / "model.safetensors.sha256").read_text().split()
+    assert recorded == [sha256(weights), "model.safetensors"]  # the format `sha256sum -c` reads
+    image = tmp_path / "digit.png"
+    from torchvision.utils import save_image
+
+    save_image(torch.rand(1, 8, 8), image)
+    onnx = tmp_path / "m.onnx"
+    data = bytearray(weights.read_bytes())
+    data[20_000:60_000] = os.urandom(40_000)  # 40 KB overwritten inside the file
+    weights.write_bytes(bytes(data))
+    for args in (["eval", str(run)], ["predict", str(run), str(image)],
+                 ["export", "lenet5", "--weights", str(run), "--onnx", str(onnx)],
+                 ["export", "lenet5", "--weights", str(weights), "--onnx", str(onnx)]):
+        assert main(args) == 2, args
+        _one_line_error(capsys, "model.safetensors: corrupted — its SHA-256 differs")
+    assert not onnx.exists()
+    with pytest.raises(CheckpointError, match="SHA-256 differs"):
+        load_run(run)
+    (run / "model.safetensors.sha256").unlink()
+    with pytest.raises(CheckpointError, match="no SHA-256 recorded"):
+        load_final_weights(run)
+    assert main(["eval", str(run), "--checkpoint", str(run / "checkpoints" / "epoch-0002"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_acc"] > 0.3  # the checkpoints still serve
+
+
+# -- damaged files and impossible settings: one line, exit 2 ---------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"{not json", b'{"train": 1, "data": {}}', b"[]",
+                                     b'{"train": {"model": "lenet5", "epochs": "many"}, "data": {}}'])
+def test_a_damaged_config_json_is_one_line_in_train_eval_predict(run, tmp_path, capsys, content):
+    (run / "config.json").write_bytes(content)
+    image = tmp_path / "x.png"
+    from torchvision.utils import save_image
+
+    save_image(torch.rand(1, 8, 8), image)
+    for args in (["eval", str(run)], ["predict", str(run), str(image)],
+                 [*TRAIN, "--out", str(run), "--resume", "--epochs", "3"],
+                 [*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0002"), "--epochs", "3"]):
+        assert main(args) == 2, args
+        _one_line_error(capsys, "config.json: corrupted")
+    assert (run / "config.json").read_bytes() == content  # nothing overwritten
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe", b'{"epoch": 1}\n{oops\n', b'{"epoch": 1}\n{"loss": 2}\n', b"[1]\n"])
+def test_a_damaged_metrics_jsonl_is_one_line(run, capsys, content):
+    (run / "metrics.jsonl").write_bytes(content)
+    assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "3"]) == 2
+    _one_line_error(capsys, "metrics.jsonl")
+    assert (run / "metrics.jsonl").read_bytes() == content
+
+
+def test_a_damaged_checkpoint_record_is_one_line(run, capsys):
+    meta = run / "checkpoints" / "epoch-0002" / "meta.json"
+    record = json.loads(meta.read_text())
+    for bad, needle in (({**record, "epoch": "two"}, "corrupted (expected the epoch, a whole number"),
+                        ({k: v for k, v in record.items() if k != "sha256"}, "corrupted"),
+                        ([record], "not a cnnatlas checkpoint")):
+        meta.write_text(json.dumps(bad))
+        assert main([*TRAIN, "--resume", str(meta.parent), "--epochs", "3"]) == 2
+        _one_line_error(capsys, f"meta.json: {needle}")
+    del record["step"]
+    meta.write_text(json.dumps(record))
+    assert main([*TRAIN, "--resume", str(meta.parent), "--epochs", "3"]) == 2
+    _one_line_error(capsys, "epoch-0002: its optimiser or RNG state does not fit this run")
+
+
+def test_bad_settings_are_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where runs/MODEL-DATA would go
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    cases = [
+        (["--lr", "inf"], "lr must be a finite number"),
+        (["--lr", "nan"], "lr must be a finite number"),
+        (["--weight-decay", "inf"], "weight_decay must be a finite number"),
+        (["--data", ""], "data must name a dataset"),
+        (["--out", ""], "out must name a folder"),
+        (["--model-arg", "num_classes=abc"], "num_classes='abc' is not accepted: the data sets it"),
+        (["--model-arg", "in_channels=3"], "in_channels=3 is not accepted"),
+        (["--model-arg", "style=1"], "style"),
+        (["--out", str(file)], "a file; expected a folder"),
+        (["--out", str(file / "run")], "cannot create the run folder"),
+        (["--image-size", "100000"], "GiB"),
+        (["--resume", str(tmp_path / "nowhere")], "no such folder"),
+        (["--resume", str(tmp_path)], "not a run folder"),
+    ]
+    for flags, needle in cases:
+        assert main([*TRAIN, "--epochs", "1", *flags]) == 2, flags
+        err = _one_line_error(capsys, needle)
+        if flags[0] == "--image-size":
+            assert "100000×100000" in err and "expected a smaller --image-size" in err
+    assert not Path("runs").exists() or not any(Path("runs").iterdir())  # no folder left by a refusal
+
+
+def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp_path, capsys):
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    def png(side: int) -> Path:  # a header that claims side×side grey pixels, and almost no data
+        path = tmp_path / f"{side}.png"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                         + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+        return path
+
+    assert main(["predict", str(base_run), str(png(20000))]) == 2  # PIL itself refuses to open it
+    _one_line_error(capsys, "too large to read", "400000000 pixels", "expected a smaller image")
+    assert main(["predict", str(base_run), str(png(10000))]) == 2  # PIL would decode 100 MB: refused first
+    _one_line_error(capsys, "10000×10000 pixels", "expected a smaller image")
+    assert main(["predict", str(base_run), str(tmp_path)]) == 2
+    _one_line_error(capsys, "a folder; expected an image file")
+
+
+@pytest.mark.slow
+def test_two_trainers_on_one_folder_the_second_is_refused(tmp_path, capsys):
+    """A real `cnnatlas train --out X` in another process; a second one and a --resume meanwhile are
+    refused naming its pid, and its history is its own."""
+    import time
+
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "cnnatlas", *TRAIN, "--epochs", "4", "--out", str(out)], env=env)
+    deadline = time.time() + 300
+    while not (out / "train.lock").is_file() or str(first.pid) not in (out / "train.lock").read_text():
+        assert first.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    assert main([*TRAIN, "--epochs", "4", "--out", str(out)]) == 2
+    _one_line_error(capsys, f"in use by process {first.pid}")
+    assert main([*TRAIN, "--epochs", "4", "--out", str(out), "--resume"]) == 2
+    _one_line_error(capsys, f"in use by process {first.pid}")
+    assert first.wait(timeout=600) == 0
+    assert [h["epoch"] for h in read_history(out / "metrics.jsonl")] == [1, 2, 3, 4]
