@@ -177,6 +177,9 @@ def test_rules_on_known_lines():
     resume = plan("cnnatlas train lenet5 --out runs/a --resume")
     assert resume.before == [["train", "lenet5", "--out", "runs/a", "--epochs", "1"]]
     assert resume.argv[-2:] == ["--epochs", "2"]
+    evaluate = [k for k, p in PLANS.items() if p.argv[:2] == ["eval", "runs/a"]]
+    if evaluate:  # today's README: `cnnatlas eval runs/a` follows the run that writes runs/a
+        assert [PLANS[k].argv[:2] for k in _needs(*evaluate[0])] == [["train", "lenet5"]]
 
 
 # -- `cnnatlas.X` names ----------------------------------------------------------------------------
@@ -283,8 +286,9 @@ def _make_image(path: Path) -> None:
 
 
 class _Folders:
-    """One empty folder per ```sh block, its lines run in order in it (a line that needs an earlier
-    one's run folder finds it, even when selected alone)."""
+    """One empty folder per ```sh block, its lines run in order in it; a line that reads what an
+    earlier one writes (`cnnatlas eval runs/a` after `… --out runs/a`) runs that one first if it has
+    not run yet (selected alone, or on another pytest worker)."""
 
     def __init__(self, factory):
         self.factory, self.folders, self.done = factory, {}, {}
@@ -300,6 +304,16 @@ def folders(tmp_path_factory):
     return _Folders(tmp_path_factory)
 
 
+def _outputs(argv: list[str]) -> set[str]:
+    return {argv[i + 1].rstrip("/") for i, a in enumerate(argv[:-1]) if a in OUTPUT_FLAGS}
+
+
+def _needs(block: int, lineno: int) -> list[tuple[int, int]]:
+    """The earlier lines of the block that write a path (their --out …) this line names."""
+    args = {a.rstrip("/") for a in PLANS[block, lineno].argv}
+    return [k for k in PLANS if k[0] == block and k[1] < lineno and _outputs(PLANS[k].argv) & args]
+
+
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cnnatlas", *argv], cwd=cwd, env=_env(cwd),
                           capture_output=True, text=True, timeout=600)
@@ -311,8 +325,8 @@ def _run_line(block: int, lineno: int, folders: _Folders) -> subprocess.Complete
         return None
     if (block, lineno) in folders.done:
         return folders.done[block, lineno]
-    for earlier in [k for k in PLANS if k[0] == block and k[1] < lineno]:
-        _run_line(*earlier, folders)  # the lines above it in its block, as a reader runs them
+    for earlier in _needs(block, lineno):
+        _run_line(*earlier, folders)  # the lines above it that write what it reads, as a reader runs them
     fill = {"fashion_subset": str(_fashion_subset(cwd / "fashion-subset"))} if "{fashion_subset}" in p.argv else {}
     argv = [a.format(**fill) if a == "{fashion_subset}" else a for a in p.argv]
     for i, arg in enumerate(argv):
