@@ -38,7 +38,8 @@ SKIP_PREFIXES = {
             "the tests run in the environment it made",
     "torchrun": "several processes, or several machines (HOST, R): tests/test_train.py runs two processes "
                 "under torchrun on one machine",
-    "python": "a benchmark, minutes to hours by design; its measured output is in benchmarks/RESULTS-*.md",
+    "python benchmarks/": "a benchmark, minutes to hours by design; its measured output is in "
+                          "benchmarks/RESULTS-*.md",
     "pip": "installs packages from an index; tests/test_wheel.py builds the wheel and installs it instead",
 }
 # A reader fills these in: an upper-case word (PATTERN, NAME, DIR, HOST, R, FILE …) …
@@ -50,8 +51,10 @@ LONG_SKIPS = [
     (r"^cnnatlas tour$", "the whole tour runs every section, the training included (minutes); "
                          "test_cli.py and test_wheel.py run `cnnatlas tour --section models`"),
 ]
-# Input files a line names and the reader is expected to have: made here from the embedded digits.
+# Input files (and frame folders) a line names and the reader is expected to have: made here from the
+# embedded digits.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+INPUT_FOLDER_COMMANDS, FRAMES = ("predict",), 16  # `predict MODEL clip/`: a folder of frames, made as digits
 OUTPUT_FLAGS = ("--out", "--onnx", "--torchscript", "--json-out")
 FASHION_MNIST_DIR = Path(os.environ.get("CNNATLAS_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
 FASHION_SUBSET = (1024, 256)  # train / test images of the reduced Fashion-MNIST
@@ -98,7 +101,7 @@ class Plan:
     argv: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
     skip: str | None = None
-    before: list[list[str]] = field(default_factory=list)
+    resume: tuple[list[str], str | None, int] | None = None  # (the line without --resume, run folder, epochs)
 
 
 def _set_flag(argv: list[str], flag: str, value: str) -> list[str]:
@@ -135,14 +138,22 @@ def plan(line: str) -> Plan:
             argv = _set_flag(argv, "--data", "{fashion_subset}")
             p.changes.append(f"--data fashion-mnist → the first {FASHION_SUBSET[0]}/{FASHION_SUBSET[1]} "
                              "Fashion-MNIST images as a folder of IDX files (60,000 images an epoch otherwise)")
-        argv = _set_flag(argv, "--epochs", "1")
-        p.changes.append("--epochs 1 (full training takes from half a minute to hours; one epoch runs the same code)")
         if "--resume" in argv:
-            first = [a for a in argv if a != "--resume"]
-            p.before.append(first)
-            argv = _set_flag(argv, "--epochs", "2")
-            p.changes.append("the run to resume is first trained for 1 epoch (the same line without --resume), "
-                             "then resumed to --epochs 2")
+            i = argv.index("--resume")
+            value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else None
+            base = argv[:i] + argv[i + 1 + (value is not None):]
+            base = [a for j, a in enumerate(base) if a != "--epochs" and (j == 0 or base[j - 1] != "--epochs")]
+            m = re.fullmatch(r"(.+)/checkpoints/epoch-(\d+)/?", value or "")
+            run = m.group(1) if m else value or (base[base.index("--out") + 1] if "--out" in base else None)
+            epochs = int(m.group(2)) if m else 1
+            p.resume = (base, run, epochs)
+            argv = _set_flag(argv, "--epochs", str(epochs + 1))
+            p.changes.append(f"the run to resume is first brought to {epochs} epoch(s) (the line without --resume, "
+                             f"or resumed to that many), then resumed to --epochs {epochs + 1}")
+        else:
+            argv = _set_flag(argv, "--epochs", "1")
+            p.changes.append("--epochs 1 (full training takes from half a minute to hours; one epoch runs the same "
+                             "code)")
     elif command == "bench":
         argv = _set_flag(_set_flag(_set_flag(argv, "--batch", "1"), "--repeats", "1"), "--warmup", "0")
         p.changes.append("--batch 1 --repeats 1 --warmup 0 (a benchmark's rounds take minutes; one round times "
@@ -175,8 +186,11 @@ def test_rules_on_known_lines():
     assert plan("torchrun --nproc-per-node 2 -m cnnatlas train lenet5").skip.startswith("not a cnnatlas command")
     assert plan("cnnatlas bench m --device auto|cpu|cuda").skip.startswith("has a placeholder")
     resume = plan("cnnatlas train lenet5 --out runs/a --resume")
-    assert resume.before == [["train", "lenet5", "--out", "runs/a", "--epochs", "1"]]
+    assert resume.resume == (["train", "lenet5", "--out", "runs/a"], "runs/a", 1)
     assert resume.argv[-2:] == ["--epochs", "2"]
+    checkpoint = plan("cnnatlas train lenet5 --resume runs/a/checkpoints/epoch-0005 --epochs 30")
+    assert checkpoint.resume == (["train", "lenet5"], "runs/a", 5)
+    assert checkpoint.argv == ["train", "lenet5", "--resume", "runs/a/checkpoints/epoch-0005", "--epochs", "6"]
     evaluate = [k for k, p in PLANS.items() if p.argv[:2] == ["eval", "runs/a"]]
     if evaluate:  # today's README: `cnnatlas eval runs/a` follows the run that writes runs/a
         assert [PLANS[k].argv[:2] for k in _needs(*evaluate[0])] == [["train", "lenet5"]]
@@ -201,6 +215,9 @@ def test_readme_names_are_exported(name, called):
         assert callable(getattr(cnnatlas, name, None)), f"cnnatlas.{name} is not a callable export of cnnatlas"
     elif not hasattr(cnnatlas, name):
         importlib.import_module(f"cnnatlas.{name}")
+
+
+PYTHON_PRELUDE = "import torch\nimport cnnatlas\n"
 
 
 # What a download that the tests' closed mirror refused looks like (cnnatlas.download's offline message).
@@ -231,8 +248,9 @@ def _env(tmp: Path) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("lineno,code", fenced("python"), ids=lambda v: f"line{v}" if isinstance(v, int) else "")
 def test_python_block_runs(lineno, code, tmp_path):
-    """Each ```python block runs as written, as a script of its own, in an empty folder."""
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_env(tmp_path),
+    """Each ```python block runs as written, as a script of its own in an empty folder, after the
+    imports the README's first example makes (a later block continues it)."""
+    done = subprocess.run([sys.executable, "-c", PYTHON_PRELUDE + code], cwd=tmp_path, env=_env(tmp_path),
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0 and _needs_download(done.stderr):
         pytest.skip(f"the block at README line {lineno}: {NO_NETWORK}")
@@ -320,9 +338,22 @@ def _outputs(argv: list[str]) -> set[str]:
 
 
 def _needs(block: int, lineno: int) -> list[tuple[int, int]]:
-    """The earlier lines of the block that write a path (their --out …) this line names."""
-    args = {a.rstrip("/") for a in PLANS[block, lineno].argv}
-    return [k for k in PLANS if k[0] == block and k[1] < lineno and _outputs(PLANS[k].argv) & args]
+    """The earlier lines of the block that write a path (their --out …) this line names, or a path inside it."""
+    args = [a.rstrip("/") for a in PLANS[block, lineno].argv]
+    return [k for k in PLANS if k[0] == block and k[1] < lineno
+            and any(a == out or a.startswith(out + "/") for out in _outputs(PLANS[k].argv) for a in args)]
+
+
+def _prepare_resume(base: list[str], run: str | None, epochs: int, cwd: Path, fill: dict, lineno: int) -> None:
+    """Make the state a `--resume` line continues from: RUN trained to `epochs` epochs (trained anew,
+    or resumed when an earlier line left it with fewer), unless that checkpoint is already there."""
+    if run is not None and (cwd / run / "checkpoints" / f"epoch-{epochs:04d}").is_dir():
+        return
+    argv = [a.format(**fill) if a == "{fashion_subset}" else a for a in base]
+    if run is not None:
+        argv = _set_flag(argv, "--out", run) + (["--resume"] if (cwd / run).is_dir() else [])
+    done = _run(argv + ["--epochs", str(epochs)], cwd)
+    assert done.returncode == 0, f"before README line {lineno}: cnnatlas {shlex.join(argv)}\n{done.stderr[-3000:]}"
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -340,13 +371,18 @@ def _run_line(block: int, lineno: int, folders: _Folders) -> subprocess.Complete
         _run_line(*earlier, folders)  # the lines above it that write what it reads, as a reader runs them
     fill = {"fashion_subset": str(_fashion_subset(cwd / "fashion-subset"))} if "{fashion_subset}" in p.argv else {}
     argv = [a.format(**fill) if a == "{fashion_subset}" else a for a in p.argv]
+    command = argv[0] if argv else ""
     for i, arg in enumerate(argv):
         is_output = i > 0 and argv[i - 1] in OUTPUT_FLAGS
-        if arg.lower().endswith(IMAGE_SUFFIXES) and not is_output and not (cwd / arg).exists():
+        if is_output or (cwd / arg).exists():
+            continue
+        if arg.lower().endswith(IMAGE_SUFFIXES):
             _make_image(cwd / arg)
-    for earlier in p.before:
-        first = _run([a.format(**fill) if a == "{fashion_subset}" else a for a in earlier], cwd)
-        assert first.returncode == 0, f"before README line {lineno}: {earlier}\n{first.stderr[-3000:]}"
+        elif arg.endswith("/") and command in INPUT_FOLDER_COMMANDS:
+            for frame in range(FRAMES):  # a folder of frames, as a video model reads them
+                _make_image(cwd / arg / f"frame-{frame:03d}.png")
+    if p.resume:
+        _prepare_resume(*p.resume, cwd, fill, lineno)
     folders.done[block, lineno] = _run(argv, cwd)
     return folders.done[block, lineno]
 
