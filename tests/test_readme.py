@@ -95,7 +95,7 @@ def sh_lines() -> list[tuple[int, int, str]]:
 @dataclass
 class Plan:
     """How one README line runs here: the argv after `cnnatlas`, the changes made to the line as
-    written (each stated), a reason when it does not run, and runs needed before it."""
+    written (each stated), a reason when it does not run, and for `--resume` the run to make first."""
 
     line: str
     argv: list[str] = field(default_factory=list)
