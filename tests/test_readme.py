@@ -240,7 +240,8 @@ def _env(tmp: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env["CNNATLAS_DATA"] = str(tmp / ".data")
     env["CNNATLAS_MIRROR"] = "http://127.0.0.1:9/mirror"
-    env["TORCH_HOME"] = str(tmp / ".torch")
+    env["TORCH_HOME"] = str(tmp / ".torch")  # no weights cached on this machine are used either
+    env["HF_HOME"] = str(tmp / ".hf")
     env["MPLBACKEND"] = "Agg"
     return env
 
