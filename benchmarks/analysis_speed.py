@@ -19,7 +19,7 @@ the element counts of the operators we count apart (bias additions, normalisatio
 pooling, element-wise sums and products): "= BN + act" means the peer's extra MACs are exactly one per
 batch-norm element plus one per activation element.
 
-    pip install fvcore ptflops thop torchinfo torchscan      # the peers (cnnatlas's `bench` extra)
+    pip install 'cnnatlas[bench]'                             # the peers: fvcore ptflops thop torchinfo torchscan
     python benchmarks/analysis_speed.py                       # all four cases, a few minutes on 2 cores
     python benchmarks/analysis_speed.py --cases resnet50 --markdown RESULTS.md
 """
@@ -259,6 +259,10 @@ def run(case: str, repeat: int, peer_repeat: int) -> dict:
                 full_times.append(_timed(default)[0])
                 t, (pm, pp) = _timed(lambda: fn(target, shape))
                 peer_times.append(t)
+        except ImportError as err:  # a peer that is not installed
+            rows[name] = (name, None, None, None, f"{err.name or err} is not installed: pip install 'cnnatlas[bench]'",
+                          None, None)
+            continue
         except Exception as err:  # noqa: BLE001 — a peer that cannot run this model
             rows[name] = (name, None, None, None, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}", None, None)
             continue

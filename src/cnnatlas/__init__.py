@@ -2,7 +2,8 @@
 claims of the textbook measured."""
 
 from .analysis import Report, analyze, effective_receptive_field
-from .errors import CnnAtlasError, InputShapeError, InvalidArgumentError, UnknownModelError, WeightsError
+from .errors import (CnnAtlasError, InputShapeError, InvalidArgumentError, MissingDependencyError, UnknownModelError,
+                     WeightsError)
 from .inflate import inflate
 from .models.efficientnet import compound_scale
 from .registry import create_model, get_entry, list_models, model_info, register_model
@@ -14,6 +15,7 @@ __all__ = [
     "CnnAtlasError",
     "InputShapeError",
     "InvalidArgumentError",
+    "MissingDependencyError",
     "Report",
     "UnknownModelError",
     "WeightsError",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Iterable
+from types import ModuleType
 
 
 class CnnAtlasError(Exception):
@@ -27,6 +29,22 @@ class InputShapeError(CnnAtlasError, ValueError):
 
 class WeightsError(CnnAtlasError, ValueError):
     """A state dict that does not fit the model it is loaded into."""
+
+
+class MissingDependencyError(CnnAtlasError, ImportError):
+    """An optional package that a feature needs and that is not installed."""
+
+
+def require(module: str, extra: str, feature: str) -> ModuleType:
+    """Import the optional `module`, or raise `MissingDependencyError` in one line naming what is missing
+    and the pip command that installs it (the extra of cnnatlas's pyproject.toml that lists it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        missing = (getattr(err, "name", None) or module).split(".")[0]
+        why = "which is not installed" if missing == module.split(".")[0] else f"which failed to import ({err})"
+        raise MissingDependencyError(f"{feature} needs the {module} package, {why}: "
+                                     f"pip install 'cnnatlas[{extra}]'") from None
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import CnnAtlasError
+from .errors import CnnAtlasError, require
 
 
 class ExportError(CnnAtlasError, RuntimeError):
@@ -18,6 +18,7 @@ class ExportError(CnnAtlasError, RuntimeError):
 
 def export_onnx(model: nn.Module, path: str | Path, example_input: torch.Tensor, *, opset: int = 17) -> Path:
     """Write `model` (eval mode) as ONNX with a dynamic batch axis; input "input", output "logits"."""
+    require("onnx", "export", "ONNX export")  # torch.onnx writes the file with it
     path = Path(path)
     model = model.eval()
     kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=opset,

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analysis import Report, analyze
-from ..errors import CnnAtlasError, InvalidArgumentError, UnknownModelError, did_you_mean
+from ..errors import CnnAtlasError, InvalidArgumentError, UnknownModelError, did_you_mean, require
 
 _VIDEO_TV = {"r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t", "swin3d_s", "swin3d_b"}
 
@@ -88,10 +88,7 @@ def _torchvision(name: str, meta: bool) -> LoadedModel:
 
 
 def _timm(name: str, meta: bool) -> LoadedModel:
-    try:
-        import timm
-    except ImportError as err:
-        raise InvalidArgumentError("timm:NAME needs the timm package (pip install timm)") from err
+    timm = require("timm", "timm", "timm:NAME")
     if name not in timm.list_models():
         raise UnknownModelError(f"timm has no model {name!r}.{did_you_mean(name, timm.list_models())}")
     model = _build(lambda: timm.create_model(name, pretrained=False), f"timm:{name}", meta)
