@@ -124,8 +124,8 @@ def read_clip(path: str | Path) -> torch.Tensor:
     try:
         video = _decode_video(path)
     except ImportError:
-        raise DatasetError(f"{path}: reading a video file needs torchcodec (pip install torchcodec), or a torchvision "
-                           "with io.read_video and PyAV; or give a folder of its frames") from None
+        raise DatasetError(f"{path}: reading a video file needs torchcodec (pip install 'cnnatlas[video]'), or a "
+                           "torchvision with io.read_video and PyAV; or give a folder of its frames") from None
     except Exception as err:  # noqa: BLE001 — a file the decoder cannot read
         raise DatasetError(f"{path}: cannot be read as a video ({type(err).__name__}: {err})") from None
     if video.shape[0] == 0:
