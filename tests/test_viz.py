@@ -115,6 +115,18 @@ def test_erf_heat_map_against_the_analytic_square(tmp_path):
     profile = next(ax for ax in fig.axes if ax.get_title() == "horizontal profile")
     grad = heat.images[0].get_array()
     assert grad.shape == (32, 32) and float(np.sum(grad)) == pytest.approx(1.0, rel=1e-4)
+    # what it draws: mean over the 2 Gaussian inputs (torch.Generator seeded 0) of |∂(Σ_c y_c)/∂x| at the
+    # centre unit of the last feature map, summed over input channels, normalised to sum 1 — done here
+    layer = analyze(model, (1, 3, 32, 32)).receptive_field_layer
+    x = torch.randn((2, 3, 32, 32), generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    seen = []
+    handle = dict(model.named_modules())[layer].register_forward_hook(lambda m, a, out: seen.append(out))
+    model.eval()(x)
+    handle.remove()
+    y = seen[0]
+    (dx,) = torch.autograd.grad(y[:, :, y.shape[2] // 2, y.shape[3] // 2].sum(), x)
+    expected = dx.abs().sum(1).mean(0)
+    np.testing.assert_allclose(np.asarray(grad), (expected / expected.sum()).numpy(), rtol=1e-4, atol=1e-8)
     legend = " ".join(t.get_text() for t in heat.get_legend().get_texts())
     assert "analytic field 81×81" in legend and "of the mass" in legend  # resnet20's field: 81 (analyser)
     assert heat.get_xlabel() == "input x (pixels)" and profile.get_ylabel() == "relative gradient"
@@ -134,6 +146,26 @@ def test_feature_maps_of_a_photograph(tmp_path):
     assert sum(ax.get_title().startswith("channel") for ax in fig.axes) == 4 * len(stages)
     first_map = fig.axes[1].images[0].get_array()
     assert first_map.shape == (32, 32) and float(np.ptp(first_map)) > 0
+    # what it draws: the stage outputs for the photograph, computed here with hooks of our own on the
+    # same input (matplotlib's sample photograph, cropped square, resized, ImageNet-normalised)
+    from cnnatlas.viz.common import load_image
+
+    arr = torch.from_numpy(load_image(None, (32, 32), 3)).permute(2, 0, 1)
+    x = ((arr - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None])
+    outputs, modules = {}, dict(model.named_modules())
+    handles = [modules[n].register_forward_hook(lambda m, a, out, n=n: outputs.__setitem__(n, out[0])) for n in stages]
+    with torch.no_grad():
+        model.eval()(x[None])
+    for h in handles:
+        h.remove()
+    grid = np.array(fig.axes[:len(stages) * 5]).reshape(len(stages), 5)
+    for row, name in zip(grid, stages):
+        y = outputs[name]
+        spread = y.flatten(1).std(1, correction=0)
+        shown = [int(ax.get_title().split()[1]) for ax in row[1:]]
+        assert shown == torch.argsort(spread, descending=True)[:4].tolist(), name  # the 4 most varied
+        for ax, c in zip(row[1:], shown):
+            np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), y[c].numpy(), rtol=1e-5, atol=1e-6)
     assert_png(tmp_path / "fm.png")
     with pytest.raises(InvalidArgumentError, match="no module"):
         plot_feature_maps(model, layers=["stages.9"])
