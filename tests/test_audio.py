@@ -13,12 +13,11 @@ from torch.utils.data import Subset
 import cnnatlas
 from cnnatlas import InvalidArgumentError
 from cnnatlas.data import DataSplits, DatasetError, load_dataset
-from cnnatlas.data.fsdd import decimation_filter, default_fsdd_dir, load_fsdd_splits, mu_law_compand
+from cnnatlas.data.fsdd import decimation_filter, load_fsdd_splits, mu_law_compand
 from cnnatlas.models.audio import (LogMelSpectrogram, WaveNet, hz_to_mel, mel_filterbank, mel_to_hz,
                                    wavenet_receptive_field)
 
-HAS_FSDD = (default_fsdd_dir() / "recordings").is_dir() or default_fsdd_dir().is_dir()
-needs_fsdd = pytest.mark.skipif(not HAS_FSDD, reason="no FSDD copy (../shared/data/fsdd or $CNNATLAS_FSDD)")
+needs_fsdd = pytest.mark.needs("fsdd")
 
 
 def _small_wavenet(kernel_size=2, **kw):

@@ -11,14 +11,10 @@ from torch import nn
 
 import cnnatlas
 from cnnatlas.data import load_dataset
-from cnnatlas.data.fashion_mnist import default_fashion_mnist_dir
 from cnnatlas.data.moving_fashion import DIRECTIONS, load_moving_fashion_splits
 from cnnatlas.models.base import count_params
 from cnnatlas.models.video import C3D_LAYERS, midplanes
 from equivalence import assert_same_outputs, randomize_norm_stats
-
-HAS_FASHION = default_fashion_mnist_dir().is_dir()
-
 
 def _meta(name, **kwargs):
     with torch.device("meta"):
@@ -144,7 +140,7 @@ def test_slowfast_rejects_bad_ratios():
 
 # -- moving Fashion-MNIST -------------------------------------------------------------------------
 
-needs_fashion = pytest.mark.skipif(not HAS_FASHION, reason="Debian package dataset-fashion-mnist not installed")
+needs_fashion = pytest.mark.needs("fashion-mnist")
 
 
 @pytest.fixture(scope="module")

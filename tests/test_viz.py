@@ -4,7 +4,6 @@ expects, and what it draws is what cnnatlas measured (analyser records, gradient
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,20 +23,12 @@ from cnnatlas.viz import (GraphvizMissingError, equivariance_data, pareto_points
                           plot_training, rf_growth_data, run_confusion)
 from cnnatlas.viz.common import resolve_model
 from cnnatlas.viz.diagram import build_diagram, model_diagram, render, representative_blocks
+from needs import available
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def has_program(name: str) -> bool:
-    if shutil.which(name):
-        return True
-    if os.environ.get("CI"):  # the set-up (bin/setup-env) installs it: missing in CI is a failure
-        pytest.fail(f"{name} is not installed; bin/setup-env should have installed it")
-    return False
-
-
-needs_dot = pytest.mark.skipif(not shutil.which("dot") and not os.environ.get("CI"),
-                               reason="Graphviz's dot is not installed (apt-get install graphviz)")
+needs_dot = pytest.mark.needs("graphviz")
 
 
 def assert_png(path: Path, min_size: int = 200) -> np.ndarray:
@@ -365,7 +356,7 @@ def test_plot_command(tmp_path, run_dir, capsys):
     assert main(["plot", "rf-growth", "lenet5", "resnet20", "--out", str(tmp_path / "rf.png")]) == 0
     assert_png(tmp_path / "rf.png")
     assert main(["plot", "filters", str(run_dir), "--out", str(tmp_path / "f.png")]) == 0
-    if shutil.which("dot"):
+    if available("graphviz"):  # fails in CI where missing
         assert main(["plot", "diagram", "resnet20", "--block", "BasicBlock", "--out", str(tmp_path / "b.svg")]) == 0
         assert "add (+)" in svg_texts(tmp_path / "b.svg")
     capsys.readouterr()
@@ -403,7 +394,7 @@ def test_report_writes_the_atlas_and_reuses_its_pictures(tmp_path, run_dir, caps
         assert f"resnet20/{asset}" in page
         if asset.endswith(".png"):
             assert_png(out / "models" / "resnet20" / asset)
-        elif shutil.which("dot") or "rf-growth" in asset:
+        elif "rf-growth" in asset or available("graphviz"):
             svg_texts(out / "models" / "resnet20" / asset)
     claims_page = (out / "claims.html").read_text()
     assert "conv-params" in claims_page and "badge passed" in claims_page and "no ViT in the zoo" in claims_page
