@@ -142,7 +142,8 @@ def test_feature_maps_of_a_photograph(tmp_path):
     from cnnatlas.viz.common import load_image
 
     arr = torch.from_numpy(load_image(None, (32, 32), 3)).permute(2, 0, 1)
-    x = ((arr - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None])
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])  # ImageNet's
+    x = (arr - mean[:, None, None]) / std[:, None, None]
     outputs, modules = {}, dict(model.named_modules())
     handles = [modules[n].register_forward_hook(lambda m, a, out, n=n: outputs.__setitem__(n, out[0])) for n in stages]
     with torch.no_grad():
