@@ -22,6 +22,9 @@ batch-norm element plus one per activation element.
     pip install 'cnnatlas[bench]'                             # the peers: fvcore ptflops thop torchinfo torchscan
     python benchmarks/analysis_speed.py                       # all four cases, a few minutes on 2 cores
     python benchmarks/analysis_speed.py --cases resnet50 --markdown RESULTS.md
+    python benchmarks/analysis_speed.py --json benchmarks/analysis_results.json   # also save the figures
+    python benchmarks/analysis_speed.py --table benchmarks/analysis_results.json  # the README's table of a saved run
+    python benchmarks/analysis_speed.py --from-markdown RESULTS.md --json out.json  # the figures of a saved report
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ import contextlib
 import gc
 import io
 import itertools
+import json
 import logging
 import os
 import platform
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -273,20 +278,31 @@ def run(case: str, repeat: int, peer_repeat: int) -> dict:
         rows[name] = (name, min(peer_times), int(pm), int(pp), explain(int(pm) - macs, comp),
                       min(peer_times) / min(our_times), min(peer_times) / min(full_times))
     peers = [rows[name] for name in list(PEERS) + list(META_PEERS)]  # the table lists them as documented first
-    table = [("cnnatlas", t_ours, macs, params, "—", None, None),  # the best of all its timed calls
-             ("cnnatlas, training memory too", t_full, macs, params, "—", None, None)] + peers
+    table = [("cnnatlas", t_ours, macs, params, "", None, None),  # the best of all its timed calls
+             ("cnnatlas, training memory too", t_full, macs, params, "", None, None)] + peers
     timed = [r for r in peers if r[1] is not None]
     documented = [r for r in timed if "(meta)" not in r[0]]
     fastest = min(documented, key=lambda r: r[1]) if documented else None
     fastest_any = min(timed, key=lambda r: r[1]) if timed else None
-    return {"case": case, "shape": shape, "rows": table, "ours": t_ours, "macs": macs, "params": params,
-            "components": comp, "fastest": fastest, "fastest_any": fastest_any,
-            "full": t_full, "sizes": {k: min(v) for k, v in sizes.items()}}
+    best = lambda r: None if r is None else {"tool": r[0], "ms": r[1] * 1000, "faster": r[5]}  # noqa: E731
+    return {"case": case, "shape": list(shape), "macs": macs, "params": params, "components": comp,
+            "rows": [{"tool": name, "ms": None if t is None else t * 1000, "faster": ratio, "macs": m, "params": p,
+                      "why": why} for name, t, m, p, why, ratio, _ in table],
+            "fastest": best(fastest), "fastest_any": best(fastest_any),
+            "default": {"ms": t_full * 1000, "faster": None if fastest_any is None else fastest_any[6]},
+            "sizes_ms": {k: min(v) * 1000 for k, v in sizes.items()}}
 
 
-def report(results: list[dict]) -> str:
-    lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch "
-             f"{torch.__version__}, {torch.get_num_threads()} intra-op threads. Times: best of several calls after a warm-up.", ""]
+def machine_line() -> str:
+    return (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch "
+            f"{torch.__version__}, {torch.get_num_threads()} intra-op threads. "
+            "Times: best of several calls after a warm-up.")
+
+
+def report(results: list[dict], machine: str | None = None) -> str:
+    """The Markdown report of run() results (as saved by --json): per case, every tool's time, ratio,
+    MACs and the decomposition of its difference from ours."""
+    lines = [machine or machine_line(), ""]
     for res in results:
         lines.append(f"### {res['case']} at {'×'.join(map(str, res['shape']))}")
         lines.append(f"ours: {res['macs']:,} MACs, {res['params']:,} parameters. Uncounted components (elements): "
@@ -294,23 +310,25 @@ def report(results: list[dict]) -> str:
         lines.append("")
         lines.append("| tool | time | cnnatlas is … faster | MACs reported | params | MACs vs ours, and the components that make up the difference |")
         lines.append("|---|---:|---:|---:|---:|---|")
-        for name, t, m, p, why, ratio, _ in res["rows"]:
-            if t is None:
-                lines.append(f"| {name} | — | — | — | — | {why} |")
+        for row in res["rows"]:
+            if row["ms"] is None:
+                lines.append(f"| {row['tool']} | — | — | — | — | {row['why']} |")
                 continue
-            faster = "—" if ratio is None else f"{ratio:.1f}×"
-            diff = "" if ratio is None else f"{(m - res['macs']) / res['macs']:+.2%} {why}"
-            lines.append(f"| {name} | {t * 1000:.0f} ms | {faster} | {m:,} | {p:,} | {diff} |")
+            faster = "—" if row["faster"] is None else f"{row['faster']:.1f}×"
+            diff = "" if row["faster"] is None else f"{(row['macs'] - res['macs']) / res['macs']:+.2%} {row['why']}"
+            lines.append(f"| {row['tool']} | {row['ms']:.0f} ms | {faster} | {row['macs']:,} | {row['params']:,} "
+                         f"| {diff} |")
         lines.append("")
-        for label, row in (("Fastest peer as documented (real forward)", res["fastest"]),
-                           ("Fastest peer of all", res["fastest_any"])):
-            if row is not None:
-                lines.append(f"{label}: {row[0]}, {row[1] * 1000:.0f} ms → cnnatlas {row[5]:.2f}× faster.")
+        for label, best in (("Fastest peer as documented (real forward)", res["fastest"]),
+                            ("Fastest peer of all", res["fastest_any"])):
+            if best is not None:
+                lines.append(f"{label}: {best['tool']}, {best['ms']:.0f} ms → cnnatlas "
+                             f"{best['faster']:.2f}× faster.")
         if res["fastest_any"] is not None:
-            lines.append(f"With the training-memory estimate (the default analysis): {res['full'] * 1000:.0f} ms, "
-                         f"{res['fastest_any'][6]:.2f}× faster than the fastest peer of all (in the same rounds).")
+            lines.append(f"With the training-memory estimate (the default analysis): {res['default']['ms']:.0f} ms, "
+                         f"{res['default']['faster']:.2f}× faster than the fastest peer of all (in the same rounds).")
         lines.append("The default analysis's time against input size: "
-                     + ", ".join(f"{k}: {v * 1000:.0f} ms" for k, v in res["sizes"].items()))
+                     + ", ".join(f"{k}: {v:.0f} ms" for k, v in res["sizes_ms"].items()))
         lines.append("")
     lines.append("The last column decomposes each difference into our per-operator element counts (bias additions, "
                  "batch-norm elements and parameters, activation elements, pooling inputs/windows/outputs, element-wise "
@@ -333,23 +351,98 @@ def _count(text: str) -> int:
     return value
 
 
+def parse_report(text: str) -> dict:
+    """The figures of a report written by report() (--markdown), as --json saves them — to the
+    precision the report prints (times in whole ms, ratios to 1 or 2 decimals)."""
+    lines = text.splitlines()
+    cases: list[dict] = []
+    for line in lines[1:]:
+        if m := re.fullmatch(r"### (\S+) at ([\d×]+)", line):
+            res = {"case": m[1], "shape": [int(d) for d in m[2].split("×")], "rows": [], "fastest": None,
+                   "fastest_any": None, "default": {"ms": None, "faster": None}}
+            cases.append(res)
+        elif m := re.fullmatch(r"ours: ([\d,]+) MACs, ([\d,]+) parameters\. "
+                               r"Uncounted components \(elements\): (.*)", line):
+            res["macs"], res["params"] = _int(m[1]), _int(m[2])
+            res["components"] = {k: _int(v) for k, v in (c.rsplit(" ", 1) for c in m[3].split(", "))}
+        elif line.startswith("| ") and not line.startswith("| tool |"):
+            tool, ms, faster, macs, params, why = (c.strip() for c in line[1:-1].split("|"))
+            timed = ms != "—"
+            ratio = None if faster == "—" else float(faster.removesuffix("×"))
+            res["rows"].append({"tool": tool, "ms": int(ms.removesuffix(" ms")) if timed else None, "faster": ratio,
+                                "macs": _int(macs) if timed else None, "params": _int(params) if timed else None,
+                                "why": why if not timed else (why.split(" ", 1)[1] if ratio is not None else "")})
+        elif m := re.fullmatch(r"(Fastest peer as documented \(real forward\)|Fastest peer of all): (.+), (\d+) ms "
+                               r"→ cnnatlas ([\d.]+)× faster\.", line):
+            key = "fastest" if m[1].startswith("Fastest peer as") else "fastest_any"
+            res[key] = {"tool": m[2], "ms": int(m[3]), "faster": float(m[4])}
+        elif m := re.fullmatch(r"With the training-memory estimate \(the default analysis\): (\d+) ms, ([\d.]+)× "
+                               r"faster than the fastest peer of all \(in the same rounds\)\.", line):
+            res["default"] = {"ms": int(m[1]), "faster": float(m[2])}
+        elif line.startswith("The default analysis's time against input size: "):
+            sizes = line.split(": ", 1)[1].split(", ")
+            res["sizes_ms"] = {k: int(v.removesuffix(" ms")) for k, v in (x.split(": ") for x in sizes)}
+    return {"machine": lines[0], "cases": cases}
+
+
+def _int(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def readme_table(saved: dict) -> str:
+    """The README's table ("## The analyser") of a saved run: per case the ratio to the fastest peer as
+    documented and to the fastest in any mode, the default analysis against the latter, and the
+    default analysis's time at 1×, 2× and 4× the input side."""
+    def peer(best: dict | None) -> str:
+        return f"{best['faster']:.2f}× ({best['tool'].replace(' (meta)', ' on meta')})" if best else "—"
+
+    lines = ["| case | faster than the fastest peer as documented | than the fastest peer in any mode | the default "
+             "analysis against that peer | default analysis at 1×, 2×, 4× the input side |", "|---|---|---|---|---|"]
+    for res in saved["cases"]:
+        default = "—" if res["default"]["faster"] is None else f"{res['default']['faster']:.2f}×"
+        sizes = " / ".join(f"{v:.0f}" for v in res["sizes_ms"].values())
+        lines.append(f"| {res['case']}, {'×'.join(map(str, res['shape']))} | {peer(res['fastest'])} | "
+                     f"{peer(res['fastest_any'])} | {default} | {sizes} ms |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--repeat", type=_count, default=5, help="timed calls of cnnatlas (best is kept)")
     parser.add_argument("--peer-repeat", type=_count, default=3, help="timed rounds of each peer against cnnatlas (best is kept)")
     parser.add_argument("--markdown", help="also write the results to this Markdown file")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--table", metavar="JSON", help="print the README's Markdown table of a saved run and exit")
+    parser.add_argument("--from-markdown", metavar="MD", help="read the figures of a report written by --markdown "
+                        "instead of measuring (with --json: save them)")
     args = parser.parse_args()
-    results = []
-    for case in args.cases:
-        print(f"… {case}", flush=True)
-        results.append(run(case, args.repeat, args.peer_repeat))
-        print(report(results[-1:]), flush=True)
-    text = report(results)
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    print("\n" + text)
+    if args.table:
+        with open(args.table, encoding="utf-8") as fh:
+            print(readme_table(json.load(fh)))
+        return
+    if args.from_markdown:
+        with open(args.from_markdown, encoding="utf-8") as fh:
+            saved = {"source": f"the figures of the report {args.from_markdown}, as it prints them",
+                     **parse_report(fh.read())}
+    else:
+        results = []
+        for case in args.cases:
+            print(f"… {case}", flush=True)
+            results.append(run(case, args.repeat, args.peer_repeat))
+            print(report(results[-1:]), flush=True)
+        saved = {"source": "measured by benchmarks/analysis_speed.py", "machine": machine_line(), "cases": results}
+        text = report(results, saved["machine"])
+        if args.markdown:
+            with open(args.markdown, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        print("\n" + text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(saved, fh, indent=1, ensure_ascii=False)
+            fh.write("\n")
+    else:
+        print(readme_table(saved))
 
 
 if __name__ == "__main__":

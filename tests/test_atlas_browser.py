@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections import deque
@@ -24,25 +23,18 @@ from PIL import Image
 from cnnatlas.cli import COMMANDS, main
 from cnnatlas.train import default_config, train
 
-from browser import Chromium, chromium_binary
+from browser import Chromium
+from needs import require
 
 pytestmark = pytest.mark.slow
 
 MODELS = "lenet5,resnet20,googlenet,mobilenet_v2"
 
 
-def _need(binary: str | None, what: str) -> None:
-    if binary:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is not installed; bin/setup-env installs it (apt-get install chromium graphviz)")
-    pytest.skip(f"{what} is not installed (apt-get install chromium graphviz)")
-
-
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory) -> Path:
-    _need(chromium_binary(), "Chromium")
-    _need(shutil.which("dot"), "Graphviz's dot")
+    require("chromium")
+    require("graphviz")
     root = tmp_path_factory.mktemp("atlas")
     runs = root / "runs"
     train(default_config("lenet5", "digits", epochs=1, quiet=True, out=str(runs / "lenet5-digits"), seed=0))

@@ -12,7 +12,7 @@ import torch
 
 from cnnatlas.data import (DataInfo, DatasetError, build_augmentation, dataset_kind, fit_to_size, load_dataset,
                            load_idx_folder, read_idx, write_idx)
-from cnnatlas.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist_splits
+from cnnatlas.data.fashion_mnist import load_fashion_mnist_splits
 
 # -- digits -------------------------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ def test_bad_idx_contents_are_caught(tmp_path):
         load_idx_folder(folder)
 
 
-@pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.needs("fashion-mnist")
 def test_fashion_mnist_official_split():
     data = load_dataset("fashion-mnist", 32, "none")
     assert (len(data.train), len(data.test)) == (60_000, 10_000)

@@ -24,11 +24,11 @@ from cnnatlas.data import fashion_mnist, fetch
 from cnnatlas.data.cifar import read_cifar_batch
 from cnnatlas.download import DownloadError
 from mirror import Mirror
+from needs import FSDD_FIXTURE
 
 # the shared copy of FSDD v1.0.10 (3,000 recordings): ../shared/data/fsdd from the repository
-SHARED_FSDD = next((p / "shared" / "data" / "fsdd" / "recordings" for p in Path(__file__).resolve().parents
-                    if (p / "shared" / "data" / "fsdd" / "recordings").is_dir()), None)
-needs_shared_fsdd = pytest.mark.skipif(SHARED_FSDD is None, reason="no shared FSDD copy (../shared/data/fsdd)")
+SHARED_FSDD = FSDD_FIXTURE / "recordings" if (FSDD_FIXTURE / "recordings").is_dir() else FSDD_FIXTURE
+needs_shared_fsdd = pytest.mark.needs("fsdd")
 FSDD_PREFIX = "free-spoken-digit-dataset-1.0.10"
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Subset
+from torch.nn import functional as F
+from torch.utils.data import Subset, TensorDataset
 
 from cnnatlas import InvalidArgumentError
 from cnnatlas.cli import main
@@ -94,17 +95,95 @@ def test_same_seed_same_weights_twice(tmp_path, small_digits):
     assert not torch.are_deterministic_algorithms_enabled()  # the global switch is put back
 
 
-@pytest.mark.parametrize("options", [
-    {"optimizer": "adamw", "lr": 1e-3, "schedule": "step", "label_smoothing": 0.1, "grad_clip": 1.0},
-    {"augment": "crop,flip,jitter", "warmup_epochs": 0.0, "weight_decay": 0.0, "model_kwargs": {"style": "modern"}},
-])
-def test_options_train(tmp_path, small_digits, options):
-    data = None if "augment" in options else small_digits  # the augmentation is the dataset's: load it
-    metrics = train(_config(tmp_path, epochs=1, **options), data=data)
+def test_augmented_run_trains_and_records_its_augmentation(tmp_path):
+    options = {"augment": "crop,flip,jitter", "warmup_epochs": 0.0, "weight_decay": 0.0,
+               "model_kwargs": {"style": "modern"}}
+    metrics = train(_config(tmp_path, epochs=1, **options))  # the augmentation is the dataset's: load it
     assert math.isfinite(metrics["train_loss"]) and metrics["test_acc"] > 0.1
-    if data is None:
-        saved = json.loads((tmp_path / "run" / "config.json").read_text())
-        assert saved["data"]["augment"] == ["crop", "flip", "jitter"]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"]["augment"] == ["crop", "flip", "jitter"]
+
+
+# -- each option takes effect: one training step against the same step written out by hand ----------
+
+
+@pytest.fixture(scope="module")
+def one_batch() -> DataSplits:
+    """32 digits without augmentation: a batch of 32 is one step per epoch, on fixed inputs."""
+    d = load_dataset("digits", 32, "none")
+    x = torch.stack([d.train[i][0] for i in range(32)])
+    y = torch.tensor([int(d.train[i][1]) for i in range(32)])
+    return DataSplits(TensorDataset(x, y), TensorDataset(x, y), d.info, "digits, first 32")
+
+
+def _hand_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, optimizer: str = "sgd",
+               weight_decay: float = 0.0, label_smoothing: float = 0.0, grad_clip: float = 0.0) -> tuple[dict, float]:
+    """The weights after one step, written out, and the gradient norm: cross-entropy against (1 − ε)·one-hot + ε/K
+    (Szegedy et al. 2016, §7); the gradient scaled by min(1, c / (‖g‖ + 1e-6)) (global norm);
+    SGD's first step p − lr·(g + λp) (the momentum buffer starts as the gradient), or AdamW's first
+    step p·(1 − lr·λ) − lr·g / (|g| + 1e-8) (bias-corrected m̂ = g, v̂ = g²; Loshchilov & Hutter 2019);
+    λ only on weights of rank ≥ 2."""
+    params = dict(model.named_parameters())
+    logp = torch.log_softmax(model(x), 1)
+    target = (1 - label_smoothing) * F.one_hot(y, logp.shape[1]) + label_smoothing / logp.shape[1]
+    loss = -(target * logp).sum(1).mean()
+    grads = torch.autograd.grad(loss, list(params.values()))
+    norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    scale = min(1.0, grad_clip / (float(norm) + 1e-6)) if grad_clip else 1.0
+    out = {}
+    for (name, p), g in zip(params.items(), grads):
+        g, wd = g * scale, (weight_decay if p.ndim > 1 else 0.0)
+        out[name] = (p - lr * (g + wd * p) if optimizer == "sgd" else p * (1 - lr * wd) - lr * g / (g.abs() + 1e-8))
+    return {k: v.detach() for k, v in out.items()}, float(norm)
+
+
+def _close(a: dict, b: dict) -> bool:
+    return all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
+
+
+@pytest.mark.parametrize("option, value", [("optimizer", "adamw"), ("label_smoothing", 0.3), ("grad_clip", 0.05),
+                                           ("weight_decay", 0.5)])
+def test_each_option_changes_the_step_as_written(tmp_path, one_batch, option, value):
+    from cnnatlas import create_model
+
+    base = {"optimizer": "sgd", "weight_decay": 0.0, "label_smoothing": 0.0, "grad_clip": 0.0}
+    lr = 1e-3 if option == "optimizer" else 0.05
+    torch.manual_seed(0)
+    model = create_model("lenet5")
+    with torch.no_grad():  # biases start at zero, where decaying them would show no change
+        for p in model.parameters():
+            if p.ndim <= 1:
+                p.add_(torch.randn_like(p), alpha=0.1)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    config = TrainConfig("lenet5", data="digits", epochs=1, batch_size=32, lr=lr, warmup_epochs=0.0,
+                         out=str(tmp_path / "run"), quiet=True, **(base | {option: value}))
+    train(config, data=one_batch, model=model)
+    got = {k: v for k, v in model.state_dict().items()}
+    x, y = one_batch.train.tensors
+    fresh = create_model("lenet5")
+    fresh.load_state_dict(start)
+    expected, norm = _hand_step(fresh, x, y, lr=lr, **(base | {option: value}))
+    without, _ = _hand_step(fresh, x, y, lr=lr, **base)
+    assert _close(got, expected), f"{option}={value}: the step is not the one written out"
+    assert not _close(got, without), f"{option}={value} changed nothing"
+    if option == "grad_clip":
+        assert norm > 2 * value  # the clip did bite
+    if option == "weight_decay":  # biases are not decayed: they moved as without decay
+        assert all(torch.allclose(got[k], without[k], rtol=1e-4, atol=1e-6) for k in got if got[k].ndim <= 1)
+
+
+def test_step_schedule_divides_the_rate_by_ten_at_half_and_three_quarters(tmp_path, one_batch):
+    from cnnatlas import create_model
+
+    torch.manual_seed(0)
+    config = TrainConfig("lenet5", data="digits", epochs=4, batch_size=32, lr=0.05, warmup_epochs=0.0,
+                         schedule="step", out=str(tmp_path / "run"), quiet=True)
+    train(config, data=one_batch, model=create_model("lenet5"))
+    run = tmp_path / "run"
+    lrs = [json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([0.05, 0.05, 0.005, 0.0005])  # one step per epoch: the rate of each step
+    saved = load_checkpoint(run / "checkpoints" / "epoch-0004").state["optimizer"]["param_groups"]
+    assert [g["lr"] for g in saved] == pytest.approx([0.0005, 0.0005])
 
 
 class _PoisonAfter(nn.Module):

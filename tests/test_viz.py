@@ -4,7 +4,6 @@ expects, and what it draws is what cnnatlas measured (analyser records, gradient
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,20 +23,12 @@ from cnnatlas.viz import (GraphvizMissingError, equivariance_data, pareto_points
                           plot_training, rf_growth_data, run_confusion)
 from cnnatlas.viz.common import resolve_model
 from cnnatlas.viz.diagram import build_diagram, model_diagram, render, representative_blocks
+from needs import available
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def has_program(name: str) -> bool:
-    if shutil.which(name):
-        return True
-    if os.environ.get("CI"):  # the set-up (bin/setup-env) installs it: missing in CI is a failure
-        pytest.fail(f"{name} is not installed; bin/setup-env should have installed it")
-    return False
-
-
-needs_dot = pytest.mark.skipif(not shutil.which("dot") and not os.environ.get("CI"),
-                               reason="Graphviz's dot is not installed (apt-get install graphviz)")
+needs_dot = pytest.mark.needs("graphviz")
 
 
 def assert_png(path: Path, min_size: int = 200) -> np.ndarray:
@@ -115,6 +106,18 @@ def test_erf_heat_map_against_the_analytic_square(tmp_path):
     profile = next(ax for ax in fig.axes if ax.get_title() == "horizontal profile")
     grad = heat.images[0].get_array()
     assert grad.shape == (32, 32) and float(np.sum(grad)) == pytest.approx(1.0, rel=1e-4)
+    # what it draws: mean over the 2 Gaussian inputs (torch.Generator seeded 0) of |∂(Σ_c y_c)/∂x| at the
+    # centre unit of the last feature map, summed over input channels, normalised to sum 1 — done here
+    layer = analyze(model, (1, 3, 32, 32)).receptive_field_layer
+    x = torch.randn((2, 3, 32, 32), generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    seen = []
+    handle = dict(model.named_modules())[layer].register_forward_hook(lambda m, a, out: seen.append(out))
+    model.eval()(x)
+    handle.remove()
+    y = seen[0]
+    (dx,) = torch.autograd.grad(y[:, :, y.shape[2] // 2, y.shape[3] // 2].sum(), x)
+    expected = dx.abs().sum(1).mean(0)
+    np.testing.assert_allclose(np.asarray(grad), (expected / expected.sum()).numpy(), rtol=1e-4, atol=1e-8)
     legend = " ".join(t.get_text() for t in heat.get_legend().get_texts())
     assert "analytic field 81×81" in legend and "of the mass" in legend  # resnet20's field: 81 (analyser)
     assert heat.get_xlabel() == "input x (pixels)" and profile.get_ylabel() == "relative gradient"
@@ -134,6 +137,27 @@ def test_feature_maps_of_a_photograph(tmp_path):
     assert sum(ax.get_title().startswith("channel") for ax in fig.axes) == 4 * len(stages)
     first_map = fig.axes[1].images[0].get_array()
     assert first_map.shape == (32, 32) and float(np.ptp(first_map)) > 0
+    # what it draws: the stage outputs for the photograph, computed here with hooks of our own on the
+    # same input (matplotlib's sample photograph, cropped square, resized, ImageNet-normalised)
+    from cnnatlas.viz.common import load_image
+
+    arr = torch.from_numpy(load_image(None, (32, 32), 3)).permute(2, 0, 1)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])  # ImageNet's
+    x = (arr - mean[:, None, None]) / std[:, None, None]
+    outputs, modules = {}, dict(model.named_modules())
+    handles = [modules[n].register_forward_hook(lambda m, a, out, n=n: outputs.__setitem__(n, out[0])) for n in stages]
+    with torch.no_grad():
+        model.eval()(x[None])
+    for h in handles:
+        h.remove()
+    grid = np.array(fig.axes[:len(stages) * 5]).reshape(len(stages), 5)
+    for row, name in zip(grid, stages):
+        y = outputs[name]
+        spread = y.flatten(1).std(1, correction=0)
+        shown = [int(ax.get_title().split()[1]) for ax in row[1:]]
+        assert shown == torch.argsort(spread, descending=True)[:4].tolist(), name  # the 4 most varied
+        for ax, c in zip(row[1:], shown):
+            np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), y[c].numpy(), rtol=1e-5, atol=1e-6)
     assert_png(tmp_path / "fm.png")
     with pytest.raises(InvalidArgumentError, match="no module"):
         plot_feature_maps(model, layers=["stages.9"])
@@ -333,7 +357,7 @@ def test_plot_command(tmp_path, run_dir, capsys):
     assert main(["plot", "rf-growth", "lenet5", "resnet20", "--out", str(tmp_path / "rf.png")]) == 0
     assert_png(tmp_path / "rf.png")
     assert main(["plot", "filters", str(run_dir), "--out", str(tmp_path / "f.png")]) == 0
-    if shutil.which("dot"):
+    if available("graphviz"):  # fails in CI where missing
         assert main(["plot", "diagram", "resnet20", "--block", "BasicBlock", "--out", str(tmp_path / "b.svg")]) == 0
         assert "add (+)" in svg_texts(tmp_path / "b.svg")
     capsys.readouterr()
@@ -371,7 +395,7 @@ def test_report_writes_the_atlas_and_reuses_its_pictures(tmp_path, run_dir, caps
         assert f"resnet20/{asset}" in page
         if asset.endswith(".png"):
             assert_png(out / "models" / "resnet20" / asset)
-        elif shutil.which("dot") or "rf-growth" in asset:
+        elif "rf-growth" in asset or available("graphviz"):
             svg_texts(out / "models" / "resnet20" / asset)
     claims_page = (out / "claims.html").read_text()
     assert "conv-params" in claims_page and "badge passed" in claims_page and "no ViT in the zoo" in claims_page

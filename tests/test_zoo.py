@@ -17,12 +17,33 @@ def _meta(name, **kwargs):
         return cnnatlas.create_model(name, **kwargs)
 
 
+# The models with no published parameter count, each for its reason; every other model must have one.
+WITHOUT_FIGURE = {
+    "efficientnet": "the compound-scaling rule at any φ: no released network to compare with",
+    "i3d": "Carreira & Zisserman 2017 give no parameter count (its published top-1/top-5 are kept)",
+    **{f"plain{d}": "He et al. 2016, Table 6 counts the parameters of the ResNets only; the plain twins "
+                    "have the same layers (shortcut A adds no parameter)" for d in (20, 32, 44, 56, 110)},
+    "spectrogram_cnn": "cnnatlas's own: a log-mel front end on a backbone of the zoo",
+    "wavenet": "van den Oord et al. 2016 give no parameter count, and the classifier head is cnnatlas's",
+}
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_params_agree_with_published(name):
     entry = cnnatlas.get_entry(name)
     measured = count_params(_meta(name))
     agreement = entry.published.params_agreement(measured)
-    assert agreement.status != "differs", f"{name}: measured {measured:,} vs published {entry.published.params:,} ({entry.published.citation})"
+    if name in WITHOUT_FIGURE:
+        assert agreement.status == "none"
+        if name.startswith("plain"):  # the ResNet twin's count is published: the plain net has the same
+            assert measured == count_params(_meta(name.replace("plain", "resnet")))
+        return
+    assert agreement.status in ("exact", "approx"), \
+        f"{name}: measured {measured:,} vs published {entry.published.params} ({entry.published.citation})"
+
+
+def test_the_models_without_a_published_count_are_the_known_ones():
+    assert {n for n in MODELS if cnnatlas.get_entry(n).published.params is None} == set(WITHOUT_FIGURE)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -1,0 +1,62 @@
+"""The benchmark figures the README quotes come from the saved runs, not from copying by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _readme_table(first_header: str) -> str:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(first_header))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def test_readme_analysis_speed_table_is_the_one_generated_from_the_saved_run():
+    bench = _benchmark("analysis_speed")
+    saved = json.loads((ROOT / "benchmarks" / "analysis_results.json").read_text(encoding="utf-8"))
+    assert _readme_table("| case | faster than the fastest peer") == bench.readme_table(saved)
+
+
+def test_saved_analysis_run_holds_exactly_the_figures_of_its_report():
+    """analysis_results.json is benchmarks/RESULTS-analysis.md read back, and writing it out again gives that
+    report byte for byte: no figure was changed, added or left out."""
+    bench = _benchmark("analysis_speed")
+    saved = json.loads((ROOT / "benchmarks" / "analysis_results.json").read_text(encoding="utf-8"))
+    text = (ROOT / "benchmarks" / "RESULTS-analysis.md").read_text(encoding="utf-8")
+    assert "RESULTS-analysis.md" in saved["source"]
+    assert bench.parse_report(text) == {"machine": saved["machine"], "cases": saved["cases"]}
+    assert bench.report(saved["cases"], saved["machine"]) + "\n" == text
+
+
+def test_a_measured_run_saves_what_its_report_prints(monkeypatch):
+    """A real (small) run: its report read back gives its figures as printed (whole ms, rounded ratios),
+    and the README table is made from them."""
+    bench = _benchmark("analysis_speed")
+    import torchvision
+
+    monkeypatch.setattr(bench, "CASES", {"resnet18": (lambda: torchvision.models.resnet18(), (1, 3, 64, 64))})
+    monkeypatch.setattr(bench, "PEERS", {"FlopCounterMode": bench.PEERS["FlopCounterMode"]})
+    monkeypatch.setattr(bench, "META_PEERS", {"FlopCounterMode (meta)": bench.META_PEERS["FlopCounterMode (meta)"]})
+    res = json.loads(json.dumps(bench.run("resnet18", repeat=1, peer_repeat=1)))  # as --json saves it
+    back = bench.parse_report(bench.report([res], "Machine: test"))["cases"][0]
+    assert res["macs"] == back["macs"] > 0 and res["components"] == back["components"]
+    assert [r["tool"] for r in back["rows"]] == ["cnnatlas", "cnnatlas, training memory too", "FlopCounterMode",
+                                                 "FlopCounterMode (meta)"]
+    for got, want in zip(back["rows"], res["rows"]):
+        assert got["ms"] == round(want["ms"]) and got["macs"] == want["macs"] == res["macs"]  # same MACs as ours
+        assert got["faster"] == (None if want["faster"] is None else round(want["faster"], 1))
+    assert back["fastest_any"]["faster"] == round(res["fastest_any"]["faster"], 2)
+    assert list(back["sizes_ms"]) == ["1×3×64×64", "1×3×128×128", "1×3×256×256"]
+    assert bench.readme_table({"cases": [res]}).splitlines()[2].startswith("| resnet18, 1×3×64×64 | ")
