@@ -37,6 +37,10 @@ def test_learning_rate_schedules():
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
     step = TrainConfig("lenet5", epochs=8, lr=0.1, warmup_epochs=0, schedule="step")
     assert [learning_rate(e * spe, spe, step) for e in range(8)] == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    one = TrainConfig("lenet5", epochs=1, lr=0.1, warmup_epochs=0, schedule="step")  # no milestone inside epoch 1
+    assert [learning_rate(s, spe, one) for s in range(spe)] == pytest.approx([0.1] * spe)
+    two = TrainConfig("lenet5", epochs=2, lr=0.1, warmup_epochs=0, schedule="step")
+    assert [learning_rate(e * spe, spe, two) for e in range(2)] == pytest.approx([0.1, 0.001])
 
 
 def test_defaults_per_model_and_dataset():

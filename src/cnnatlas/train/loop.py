@@ -152,7 +152,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
     """Linear warm-up from lr/100, then cosine to 0 (Loshchilov & Hutter 2017, no restarts) or
-    ÷10 at 50% and 75% of the epochs (He et al. 2016, §4.2)."""
+    ÷10 at 50% and 75% of the epochs (He et al. 2016, §4.2), never before the first epoch ends."""
     total = config.epochs * steps_per_epoch
     warmup = min(round(config.warmup_epochs * steps_per_epoch), total - 1)
     if step < warmup:
@@ -160,7 +160,7 @@ def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
     epoch = step // steps_per_epoch
-    return config.lr * 0.1 ** sum(epoch >= int(config.epochs * m) for m in (0.5, 0.75))
+    return config.lr * 0.1 ** sum(epoch >= max(1, int(config.epochs * m)) for m in (0.5, 0.75))
 
 
 @torch.no_grad()
