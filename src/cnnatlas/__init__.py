@@ -7,6 +7,7 @@ from .analysis import Report, analyze, effective_receptive_field
 from .errors import CnnAtlasError, InputShapeError, InvalidArgumentError, UnknownModelError, WeightsError
 from .inflate import inflate
 from .models.efficientnet import compound_scale
+from .optimize import optimize
 from .registry import create_model, get_entry, list_models, model_info, register_model
 from .weights import load_torchvision_weights
 
@@ -32,5 +33,6 @@ __all__ = [
     "list_models",
     "load_torchvision_weights",
     "model_info",
+    "optimize",
     "register_model",
 ]
