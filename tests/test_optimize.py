@@ -353,11 +353,14 @@ def test_hooks_block_folding_and_fusing():
 
 def test_timm_batchnorm_act_keeps_its_activation():
     """timm's EfficientNet puts SiLU inside its batch norms (BatchNormAct2d): folding one of those
-    into a conv dropped the activation (output off by 4·10⁴ × its scale)."""
+    into a conv once dropped the activation (output off by 4·10⁴ × its scale). Now each is folded
+    and replaced by its own dropout and activation."""
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
-    fast = _check(timm.create_model("efficientnet_b0"), torch.randn(2, 3, 64, 64))
-    assert fast.folded  # the batch norms without an activation (projections) are still folded
+    model = timm.create_model("efficientnet_b0")
+    fast = _check(model, torch.randn(2, 3, 64, 64))
+    assert len(fast.folded) == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 49
+    assert not [n for n, m in fast.named_modules() if isinstance(m, nn.BatchNorm2d)]
 
 
 class _Branchy(nn.Module):

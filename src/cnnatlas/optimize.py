@@ -21,6 +21,7 @@ output differs from the original's on the example input.
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -219,34 +220,59 @@ def _own_convolution(conv: nn.Module, follower: _Follower, trace: _Trace) -> boo
     return True
 
 
-def _plain_batch_norm(bn: nn.Module, follower: _Follower, trace: _Trace) -> bool:
-    """The module's output is one eval-mode batch norm of its input with its own statistics, affine
-    parameters and ε, and nothing else (no activation after it, no hook)."""
-    out = follower.b_out
-    op = trace.watch.producers.get(id(out)) if isinstance(out, torch.Tensor) else None
-    if (not trace.hook_free[bn] or follower.b_touched or op is None or op.out is not out or op.name not in _BN_OPS
-            or len(op.args) < 7):
+def _own_batch_norm(op: _Op | None, bn: nn.Module, source: torch.Tensor) -> bool:
+    """The operator is one eval-mode batch norm of `source` with the module's own statistics, affine
+    parameters and ε."""
+    if op is None or op.name not in _BN_OPS or len(op.args) < 7:
         return False
     a = op.args
     training = False if op.name in _BN_EVAL_OPS else a[5]
-    return (a[0] is follower.a_out and a[1] is bn.weight and a[2] is bn.bias and a[3] is bn.running_mean
+    return (a[0] is source and a[1] is bn.weight and a[2] is bn.bias and a[3] is bn.running_mean
             and a[4] is bn.running_var and training is False and float(a[-1]) == bn.eps)
 
 
-def _foldable(trace: _Trace) -> list[tuple[nn.Module, nn.Module]]:
-    """(conv, bn) for every batch norm whose only input is a conv's output that nothing else reads,
-    where folding provably leaves the output unchanged."""
-    return [(f.a, f.b) for f in trace.followers
-            if f.reads == 1 and f.b.running_mean is not None and f.b.running_var is not None
-            and f.a.out_channels == f.b.num_features
-            and _own_convolution(f.a, f, trace) and _plain_batch_norm(f.b, f, trace)]
+def _timm_norm_act(bn: nn.Module) -> bool:
+    """timm's BatchNormAct2d itself (timm.layers.norm_act), whose forward is act(drop(batch_norm(x)))."""
+    norm_act = sys.modules.get("timm.layers.norm_act")
+    return norm_act is not None and type(bn) is getattr(norm_act, "BatchNormAct2d", None)
+
+
+def _batch_norm_replacement(bn: nn.Module, follower: _Follower, trace: _Trace) -> nn.Module | None:
+    """What takes the batch norm's place once it is folded into the conv before it: an identity where
+    its output is its own eval-mode batch norm of its input and nothing else; for timm's
+    BatchNormAct2d, its dropout and activation; None where folding could change the output (an
+    activation or anything else inside a batch-norm subclass, a hook)."""
+    if not trace.hook_free[bn]:
+        return None
+    out = follower.b_out
+    op = trace.watch.producers.get(id(out)) if isinstance(out, torch.Tensor) else None
+    if op is not None and op.out is out and not follower.b_touched and _own_batch_norm(op, bn, follower.a_out):
+        return nn.Identity()
+    if _timm_norm_act(bn) and _hook_free(bn.drop) and _hook_free(bn.act):
+        ops = [op for op in trace.watch.producers.values() if op.name in _BN_OPS and op.args[0] is follower.a_out]
+        if len(ops) == 1 and _own_batch_norm(ops[0], bn, follower.a_out):
+            return nn.Sequential(bn.drop, bn.act)
+    return None
+
+
+def _foldable(trace: _Trace) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
+    """(conv, bn, what replaces bn) for every batch norm whose only input is a conv's output that
+    nothing else reads, where folding provably leaves the output unchanged."""
+    found = []
+    for f in trace.followers:
+        if (f.reads == 1 and f.b.running_mean is not None and f.b.running_var is not None
+                and f.a.out_channels == f.b.num_features and _own_convolution(f.a, f, trace)):
+            replacement = _batch_norm_replacement(f.b, f, trace)
+            if replacement is not None:
+                found.append((f.a, f.b, replacement))
+    return found
 
 
 def find_conv_bn_pairs(model: nn.Module, example_input: torch.Tensor | tuple) -> list[tuple[str, str]]:
     """(conv name, bn name) for every batch norm whose only input is a conv's output that nothing
     else reads, where folding the two provably changes no output (see `_foldable`)."""
     names = {m: n for n, m in model.named_modules()}
-    return [(names[conv], names[bn]) for conv, bn in _foldable(_trace(model, example_input, _CONVS, _NORMS))]
+    return [(names[conv], names[bn]) for conv, bn, _ in _foldable(_trace(model, example_input, _CONVS, _NORMS))]
 
 
 @torch.no_grad()
@@ -268,12 +294,12 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, new)
 
 
-def _fold(model: nn.Module, pairs: list[tuple[nn.Module, nn.Module]]) -> list[tuple[str, str]]:
+def _fold(model: nn.Module, pairs: list[tuple[nn.Module, nn.Module, nn.Module]]) -> list[tuple[str, str]]:
     names = {m: n for n, m in model.named_modules()}
-    for conv, bn in pairs:
+    for conv, bn, replacement in pairs:
         fold_conv_bn(conv, bn)
-        _set_module(model, names[bn], nn.Identity())
-    return [(names[conv], names[bn]) for conv, bn in pairs]
+        _set_module(model, names[bn], replacement)
+    return [(names[conv], names[bn]) for conv, bn, _ in pairs]
 
 
 def fold_batchnorm(model: nn.Module, example_input: torch.Tensor | tuple) -> list[tuple[str, str]]:
