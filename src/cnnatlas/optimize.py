@@ -72,9 +72,10 @@ class _Watch(TorchDispatchMode):
     Python number (what `if x.sum() > 0:` does); and the sequence of operators, each with the
     parameters it read, to compare two forwards."""
 
-    def __init__(self, param_storages: dict) -> None:
+    def __init__(self, param_storages: dict, keep_producers: bool = True) -> None:
         super().__init__()
         self.param_storages = param_storages  # storage key -> index
+        self.keep_producers = keep_producers  # False: only count and list, holding no tensors
         self.uses: Counter[int] = Counter()
         self.storage_reads: Counter[int] = Counter()
         self.producers: dict[int, _Op] = {}  # id(output) -> the convolution or batch norm that made it
@@ -100,7 +101,7 @@ class _Watch(TorchDispatchMode):
         for t in outs:
             if not any(t is a for a in inputs):
                 self.uses[id(t)] = 0
-        if outs and (name == "convolution" or name in _BN_OPS):
+        if self.keep_producers and outs and (name == "convolution" or name in _BN_OPS):
             self.producers[id(outs[0])] = _Op(name, tuple(args), outs[0])
         return out
 
@@ -433,7 +434,7 @@ def _input_dependence(model: nn.Module, inputs: tuple, trace: _Trace) -> str | N
         ops = ", ".join(sorted(set(trace.watch.value_reads)))
         return f"its forward reads tensor values into Python ({ops}), so its path may depend on the input"
     other = tuple(-x if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs)
-    watch = _Watch(trace.storages)
+    watch = _Watch(trace.storages, keep_producers=False)
     try:
         with torch.no_grad(), watch:
             model(*other)
@@ -519,16 +520,18 @@ def optimize(model: nn.Module, *, example_input: torch.Tensor | tuple | None = N
     # Without a convolution there is nothing to rewrite, so nothing to refuse either.
     has_conv = any(isinstance(m, _CONVS) for m in model.modules())
     refused = _input_dependence(model, _clone(inputs), trace) if has_conv else None
+    reference, pairs = trace.output, _foldable(trace) if refused is None else []
+    del trace  # the activations it holds
     folded, fused = [], []
     if refused is None:
-        folded = _fold(model, _foldable(trace))
+        folded = _fold(model, pairs)
         fused = fuse_conv_activations(model, inputs)
     memory_format = _memory_format(model)
     if memory_format is not torch.contiguous_format:
         model = model.to(memory_format=memory_format)
     result = OptimizedModel(model, memory_format, folded, fused, refused)
     if refused is None and (folded or fused):
-        difference = _max_relative_difference(result(*_clone(inputs)), trace.output)
+        difference = _max_relative_difference(result(*_clone(inputs)), reference)
         if not difference <= _tolerance(param):
             refused = (f"its rewritten output differed from the original's by {difference:.3g} × the output's "
                        f"scale on the example input")
