@@ -426,6 +426,18 @@ class OptimizedModel(nn.Module):
                 f"memory_format={self.memory_format}{refused}")
 
 
+def _copy(model: nn.Module) -> nn.Module:
+    """A deep copy. Tensors that are computed attributes with a graph behind them (the `weight` that
+    torch.nn.utils.weight_norm's hook recomputes before each call), which deepcopy refuses, are
+    copied detached."""
+    memo = {}
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
 def _input_dependence(model: nn.Module, inputs: tuple, trace: _Trace) -> str | None:
     """Why which operators run may depend on the input's values, or None: the forward turned a tensor's
     value into a Python number (`if x.sum() > 0:`), or another input (the example negated) runs
@@ -511,7 +523,7 @@ def optimize(model: nn.Module, *, example_input: torch.Tensor | tuple | None = N
     if example_input is None:
         example_input = _default_input(model)
     original = model
-    model = copy.deepcopy(model).eval()
+    model = _copy(model).eval()
     inputs = example_input if isinstance(example_input, tuple) else (example_input,)
     param = next(model.parameters(), None)
     if param is not None:
@@ -535,7 +547,7 @@ def optimize(model: nn.Module, *, example_input: torch.Tensor | tuple | None = N
         if not difference <= _tolerance(param):
             refused = (f"its rewritten output differed from the original's by {difference:.3g} × the output's "
                        f"scale on the example input")
-            plain = copy.deepcopy(original).eval().to(memory_format=memory_format)
+            plain = _copy(original).eval().to(memory_format=memory_format)
             result = OptimizedModel(plain, memory_format, [], [], refused)
     if refused is not None:
         warnings.warn(f"optimize: {type(original).__name__} left unfused and unfolded: {refused}",
