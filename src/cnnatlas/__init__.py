@@ -6,6 +6,7 @@ from .errors import (CnnAtlasError, InputShapeError, InvalidArgumentError, Missi
                      WeightsError)
 from .inflate import inflate
 from .models.efficientnet import compound_scale
+from .optimize import optimize
 from .registry import create_model, get_entry, list_models, model_info, register_model
 from .version import __version__
 from .weights import load_torchvision_weights
@@ -30,5 +31,6 @@ __all__ = [
     "load_timm_weights",
     "load_torchvision_weights",
     "model_info",
+    "optimize",
     "register_model",
 ]
