@@ -138,7 +138,7 @@ class ResNet(Classifier):
                     block_cls(
                         c_in, spec.channels, stride if j == 0 else 1, shortcut=shortcut, skip=skip,
                         se_ratio=se_ratio, drop_path_rate=rate, norm_layer=norm_layer, act_layer=act_layer,
-                        dilation=first_dilation if j == 0 else dilation, **extra,
+                        dilation=dilation, first_dilation=first_dilation if j == 0 else dilation, **extra,
                     )
                 )
                 c_in = spec.channels * block_cls.expansion
