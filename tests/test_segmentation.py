@@ -239,3 +239,31 @@ def test_cli_output_stride_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# -- diagrams and the atlas ------------------------------------------------------------------------------
+
+
+def test_diagram_shows_the_aspp_branches_and_the_upsampling():
+    from cnnatlas.viz.diagram import model_diagram
+
+    d = model_diagram("deeplabv3")
+    titles = [n.title for n in d.nodes]
+    assert sum("dil" in t for t in titles) == 3  # the three atrous 3×3s: rates 3, 6, 9 at stride 4
+    (cat,) = [n for n in d.nodes if n.title == "concatenate"]
+    assert len([e for e in d.edges if e[1] == cat.id]) == 5 and cat.shape[1:] == (320, 16, 16)
+    assert any("upsample" in t for t in titles) and d.nodes[-1].shape[1:] == (21, 64, 64)
+    block = model_diagram("deeplabv3_resnet50", block="head.aspp")
+    assert "conv 3×3 dil 36, 2048→256 → BN → ReLU" in [n.title for n in block.nodes]
+
+
+def test_atlas_pages_of_segmentation_models(tmp_path):
+    from cnnatlas.viz.atlas import build_atlas
+
+    build_atlas(tmp_path, models="deeplabv3,deeplabv3_resnet50", claims=None, erf_cap=32, erf_samples=1,
+                diagrams=False)
+    small = (tmp_path / "models" / "deeplabv3.html").read_text()
+    assert "deeplabv3/erf.png" in small and "of the output" in small  # the scores are the last spatial map
+    big = (tmp_path / "models" / "deeplabv3_resnet50.html").read_text()
+    assert "published mean IoU / pixel accuracy</th><td>66.4 / 92.4 % on COCO-val2017-VOC-labels" in big
+    assert "42,004,074 (published 42,004,074)" in big and "auxiliary FCN head" in big

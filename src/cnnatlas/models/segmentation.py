@@ -139,9 +139,7 @@ class SegmentationModel(Classifier):
 
     def forward_head(self, x: list[torch.Tensor], pre_logits: bool = False,
                      size: Sequence[int] | None = None) -> torch.Tensor:
-        out = x[0]
-        for layer in (self.head[:-1] if pre_logits else self.head):
-            out = layer(out)
+        out = self.head[:-1](x[0]) if pre_logits else self.head(x[0])
         return out if size is None else upsample(out, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | SegmentationOutputs:
