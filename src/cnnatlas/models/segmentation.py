@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from ..layers.segmentation import DeepLabHead, FCNHead
+from ..layers import DeepLabHead, FCNHead
 from ..registry import create_model, get_entry, register_model
 from .base import Classifier, FeatureInfo, check_int
 
