@@ -80,7 +80,8 @@ def test_efficientnet_dilates_with_the_same_parameters():
 
 
 def test_output_stride_errors_name_the_choices():
-    with pytest.raises(InvalidArgumentError, match=r"CifarResNet: output_stride must be one of 1, 2, 4 \(or None: 4\); got 8"):
+    with pytest.raises(InvalidArgumentError,
+                       match=r"CifarResNet: output_stride must be one of 1, 2, 4 \(or None: 4\); got 8"):
         create_model("resnet20", output_stride=8)
     with pytest.raises(InvalidArgumentError, match="MobileNetV2: output_stride must be one of 2, 4, 8, 16, 32"):
         create_model("mobilenet_v2", output_stride=64)

@@ -21,10 +21,11 @@ from .conv import ConvNormAct
 from .factories import NormSpec
 
 
-def _check_rates(owner: str, rates: Sequence[int]) -> tuple[int, ...]:
-    rates = tuple(rates) if isinstance(rates, (list, tuple)) else ()
+def _check_rates(owner: str, atrous_rates: Sequence[int]) -> tuple[int, ...]:
+    rates = tuple(atrous_rates) if isinstance(atrous_rates, (list, tuple)) else ()
     if not rates or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in rates):
-        raise InvalidArgumentError(f"{owner}: atrous_rates must be a non-empty sequence of integers ≥ 1; got {rates!r}")
+        raise InvalidArgumentError(f"{owner}: atrous_rates must be a non-empty sequence of integers ≥ 1; "
+                                   f"got {atrous_rates!r}")
     return rates
 
 

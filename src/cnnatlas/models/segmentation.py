@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from ..errors import InvalidArgumentError
 from ..layers import DeepLabHead, FCNHead
@@ -52,15 +53,13 @@ def strip_head(model: Classifier) -> int:
     called: set[str] = set()
     hooks = [child.register_forward_hook(lambda m, a, o, n=name: called.add(n))
              for name, child in model.named_children()]
-    from torch.func import functional_call
-
     state = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict(keep_vars=True).items()}
     size = getattr(model, "default_input_size", None) or (model.in_channels, 224, 224)
     training = model.training
     try:
         model.eval()
         out = functional_call(_FeaturesOnly(model), {f"inner.{k}": v for k, v in state.items()},
-                        (torch.empty((2, *size), device="meta"),))
+                              (torch.empty((2, *size), device="meta"),))
     finally:
         model.train(training)
         for h in hooks:
@@ -72,6 +71,8 @@ def strip_head(model: Classifier) -> int:
 
 
 class _FeaturesOnly(nn.Module):
+    """Calls `forward_features` of the classifier it wraps (functional_call needs a module's forward)."""
+
     def __init__(self, inner: Classifier) -> None:
         super().__init__()
         self.inner = inner
