@@ -231,6 +231,15 @@ def test_cli_output_strides_side_by_side(capsys):
     assert data["macs"] == rows[0]["macs"] and data["published"] is None  # not the published configuration
 
 
+def test_cli_info_and_pretrained_list_show_segmentation_metrics(capsys):
+    assert main(["info", "deeplabv3_resnet50"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "published mean IoU %: 66.4" in out and "pixel accuracy 92.4% on COCO-val2017-VOC-labels" in out
+    assert main(["models", "--pretrained", "fcn_*", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["name"], row["miou"], row["pixel_acc"], row["num_classes"]) == ("fcn_resnet50", 60.5, 91.4, 21)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["summary", "vgg11", "--output-stride", "8"], "'vgg11' is not a registry model with an output_stride"),
     (["rf", "resnet20", "--output-stride", "8"], "output_stride must be one of 1, 2, 4"),

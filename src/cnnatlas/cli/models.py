@@ -58,7 +58,8 @@ def weights_rows(names: list[str]) -> list[dict]:
             m = w.metrics or {}
             rows.append({"name": name, "tag": tag, "default": w.default, "source": w.source,
                          "num_classes": len(w.categories) if w.categories else None,
-                         "top1": m.get("top1"), "top5": m.get("top5"), "dataset": m.get("dataset"),
+                         "top1": m.get("top1"), "top5": m.get("top5"), "miou": m.get("miou"),
+                         "pixel_acc": m.get("pixel_acc"), "dataset": m.get("dataset"),
                          "url": w.url, "source_ref": w.source_ref})
     return rows
 
