@@ -73,8 +73,8 @@ class ResNet(Classifier):
     Options: `shortcut` "A"/"B"/"C", `stride_on` "3x3"/"1x1" (bottleneck only), `skip=False` for
     the plain twin, `se_ratio` > 0 for squeeze-excitation (SE width = se_ratio·C; SENet's r = 16 is
     1/16), `drop_path_rate` for stochastic depth rising linearly to that rate at the last block,
-    `drop_rate` for dropout before the FC. `output_stride` (8, 16 or 32 for the ImageNet stem; 1, 2 or 4
-    for the CIFAR one; None keeps every stride) makes the stages that would shrink the map past it
+    `drop_rate` for dropout before the FC. `output_stride` (4, 8, 16 or 32 with the ImageNet stem; 1,
+    2 or 4 with the CIFAR one; None keeps every stride) makes the stages that would shrink the map past it
     keep their resolution and dilate their 3×3s instead (DeepLab; torchvision's
     `replace_stride_with_dilation=[False, True, True]` is output_stride=8): the same parameters,
     a map output_stride times smaller than the input.
