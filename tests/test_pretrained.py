@@ -116,9 +116,14 @@ def test_catalogue_is_torchvisions_and_timms_own():
             assert w.url == theirs.url and w.url.endswith(f"-{w.sha256}.pth") and len(w.sha256) >= 8
             assert list(w.categories) == theirs.meta["categories"]
             (dataset, metrics), = theirs.meta["_metrics"].items()
-            assert w.metrics == {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]}
             t = theirs.transforms()
-            assert (list(w.transforms.crop), list(w.transforms.resize)) == (list(t.crop_size), list(t.resize_size))
+            if cnnatlas.get_entry(name).family == "segmentation":  # resize only; per-pixel metrics
+                assert w.metrics == {"dataset": dataset, "miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"]}
+                assert not hasattr(t, "crop_size") and (list(w.transforms.crop), list(w.transforms.resize)) == (
+                    [], list(t.resize_size))
+            else:
+                assert w.metrics == {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]}
+                assert (list(w.transforms.crop), list(w.transforms.resize)) == (list(t.crop_size), list(t.resize_size))
             assert (list(w.transforms.mean), list(w.transforms.std)) == (list(t.mean), list(t.std))
             assert w.transforms.interpolation == t.interpolation.value
     pytest.importorskip("timm")
@@ -154,7 +159,8 @@ def test_model_info_weights_and_models_pretrained(capsys):
 
 @pytest.mark.parametrize("builder, tag", [("resnet50", "IMAGENET1K_V1"), ("resnet50", "IMAGENET1K_V2"),
                                           ("inception_v3", "IMAGENET1K_V1"), ("efficientnet_b3", "IMAGENET1K_V1"),
-                                          ("r3d_18", "KINETICS400_V1")])
+                                          ("r3d_18", "KINETICS400_V1"),
+                                          ("deeplabv3_resnet50", "COCO_WITH_VOC_LABELS_V1")])
 def test_preprocessing_equals_torchvisions(builder, tag):
     ours = pretrained.available_weights(builder)[tag].transforms
     theirs = get_model_weights(builder)[tag].transforms()
@@ -425,3 +431,17 @@ def test_predict_usage_errors(mirror, tmp_path, capsys):
     assert main(["predict", "resnet18", photo, "--weights", "V9"]) == 2
     err = capsys.readouterr().err
     assert "unknown weights 'V9'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_segmentation_weights_load_with_and_without_the_auxiliary_head(mirror, catalogue):
+    reference = randomize_norm_stats(torchvision.models.segmentation.deeplabv3_resnet50(
+        weights=None, weights_backbone=None, aux_loss=True)).eval()
+    serve_torchvision(mirror, catalogue, "deeplabv3_resnet50", "COCO_WITH_VOC_LABELS_V1", reference.state_dict())
+    x = torch.randn(1, 3, 48, 40)
+    with torch.no_grad():
+        expected = reference(x)["out"]
+    for aux_loss in (True, False):  # the COCO weights carry aux_classifier; without the head it is dropped
+        model = cnnatlas.create_model("deeplabv3_resnet50", pretrained=True, aux_loss=aux_loss)
+        assert model.pretrained_weights.categories[0] == "__background__" and model.num_classes == 21
+        with torch.no_grad():
+            assert torch.allclose(model(x), expected, atol=1e-4)

@@ -9,6 +9,8 @@ Nothing is downloaded. From torchvision, each `*_Weights` enum of a builder the 
 the categories, the preprocessing (`.transforms()`) and the published metrics (`.meta`). From timm,
 `get_arch_pretrained_cfgs` gives the Hugging Face repository, mean/std, input size, crop fraction and
 interpolation of each pretrained tag; the timm package carries no accuracy, so none is stored for them.
+Segmentation weights (`SemanticSegmentation` preprocessing) resize only, without a crop (`"crop": []`),
+and publish mean IoU and pixel accuracy instead of top-1/top-5.
 Weights without categories (VGG-16's `IMAGENET1K_FEATURES`, a feature extractor only) are left out.
 """
 
@@ -39,7 +41,7 @@ def _categories_id(categories: list[str], known: dict[str, list[str]]) -> str:
     for key, names in known.items():
         if names == categories:
             return key
-    key = "imagenet-1k" if len(categories) == 1000 else "kinetics-400" if len(categories) == 400 else str(len(known))
+    key = {1000: "imagenet-1k", 400: "kinetics-400", 21: "voc-21"}.get(len(categories), str(len(known)))
     known[key] = list(categories)
     return key
 
@@ -53,6 +55,7 @@ def torchvision_entries(name: str, builder: str, categories: dict[str, list[str]
             continue
         t = w.transforms()
         video = type(t).__name__ == "VideoClassification"
+        dense = type(t).__name__ == "SemanticSegmentation"  # resize only: no crop, per-pixel metrics
         (dataset, metrics), = meta["_metrics"].items()
         entries[w.name] = {
             "source": "torchvision",
@@ -63,14 +66,15 @@ def torchvision_entries(name: str, builder: str, categories: dict[str, list[str]
             "transforms": {
                 "kind": "video" if video else "image",
                 "resize": list(t.resize_size),
-                "crop": list(t.crop_size),
+                "crop": [] if dense else list(t.crop_size),
                 "interpolation": t.interpolation.value,
                 "antialias": bool(getattr(t, "antialias", False)) if not video else False,
                 "mean": list(t.mean),
                 "std": list(t.std),
             },
             "transform_input": builder in TRANSFORM_INPUT,
-            "metrics": {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]},
+            "metrics": ({"dataset": dataset, "miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"]} if dense
+                        else {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]}),
             "num_params": meta.get("num_params"),
             "recipe": meta.get("recipe"),
             "docs": " ".join((meta.get("_docs") or "").split()) or None,

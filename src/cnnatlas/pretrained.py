@@ -47,9 +47,10 @@ _TF_MEAN, _TF_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class Preprocess:
-    """The preprocessing of a weights entry, as torchvision's `ImageClassification` and
-    `VideoClassification` presets do it: resize (the shorter side to `resize[0]`, or to `resize` =
-    (h, w)), centre crop to `crop`, scale to [0, 1], normalise by `mean`, `std`.
+    """The preprocessing of a weights entry, as torchvision's `ImageClassification`,
+    `SemanticSegmentation` and `VideoClassification` presets do it: resize (the shorter side to
+    `resize[0]`, or to `resize` = (h, w)), centre crop to `crop` (segmentation: no crop, `crop` is
+    empty), scale to [0, 1], normalise by `mean`, `std`.
 
     kind "image": a (C, H, W) or (N, C, H, W) uint8 image → float of the same rank. kind "video"
     (torchvision's video weights, resized without antialiasing as torchvision does) and "frames" (the
@@ -75,7 +76,7 @@ class Preprocess:
         mode = InterpolationMode(self.interpolation)
         if self.kind == "image":
             x = F.resize(x, list(self.resize), interpolation=mode, antialias=self.antialias)
-            x = F.center_crop(x, list(self.crop))
+            x = F.center_crop(x, list(self.crop)) if self.crop else x
             return F.normalize(F.convert_image_dtype(x, torch.float), mean=list(self.mean), std=list(self.std))
         squeeze = x.ndim < 5
         if squeeze:
@@ -376,6 +377,8 @@ def reference_orders(name: str) -> list[list[str]]:
 
         aux = builder in ("googlenet", "inception_v3")  # their checkpoints carry the auxiliary heads
         variants = [{}, {"aux_logits": True, "init_weights": False}] if aux else [{}]
+        if get_entry(name).family == "segmentation":  # no ImageNet backbone to fetch; COCO weights carry aux
+            variants = [{"weights_backbone": None, "aux_loss": True}, {"weights_backbone": None}]
         for kwargs in variants:
             with torch.device("meta"):
                 orders.append(list(get_model(builder, weights=None, **kwargs).state_dict()))

@@ -28,7 +28,7 @@ class Published:
 
     `params_exact` is False when the source gives a rounded figure ("60 million"); `gmacs` is in
     billions of multiply–accumulates (what torchvision's table calls GFLOPS); `top1`/`top5` are
-    percentages on `dataset`.
+    percentages on `dataset`, as are a segmentation model's mean IoU `miou` and `pixel_acc`.
     """
 
     params: int | None = None
@@ -37,6 +37,8 @@ class Published:
     top1: float | None = None
     top5: float | None = None
     dataset: str | None = None
+    miou: float | None = None
+    pixel_acc: float | None = None
     input_size: tuple[int, ...] | None = None
     source: str | None = None  # id of the source in published.json
     citation: str | None = None  # the source in full
@@ -54,6 +56,8 @@ class Published:
             "gmacs": self.gmacs,
             "top1": self.top1,
             "top5": self.top5,
+            "miou": self.miou,
+            "pixel_acc": self.pixel_acc,
             "dataset": self.dataset,
             "input_size": list(self.input_size) if self.input_size else None,
             "source": self.citation,

@@ -99,6 +99,8 @@ def effective_receptive_field(
     probe = analyze(model, (1,) + shape[1:], training_memory=False)
     sample_shape = shape[1:]
     name = layer if layer is not None else probe.receptive_field_layer
+    if name is None and probe.receptive_field is not None:
+        name = ""  # the output itself is the last spatial map (a segmentation model's scores)
     if name is None:
         raise InvalidArgumentError(f"{type(model).__name__}: no module outputs the last spatial feature map; "
                                    "name one with layer=...")

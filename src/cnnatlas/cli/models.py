@@ -58,7 +58,8 @@ def weights_rows(names: list[str]) -> list[dict]:
             m = w.metrics or {}
             rows.append({"name": name, "tag": tag, "default": w.default, "source": w.source,
                          "num_classes": len(w.categories) if w.categories else None,
-                         "top1": m.get("top1"), "top5": m.get("top5"), "dataset": m.get("dataset"),
+                         "top1": m.get("top1"), "top5": m.get("top5"), "miou": m.get("miou"),
+                         "pixel_acc": m.get("pixel_acc"), "dataset": m.get("dataset"),
                          "url": w.url, "source_ref": w.source_ref})
     return rows
 
@@ -117,7 +118,8 @@ def _run_info(args) -> int:
     console.print(f"parameters: measured {info['measured_params']:,}; "
                   f"published {pub.params:,} → {pub.params_agreement(info['measured_params']).text}" if pub.params
                   else f"parameters: measured {info['measured_params']:,}; no published figure")
-    for key, label in (("gmacs", "published GMACs"), ("top1", "published top-1 %"), ("top5", "published top-5 %")):
+    for key, label in (("gmacs", "published GMACs"), ("top1", "published top-1 %"), ("top5", "published top-5 %"),
+                       ("miou", "published mean IoU %"), ("pixel_acc", "published pixel accuracy %")):
         if info["published"][key] is not None:
             console.print(f"{label}: {info['published'][key]}" + (f" ({pub.dataset})" if key != "gmacs" else ""))
     if pub.citation:
@@ -126,7 +128,8 @@ def _run_info(args) -> int:
         console.print(f"note: {pub.note}")
     for tag, w in info["weights"].items():
         m = w["metrics"] or {}
-        acc = (f"top-1 {m['top1']}%, top-5 {m['top5']}% on {m['dataset']} (published)" if m
+        acc = (f"mean IoU {m['miou']}%, pixel accuracy {m['pixel_acc']}% on {m['dataset']} (published)" if "miou" in m
+               else f"top-1 {m['top1']}%, top-5 {m['top5']}% on {m['dataset']} (published)" if m
                else "no published accuracy")
         console.print(f"weights {tag}{' (default)' if w['default'] else ''}: {w['source']}, "
                       f"{w['num_classes']} categories, {acc}")

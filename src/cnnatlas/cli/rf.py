@@ -26,7 +26,13 @@ def rf_rows(report, depth: int) -> list[dict]:
 
 
 def _run(args) -> int:
-    loaded = load_model(args.model, meta=not args.erf)  # the effective field needs real weights
+    from . import output_stride as os_
+
+    strides = os_.output_strides(args.output_stride) if args.output_stride else []
+    if len(strides) > 1:
+        return os_.run_output_strides(args)
+    meta = not args.erf  # the effective field needs real weights
+    loaded = os_.load_strided(args.model, strides[0], meta) if strides else load_model(args.model, meta=meta)
     shapes = parse_inputs(args.input, loaded)
     if args.depth < 1:
         raise InvalidArgumentError(f"--depth must be ≥ 1; got {args.depth}")
@@ -87,4 +93,7 @@ def add_parser(sub) -> None:
     p.add_argument("--erf", action="store_true", help="also measure the effective receptive field (real gradients)")
     p.add_argument("--samples", type=int, default=8, help="random inputs averaged for --erf (default 8)")
     p.add_argument("--fraction", type=float, default=0.95, help="gradient mass the --erf size holds (default 0.95)")
+    from .output_stride import add_argument
+
+    add_argument(p)
     p.set_defaults(run=_run)

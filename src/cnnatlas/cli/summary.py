@@ -250,7 +250,12 @@ def resized(shape: tuple[int, ...], size: int) -> tuple[int, ...]:
 
 
 def _run(args) -> int:
-    loaded = load_model(args.model)
+    from . import output_stride as os_
+
+    strides = os_.output_strides(args.output_stride) if args.output_stride else []
+    if len(strides) > 1:
+        return os_.run_output_strides(args)
+    loaded = os_.load_strided(args.model, strides[0]) if strides else load_model(args.model)
     shapes = parse_inputs(args.input, loaded)
     if args.depth < 0:
         raise InvalidArgumentError(f"--depth must be ≥ 0; got {args.depth}")
@@ -297,4 +302,7 @@ def add_parser(sub) -> None:
     p.add_argument("--depth", type=int, default=2, help="module depth of the table (default 2)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--sweep", metavar="SIZES", help="MACs and memory at several input sizes, e.g. 128,224,320")
+    from .output_stride import add_argument
+
+    add_argument(p)
     p.set_defaults(run=_run)

@@ -17,17 +17,22 @@ from .inception import (
 )
 from .mobile import InvertedResidual, SeparableConv, make_divisible
 from .residual import BasicBlock, Bottleneck, ZeroPadShortcut
+from .segmentation import ASPP, ASPPPooling, DeepLabHead, FCNHead
 from .squeeze_excite import SqueezeExcite
 
 __all__ = [
     "ACT_NAMES",
+    "ASPP",
+    "ASPPPooling",
     "NORM_NAMES",
     "BasicBlock",
     "Bottleneck",
     "ConvNormAct",
+    "DeepLabHead",
     "DenseBlock",
     "DenseLayer",
     "DropPath",
+    "FCNHead",
     "FactorisedFork",
     "GoogLeNetAux",
     "InceptionA",

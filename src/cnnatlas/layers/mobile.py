@@ -72,7 +72,8 @@ class InvertedResidual(nn.Module):
 
     `expanded_channels` overrides the expanded width t·C_in (EfficientNet rounds it to a multiple of 8).
     `se_ratio` sizes the squeeze relative to the block's *input*, as EfficientNet does:
-    squeeze_channels = max(1, int(C_in · se_ratio)); 0 means no squeeze-excitation.
+    squeeze_channels = max(1, int(C_in · se_ratio)); 0 means no squeeze-excitation. `dilation`
+    spaces the depthwise taps (a dilated stage of a segmentation backbone).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class InvertedResidual(nn.Module):
         norm_layer: NormSpec = "batch",
         act_layer: ActSpec = "relu6",
         dims: int = 2,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         if not isinstance(expand_ratio, (int, float)) or isinstance(expand_ratio, bool) or expand_ratio < 1:
@@ -97,8 +99,8 @@ class InvertedResidual(nn.Module):
         hidden = int(round(in_channels * expand_ratio)) if expanded_channels is None else expanded_channels
         self.expand = (nn.Identity() if hidden == in_channels else
                        ConvNormAct(in_channels, hidden, 1, norm_layer=norm_layer, act_layer=act_layer, dims=dims))
-        self.dw = ConvNormAct(hidden, hidden, kernel_size, stride, groups=hidden, norm_layer=norm_layer,
-                              act_layer=act_layer, dims=dims)
+        self.dw = ConvNormAct(hidden, hidden, kernel_size, stride, dilation=dilation, groups=hidden,
+                              norm_layer=norm_layer, act_layer=act_layer, dims=dims)
         self.se = (SqueezeExcite(hidden, squeeze_channels=max(1, int(in_channels * se_ratio)), act_layer=act_layer,
                                  dims=dims) if se_ratio > 0 else nn.Identity())
         self.project = ConvNormAct(hidden, out_channels, 1, norm_layer=norm_layer, act_layer=None, dims=dims)

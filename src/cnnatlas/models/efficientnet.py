@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct, InvertedResidual, get_norm_layer, make_divisible
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate, init_weights
+from .base import Classifier, FeatureInfo, check_rate, dilation_plan, init_weights
 from .mobilenet import BASE_RESOLUTION, deepest_per_reduction
 
 
@@ -132,7 +132,8 @@ class EfficientNet(Classifier):
     `drop_rate` defaults to the scaling's dropout. Block i of N drops its residual branch with
     probability drop_path_rate·i/N. The model records `scaling` and `default_input_size`.
     BN ε and momentum default to PyTorch's (torchvision's B0–B4); torchvision's B5–B7 use ε = 1e-3,
-    momentum 0.01 (TensorFlow's 0.99), which those names fix.
+    momentum 0.01 (TensorFlow's 0.99), which those names fix. `output_stride` (2 … 32; None keeps
+    32) dilates the depthwise convs of the stages past it instead of striding (DeepLab's rule).
     """
 
     def __init__(
@@ -145,6 +146,7 @@ class EfficientNet(Classifier):
         drop_path_rate: float = 0.2,
         norm_eps: float = 1e-5,
         norm_momentum: float = 0.1,
+        output_stride: int | None = None,
     ) -> None:
         super().__init__(num_classes, in_channels)
         if phi is not None and scaling is not None:
@@ -172,18 +174,19 @@ class EfficientNet(Classifier):
         depths = [int(math.ceil(spec.n * d)) for spec in B0_STAGES]
         total, block_id = sum(depths), 0
         stages, info, reduction = [], [], 2
-        for i, (spec, n) in enumerate(zip(B0_STAGES, depths)):
+        plan = dilation_plan("EfficientNet", reduction, tuple(s.s for s in B0_STAGES), output_stride)
+        for i, (spec, n, (stride, first_dilation, dilation)) in enumerate(zip(B0_STAGES, depths, plan)):
             c_out = make_divisible(spec.c * w)
             blocks = []
             for j in range(n):
                 blocks.append(InvertedResidual(
-                    c_in, c_out, spec.k, stride=spec.s if j == 0 else 1, expand_ratio=spec.t, se_ratio=SE_RATIO,
+                    c_in, c_out, spec.k, stride=stride if j == 0 else 1, expand_ratio=spec.t, se_ratio=SE_RATIO,
                     drop_path_rate=drop_path_rate * block_id / total, expanded_channels=make_divisible(c_in * spec.t),
-                    norm_layer=norm, act_layer="silu"))
+                    norm_layer=norm, act_layer="silu", dilation=first_dilation if j == 0 else dilation))
                 c_in = c_out
                 block_id += 1
             stages.append(nn.Sequential(*blocks))
-            reduction *= spec.s
+            reduction *= stride
             info.append(FeatureInfo(f"stages.{i}", c_out, reduction))
         self.stages = nn.Sequential(*stages)
         self.feature_info = deepest_per_reduction(info)
@@ -192,6 +195,7 @@ class EfficientNet(Classifier):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(self.num_features, num_classes)
+        self.output_stride = reduction
         init_weights(self)
         bound = 1.0 / math.sqrt(num_classes)  # torchvision's FC init: U(−1/√classes, 1/√classes)
         nn.init.uniform_(self.fc.weight, -bound, bound)

@@ -20,7 +20,7 @@ from torch import nn
 from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct, InvertedResidual, SeparableConv, make_divisible
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate, init_weights
+from .base import Classifier, FeatureInfo, check_rate, dilation_plan, init_weights
 
 BASE_RESOLUTION = 224  # the input both papers train and report at (ρ = 1)
 
@@ -154,6 +154,8 @@ class MobileNetV2(Classifier):
     Width multiplier α (`width_mult`): widths become make_divisible(α·c, 8); the last conv keeps
     1280 unless α > 1 (1280·α then), as in the paper and torchvision. `resolution_mult` works as in
     MobileNetV1: recorded, with `default_input_size` = 224·ρ; the layers do not change.
+    `output_stride` (2 … 32; None keeps 32) dilates the depthwise convs of the stages past it instead
+    of striding, as DeepLab v3 does with this network (8 or 16).
     """
 
     def __init__(
@@ -163,6 +165,7 @@ class MobileNetV2(Classifier):
         width_mult: float = 1.0,
         resolution_mult: float = 1.0,
         drop_rate: float = 0.2,
+        output_stride: int | None = None,
     ) -> None:
         super().__init__(num_classes, in_channels)
         alpha = _record_multipliers(self, width_mult, resolution_mult, drop_rate)
@@ -170,15 +173,16 @@ class MobileNetV2(Classifier):
         c_in = make_divisible(32 * alpha)
         self.stem = ConvNormAct(in_channels, c_in, 3, stride=2, act_layer="relu6")
         stages, info, reduction = [], [], 2
-        for i, spec in enumerate(MOBILENET_V2_STAGES):
+        plan = dilation_plan("MobileNetV2", reduction, tuple(s.s for s in MOBILENET_V2_STAGES), output_stride)
+        for i, (spec, (stride, first_dilation, dilation)) in enumerate(zip(MOBILENET_V2_STAGES, plan)):
             c_out = make_divisible(spec.c * alpha)
             blocks = []
             for j in range(spec.n):
-                blocks.append(InvertedResidual(c_in, c_out, 3, stride=spec.s if j == 0 else 1, expand_ratio=spec.t,
-                                               act_layer="relu6"))
+                blocks.append(InvertedResidual(c_in, c_out, 3, stride=stride if j == 0 else 1, expand_ratio=spec.t,
+                                               act_layer="relu6", dilation=first_dilation if j == 0 else dilation))
                 c_in = c_out
             stages.append(nn.Sequential(*blocks))
-            reduction *= spec.s
+            reduction *= stride
             info.append(FeatureInfo(f"stages.{i}", c_out, reduction))
         self.stages = nn.Sequential(*stages)
         self.feature_info = deepest_per_reduction(info)
@@ -187,6 +191,7 @@ class MobileNetV2(Classifier):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(self.num_features, num_classes)
+        self.output_stride = reduction
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

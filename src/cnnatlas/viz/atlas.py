@@ -176,7 +176,7 @@ def _draw_model(page: ModelPage, out: Path, erf_cap: int, erf_samples: int, erf:
         page.notes["erf"] = (f"measured at initialisation on {samples} Gaussian input(s) of "
                              f"{'×'.join(map(str, size[1:]))}: {measured.fraction:.0%} of the gradient within "
                              f"{'×'.join(map(str, measured.size))} pixels of unit {tuple(measured.unit)} of "
-                             f"{measured.layer}")
+                             f"{measured.layer or 'the output'}")
     except (CnnAtlasError, RuntimeError, ValueError, TypeError) as err:
         page.notes["erf"] = f"not measured: {err}"
 
@@ -375,10 +375,12 @@ def _model_html(p: ModelPage, runs: bool) -> str:
             f"(published {pub.gmacs} G) {_agreement(*_ag(pub.macs_agreement(r.macs)))}" if pub.gmacs else "")),
         ("receptive field", "—" if rf is None else _e(f"{rf} of {r.receptive_field_layer or 'the last spatial map'}")),
         ("activations (inference)", _e(f"{r.activation_bytes / 2**20:.1f} MiB")),
+        ("published mean IoU / pixel accuracy", _e(f"{pub.miou} / {pub.pixel_acc} % on {pub.dataset}"))
+        if pub.miou is not None else
         ("published top-1 / top-5", _e(f"{pub.top1 if pub.top1 is not None else '—'} / "
                                        f"{pub.top5 if pub.top5 is not None else '—'}"
                                        + (f" % on {pub.dataset}" if pub.dataset else ""))),
-        ("source", _e(pub.citation or "—")),
+        ("source", _e(pub.citation or "—") + (f"<br><span class=small>{_e(pub.note)}</span>" if pub.note else "")),
         ("torchvision equivalent", _e(entry.torchvision or "—")),
     ]
     fact_rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
