@@ -11,12 +11,13 @@ from rich.table import Table
 from ..bench import inference_runner, parse_input, parse_sizes, summarize, time_alternately
 from ..errors import InvalidArgumentError
 from ..registry import create_model, get_entry
-from .argtypes import integer
 
 
 def _run(args) -> int:
     entry = get_entry(args.model)
     batches = parse_sizes(args.batch, "--batch")
+    if args.repeats < 1 or args.warmup < 0:
+        raise InvalidArgumentError(f"--repeats must be ≥ 1 and --warmup ≥ 0; got {args.repeats} and {args.warmup}")
     device = _device(args.device)
     autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
     torch.manual_seed(0)
@@ -85,8 +86,8 @@ def add_parser(sub) -> None:
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
     p.add_argument("--vs", choices=["torchvision"], help="also time torchvision's same architecture, alternately")
     p.add_argument("--optimize", action="store_true", help="time cnnatlas.optimize(model) instead of the plain model")
-    p.add_argument("--repeats", type=integer(1), default=10, help="timed rounds after warm-up (default 10)")
-    p.add_argument("--warmup", type=integer(0), default=3, help="untimed runs first (default 3)")
+    p.add_argument("--repeats", type=int, default=10, help="timed rounds after warm-up (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where to run: the GPU under float16 autocast when present (auto), or as named")
     p.add_argument("--json", action="store_true")
