@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if not getattr(args, "run", None):
             parser.print_help()
-            return 2
+            raise UsageError("expected a COMMAND, one of those listed above; got none (see 'cnnatlas --help')")
         return int(args.run(args) or 0)
     except CnnAtlasError as err:  # usage errors and bad input: one line, exit 2
         print(f"cnnatlas: error: {err}", file=sys.stderr)

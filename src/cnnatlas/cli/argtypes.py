@@ -72,6 +72,20 @@ def number(minimum: float | None = None, maximum: float | None = None, *,
 FRACTION = number(0, 1, open_min=True)  # a share of a whole, in (0, 1]
 
 
+def nonempty(what: str) -> Callable[[str], str]:
+    """Any text but an empty one (an empty path would silently mean the current folder)."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}")
+        return text
+
+    parse.__name__ = "text"
+    return parse
+
+
+PATH = nonempty("a path")
+
+
 def _nearest_existing(path: Path) -> Path:
     path = path.absolute()
     while not path.exists() and path != path.parent:

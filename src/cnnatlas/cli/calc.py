@@ -272,7 +272,12 @@ def add_parser(sub) -> None:
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
         setup(q)
         q.set_defaults(run=_runner(name, fn))
-    p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(run=_no_formula)
+
+
+def _no_formula(args) -> int:
+    raise InvalidArgumentError(f"calc needs a FORMULA: {', '.join(name for name, *_ in COMMANDS)} "
+                               "(see 'cnnatlas calc --help')")
 
 
 def _runner(name: str, fn: Callable) -> Callable:

@@ -239,7 +239,9 @@ def sweep_sizes(text: str) -> list[int]:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise InvalidArgumentError(f"--sweep: expected sizes separated by commas such as 128,224,320; got {text!r}") from None
-    if not sizes or any(s < 1 for s in sizes):
+    if not sizes:
+        raise InvalidArgumentError(f"--sweep: expected sizes separated by commas such as 128,224,320; got {text!r}")
+    if any(s < 1 for s in sizes):
         raise InvalidArgumentError(f"--sweep: sizes must be ≥ 1; got {text!r}")
     return sizes
 
@@ -256,7 +258,7 @@ def resized(shape: tuple[int, ...], size: int) -> tuple[int, ...]:
 def _run(args) -> int:
     loaded = load_model(args.model)
     shapes = parse_inputs(args.input, loaded)
-    if args.sweep:
+    if args.sweep is not None:
         sizes = sweep_sizes(args.sweep)
         rows = []
         for size in sizes:
