@@ -146,6 +146,6 @@ def add_parser(sub) -> None:
     k.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or file.py:factory")
     k.add_argument("--block", metavar="NAME", help="draw one block, operator by operator: a module path "
                                                    "(stages.0.0) or class (Bottleneck, InceptionA, SqueezeExcite)")
-    k.add_argument("--depth", type=integer(0), metavar="N", help="module depth of a whole-model diagram (default: the "
+    k.add_argument("--depth", type=integer(1), metavar="N", help="module depth of a whole-model diagram (default: the "
                                                           "deepest that stays readable)")
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
