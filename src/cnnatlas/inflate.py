@@ -200,6 +200,9 @@ class _Inflater:
                 self.run(child, name + ".")
 
 
+MAX_TIME_KERNEL = 1024  # frames; I3D uses 3 to 7, and every 3-D filter holds time_kernel copies of the 2-D one
+
+
 def inflate(
     model_2d: nn.Module,
     time_kernel: TimeKernel = None,
@@ -225,9 +228,10 @@ def inflate(
     if time_stride not in ("same", 1):
         raise InvalidArgumentError(f"inflate: time_stride must be 'same' (stride time as space) or 1; got {time_stride!r}")
     if not (time_kernel is None or callable(time_kernel)) and (
-        not isinstance(time_kernel, int) or isinstance(time_kernel, bool) or time_kernel < 1
+        not isinstance(time_kernel, int) or isinstance(time_kernel, bool) or not 1 <= time_kernel <= MAX_TIME_KERNEL
     ):
-        raise InvalidArgumentError(f"inflate: time_kernel must be None, an integer ≥ 1 or a callable; got {time_kernel!r}")
+        raise InvalidArgumentError(f"inflate: time_kernel must be None, an integer from 1 to {MAX_TIME_KERNEL} or a "
+                                   f"callable; got {time_kernel!r}")
     if not isinstance(skip_time_pools, int) or isinstance(skip_time_pools, bool) or skip_time_pools < 0:
         raise InvalidArgumentError(f"inflate: skip_time_pools must be an integer ≥ 0; got {skip_time_pools!r}")
     if getattr(model_2d, "dims", 2) != 2:

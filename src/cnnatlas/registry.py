@@ -159,6 +159,8 @@ def _entry(name: str) -> ModelEntry:
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style pattern ("resnet*", "*_bn"), sorted."""
     _load_zoo()
+    if not isinstance(pattern, str):
+        raise InvalidArgumentError(f"list_models expects a pattern string such as 'resnet*'; got {pattern!r}")
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
@@ -220,6 +222,9 @@ def _type_hints(cls: type) -> dict[str, Any]:
         return {}
 
 
+_LIMIT = 2 ** 31 - 1
+
+
 def _check_type(model: str, key: str, value: Any, hint: Any) -> None:
     """Reject a value whose type contradicts a plain int/float/bool/str annotation."""
     ok = {
@@ -232,6 +237,8 @@ def _check_type(model: str, key: str, value: Any, hint: Any) -> None:
         raise InvalidArgumentError(
             f"{model}: keyword argument {key!r} must be {hint.__name__}; got {value!r} ({type(value).__name__})"
         )
+    if hint in (int, float) and not -_LIMIT <= value <= _LIMIT:  # past any size a tensor can take
+        raise InvalidArgumentError(f"{model}: keyword argument {key!r} must be between ±{_LIMIT}; got {value!r}")
 
 
 def _jsonable(value: Any) -> Any:

@@ -99,11 +99,13 @@ def receptive_field_stack(layers: Sequence[Sequence[int]]) -> list[FieldStep]:
     """The recurrence over layers (k, s[, p[, d]]): j_l = j_{l−1}·s_l, r_l = r_{l−1} + d_l(k_l−1)·j_{l−1},
     c_l = c_{l−1} + (d_l(k_l−1)/2 − p_l)·j_{l−1}; with r_0 = 1, j_0 = 1, c_0 = 0. Pooling layers count
     as layers with their own k and s. Returns the field after every layer."""
+    if not isinstance(layers, Sequence) or isinstance(layers, str):
+        raise InvalidArgumentError(f"layers must be a list of (k, s[, p[, d]]); got {layers!r}")
     r, j, c = 1.0, 1.0, 0.0
     steps = []
     for i, layer in enumerate(layers):
-        if not 1 <= len(layer) <= 4:
-            raise InvalidArgumentError(f"layer {i}: expected (k, s[, p[, d]]); got {tuple(layer)!r}")
+        if not isinstance(layer, Sequence) or isinstance(layer, str) or not 1 <= len(layer) <= 4:
+            raise InvalidArgumentError(f"layer {i}: expected (k, s[, p[, d]]); got {layer!r}")
         k, s, p, d = (*layer, *(1, 1, 0, 1)[len(layer):])
         _pos(f"layer {i} kernel", k), _pos(f"layer {i} stride", s), _pos(f"layer {i} padding", p, 0)
         _pos(f"layer {i} dilation", d)

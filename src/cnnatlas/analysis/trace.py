@@ -107,7 +107,11 @@ def _meta_input(spec: Any, dtype: torch.dtype, where: str) -> torch.Tensor:
     if shape is not None:
         if any(d < 1 for d in shape):
             raise InvalidArgumentError(f"{where}: every dimension must be ≥ 1; got {tuple(shape)}")
-        return torch.empty(tuple(shape), dtype=dtype, device=META)
+        try:
+            return torch.empty(tuple(shape), dtype=dtype, device=META)
+        except (RuntimeError, TypeError, OverflowError) as err:  # more elements than a tensor can index
+            raise InvalidArgumentError(f"{where}: expected a shape a tensor can have; got {tuple(shape)}, which is "
+                                       f"too large ({str(err).splitlines()[0][:80]})") from None
     raise InvalidArgumentError(
         f"{where}: expected a shape such as (1, 3, 224, 224) or a tensor; got {spec!r}")
 
@@ -488,6 +492,10 @@ def _spatial_dims(x: torch.Tensor | None, spatial_dims: Sequence[int] | None) ->
     if x is None:
         return ()
     if spatial_dims is not None:
+        if not isinstance(spatial_dims, Sequence) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and -x.dim() <= d < x.dim() for d in spatial_dims):
+            raise InvalidArgumentError(f"spatial_dims must be dimensions of the {x.dim()}-D input (integers from "
+                                       f"{-x.dim()} to {x.dim() - 1}); got {spatial_dims!r}")
         dims = tuple(d % x.dim() for d in spatial_dims)
         if len(set(dims)) != len(dims):
             raise InvalidArgumentError(f"spatial_dims must be distinct dimensions; got {tuple(spatial_dims)}")
@@ -529,7 +537,7 @@ def analyze(
         raise InvalidArgumentError(f"dtype must be a torch.dtype such as torch.float32; got {dtype!r}")
     args, kwargs = make_inputs(input_size, dtype)
     inputs = list(args) + list(kwargs.values())
-    if not 0 <= rf_input < len(inputs):
+    if not isinstance(rf_input, int) or isinstance(rf_input, bool) or not 0 <= rf_input < len(inputs):
         raise InvalidArgumentError(f"rf_input must index one of the {len(inputs)} inputs; got {rf_input}")
     rf_x = inputs[rf_input]
     sdims = _spatial_dims(rf_x, spatial_dims)
