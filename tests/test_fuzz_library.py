@@ -32,8 +32,8 @@ NAMES = st.one_of(st.sampled_from(SMALL + ["", "nosuchnet", "LeNet5", "resnet", 
 ODD = st.one_of(st.none(), st.booleans(), st.integers(-3, 300), st.sampled_from([10 ** 30, -10 ** 30]),
                 st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
                 st.lists(st.integers(-2, 40), max_size=5).map(tuple), st.lists(st.integers(-2, 40), max_size=5),
-                st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.sampled_from([torch.float16, nn.ReLU,
-                                                                                               object(), b"x", 1j]))
+                st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                st.sampled_from([torch.float16, nn.ReLU, object(), b"x", 1j]))
 SIZES = st.one_of(st.integers(-1, 64), st.sampled_from([10 ** 12, 2 ** 63, 0]), st.floats(0, 64), st.just("8"),
                   st.none(), st.booleans())
 SHAPES = st.one_of(st.lists(SIZES, max_size=6).map(tuple), st.lists(st.lists(SIZES, max_size=5), max_size=3),

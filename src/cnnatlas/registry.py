@@ -193,6 +193,8 @@ def create_model(name: str, *, features_only: bool = False, out_indices: Any = N
     >>> model = create_model("vgg16", num_classes=10)
     """
     entry = _entry(name)
+    if not isinstance(features_only, bool):
+        raise InvalidArgumentError(f"{name}: features_only must be True or False; got {features_only!r}")
     if features_only:
         from .models.features import FeatureExtractor
 
