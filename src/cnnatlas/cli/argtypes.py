@@ -150,7 +150,8 @@ def writing(out: str, what: str = "file") -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        if err.filename is None or not Path(os.fsdecode(err.filename)).absolute().is_relative_to(Path(out).absolute()):
+        where, target = Path(os.fsdecode(err.filename or "")).absolute(), Path(out).absolute()
+        if not err.filename or not (where.is_relative_to(target) or target.is_relative_to(where)):  # nor a parent
             raise
         raise InvalidArgumentError(f"--out: expected a {what} this user can write; could not write "
                                    f"{os.fsdecode(err.filename)!r} ({err.strerror or err})") from None
