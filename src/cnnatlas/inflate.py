@@ -37,6 +37,7 @@ A `Classifier` of the zoo becomes one for (N, C, T, H, W) inputs (`dims = 3`). L
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -105,8 +106,9 @@ class _Inflater:
         kh, kw = conv.kernel_size
         if callable(self.time_kernel):
             t = self.time_kernel(name, conv)
-            if not isinstance(t, int) or isinstance(t, bool) or t < 1:
-                raise InvalidArgumentError(f"inflate: time_kernel({name!r}) must return an integer ≥ 1; got {t!r}")
+            if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= MAX_TIME_KERNEL:
+                raise InvalidArgumentError(f"inflate: time_kernel({name!r}, conv) must return an integer from 1 to "
+                                           f"{MAX_TIME_KERNEL}; got {t!r}")
             return t
         if self.time_kernel is None:
             return kh if kh == kw else 1
@@ -200,6 +202,19 @@ class _Inflater:
                 self.run(child, name + ".")
 
 
+def _takes_two(fn: Callable) -> bool:
+    try:
+        inspect.signature(fn).bind("name", None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): let the call tell
+        pass
+    return True
+
+
+MAX_TIME_KERNEL = 1024  # frames; I3D uses 3 to 7, and every 3-D filter holds time_kernel copies of the 2-D one
+
+
 def inflate(
     model_2d: nn.Module,
     time_kernel: TimeKernel = None,
@@ -225,9 +240,12 @@ def inflate(
     if time_stride not in ("same", 1):
         raise InvalidArgumentError(f"inflate: time_stride must be 'same' (stride time as space) or 1; got {time_stride!r}")
     if not (time_kernel is None or callable(time_kernel)) and (
-        not isinstance(time_kernel, int) or isinstance(time_kernel, bool) or time_kernel < 1
+        not isinstance(time_kernel, int) or isinstance(time_kernel, bool) or not 1 <= time_kernel <= MAX_TIME_KERNEL
     ):
-        raise InvalidArgumentError(f"inflate: time_kernel must be None, an integer ≥ 1 or a callable; got {time_kernel!r}")
+        raise InvalidArgumentError(f"inflate: time_kernel must be None, an integer from 1 to {MAX_TIME_KERNEL} or a "
+                                   f"callable; got {time_kernel!r}")
+    if callable(time_kernel) and not _takes_two(time_kernel):
+        raise InvalidArgumentError(f"inflate: a callable time_kernel must take (name, conv2d); got {time_kernel!r}")
     if not isinstance(skip_time_pools, int) or isinstance(skip_time_pools, bool) or skip_time_pools < 0:
         raise InvalidArgumentError(f"inflate: skip_time_pools must be an integer ≥ 0; got {skip_time_pools!r}")
     if getattr(model_2d, "dims", 2) != 2:

@@ -163,6 +163,8 @@ def _entry(name: str) -> ModelEntry:
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style pattern ("resnet*", "*_bn"), sorted."""
     _load_zoo()
+    if not isinstance(pattern, str):
+        raise InvalidArgumentError(f"list_models expects a pattern string such as 'resnet*'; got {pattern!r}")
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
@@ -211,6 +213,8 @@ def create_model(name: str, *, pretrained: bool = False, weights: Any = None, fe
     if not isinstance(pretrained, bool):
         raise InvalidArgumentError(f"{name}: pretrained must be True or False; got {pretrained!r} "
                                    "(a tag or a file goes in weights=)")
+    if not isinstance(features_only, bool):
+        raise InvalidArgumentError(f"{name}: features_only must be True or False; got {features_only!r}")
     if features_only:
         from .models.features import FeatureExtractor
 
@@ -244,6 +248,9 @@ def _type_hints(cls: type) -> dict[str, Any]:
         return {}
 
 
+_LIMIT = 2 ** 31 - 1
+
+
 def _check_type(model: str, key: str, value: Any, hint: Any) -> None:
     """Reject a value whose type contradicts a plain int/float/bool/str annotation."""
     ok = {
@@ -256,6 +263,8 @@ def _check_type(model: str, key: str, value: Any, hint: Any) -> None:
         raise InvalidArgumentError(
             f"{model}: keyword argument {key!r} must be {hint.__name__}; got {value!r} ({type(value).__name__})"
         )
+    if hint in (int, float) and not -_LIMIT <= value <= _LIMIT:  # past any size a tensor can take
+        raise InvalidArgumentError(f"{model}: keyword argument {key!r} must be between ±{_LIMIT}; got {value!r}")
 
 
 def _jsonable(value: Any) -> Any:

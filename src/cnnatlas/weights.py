@@ -25,6 +25,8 @@ def load_torchvision_weights(model: nn.Module, state_dict: Mapping[str, torch.Te
 def _load_in_order(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | nn.Module, source: str) -> nn.Module:
     """Pair `state_dict` with the model's own in order (shapes checked), after the model's optional
     `remap_<source>_state_dict`; load it, or raise WeightsError and leave the model untouched."""
+    if not isinstance(model, nn.Module):
+        raise WeightsError(f"expected the model to load into, a torch.nn.Module; got {type(model).__name__}")
     if isinstance(state_dict, nn.Module):
         state_dict = state_dict.state_dict()
     if not isinstance(state_dict, Mapping):

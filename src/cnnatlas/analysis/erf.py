@@ -89,13 +89,22 @@ def effective_receptive_field(
     map, as in `analyze(...).receptive_field`), averaged over `samples` Gaussian inputs of
     `input_size` (N, C, *spatial) — N is replaced by `samples`. The model is evaluated in eval
     mode with its current weights and left as it was."""
-    if not 0 < fraction <= 1:
-        raise InvalidArgumentError(f"fraction must be in (0, 1]; got {fraction!r}")
-    if not isinstance(samples, int) or samples < 1:
-        raise InvalidArgumentError(f"samples must be a positive integer; got {samples!r}")
-    shape = tuple(input_size)
-    if len(shape) < 3 or not all(isinstance(d, int) and d >= 1 for d in shape):
-        raise InvalidArgumentError(f"input_size must be (N, C, *spatial) with positive sizes; got {shape}")
+    if not isinstance(model, nn.Module):
+        raise InvalidArgumentError(f"effective_receptive_field expects a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
+        raise InvalidArgumentError(f"fraction must be a number in (0, 1]; got {fraction!r}")
+    for key, value in (("samples", samples), ("seed", seed)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "samples" else 0):
+            raise InvalidArgumentError(f"{key} must be an integer ≥ {1 if key == 'samples' else 0}; got {value!r}")
+    if layer is not None and not isinstance(layer, str):
+        raise InvalidArgumentError(f"layer must be a module name such as 'features.3'; got {layer!r}")
+    if unit is not None and (not isinstance(unit, (tuple, list)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in unit)):
+        raise InvalidArgumentError(f"unit must be a tuple of integers, one per spatial axis; got {unit!r}")
+    shape = tuple(input_size) if isinstance(input_size, (tuple, list, torch.Size)) else None
+    if shape is None or len(shape) < 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
+                                                  for d in shape):
+        raise InvalidArgumentError(f"input_size must be (N, C, *spatial) with positive whole sizes; got {input_size!r}")
     probe = analyze(model, (1,) + shape[1:], training_memory=False)
     sample_shape = shape[1:]
     name = layer if layer is not None else probe.receptive_field_layer

@@ -7,6 +7,7 @@ reduction, k growth rate, φ compound coefficient.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ def _pos(name: str, value: object, minimum: int = 1) -> int:
 
 
 def _per_axis(name: str, value: int | Sequence[int], dims: int) -> tuple[int, ...]:
+    _pos("dims", dims)
+    if not isinstance(value, (int, Sequence)) or isinstance(value, str):
+        raise InvalidArgumentError(f"{name} must be an integer or one integer per spatial axis; got {value!r}")
     vals = (value,) * dims if isinstance(value, int) else tuple(value)
     if len(vals) != dims:
         raise InvalidArgumentError(f"{name} needs {dims} values (one per spatial axis); got {value!r}")
@@ -41,6 +45,7 @@ def conv_params(kernel_size: int | Sequence[int], in_channels: int, out_channels
 
 def dense_params(height: int, width: int, in_channels: int, out_channels: int) -> int:
     """A fully connected layer between two H×W×C maps: (H·W·C_in)·(H·W·C_out) weights."""
+    _pos("height", height), _pos("width", width)
     return height * width * _pos("in_channels", in_channels) * height * width * _pos("out_channels", out_channels)
 
 
@@ -67,6 +72,7 @@ def conv_macs(output_size: int | Sequence[int], kernel_size: int | Sequence[int]
     """H_out·W_out·C_out·K·K·C_in/G multiply–accumulates (per sample; × batch). FLOPs ≈ 2 × MACs."""
     out = _per_axis("output_size", output_size, dims)
     k = _per_axis("kernel_size", kernel_size, dims)
+    _pos("in_channels", in_channels), _pos("out_channels", out_channels), _pos("groups", groups)
     if in_channels % groups or out_channels % groups:
         raise InvalidArgumentError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
     return _pos("batch", batch) * math.prod(out) * out_channels * math.prod(k) * in_channels // groups
@@ -93,11 +99,13 @@ def receptive_field_stack(layers: Sequence[Sequence[int]]) -> list[FieldStep]:
     """The recurrence over layers (k, s[, p[, d]]): j_l = j_{l−1}·s_l, r_l = r_{l−1} + d_l(k_l−1)·j_{l−1},
     c_l = c_{l−1} + (d_l(k_l−1)/2 − p_l)·j_{l−1}; with r_0 = 1, j_0 = 1, c_0 = 0. Pooling layers count
     as layers with their own k and s. Returns the field after every layer."""
+    if not isinstance(layers, Sequence) or isinstance(layers, str):
+        raise InvalidArgumentError(f"layers must be a list of (k, s[, p[, d]]); got {layers!r}")
     r, j, c = 1.0, 1.0, 0.0
     steps = []
     for i, layer in enumerate(layers):
-        if not 1 <= len(layer) <= 4:
-            raise InvalidArgumentError(f"layer {i}: expected (k, s[, p[, d]]); got {tuple(layer)!r}")
+        if not isinstance(layer, Sequence) or isinstance(layer, str) or not 1 <= len(layer) <= 4:
+            raise InvalidArgumentError(f"layer {i}: expected (k, s[, p[, d]]); got {layer!r}")
         k, s, p, d = (*layer, *(1, 1, 0, 1)[len(layer):])
         _pos(f"layer {i} kernel", k), _pos(f"layer {i} stride", s), _pos(f"layer {i} padding", p, 0)
         _pos(f"layer {i} dilation", d)
@@ -135,7 +143,7 @@ class Comparison:
 def stacked_vs_single(channels: int, kernel_size: int = 3, n: int = 2) -> Comparison:
     """n stacked K×K convs (no bias) against one conv with the same field, K' = n(K−1)+1, at C channels:
     n·K²·C² vs K'²·C² (two 3×3 vs one 5×5: 18C² vs 25C², 28% fewer; three: 27C² vs 49C²)."""
-    c = _pos("channels", channels)
+    c, n = _pos("channels", channels), _pos("n", n)  # n = 0 would compare nothing against a 1×1 conv
     single = stacked_receptive_field(n, kernel_size)
     return Comparison(first=single * single * c * c, second=n * kernel_size * kernel_size * c * c)
 
@@ -184,12 +192,21 @@ class CompoundScale:
 def compound_scaling(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15) -> CompoundScale:
     """d = α^φ, w = β^φ, r = γ^φ; a plain CNN's FLOPs scale as d·w²·r² = (αβ²γ²)^φ ≈ 2^φ."""
     for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        if not isinstance(v, (int, float)) or v < 1:
-            raise InvalidArgumentError(f"{name} must be a number ≥ 1; got {v!r}")
-    if not isinstance(phi, (int, float)):
-        raise InvalidArgumentError(f"phi must be a number; got {phi!r}")
+        if not _real(v) or not 1 <= v <= sys.float_info.max:
+            raise InvalidArgumentError(f"{name} must be a finite number ≥ 1; got {v!r}")
+    if not _real(phi) or not -math.inf < phi < math.inf:
+        raise InvalidArgumentError(f"phi must be a finite number; got {phi!r}")
+    log_base = math.log(alpha) + 2 * math.log(beta) + 2 * math.log(gamma)  # ln(α·β²·γ²): α·β²·γ² may overflow
+    limit = 0.99 * math.log(sys.float_info.max) / log_base if log_base > 0 else math.inf
+    if abs(phi) >= limit:  # beyond, d·w²·r² overflows to inf (or underflows to 0)
+        raise InvalidArgumentError(f"phi must be a finite number with |phi| < {limit:.4g} at α = {alpha:g}, "
+                                   f"β = {beta:g}, γ = {gamma:g} (FLOPs scale by (α·β²·γ²)^φ); got {phi!r}")
     d, w, r = alpha ** phi, beta ** phi, gamma ** phi
     return CompoundScale(d, w, r, d * w * w * r * r)
+
+
+def _real(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def inflation_cost(kernel_time: int, kernel_size: int, in_channels: int, out_channels: int) -> Comparison:

@@ -86,13 +86,32 @@ def _is_shape(v: Any) -> bool:
         isinstance(d, int) and not isinstance(d, bool) for d in v)
 
 
+def _flat_shape(spec: Any, where: str) -> tuple[int, ...] | None:
+    """A flat sequence meant as a shape whose sizes are not all Python ints: its sizes as ints where they
+    are whole numbers of another type (numpy), else an error naming the size at fault; None when `spec`
+    is no flat sequence (then it may be a list of inputs)."""
+    if not isinstance(spec, (tuple, list, torch.Size)) or not spec or any(
+            isinstance(d, (tuple, list, torch.Size, torch.Tensor, Mapping)) for d in spec):
+        return None
+    for d in spec:
+        if isinstance(d, bool) or not hasattr(d, "__index__"):
+            raise InvalidArgumentError(f"{where}: expected a shape of whole numbers such as (1, 3, 224, 224); got "
+                                       f"{tuple(spec)!r}, in which {d!r} is not a whole number")
+    return tuple(d.__index__() for d in spec)
+
+
 def _meta_input(spec: Any, dtype: torch.dtype, where: str) -> torch.Tensor:
     if isinstance(spec, torch.Tensor):
         return torch.empty(spec.shape, dtype=spec.dtype, device=META)
-    if _is_shape(spec):
-        if any(d < 1 for d in spec):
-            raise InvalidArgumentError(f"{where}: every dimension must be ≥ 1; got {tuple(spec)}")
-        return torch.empty(tuple(spec), dtype=dtype, device=META)
+    shape = spec if _is_shape(spec) else _flat_shape(spec, where)
+    if shape is not None:
+        if any(d < 1 for d in shape):
+            raise InvalidArgumentError(f"{where}: every dimension must be ≥ 1; got {tuple(shape)}")
+        try:
+            return torch.empty(tuple(shape), dtype=dtype, device=META)
+        except (RuntimeError, TypeError, OverflowError) as err:  # more elements than a tensor can index
+            raise InvalidArgumentError(f"{where}: expected a shape a tensor can have; got {tuple(shape)}, which is "
+                                       f"too large ({str(err).splitlines()[0][:80]})") from None
     raise InvalidArgumentError(
         f"{where}: expected a shape such as (1, 3, 224, 224) or a tensor; got {spec!r}")
 
@@ -101,7 +120,7 @@ def make_inputs(input_size: Any, dtype: torch.dtype) -> tuple[tuple, dict]:
     """A shape, a tensor, a sequence of them (several positional inputs) or a mapping (keywords)."""
     if isinstance(input_size, Mapping):
         return (), {k: _meta_input(v, dtype, f"input {k!r}") for k, v in input_size.items()}
-    if isinstance(input_size, torch.Tensor) or _is_shape(input_size):
+    if isinstance(input_size, torch.Tensor) or _is_shape(input_size) or _flat_shape(input_size, "input_size"):
         return (_meta_input(input_size, dtype, "input_size"),), {}
     if isinstance(input_size, Sequence) and not isinstance(input_size, str) and input_size:
         return tuple(_meta_input(s, dtype, f"input {i}") for i, s in enumerate(input_size)), {}
@@ -473,6 +492,10 @@ def _spatial_dims(x: torch.Tensor | None, spatial_dims: Sequence[int] | None) ->
     if x is None:
         return ()
     if spatial_dims is not None:
+        if not isinstance(spatial_dims, Sequence) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and -x.dim() <= d < x.dim() for d in spatial_dims):
+            raise InvalidArgumentError(f"spatial_dims must be dimensions of the {x.dim()}-D input (integers from "
+                                       f"{-x.dim()} to {x.dim() - 1}); got {spatial_dims!r}")
         dims = tuple(d % x.dim() for d in spatial_dims)
         if len(set(dims)) != len(dims):
             raise InvalidArgumentError(f"spatial_dims must be distinct dimensions; got {tuple(spatial_dims)}")
@@ -514,7 +537,7 @@ def analyze(
         raise InvalidArgumentError(f"dtype must be a torch.dtype such as torch.float32; got {dtype!r}")
     args, kwargs = make_inputs(input_size, dtype)
     inputs = list(args) + list(kwargs.values())
-    if not 0 <= rf_input < len(inputs):
+    if not isinstance(rf_input, int) or isinstance(rf_input, bool) or not 0 <= rf_input < len(inputs):
         raise InvalidArgumentError(f"rf_input must index one of the {len(inputs)} inputs; got {rf_input}")
     rf_x = inputs[rf_input]
     sdims = _spatial_dims(rf_x, spatial_dims)
@@ -612,13 +635,36 @@ def _last_spatial_map(records: list[LayerRecord], out_producers: list[int], n_ax
     return None
 
 
+_QUANTIZED = ("torch.ao.nn.quantized", "torch.nn.quantized", "torch.ao.nn.intrinsic.quantized",
+              "torch.ao.nn.intrinsic.qat", "torch.ao.nn.qat", "torch.ao.quantization")
+
+
+def _quantized_module(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The first module of a quantized (or prepared-for-quantization) model, by its class's package."""
+    for name, m in model.named_modules():
+        if type(m).__module__.startswith(_QUANTIZED):
+            return name, m
+    return None
+
+
 def _explain(model: nn.Module, inputs: list[torch.Tensor], err: Exception) -> AnalysisError:
     shapes = ", ".join("×".join(map(str, x.shape)) for x in inputs)
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    quantized = _quantized_module(model)
+    if quantized is not None:  # its forward reads scales and zero points (.item()), and int8 kernels have no meta form
+        name, m = quantized
+        return AnalysisError(
+            f"analyze expects a floating-point model; got a quantized one ({name or 'the model'} is "
+            f"{type(m).__module__}.{type(m).__name__}), which cannot run on meta tensors: analyse the model before "
+            f"quantization (prepare/convert, quantize_dynamic). The trace stopped at {type(err).__name__}: {text}")
     hint = ""
     low = text.lower()
     if "meta" in low and any(w in low for w in ("item", "data-dependent", "nonzero", "is_nonzero", "cannot copy out")):
         hint = (" The forward reads tensor values (.item(), a data-dependent `if`, nonzero), which a "
                 "trace on meta tensors cannot know.")
+    elif any(w in low for w in ("should be the same", "same dtype", "expected scalar type", "expected both")):
+        dtypes = ", ".join(sorted({str(x.dtype).replace("torch.", "") for x in inputs}))
+        hint = (f" The inputs are {dtypes}: give the dtype the model computes in (analyze(..., dtype=...) casts "
+                "inputs given as shapes and floating-point weights to it).")
     return AnalysisError(f"could not trace {type(model).__name__} at input {shapes}: "
                          f"{type(err).__name__}: {text}.{hint}")

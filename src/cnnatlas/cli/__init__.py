@@ -25,6 +25,22 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the whole usage)
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        # the innermost sub-command parser returns first: remember the first that found an unknown
+        # argument, so it is reported against that sub-command's --help rather than the top-level one
+        if extras:
+            vars(namespace).setdefault("_parser", self)
+        return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = vars(namespace).pop("_parser", self)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        vars(namespace).pop("_parser", None)
+        return namespace
+
 
 def build_parser() -> argparse.ArgumentParser:
     from ..version import __version__
@@ -43,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if not getattr(args, "run", None):
             parser.print_help()
-            return 2
+            raise UsageError("expected a COMMAND, one of those listed above; got none (see 'cnnatlas --help')")
         return int(args.run(args) or 0)
     except CnnAtlasError as err:  # usage errors and bad input: one line, exit 2
         print(f"cnnatlas: error: {err}", file=sys.stderr)
@@ -53,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `cnnatlas models | head`
         return 0
+    except OSError as err:  # a file or folder the system refused (/proc, a full disk, no permission): one line
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"cnnatlas: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def _run(args) -> int:
     autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
     torch.manual_seed(0)
     ours = create_model(args.model).eval()
-    sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input else entry.input_size
+    sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input is not None else entry.input_size
     theirs = None
     if args.vs:
         if not entry.torchvision:

@@ -8,19 +8,28 @@ from typing import Any, Callable
 
 from ..analysis import formulas as F
 from ..errors import InvalidArgumentError
+from .argtypes import MAX_INT, integer, number
 
 
 def _ints(text: str, name: str) -> list[int]:
     try:
-        return [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+        values = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
     except ValueError:
-        raise InvalidArgumentError(f"{name}: expected integers separated by commas; got {text!r}") from None
+        raise InvalidArgumentError(f"{name}: expected whole numbers separated by commas; got {text!r}") from None
+    if not values or any(not 0 <= v <= MAX_INT for v in values):
+        raise InvalidArgumentError(f"{name}: expected whole numbers from 0 to {MAX_INT} separated by commas; "
+                                   f"got {text!r}")
+    return values
 
 
 def _conv_params(a) -> dict[str, Any]:
     k = _ints(a.kernel, "--kernel")
+    if len(k) > 1 and a.dims is not None and a.dims != len(k):
+        raise InvalidArgumentError(f"--kernel {a.kernel} gives {len(k)} sizes, one per axis, but --dims is {a.dims}; "
+                                   f"expected {a.dims} sizes or one")
+    dims = len(k) if len(k) > 1 else (a.dims or 2)
     value = F.conv_params(k[0] if len(k) == 1 else k, a.in_channels, a.out_channels, groups=a.groups,
-                          bias=not a.no_bias, dims=a.dims if len(k) == 1 else len(k))
+                          bias=not a.no_bias, dims=dims)
     return {"value": value, "formula": "(K^d·C_in/G + 1)·C_out" if not a.no_bias else "K^d·C_in/G·C_out"}
 
 
@@ -113,7 +122,7 @@ def _vit(a) -> dict[str, Any]:
 
 def _ch(p, *names: str) -> None:
     for n in names:
-        p.add_argument(f"--{n.replace('_', '-')}", dest=n, type=int, required=True)
+        p.add_argument(f"--{n.replace('_', '-')}", dest=n, type=integer(1), required=True)
 
 
 COMMANDS: list[tuple[str, str, Callable, Callable]] = []
@@ -130,9 +139,10 @@ def _cmd(name: str, help_: str, fn: Callable):
 def _(p):
     p.add_argument("--kernel", default="3", help="K, or K per axis as 3,3")
     _ch(p, "in_channels", "out_channels")
-    p.add_argument("--groups", type=int, default=1)
+    p.add_argument("--groups", type=integer(1), default=1)
     p.add_argument("--no-bias", action="store_true")
-    p.add_argument("--dims", type=int, default=2, help="spatial dimensions (1, 2, 3)")
+    p.add_argument("--dims", type=integer(1, 3),
+                   help="spatial dimensions (1, 2, 3; default 2, or one per --kernel size)")
 
 
 @_cmd("dense-params", "a fully connected layer between two H×W×C maps, against a 3×3 conv", _dense_params)
@@ -143,15 +153,15 @@ def _(p):
 @_cmd("conv-output", "output size: floor((I + 2P − D(K−1) − 1)/S) + 1", _conv_output)
 def _(p):
     _ch(p, "input", "kernel")
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--padding", type=int, default=0)
-    p.add_argument("--dilation", type=int, default=1)
+    p.add_argument("--stride", type=integer(1), default=1)
+    p.add_argument("--padding", type=integer(0), default=0)
+    p.add_argument("--dilation", type=integer(1), default=1)
 
 
 @_cmd("same-padding", "padding that keeps the size at stride 1: D(K−1)/2", _same_padding)
 def _(p):
     _ch(p, "kernel")
-    p.add_argument("--dilation", type=int, default=1)
+    p.add_argument("--dilation", type=integer(1), default=1)
 
 
 @_cmd("conv-macs", "multiply–accumulates of a conv: H_out·W_out·C_out·K²·C_in/G", _conv_macs)
@@ -159,14 +169,14 @@ def _(p):
     p.add_argument("--output", required=True, help="output spatial size, e.g. 112,112")
     p.add_argument("--kernel", default="3")
     _ch(p, "in_channels", "out_channels")
-    p.add_argument("--groups", type=int, default=1)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--groups", type=integer(1), default=1)
+    p.add_argument("--batch", type=integer(1), default=1)
 
 
 @_cmd("stacked-rf", "receptive field of n stacked K×K stride-1 convs: n(K−1) + 1", _stacked_rf)
 def _(p):
-    _ch(p, "n")
-    p.add_argument("--kernel", type=int, default=3)
+    p.add_argument("--n", type=integer(0), required=True)
+    p.add_argument("--kernel", type=integer(1), default=3)
 
 
 @_cmd("rf-stack", "receptive field through a stack of layers (the general recurrence)", _rf_stack)
@@ -177,33 +187,33 @@ def _(p):
 @_cmd("stacked-vs-single", "n stacked K×K convs against one conv with the same field (two 3×3 vs one 5×5)", _stacked_vs_single)
 def _(p):
     _ch(p, "channels")
-    p.add_argument("--kernel", type=int, default=3)
-    p.add_argument("--n", type=int, default=2)
+    p.add_argument("--kernel", type=integer(1), default=3)
+    p.add_argument("--n", type=integer(1), default=2)
 
 
 @_cmd("pointwise", "1×1 conv cost against a K×K conv at the same widths", _pointwise)
 def _(p):
     _ch(p, "in_channels", "out_channels")
-    p.add_argument("--kernel", type=int, default=3)
+    p.add_argument("--kernel", type=integer(1), default=3)
     p.add_argument("--no-bias", action="store_true")
 
 
 @_cmd("dilation", "effective kernel of a dilated conv: K + (K−1)(D−1)", _dilation)
 def _(p):
     _ch(p, "kernel", "dilation")
-    p.add_argument("--dims", type=int, default=2)
+    p.add_argument("--dims", type=integer(1, 3), default=2)
 
 
 @_cmd("separable", "depthwise-separable against standard conv: ratio 1/C_out + 1/K²", _separable)
 def _(p):
     _ch(p, "in_channels", "out_channels")
-    p.add_argument("--kernel", type=int, default=3)
+    p.add_argument("--kernel", type=integer(1), default=3)
 
 
 @_cmd("se", "squeeze-and-excitation parameters: ≈ 2C²/r", _se)
 def _(p):
     _ch(p, "channels")
-    p.add_argument("--reduction", type=int, default=16)
+    p.add_argument("--reduction", type=integer(1), default=16)
     p.add_argument("--no-bias", action="store_true")
 
 
@@ -214,10 +224,10 @@ def _(p):
 
 @_cmd("compound-scaling", "EfficientNet depth/width/resolution multipliers and FLOPs factor at φ", _compound)
 def _(p):
-    p.add_argument("--phi", type=float, required=True)
-    p.add_argument("--alpha", type=float, default=1.2)
-    p.add_argument("--beta", type=float, default=1.1)
-    p.add_argument("--gamma", type=float, default=1.15)
+    p.add_argument("--phi", type=number(), required=True)
+    p.add_argument("--alpha", type=number(1), default=1.2)
+    p.add_argument("--beta", type=number(1), default=1.1)
+    p.add_argument("--gamma", type=number(1), default=1.15)
 
 
 @_cmd("inflation", "cost of a k_t×k×k 3D conv against the k×k 2D conv it inflates", _inflation)
@@ -262,7 +272,12 @@ def add_parser(sub) -> None:
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
         setup(q)
         q.set_defaults(run=_runner(name, fn))
-    p.set_defaults(run=lambda args: (p.print_help(), 2)[1])
+    p.set_defaults(run=_no_formula)
+
+
+def _no_formula(args) -> int:
+    raise InvalidArgumentError(f"calc needs a FORMULA: {', '.join(name for name, *_ in COMMANDS)} "
+                               "(see 'cnnatlas calc --help')")
 
 
 def _runner(name: str, fn: Callable) -> Callable:

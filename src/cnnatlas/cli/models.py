@@ -8,6 +8,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import UnknownModelError, did_you_mean
 from ..models.base import count_params
 from ..registry import create_model, get_entry, list_models, model_info
 
@@ -96,6 +97,10 @@ def _run_models(args) -> int:
             Console().print(weights_table(names))
         return 0
     names = list_models(args.pattern)
+    if not names:
+        hint = did_you_mean(args.pattern, list_models()) if args.pattern.strip("*?[]") == args.pattern else ""
+        raise UnknownModelError(f"expected a pattern matching a registered model, such as 'resnet*'; got "
+                                f"{args.pattern!r}, which matches none.{hint}")
     if args.json:
         print(json.dumps([model_row(n) for n in names], indent=1))
     else:

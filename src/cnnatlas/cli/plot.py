@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
+from .argtypes import FRACTION, PATH, integer, out_file, writing
 from .summary import parse_shape
 
 
@@ -27,13 +28,13 @@ def _pareto(args) -> None:
     from ..viz import plot_pareto
     from ..viz.atlas import select_models
 
-    plot_pareto(select_models(args.models) if args.models else None, out=_out(args))
+    plot_pareto(select_models(args.models) if args.models is not None else None, out=_out(args))
 
 
 def _erf(args) -> None:
     from ..viz import plot_erf
 
-    size = parse_shape(args.input) if args.input else None
+    size = parse_shape(args.input) if args.input is not None else None
     plot_erf(args.model, size, samples=args.samples, fraction=args.fraction, layer=args.layer, cap=args.max_size,
              out=_out(args))
 
@@ -41,7 +42,9 @@ def _erf(args) -> None:
 def _feature_maps(args) -> None:
     from ..viz import plot_feature_maps
 
-    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
+    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers is not None else None
+    if layers == []:
+        raise InvalidArgumentError(f"--layers: expected module paths separated by commas; got {args.layers!r}")
     plot_feature_maps(args.model, args.image, layers, channels=args.channels, checkpoint=args.checkpoint,
                       out=_out(args))
 
@@ -73,7 +76,7 @@ def _confusion(args) -> None:
 def _diagram(args) -> None:
     from ..viz import plot_diagram
 
-    size = parse_shape(args.input) if args.input else None
+    size = parse_shape(args.input) if args.input is not None else None
     plot_diagram(args.model, args.block, depth=args.depth, input_size=size, out=_out(args))
 
 
@@ -84,7 +87,8 @@ def _run(args) -> int:
     suffixes = (".svg", ".png", ".dot", ".gv") if args.kind == "diagram" else (".png", ".svg")
     if Path(args.out).suffix.lower() not in suffixes:
         raise InvalidArgumentError(f"--out must end in {', '.join(suffixes)}; got {args.out!r}")
-    args.draw(args)
+    with writing(args.out):
+        args.draw(args)
     print(f"wrote {args.out}")
     return 0
 
@@ -98,7 +102,7 @@ def add_parser(sub) -> None:
 
     def kind(name: str, draw, help: str):
         k = kinds.add_parser(name, help=help, description=help)
-        k.add_argument("--out", required=True, metavar="FILE", help="output file, .png or .svg")
+        k.add_argument("--out", type=out_file, required=True, metavar="FILE", help="output file, .png or .svg")
         k.set_defaults(draw=draw)
         return k
 
@@ -112,34 +116,36 @@ def add_parser(sub) -> None:
     k.add_argument("model", metavar="MODEL")
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x128x128 (default: the model's, "
                                                     "sides capped at --max-size)")
-    k.add_argument("--max-size", type=int, default=224, metavar="PX", help="cap on the default input's sides (224)")
-    k.add_argument("--samples", type=int, default=8, help="random inputs averaged (default 8)")
-    k.add_argument("--fraction", type=float, default=0.95, help="gradient mass the ERF square holds (0.95)")
+    k.add_argument("--max-size", type=integer(1), default=224, metavar="PX",
+                   help="cap on the default input's sides (224)")
+    k.add_argument("--samples", type=integer(1), default=8, help="random inputs averaged (default 8)")
+    k.add_argument("--fraction", type=FRACTION, default=0.95, help="gradient mass the ERF square holds (0.95)")
     k.add_argument("--layer", metavar="NAME", help="module whose centre unit is probed (default: the last spatial map)")
     k = kind("feature-maps", _feature_maps, "feature maps of chosen layers for a real photograph")
     k.add_argument("model", metavar="MODEL", help="a model name (initialised weights) or a training run folder")
-    k.add_argument("--image", metavar="PATH", help="any image file (default: the photograph matplotlib ships)")
+    k.add_argument("--image", type=PATH, metavar="PATH", help="any image file (default: the photograph matplotlib ships)")
     k.add_argument("--layers", metavar="A,B", help="module paths (default: the stage outputs)")
-    k.add_argument("--channels", type=int, default=8, help="maps per layer (default 8)")
-    k.add_argument("--checkpoint", metavar="DIR", help="a checkpoint of the run instead of its final weights")
+    k.add_argument("--channels", type=integer(1), default=8, help="maps per layer (default 8)")
+    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights")
     k = kind("filters", _filters, "first-layer filters of a trained checkpoint")
     k.add_argument("model", metavar="RUN_DIR", help="a training run folder (or a model name: initial weights)")
-    k.add_argument("--checkpoint", metavar="DIR", help="a checkpoint of the run instead of its final weights")
+    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights")
     k = kind("equivariance", _equivariance, "an input, its shift, both feature maps, and the pooled (invariant) output")
-    k.add_argument("--image", metavar="PATH", help="any image file (default: the photograph matplotlib ships)")
-    k.add_argument("--shift", type=int, nargs=2, default=(9, 17), metavar=("DY", "DX"), help="the shift (9 17)")
-    k.add_argument("--channel", type=int, default=0, help="feature channel shown (default 0)")
+    k.add_argument("--image", type=PATH, metavar="PATH", help="any image file (default: the photograph matplotlib ships)")
+    k.add_argument("--shift", type=integer(None), nargs=2, default=(9, 17), metavar=("DY", "DX"),
+                   help="the shift (9 17)")
+    k.add_argument("--channel", type=integer(0), default=0, help="feature channel shown (default 0)")
     k = kind("training", _training, "loss and accuracy curves of a training run")
-    k.add_argument("run_dir", metavar="RUN_DIR")
+    k.add_argument("run_dir", type=PATH, metavar="RUN_DIR")
     k = kind("confusion", _confusion, "confusion matrix of a training run on its test set")
-    k.add_argument("run_dir", metavar="RUN_DIR")
+    k.add_argument("run_dir", type=PATH, metavar="RUN_DIR")
     k.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's)")
-    k.add_argument("--checkpoint", metavar="DIR", help="a checkpoint of the run instead of its final weights")
+    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights")
     k = kind("diagram", _diagram, "the architecture from the traced operator graph (Graphviz), shapes, "
                                   "parameters and MACs on the nodes")
     k.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or file.py:factory")
     k.add_argument("--block", metavar="NAME", help="draw one block, operator by operator: a module path "
                                                    "(stages.0.0) or class (Bottleneck, InceptionA, SqueezeExcite)")
-    k.add_argument("--depth", type=int, metavar="N", help="module depth of a whole-model diagram (default: the "
+    k.add_argument("--depth", type=integer(1), metavar="N", help="module depth of a whole-model diagram (default: the "
                                                           "deepest that stays readable)")
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..analysis import analyze, effective_receptive_field
 from ..errors import InvalidArgumentError
+from .argtypes import FRACTION, integer
 from .summary import _axes, _input_arg, load_model, parse_inputs
 
 
@@ -34,8 +35,6 @@ def _run(args) -> int:
     meta = not args.erf  # the effective field needs real weights
     loaded = os_.load_strided(args.model, strides[0], meta) if strides else load_model(args.model, meta=meta)
     shapes = parse_inputs(args.input, loaded)
-    if args.depth < 1:
-        raise InvalidArgumentError(f"--depth must be ≥ 1; got {args.depth}")
     report = analyze(loaded.model, _input_arg(shapes), training_memory=False)
     rows = rf_rows(report, args.depth)
     erf = None
@@ -88,11 +87,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("rf", help="receptive field of every module's output (analytic); --erf for the effective one")
     p.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory")
     p.add_argument("--input", metavar="SHAPE", help="input shape with batch, e.g. 1x3x224x224")
-    p.add_argument("--depth", type=int, default=2, help="module depth of the table (default 2)")
+    p.add_argument("--depth", type=integer(1), default=2, help="module depth of the table (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--erf", action="store_true", help="also measure the effective receptive field (real gradients)")
-    p.add_argument("--samples", type=int, default=8, help="random inputs averaged for --erf (default 8)")
-    p.add_argument("--fraction", type=float, default=0.95, help="gradient mass the --erf size holds (default 0.95)")
+    p.add_argument("--samples", type=integer(1), default=8, help="random inputs averaged for --erf (default 8)")
+    p.add_argument("--fraction", type=FRACTION, default=0.95, help="gradient mass the --erf size holds (default 0.95)")
     from .output_stride import add_argument
 
     add_argument(p)

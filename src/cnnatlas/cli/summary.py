@@ -21,6 +21,7 @@ from rich.table import Table
 
 from ..analysis import Report, analyze
 from ..errors import CnnAtlasError, InvalidArgumentError, UnknownModelError, did_you_mean, require
+from .argtypes import integer
 
 _VIDEO_TV = {"r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t", "swin3d_s", "swin3d_b"}
 
@@ -235,7 +236,9 @@ def sweep_sizes(text: str) -> list[int]:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise InvalidArgumentError(f"--sweep: expected sizes separated by commas such as 128,224,320; got {text!r}") from None
-    if not sizes or any(s < 1 for s in sizes):
+    if not sizes:
+        raise InvalidArgumentError(f"--sweep: expected sizes separated by commas such as 128,224,320; got {text!r}")
+    if any(s < 1 for s in sizes):
         raise InvalidArgumentError(f"--sweep: sizes must be ≥ 1; got {text!r}")
     return sizes
 
@@ -257,9 +260,7 @@ def _run(args) -> int:
         return os_.run_output_strides(args)
     loaded = os_.load_strided(args.model, strides[0]) if strides else load_model(args.model)
     shapes = parse_inputs(args.input, loaded)
-    if args.depth < 0:
-        raise InvalidArgumentError(f"--depth must be ≥ 0; got {args.depth}")
-    if args.sweep:
+    if args.sweep is not None:
         sizes = sweep_sizes(args.sweep)
         rows = []
         for size in sizes:
@@ -299,7 +300,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("summary", help="shapes, parameters, MACs, memory and receptive field of any model")
     p.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory")
     p.add_argument("--input", metavar="SHAPE", help="input shape with batch, e.g. 1x3x224x224; several inputs: 1x3x224x224,1x10")
-    p.add_argument("--depth", type=int, default=2, help="module depth of the table (default 2)")
+    p.add_argument("--depth", type=integer(0), default=2, help="module depth of the table (default 2)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--sweep", metavar="SIZES", help="MACs and memory at several input sizes, e.g. 128,224,320")
     from .output_stride import add_argument

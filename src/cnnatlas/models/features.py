@@ -20,9 +20,12 @@ class FeatureExtractor(nn.Module):
         info = list(model.feature_info)
         if not info:
             raise InvalidArgumentError(f"{type(model).__name__} lists no feature stages (feature_info is empty)")
+        if out_indices is not None and (not isinstance(out_indices, Sequence) or isinstance(out_indices, str)):
+            raise InvalidArgumentError(f"out_indices must be a list of stage indices such as [1, 2, 3]; "
+                                       f"got {out_indices!r}")
         indices = list(range(len(info))) if out_indices is None else list(out_indices)
         for i in indices:
-            if not isinstance(i, int) or not -len(info) <= i < len(info):
+            if not isinstance(i, int) or isinstance(i, bool) or not -len(info) <= i < len(info):
                 raise InvalidArgumentError(
                     f"out_indices: {i!r} is not a stage index of {type(model).__name__} (it has {len(info)} stages)"
                 )
