@@ -16,7 +16,9 @@ from rich.table import Table
 
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
-from .summary import LoadedModel, _axes, _build, fmt_bytes, fmt_count, parse_inputs
+from ..loading import LoadedModel, build_on_meta
+from ..units import axes_text, fmt_bytes, fmt_count
+from .inputs import parse_inputs
 
 
 def output_strides(text: str) -> list[int]:
@@ -40,7 +42,7 @@ def load_strided(spec: str, stride: int, meta: bool = True) -> LoadedModel:
         raise InvalidArgumentError(f"--output-stride: {spec!r} is not a registry model with an output_stride; "
                                    f"those that have one: {', '.join(takes)}")
     entry = get_entry(spec)
-    model = _build(lambda: create_model(spec, output_stride=stride), spec, meta)
+    model = build_on_meta(lambda: create_model(spec, output_stride=stride), spec, meta)
     return LoadedModel(model, f"{spec} (output_stride={stride})", (1,) + tuple(entry.input_size))
 
 
@@ -85,8 +87,8 @@ def run_output_strides(args) -> int:
         rf = row["receptive_field"]
         table.add_row(str(row["output_stride"]), "×".join(map(str, row["last_map"][2:])) or "—",
                       *([f"{row['params']:,}"] if len(params) > 1 else []), fmt_count(row["macs"]),
-                      fmt_bytes(row["activation_bytes"]), "—" if rf is None else _axes(tuple(rf["size"])),
-                      "—" if rf is None else _axes(tuple(rf["stride"])))
+                      fmt_bytes(row["activation_bytes"]), "—" if rf is None else axes_text(tuple(rf["size"])),
+                      "—" if rf is None else axes_text(tuple(rf["stride"])))
     console = Console()
     console.print(table)
     console.print(f"[dim]map: the output of {rows[0]['last_map_layer'] or 'the model'} "

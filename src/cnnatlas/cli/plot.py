@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import InvalidArgumentError
 from .argtypes import FRACTION, PATH, integer, out_file, writing
-from .summary import parse_shape
+from .inputs import parse_shape
 
 
 def _out(args) -> Path:

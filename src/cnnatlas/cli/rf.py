@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analysis import analyze, effective_receptive_field
-from ..errors import InvalidArgumentError
 from .argtypes import FRACTION, integer
-from .summary import _axes, _input_arg, load_model, parse_inputs
+from ..loading import load_model
+from ..units import axes_text
+from .inputs import input_arg, parse_inputs
 
 
 def rf_rows(report, depth: int) -> list[dict]:
@@ -35,7 +36,7 @@ def _run(args) -> int:
     meta = not args.erf  # the effective field needs real weights
     loaded = os_.load_strided(args.model, strides[0], meta) if strides else load_model(args.model, meta=meta)
     shapes = parse_inputs(args.input, loaded)
-    report = analyze(loaded.model, _input_arg(shapes), training_memory=False)
+    report = analyze(loaded.model, input_arg(shapes), training_memory=False)
     rows = rf_rows(report, args.depth)
     erf = None
     if args.erf:
@@ -61,15 +62,15 @@ def _run(args) -> int:
             table.add_row(row["name"], row["module_type"], shape, "—", "—", "—", "—", "")
             continue
         flags = ("≈ " if not rf["exact"] else "") + ("+global" if rf["global_context"] else "")
-        table.add_row(row["name"], row["module_type"], shape, _axes(rf["size"]), _axes(rf["stride"]),
-                      _axes(rf["start"]), _axes(rf["padding"]), flags)
+        table.add_row(row["name"], row["module_type"], shape, axes_text(rf["size"]), axes_text(rf["stride"]),
+                      axes_text(rf["start"]), axes_text(rf["padding"]), flags)
     console.print(table)
     rf = report.receptive_field
     if rf is None:
         console.print("no spatial input axes: no receptive field")
     else:
         console.print(f"last spatial feature map{f' ({report.receptive_field_layer})' if report.receptive_field_layer else ''}: "
-                      f"{rf}; effective padding {_axes(rf.padding)}")
+                      f"{rf}; effective padding {axes_text(rf.padding)}")
         if rf.global_context:
             console.print("+global: a path through global pooling (squeeze-and-excitation, attention) lets every unit "
                           "see the whole input as well; size/stride/start describe the local paths.")

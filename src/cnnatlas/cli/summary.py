@@ -7,156 +7,18 @@ analysed on meta tensors: no weights are initialised and no real arithmetic runs
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import re
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from ..analysis import Report, analyze
-from ..errors import CnnAtlasError, InvalidArgumentError, UnknownModelError, did_you_mean, require
+from ..errors import InvalidArgumentError
+from ..loading import LoadedModel, load_model
+from ..units import axes_text, fmt_bytes, fmt_count
+from .inputs import input_arg, parse_inputs
 from .argtypes import integer
-
-_VIDEO_TV = {"r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t", "swin3d_s", "swin3d_b"}
-
-
-@dataclass
-class LoadedModel:
-    model: torch.nn.Module
-    label: str
-    input_size: tuple[int, ...] | None  # full input shape with batch 1, when known
-    registry_name: str | None = None
-
-
-def _build(factory, label: str, meta: bool = True) -> torch.nn.Module:
-    """Build on the meta device (no memory, no initialisation); fall back to the CPU if the
-    constructor needs real values. meta=False builds with real, initialised weights."""
-    if not meta:
-        return factory()
-    try:
-        with torch.device("meta"):
-            return factory()
-    except CnnAtlasError:
-        raise
-    except Exception:  # noqa: BLE001 — some constructors compute with tensor values
-        return factory()
-
-
-def load_model(spec: str, meta: bool = True) -> LoadedModel:
-    """Resolve MODEL: registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory.
-    meta=True builds on the meta device where the constructor allows it."""
-    if spec.startswith("torchvision:"):
-        return _torchvision(spec.split(":", 1)[1], meta)
-    if spec.startswith("timm:"):
-        return _timm(spec.split(":", 1)[1], meta)
-    if re.search(r"\.py:[A-Za-z_][A-Za-z0-9_]*$", spec):
-        return _from_file(spec, meta)
-    from ..registry import create_model, get_entry, list_models
-
-    if spec not in list_models():
-        raise UnknownModelError(
-            f"unknown model {spec!r}.{did_you_mean(spec, list_models())} Use a registry name (`cnnatlas models`), "
-            "torchvision:NAME, timm:NAME or path/to/file.py:factory.")
-    entry = get_entry(spec)
-    pub = entry.published
-    size = pub.input_size if pub.input_size and len(pub.input_size) == len(entry.input_size) else entry.input_size
-    return LoadedModel(_build(lambda: create_model(spec), spec, meta), spec, (1,) + tuple(size), spec)
-
-
-def _torchvision(name: str, meta: bool) -> LoadedModel:
-    import torchvision
-
-    available = torchvision.models.list_models()
-    if name not in available:
-        raise UnknownModelError(f"torchvision has no model {name!r}.{did_you_mean(name, available)}")
-    model = _build(lambda: torchvision.models.get_model(name), f"torchvision:{name}", meta)
-    size: tuple[int, ...] = (1, 3, 224, 224)
-    try:
-        weights = torchvision.models.get_model_weights(name).DEFAULT
-        crop = weights.transforms().crop_size
-        crop = list(crop) * (2 // len(crop)) if len(crop) < 2 else list(crop)
-        size = (1, 3, 16, *crop) if name in _VIDEO_TV else (1, 3, *crop)
-    except Exception:  # noqa: BLE001 — no weights metadata: keep the ImageNet default
-        if name in _VIDEO_TV:
-            size = (1, 3, 16, 112, 112)
-    return LoadedModel(model, f"torchvision:{name}", size)
-
-
-def _timm(name: str, meta: bool) -> LoadedModel:
-    timm = require("timm", "timm", "timm:NAME")
-    if name not in timm.list_models():
-        raise UnknownModelError(f"timm has no model {name!r}.{did_you_mean(name, timm.list_models())}")
-    model = _build(lambda: timm.create_model(name, pretrained=False), f"timm:{name}", meta)
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    size = (1, *cfg["input_size"]) if cfg.get("input_size") else None
-    return LoadedModel(model, f"timm:{name}", size)
-
-
-def _from_file(spec: str, meta: bool) -> LoadedModel:
-    path_str, factory_name = spec.rsplit(":", 1)
-    path = Path(path_str)
-    if not path.is_file():
-        raise InvalidArgumentError(f"{spec}: no file {path_str!r}")
-    module_spec = importlib.util.spec_from_file_location(f"_cnnatlas_user_{path.stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as err:  # noqa: BLE001 — the user's file: say where it failed
-        raise InvalidArgumentError(f"{spec}: importing {path_str} failed: {type(err).__name__}: {err}") from err
-    factory = getattr(module, factory_name, None)
-    if not callable(factory):
-        names = [n for n in vars(module) if callable(vars(module)[n]) and not n.startswith("_")]
-        raise InvalidArgumentError(f"{spec}: {path_str} has no callable {factory_name!r}.{did_you_mean(factory_name, names)}")
-    model = _build(factory, spec, meta)
-    if not isinstance(model, torch.nn.Module):
-        raise InvalidArgumentError(f"{spec}: {factory_name}() returned {type(model).__name__}, not an nn.Module")
-    size = getattr(module, "INPUT_SIZE", None)
-    return LoadedModel(model, spec, tuple(size) if size else None)
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """'1x3x224x224' → (1, 3, 224, 224); several inputs separated by commas."""
-    try:
-        shape = tuple(int(p) for p in text.lower().replace("×", "x").split("x"))
-    except ValueError:
-        raise InvalidArgumentError(f"--input: expected sizes joined by 'x' such as 1x3x224x224; got {text!r}") from None
-    if not shape or any(d < 1 for d in shape):
-        raise InvalidArgumentError(f"--input: every size must be ≥ 1; got {text!r}")
-    return shape
-
-
-def parse_inputs(text: str | None, loaded: LoadedModel) -> list[tuple[int, ...]]:
-    if text is None:
-        if loaded.input_size is None:
-            raise InvalidArgumentError(f"{loaded.label}: no default input size is known; give one with --input 1x3x224x224")
-        return [loaded.input_size]
-    return [parse_shape(part) for part in text.split(",")]
-
-
-def _input_arg(shapes: list[tuple[int, ...]]) -> Any:
-    return shapes[0] if len(shapes) == 1 else shapes
-
-
-def fmt_count(n: float) -> str:
-    """1234567 → '1.23 M'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3f} {unit}" if unit == "G" else f"{n / scale:.2f} {unit}"
-    return f"{n:g}"
-
-
-def fmt_bytes(n: float) -> str:
-    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{int(n)} B"
 
 
 def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | None:
@@ -187,16 +49,12 @@ def summary_table(report: Report, depth: int, title: str) -> Table:
         name = row["name"] or "(model)"
         indent = "  " * (name.count(".")) if row["name"] else ""
         rf = row["receptive_field"]
-        rf_text = "—" if rf is None else f"{_axes(rf.size)}/{_axes(rf.stride)}" + ("" if rf.exact else "≈")
+        rf_text = "—" if rf is None else f"{axes_text(rf.size)}/{axes_text(rf.stride)}" + ("" if rf.exact else "≈")
         table.add_row(indent + name.rsplit(".", 1)[-1] if row["name"] else name, row["module_type"],
                       "×".join(map(str, row["output_shape"])), f"{row['params']:,}" if row["params"] else "",
                       fmt_count(row["macs"]) if row["macs"] else "", fmt_count(row["other_flops"]) if row["other_flops"] else "",
                       rf_text)
     return table
-
-
-def _axes(v: tuple) -> str:
-    return str(v[0]) if len(set(v)) == 1 else "×".join(map(str, v))
 
 
 def print_totals(console: Console, report: Report, check: dict[str, Any] | None) -> None:
@@ -213,7 +71,7 @@ def print_totals(console: Console, report: Report, check: dict[str, Any] | None)
     rf = report.receptive_field
     if rf is not None:
         where = f" at {report.receptive_field_layer}" if report.receptive_field_layer else ""
-        console.print(f"receptive field{where} ({'×'.join(rf.axes)}): {rf}; effective padding {_axes(rf.padding)}"
+        console.print(f"receptive field{where} ({'×'.join(rf.axes)}): {rf}; effective padding {axes_text(rf.padding)}"
                       + ("; every unit also sees the whole input through a global path" if rf.global_context else ""))
     if report.unsupported_ops:
         console.print("[yellow]operators without a cost formula (not counted): "
@@ -265,7 +123,7 @@ def _run(args) -> int:
         rows = []
         for size in sizes:
             inputs = [resized(shapes[0], size)] + shapes[1:]
-            r = analyze(loaded.model, _input_arg(inputs))
+            r = analyze(loaded.model, input_arg(inputs))
             rows.append({"input": [list(s) for s in inputs], "macs": r.macs, "flops": r.flops,
                          "other_flops": r.other_flops, "activation_bytes": r.activation_bytes,
                          "training_peak_bytes": r.training_peak_bytes, "seconds": r.seconds,
@@ -282,7 +140,7 @@ def _run(args) -> int:
                           fmt_bytes(row["training_peak_bytes"]), f"{row['seconds'] * 1000:.0f} ms")
         Console().print(table)
         return 0
-    report = analyze(loaded.model, _input_arg(shapes))
+    report = analyze(loaded.model, input_arg(shapes))
     check = published_check(loaded, report)
     if args.json:
         data = report.to_dict()

@@ -32,7 +32,8 @@ from ..claims import run_claims
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry, list_models
 from . import atlas_static
-from .common import axes_text, capped_input, fmt_count, is_run_dir, resolve_model
+from ..units import axes_text, fmt_count
+from .common import capped_input, is_run_dir, resolve_model
 
 Log = Callable[[str], None]
 VIDEO_ERF_CAP, VIDEO_ERF_SAMPLES = 64, 2  # video: at most 16 frames of 64×64, two clips
@@ -389,7 +390,7 @@ def _model_html(p: ModelPage, runs: bool) -> str:
         rrf = row["receptive_field"]
         rows.append(f"<tr><td>{_e(row['name'] or '(model)')}</td><td>{_e(row['module_type'])}</td>"
                     f"<td class=num>{_e('×'.join(map(str, row['output_shape'][1:])))}</td>"
-                    + _num_cell(row["params"], f"{row['params']:,}") + _num_cell(row["macs"], fmt_count(row["macs"]))
+                    + _num_cell(row["params"], f"{row['params']:,}") + _num_cell(row["macs"], fmt_count(row["macs"], compact=True))
                     + _num_cell(None if rrf is None else float(max(rrf.size)), None if rrf is None else axes_text(rrf.size))
                     + "</tr>")
     table = ("<table id=layers class=sortable><thead><tr><th data-type=text>module</th><th data-type=text>type</th>"

@@ -4,7 +4,6 @@ saving to PNG or SVG, model resolution, and the sample photograph."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import numpy as np
@@ -69,7 +68,7 @@ def resolve_model(model: str | nn.Module, meta: bool = True) -> tuple[nn.Module,
         return model, type(model).__name__, (1, *size) if size else None
     if not isinstance(model, str):
         raise InvalidArgumentError(f"expected a model name or an nn.Module; got {type(model).__name__}")
-    from ..cli.summary import load_model
+    from ..loading import load_model
 
     loaded = load_model(model, meta=meta)
     return loaded.model, loaded.label, loaded.input_size
@@ -133,20 +132,6 @@ def image_tensor(arr: np.ndarray, channels: int) -> torch.Tensor:
         mean, std = torch.full((channels,), 0.449), torch.full((channels,), 0.226)
         x = x.mean(0, keepdim=True).expand(channels, -1, -1)
     return ((x - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)).unsqueeze(0)
-
-
-def fmt_count(n: float) -> str:
-    """1234567 → '1.23M'; 4089184256 → '4.09G'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:g}"
-
-
-def axes_text(values: Any) -> str:
-    """(7, 7) → '7'; (3, 7, 7) → '3×7×7'."""
-    values = list(values)
-    return str(values[0]) if len(set(values)) == 1 else "×".join(str(v) for v in values)
 
 
 def is_run_dir(spec: object) -> bool:

@@ -26,7 +26,8 @@ from torch import nn
 
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError, did_you_mean
-from .common import VizError, axes_text, fmt_count, resolve_model
+from ..units import axes_text, fmt_count
+from .common import VizError, resolve_model
 
 DIAGRAM_FORMATS = (".svg", ".png", ".dot", ".gv")
 
@@ -103,7 +104,7 @@ def _label(n: Node) -> str:
         parts.append(f'<FONT POINT-SIZE="8" COLOR="#555555">{_escape(n.path)}</FONT>')
     if n.shape:
         parts.append(_escape(_shape(n.shape)))
-    cost = [f"params {fmt_count(n.params)}" if n.params else "", f"MACs {fmt_count(n.macs)}" if n.macs else ""]
+    cost = [f"params {fmt_count(n.params, compact=True)}" if n.params else "", f"MACs {fmt_count(n.macs, compact=True)}" if n.macs else ""]
     if any(cost):
         parts.append(f'<FONT POINT-SIZE="8">{" · ".join(c for c in cost if c)}</FONT>')
     return "<BR/>".join(parts)
@@ -411,7 +412,7 @@ def model_diagram(model: str | nn.Module, *, block: str | None = None, depth: in
         depth = auto_depth(report, module, max_nodes)
     elif depth < 1:
         raise InvalidArgumentError(f"--depth must be ≥ 1; got {depth}")
-    title = (f"{label}: input {shape}, {fmt_count(report.params)} parameters, {fmt_count(report.macs)} MACs "
+    title = (f"{label}: input {shape}, {fmt_count(report.params, compact=True)} parameters, {fmt_count(report.macs, compact=True)} MACs "
              f"(modules to depth {depth})")
     return build_diagram(report, module, depth=depth, title=title)
 

@@ -1,0 +1,33 @@
+"""The --input flag of the analysis commands: shapes written as 1x3x224x224, several joined by commas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidArgumentError
+from ..loading import LoadedModel
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1x3x224x224' → (1, 3, 224, 224)."""
+    try:
+        shape = tuple(int(p) for p in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise InvalidArgumentError(f"--input: expected sizes joined by 'x' such as 1x3x224x224; got {text!r}") from None
+    if not shape or any(d < 1 for d in shape):
+        raise InvalidArgumentError(f"--input: every size must be ≥ 1; got {text!r}")
+    return shape
+
+
+def parse_inputs(text: str | None, loaded: LoadedModel) -> list[tuple[int, ...]]:
+    """The shapes of --input (comma-separated), or the model's default input."""
+    if text is None:
+        if loaded.input_size is None:
+            raise InvalidArgumentError(f"{loaded.label}: no default input size is known; give one with --input 1x3x224x224")
+        return [loaded.input_size]
+    return [parse_shape(part) for part in text.split(",")]
+
+
+def input_arg(shapes: list[tuple[int, ...]]) -> Any:
+    """What `analyze` takes: one shape, or a list of them for a model of several inputs."""
+    return shapes[0] if len(shapes) == 1 else shapes

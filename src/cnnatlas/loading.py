@@ -1,0 +1,111 @@
+"""Any model by name, for the analyser and the pictures: a registry name (`resnet50`), `torchvision:NAME`,
+`timm:NAME` or `path/to/file.py:factory` (a function returning an nn.Module), built on the meta device
+where its constructor allows it, with the input shape it expects."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import CnnAtlasError, InvalidArgumentError, UnknownModelError, did_you_mean, require
+from .registry import create_model, get_entry, list_models
+
+_VIDEO_TV = {"r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t", "swin3d_s", "swin3d_b"}
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    label: str
+    input_size: tuple[int, ...] | None  # full input shape with batch 1, when known
+    registry_name: str | None = None
+
+
+def build_on_meta(factory, label: str, meta: bool = True) -> torch.nn.Module:
+    """Build on the meta device (no memory, no initialisation); fall back to the CPU if the
+    constructor needs real values. meta=False builds with real, initialised weights."""
+    if not meta:
+        return factory()
+    try:
+        with torch.device("meta"):
+            return factory()
+    except CnnAtlasError:
+        raise
+    except Exception:  # noqa: BLE001 — some constructors compute with tensor values
+        return factory()
+
+
+def load_model(spec: str, meta: bool = True) -> LoadedModel:
+    """Resolve MODEL: registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory.
+    meta=True builds on the meta device where the constructor allows it."""
+    if spec.startswith("torchvision:"):
+        return _torchvision(spec.split(":", 1)[1], meta)
+    if spec.startswith("timm:"):
+        return _timm(spec.split(":", 1)[1], meta)
+    if re.search(r"\.py:[A-Za-z_][A-Za-z0-9_]*$", spec):
+        return _from_file(spec, meta)
+    if spec not in list_models():
+        raise UnknownModelError(
+            f"unknown model {spec!r}.{did_you_mean(spec, list_models())} Use a registry name (`cnnatlas models`), "
+            "torchvision:NAME, timm:NAME or path/to/file.py:factory.")
+    entry = get_entry(spec)
+    pub = entry.published
+    size = pub.input_size if pub.input_size and len(pub.input_size) == len(entry.input_size) else entry.input_size
+    return LoadedModel(build_on_meta(lambda: create_model(spec), spec, meta), spec, (1,) + tuple(size), spec)
+
+
+def _torchvision(name: str, meta: bool) -> LoadedModel:
+    import torchvision
+
+    available = torchvision.models.list_models()
+    if name not in available:
+        raise UnknownModelError(f"torchvision has no model {name!r}.{did_you_mean(name, available)}")
+    model = build_on_meta(lambda: torchvision.models.get_model(name), f"torchvision:{name}", meta)
+    size: tuple[int, ...] = (1, 3, 224, 224)
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        crop = weights.transforms().crop_size
+        crop = list(crop) * (2 // len(crop)) if len(crop) < 2 else list(crop)
+        size = (1, 3, 16, *crop) if name in _VIDEO_TV else (1, 3, *crop)
+    except Exception:  # noqa: BLE001 — no weights metadata: keep the ImageNet default
+        if name in _VIDEO_TV:
+            size = (1, 3, 16, 112, 112)
+    return LoadedModel(model, f"torchvision:{name}", size)
+
+
+def _timm(name: str, meta: bool) -> LoadedModel:
+    timm = require("timm", "timm", "timm:NAME")
+    if name not in timm.list_models():
+        raise UnknownModelError(f"timm has no model {name!r}.{did_you_mean(name, timm.list_models())}")
+    model = build_on_meta(lambda: timm.create_model(name, pretrained=False), f"timm:{name}", meta)
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    size = (1, *cfg["input_size"]) if cfg.get("input_size") else None
+    return LoadedModel(model, f"timm:{name}", size)
+
+
+def _from_file(spec: str, meta: bool) -> LoadedModel:
+    path_str, factory_name = spec.rsplit(":", 1)
+    path = Path(path_str)
+    if not path.is_file():
+        raise InvalidArgumentError(f"{spec}: no file {path_str!r}")
+    module_spec = importlib.util.spec_from_file_location(f"_cnnatlas_user_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as err:  # noqa: BLE001 — the user's file: say where it failed
+        raise InvalidArgumentError(f"{spec}: importing {path_str} failed: {type(err).__name__}: {err}") from err
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        names = [n for n in vars(module) if callable(vars(module)[n]) and not n.startswith("_")]
+        raise InvalidArgumentError(f"{spec}: {path_str} has no callable {factory_name!r}.{did_you_mean(factory_name, names)}")
+    model = build_on_meta(factory, spec, meta)
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidArgumentError(f"{spec}: {factory_name}() returned {type(model).__name__}, not an nn.Module")
+    size = getattr(module, "INPUT_SIZE", None)
+    return LoadedModel(model, spec, tuple(size) if size else None)
