@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 import cnnatlas
 
@@ -19,7 +18,7 @@ PACKAGE = Path(cnnatlas.__file__).parent
 LAYERS = {
     "errors": 0, "download": 0, "version": 0, "units": 0,
     "layers": 1, "reference": 1, "data": 1,
-    "models": 2, "registry": 2, "weights": 2, "weights_timm": 2, "inflate": 2, "pretrained": 2, "loading": 2,
+    "models": 2, "registry": 2, "zoo": 2, "weights": 2, "weights_timm": 2, "inflate": 2, "pretrained": 2, "loading": 2,
     "analysis": 3, "optimize": 3, "export": 3, "bench": 3,
     "claims": 4, "train": 4, "viz": 4,
     "cli": 5, "__main__": 5, "tour": 5,  # the tour presents what the command line shows

@@ -4,7 +4,6 @@ Free Spoken Digit Dataset loader with a short training run."""
 
 import json
 import math
-import os
 import wave
 from pathlib import Path
 
@@ -269,7 +268,6 @@ def test_a_short_wavenet_run_on_fsdd_learns(tmp_path):
 def test_trainer_defaults_are_the_measured_recipes(item, dataset):
     """`cnnatlas train MODEL --data DATASET` trains with the settings benchmarks/video_audio.py measured."""
     import importlib.util
-    from pathlib import Path
 
     from cnnatlas.train import default_config
 

@@ -22,7 +22,6 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli", reason="reading pyproject.toml on Python 3.10 needs tomli")
 
-import cnnatlas
 from cnnatlas.cli import main
 from cnnatlas.errors import MissingDependencyError, require
 

@@ -7,7 +7,8 @@ from .errors import (CnnAtlasError, InputShapeError, InvalidArgumentError, Missi
 from .inflate import inflate
 from .models.efficientnet import compound_scale
 from .optimize import optimize
-from .registry import create_model, get_entry, list_models, model_info, register_model
+from .registry import get_entry, list_models, register_model
+from .zoo import create_model, model_info
 from .version import __version__
 from .weights import load_torchvision_weights
 from .weights_timm import load_timm_weights

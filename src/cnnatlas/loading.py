@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from .errors import CnnAtlasError, InvalidArgumentError, UnknownModelError, did_you_mean, require
-from .registry import create_model, get_entry, list_models
+from .registry import get_entry, list_models
+from .zoo import create_model
 
 _VIDEO_TV = {"r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t", "swin3d_s", "swin3d_b"}
 

@@ -33,6 +33,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .errors import InvalidArgumentError
+from .registry import registered_input_size
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -561,14 +562,10 @@ def _default_input(model: nn.Module) -> torch.Tensor:
     """One sample the model takes: its `default_input_size` (the zoo's models), its registered input
     size, its timm configuration's `input_size`, or 3×224×224-like for a 2-D convolutional model (the
     first convolution's input channels)."""
-    from .registry import _REGISTRY
-
     size = getattr(model, "default_input_size", None)
-    if size is None:
-        for entry in _REGISTRY.values():
-            if type(model) is entry.cls and getattr(model, "in_channels", None) is not None:
-                size = (model.in_channels,) + tuple(entry.input_size[1:])
-                break
+    registered = registered_input_size(type(model))
+    if size is None and registered is not None and getattr(model, "in_channels", None) is not None:
+        size = (model.in_channels,) + tuple(registered[1:])
     if size is None:
         config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
         size = config.get("input_size") if isinstance(config, dict) else None

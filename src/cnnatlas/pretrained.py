@@ -38,6 +38,7 @@ from torch import nn
 
 from .download import TIMEOUT_S, DownloadError, download, resolve_url
 from .errors import InvalidArgumentError, WeightsError, did_you_mean
+from .registry import build_model, get_entry, list_models
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 # torchvision's googlenet and inception_v3 re-map ImageNet-normalised inputs to [-1, 1] when built with
@@ -170,7 +171,6 @@ def available_weights(name: str) -> dict[str, Weights]:
 
 def list_pretrained(pattern: str = "*") -> list[str]:
     """The registered names matching `pattern` that have published weights, sorted."""
-    from .registry import list_models
 
     return [n for n in list_models(pattern) if n in catalogue()["models"]]
 
@@ -178,7 +178,6 @@ def list_pretrained(pattern: str = "*") -> list[str]:
 def get_weights(name: str, weights: bool | str | os.PathLike = True) -> Weights:
     """The weights entry `weights` names for model `name`: True → the default published ones; a tag
     the catalogue lists ("IMAGENET1K_V1"); or a path to a local .pth/.pt/.safetensors state dict."""
-    from .registry import get_entry
 
     get_entry(name)  # an unknown model name fails here, with its hint
     tags = available_weights(name)
@@ -368,7 +367,6 @@ def reference_orders(name: str) -> list[list[str]]:
     """The state-dict orders of the reference models of zoo model `name`: timm's (stored in the
     catalogue) and torchvision's (built on the meta device, with and without auxiliary heads).
     A safetensors file keeps names but not their order, which the in-order loaders need."""
-    from .registry import get_entry
 
     orders = [catalogue().get("timm_keys", {}).get(name) or []]
     builder = get_entry(name).torchvision
@@ -434,7 +432,6 @@ def create_pretrained(name: str, weights: bool | str | os.PathLike = True, progr
                       **kwargs: Any) -> nn.Module:
     """Zoo model `name` with the weights `weights` names (see `get_weights`), in eval mode. The number
     of classes defaults to the weights' categories; `model.pretrained_weights` is the entry."""
-    from .registry import create_model
 
     w = get_weights(name, weights)
     if w.categories and w.path is None:
@@ -445,7 +442,7 @@ def create_pretrained(name: str, weights: bool | str | os.PathLike = True, progr
     if w.source == "inflated":
         model = _inflated(w, progress, **kwargs)
     else:
-        model = create_model(name, **kwargs)
+        model = build_model(name, **kwargs)
         path = weights_file(w, progress)
         load_state_dict_into(model, load_state_dict_file(path), w.source,
                              name if path.suffix == ".safetensors" else None)
@@ -461,11 +458,10 @@ def _inflated(w: Weights, progress: bool | None, **kwargs: Any) -> nn.Module:
     loaded into the I3D built with `kwargs`."""
     from .inflate import inflate
     from .models.video import I3D_INFLATION
-    from .registry import create_model
 
     source, tag = w.inflated_from
     model_2d = create_pretrained(source, tag, progress, num_classes=kwargs.get("num_classes", 1000))
-    model = create_model(w.model, **kwargs)
+    model = build_model(w.model, **kwargs)
     inflated = inflate(model_2d, time_padding=getattr(model, "time_padding", "zeros"), **I3D_INFLATION)
     try:
         model.load_state_dict(inflated.state_dict(), strict=True)

@@ -126,6 +126,10 @@ class ModelEntry:
         return {k: p for k, p in params.items() if k != "self" and k not in self.config
                 and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
+    def default_arguments(self) -> dict[str, Any]:
+        """Each argument a user may set, with its default as JSON (None where it has none)."""
+        return {k: (None if p.default is p.empty else _jsonable(p.default)) for k, p in self.accepted_kwargs().items()}
+
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
@@ -146,12 +150,7 @@ def register_model(
                                  _published_figures().get(name, Published()))
 
 
-def _load_zoo() -> None:
-    from . import models  # noqa: F401  (importing the families registers them)
-
-
 def _entry(name: str) -> ModelEntry:
-    _load_zoo()
     if not isinstance(name, str):
         raise InvalidArgumentError(f"a model name must be a string; got {type(name).__name__}")
     if name not in _REGISTRY:
@@ -162,10 +161,14 @@ def _entry(name: str) -> ModelEntry:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style pattern ("resnet*", "*_bn"), sorted."""
-    _load_zoo()
     if not isinstance(pattern, str):
         raise InvalidArgumentError(f"list_models expects a pattern string such as 'resnet*'; got {pattern!r}")
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def registered_input_size(cls: type) -> tuple[int, ...] | None:
+    """The input size (C, *spatial) of the first name registered for model class `cls`, None if none is."""
+    return next((entry.input_size for entry in _REGISTRY.values() if entry.cls is cls), None)
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -173,58 +176,11 @@ def get_entry(name: str) -> ModelEntry:
     return _entry(name)
 
 
-def model_info(name: str) -> dict[str, Any]:
-    """What the registry knows about `name`: family, default input size, arguments, published figures."""
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """The model registered as `name` with random weights; kwargs (checked against the constructor's
+    parameters and type hints) override its defaults. `cnnatlas.create_model` adds pretrained weights
+    and feature extraction on top."""
     entry = _entry(name)
-    return {
-        "name": entry.name,
-        "family": entry.family,
-        "summary": entry.summary,
-        "input_size": list(entry.input_size),
-        "torchvision": entry.torchvision,
-        "arguments": {k: (None if p.default is p.empty else _jsonable(p.default))
-                      for k, p in entry.accepted_kwargs().items()},
-        "published": entry.published.as_dict(),
-        "weights": _weights_info(name),
-    }
-
-
-def _weights_info(name: str) -> dict[str, Any]:
-    """Tag → metadata of each published weights of `name` (pretrained.json), {} when none."""
-    from .pretrained import available_weights
-
-    return {tag: w.as_dict() for tag, w in available_weights(name).items()}
-
-
-def create_model(name: str, *, pretrained: bool = False, weights: Any = None, features_only: bool = False,
-                 out_indices: Any = None, **kwargs: Any) -> nn.Module:
-    """Build the model registered as `name` with random weights; kwargs override its defaults.
-
-    `pretrained=True` loads its default published weights (in eval mode), `weights=` a tag the
-    catalogue lists for it ("IMAGENET1K_V1", see `model_info(name)["weights"]`) or the path of a
-    .pth/.pt/.safetensors state dict (cnnatlas's, torchvision's or timm's); see `cnnatlas.pretrained`.
-    With `features_only=True` the result returns the list of per-stage feature maps named in the
-    model's `feature_info` (or those at `out_indices`) instead of logits.
-
-    >>> model = create_model("vgg16", num_classes=10)
-    >>> model = create_model("resnet50", pretrained=True)
-    """
-    entry = _entry(name)
-    if not isinstance(pretrained, bool):
-        raise InvalidArgumentError(f"{name}: pretrained must be True or False; got {pretrained!r} "
-                                   "(a tag or a file goes in weights=)")
-    if not isinstance(features_only, bool):
-        raise InvalidArgumentError(f"{name}: features_only must be True or False; got {features_only!r}")
-    if features_only:
-        from .models.features import FeatureExtractor
-
-        return FeatureExtractor(create_model(name, pretrained=pretrained, weights=weights, **kwargs), out_indices)
-    if out_indices is not None:
-        raise InvalidArgumentError(f"{name}: out_indices is only meaningful with features_only=True")
-    if pretrained or weights is not None:
-        from .pretrained import create_pretrained
-
-        return create_pretrained(name, True if weights is None else weights, **kwargs)
     accepted = entry.accepted_kwargs()
     hints = _type_hints(entry.cls)
     for key, value in kwargs.items():

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ..layers import DenseBlock, DenseLayer, InceptionModule
-from ..registry import create_model, get_entry
+from ..registry import get_entry
+from ..zoo import create_model
 from ._measure import count_macs, count_params
 from .base import Measurement, claim, require_models
 

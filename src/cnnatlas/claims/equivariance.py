@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import create_model
+from ..zoo import create_model
 from ._measure import digits, relative_error
 from .base import Measurement, claim, require_models
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import create_model
+from ..zoo import create_model
 from ._measure import count_macs, count_params
 from .base import Measurement, claim, require_models
 

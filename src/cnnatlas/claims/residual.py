@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import BasicBlock
-from ..registry import create_model
+from ..zoo import create_model
 from ._measure import digits
 from .base import Measurement, claim, require_models
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..inflate import inflate
-from ..registry import create_model
+from ..zoo import create_model
 from ._measure import count_macs, relative_error
 from .base import Measurement, claim
 

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from ..bench import inference_runner, parse_input, parse_sizes, summarize, time_alternately
 from ..errors import InvalidArgumentError
-from ..registry import create_model, get_entry
+from ..registry import get_entry
+from ..zoo import create_model
 
 
 def _run(args) -> int:

@@ -8,7 +8,8 @@ import torch
 
 from ..bench import parse_input
 from ..errors import InvalidArgumentError
-from ..registry import create_model, get_entry
+from ..registry import get_entry
+from ..zoo import create_model
 
 
 def _run(args) -> int:

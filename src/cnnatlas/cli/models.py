@@ -10,7 +10,8 @@ from rich.table import Table
 
 from ..errors import UnknownModelError, did_you_mean
 from ..models.base import count_params
-from ..registry import create_model, get_entry, list_models, model_info
+from ..registry import get_entry, list_models
+from ..zoo import create_model, model_info
 
 
 def measured_params(name: str) -> int:

@@ -35,7 +35,8 @@ def output_strides(text: str) -> list[int]:
 
 def load_strided(spec: str, stride: int, meta: bool = True) -> LoadedModel:
     """Registry model `spec` built with output_stride=`stride` (no published figure applies to it)."""
-    from ..registry import create_model, get_entry, list_models
+    from ..registry import get_entry, list_models
+    from ..zoo import create_model
 
     takes = [n for n in list_models() if "output_stride" in get_entry(n).accepted_kwargs()]
     if spec not in takes:

@@ -151,7 +151,7 @@ def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, to
     (the default, a tag or a file) gives each image (or clip, for the video models)."""
     from ..errors import InvalidArgumentError
     from ..pretrained import get_weights
-    from ..registry import create_model
+    from ..zoo import create_model
 
     w = get_weights(name, True if weights is None else weights)
     if w.transforms is None or not w.categories:

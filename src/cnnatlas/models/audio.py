@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from ..registry import register_model
+from ..registry import build_model, get_entry, list_models, register_model
 from .base import Classifier, FeatureInfo, check_int, check_rate, init_weights
 
 # -- WaveNet -------------------------------------------------------------------------------------
@@ -220,8 +220,6 @@ class SpectrogramCNN(Classifier):
         n_mels: int = 40,
     ) -> None:
         super().__init__(num_classes, in_channels)
-        from ..registry import create_model, get_entry, list_models
-
         if not isinstance(backbone, str) or backbone not in list_models():
             raise InvalidArgumentError(f"SpectrogramCNN: backbone must be the name of a 2-D model of the zoo "
                                        f"(e.g. 'resnet20', 'lenet5', 'resnet18'); got {backbone!r}")
@@ -230,7 +228,7 @@ class SpectrogramCNN(Classifier):
                                        f"(its input is {get_entry(backbone).input_size})")
         self.frontend = LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels)
         no_aux = {"aux_logits": False} if "aux_logits" in get_entry(backbone).accepted_kwargs() else {}
-        self.backbone = create_model(backbone, num_classes=num_classes, in_channels=in_channels, **no_aux)
+        self.backbone = build_model(backbone, num_classes=num_classes, in_channels=in_channels, **no_aux)
         self.backbone_name = backbone
         self.num_features = getattr(self.backbone, "num_features", None)
         self.feature_info = [FeatureInfo(f"backbone.{f.name}", f.channels, f.reduction)

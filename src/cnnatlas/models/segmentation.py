@@ -30,7 +30,7 @@ from torch.func import functional_call
 
 from ..errors import InvalidArgumentError
 from ..layers import DeepLabHead, FCNHead
-from ..registry import create_model, get_entry, register_model
+from ..registry import build_model, get_entry, register_model
 from .base import Classifier, FeatureInfo, check_int
 
 # In training mode with an auxiliary head, forward returns both maps, as torchvision's dict {"out", "aux"}.
@@ -109,7 +109,7 @@ class SegmentationModel(Classifier):
                 raise InvalidArgumentError(f"{name}: backbone {backbone!r} has no output_stride (the ResNets, "
                                            "MobileNet-v2 and EfficientNet have); leave output_stride=None")
             args["output_stride"] = output_stride
-        net = create_model(backbone, num_classes=1, in_channels=in_channels, **args)
+        net = build_model(backbone, num_classes=1, in_channels=in_channels, **args)
         self.num_features = strip_head(net)
         self.backbone = net
         info = list(net.feature_info)

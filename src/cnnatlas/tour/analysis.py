@@ -34,7 +34,8 @@ def _input(name: str) -> tuple[int, ...]:
 
 def analysis_section(console: Console) -> bool:
     """Every registered model traced once; MACs against published, receptive field of the last map."""
-    from ..registry import create_model, get_entry, list_models
+    from ..registry import get_entry, list_models
+    from ..zoo import create_model
 
     table = Table(title="MACs and receptive field, measured by the analyser (meta tensors) vs published",
                   title_justify="left")

@@ -41,7 +41,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from ..data import DataInfo, DataSplits, data_origin, dataset_channels, load_dataset
 from ..version import __version__
 from ..errors import CnnAtlasError, InvalidArgumentError
-from ..registry import create_model, get_entry
+from ..registry import get_entry
+from ..zoo import create_model
 from .checkpoint import (FINAL_WEIGHTS, CheckpointError, Checkpoint, clean_partial_checkpoints, fit_weights, load_checkpoint,
                          load_latest_checkpoint, save_checkpoint, save_final_weights, write_json_atomic)
 from .config import TrainConfig
