@@ -223,7 +223,7 @@ def test_fuzz_calc_summary_info(workdir, args):
     check(args, workdir)
 
 
-@settings(max_examples=200, **SETTINGS)
+@settings(max_examples=150, **SETTINGS)
 @given(args=argv([path for path, _ in PARSERS if path[:1] not in (("calc",), ("summary",), ("info",), ("models",))]))
 def test_fuzz_every_other_sub_command(workdir, args):
     check(args, workdir)

@@ -263,3 +263,19 @@ def test_effective_receptive_field_checks_before_working():
             cnnatlas.effective_receptive_field(model, (1, 1, 32, 32), **kwargs)
     with pytest.raises(InvalidArgumentError, match="input_size must be"):
         cnnatlas.effective_receptive_field(model, 32)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--warmup", "99999999999999999999"], "both at most 10000"),
+    (["--repeats", "10001"], "both at most 10000"),
+    (["--batch", "1,99999999999"], "expected at most 16 GiB of input"),
+    (["--batch", "1", "--input", "99999x99999"], "expected at most 16 GiB of input"),
+])
+def test_bench_refuses_what_would_never_end_or_fit(capsys, args, expected):
+    assert expected in usage_error(capsys, "bench", "lenet5", *args)
+
+
+@pytest.mark.skipif(not hasattr(os, "sysconf"), reason="needs the machine's memory size")
+def test_effective_receptive_field_refuses_an_input_past_the_machines_memory(capsys):
+    err = usage_error(capsys, "rf", "lenet5", "--erf", "--input", "1x1x99999x99999")
+    assert "needs about" in err and "GiB" in err and "this machine's" in err

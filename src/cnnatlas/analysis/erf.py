@@ -10,6 +10,8 @@ with whatever weights the model holds.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +66,22 @@ def gradient_map(model: nn.Module, x: torch.Tensor, layer: str, unit: tuple[int,
     return x.grad.abs().sum(1)
 
 
+def _check_memory(samples: int, per_sample: int, device: torch.device) -> None:
+    """Refuse, before allocating, a probe whose forward and backward (about the activations of one sample plus
+    its input and gradient, times `samples`) needs more than this machine's memory."""
+    if device.type != "cpu" or not hasattr(os, "sysconf"):
+        return
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return
+    need = samples * per_sample
+    if need > total:
+        raise InvalidArgumentError(f"the effective receptive field at this input needs about {need / 2 ** 30:,.1f} GiB "
+                                   f"({samples} samples); expected at most this machine's "
+                                   f"{total / 2 ** 30:,.1f} GiB — give a smaller input or fewer samples")
+
+
 def _mass_interval(marginal: torch.Tensor, centre: float, fraction: float) -> int:
     """Number of pixels in the smallest window around `centre` that holds `fraction` of the mass."""
     n = marginal.numel()
@@ -116,6 +134,7 @@ def effective_receptive_field(
     theoretical = probe.receptive_field_of(name)
     param = next(iter(model.parameters()), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
+    _check_memory(samples, probe.activation_bytes + 2 * math.prod(sample_shape) * 4, device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     x = torch.randn((samples,) + sample_shape, generator=gen).to(device=device, dtype=dtype)
     modes = [(m, m.training) for m in model.modules()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import torch
 from rich.console import Console
@@ -14,16 +15,25 @@ from ..registry import get_entry
 from ..zoo import create_model
 
 
+MAX_ROUNDS = 10_000  # timed or warm-up runs: more measures nothing new, and a typo of 10**20 never ends
+MAX_INPUT_GIB = 16  # float32 input batch
+
+
 def _run(args) -> int:
     entry = get_entry(args.model)
     batches = parse_sizes(args.batch, "--batch")
-    if args.repeats < 1 or args.warmup < 0:
-        raise InvalidArgumentError(f"--repeats must be ≥ 1 and --warmup ≥ 0; got {args.repeats} and {args.warmup}")
+    if not 1 <= args.repeats <= MAX_ROUNDS or not 0 <= args.warmup <= MAX_ROUNDS:
+        raise InvalidArgumentError(f"--repeats must be ≥ 1 and --warmup ≥ 0, both at most {MAX_ROUNDS}; "
+                                   f"got {args.repeats} and {args.warmup}")
     device = _device(args.device)
     autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
     torch.manual_seed(0)
     ours = create_model(args.model).eval()
     sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input is not None else entry.input_size
+    gib = max(batches) * math.prod(sample) * 4 / 2 ** 30
+    if gib > MAX_INPUT_GIB:  # refused before torch.randn asks the system for it
+        raise InvalidArgumentError(f"--batch {max(batches)} of {'×'.join(map(str, sample))} inputs takes "
+                                   f"{gib:,.1f} GiB; expected at most {MAX_INPUT_GIB} GiB of input")
     theirs = None
     if args.vs:
         if not entry.torchvision:
