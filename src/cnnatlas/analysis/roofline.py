@@ -4,7 +4,7 @@ for multicore architectures", CACM 2009) applied to each record of an analysis.
 For one operator:
     FLOPs      F = 2 × MACs + other FLOPs
     bytes      B = (every input tensor, weights included, + the output) × the dtype's size — each read or
-                   written once, no cache reuse across operators (views, which move nothing, count 0)
+                   written once, no cache reuse across operators
     intensity  I = F / B                      (FLOPs per byte)
     time       t = max(F / P, B / W)          (P peak FLOP/s, W bytes/s of memory)
 The operator is *compute-bound* where I ≥ P / W (the ridge point), *memory-bound* below it.
@@ -99,7 +99,7 @@ def layer_flops(rec: LayerRecord) -> int:
 
 def layer_bytes(rec: LayerRecord, itemsize: int) -> int:
     """Bytes one record moves: its inputs (weights included) and its output, each once; 0 for an operator that
-    computes nothing and writes no new tensor (a view, a reshape)."""
+    computes nothing and writes no new tensor."""
     if layer_flops(rec) == 0 and rec.activation_bytes == 0:
         return 0
     return (sum(_elements(s) for s in rec.input_shapes) + _elements(rec.output_shape)) * itemsize
