@@ -79,3 +79,12 @@ def test_every_2d_zoo_model_gets_an_answer():
         assert fit.checked is True, (name, fit)
         if any(r > s for r, s in zip(fit.field.size, fit.input_sides)):  # the last map's field is too large
             assert fit.exceeds_op is not None and not fit.fits, name
+
+
+def test_atlas_model_page_shows_the_field_against_the_input(tmp_path):
+    from cnnatlas.viz.atlas import build_atlas
+
+    build_atlas(tmp_path, models="alexnet", claims=None, erf=False, diagrams=False)
+    page = (tmp_path / "models" / "alexnet.html").read_text()
+    assert "<th>field against input</th>" in page
+    assert "does not fit at 224×224; smallest input it fits: 225×225 (confirmed by a trace)" in page
