@@ -48,7 +48,7 @@ def centre_fits(side: int, size: float, jump: float, start: float) -> bool:
 
 def smallest_fitting_side(size: float, jump: float, start: float) -> int:
     """The smallest input side at which a centre unit's field (size, jump, start) lies inside the input."""
-    if size <= 0 or jump <= 0:
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (size, jump, start)) or size <= 0 or jump <= 0:
         raise InvalidArgumentError(f"a receptive field needs size > 0 and stride > 0; got {size}, {jump}")
     padding = (size - 1) / 2 - start
     first = max(1, math.ceil(size))

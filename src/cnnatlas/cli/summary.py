@@ -64,7 +64,7 @@ def roofline_rows(report: Report, depth: int, points) -> list[dict[str, Any]]:
 
 
 def _seconds(t: float) -> str:
-    return f"{t * 1e6:.1f} µs" if t < 1e-3 else f"{t * 1e3:.2f} ms"
+    return f"{t * 1e6:.1f} µs" if t < 1e-3 else f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.2f} s"
 
 
 def summary_table(report: Report, depth: int, title: str, roofline: list[dict[str, Any]] | None = None) -> Table:
