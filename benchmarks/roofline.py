@@ -47,12 +47,12 @@ def _f(v) -> str:
 def report(result: dict) -> str:
     m = result["machine"]
     lines = ["# Roofline against the clock, per layer", "",
-             f"Machine: {m['cpu']}, torch {m['torch']}, 1 thread. Peak {m['peak_gflops']:.1f} GFLOP/s, bandwidth "
-             f"{m['bandwidth_gbs']:.1f} GB/s, ridge {m['ridge_flops_per_byte']:.2f} FLOP/byte ({m['source']}).", "",
-             f"Each leaf module's time: median of {result['repeats']} forward passes at 1×3×224×224, after one "
-             "warm-up. Figures for this machine only.", "",
-             "| model | leaf modules | Spearman ρ (all) | Spearman ρ (10 slowest measured) | top-10 overlap "
-             "| predicted total | measured total |", "|---|---|---|---|---|---|---|"]
+             (f"Machine: {m['cpu']}, torch {m['torch']}, 1 thread. Peak {m['peak_gflops']:.1f} GFLOP/s, bandwidth "
+              f"{m['bandwidth_gbs']:.1f} GB/s, ridge {m['ridge_flops_per_byte']:.2f} FLOP/byte ({m['source']})."), "",
+             (f"Each leaf module's time: median of {result['repeats']} forward passes at 1×3×224×224, after one "
+              "warm-up. Figures for this machine only."), "",
+             ("| model | leaf modules | Spearman ρ (all) | Spearman ρ (10 slowest measured) | top-10 overlap "
+              "| predicted total | measured total |"), "|---|---|---|---|---|---|---|"]
     for name, c in result["cases"].items():
         lines.append(f"| {name} | {c['modules']} | {_f(c['spearman'])} | {_f(c['spearman_top10'])} | "
                      f"{c['top10_overlap']}/10 | {c['predicted_seconds'] * 1e3:.1f} ms | "

@@ -10,6 +10,7 @@ from torch import nn
 
 from cnnatlas.analysis.field_fit import centre_fits, field_fit, smallest_fitting_side
 from cnnatlas.cli import main
+from cnnatlas.errors import InvalidArgumentError
 
 
 def _stack(k: int, padding: int = 1, stride: int = 1) -> nn.Sequential:
@@ -50,7 +51,7 @@ def test_closed_form_on_known_models():
     # AlexNet: field 195, stride 32, start 31. At 224 the centre unit 3 (2.52 → 3) sees [30, 224]: one pixel
     # past the input (the 224 against 227 puzzle); 225 fits.
     assert not centre_fits(224, 195, 32, 31) and smallest_fitting_side(195, 32, 31) == 225
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidArgumentError):
         smallest_fitting_side(0, 1, 0)
 
 

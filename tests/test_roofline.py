@@ -12,8 +12,15 @@ import torch
 from torch import nn
 
 from cnnatlas import analyze
-from cnnatlas.analysis.roofline import (Machine, check_against_measured, layer_bytes, layer_flops, measure_machine,
-                                        roofline, spearman)
+from cnnatlas.analysis.roofline import (
+    Machine,
+    check_against_measured,
+    layer_bytes,
+    layer_flops,
+    measure_machine,
+    roofline,
+    spearman,
+)
 from cnnatlas.cli import main
 from cnnatlas.errors import InvalidArgumentError
 
@@ -47,7 +54,7 @@ class _Concat(nn.Module):
 def test_data_movement_is_memory_bound_at_zero_intensity():
     report = analyze(_Concat(), (1, 4, 8, 8))
     (rec,), (p,) = report.layers, roofline(report, Machine(1e9, 1e9))
-    assert rec.op == "cat" and p.flops == 0 and p.bytes == (4 + 4 + 8) * 64 * 4  # two 4-channel inputs read, the 8-channel output written
+    assert rec.op == "cat" and p.flops == 0 and p.bytes == (4 + 4 + 8) * 64 * 4  # 2 inputs read, 1 output written
     assert p.intensity == 0 and p.bound == "memory" and math.isclose(p.seconds, p.bytes / 1e9)
 
 
@@ -129,14 +136,15 @@ def test_bad_roofline_flags_one_line_exit_2(capsys, argv):
 
 def test_plot_roofline(tmp_path, capsys):
     out = tmp_path / "r.svg"
-    assert main(["plot", "roofline", "resnet20", "--peak-gflops", "50", "--bandwidth-gbs", "20", "--out", str(out)]) == 0
+    argv = ["plot", "roofline", "resnet20", "--peak-gflops", "50", "--bandwidth-gbs", "20", "--out", str(out)]
+    assert main(argv) == 0
     text = out.read_text()
     assert "ridge 2.5 FLOP/byte" in text and "compute-bound" in text and "memory-bound" in text
 
 
 def _decode(row: dict) -> dict:
-    shape = lambda s: [int(x) for x in s.split("x")] if s else []  # noqa: E731
-    num = lambda s: None if s == "" else (int(float(s)) if float(s).is_integer() else float(s))  # noqa: E731
+    shape = lambda s: [int(x) for x in s.split("x")] if s else []
+    num = lambda s: None if s == "" else (int(float(s)) if float(s).is_integer() else float(s))
     return {"name": row["layer"], "module_type": row["type"], "op": row["op"],
             "input_shapes": [shape(s) for s in row["input_shapes"].split(";")] if row["input_shapes"] else [],
             "output_shape": shape(row["output_shape"]), "params": int(row["params"]), "macs": int(row["macs"]),
@@ -167,7 +175,8 @@ def test_summary_csv_with_roofline_columns(tmp_path, capsys):
     path = tmp_path / "l.csv"
     assert main(["summary", "lenet5", "--csv", str(path), "--peak-gflops", "10", "--bandwidth-gbs", "10"]) == 0
     assert "wrote" in capsys.readouterr().out
-    rows = list(csv.DictReader(open(path, newline="", encoding="utf-8")))
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
     assert {"arithmetic_intensity", "bound", "predicted_seconds", "bytes_moved", "flops"} <= set(rows[0])
     assert rows[0]["bound"] in ("compute", "memory") and float(rows[0]["predicted_seconds"]) > 0
 

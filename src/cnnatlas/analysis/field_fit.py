@@ -10,11 +10,11 @@ pixels; part of every field lies in the padding.
 
 *The centre unit* is the unit whose field centre is nearest the input centre (L − 1)/2:
     i* = ((L − 1)/2 − c) / j rounded to a whole number ≥ 0 (at a tie, either of the two);
-its field *fits* when c + i*·j − (r − 1)/2 ≥ 0 and c + i*·j + (r − 1)/2 ≤ L − 1. This depends on padding through
-c: with "same" padding (c = 0) the grid of unit centres starts at pixel 0, so the fit needs L ≥ r and a unit centre
+its field *fits* when c + i*·j − (r − 1)/2 ≥ 0 and c + i*·j + (r − 1)/2 ≤ L − 1. This depends on padding
+through c: with "same" padding (c = 0) the grid of unit centres starts at pixel 0, so the fit needs L ≥ r and a unit centre
 within the slack (L − r)/2 of the middle; without padding (c = (r − 1)/2) unit 0 already fits once L ≥ r. The
-smallest fitting side is found from (r, j, c) alone, by trying L = ⌈r⌉, ⌈r⌉ + 1, … (it lies below r + 2j + 2|p| + 2,
-p = (r − 1)/2 − c the effective padding). A unit whose whole field lies inside the input is computed by every
+smallest fitting side is found from (r, j, c) alone, by trying L = ⌈r⌉, ⌈r⌉ + 1, … (it lies below
+r + 2j + 2|p| + 2, p = (r − 1)/2 − c the effective padding). A unit whose whole field lies inside the input is computed by every
 convolution and pooling layer on the way, so the centre unit exists at that side. Where the field itself changes
 with the input (adaptive pooling, upsampling: `exact` False), `field_fit` traces the model again at the side found
 and repeats until the side no longer moves, and says whether that trace confirms the fit.
@@ -55,7 +55,8 @@ def smallest_fitting_side(size: float, jump: float, start: float) -> int:
     for side in range(first, first + math.ceil(2 * jump + 2 * abs(padding)) + 3):
         if centre_fits(side, size, jump, start):
             return side
-    raise InvalidArgumentError(f"no input side fits a field of size {size}, stride {jump}, start {start}")  # unreachable
+    # not reached: past the bound the centre unit always fits
+    raise InvalidArgumentError(f"no input side fits a field of size {size}, stride {jump}, start {start}")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ def _run(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("roofline", help="this machine's peak FLOP/s and memory bandwidth (the roofline's two roofs)")
     p.add_argument("--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS", help="peak compute, not measured")
-    p.add_argument("--bandwidth-gbs", type=number(0, open_min=True), metavar="GBS", help="bandwidth in GB/s, not measured")
+    p.add_argument("--bandwidth-gbs", type=number(0, open_min=True), metavar="GBS",
+                   help="bandwidth in GB/s, not measured")
     p.add_argument("--threads", type=integer(1, 1024), help="torch threads for the measurement (default: torch's)")
     p.add_argument("--repeats", type=integer(1, 100), default=5, help="repeats, the best kept (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -202,13 +202,13 @@ def _run(args) -> int:
         return 0
     console = Console()
     rows = None if points is None else roofline_rows(report, args.depth, points)
-    console.print(summary_table(report, args.depth, f"{loaded.label} ({report.model}) — modules to depth {args.depth}",
-                                rows))
+    title = f"{loaded.label} ({report.model}) — modules to depth {args.depth}"
+    console.print(summary_table(report, args.depth, title, rows))
     print_totals(console, report, check)
     if machine is not None:
         total = sum(p.seconds for p in points)
-        console.print(f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth {machine.bandwidth / 1e9:.1f} GB/s,"
-                      f" ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
+        console.print(f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
+                      f"{machine.bandwidth / 1e9:.1f} GB/s, ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
                       f"FLOP/byte = (2·MACs + other FLOPs) / bytes of inputs, weights and outputs at {report.dtype}")
     if args.csv:
         console.print(f"wrote {args.csv} ({len(report.layers)} rows, one per operator record)")

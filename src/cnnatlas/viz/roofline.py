@@ -47,17 +47,18 @@ def plot_roofline(model: str | nn.Module, input_size: tuple[int, ...] | None = N
             continue
         ax.scatter([p.intensity for p, _ in sel], [p.flops / p.seconds / 1e9 for p, _ in sel],
                    s=[8 + 400 * p.seconds / total for p, _ in sel], color=colour, alpha=0.6, edgecolors="none",
-                   label=f"{bound}-bound: {len(sel)} operators, {sum(p.seconds for p, _ in sel) / total:.0%} of the time")
+                   label=f"{bound}-bound: {len(sel)} operators, "
+                         f"{sum(p.seconds for p, _ in sel) / total:.0%} of the time")
     for p, rec in sorted(pts, key=lambda t: -t[0].seconds)[:5]:
-        ax.annotate(rec.name or rec.op, (p.intensity, p.flops / p.seconds / 1e9), fontsize=6, textcoords="offset points",
-                    xytext=(3, -8), color="#333333")
+        ax.annotate(rec.name or rec.op, (p.intensity, p.flops / p.seconds / 1e9), fontsize=6,
+                    textcoords="offset points", xytext=(3, -8), color="#333333")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_xlabel("arithmetic intensity (FLOPs per byte of inputs, weights and outputs)")
     ax.set_ylabel("attainable GFLOP/s (roofline prediction)")
-    ax.set_title(f"{label} at {'×'.join(map(str, size))} on the roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, "
-                 f"{machine.bandwidth / 1e9:.1f} GB/s", fontsize=10)
+    ax.set_title(f"{label} at {'×'.join(map(str, size))} on the roofline: peak {machine.peak_flops / 1e9:.1f} "
+                 f"GFLOP/s, {machine.bandwidth / 1e9:.1f} GB/s", fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower right")
     return save_figure(fig, out)
