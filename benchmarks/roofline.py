@@ -11,6 +11,7 @@ which layers are slow).
 
     python benchmarks/roofline.py                          # writes benchmarks/RESULTS-roofline.md and .json
     python benchmarks/roofline.py --models resnet50 --repeats 5 --out /tmp/r
+    python benchmarks/roofline.py --table benchmarks/RESULTS-roofline.json   # the README's table of a saved run
 """
 
 from __future__ import annotations
@@ -65,12 +66,27 @@ def report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def readme_table(result: dict) -> str:
+    """The README's table of a saved run (a test checks the README holds exactly this)."""
+    lines = [("| model | leaf modules | Spearman ρ, all | ρ, 10 slowest measured | of the 10 slowest measured, "
+              "predicted in the top 10 | predicted / measured total |"), "|---|---|---|---|---|---|"]
+    for name, c in result["cases"].items():
+        lines.append(f"| {name} | {c['modules']} | {_f(c['spearman']).replace('-', '−')} | "
+                     f"{_f(c['spearman_top10']).replace('-', '−')} | {c['top10_overlap']} | "
+                     f"{c['predicted_seconds'] * 1e3:.1f} / {c['measured_seconds'] * 1e3:.1f} ms |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="resnet50,mobilenet_v2")
     p.add_argument("--repeats", type=int, default=11)
     p.add_argument("--out", default=str(HERE / "RESULTS-roofline"), help="path without suffix: .md and .json")
+    p.add_argument("--table", metavar="JSON", help="print the README's table of a saved run, measure nothing")
     args = p.parse_args()
+    if args.table:
+        print(readme_table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
+        return
     result = run([m for m in args.models.split(",") if m], args.repeats)
     Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     Path(args.out + ".md").write_text(report(result), encoding="utf-8")

@@ -186,3 +186,19 @@ def test_summary_csv_refused_path_is_one_line(tmp_path, capsys):
     assert main(["summary", "lenet5", "--csv", str(tmp_path / "afile" / "x.csv")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cnnatlas: error:") and "--csv" in err and err.count("\n") == 1
+
+
+def test_readme_roofline_table_is_the_saved_run():
+    """The README quotes benchmarks/RESULTS-roofline.json (written by benchmarks/roofline.py), not numbers
+    copied by hand; the saved report is that run written out."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("roofline_benchmark", root / "benchmarks" / "roofline.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    saved = json.loads((root / "benchmarks" / "RESULTS-roofline.json").read_text(encoding="utf-8"))
+    assert bench.readme_table(saved) in (root / "README.md").read_text(encoding="utf-8")
+    assert bench.report(saved) == (root / "benchmarks" / "RESULTS-roofline.md").read_text(encoding="utf-8")
+    assert set(saved["cases"]) == {"resnet50", "mobilenet_v2"}
