@@ -2,7 +2,7 @@
 lists built from its own parser (each flag with values valid and not), plus stray tokens.
 
 Whatever comes in, what reaches the user is exit 0, 1 (a failed run) or 2 with one line on stderr — never a
-traceback — and no file changes in the working folder except under the --out (--onnx, --torchscript) given.
+traceback — and no file changes in the working folder except under the --out (--onnx, --torchscript, --csv) given.
 The CLI runs in-process (`cnnatlas.cli.main(argv)`), in a temporary working folder. Slow sub-commands are kept
 to cheap shapes: tiny models, one-model atlases, claims by id with --quick, training pointed at a missing data
 folder (its flags parsed and checked, no epoch run), the tour to its argument checks.
@@ -58,6 +58,7 @@ POOLS: dict[object, tuple[list[str], list[str]]] = {
     ("calc", "--kernel"): INTS, ("calc", "--output"): INTS, ("calc", "--layer"): INTS,
     ("plot", "--out"): OUT_FILES, ("report", "--out"): OUT_DIRS, ("train", "--out"): OUT_DIRS,
     ("plot", "--models"): (["lenet5"], ["alexnet", "nosuch", "", ","]),
+    "--csv": (["out/l.csv", "out/sub/m.csv"], ["adir", "", "afile.txt/x.csv", *PROC[:1]]),
 }
 POSITIONALS = {"model": MODELS, "name": MODELS, "models": (MODELS[0][:2], MODELS[1]), "pattern": PATTERNS,
                "run_dir": PATHS, "images": PATHS, "image": PATHS, "ids": CLAIMS}
@@ -138,7 +139,7 @@ def _outputs(args: list[str]) -> list[Path]:
             ns, _ = build_parser().parse_known_args(args)
     except BaseException:  # noqa: BLE001 — a line that does not parse runs nothing
         return []
-    return [Path(v).absolute() for key in ("out", "onnx", "torchscript") if isinstance(v := getattr(ns, key, None), str)
+    return [Path(v).absolute() for key in ("out", "onnx", "torchscript", "csv") if isinstance(v := getattr(ns, key, None), str)
             and v]
 
 

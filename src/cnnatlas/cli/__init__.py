@@ -14,7 +14,7 @@ import sys
 from ..errors import CnnAtlasError
 
 # Sub-command modules, in the order `cnnatlas --help` lists them.
-COMMANDS = ["tour", "models", "train", "evaluate", "predict", "summary", "rf", "calc", "bench", "export", "plot", "report", "verify"]
+COMMANDS = ["tour", "models", "train", "evaluate", "predict", "summary", "roofline", "rf", "calc", "bench", "export", "plot", "report", "verify"]
 
 
 class UsageError(CnnAtlasError):

@@ -1,6 +1,6 @@
 """`cnnatlas plot KIND ... --out FILE`: one picture, drawn from what cnnatlas measures.
 
-Kinds: rf-growth, pareto, erf, feature-maps, filters, equivariance, training, confusion, diagram.
+Kinds: rf-growth, pareto, erf, feature-maps, filters, equivariance, training, confusion, diagram, roofline.
 FILE ends in .png or .svg (a diagram also takes .dot for the Graphviz source).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
-from .argtypes import FRACTION, PATH, integer, out_file, writing
+from .argtypes import FRACTION, PATH, integer, number, out_file, writing
 from .inputs import parse_shape
 
 
@@ -80,10 +80,18 @@ def _diagram(args) -> None:
     plot_diagram(args.model, args.block, depth=args.depth, input_size=size, out=_out(args))
 
 
+def _roofline(args) -> None:
+    from ..viz.roofline import plot_roofline
+    from .summary import machine_of
+
+    size = parse_shape(args.input) if args.input is not None else None
+    plot_roofline(args.model, size, machine_of(args), out=_out(args))
+
+
 def _run(args) -> int:
     if not getattr(args, "draw", None):
         raise InvalidArgumentError("plot needs a KIND: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
-                                   "training, confusion or diagram (see 'cnnatlas plot --help')")
+                                   "training, confusion, diagram or roofline (see 'cnnatlas plot --help')")
     suffixes = (".svg", ".png", ".dot", ".gv") if args.kind == "diagram" else (".png", ".svg")
     if Path(args.out).suffix.lower() not in suffixes:
         raise InvalidArgumentError(f"--out must end in {', '.join(suffixes)}; got {args.out!r}")
@@ -95,7 +103,7 @@ def _run(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("plot", help="draw one picture: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
-                                    "training, confusion, diagram",
+                                    "training, confusion, diagram, roofline",
                        description="Draw one picture from what cnnatlas measures; --out FILE.png or FILE.svg.")
     p.set_defaults(run=_run, draw=None)
     kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=type(p))
@@ -149,3 +157,10 @@ def add_parser(sub) -> None:
     k.add_argument("--depth", type=integer(1), metavar="N", help="module depth of a whole-model diagram (default: the "
                                                           "deepest that stays readable)")
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
+    k = kind("roofline", _roofline, "each operator of a model on this machine's roofline (log-log: attainable "
+                                    "FLOP/s against FLOPs per byte)")
+    k.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or file.py:factory")
+    k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
+    k.add_argument("--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS", help="peak compute (default: measured)")
+    k.add_argument("--bandwidth-gbs", type=number(0, open_min=True), metavar="GBS",
+                   help="memory bandwidth in GB/s (default: measured)")

@@ -38,6 +38,9 @@ def _run(args) -> int:
     shapes = parse_inputs(args.input, loaded)
     report = analyze(loaded.model, input_arg(shapes), training_memory=False)
     rows = rf_rows(report, args.depth)
+    from ..analysis.field_fit import field_fit
+
+    fit = field_fit(loaded.model, shapes[0], report=report, check=len(shapes) == 1)
     erf = None
     if args.erf:
         erf = effective_receptive_field(loaded.model, shapes[0], fraction=args.fraction, samples=args.samples)
@@ -46,6 +49,7 @@ def _run(args) -> int:
         print(json.dumps({"model": loaded.label, "input_shapes": [list(s) for s in report.input_shapes],
                           "receptive_field": None if rf is None else rf.as_dict(),
                           "receptive_field_layer": report.receptive_field_layer, "layers": rows,
+                          "field_fit": fit.as_dict(),
                           "effective_receptive_field": None if erf is None else erf.as_dict()}, indent=1))
         return 0
     console = Console()
@@ -76,6 +80,7 @@ def _run(args) -> int:
                           "see the whole input as well; size/stride/start describe the local paths.")
         if not rf.exact:
             console.print("≈: adaptive pooling or upsampling makes the units' fields differ slightly from one another.")
+        console.print(f"field against input: {fit}" + (f" [dim]({fit.note})[/]" if fit.note else ""))
     if erf is not None:
         console.print(f"effective receptive field of unit {erf.unit} of {erf.layer} ({erf.samples} random inputs, "
                       f"weights as built): {int(erf.fraction * 100)}% of the gradient mass within "

@@ -18,7 +18,7 @@ from ..errors import InvalidArgumentError
 from ..loading import LoadedModel, load_model
 from ..units import axes_text, fmt_bytes, fmt_count
 from .inputs import input_arg, parse_inputs
-from .argtypes import integer
+from .argtypes import integer, number, out_file
 
 
 def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | None:
@@ -39,21 +39,57 @@ def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | Non
             "source": pub.citation}
 
 
-def summary_table(report: Report, depth: int, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for col, kw in (("layer", {"overflow": "fold"}), ("type", {}), ("output", {"no_wrap": True}),
-                    ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
-                    ("other FLOPs", {"justify": "right"}), ("RF size/stride", {"justify": "right"})):
-        table.add_column(col, **kw)
+def machine_of(args):
+    """The roofline's machine: --peak-gflops and --bandwidth-gbs as given, what is missing measured here."""
+    from ..analysis.roofline import Machine, measure_machine
+
+    peak, bw = getattr(args, "peak_gflops", None), getattr(args, "bandwidth_gbs", None)
+    if peak is not None and bw is not None:
+        return Machine(peak * 1e9, bw * 1e9, "given (--peak-gflops, --bandwidth-gbs)")
+    m = measure_machine()
+    given = [f for f, v in (("--peak-gflops", peak), ("--bandwidth-gbs", bw)) if v is not None]
+    return Machine(m.peak_flops if peak is None else peak * 1e9, m.bandwidth if bw is None else bw * 1e9,
+                   m.source + (f"; {given[0]} as given" if given else ""), m.threads)
+
+
+def roofline_rows(report: Report, depth: int, points) -> list[dict[str, Any]]:
+    """The roofline of each row of the table at `depth` (rows are consecutive runs of records)."""
+    from ..analysis.roofline import row_roofline
+
+    out, first = [], 0
     for row in report.rows(depth):
+        out.append(row_roofline(points[first:row["last"] + 1]))
+        first = row["last"] + 1
+    return out
+
+
+def _seconds(t: float) -> str:
+    return f"{t * 1e6:.1f} µs" if t < 1e-3 else f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def summary_table(report: Report, depth: int, title: str, roofline: list[dict[str, Any]] | None = None) -> Table:
+    table = Table(title=title, title_justify="left")
+    cols = [("layer", {"overflow": "fold"}), ("type", {}), ("output", {"no_wrap": True}),
+            ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
+            ("other FLOPs", {"justify": "right"}), ("RF size/stride", {"justify": "right"})]
+    if roofline is not None:
+        cols += [("FLOP/byte", {"justify": "right"}), ("bound", {}), ("pred. time", {"justify": "right"})]
+    for col, kw in cols:
+        table.add_column(col, **kw)
+    for i, row in enumerate(report.rows(depth)):
         name = row["name"] or "(model)"
         indent = "  " * (name.count(".")) if row["name"] else ""
         rf = row["receptive_field"]
         rf_text = "—" if rf is None else f"{axes_text(rf.size)}/{axes_text(rf.stride)}" + ("" if rf.exact else "≈")
+        extra = []
+        if roofline is not None:
+            r = roofline[i]
+            extra = ["" if r["arithmetic_intensity"] is None else f"{r['arithmetic_intensity']:.3g}", r["bound"] or "",
+                     _seconds(r["predicted_seconds"]) if r["predicted_seconds"] else ""]
         table.add_row(indent + name.rsplit(".", 1)[-1] if row["name"] else name, row["module_type"],
                       "×".join(map(str, row["output_shape"])), f"{row['params']:,}" if row["params"] else "",
                       fmt_count(row["macs"]) if row["macs"] else "", fmt_count(row["other_flops"]) if row["other_flops"] else "",
-                      rf_text)
+                      rf_text, *extra)
     return table
 
 
@@ -118,6 +154,10 @@ def _run(args) -> int:
         return os_.run_output_strides(args)
     loaded = os_.load_strided(args.model, strides[0]) if strides else load_model(args.model)
     shapes = parse_inputs(args.input, loaded)
+    use_roofline = args.roofline or args.peak_gflops is not None or args.bandwidth_gbs is not None
+    if args.sweep is not None and (use_roofline or args.csv):
+        raise InvalidArgumentError("--roofline, --peak-gflops, --bandwidth-gbs and --csv describe one input; "
+                                   "got them with --sweep")
     if args.sweep is not None:
         sizes = sweep_sizes(args.sweep)
         rows = []
@@ -142,16 +182,52 @@ def _run(args) -> int:
         return 0
     report = analyze(loaded.model, input_arg(shapes))
     check = published_check(loaded, report)
+    machine = points = None
+    if use_roofline:
+        from ..analysis.roofline import roofline
+
+        machine = machine_of(args)
+        points = roofline(report, machine)
+    if args.csv:
+        write_csv_file(report, args.csv, points)
     if args.json:
         data = report.to_dict()
         data["model"] = loaded.label
         data["published"] = check
+        if points is not None:
+            for layer, p in zip(data["layers"], points):
+                layer.update(p.as_dict())
+            data["roofline"] = {**machine.as_dict(), "predicted_seconds": sum(p.seconds for p in points)}
         print(json.dumps(data, indent=1))
         return 0
     console = Console()
-    console.print(summary_table(report, args.depth, f"{loaded.label} ({report.model}) — modules to depth {args.depth}"))
+    rows = None if points is None else roofline_rows(report, args.depth, points)
+    title = f"{loaded.label} ({report.model}) — modules to depth {args.depth}"
+    console.print(summary_table(report, args.depth, title, rows))
     print_totals(console, report, check)
+    if machine is not None:
+        total = sum(p.seconds for p in points)
+        console.print(f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
+                      f"{machine.bandwidth / 1e9:.1f} GB/s, ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
+                      f"FLOP/byte = (2·MACs + other FLOPs) / bytes of inputs, weights and outputs at {report.dtype}")
+    if args.csv:
+        console.print(f"wrote {args.csv} ({len(report.layers)} rows, one per operator record)")
     return 0
+
+
+def write_csv_file(report: Report, path: str, points) -> None:
+    """--csv: the per-record table; a write the system refuses ends as one line naming --csv."""
+    from pathlib import Path
+
+    from ..analysis.table_csv import write_csv
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            write_csv(report, f, points)
+    except OSError as err:
+        raise InvalidArgumentError(f"--csv: expected a file this user can write; could not write {path!r} "
+                                   f"({err.strerror or err})") from None
 
 
 def add_parser(sub) -> None:
@@ -161,6 +237,13 @@ def add_parser(sub) -> None:
     p.add_argument("--depth", type=integer(0), default=2, help="module depth of the table (default 2)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--sweep", metavar="SIZES", help="MACs and memory at several input sizes, e.g. 128,224,320")
+    p.add_argument("--csv", type=out_file, metavar="FILE", help="also write one row per operator record, every column")
+    p.add_argument("--roofline", action="store_true", help="arithmetic intensity, bound and predicted time of each "
+                                                          "layer on this machine's roofline (measured unless given)")
+    p.add_argument("--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS",
+                   help="peak compute for --roofline instead of measuring it")
+    p.add_argument("--bandwidth-gbs", type=number(0, open_min=True), metavar="GBS",
+                   help="memory bandwidth in GB/s for --roofline instead of measuring it")
     from .output_stride import add_argument
 
     add_argument(p)

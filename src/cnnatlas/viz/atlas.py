@@ -358,6 +358,18 @@ def _agreement(status: str, text: str) -> str:
     return f'<span class="badge {_e(status)}">{_e(text)}</span>'
 
 
+def _field_fit_text(p: ModelPage) -> str:
+    """One line: where the analytic field passes the input side, the smallest input its centre unit fits."""
+    from ..analysis.field_fit import field_fit, fit_from_report
+
+    try:
+        fit = field_fit(p.module, p.report.input_shapes[0], report=p.report) if p.module is not None \
+            else fit_from_report(p.report)
+    except (CnnAtlasError, RuntimeError, ValueError, TypeError) as err:
+        return _e(f"not computed: {err}")
+    return _e(str(fit) + (f" ({fit.note})" if fit.note else ""))
+
+
 def _model_html(p: ModelPage, runs: bool) -> str:
     entry = get_entry(p.name)
     pub = entry.published
@@ -375,6 +387,7 @@ def _model_html(p: ModelPage, runs: bool) -> str:
         ("multiply–accumulates", f"{r.macs:,} ({r.macs / 1e9:.3f} G) " + (
             f"(published {pub.gmacs} G) {_agreement(*_ag(pub.macs_agreement(r.macs)))}" if pub.gmacs else "")),
         ("receptive field", "—" if rf is None else _e(f"{rf} of {r.receptive_field_layer or 'the last spatial map'}")),
+        ("field against input", _field_fit_text(p)),
         ("activations (inference)", _e(f"{r.activation_bytes / 2**20:.1f} MiB")),
         ("published mean IoU / pixel accuracy", _e(f"{pub.miou} / {pub.pixel_acc} % on {pub.dataset}"))
         if pub.miou is not None else

@@ -1,0 +1,97 @@
+"""Does the roofline rank the layers of a real CNN as the clock does? For ResNet-50 and MobileNet-v2 at
+1×3×224×224, on this machine's CPU with one thread: the machine's peak float32 FLOP/s and memory bandwidth are
+measured (`measure_machine`), each leaf module's time is predicted from the analyser's records (sum of
+max(FLOPs / peak, bytes / bandwidth) over its operators) and measured for real (hooks around its forward, the
+median of several forward passes with random weights and input), and the two rankings compared: Spearman's
+rank correlation over every leaf module that costs something, and over the 10 slowest measured; how many of
+the 10 measured slowest are predicted among the 10 slowest (ties with the 10th prediction count).
+
+The figures hold for the machine they were measured on only (caches, vector units and the memory system change
+which layers are slow).
+
+    python benchmarks/roofline.py                          # writes benchmarks/RESULTS-roofline.md and .json
+    python benchmarks/roofline.py --models resnet50 --repeats 5 --out /tmp/r
+    python benchmarks/roofline.py --table benchmarks/RESULTS-roofline.json   # the README's table of a saved run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from cnnatlas import create_model
+from cnnatlas.analysis.roofline import check_against_measured, measure_machine
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(models: list[str], repeats: int) -> dict:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    machine = measure_machine(matmul_side=2048, triad_floats=1 << 25, repeats=5)
+    cases = {}
+    for name in models:
+        model = create_model(name).eval()
+        cases[name] = check_against_measured(model, (1, 3, 224, 224), machine, repeats=repeats)
+    return {"machine": {**machine.as_dict(), "cpu": platform.processor() or platform.machine(),
+                        "torch": torch.__version__}, "repeats": repeats, "cases": cases}
+
+
+def _f(v) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def report(result: dict) -> str:
+    m = result["machine"]
+    lines = ["# Roofline against the clock, per layer", "",
+             (f"Machine: {m['cpu']}, torch {m['torch']}, 1 thread. Peak {m['peak_gflops']:.1f} GFLOP/s, bandwidth "
+              f"{m['bandwidth_gbs']:.1f} GB/s, ridge {m['ridge_flops_per_byte']:.2f} FLOP/byte ({m['source']})."), "",
+             (f"Each leaf module's time: median of {result['repeats']} forward passes at 1×3×224×224, after one "
+              "warm-up. Figures for this machine only."), "",
+             ("| model | leaf modules | Spearman ρ (all) | Spearman ρ (10 slowest measured) | top-10 overlap "
+              "| predicted total | measured total |"), "|---|---|---|---|---|---|---|"]
+    for name, c in result["cases"].items():
+        lines.append(f"| {name} | {c['modules']} | {_f(c['spearman'])} | {_f(c['spearman_top10'])} | "
+                     f"{c['top10_overlap']}/10 | {c['predicted_seconds'] * 1e3:.1f} ms | "
+                     f"{c['measured_seconds'] * 1e3:.1f} ms |")
+    for name, c in result["cases"].items():
+        lines += ["", f"## {name}: the 10 slowest leaf modules measured", "",
+                  "| module | measured | predicted |", "|---|---|---|"]
+        lines += [f"| {s['module']} | {s['measured_seconds'] * 1e3:.2f} ms | {s['predicted_seconds'] * 1e3:.2f} ms |"
+                  for s in c["slowest"]]
+    return "\n".join(lines) + "\n"
+
+
+def readme_table(result: dict) -> str:
+    """The README's table of a saved run (a test checks the README holds exactly this)."""
+    lines = [("| model | leaf modules | Spearman ρ, all | ρ, 10 slowest measured | of the 10 slowest measured, "
+              "predicted in the top 10 | predicted / measured total |"), "|---|---|---|---|---|---|"]
+    for name, c in result["cases"].items():
+        lines.append(f"| {name} | {c['modules']} | {_f(c['spearman']).replace('-', '−')} | "
+                     f"{_f(c['spearman_top10']).replace('-', '−')} | {c['top10_overlap']} | "
+                     f"{c['predicted_seconds'] * 1e3:.1f} / {c['measured_seconds'] * 1e3:.1f} ms |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="resnet50,mobilenet_v2")
+    p.add_argument("--repeats", type=int, default=11)
+    p.add_argument("--out", default=str(HERE / "RESULTS-roofline"), help="path without suffix: .md and .json")
+    p.add_argument("--table", metavar="JSON", help="print the README's table of a saved run, measure nothing")
+    args = p.parse_args()
+    if args.table:
+        print(readme_table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
+        return
+    result = run([m for m in args.models.split(",") if m], args.repeats)
+    Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    Path(args.out + ".md").write_text(report(result), encoding="utf-8")
+    print(report(result))
+
+
+if __name__ == "__main__":
+    main()
