@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ..data import DataInfo, DataSplits, data_origin, dataset_channels, load_dataset
+from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset
 from ..version import __version__
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import create_model, get_entry
@@ -78,11 +78,43 @@ FIXED_ON_RESUME = ("model", "data", "image_size", "augment", "model_kwargs", "in
 
 @dataclass(frozen=True)
 class EvalResult:
+    """For segmentation every pixel is one prediction: acc is the pixel accuracy, count the pixels."""
+
     loss: float
     acc: float  # fraction of correct top-1 predictions
     top5: float  # fraction with the label among the 5 (or num_classes, if fewer) best
     count: int
     confusion: torch.Tensor  # [true, predicted] counts
+
+    @property
+    def iou(self) -> list[float]:
+        return iou_from_confusion(self.confusion)
+
+    @property
+    def miou(self) -> float:
+        return mean_iou(self.confusion)
+
+
+def iou_from_confusion(confusion: torch.Tensor) -> list[float]:
+    """Per-class intersection over union from a [true, predicted] confusion matrix:
+    IoU_c = TP_c / (TP_c + FP_c + FN_c) (Everingham et al. 2010, PASCAL VOC); NaN for a class
+    that is neither in the labels nor in the predictions."""
+    c = confusion.double()
+    tp = c.diagonal()
+    union = c.sum(0) + c.sum(1) - tp
+    return [float(t / u) if u > 0 else float("nan") for t, u in zip(tp.tolist(), union.tolist())]
+
+
+def mean_iou(confusion: torch.Tensor) -> float:
+    """Mean of the per-class IoUs over the classes present in the labels or the predictions."""
+    values = [v for v in iou_from_confusion(confusion) if not math.isnan(v)]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def segmentation_metrics(result: EvalResult, classes: tuple[str, ...]) -> dict[str, Any]:
+    """What a segmentation run reports beside test_acc (the pixel accuracy): mean and per-class IoU."""
+    return {"test_pixel_acc": result.acc, "test_miou": result.miou,
+            "test_iou": {name: (None if math.isnan(v) else v) for name, v in zip(classes, result.iou)}}
 
 
 # -- the pieces -----------------------------------------------------------------------------------
@@ -103,6 +135,8 @@ def choose_image_size(config: TrainConfig) -> int:
     smallest size ≥ 32 that the network accepts (ImageNet models on 8×8 or 28×28 data)."""
     if config.image_size:
         return config.image_size
+    if dataset_kind(config.data) == "fashion-mnist-scenes":  # the scenes' own canvas
+        return 64
     size = get_entry(config.model).input_size[-1]
     if size <= 64:
         return size
@@ -129,8 +163,22 @@ def build_model(config: TrainConfig, info: DataInfo) -> nn.Module:
     return model
 
 
-def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.Tensor) -> None:
-    """A clear error where a 2-D model meets 3-D clips (or the other way round)."""
+def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.Tensor,
+                          target: torch.Tensor | int | None = None) -> None:
+    """A clear error where a 2-D model meets 3-D clips (or the other way round), or where a
+    segmentation dataset (a mask per sample) meets a model that does not give logits per pixel."""
+    if isinstance(target, torch.Tensor) and target.dim() >= 1:
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            out = model(sample[None])
+        model.train(was)
+        if tuple(out.shape[2:]) != tuple(target.shape):
+            raise InvalidArgumentError(f"{config.data} is a segmentation dataset (a {'×'.join(map(str, target.shape))} "
+                                       f"mask per image); {config.model} gives outputs of shape "
+                                       f"{tuple(out.shape[1:])}, expected (classes, "
+                                       f"{', '.join(map(str, target.shape))}) — use a dense model such as deeplabv3")
+        return
     dims = getattr(model, "dims", None)
     if dims is None or sample.dim() - 1 == dims:
         return
@@ -166,7 +214,8 @@ def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device,
              ctx: DistContext = DistContext()) -> EvalResult:
-    """Loss, top-1, top-5 and confusion matrix over a (possibly sharded) test set.
+    """Loss, top-1, top-5 and confusion matrix over a (possibly sharded) test set; for segmentation
+    (labels of shape (N, H, W), logits (N, classes, H, W)) every pixel counts as one prediction.
 
     Always in float32, on a GPU without autocast and without TF32 convolutions, so the accuracy a
     run reports is that of its float32 weights, the figure `cnnatlas eval` gives on any device.
@@ -183,6 +232,8 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
             if device.type == "cuda" and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x).float()
+            if logits.dim() > 2:  # per-pixel logits: one row per pixel
+                logits, y = logits.movedim(1, -1).reshape(-1, num_classes), y.reshape(-1)
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             best = logits.topk(k, dim=1).indices
             top1 += (best[:, 0] == y).sum()
@@ -506,7 +557,7 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     model = model if model is not None else build_model(config, info)
-    check_model_fits_data(model, config, data.train[0][0])
+    check_model_fits_data(model, config, *data.train[0])
     channels_last = on_gpu and getattr(model, "dims", 2) == 2  # NHWC suits tensor cores; 2-D images only
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = make_optimizer(model, config)
@@ -570,7 +621,7 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
             torch.manual_seed(epoch_seed(config.seed, epoch, ctx.rank))
             loss_sum = torch.zeros((), device=device, dtype=torch.float64)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
+            seen, pixels = 0, 1
             start = time.perf_counter()
             for i, (x, y) in enumerate(train_loader, 1):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -592,19 +643,20 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += len(y)
+                pixels = y[0].numel()  # labels per sample: 1, or H·W for segmentation
                 if i % LOG_EVERY == 0 or i == steps_per_epoch:
                     mean_loss = loss_sum.item() / seen
                     _check_finite(mean_loss, epoch, i, run_dir, ctx, device)
                     if progress:
                         progress.update(task, completed=step, epoch=f"{epoch}/{config.epochs}", loss=mean_loss,
-                                        acc=correct.item() / seen,
+                                        acc=correct.item() / (seen * pixels),
                                         ips=seen * ctx.world_size / (time.perf_counter() - start))
             train_seconds = time.perf_counter() - start
 
             # -- end of epoch: totals over processes, test set, metrics, checkpoint --
             totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device,
                                                  dtype=torch.float64)]), ctx).tolist()
-            train_loss, train_acc = totals[0] / totals[2], totals[1] / totals[2]
+            train_loss, train_acc = totals[0] / totals[2], totals[1] / (totals[2] * pixels)
             _check_finite(train_loss, epoch, steps_per_epoch, run_dir, ctx, device)
             weights_ok = bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
             _check_finite(0.0 if weights_ok else float("nan"), epoch, steps_per_epoch, run_dir, ctx, device, "a weight")
@@ -613,18 +665,23 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                     "train_acc": train_acc, "test_loss": result.loss, "test_acc": result.acc, "test_top5": result.top5,
                     "train_seconds": train_seconds, "seconds": time.perf_counter() - start,
                     "images_per_s": totals[2] / train_seconds}
+            if info.task == "segmentation":
+                last.update(segmentation_metrics(result, info.classes))
             if main:
                 with open(run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
                     f.write(json.dumps(last) + "\n")
                 save_checkpoint(run_dir, epoch, model.state_dict(),
                                 {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state()},
                                 {"step": step, "model": config.model, "data": info.name,
-                                 "metrics": {k: last[k] for k in ("train_loss", "test_acc", "test_top5")}},
+                                 "metrics": {k: last[k] for k in ("train_loss", "test_acc", "test_top5",
+                                                                  "test_miou") if k in last}},
                                 keep=config.keep_checkpoints)
             if progress:
                 progress.console.print(
                     f"epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  train {train_acc:6.1%}  "
-                    f"test {result.acc:6.1%}  top-5 {result.top5:6.1%}  {last['images_per_s']:>6,.0f} img/s  "
+                    f"test {result.acc:6.1%}  "
+                    + (f"mIoU {result.miou:6.1%}  " if info.task == "segmentation" else f"top-5 {result.top5:6.1%}  ")
+                    + f"{last['images_per_s']:>6,.0f} img/s  "
                     f"{last['seconds']:.1f} s")
             barrier(ctx)
     finally:
@@ -637,6 +694,8 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
         result = evaluate(net, test_loader, info.num_classes, device, ctx)
         last = {"train_loss": history[-1].get("train_loss", float("nan")) if history else float("nan"),
                 "test_acc": result.acc, "test_top5": result.top5}
+        if info.task == "segmentation":
+            last.update(segmentation_metrics(result, info.classes))
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
     images = sum(h.get("images_per_s", 0.0) * h.get("train_seconds", 0.0) for h in history)
     metrics = {"model": config.model, "data": info.name, "test_acc": last["test_acc"], "test_top5": last["test_top5"],
@@ -644,10 +703,15 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                "seconds": sum(h.get("seconds", 0.0) for h in history),
                "images_per_s": images / train_seconds if train_seconds else 0.0,
                "world_size": ctx.world_size, "device": device.type, "run_dir": str(run_dir)}
+    if info.task == "segmentation":
+        metrics = {**metrics, "task": "segmentation", **{k: last[k] for k in ("test_pixel_acc", "test_miou", "test_iou")}}
     if main:
         save_final_weights(run_dir, model.state_dict())
         write_json_atomic(run_dir / "metrics.json", metrics)
         if show:
+            if info.task == "segmentation":
+                console.print(f"[bold green]test mean IoU {metrics['test_miou']:.2%}[/] (pixel accuracy "
+                              f"{metrics['test_acc']:.2%})")
             console.print(f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%}) "
                           f"after {config.epochs} epochs, {metrics['seconds']:.1f} s, "
                           f"{metrics['images_per_s']:,.0f} img/s → {run_dir}")
