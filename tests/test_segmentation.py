@@ -22,10 +22,10 @@ needs_fashion = pytest.mark.skipif(not HAS_FASHION, reason="Fashion-MNIST not in
 class TinyFCN(nn.Module):
     """A small fully convolutional net (output stride 2, one dilated layer): logits at input size."""
 
-    def __init__(self, num_classes: int = 11) -> None:
+    def __init__(self, num_classes: int = 11, in_channels: int = 1) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(in_channels, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
             nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
             nn.Conv2d(32, 32, 3, padding=2, dilation=2), nn.BatchNorm2d(32), nn.ReLU(),
             nn.Conv2d(32, 32, 3, padding=4, dilation=4), nn.BatchNorm2d(32), nn.ReLU(),
@@ -33,6 +33,16 @@ class TinyFCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.interpolate(self.body(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _register_tiny_fcn() -> str:
+    """TinyFCN in the registry, so that a run folder of it can be read back by eval and predict."""
+    from cnnatlas import registry
+
+    registry._load_zoo()
+    if "test_tiny_fcn" not in registry._REGISTRY:
+        registry.register_model("test_tiny_fcn", TinyFCN, family="test_tiny_fcn", input_size=(1, 64, 64))
+    return "test_tiny_fcn"
 
 
 # -- the dataset ----------------------------------------------------------------------------------
@@ -159,3 +169,74 @@ def test_a_classifier_on_scenes_is_refused(tmp_path):
     data = DataSplits(ds, ds, info, "four random items")
     with pytest.raises(InvalidArgumentError, match="segmentation"):
         train(_config(tmp_path, 1), data=data, model=create_model("lenet5", num_classes=11, in_channels=1))
+
+
+@pytest.mark.slow
+def test_eval_and_predict_commands(tmp_path, scenes, capsys):
+    from PIL import Image
+
+    from cnnatlas.cli import main
+    from cnnatlas.cli.predict import MASK_COLOURS
+
+    name = _register_tiny_fcn()
+    small = DataSplits(scenes.train, torch.utils.data.Subset(scenes.test, range(50)), scenes.info, "scenes")
+    config = TrainConfig(name, data="fashion-mnist-scenes", epochs=2, batch_size=32, optimizer="adamw", lr=5e-3,
+                         warmup_epochs=0.2, device="cpu", quiet=True, out=str(tmp_path / "run"))
+    train(config, data=small)
+    assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    confusion = torch.tensor(report["confusion"])
+    assert report["task"] == "segmentation" and report["images"] == 2000 and report["pixels"] == 2000 * 64 * 64
+    assert confusion.sum() == report["pixels"]
+    assert report["test_pixel_acc"] == pytest.approx(float(confusion.diag().sum() / confusion.sum()))
+    assert report["test_miou"] == pytest.approx(mean_iou(confusion))
+    assert list(report["test_iou"]) == list(SCENE_CLASSES)
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "IoU per class" in capsys.readouterr().out
+
+    # a test scene as a PNG, enlarged to 128×128: its mask comes back at that size, beside it
+    image = tmp_path / "scene.png"
+    Image.fromarray(scenes.test.images[0, 0].numpy()).resize((128, 128)).save(image)
+    assert main(["predict", str(tmp_path / "run"), str(image), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    out = tmp_path / "scene.mask.png"
+    assert result["mask"] == str(out) and out.is_file()
+    with Image.open(out) as mask:
+        assert mask.size == (128, 128) and mask.mode == "RGB"
+        colours = {c for _, c in mask.getcolors(10_000)}
+    assert colours <= set(MASK_COLOURS) and (0, 0, 0) in colours  # background is black
+    assert sum(result["classes"].values()) == pytest.approx(1.0)
+    assert main(["predict", str(tmp_path / "run"), str(image)]) == 0
+    assert "scene.mask.png" in capsys.readouterr().out
+
+
+# -- long clips -----------------------------------------------------------------------------------
+
+
+def test_window_starts_cover_the_clip():
+    from cnnatlas.windows import window_starts
+
+    assert window_starts(16, 16, 8) == [0]
+    assert window_starts(40, 16, 8) == [0, 8, 16, 24]
+    assert window_starts(37, 16, 8) == [0, 8, 16, 21]  # the last window ends on the last frame
+    assert window_starts(5, 16, 4) == [0]
+
+
+def test_sliding_window_averages_the_window_scores():
+    from cnnatlas.windows import sliding_window
+
+    # a "model" whose logits are (mean of the window's frame values, 0): frames numbered 0…9
+    clip = torch.arange(10.0).view(1, 10, 1, 1)  # (C, T, H, W)
+
+    def scores(x):
+        return torch.stack([x.mean(dim=(1, 2, 3, 4)), torch.zeros(x.shape[0])], dim=1)
+
+    starts, per_window, mean = sliding_window(scores, clip, window=4, stride=3)
+    assert starts == [0, 3, 6]
+    # windows 0–3, 3–6, 6–9: means 1.5, 4.5, 7.5; probability of class 0 = sigmoid(mean)
+    by_hand = [1 / (1 + math.exp(-m)) for m in (1.5, 4.5, 7.5)]
+    assert per_window[:, 0].tolist() == pytest.approx(by_hand)
+    assert mean.tolist() == pytest.approx([sum(by_hand) / 3, 1 - sum(by_hand) / 3])
+    # a clip shorter than the window is looped to fill it: frames 0, 1, 2, 0
+    starts, per_window, mean = sliding_window(scores, torch.arange(3.0).view(1, 3, 1, 1), window=4, stride=2)
+    assert starts == [0] and mean[0] == pytest.approx(1 / (1 + math.exp(-0.75)))
