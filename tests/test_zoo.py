@@ -12,6 +12,11 @@ MODELS = cnnatlas.list_models()
 HEAVY = {"efficientnet_b6", "efficientnet_b7", "resnet152", "c3d", "slowfast_r50", "i3d"}
 
 
+def _dense(name):
+    """Segmentation models give a score per pixel, (N, classes, H, W), at the input's size."""
+    return cnnatlas.get_entry(name).family == "segmentation"
+
+
 def _meta(name, **kwargs):
     with torch.device("meta"):
         return cnnatlas.create_model(name, **kwargs)
@@ -29,7 +34,7 @@ def test_params_agree_with_published(name):
 def test_output_and_feature_shapes_at_default_input(name):
     entry = cnnatlas.get_entry(name)
     x = torch.empty((2,) + entry.input_size, device="meta")
-    assert _meta(name, num_classes=7).eval()(x).shape == (2, 7)
+    assert _meta(name, num_classes=7).eval()(x).shape == ((2, 7, *x.shape[2:]) if _dense(name) else (2, 7))
     features = _meta(name, features_only=True)
     maps = features(x)
     assert [m.shape[1] for m in maps] == [s.channels for s in features.feature_info]
@@ -40,8 +45,9 @@ def test_output_and_feature_shapes_at_default_input(name):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODELS])
 def test_forward_backward_at_smallest_input(name):
     torch.manual_seed(0)
-    # auxiliary training heads (GoogLeNet, Inception-v3) are tested with their families
-    no_aux = {"aux_logits": False} if "aux_logits" in cnnatlas.get_entry(name).accepted_kwargs() else {}
+    # auxiliary training heads (GoogLeNet, Inception-v3, the segmentation models) are tested with their families
+    accepted = cnnatlas.get_entry(name).accepted_kwargs()
+    no_aux = {key: False for key in ("aux_logits", "aux_loss") if key in accepted}
     model = cnnatlas.create_model(name, num_classes=5, in_channels=2, **no_aux)
     size = max(model.min_input_size, 8)
     x = torch.randn((2, 2) + (size,) * model.dims)
@@ -52,8 +58,9 @@ def test_forward_backward_at_smallest_input(name):
     model.eval()
     with torch.no_grad():
         out = model(x)
-        assert out.shape == (2, 5) and torch.isfinite(out).all()
-        assert torch.equal(model.forward_head(model.forward_features(x)), out)
+        assert out.shape == ((2, 5, size, size) if _dense(name) else (2, 5)) and torch.isfinite(out).all()
+        head = {"size": x.shape[2:]} if _dense(name) else {}  # the dense head upsamples to the input's size
+        assert torch.equal(model.forward_head(model.forward_features(x), **head), out)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -115,7 +115,8 @@ class BasicBlock(_ResidualBlock):
     """Two 3×3 convolutions: y = ReLU(BN(W₂·ReLU(BN(W₁·x))) + S(x)) — ResNet-18/34 and the CIFAR nets.
 
     (N, C_in, H, W) → (N, C, ⌈H/s⌉, ⌈W/s⌉); the stride s sits on the first 3×3. Parameters:
-    9·C_in·C + 9·C² + 4C, plus the shortcut's.
+    9·C_in·C + 9·C² + 4C, plus the shortcut's. `dilation` spaces the taps of both 3×3s (padding =
+    dilation keeps the size), as in a dilated ResNet stage.
     """
 
     expansion = 1
@@ -131,10 +132,12 @@ class BasicBlock(_ResidualBlock):
         drop_path_rate: float = 0.0,
         norm_layer: NormSpec = "batch",
         act_layer: ActSpec = "relu",
+        dilation: int = 1,
     ) -> None:
         super().__init__()
-        self.conv1 = ConvNormAct(in_channels, channels, 3, stride, norm_layer=norm_layer, act_layer=act_layer)
-        self.conv2 = ConvNormAct(channels, channels, 3, norm_layer=norm_layer, act_layer=None)
+        self.conv1 = ConvNormAct(in_channels, channels, 3, stride, dilation=dilation, norm_layer=norm_layer,
+                                 act_layer=act_layer)
+        self.conv2 = ConvNormAct(channels, channels, 3, dilation=dilation, norm_layer=norm_layer, act_layer=None)
         self._finish(in_channels, channels, stride, shortcut, skip, se_ratio, drop_path_rate, norm_layer, act_layer)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
@@ -147,7 +150,8 @@ class Bottleneck(_ResidualBlock):
     (N, C_in, H, W) → (N, 4C, ⌈H/s⌉, ⌈W/s⌉) — ResNet-50/101/152. The stride s sits on the 3×3
     (`stride_on="3x3"`, torchvision's "v1.5") or on the first 1×1 (`"1x1"`, the paper and the
     original Caffe model, which skips three quarters of the input in that 1×1). Parameters:
-    C_in·C + 9C² + 4C² + 12C (BN), plus the shortcut's.
+    C_in·C + 9C² + 4C² + 12C (BN), plus the shortcut's. `dilation` spaces the 3×3's taps, as
+    torchvision's Bottleneck does in a dilated stage.
     """
 
     expansion = 4
@@ -164,6 +168,7 @@ class Bottleneck(_ResidualBlock):
         norm_layer: NormSpec = "batch",
         act_layer: ActSpec = "relu",
         stride_on: str = "3x3",
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         if stride_on not in STRIDE_ON:
@@ -171,7 +176,8 @@ class Bottleneck(_ResidualBlock):
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         out_channels = channels * self.expansion
         self.conv1 = ConvNormAct(in_channels, channels, 1, s1, norm_layer=norm_layer, act_layer=act_layer)
-        self.conv2 = ConvNormAct(channels, channels, 3, s3, norm_layer=norm_layer, act_layer=act_layer)
+        self.conv2 = ConvNormAct(channels, channels, 3, s3, dilation=dilation, norm_layer=norm_layer,
+                                 act_layer=act_layer)
         self.conv3 = ConvNormAct(channels, out_channels, 1, norm_layer=norm_layer, act_layer=None)
         self.stride_on = stride_on
         self._finish(in_channels, out_channels, stride, shortcut, skip, se_ratio, drop_path_rate, norm_layer, act_layer)

@@ -164,6 +164,36 @@ def check_choice(owner: str, name: str, value: object, choices: tuple[str, ...])
         raise InvalidArgumentError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
+def dilation_plan(
+    owner: str, reduction: int, strides: tuple[int, ...], output_stride: int | None
+) -> list[tuple[int, int, int]]:
+    """(stride, first_dilation, dilation) of each stage so the last map is `output_stride` times
+    smaller than the input: a stage that would go past it keeps its resolution (stride 1) and
+    multiplies the dilation by its stride instead — DeepLab's rule (Chen et al. 2017, §3.1;
+    torchvision's `replace_stride_with_dilation`). The first block of such a stage still uses the
+    previous dilation, the others the new one. `reduction` is the total stride before the first
+    stage; `output_stride=None` keeps every stride.
+    """
+    reachable = [reduction]
+    for s in strides:
+        reachable.append(reachable[-1] * s)
+    if output_stride is None:
+        output_stride = reachable[-1]
+    if not isinstance(output_stride, int) or isinstance(output_stride, bool) or output_stride not in reachable:
+        choices = ", ".join(map(str, sorted(set(reachable))))
+        raise InvalidArgumentError(f"{owner}: output_stride must be one of {choices} (or None: {reachable[-1]}); "
+                                   f"got {output_stride!r}")
+    plan, dilation = [], 1
+    for s in strides:
+        if reduction * s > output_stride:
+            plan.append((1, dilation, dilation * s))
+            dilation *= s
+        else:
+            reduction *= s
+            plan.append((s, dilation, dilation))
+    return plan
+
+
 # -- initialisation -------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from ..errors import InvalidArgumentError
 from ..layers import BasicBlock, Bottleneck, ConvNormAct
 from ..layers.residual import SHORTCUTS, STRIDE_ON
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_choice, check_int, check_rate, init_weights
+from .base import Classifier, FeatureInfo, check_choice, check_int, check_rate, dilation_plan, init_weights
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,11 @@ class ResNet(Classifier):
     Options: `shortcut` "A"/"B"/"C", `stride_on` "3x3"/"1x1" (bottleneck only), `skip=False` for
     the plain twin, `se_ratio` > 0 for squeeze-excitation (SE width = se_ratio·C; SENet's r = 16 is
     1/16), `drop_path_rate` for stochastic depth rising linearly to that rate at the last block,
-    `drop_rate` for dropout before the FC.
+    `drop_rate` for dropout before the FC. `output_stride` (8, 16 or 32 for the ImageNet stem; 1, 2 or 4
+    for the CIFAR one; None keeps every stride) makes the stages that would shrink the map past it
+    keep their resolution and dilate their 3×3s instead (DeepLab; torchvision's
+    `replace_stride_with_dilation=[False, True, True]` is output_stride=8): the same parameters,
+    a map output_stride times smaller than the input.
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class ResNet(Classifier):
         in_channels: int = 3,
         norm_layer: str = "batch",
         act_layer: str = "relu",
+        output_stride: int | None = None,
     ) -> None:
         super().__init__(num_classes, in_channels)
         name = type(self).__name__
@@ -119,25 +124,27 @@ class ResNet(Classifier):
         reduction = stem_stride
         self.feature_info.append(FeatureInfo("stem", width, reduction))
         reduction *= 2 if stem_pool else 1
+        plan = dilation_plan(name, reduction, tuple(s.stride for s in stages), output_stride)
 
         total = sum(s.depth for s in stages)
         index = 0
         c_in = width
         stage_modules = []
-        for i, spec in enumerate(stages):
+        for i, (spec, (stride, first_dilation, dilation)) in enumerate(zip(stages, plan)):
             blocks = []
             for j in range(spec.depth):
                 rate = drop_path_rate * index / max(total - 1, 1)
                 blocks.append(
                     block_cls(
-                        c_in, spec.channels, spec.stride if j == 0 else 1, shortcut=shortcut, skip=skip,
-                        se_ratio=se_ratio, drop_path_rate=rate, norm_layer=norm_layer, act_layer=act_layer, **extra,
+                        c_in, spec.channels, stride if j == 0 else 1, shortcut=shortcut, skip=skip,
+                        se_ratio=se_ratio, drop_path_rate=rate, norm_layer=norm_layer, act_layer=act_layer,
+                        dilation=first_dilation if j == 0 else dilation, **extra,
                     )
                 )
                 c_in = spec.channels * block_cls.expansion
                 index += 1
             stage_modules.append(nn.Sequential(*blocks))
-            reduction *= spec.stride
+            reduction *= stride
             self.feature_info.append(FeatureInfo(f"stages.{i}", c_in, reduction))
         self.stages = nn.Sequential(*stage_modules)
 
@@ -145,6 +152,7 @@ class ResNet(Classifier):
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(c_in, num_classes)
         self.num_features = c_in
+        self.output_stride = reduction
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,12 +179,13 @@ class CifarResNet(ResNet):
         in_channels: int = 3,
         norm_layer: str = "batch",
         act_layer: str = "relu",
+        output_stride: int | None = None,
     ) -> None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
             raise InvalidArgumentError(f"CifarResNet: depth must be 6n + 2 with n ≥ 1 (20, 32, 44, 56, 110 …); got {depth!r}")
         super().__init__(
             cifar_stages((depth - 2) // 6), "basic", "cifar", shortcut, "3x3", skip, se_ratio,
-            drop_path_rate, drop_rate, num_classes, in_channels, norm_layer, act_layer,
+            drop_path_rate, drop_rate, num_classes, in_channels, norm_layer, act_layer, output_stride,
         )
         self.depth = depth
 

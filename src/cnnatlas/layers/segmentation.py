@@ -1,0 +1,96 @@
+"""Heads for dense prediction: FCN's (Long, Shelhamer & Darrell, "Fully Convolutional Networks for
+Semantic Segmentation", CVPR 2015) and DeepLab v3's atrous spatial pyramid pooling (Chen,
+Papandreou, Schroff & Adam, "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017).
+
+Both map a feature map (N, C, h, w) to per-pixel class scores (N, classes, h, w) at the same
+resolution; the model upsamples them to the input's. Layer order and widths are torchvision's
+(`torchvision.models.segmentation.fcn.FCNHead`, `deeplabv3.ASPP`, `DeepLabHead`), so their weights
+load in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InvalidArgumentError
+from .conv import ConvNormAct
+from .factories import NormSpec
+
+
+def _check_rates(owner: str, rates: Sequence[int]) -> tuple[int, ...]:
+    rates = tuple(rates) if isinstance(rates, (list, tuple)) else ()
+    if not rates or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in rates):
+        raise InvalidArgumentError(f"{owner}: atrous_rates must be a non-empty sequence of integers ≥ 1; got {rates!r}")
+    return rates
+
+
+class FCNHead(nn.Sequential):
+    """FCN's classifier on a feature map: 3×3 conv C → C/4, BN, ReLU, dropout 0.1, 1×1 conv to the
+    classes. (N, C, h, w) → (N, classes, h, w); parameters 9·C·C/4 + C/2 + (C/4 + 1)·classes.
+    Also DeepLab's and torchvision's auxiliary head on the third stage."""
+
+    def __init__(self, in_channels: int, num_classes: int, drop_rate: float = 0.1,
+                 norm_layer: NormSpec = "batch") -> None:
+        channels = in_channels // 4
+        if channels < 1:
+            raise InvalidArgumentError(f"FCNHead: in_channels must be at least 4; got {in_channels!r}")
+        super().__init__()
+        self.conv = ConvNormAct(in_channels, channels, 3, norm_layer=norm_layer)
+        self.drop = nn.Dropout(drop_rate)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+
+class ASPPPooling(nn.Module):
+    """ASPP's image-level branch: global average pool, 1×1 conv + BN + ReLU, then bilinear
+    upsampling back to (h, w) — a constant map that carries the whole image's context (§3.3: at
+    large rates the 3×3 filters degenerate to their centre tap, so global context comes from here)."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm_layer: NormSpec = "batch") -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = ConvNormAct(in_channels, out_channels, 1, norm_layer=norm_layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.conv(self.pool(x)), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling (DeepLab v3 §3.3): parallel branches on one map — a 1×1 conv,
+    one 3×3 conv per rate r (dilation r, padding r: the size is kept) and the image pooling —
+    each to `out_channels`, concatenated and projected by a 1×1 conv + BN + ReLU, then dropout 0.5.
+
+    (N, C, h, w) → (N, out_channels, h, w). A 3×3 at rate r sees a (2r + 1)² window with 9 weights.
+    The paper's rates are (6, 12, 18) at output stride 16, doubled to (12, 24, 36) at 8.
+    """
+
+    def __init__(self, in_channels: int, atrous_rates: Sequence[int] = (12, 24, 36), out_channels: int = 256,
+                 drop_rate: float = 0.5, norm_layer: NormSpec = "batch") -> None:
+        super().__init__()
+        rates = _check_rates("ASPP", atrous_rates)
+        branches: list[nn.Module] = [ConvNormAct(in_channels, out_channels, 1, norm_layer=norm_layer)]
+        branches += [ConvNormAct(in_channels, out_channels, 3, dilation=r, norm_layer=norm_layer) for r in rates]
+        branches.append(ASPPPooling(in_channels, out_channels, norm_layer))
+        self.convs = nn.ModuleList(branches)
+        self.project = ConvNormAct(len(branches) * out_channels, out_channels, 1, norm_layer=norm_layer)
+        self.drop = nn.Dropout(drop_rate)
+        self.atrous_rates = rates
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.project(torch.cat([branch(x) for branch in self.convs], dim=1)))
+
+
+class DeepLabHead(nn.Sequential):
+    """DeepLab v3's classifier: ASPP → 3×3 conv + BN + ReLU → 1×1 conv to the classes.
+    (N, C, h, w) → (N, classes, h, w)."""
+
+    def __init__(self, in_channels: int, num_classes: int, atrous_rates: Sequence[int] = (12, 24, 36),
+                 channels: int = 256, norm_layer: NormSpec = "batch") -> None:
+        super().__init__()
+        self.aspp = ASPP(in_channels, atrous_rates, channels, norm_layer=norm_layer)
+        self.conv = ConvNormAct(channels, channels, 3, norm_layer=norm_layer)
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
