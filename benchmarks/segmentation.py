@@ -96,7 +96,8 @@ def render(records: dict) -> str:
                   f"target (mIoU ≥ {TARGET_MIOU:.2f} in {TARGET_MINUTES:.0f} min) |",
                   "|---|---:|---:|---:|---:|---:|---:|---|",
                   f"| {d['title']} | {d['params']:,} | {d['data']['train_scenes']:,} / {d['data']['test_scenes']:,} | "
-                  f"{d['train']['epochs']} | {d['minutes']:.1f} | {d['test_pixel_acc']:.1%} | **{d['test_miou']:.3f}** | "
+                  f"{d['train']['epochs']} | {d['minutes']:.1f} | {d['test_pixel_acc']:.1%} | "
+                  f"**{d['test_miou']:.3f}** | "
                   f"{reached}: {'meets target' if d['passed'] else '**misses target**'} |", "",
                   "Mean IoU per epoch (cumulative minutes): " + ", ".join(
                       f"{c['test_miou']:.3f} ({c['minutes']:.1f})" for c in d["curve"]) + ".", "",
@@ -107,7 +108,8 @@ def render(records: dict) -> str:
                   f"{d['date']}.", ""]
     claims = [records[i] for i in ITEMS[1:] if i in records]
     if claims:
-        lines += ["## Claims", "", "| claim | status | measured | expected | minutes | load |", "|---|---|---|---|---:|---|"]
+        lines += ["## Claims", "", "| claim | status | measured | expected | minutes | load |",
+                  "|---|---|---|---|---:|---|"]
         for c in claims:
             lines.append(f"| `{c['id']}` | {c['status']} | {c['measured']} | {c['expected']} | "
                          f"{c['seconds'] / 60:.1f} | {c['load_average'][0]:.1f}→{c['load_average'][1]:.1f} |")

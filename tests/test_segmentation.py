@@ -240,3 +240,28 @@ def test_sliding_window_averages_the_window_scores():
     # a clip shorter than the window is looped to fill it: frames 0, 1, 2, 0
     starts, per_window, mean = sliding_window(scores, torch.arange(3.0).view(1, 3, 1, 1), window=4, stride=2)
     assert starts == [0] and mean[0] == pytest.approx(1 / (1 + math.exp(-0.75)))
+
+
+# -- the claims, on quick budgets ------------------------------------------------------------------
+
+
+@needs_fashion
+@pytest.mark.slow
+@pytest.mark.parametrize("claim_id", ["gap-dense", "dilation-resolution", "inflation-transfer"])
+def test_dense_claims_hold_on_quick_budgets(claim_id):
+    from cnnatlas.claims import dense, get_claim
+
+    assert get_claim(claim_id).slow
+    measure = {"gap-dense": dense.measure_gap_dense, "dilation-resolution": dense.measure_dilation_resolution,
+               "inflation-transfer": dense.measure_inflation_transfer}[claim_id]
+    m = measure(dense.QUICK[claim_id])
+    assert m.passed, m.measured
+    v = m.values
+    if claim_id == "gap-dense":
+        assert v["gap_miou"] < v["dense_miou"] - 0.15 and v["params_gap"] < v["params_dense"]
+    elif claim_id == "dilation-resolution":
+        a, b = v["rows"]["8"], v["rows"]["32"]
+        assert a["params"] == b["params"] and a["feature_map"] == [8, 8] and b["feature_map"] == [2, 2]
+        assert a["macs"] > 2 * b["macs"] and a["test_miou"] > b["test_miou"]
+    else:
+        assert all(g > 0 for g in v["first_epoch_gain"] + v["last_epoch_gain"]) and len(v["runs"]) == 2

@@ -4,6 +4,7 @@ segmentation run, the pixel accuracy, mean IoU and per-class IoU (every test pix
 from __future__ import annotations
 
 import json
+import math
 
 from rich.console import Console
 from rich.table import Table
@@ -50,20 +51,21 @@ def _run(args) -> int:
     if segmentation:
         report.update({"task": "segmentation", "pixels": result.count, "images": len(data.test),
                        "test_pixel_acc": result.acc, "test_miou": result.miou,
-                       "test_iou": {c: (None if v != v else v) for c, v in zip(info.classes, result.iou)}})
+                       "test_iou": {c: (None if math.isnan(v) else v) for c, v in zip(info.classes, result.iou)}})
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     console = Console()
     console.print(f"[bold]{run.config.model}[/] from {run.weights_from} on {data.source}")
     if segmentation:
-        console.print(f"mean IoU [bold]{result.miou:.2%}[/]   pixel accuracy {result.acc:.2%}   loss {result.loss:.4f}   "
+        console.print(f"mean IoU [bold]{result.miou:.2%}[/]   pixel accuracy {result.acc:.2%}   "
+                      f"loss {result.loss:.4f}   "
                       f"({len(data.test):,} test images, {result.count:,} pixels)")
         table = Table(title="IoU per class", title_justify="left")
         table.add_column("class")
         table.add_column("IoU", justify="right")
         for name, value in zip(info.classes, result.iou):
-            table.add_row(name, "—" if value != value else f"{value:.1%}")
+            table.add_row(name, "—" if math.isnan(value) else f"{value:.1%}")
         console.print(table)
     else:
         console.print(f"accuracy [bold]{result.acc:.2%}[/]   top-{min(5, info.num_classes)} {result.top5:.2%}   "

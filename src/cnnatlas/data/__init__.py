@@ -44,8 +44,7 @@ PREFIXED = ("fashion-mnist-scenes", "fashion-mnist", "cifar10", "fsdd", "moving-
 
 def dataset_kind(spec: str) -> str:
     """'digits', 'fashion-mnist', 'fashion-mnist-scenes', 'cifar10', 'fsdd', 'moving-fashion-mnist',
-    'idx' (a folder of IDX files)
-    or 'folder' (an image folder)."""
+    'idx' (a folder of IDX files) or 'folder' (an image folder)."""
     if spec in DATASETS:
         return spec
     for name in PREFIXED:
@@ -56,9 +55,8 @@ def dataset_kind(spec: str) -> str:
     if Path(spec).is_dir():
         return "folder"
     raise DatasetError(f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, "
-                       f"fashion-mnist-scenes, cifar10, fsdd, moving-fashion-mnist, one of those as NAME:DIR (its files "
-                       f"in DIR), "
-                       f"or an existing folder (of IDX files, or of images with one sub-folder per class)")
+                       f"fashion-mnist-scenes, cifar10, fsdd, moving-fashion-mnist, one of those as NAME:DIR "
+                       f"(its files in DIR), or an existing folder (of IDX files, or of images with one sub-folder per class)")
 
 
 def dataset_channels(spec: str) -> int:

@@ -174,8 +174,8 @@ def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.T
             out = model(sample[None])
         model.train(was)
         if tuple(out.shape[2:]) != tuple(target.shape):
-            raise InvalidArgumentError(f"{config.data} is a segmentation dataset (a {'×'.join(map(str, target.shape))} "
-                                       f"mask per image); {config.model} gives outputs of shape "
+            mask = "×".join(map(str, target.shape))
+            raise InvalidArgumentError(f"{config.data} is a segmentation dataset (a {mask} mask per image); {config.model} gives outputs of shape "
                                        f"{tuple(out.shape[1:])}, expected (classes, "
                                        f"{', '.join(map(str, target.shape))}) — use a dense model such as deeplabv3")
         return
@@ -704,7 +704,8 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                "images_per_s": images / train_seconds if train_seconds else 0.0,
                "world_size": ctx.world_size, "device": device.type, "run_dir": str(run_dir)}
     if info.task == "segmentation":
-        metrics = {**metrics, "task": "segmentation", **{k: last[k] for k in ("test_pixel_acc", "test_miou", "test_iou")}}
+        metrics = {**metrics, "task": "segmentation",
+                   **{k: last[k] for k in ("test_pixel_acc", "test_miou", "test_iou")}}
     if main:
         save_final_weights(run_dir, model.state_dict())
         write_json_atomic(run_dir / "metrics.json", metrics)
