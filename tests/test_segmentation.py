@@ -265,3 +265,15 @@ def test_dense_claims_hold_on_quick_budgets(claim_id):
         assert a["macs"] > 2 * b["macs"] and a["test_miou"] > b["test_miou"]
     else:
         assert all(g > 0 for g in v["first_epoch_gain"] + v["last_epoch_gain"]) and len(v["runs"]) == 2
+
+
+def test_scenes_defaults_and_data_lookup():
+    from cnnatlas.data import dataset_kind
+    from cnnatlas.train import default_config
+    from cnnatlas.train.loop import choose_image_size
+
+    assert dataset_kind("fashion-mnist-scenes") == "fashion-mnist-scenes"
+    assert dataset_kind("fashion-mnist-scenes:/somewhere") == "fashion-mnist-scenes"
+    assert dataset_kind("fashion-mnist:/somewhere") == "fashion-mnist"
+    config = default_config("deeplabv3", "fashion-mnist-scenes")
+    assert config.optimizer == "adamw" and config.augment == "none" and choose_image_size(config) == 64
