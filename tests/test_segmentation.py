@@ -277,3 +277,20 @@ def test_scenes_defaults_and_data_lookup():
     assert dataset_kind("fashion-mnist:/somewhere") == "fashion-mnist"
     config = default_config("deeplabv3", "fashion-mnist-scenes")
     assert config.optimizer == "adamw" and config.augment == "none" and choose_image_size(config) == 64
+
+
+def test_an_auxiliary_head_is_trained_too(tmp_path):
+    """A model that returns (out, aux) in training mode (torchvision's aux_loss) trains; eval uses out."""
+    from cnnatlas.data.base import DataInfo
+    from cnnatlas.data.scenes import SceneDataset
+    from cnnatlas.registry import create_model
+
+    images, masks, _ = make_scenes(torch.randint(0, 255, (8, 28, 28), dtype=torch.uint8), torch.arange(8), 32, 64, 2,
+                                   torch.Generator().manual_seed(0))
+    ds = SceneDataset(images, masks, (0.1,), (0.3,))
+    info = DataInfo("fashion-mnist-scenes", SCENE_CLASSES, 1, 64, 64, (0.1,), (0.3,), task="segmentation")
+    model = create_model("fcn", backbone="resnet20", num_classes=11, in_channels=1, aux_loss=True)
+    aux_before = [p.clone() for p in model.aux_head.parameters()]
+    metrics = train(_config(tmp_path, 1), data=DataSplits(ds, ds, info, "random items"), model=model)
+    assert 0 <= metrics["test_miou"] <= 1
+    assert any(not torch.equal(a, b) for a, b in zip(aux_before, model.aux_head.parameters()))

@@ -1,6 +1,8 @@
 """The training loop: one function, `train(config)`, that reads top to bottom.
 
-Per step: forward under autocast (GPU only), cross-entropy with optional label smoothing,
+Per step: forward under autocast (GPU only), cross-entropy with optional label smoothing (per pixel
+for segmentation, where the dataset's `DataInfo.task` is "segmentation": labels (H, W), logits
+(classes, H, W), plus 0.5 × that of an auxiliary head where the model has one, as torchvision),
 backward through the gradient scaler (fp16 only), optional gradient clipping, optimiser step,
 learning rate from the schedule. Per epoch: test-set evaluation (float32), one line in metrics.jsonl,
 an atomic checkpoint. Under torchrun the model is wrapped in DistributedDataParallel, each process
@@ -175,8 +177,9 @@ def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.T
         model.train(was)
         if tuple(out.shape[2:]) != tuple(target.shape):
             mask = "×".join(map(str, target.shape))
-            raise InvalidArgumentError(f"{config.data} is a segmentation dataset (a {mask} mask per image); {config.model} gives outputs of shape "
-                                       f"{tuple(out.shape[1:])}, expected (classes, "
+            raise InvalidArgumentError(f"{config.data} is a segmentation dataset (a {mask} mask per image); "
+                                       f"{config.model} gives outputs of shape {tuple(out.shape[1:])}, "
+                                       f"expected (classes, "
                                        f"{', '.join(map(str, target.shape))}) — use a dense model such as deeplabv3")
         return
     dims = getattr(model, "dims", None)
@@ -631,7 +634,12 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                     group["lr"] = learning_rate(step, steps_per_epoch, config)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=on_gpu):
                     logits = net(x)
+                    aux = None
+                    if isinstance(logits, tuple) and hasattr(logits, "aux"):  # a segmentation model's auxiliary head
+                        logits, aux = logits.out, logits.aux
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                    if aux is not None:  # torchvision's segmentation recipe: loss(out) + 0.5 · loss(aux)
+                        loss = loss + 0.5 * F.cross_entropy(aux.float(), y, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if config.grad_clip:
