@@ -24,13 +24,14 @@ ISSUE_IDS = (
     "batchnorm-eval batchnorm-batch1 norm-axes equivariance invariance rotation residual-identity residual-gradient "
     "degradation dying-relu conv-backward relu-backward inception-bottleneck dense-channels se-cost compound-scaling "
     "inflation conv3d-cost vit-tokens"
-).split()
-QUICK = [c for c in ISSUE_IDS if c != "degradation"]
+).split() + ["gap-dense", "dilation-resolution", "inflation-transfer"]  # issue 17: trained, slow
+SLOW = ["degradation", "gap-dense", "dilation-resolution", "inflation-transfer"]
+QUICK = [c for c in ISSUE_IDS if c not in SLOW]
 
 
 def test_every_id_of_the_issue_is_registered_in_order():
     assert list_claims() == ISSUE_IDS
-    assert [c for c in ISSUE_IDS if get_claim(c).slow] == ["degradation"]
+    assert [c for c in ISSUE_IDS if get_claim(c).slow] == SLOW
     for c in ISSUE_IDS:
         sentence = get_claim(c).sentence
         assert sentence.endswith(".") and len(sentence) > 20, c

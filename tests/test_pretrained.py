@@ -418,6 +418,30 @@ def test_predict_a_clip_as_a_folder_of_frames(mirror, catalogue, tmp_path, capsy
     assert result["top"][0]["class"] == weights.meta["categories"][probs.argmax()]
 
 
+def test_predict_a_long_clip_slides_the_window(mirror, catalogue, tmp_path, capsys):
+    """20 frames through r3d_18's 16-frame window at stride 4: windows 0–15 and 4–19, averaged."""
+    reference = randomize_norm_stats(torchvision.models.video.r3d_18()).eval()
+    serve_torchvision(mirror, catalogue, "r3d_18", "KINETICS400_V1", reference.state_dict())
+    clip = tmp_path / "long"
+    clip.mkdir()
+    frames = [_photo(clip / f"{i:03d}.png", seed=i, size=(60, 80)) for i in range(20)]
+    assert main(["predict", "r3d_18", str(clip), "--json", "--top", "3", "--stride", "4"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    from torchvision.io import read_image
+
+    x = torchvision.models.video.R3D_18_Weights.KINETICS400_V1.transforms()(torch.stack([read_image(f) for f in frames]))
+    with torch.no_grad():  # by hand: each window through torchvision's model, then the mean of the probabilities
+        windows = [reference(x[:, s:s + 16][None]).softmax(-1)[0] for s in (0, 4)]
+    mean = (windows[0] + windows[1]) / 2
+    assert result["window"] == 16 and result["stride"] == 4 and result["frames"] == 20
+    assert [w["frames"] for w in result["windows"]] == [[0, 15], [4, 19]]
+    for got, want in zip(result["windows"], windows):
+        assert [t["index"] for t in got["top"]] == want.topk(3).indices.tolist()
+    assert [t["index"] for t in result["top"]] == mean.topk(3).indices.tolist()
+    assert [t["probability"] for t in result["top"]] == pytest.approx(mean.topk(3).values.tolist(), abs=1e-5)
+    assert main(["predict", "r3d_18", str(clip), "--stride", "0"]) == 2
+
+
 def test_predict_usage_errors(mirror, tmp_path, capsys):
     photo = _photo(tmp_path / "p.png")
     (tmp_path / "clip.mp4").write_bytes(b"not a video")

@@ -7,7 +7,8 @@ returns what it measured, what the notes predict, and whether the sentence held.
 
 `cnnatlas verify [ID ...] [--json] [--quick]` runs them from the command line. Modules, one per
 group of related claims: convolution, receptive_field, pooling, separable, normalization,
-equivariance, residual, activations, backprop, architectures, video.
+equivariance, residual, activations, backprop, architectures, video, dense (segmentation and transfer,
+trained on Fashion-MNIST).
 """
 
 # importing each claims module registers its claims with base.CLAIMS
@@ -16,6 +17,7 @@ from . import (  # noqa: F401
     architectures,
     backprop,
     convolution,
+    dense,
     equivariance,
     normalization,
     pooling,

@@ -97,7 +97,8 @@ CLAIM_ORDER = (
     "separable-expressivity", "batchnorm-axes", "batchnorm-eval", "batchnorm-batch1", "norm-axes",
     "equivariance", "invariance", "rotation", "residual-identity", "residual-gradient", "degradation",
     "dying-relu", "conv-backward", "relu-backward", "inception-bottleneck", "dense-channels", "se-cost",
-    "compound-scaling", "inflation", "conv3d-cost", "vit-tokens",
+    "compound-scaling", "inflation", "conv3d-cost", "vit-tokens", "gap-dense", "dilation-resolution",
+    "inflation-transfer",
 )
 
 

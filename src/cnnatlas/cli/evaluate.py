@@ -1,8 +1,10 @@
-"""`cnnatlas eval RUN_DIR`: test accuracy, top-5 and the confusion matrix of a trained run."""
+"""`cnnatlas eval RUN_DIR`: test accuracy, top-5 and the confusion matrix of a trained run; for a
+segmentation run, the pixel accuracy, mean IoU and per-class IoU (every test pixel one prediction)."""
 
 from __future__ import annotations
 
 import json
+import math
 
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +30,7 @@ def _run(args) -> int:
     from torch.utils.data import DataLoader
 
     from ..data import DatasetError, TensorImageDataset, load_dataset
+    from ..data.scenes import SceneDataset
     from ..train import evaluate, load_run
 
     run = load_run(args.run_dir, args.checkpoint)
@@ -36,7 +39,7 @@ def _run(args) -> int:
     data = load_dataset(spec, info.image_size, "none", info.in_channels)
     if data.info.num_classes != info.num_classes:
         raise DatasetError(f"{spec} has {data.info.num_classes} classes; the run was trained on {info.num_classes}")
-    if isinstance(data.test, TensorImageDataset):  # normalise as the run's training data was
+    if isinstance(data.test, (TensorImageDataset, SceneDataset)):  # normalise as the run's training data was
         data.test.mean, data.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (info.mean, info.std))
     loader = DataLoader(data.test, batch_size=256)
     torch.manual_seed(0)
@@ -44,19 +47,36 @@ def _run(args) -> int:
     report = {"run_dir": str(run.path), "weights": str(run.weights_from), "data": spec, "images": result.count,
               "test_acc": result.acc, "test_top5": result.top5, "test_loss": result.loss,
               "classes": list(info.classes), "confusion": result.confusion.tolist()}
+    segmentation = info.task == "segmentation"
+    if segmentation:
+        report.update({"task": "segmentation", "pixels": result.count, "images": len(data.test),
+                       "test_pixel_acc": result.acc, "test_miou": result.miou,
+                       "test_iou": {c: (None if math.isnan(v) else v) for c, v in zip(info.classes, result.iou)}})
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     console = Console()
     console.print(f"[bold]{run.config.model}[/] from {run.weights_from} on {data.source}")
-    console.print(f"accuracy [bold]{result.acc:.2%}[/]   top-{min(5, info.num_classes)} {result.top5:.2%}   "
-                  f"loss {result.loss:.4f}   ({result.count:,} test images)")
+    if segmentation:
+        console.print(f"mean IoU [bold]{result.miou:.2%}[/]   pixel accuracy {result.acc:.2%}   "
+                      f"loss {result.loss:.4f}   "
+                      f"({len(data.test):,} test images, {result.count:,} pixels)")
+        table = Table(title="IoU per class", title_justify="left")
+        table.add_column("class")
+        table.add_column("IoU", justify="right")
+        for name, value in zip(info.classes, result.iou):
+            table.add_row(name, "—" if math.isnan(value) else f"{value:.1%}")
+        console.print(table)
+    else:
+        console.print(f"accuracy [bold]{result.acc:.2%}[/]   top-{min(5, info.num_classes)} {result.top5:.2%}   "
+                      f"loss {result.loss:.4f}   ({result.count:,} test images)")
     console.print(confusion_table(result.confusion, info.classes))
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="accuracy, top-5 and confusion matrix of a trained run")
+    p = sub.add_parser("eval", help="accuracy, top-5 and confusion matrix of a trained run (pixel accuracy and "
+                       "IoU for segmentation)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's, "
                    "from the folder it recorded, else found or downloaded as --data NAME would)")

@@ -2,7 +2,13 @@
 
 `cnnatlas predict MODEL IMAGE...` with a zoo name instead of a run folder: the model with its published
 weights (`--weights TAG|PATH`, else the default ones) and their own preprocessing; for the video models
-each IMAGE is a clip, a folder of frames or a video file."""
+each IMAGE is a clip, a folder of frames or a video file. A clip longer than the model's window (its
+input frames) is read by a sliding window (`--stride` frames apart, `cnnatlas.windows`): the
+per-window predictions and their average, the clip's prediction, are both reported.
+
+For a segmentation run (`--data fashion-mnist-scenes`) each image's predicted mask is written beside
+it as `<image stem>.mask.png`, one colour per class (`MASK_COLOURS`, background black), at the
+image's own size; the output names that file and the share of the image each class covers."""
 
 from __future__ import annotations
 
@@ -60,6 +66,8 @@ def _run(args) -> int:
     if args.weights is not None:
         raise InvalidArgumentError(f"--weights is for a zoo model name; {args.run_dir} is a run folder")
     run = load_run(args.run_dir, args.checkpoint)
+    if run.info.task == "segmentation":
+        return _run_segmentation(run, args)
     classes = run.info.classes
     k = min(args.top, len(classes))
     results = []
@@ -75,6 +83,60 @@ def _run(args) -> int:
     for r in results:
         best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
         console.print(f"{r['image']}: [bold]{r['top'][0]['class']}[/]  ({best})")
+    return 0
+
+
+# -- segmentation: a mask per image ---------------------------------------------------------------
+
+# one colour per class (Fashion-MNIST's ten, then the background black): matplotlib's tab10
+MASK_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+                (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0))
+
+
+def mask_path(image: str | Path) -> Path:
+    """Where predict writes an image's mask: beside it, `<stem>.mask.png`."""
+    image = Path(image)
+    return image.with_name(f"{image.stem}.mask.png")
+
+
+def predict_mask(run, image: torch.Tensor) -> torch.Tensor:
+    """The class of every pixel (H, W) of a float image (C, H, W) in [0, 1]: the run's logits at
+    its input size, upsampled (bilinear) to the image's size, then the best class per pixel."""
+    x = run.info.prepare(image)[None]
+    with torch.no_grad():
+        logits = run.model(x)
+    logits = torch.nn.functional.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return logits[0].argmax(0)
+
+
+def save_mask(mask: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    palette = torch.tensor(MASK_COLOURS + ((255, 255, 255),) * 256, dtype=torch.uint8)
+    Image.fromarray(palette[mask.clamp(0, 255)].numpy()).save(path)
+
+
+def _run_segmentation(run, args) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    classes = run.info.classes
+    images = [read_image(path, run.info.in_channels, args.invert) for path in args.images]  # bad files fail first
+    results = []
+    for path, image in zip(args.images, images):
+        mask = predict_mask(run, image)
+        out = mask_path(path)
+        save_mask(mask, out)
+        share = torch.bincount(mask.flatten(), minlength=len(classes)).double() / mask.numel()
+        results.append({"image": path, "mask": str(out),
+                        "classes": {classes[i]: float(share[i]) for i in share.nonzero().flatten().tolist()}})
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    console = Console()
+    for r in results:
+        found = ", ".join(f"{c} {v:.1%}" for c, v in sorted(r["classes"].items(), key=lambda kv: -kv[1]))
+        console.print(f"{escape(r['image'])}: mask → [bold]{escape(r['mask'])}[/]  ({escape(found)})", soft_wrap=True)
     return 0
 
 
@@ -146,11 +208,14 @@ def _decode_video(path: Path) -> torch.Tensor:
 
 
 def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, top: int = 5,
-                    invert: bool = False) -> list[dict]:
+                    invert: bool = False, stride: int | None = None) -> list[dict]:
     """Top-`top` categories, with probabilities, that zoo model `name` with its published weights
-    (the default, a tag or a file) gives each image (or clip, for the video models)."""
+    (the default, a tag or a file) gives each image (or clip, for the video models). A clip longer
+    than the model's window is slid over (`stride` frames, default half the window): its entry
+    gains "windows" (each window's first and last frame and top classes) and "top" is their average."""
     from ..errors import InvalidArgumentError
     from ..pretrained import get_weights
+    from ..registry import get_entry
     from ..zoo import create_model
 
     w = get_weights(name, True if weights is None else weights)
@@ -161,15 +226,30 @@ def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, to
     clips = [read_clip(item) if video else read_image_uint8(item) for item in inputs]  # bad files fail first
     model = create_model(name, weights=w.path or w.tag)
     k = min(top, len(w.categories))
+    window = get_entry(name).input_size[1] if video else 0
+    stride = stride or max(1, window // 2)
+
+    def ranked(probs: torch.Tensor) -> list[dict]:
+        best = probs.topk(k)
+        return [{"class": w.categories[i], "index": i, "probability": p}
+                for p, i in zip(best.values.tolist(), best.indices.tolist())]
+
     results = []
     for item, x in zip(inputs, clips):
         x = 255 - x if invert else x
+        if video and x.shape[0] > window:  # (T, C, H, W) longer than the model's window
+            from ..windows import sliding_window
+
+            with torch.inference_mode():
+                starts, per_window, probs = sliding_window(model, w.transforms(x), window, stride)
+            results.append({"image": item, "weights": w.tag, "frames": x.shape[0], "window": window,
+                            "stride": stride, "top": ranked(probs),
+                            "windows": [{"frames": [s, s + window - 1], "top": ranked(p)}
+                                        for s, p in zip(starts, per_window)]})
+            continue
         with torch.inference_mode():
             probs = model(w.transforms(x)[None]).softmax(-1)[0]
-        best = probs.topk(k)
-        results.append({"image": item, "weights": w.tag,
-                        "top": [{"class": w.categories[i], "index": i, "probability": p}
-                                for p, i in zip(best.values.tolist(), best.indices.tolist())]})
+        results.append({"image": item, "weights": w.tag, "top": ranked(probs)})
     return results
 
 
@@ -185,7 +265,9 @@ def _run_zoo(args) -> int:
     if args.checkpoint is not None:
         raise InvalidArgumentError(f"--checkpoint is for a run folder; {args.run_dir} is a zoo model "
                                    "(choose its weights with --weights TAG|PATH)")
-    results = zoo_predictions(args.run_dir, args.images, args.weights, top, args.invert)
+    if args.stride is not None and args.stride < 1:
+        raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
+    results = zoo_predictions(args.run_dir, args.images, args.weights, top, args.invert, args.stride)
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -193,14 +275,21 @@ def _run_zoo(args) -> int:
     for r in results:
         console.print(f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({args.run_dir} {r['weights']})",
                       soft_wrap=True)
+        if "windows" in r:
+            console.print(f"  {r['frames']} frames, {len(r['windows'])} windows of {r['window']} frames, stride "
+                          f"{r['stride']}; the average of the windows:", soft_wrap=True)
         for t in r["top"]:
             console.print(f"  {t['probability']:7.2%}  {escape(t['class'])}", soft_wrap=True)
+        for win in r.get("windows", []):
+            best = win["top"][0]
+            console.print(f"  frames {win['frames'][0]:>4}–{win['frames'][1]:<4} {best['probability']:7.2%}  "
+                          f"{escape(best['class'])}", soft_wrap=True)
     return 0
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="the top classes a trained run, or a zoo model with its published weights, "
-                                       "gives each image")
+                                       "gives each image (a segmentation run: a mask PNG beside each image)")
     p.add_argument("run_dir", metavar="RUN_DIR|MODEL",
                    help="a run folder, or a zoo model name (its published weights, e.g. resnet50)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
@@ -211,6 +300,9 @@ def add_parser(sub) -> None:
                    help="a zoo model's weights: a tag from `cnnatlas info MODEL` or a .pth/.pt/.safetensors file")
     p.add_argument("--invert", action="store_true",
                    help="invert intensities (dark ink on white → the digits' and Fashion-MNIST's light on dark)")
+    p.add_argument("--stride", type=int, default=None, metavar="FRAMES",
+                   help="a video model on a clip longer than its window: frames between windows (default half "
+                        "the window); the windows' scores are averaged")
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)

@@ -10,6 +10,8 @@
   the data folder, downloaded there the first time (MD5 checked; never the pickled version);
 * `fsdd` — the Free Spoken Digit Dataset's waveforms, 1 s at 8 kHz, official split: $CNNATLAS_FSDD,
   else the data folder, else upstream's release v1.0.10 downloaded there (every recording checked);
+* `fashion-mnist-scenes` — segmentation: 64×64 scenes of Fashion-MNIST items, each pixel labelled
+  with the class of the item on top or background (11 classes; `cnnatlas.data.scenes`);
 * `moving-fashion-mnist` — 16-frame clips of a Fashion-MNIST item moving in one of four directions
   (the label), from Fashion-MNIST found as above;
 * `NAME:DIR` (for each NAME above but digits) — the same dataset's files read from DIR, anywhere;
@@ -33,15 +35,16 @@ from .fashion_mnist import (FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, has_idx_fi
 from .folder import load_folder_splits
 from .fsdd import FSDD_CLASSES, load_fsdd_splits
 from .moving_fashion import DIRECTIONS, load_moving_fashion_splits
+from .scenes import SCENE_CLASSES, load_scene_splits
 from .idx import read_idx, write_idx
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
-PREFIXED = ("fashion-mnist", "cifar10", "fsdd", "moving-fashion-mnist")  # NAME or NAME:DIR
+PREFIXED = ("fashion-mnist-scenes", "fashion-mnist", "cifar10", "fsdd", "moving-fashion-mnist")  # NAME or NAME:DIR
 
 
 def dataset_kind(spec: str) -> str:
-    """'digits', 'fashion-mnist', 'cifar10', 'fsdd', 'moving-fashion-mnist', 'idx' (a folder of IDX files)
-    or 'folder' (an image folder)."""
+    """'digits', 'fashion-mnist', 'fashion-mnist-scenes', 'cifar10', 'fsdd', 'moving-fashion-mnist',
+    'idx' (a folder of IDX files) or 'folder' (an image folder)."""
     if spec in DATASETS:
         return spec
     for name in PREFIXED:
@@ -51,9 +54,9 @@ def dataset_kind(spec: str) -> str:
         return "idx"
     if Path(spec).is_dir():
         return "folder"
-    raise DatasetError(f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, cifar10, fsdd, "
-                       f"moving-fashion-mnist, one of those as NAME:DIR (its files in DIR), "
-                       f"or an existing folder (of IDX files, or of images with one sub-folder per class)")
+    raise DatasetError(f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, "
+                       f"fashion-mnist-scenes, cifar10, fsdd, moving-fashion-mnist, one of those as NAME:DIR "
+                       f"(its files in DIR), or an existing folder (of IDX files, or of images with one sub-folder per class)")
 
 
 def dataset_channels(spec: str) -> int:
@@ -82,6 +85,8 @@ def load_dataset(spec: str = "digits", image_size: int = 32, augment: str | tupl
         return load_fsdd_splits(root, shift=augment != "none")
     if kind == "moving-fashion-mnist":
         return load_moving_fashion_splits(root, size=image_size)
+    if kind == "fashion-mnist-scenes":
+        return load_scene_splits(root, size=image_size)
     return load_folder_splits(spec, image_size, in_channels or 3, augment)
 
 
@@ -119,6 +124,7 @@ __all__ = [
     "DIGITS_CLASSES",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
+    "SCENE_CLASSES",
     "DataInfo",
     "DataSplits",
     "DatasetError",
@@ -136,6 +142,7 @@ __all__ = [
     "load_folder_splits",
     "load_fsdd_splits",
     "load_moving_fashion_splits",
+    "load_scene_splits",
     "load_idx_folder",
     "read_idx",
     "write_idx",

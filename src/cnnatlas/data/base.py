@@ -38,6 +38,7 @@ class DataInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: tuple[str, ...] = ()
+    task: str = "classification"  # or "segmentation": a label per pixel, (H, W) int64 masks
 
     @property
     def num_classes(self) -> int:

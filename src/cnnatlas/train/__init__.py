@@ -8,7 +8,8 @@ from .config import OPTIMIZERS, SCHEDULES, TrainConfig, default_config, with_ove
 from .folder import read_history, read_run_config, resolve_resume
 from .lock import RunLock, RunLockedError
 from .loop import (FIXED_ON_RESUME, EvalResult, MemoryEstimateError, ResumeError, RunExistsError,
-                   TrainingDivergedError, build_model, check_resume, evaluate, learning_rate, make_optimizer,
+                   TrainingDivergedError, build_model, check_resume, evaluate, iou_from_confusion, learning_rate,
+                   make_optimizer, mean_iou,
                    resolve_device, train)
 from .run import TrainedRun, load_run
 
@@ -31,6 +32,8 @@ __all__ = [
     "check_resume",
     "default_config",
     "evaluate",
+    "iou_from_confusion",
+    "mean_iou",
     "fit_weights",
     "latest_checkpoint",
     "learning_rate",

@@ -1,6 +1,8 @@
 """The training loop: one function, `train(config)`, that reads top to bottom.
 
-Per step: forward under autocast (GPU only), cross-entropy with optional label smoothing,
+Per step: forward under autocast (GPU only), cross-entropy with optional label smoothing (per pixel
+for segmentation, where the dataset's `DataInfo.task` is "segmentation": labels (H, W), logits
+(classes, H, W), plus 0.5 × that of an auxiliary head where the model has one, as torchvision),
 backward through the gradient scaler (fp16 only), optional gradient clipping, optimiser step,
 learning rate from the schedule. Per epoch: test-set evaluation (float32), one line in metrics.jsonl,
 an atomic checkpoint. Under torchrun the model is wrapped in DistributedDataParallel, each process
@@ -38,7 +40,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ..data import DataInfo, DataSplits, data_origin, dataset_channels, load_dataset
+from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset
 from ..version import __version__
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry
@@ -79,11 +81,43 @@ FIXED_ON_RESUME = ("model", "data", "image_size", "augment", "model_kwargs", "in
 
 @dataclass(frozen=True)
 class EvalResult:
+    """For segmentation every pixel is one prediction: acc is the pixel accuracy, count the pixels."""
+
     loss: float
     acc: float  # fraction of correct top-1 predictions
     top5: float  # fraction with the label among the 5 (or num_classes, if fewer) best
     count: int
     confusion: torch.Tensor  # [true, predicted] counts
+
+    @property
+    def iou(self) -> list[float]:
+        return iou_from_confusion(self.confusion)
+
+    @property
+    def miou(self) -> float:
+        return mean_iou(self.confusion)
+
+
+def iou_from_confusion(confusion: torch.Tensor) -> list[float]:
+    """Per-class intersection over union from a [true, predicted] confusion matrix:
+    IoU_c = TP_c / (TP_c + FP_c + FN_c) (Everingham et al. 2010, PASCAL VOC); NaN for a class
+    that is neither in the labels nor in the predictions."""
+    c = confusion.double()
+    tp = c.diagonal()
+    union = c.sum(0) + c.sum(1) - tp
+    return [float(t / u) if u > 0 else float("nan") for t, u in zip(tp.tolist(), union.tolist())]
+
+
+def mean_iou(confusion: torch.Tensor) -> float:
+    """Mean of the per-class IoUs over the classes present in the labels or the predictions."""
+    values = [v for v in iou_from_confusion(confusion) if not math.isnan(v)]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def segmentation_metrics(result: EvalResult, classes: tuple[str, ...]) -> dict[str, Any]:
+    """What a segmentation run reports beside test_acc (the pixel accuracy): mean and per-class IoU."""
+    return {"test_pixel_acc": result.acc, "test_miou": result.miou,
+            "test_iou": {name: (None if math.isnan(v) else v) for name, v in zip(classes, result.iou)}}
 
 
 # -- the pieces -----------------------------------------------------------------------------------
@@ -104,6 +138,8 @@ def choose_image_size(config: TrainConfig) -> int:
     smallest size ≥ 32 that the network accepts (ImageNet models on 8×8 or 28×28 data)."""
     if config.image_size:
         return config.image_size
+    if dataset_kind(config.data) == "fashion-mnist-scenes":  # the scenes' own canvas
+        return 64
     size = get_entry(config.model).input_size[-1]
     if size <= 64:
         return size
@@ -130,8 +166,23 @@ def build_model(config: TrainConfig, info: DataInfo) -> nn.Module:
     return model
 
 
-def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.Tensor) -> None:
-    """A clear error where a 2-D model meets 3-D clips (or the other way round)."""
+def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.Tensor,
+                          target: torch.Tensor | int | None = None) -> None:
+    """A clear error where a 2-D model meets 3-D clips (or the other way round), or where a
+    segmentation dataset (a mask per sample) meets a model that does not give logits per pixel."""
+    if isinstance(target, torch.Tensor) and target.dim() >= 1:
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            out = model(sample[None])
+        model.train(was)
+        if tuple(out.shape[2:]) != tuple(target.shape):
+            mask = "×".join(map(str, target.shape))
+            raise InvalidArgumentError(f"{config.data} is a segmentation dataset (a {mask} mask per image); "
+                                       f"{config.model} gives outputs of shape {tuple(out.shape[1:])}, "
+                                       f"expected (classes, "
+                                       f"{', '.join(map(str, target.shape))}) — use a dense model such as deeplabv3")
+        return
     dims = getattr(model, "dims", None)
     if dims is None or sample.dim() - 1 == dims:
         return
@@ -167,7 +218,8 @@ def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device,
              ctx: DistContext = DistContext()) -> EvalResult:
-    """Loss, top-1, top-5 and confusion matrix over a (possibly sharded) test set.
+    """Loss, top-1, top-5 and confusion matrix over a (possibly sharded) test set; for segmentation
+    (labels of shape (N, H, W), logits (N, classes, H, W)) every pixel counts as one prediction.
 
     Always in float32, on a GPU without autocast and without TF32 convolutions, so the accuracy a
     run reports is that of its float32 weights, the figure `cnnatlas eval` gives on any device.
@@ -184,6 +236,8 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: tor
             if device.type == "cuda" and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x).float()
+            if logits.dim() > 2:  # per-pixel logits: one row per pixel
+                logits, y = logits.movedim(1, -1).reshape(-1, num_classes), y.reshape(-1)
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             best = logits.topk(k, dim=1).indices
             top1 += (best[:, 0] == y).sum()
@@ -507,7 +561,7 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     model = model if model is not None else build_model(config, info)
-    check_model_fits_data(model, config, data.train[0][0])
+    check_model_fits_data(model, config, *data.train[0])
     channels_last = on_gpu and getattr(model, "dims", 2) == 2  # NHWC suits tensor cores; 2-D images only
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = make_optimizer(model, config)
@@ -571,7 +625,7 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
             torch.manual_seed(epoch_seed(config.seed, epoch, ctx.rank))
             loss_sum = torch.zeros((), device=device, dtype=torch.float64)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
+            seen, pixels = 0, 1
             start = time.perf_counter()
             for i, (x, y) in enumerate(train_loader, 1):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -581,7 +635,12 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                     group["lr"] = learning_rate(step, steps_per_epoch, config)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=on_gpu):
                     logits = net(x)
+                    aux = None
+                    if isinstance(logits, tuple) and hasattr(logits, "aux"):  # a segmentation model's auxiliary head
+                        logits, aux = logits.out, logits.aux
                     loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+                    if aux is not None:  # torchvision's segmentation recipe: loss(out) + 0.5 · loss(aux)
+                        loss = loss + 0.5 * F.cross_entropy(aux.float(), y, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if config.grad_clip:
@@ -593,19 +652,20 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
                 seen += len(y)
+                pixels = y[0].numel()  # labels per sample: 1, or H·W for segmentation
                 if i % LOG_EVERY == 0 or i == steps_per_epoch:
                     mean_loss = loss_sum.item() / seen
                     _check_finite(mean_loss, epoch, i, run_dir, ctx, device)
                     if progress:
                         progress.update(task, completed=step, epoch=f"{epoch}/{config.epochs}", loss=mean_loss,
-                                        acc=correct.item() / seen,
+                                        acc=correct.item() / (seen * pixels),
                                         ips=seen * ctx.world_size / (time.perf_counter() - start))
             train_seconds = time.perf_counter() - start
 
             # -- end of epoch: totals over processes, test set, metrics, checkpoint --
             totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device,
                                                  dtype=torch.float64)]), ctx).tolist()
-            train_loss, train_acc = totals[0] / totals[2], totals[1] / totals[2]
+            train_loss, train_acc = totals[0] / totals[2], totals[1] / (totals[2] * pixels)
             _check_finite(train_loss, epoch, steps_per_epoch, run_dir, ctx, device)
             weights_ok = bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
             _check_finite(0.0 if weights_ok else float("nan"), epoch, steps_per_epoch, run_dir, ctx, device, "a weight")
@@ -614,18 +674,23 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                     "train_acc": train_acc, "test_loss": result.loss, "test_acc": result.acc, "test_top5": result.top5,
                     "train_seconds": train_seconds, "seconds": time.perf_counter() - start,
                     "images_per_s": totals[2] / train_seconds}
+            if info.task == "segmentation":
+                last.update(segmentation_metrics(result, info.classes))
             if main:
                 with open(run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
                     f.write(json.dumps(last) + "\n")
                 save_checkpoint(run_dir, epoch, model.state_dict(),
                                 {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state()},
                                 {"step": step, "model": config.model, "data": info.name,
-                                 "metrics": {k: last[k] for k in ("train_loss", "test_acc", "test_top5")}},
+                                 "metrics": {k: last[k] for k in ("train_loss", "test_acc", "test_top5",
+                                                                  "test_miou") if k in last}},
                                 keep=config.keep_checkpoints)
             if progress:
                 progress.console.print(
                     f"epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  train {train_acc:6.1%}  "
-                    f"test {result.acc:6.1%}  top-5 {result.top5:6.1%}  {last['images_per_s']:>6,.0f} img/s  "
+                    f"test {result.acc:6.1%}  "
+                    + (f"mIoU {result.miou:6.1%}  " if info.task == "segmentation" else f"top-5 {result.top5:6.1%}  ")
+                    + f"{last['images_per_s']:>6,.0f} img/s  "
                     f"{last['seconds']:.1f} s")
             barrier(ctx)
     finally:
@@ -638,6 +703,8 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
         result = evaluate(net, test_loader, info.num_classes, device, ctx)
         last = {"train_loss": history[-1].get("train_loss", float("nan")) if history else float("nan"),
                 "test_acc": result.acc, "test_top5": result.top5}
+        if info.task == "segmentation":
+            last.update(segmentation_metrics(result, info.classes))
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
     images = sum(h.get("images_per_s", 0.0) * h.get("train_seconds", 0.0) for h in history)
     metrics = {"model": config.model, "data": info.name, "test_acc": last["test_acc"], "test_top5": last["test_top5"],
@@ -645,10 +712,16 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                "seconds": sum(h.get("seconds", 0.0) for h in history),
                "images_per_s": images / train_seconds if train_seconds else 0.0,
                "world_size": ctx.world_size, "device": device.type, "run_dir": str(run_dir)}
+    if info.task == "segmentation":
+        metrics = {**metrics, "task": "segmentation",
+                   **{k: last[k] for k in ("test_pixel_acc", "test_miou", "test_iou")}}
     if main:
         save_final_weights(run_dir, model.state_dict())
         write_json_atomic(run_dir / "metrics.json", metrics)
         if show:
+            if info.task == "segmentation":
+                console.print(f"[bold green]test mean IoU {metrics['test_miou']:.2%}[/] (pixel accuracy "
+                              f"{metrics['test_acc']:.2%})")
             console.print(f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%}) "
                           f"after {config.epochs} epochs, {metrics['seconds']:.1f} s, "
                           f"{metrics['images_per_s']:,.0f} img/s → {run_dir}")

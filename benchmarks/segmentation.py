@@ -1,0 +1,145 @@
+"""Dense prediction on real data, written to benchmarks/RESULTS-segmentation.md.
+
+    OMP_NUM_THREADS=1 python benchmarks/segmentation.py                 # every item
+    OMP_NUM_THREADS=1 python benchmarks/segmentation.py --only dense
+    python benchmarks/segmentation.py --render                          # rebuild the markdown only
+
+Results accumulate in benchmarks/segmentation_results.json, one record per item, with the machine and
+the load average each was measured under; the markdown is rebuilt from all of them.
+
+* dense    `deeplabv3` on `resnet20` (output stride 4, ASPP) trained by cnnatlas's trainer on
+           `--data fashion-mnist-scenes` (10,000 train / 2,000 test scenes of 64×64, from the official
+           Fashion-MNIST train / test images); target: test mean IoU ≥ 0.80 within 30 CPU minutes.
+* claims   `gap-dense`, `dilation-resolution` and `inflation-transfer` (`cnnatlas verify`, full
+           budgets), their numbers as the claims report them.
+* long-clip  `cnnatlas predict` on a clip longer than the model's window: the sliding window's
+           per-window and averaged prediction and its time (in benchmarks/video_audio.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from train_results import machine  # noqa: E402
+
+RECORDS = HERE / "segmentation_results.json"
+REPORT = HERE / "RESULTS-segmentation.md"
+ITEMS = ("dense", "gap-dense", "dilation-resolution", "inflation-transfer")
+TARGET_MIOU, TARGET_MINUTES = 0.80, 30.0
+
+DENSE = {"model": "deeplabv3", "model_kwargs": {"backbone": "resnet20"},
+         "data": {"train_scenes": 10_000, "test_scenes": 2_000, "size": 64, "max_items": 4, "seed": 0},
+         "train": {"epochs": 8, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
+                   "warmup_epochs": 0.5}}
+
+
+def run_dense() -> dict:
+    from cnnatlas.data import load_scene_splits
+    from cnnatlas.models.base import count_params
+    from cnnatlas.zoo import create_model
+    from cnnatlas.train import TrainConfig, train
+
+    data = load_scene_splits(**DENSE["data"])
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as out:
+        config = TrainConfig(model=DENSE["model"], data="fashion-mnist-scenes", model_kwargs=DENSE["model_kwargs"],
+                             out=out, **DENSE["train"])
+        metrics = train(config, data=data)
+        history = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines() if line]
+    elapsed, curve = 0.0, []
+    for h in history:
+        elapsed += h["seconds"]
+        curve.append({"epoch": h["epoch"], "minutes": elapsed / 60, "test_miou": h["test_miou"],
+                      "test_pixel_acc": h["test_acc"]})
+    reached = next((c for c in curve if c["test_miou"] >= TARGET_MIOU), None)
+    built = create_model(DENSE["model"], num_classes=11, in_channels=1, **DENSE["model_kwargs"])
+    return {"item": "dense", "title": "DeepLab v3 (resnet20 backbone, output stride 4) on Fashion-MNIST scenes",
+            **{k: DENSE[k] for k in ("model", "model_kwargs", "data", "train")}, "source": data.source,
+            "params": count_params(built), "test_miou": metrics["test_miou"], "test_pixel_acc": metrics["test_acc"],
+            "test_iou": metrics["test_iou"], "curve": curve, "minutes": metrics["seconds"] / 60,
+            "minutes_to_target": reached["minutes"] if reached else None,
+            "passed": reached is not None and reached["minutes"] <= TARGET_MINUTES,
+            "load_average": [load_before, os.getloadavg()[0]], **machine()}
+
+
+def run_claim_item(item: str) -> dict:
+    from cnnatlas.claims import run_claim
+
+    load_before = os.getloadavg()[0]
+    result = run_claim(item)
+    return {"item": item, **result.as_dict(), "load_average": [load_before, os.getloadavg()[0]], **machine()}
+
+
+def render(records: dict) -> str:
+    lines = ["# Segmentation and the dense-prediction claims, measured", "",
+             "Written by `python benchmarks/segmentation.py` from `benchmarks/segmentation_results.json`; every figure",
+             "is what that script measured, on the machine named with it. Minutes are wall time of the whole run",
+             "(training and the per-epoch test evaluation) on a machine shared with other work: the load average",
+             "is given with each.", ""]
+    d = records.get("dense")
+    if d:
+        where = d["gpu"] or f"{d['cpu']}, {d['cores']} cores, {d['threads']} torch thread(s)"
+        reached = (f"reached at epoch {next(c['epoch'] for c in d['curve'] if c['test_miou'] >= TARGET_MIOU)}, "
+                   f"{d['minutes_to_target']:.1f} min" if d["minutes_to_target"] is not None else "not reached")
+        lines += ["## Dense model", "",
+                  "| model | params | train / test scenes | epochs | minutes | pixel acc | mean IoU | "
+                  f"target (mIoU ≥ {TARGET_MIOU:.2f} in {TARGET_MINUTES:.0f} min) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|",
+                  f"| {d['title']} | {d['params']:,} | {d['data']['train_scenes']:,} / {d['data']['test_scenes']:,} | "
+                  f"{d['train']['epochs']} | {d['minutes']:.1f} | {d['test_pixel_acc']:.1%} | "
+                  f"**{d['test_miou']:.3f}** | "
+                  f"{reached}: {'meets target' if d['passed'] else '**misses target**'} |", "",
+                  "Mean IoU per epoch (cumulative minutes): " + ", ".join(
+                      f"{c['test_miou']:.3f} ({c['minutes']:.1f})" for c in d["curve"]) + ".", "",
+                  "IoU per class: " + ", ".join(f"{k} {v:.2f}" for k, v in d["test_iou"].items() if v is not None)
+                  + ".", "",
+                  f"Trainer: {', '.join(f'{k}={v}' for k, v in d['train'].items())}; {d['source']}. Measured on "
+                  f"{where}; torch {d['torch']}; load average {d['load_average'][0]:.1f}→{d['load_average'][1]:.1f}; "
+                  f"{d['date']}.", ""]
+    claims = [records[i] for i in ITEMS[1:] if i in records]
+    if claims:
+        lines += ["## Claims", "", "| claim | status | measured | expected | minutes | load |",
+                  "|---|---|---|---|---:|---|"]
+        for c in claims:
+            lines.append(f"| `{c['id']}` | {c['status']} | {c['measured']} | {c['expected']} | "
+                         f"{c['seconds'] / 60:.1f} | {c['load_average'][0]:.1f}→{c['load_average'][1]:.1f} |")
+        lines += [""] + [f"- `{c['id']}`: {c['conditions']}" for c in claims] + [""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(ITEMS), help=f"comma list of {', '.join(ITEMS)}")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's choice)")
+    parser.add_argument("--render", action="store_true", help="only rebuild the markdown from the JSON records")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    records = json.loads(RECORDS.read_text()) if RECORDS.exists() else {}
+    if not args.render:
+        for item in args.only.split(","):
+            if item not in ITEMS:
+                parser.error(f"unknown item {item!r}; choose from {', '.join(ITEMS)}")
+            print(f"== {item}", flush=True)
+            start = time.perf_counter()
+            records[item] = run_dense() if item == "dense" else run_claim_item(item)
+            print(f"{item}: done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+            RECORDS.write_text(json.dumps(records, indent=1) + "\n")
+            REPORT.write_text(render(records))
+    REPORT.write_text(render(records))
+    print(f"wrote {REPORT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

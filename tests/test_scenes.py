@@ -1,0 +1,296 @@
+"""Segmentation training: the Fashion-MNIST scenes, the trainer's per-pixel loss and metrics, eval, predict's
+mask PNG, and the sliding window of long clips."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnatlas.data import DataSplits
+from cnnatlas.data.fashion_mnist import default_fashion_mnist_dir, has_idx_files
+from cnnatlas.data.scenes import BACKGROUND, ITEM_THRESHOLD, SCENE_CLASSES, load_scene_splits, make_scenes
+from cnnatlas.train import TrainConfig, evaluate, iou_from_confusion, list_checkpoints, mean_iou, train
+
+HAS_FASHION = has_idx_files(default_fashion_mnist_dir())
+needs_fashion = pytest.mark.skipif(not HAS_FASHION, reason="Fashion-MNIST not installed (dataset-fashion-mnist)")
+
+
+class TinyFCN(nn.Module):
+    """A small fully convolutional net (output stride 2, one dilated layer): logits at input size."""
+
+    def __init__(self, num_classes: int = 11, in_channels: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=2, dilation=2), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=4, dilation=4), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, num_classes, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.interpolate(self.body(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _register_tiny_fcn() -> str:
+    """TinyFCN in the registry, so that a run folder of it can be read back by eval and predict."""
+    from cnnatlas import registry
+
+    registry._load_zoo()
+    if "test_tiny_fcn" not in registry._REGISTRY:
+        registry.register_model("test_tiny_fcn", TinyFCN, family="test_tiny_fcn", input_size=(1, 64, 64))
+    return "test_tiny_fcn"
+
+
+# -- the dataset ----------------------------------------------------------------------------------
+
+
+def test_scene_masks_follow_the_item_on_top():
+    a = torch.zeros(28, 28, dtype=torch.uint8)
+    a[:, :] = 200  # an item that fills its square
+    b = torch.zeros(28, 28, dtype=torch.uint8)
+    b[10:20, 10:20] = 100
+    b[0, 0] = ITEM_THRESHOLD  # at the threshold: not part of the item
+    g = torch.Generator().manual_seed(3)
+    images, masks, used = make_scenes(torch.stack([a, b]), torch.tensor([4, 7]), 50, 40, 3, g)
+    assert images.shape == (50, 1, 40, 40) and masks.shape == (50, 40, 40)
+    for img, mask, items in zip(images[:, 0], masks, used):
+        # every pixel: background exactly where nothing was pasted; the label is that of the last item there
+        assert torch.equal(mask == BACKGROUND, img == 0)
+        assert set(mask[img == 200].tolist()) <= {4} and set(mask[img == 100].tolist()) <= {7}
+        assert (items[0] >= 0) and all(i in (-1, 0, 1) for i in items.tolist())
+
+
+@needs_fashion
+def test_scenes_are_deterministic_and_splits_separate():
+    one = load_scene_splits(train_scenes=40, test_scenes=20, seed=5)
+    two = load_scene_splits(train_scenes=40, test_scenes=20, seed=5)
+    other = load_scene_splits(train_scenes=40, test_scenes=20, seed=6)
+    assert torch.equal(one.train.images, two.train.images) and torch.equal(one.test.masks, two.test.masks)
+    assert not torch.equal(one.train.images, other.train.images)
+    assert one.info.task == "segmentation" and one.info.classes == SCENE_CLASSES and len(SCENE_CLASSES) == 11
+    x, y = one.train[0]
+    assert x.shape == (1, 64, 64) and y.shape == (64, 64) and y.dtype == torch.int64
+    # the items come from their own split: every test scene is made of test images only
+    from cnnatlas.data.fashion_mnist import find_fashion_mnist, read_idx_split
+
+    folder = find_fashion_mnist()
+    x_train, y_train = read_idx_split(folder, "train")
+    x_test, y_test = read_idx_split(folder, "test")
+    g = torch.Generator().manual_seed(5)
+    _, _, used_train = make_scenes(x_train, y_train, 40, 64, 4, g)
+    _, masks, used_test = make_scenes(x_test, y_test, 20, 64, 4, g)
+    assert torch.equal(masks, one.test.masks)  # the loader draws exactly these, from these images
+    assert used_test.max() < len(x_test) and used_train.max() >= len(x_test)  # train indices span 60k
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def test_iou_against_a_hand_computation():
+    # rows: true class, columns: predicted
+    confusion = torch.tensor([[5, 1, 0],
+                              [2, 3, 0],
+                              [0, 0, 0]])
+    # class 0: TP 5, FP 2, FN 1 → 5/8; class 1: TP 3, FP 1, FN 2 → 3/6; class 2 absent → NaN, left out
+    iou = iou_from_confusion(confusion)
+    assert iou[:2] == pytest.approx([5 / 8, 3 / 6]) and math.isnan(iou[2])
+    assert mean_iou(confusion) == pytest.approx((5 / 8 + 3 / 6) / 2)
+
+
+def test_evaluate_counts_every_pixel():
+    class Fixed(nn.Module):
+        def forward(self, x):  # predicts class 1 on the left half, 0 on the right half
+            logits = torch.zeros(x.shape[0], 2, 2, 2)
+            logits[:, 1, :, 0] = 1.0
+            logits[:, 0, :, 1] = 1.0
+            return logits
+
+    masks = torch.tensor([[[1, 0], [0, 0]]])  # true: one pixel of class 1
+    loader = [(torch.zeros(1, 1, 2, 2), masks)]
+    result = evaluate(Fixed(), loader, 2, torch.device("cpu"))
+    assert result.count == 4 and result.acc == pytest.approx(3 / 4)
+    assert result.confusion.tolist() == [[2, 1], [0, 1]]
+    assert result.miou == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+# -- training -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scenes() -> DataSplits:
+    if not HAS_FASHION:
+        pytest.skip("Fashion-MNIST not installed")
+    return load_scene_splits(train_scenes=2000, test_scenes=200, max_items=3, seed=0)
+
+
+def _config(tmp_path, epochs: int, **kw) -> TrainConfig:
+    return TrainConfig("lenet5", data="fashion-mnist-scenes", epochs=epochs, batch_size=32, optimizer="adamw",
+                       lr=5e-3, weight_decay=1e-4, warmup_epochs=0.2, device="cpu", quiet=True,
+                       out=str(tmp_path / "run"), **kw)
+
+
+@pytest.mark.slow
+def test_short_training_learns_and_resumes(tmp_path, scenes):
+    background_only = torch.zeros(11, 11, dtype=torch.long)
+    counts = torch.bincount(scenes.test.masks.flatten(), minlength=11)
+    background_only[:, BACKGROUND] = counts  # predicting background everywhere
+    baseline = mean_iou(background_only)
+    assert baseline < 0.1
+
+    torch.manual_seed(0)
+    first = train(_config(tmp_path, 3), data=scenes, model=TinyFCN())
+    assert first["task"] == "segmentation" and len(first["test_iou"]) == 11
+    # resume to 6 epochs: the same run folder, trained on from its checkpoint
+    done = train(_config(tmp_path, 6), resume=True, data=scenes, model=TinyFCN())
+    assert done["test_miou"] > max(0.3, 3 * baseline) and done["test_miou"] > first["test_miou"], done
+    assert done["test_pixel_acc"] == done["test_acc"] > 0.85
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6] and all("test_miou" in h for h in history)
+    assert len(list_checkpoints(tmp_path / "run")) >= 1
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["task"] == "segmentation" and config["resumes"][0]["after_epoch"] == 3
+
+
+def test_a_classifier_on_scenes_is_refused(tmp_path):
+    from cnnatlas import InvalidArgumentError
+    from cnnatlas.zoo import create_model
+
+    images, masks, _ = make_scenes(torch.randint(0, 255, (4, 28, 28), dtype=torch.uint8), torch.arange(4), 8, 64, 2,
+                                   torch.Generator().manual_seed(0))
+    from cnnatlas.data.base import DataInfo
+    from cnnatlas.data.scenes import SceneDataset
+
+    ds = SceneDataset(images, masks, (0.1,), (0.3,))
+    info = DataInfo("fashion-mnist-scenes", SCENE_CLASSES, 1, 64, 64, (0.1,), (0.3,), task="segmentation")
+    data = DataSplits(ds, ds, info, "four random items")
+    with pytest.raises(InvalidArgumentError, match="segmentation"):
+        train(_config(tmp_path, 1), data=data, model=create_model("lenet5", num_classes=11, in_channels=1))
+
+
+@pytest.mark.slow
+def test_eval_and_predict_commands(tmp_path, scenes, capsys):
+    from PIL import Image
+
+    from cnnatlas.cli import main
+    from cnnatlas.cli.predict import MASK_COLOURS
+
+    name = _register_tiny_fcn()
+    small = DataSplits(scenes.train, torch.utils.data.Subset(scenes.test, range(50)), scenes.info, "scenes")
+    config = TrainConfig(name, data="fashion-mnist-scenes", epochs=2, batch_size=32, optimizer="adamw", lr=5e-3,
+                         warmup_epochs=0.2, device="cpu", quiet=True, out=str(tmp_path / "run"))
+    train(config, data=small)
+    assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    confusion = torch.tensor(report["confusion"])
+    assert report["task"] == "segmentation" and report["images"] == 2000 and report["pixels"] == 2000 * 64 * 64
+    assert confusion.sum() == report["pixels"]
+    assert report["test_pixel_acc"] == pytest.approx(float(confusion.diag().sum() / confusion.sum()))
+    assert report["test_miou"] == pytest.approx(mean_iou(confusion))
+    assert list(report["test_iou"]) == list(SCENE_CLASSES)
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "IoU per class" in capsys.readouterr().out
+
+    # a test scene as a PNG, enlarged to 128×128: its mask comes back at that size, beside it
+    image = tmp_path / "scene.png"
+    Image.fromarray(scenes.test.images[0, 0].numpy()).resize((128, 128)).save(image)
+    assert main(["predict", str(tmp_path / "run"), str(image), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    out = tmp_path / "scene.mask.png"
+    assert result["mask"] == str(out) and out.is_file()
+    with Image.open(out) as mask:
+        assert mask.size == (128, 128) and mask.mode == "RGB"
+        colours = {c for _, c in mask.getcolors(10_000)}
+    assert colours <= set(MASK_COLOURS) and (0, 0, 0) in colours  # background is black
+    assert sum(result["classes"].values()) == pytest.approx(1.0)
+    assert main(["predict", str(tmp_path / "run"), str(image)]) == 0
+    assert "scene.mask.png" in capsys.readouterr().out
+
+
+# -- long clips -----------------------------------------------------------------------------------
+
+
+def test_window_starts_cover_the_clip():
+    from cnnatlas.windows import window_starts
+
+    assert window_starts(16, 16, 8) == [0]
+    assert window_starts(40, 16, 8) == [0, 8, 16, 24]
+    assert window_starts(37, 16, 8) == [0, 8, 16, 21]  # the last window ends on the last frame
+    assert window_starts(5, 16, 4) == [0]
+
+
+def test_sliding_window_averages_the_window_scores():
+    from cnnatlas.windows import sliding_window
+
+    # a "model" whose logits are (mean of the window's frame values, 0): frames numbered 0…9
+    clip = torch.arange(10.0).view(1, 10, 1, 1)  # (C, T, H, W)
+
+    def scores(x):
+        return torch.stack([x.mean(dim=(1, 2, 3, 4)), torch.zeros(x.shape[0])], dim=1)
+
+    starts, per_window, mean = sliding_window(scores, clip, window=4, stride=3)
+    assert starts == [0, 3, 6]
+    # windows 0–3, 3–6, 6–9: means 1.5, 4.5, 7.5; probability of class 0 = sigmoid(mean)
+    by_hand = [1 / (1 + math.exp(-m)) for m in (1.5, 4.5, 7.5)]
+    assert per_window[:, 0].tolist() == pytest.approx(by_hand)
+    assert mean.tolist() == pytest.approx([sum(by_hand) / 3, 1 - sum(by_hand) / 3])
+    # a clip shorter than the window is looped to fill it: frames 0, 1, 2, 0
+    starts, per_window, mean = sliding_window(scores, torch.arange(3.0).view(1, 3, 1, 1), window=4, stride=2)
+    assert starts == [0] and mean[0] == pytest.approx(1 / (1 + math.exp(-0.75)))
+
+
+# -- the claims, on quick budgets ------------------------------------------------------------------
+
+
+@needs_fashion
+@pytest.mark.slow
+@pytest.mark.parametrize("claim_id", ["gap-dense", "dilation-resolution", "inflation-transfer"])
+def test_dense_claims_hold_on_quick_budgets(claim_id):
+    from cnnatlas.claims import dense, get_claim
+
+    assert get_claim(claim_id).slow
+    measure = {"gap-dense": dense.measure_gap_dense, "dilation-resolution": dense.measure_dilation_resolution,
+               "inflation-transfer": dense.measure_inflation_transfer}[claim_id]
+    m = measure(dense.QUICK[claim_id])
+    assert m.passed, m.measured
+    v = m.values
+    if claim_id == "gap-dense":
+        assert v["gap_miou"] < v["dense_miou"] - 0.15 and v["params_gap"] < v["params_dense"]
+    elif claim_id == "dilation-resolution":
+        a, b = v["rows"]["8"], v["rows"]["32"]
+        assert a["params"] == b["params"] and a["feature_map"] == [8, 8] and b["feature_map"] == [2, 2]
+        assert a["macs"] > 2 * b["macs"] and a["test_miou"] > b["test_miou"]
+    else:
+        assert all(g > 0 for g in v["first_epoch_gain"] + v["last_epoch_gain"]) and len(v["runs"]) == 2
+
+
+def test_scenes_defaults_and_data_lookup():
+    from cnnatlas.data import dataset_kind
+    from cnnatlas.train import default_config
+    from cnnatlas.train.loop import choose_image_size
+
+    assert dataset_kind("fashion-mnist-scenes") == "fashion-mnist-scenes"
+    assert dataset_kind("fashion-mnist-scenes:/somewhere") == "fashion-mnist-scenes"
+    assert dataset_kind("fashion-mnist:/somewhere") == "fashion-mnist"
+    config = default_config("deeplabv3", "fashion-mnist-scenes")
+    assert config.optimizer == "adamw" and config.augment == "none" and choose_image_size(config) == 64
+
+
+def test_an_auxiliary_head_is_trained_too(tmp_path):
+    """A model that returns (out, aux) in training mode (torchvision's aux_loss) trains; eval uses out."""
+    from cnnatlas.data.base import DataInfo
+    from cnnatlas.data.scenes import SceneDataset
+    from cnnatlas.zoo import create_model
+
+    images, masks, _ = make_scenes(torch.randint(0, 255, (8, 28, 28), dtype=torch.uint8), torch.arange(8), 32, 64, 2,
+                                   torch.Generator().manual_seed(0))
+    ds = SceneDataset(images, masks, (0.1,), (0.3,))
+    info = DataInfo("fashion-mnist-scenes", SCENE_CLASSES, 1, 64, 64, (0.1,), (0.3,), task="segmentation")
+    model = create_model("fcn", backbone="resnet20", num_classes=11, in_channels=1, aux_loss=True)
+    aux_before = [p.clone() for p in model.aux_head.parameters()]
+    metrics = train(_config(tmp_path, 1), data=DataSplits(ds, ds, info, "random items"), model=model)
+    assert 0 <= metrics["test_miou"] <= 1
+    assert any(not torch.equal(a, b) for a, b in zip(aux_before, model.aux_head.parameters()))
