@@ -202,7 +202,7 @@ def test_every_2d_model_of_the_zoo_inflates():
     """Meta tensors only: each inflated 2-D model runs on a clip at its registered image size."""
     for name in cnnatlas.list_models():
         entry = cnnatlas.get_entry(name)
-        if len(entry.input_size) != 3:
+        if len(entry.input_size) != 3 or entry.family == "segmentation":  # classifiers: the output is (N, classes)
             continue
         with torch.device("meta"):
             model = inflate(cnnatlas.create_model(name), time_stride=1).eval()

@@ -30,6 +30,8 @@ WITHOUT_FIGURE = {
                     "have the same layers (shortcut A adds no parameter)" for d in (20, 32, 44, 56, 110)},
     "spectrogram_cnn": "cnnatlas's own: a log-mel front end on a backbone of the zoo",
     "wavenet": "van den Oord et al. 2016 give no parameter count, and the classifier head is cnnatlas's",
+    "fcn": "cnnatlas's own: FCN's head on any backbone of the zoo (torchvision's fcn_resnet50 has its figure)",
+    "deeplabv3": "cnnatlas's own: DeepLab v3's head on any backbone of the zoo (deeplabv3_resnet50 has its figure)",
 }
 
 
