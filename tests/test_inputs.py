@@ -279,3 +279,15 @@ def test_bench_refuses_what_would_never_end_or_fit(capsys, args, expected):
 def test_effective_receptive_field_refuses_an_input_past_the_machines_memory(capsys):
     err = usage_error(capsys, "rf", "lenet5", "--erf", "--input", "1x1x99999x99999")
     assert "needs about" in err and "GiB" in err and "this machine's" in err
+
+
+@pytest.mark.parametrize("command", [["summary"], ["rf"], ["rf", "--erf"], ["plot", "rf-growth"]])
+def test_a_model_file_whose_factory_raises_is_one_line(capsys, tmp_path, command):
+    path = tmp_path / "mine.py"
+    path.write_text("def build():\n    raise RuntimeError('the constructor broke\\non two lines')\n")
+    args = [*command, f"{path}:build"] if command[0] != "plot" else [*command, f"{path}:build", "--out",
+                                                                       str(tmp_path / "rf.png")]
+    if command == ["rf", "--erf"]:
+        args = ["rf", f"{path}:build", "--erf"]
+    err = usage_error(capsys, *args)
+    assert err.endswith(f"{path}:build: building the model failed: RuntimeError: the constructor broke")

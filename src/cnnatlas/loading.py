@@ -29,16 +29,23 @@ class LoadedModel:
 
 def build_on_meta(factory, label: str, meta: bool = True) -> torch.nn.Module:
     """Build on the meta device (no memory, no initialisation); fall back to the CPU if the
-    constructor needs real values. meta=False builds with real, initialised weights."""
-    if not meta:
-        return factory()
+    constructor needs real values. meta=False builds with real, initialised weights. A constructor
+    that fails either way is named in one line (InvalidArgumentError)."""
+    if meta:
+        try:
+            with torch.device("meta"):
+                return factory()
+        except CnnAtlasError:
+            raise
+        except Exception:  # noqa: BLE001 — some constructors compute with tensor values: try on the CPU
+            pass
     try:
-        with torch.device("meta"):
-            return factory()
+        return factory()
     except CnnAtlasError:
         raise
-    except Exception:  # noqa: BLE001 — some constructors compute with tensor values
-        return factory()
+    except Exception as err:  # noqa: BLE001 — the user's code: say where it failed, in one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise InvalidArgumentError(f"{label}: building the model failed: {type(err).__name__}: {first}") from None
 
 
 def load_model(spec: str, meta: bool = True) -> LoadedModel:
