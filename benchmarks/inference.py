@@ -80,20 +80,28 @@ def paired_ratio(peer_seconds: list[float], seconds: list[float]) -> float:
 def markdown_table(run: dict) -> str:
     """One row per model and batch: images/s of each variant, its ratio to torchvision's default,
     optimize's ratio to torchvision with channels_last and its share of the measured GEMM rate."""
-    lines = ["| model | batch | cnnatlas | torchvision | torchvision channels_last | cnnatlas optimize "
-             "| optimize vs channels_last | optimize, share of GEMM rate |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | batch | cnnatlas | torchvision | torchvision channels_last | cnnatlas optimize "
+        "| optimize vs channels_last | optimize, share of GEMM rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     groups: dict[tuple[str, int], dict[str, dict]] = {}
     for row in run["rows"]:
         groups.setdefault((row["model"], row["batch"]), {})[row["variant"]] = row
     for (model, batch), v in groups.items():
+
         def cell(name: str) -> str:
             r = v[name]
-            return f"{r['images_per_s']:.1f} img/s" + ("" if name == "torchvision" else f" ({r['ratio_vs_torchvision']:.2f}×)")
+            return f"{r['images_per_s']:.1f} img/s" + (
+                "" if name == "torchvision" else f" ({r['ratio_vs_torchvision']:.2f}×)"
+            )
+
         opt = v["cnnatlas optimize"]
-        lines.append(f"| {model} | {batch} | {cell('cnnatlas')} | {cell('torchvision')} | "
-                     f"{cell('torchvision channels_last')} | {cell('cnnatlas optimize')} | "
-                     f"{opt['ratio_vs_torchvision_channels_last']:.2f}× | {opt['fraction_of_gemm']:.{0 if opt['fraction_of_gemm'] >= 0.1 else 1}%} |")
+        lines.append(
+            f"| {model} | {batch} | {cell('cnnatlas')} | {cell('torchvision')} | "
+            f"{cell('torchvision channels_last')} | {cell('cnnatlas optimize')} | "
+            f"{opt['ratio_vs_torchvision_channels_last']:.2f}× | {opt['fraction_of_gemm']:.{0 if opt['fraction_of_gemm'] >= 0.1 else 1}%} |"
+        )
     return "\n".join(lines)
 
 
@@ -112,14 +120,17 @@ def main() -> None:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible to torch")
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = torch.device(
+        "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     # On a GPU the models run under float16 autocast; on the CPU in float32.
     autocast = torch.float16 if device.type == "cuda" else None
     gemm = gemm_macs_per_s(device, autocast or torch.float32)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {where}; {'float16 autocast' if autocast else 'float32'}; "
-          f"{'float16' if autocast else 'float32'} GEMM rate measured here: {gemm / 1e9:.1f} GMAC/s")
+    print(
+        f"torch {torch.__version__}, {where}; {'float16 autocast' if autocast else 'float32'}; "
+        f"{'float16' if autocast else 'float32'} GEMM rate measured here: {gemm / 1e9:.1f} GMAC/s"
+    )
     rows, verdicts = [], []
     for name in args.models.split(","):
         torch.manual_seed(0)
@@ -148,25 +159,45 @@ def main() -> None:
                 t = summarize(variant, batch, secs)
                 ratio = paired_ratio(times["torchvision"], secs)
                 share = t.images_per_s * macs / gemm
-                print(f"  {variant:28s} {t.images_per_s:9.1f} {t.latency_ms_p50:8.1f} {t.latency_ms_p95:8.1f} "
-                      f"{ratio:5.2f}× {share:7.1%}")
-                rows.append({"model": name, "variant": variant, "batch": batch, "device": device.type,
-                             "images_per_s": t.images_per_s, "latency_ms_p50": t.latency_ms_p50,
-                             "latency_ms_p95": t.latency_ms_p95, "ratio_vs_torchvision": ratio,
-                             "ratio_vs_torchvision_channels_last": paired_ratio(times["torchvision channels_last"], secs),
-                             "fraction_of_gemm": share})
+                print(
+                    f"  {variant:28s} {t.images_per_s:9.1f} {t.latency_ms_p50:8.1f} {t.latency_ms_p95:8.1f} "
+                    f"{ratio:5.2f}× {share:7.1%}"
+                )
+                rows.append(
+                    {
+                        "model": name,
+                        "variant": variant,
+                        "batch": batch,
+                        "device": device.type,
+                        "images_per_s": t.images_per_s,
+                        "latency_ms_p50": t.latency_ms_p50,
+                        "latency_ms_p95": t.latency_ms_p95,
+                        "ratio_vs_torchvision": ratio,
+                        "ratio_vs_torchvision_channels_last": paired_ratio(times["torchvision channels_last"], secs),
+                        "fraction_of_gemm": share,
+                    }
+                )
                 if batch == 16 and variant == "cnnatlas":
                     verdicts.append((name, "plain", "torchvision", ratio, TARGET_PLAIN))
                 if batch == 16 and variant == "cnnatlas optimize":
                     verdicts.append((name, "optimize", "torchvision", ratio, TARGET_OPTIMIZED))
                     if name in CHANNELS_LAST_TARGET_MODELS:
-                        verdicts.append((name, "optimize", "torchvision channels_last",
-                                         paired_ratio(times["torchvision channels_last"], secs), TARGET_VS_CHANNELS_LAST))
+                        verdicts.append(
+                            (
+                                name,
+                                "optimize",
+                                "torchvision channels_last",
+                                paired_ratio(times["torchvision channels_last"], secs),
+                                TARGET_VS_CHANNELS_LAST,
+                            )
+                        )
     if verdicts:
         print("\nTargets at batch 16 (ratios measured in this run):")
         for name, variant, peer, ratio, target in verdicts:
-            print(f"  {name:16s} {variant:9s} vs {peer:26s} {ratio:5.2f}× (target ≥ {target}×) "
-                  f"{'met' if ratio >= target else 'NOT met'}")
+            print(
+                f"  {name:16s} {variant:9s} vs {peer:26s} {ratio:5.2f}× (target ≥ {target}×) "
+                f"{'met' if ratio >= target else 'NOT met'}"
+            )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"device": device.type, "gemm_macs_per_s": gemm, "rows": rows}, fh, indent=1)

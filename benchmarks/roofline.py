@@ -37,8 +37,11 @@ def run(models: list[str], repeats: int) -> dict:
     for name in models:
         model = create_model(name).eval()
         cases[name] = check_against_measured(model, (1, 3, 224, 224), machine, repeats=repeats)
-    return {"machine": {**machine.as_dict(), "cpu": platform.processor() or platform.machine(),
-                        "torch": torch.__version__}, "repeats": repeats, "cases": cases}
+    return {
+        "machine": {**machine.as_dict(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__},
+        "repeats": repeats,
+        "cases": cases,
+    }
 
 
 def _f(v) -> str:
@@ -47,33 +50,61 @@ def _f(v) -> str:
 
 def report(result: dict) -> str:
     m = result["machine"]
-    lines = ["# Roofline against the clock, per layer", "",
-             (f"Machine: {m['cpu']}, torch {m['torch']}, 1 thread. Peak {m['peak_gflops']:.1f} GFLOP/s, bandwidth "
-              f"{m['bandwidth_gbs']:.1f} GB/s, ridge {m['ridge_flops_per_byte']:.2f} FLOP/byte ({m['source']})."), "",
-             (f"Each leaf module's time: median of {result['repeats']} forward passes at 1×3×224×224, after one "
-              "warm-up. Figures for this machine only."), "",
-             ("| model | leaf modules | Spearman ρ (all) | Spearman ρ (10 slowest measured) | top-10 overlap "
-              "| predicted total | measured total |"), "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Roofline against the clock, per layer",
+        "",
+        (
+            f"Machine: {m['cpu']}, torch {m['torch']}, 1 thread. Peak {m['peak_gflops']:.1f} GFLOP/s, bandwidth "
+            f"{m['bandwidth_gbs']:.1f} GB/s, ridge {m['ridge_flops_per_byte']:.2f} FLOP/byte ({m['source']})."
+        ),
+        "",
+        (
+            f"Each leaf module's time: median of {result['repeats']} forward passes at 1×3×224×224, after one "
+            "warm-up. Figures for this machine only."
+        ),
+        "",
+        (
+            "| model | leaf modules | Spearman ρ (all) | Spearman ρ (10 slowest measured) | top-10 overlap "
+            "| predicted total | measured total |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, c in result["cases"].items():
-        lines.append(f"| {name} | {c['modules']} | {_f(c['spearman'])} | {_f(c['spearman_top10'])} | "
-                     f"{c['top10_overlap']}/10 | {c['predicted_seconds'] * 1e3:.1f} ms | "
-                     f"{c['measured_seconds'] * 1e3:.1f} ms |")
+        lines.append(
+            f"| {name} | {c['modules']} | {_f(c['spearman'])} | {_f(c['spearman_top10'])} | "
+            f"{c['top10_overlap']}/10 | {c['predicted_seconds'] * 1e3:.1f} ms | "
+            f"{c['measured_seconds'] * 1e3:.1f} ms |"
+        )
     for name, c in result["cases"].items():
-        lines += ["", f"## {name}: the 10 slowest leaf modules measured", "",
-                  "| module | measured | predicted |", "|---|---|---|"]
-        lines += [f"| {s['module']} | {s['measured_seconds'] * 1e3:.2f} ms | {s['predicted_seconds'] * 1e3:.2f} ms |"
-                  for s in c["slowest"]]
+        lines += [
+            "",
+            f"## {name}: the 10 slowest leaf modules measured",
+            "",
+            "| module | measured | predicted |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {s['module']} | {s['measured_seconds'] * 1e3:.2f} ms | {s['predicted_seconds'] * 1e3:.2f} ms |"
+            for s in c["slowest"]
+        ]
     return "\n".join(lines) + "\n"
 
 
 def readme_table(result: dict) -> str:
     """The README's table of a saved run (a test checks the README holds exactly this)."""
-    lines = [("| model | leaf modules | Spearman ρ, all | ρ, 10 slowest measured | of the 10 slowest measured, "
-              "predicted in the top 10 | predicted / measured total |"), "|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| model | leaf modules | Spearman ρ, all | ρ, 10 slowest measured | of the 10 slowest measured, "
+            "predicted in the top 10 | predicted / measured total |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
     for name, c in result["cases"].items():
-        lines.append(f"| {name} | {c['modules']} | {_f(c['spearman']).replace('-', '−')} | "
-                     f"{_f(c['spearman_top10']).replace('-', '−')} | {c['top10_overlap']} | "
-                     f"{c['predicted_seconds'] * 1e3:.1f} / {c['measured_seconds'] * 1e3:.1f} ms |")
+        lines.append(
+            f"| {name} | {c['modules']} | {_f(c['spearman']).replace('-', '−')} | "
+            f"{_f(c['spearman_top10']).replace('-', '−')} | {c['top10_overlap']} | "
+            f"{c['predicted_seconds'] * 1e3:.1f} / {c['measured_seconds'] * 1e3:.1f} ms |"
+        )
     return "\n".join(lines)
 
 

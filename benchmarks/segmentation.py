@@ -37,39 +37,63 @@ REPORT = HERE / "RESULTS-segmentation.md"
 ITEMS = ("dense", "gap-dense", "dilation-resolution", "inflation-transfer")
 TARGET_MIOU, TARGET_MINUTES = 0.80, 30.0
 
-DENSE = {"model": "deeplabv3", "model_kwargs": {"backbone": "resnet20"},
-         "data": {"train_scenes": 10_000, "test_scenes": 2_000, "size": 64, "max_items": 4, "seed": 0},
-         "train": {"epochs": 8, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4,
-                   "warmup_epochs": 0.5}}
+DENSE = {
+    "model": "deeplabv3",
+    "model_kwargs": {"backbone": "resnet20"},
+    "data": {"train_scenes": 10_000, "test_scenes": 2_000, "size": 64, "max_items": 4, "seed": 0},
+    "train": {
+        "epochs": 8,
+        "batch_size": 32,
+        "optimizer": "adamw",
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "warmup_epochs": 0.5,
+    },
+}
 
 
 def run_dense() -> dict:
     from cnnatlas.data import load_scene_splits
     from cnnatlas.models.base import count_params
-    from cnnatlas.zoo import create_model
     from cnnatlas.train import TrainConfig, train
+    from cnnatlas.zoo import create_model
 
     data = load_scene_splits(**DENSE["data"])
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig(model=DENSE["model"], data="fashion-mnist-scenes", model_kwargs=DENSE["model_kwargs"],
-                             out=out, **DENSE["train"])
+        config = TrainConfig(
+            model=DENSE["model"],
+            data="fashion-mnist-scenes",
+            model_kwargs=DENSE["model_kwargs"],
+            out=out,
+            **DENSE["train"],
+        )
         metrics = train(config, data=data)
         history = [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines() if line]
     elapsed, curve = 0.0, []
     for h in history:
         elapsed += h["seconds"]
-        curve.append({"epoch": h["epoch"], "minutes": elapsed / 60, "test_miou": h["test_miou"],
-                      "test_pixel_acc": h["test_acc"]})
+        curve.append(
+            {"epoch": h["epoch"], "minutes": elapsed / 60, "test_miou": h["test_miou"], "test_pixel_acc": h["test_acc"]}
+        )
     reached = next((c for c in curve if c["test_miou"] >= TARGET_MIOU), None)
     built = create_model(DENSE["model"], num_classes=11, in_channels=1, **DENSE["model_kwargs"])
-    return {"item": "dense", "title": "DeepLab v3 (resnet20 backbone, output stride 4) on Fashion-MNIST scenes",
-            **{k: DENSE[k] for k in ("model", "model_kwargs", "data", "train")}, "source": data.source,
-            "params": count_params(built), "test_miou": metrics["test_miou"], "test_pixel_acc": metrics["test_acc"],
-            "test_iou": metrics["test_iou"], "curve": curve, "minutes": metrics["seconds"] / 60,
-            "minutes_to_target": reached["minutes"] if reached else None,
-            "passed": reached is not None and reached["minutes"] <= TARGET_MINUTES,
-            "load_average": [load_before, os.getloadavg()[0]], **machine()}
+    return {
+        "item": "dense",
+        "title": "DeepLab v3 (resnet20 backbone, output stride 4) on Fashion-MNIST scenes",
+        **{k: DENSE[k] for k in ("model", "model_kwargs", "data", "train")},
+        "source": data.source,
+        "params": count_params(built),
+        "test_miou": metrics["test_miou"],
+        "test_pixel_acc": metrics["test_acc"],
+        "test_iou": metrics["test_iou"],
+        "curve": curve,
+        "minutes": metrics["seconds"] / 60,
+        "minutes_to_target": reached["minutes"] if reached else None,
+        "passed": reached is not None and reached["minutes"] <= TARGET_MINUTES,
+        "load_average": [load_before, os.getloadavg()[0]],
+        **machine(),
+    }
 
 
 def run_claim_item(item: str) -> dict:
@@ -81,38 +105,59 @@ def run_claim_item(item: str) -> dict:
 
 
 def render(records: dict) -> str:
-    lines = ["# Segmentation and the dense-prediction claims, measured", "",
-             "Written by `python benchmarks/segmentation.py` from `benchmarks/segmentation_results.json`; every figure",
-             "is what that script measured, on the machine named with it. Minutes are wall time of the whole run",
-             "(training and the per-epoch test evaluation) on a machine shared with other work: the load average",
-             "is given with each.", ""]
+    lines = [
+        "# Segmentation and the dense-prediction claims, measured",
+        "",
+        "Written by `python benchmarks/segmentation.py` from `benchmarks/segmentation_results.json`; every figure",
+        "is what that script measured, on the machine named with it. Minutes are wall time of the whole run",
+        "(training and the per-epoch test evaluation) on a machine shared with other work: the load average",
+        "is given with each.",
+        "",
+    ]
     d = records.get("dense")
     if d:
         where = d["gpu"] or f"{d['cpu']}, {d['cores']} cores, {d['threads']} torch thread(s)"
-        reached = (f"reached at epoch {next(c['epoch'] for c in d['curve'] if c['test_miou'] >= TARGET_MIOU)}, "
-                   f"{d['minutes_to_target']:.1f} min" if d["minutes_to_target"] is not None else "not reached")
-        lines += ["## Dense model", "",
-                  "| model | params | train / test scenes | epochs | minutes | pixel acc | mean IoU | "
-                  f"target (mIoU ≥ {TARGET_MIOU:.2f} in {TARGET_MINUTES:.0f} min) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|",
-                  f"| {d['title']} | {d['params']:,} | {d['data']['train_scenes']:,} / {d['data']['test_scenes']:,} | "
-                  f"{d['train']['epochs']} | {d['minutes']:.1f} | {d['test_pixel_acc']:.1%} | "
-                  f"**{d['test_miou']:.3f}** | "
-                  f"{reached}: {'meets target' if d['passed'] else '**misses target**'} |", "",
-                  "Mean IoU per epoch (cumulative minutes): " + ", ".join(
-                      f"{c['test_miou']:.3f} ({c['minutes']:.1f})" for c in d["curve"]) + ".", "",
-                  "IoU per class: " + ", ".join(f"{k} {v:.2f}" for k, v in d["test_iou"].items() if v is not None)
-                  + ".", "",
-                  f"Trainer: {', '.join(f'{k}={v}' for k, v in d['train'].items())}; {d['source']}. Measured on "
-                  f"{where}; torch {d['torch']}; load average {d['load_average'][0]:.1f}→{d['load_average'][1]:.1f}; "
-                  f"{d['date']}.", ""]
+        reached = (
+            f"reached at epoch {next(c['epoch'] for c in d['curve'] if c['test_miou'] >= TARGET_MIOU)}, "
+            f"{d['minutes_to_target']:.1f} min"
+            if d["minutes_to_target"] is not None
+            else "not reached"
+        )
+        lines += [
+            "## Dense model",
+            "",
+            "| model | params | train / test scenes | epochs | minutes | pixel acc | mean IoU | "
+            f"target (mIoU ≥ {TARGET_MIOU:.2f} in {TARGET_MINUTES:.0f} min) |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
+            f"| {d['title']} | {d['params']:,} | {d['data']['train_scenes']:,} / {d['data']['test_scenes']:,} | "
+            f"{d['train']['epochs']} | {d['minutes']:.1f} | {d['test_pixel_acc']:.1%} | "
+            f"**{d['test_miou']:.3f}** | "
+            f"{reached}: {'meets target' if d['passed'] else '**misses target**'} |",
+            "",
+            "Mean IoU per epoch (cumulative minutes): "
+            + ", ".join(f"{c['test_miou']:.3f} ({c['minutes']:.1f})" for c in d["curve"])
+            + ".",
+            "",
+            "IoU per class: " + ", ".join(f"{k} {v:.2f}" for k, v in d["test_iou"].items() if v is not None) + ".",
+            "",
+            f"Trainer: {', '.join(f'{k}={v}' for k, v in d['train'].items())}; {d['source']}. Measured on "
+            f"{where}; torch {d['torch']}; load average {d['load_average'][0]:.1f}→{d['load_average'][1]:.1f}; "
+            f"{d['date']}.",
+            "",
+        ]
     claims = [records[i] for i in ITEMS[1:] if i in records]
     if claims:
-        lines += ["## Claims", "", "| claim | status | measured | expected | minutes | load |",
-                  "|---|---|---|---|---:|---|"]
+        lines += [
+            "## Claims",
+            "",
+            "| claim | status | measured | expected | minutes | load |",
+            "|---|---|---|---|---:|---|",
+        ]
         for c in claims:
-            lines.append(f"| `{c['id']}` | {c['status']} | {c['measured']} | {c['expected']} | "
-                         f"{c['seconds'] / 60:.1f} | {c['load_average'][0]:.1f}→{c['load_average'][1]:.1f} |")
+            lines.append(
+                f"| `{c['id']}` | {c['status']} | {c['measured']} | {c['expected']} | "
+                f"{c['seconds'] / 60:.1f} | {c['load_average'][0]:.1f}→{c['load_average'][1]:.1f} |"
+            )
         lines += [""] + [f"- `{c['id']}`: {c['conditions']}" for c in claims] + [""]
     return "\n".join(lines) + "\n"
 

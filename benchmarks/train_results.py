@@ -50,9 +50,14 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "date": datetime.date.today().isoformat()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "date": datetime.date.today().isoformat(),
+    }
 
 
 def timed_run(name: str, model: str, data: str, target: float, command: str, **overrides) -> dict:
@@ -62,12 +67,23 @@ def timed_run(name: str, model: str, data: str, target: float, command: str, **o
     with tempfile.TemporaryDirectory() as out:
         config = default_config(model, data, out=out, **overrides)
         metrics = train(config)
-    return {"item": name, "command": command, "model": model, "data": data, "target_acc": target,
-            "test_acc": metrics["test_acc"], "test_top5": metrics["test_top5"], "epochs": metrics["epochs"],
-            "seconds": metrics["seconds"], "images_per_s": metrics["images_per_s"], "device": metrics["device"],
-            "config": {k: v for k, v in config.to_json().items() if k not in ("out", "quiet")},
-            "load_average": [load_before, os.getloadavg()[0]], "passed": metrics["test_acc"] >= target,
-            **machine()}
+    return {
+        "item": name,
+        "command": command,
+        "model": model,
+        "data": data,
+        "target_acc": target,
+        "test_acc": metrics["test_acc"],
+        "test_top5": metrics["test_top5"],
+        "epochs": metrics["epochs"],
+        "seconds": metrics["seconds"],
+        "images_per_s": metrics["images_per_s"],
+        "device": metrics["device"],
+        "config": {k: v for k, v in config.to_json().items() if k not in ("out", "quiet")},
+        "load_average": [load_before, os.getloadavg()[0]],
+        "passed": metrics["test_acc"] >= target,
+        **machine(),
+    }
 
 
 def bare_loop_images_per_s(config, data, epochs: int) -> float:
@@ -108,11 +124,21 @@ def throughput(rounds: int = 3, epochs: int = 4) -> dict:
         with tempfile.TemporaryDirectory() as out:
             trainer.append(train(default_config("lenet5", "digits", epochs=epochs, out=out), data=data)["images_per_s"])
     ratios = [t / b for t, b in zip(trainer, bare)]
-    return {"item": "throughput", "command": "python benchmarks/train_results.py --only throughput",
-            "model": "lenet5", "data": "digits", "epochs_per_round": epochs, "rounds": rounds,
-            "bare_images_per_s": bare, "trainer_images_per_s": trainer, "ratios": ratios,
-            "ratio": statistics.median(ratios), "passed": statistics.median(ratios) >= 0.95,
-            "load_average": [load_before, os.getloadavg()[0]], **machine()}
+    return {
+        "item": "throughput",
+        "command": "python benchmarks/train_results.py --only throughput",
+        "model": "lenet5",
+        "data": "digits",
+        "epochs_per_round": epochs,
+        "rounds": rounds,
+        "bare_images_per_s": bare,
+        "trainer_images_per_s": trainer,
+        "ratios": ratios,
+        "ratio": statistics.median(ratios),
+        "passed": statistics.median(ratios) >= 0.95,
+        "load_average": [load_before, os.getloadavg()[0]],
+        **machine(),
+    }
 
 
 def measure(item: str, resnet_epochs: int | None) -> dict:
@@ -122,7 +148,9 @@ def measure(item: str, resnet_epochs: int | None) -> dict:
         return timed_run("fashion", "lenet5", "fashion-mnist", 0.90, "cnnatlas train lenet5 --data fashion-mnist")
     if item == "resnet20":
         extra = {"epochs": resnet_epochs} if resnet_epochs else {}
-        command = "cnnatlas train resnet20 --data fashion-mnist" + (f" --epochs {resnet_epochs}" if resnet_epochs else "")
+        command = "cnnatlas train resnet20 --data fashion-mnist" + (
+            f" --epochs {resnet_epochs}" if resnet_epochs else ""
+        )
         return timed_run("resnet20", "resnet20", "fashion-mnist", 0.93, command, **extra)
     return throughput()
 
@@ -132,21 +160,30 @@ def measure(item: str, resnet_epochs: int | None) -> dict:
 
 def _context(r: dict) -> str:
     where = r["gpu"] or f"{r['cpu']}, {r['cores']} cores, {r['threads']} torch thread(s)"
-    return (f"{where}; torch {r['torch']}; load average {r['load_average'][0]:.1f}→{r['load_average'][1]:.1f}; "
-            f"{r['date']}")
+    return (
+        f"{where}; torch {r['torch']}; load average {r['load_average'][0]:.1f}→{r['load_average'][1]:.1f}; {r['date']}"
+    )
 
 
 def render(records: dict) -> str:
-    lines = ["# Training results, measured", "",
-             "Written by `python benchmarks/train_results.py` from `benchmarks/train_results.json`; every figure",
-             "below is what that script measured, on the machine named with it. Accuracies are on the test split",
-             "(digits: the fixed stratified 20% = 360 images; Fashion-MNIST: the official 10,000). Seconds",
-             "are the whole run (training and the per-epoch test evaluation); images/s counts training only.", ""]
-    lines += ["| run | command | target | test acc | top-5 | epochs | time | train img/s | result |",
-              "|---|---|---|---:|---:|---:|---:|---:|---|"]
-    planned = {"digits": ("lenet5 on digits", "cnnatlas train lenet5", "98%"),
-               "fashion": ("lenet5 on fashion-mnist", "cnnatlas train lenet5 --data fashion-mnist", "90%"),
-               "resnet20": ("resnet20 on fashion-mnist", "cnnatlas train resnet20 --data fashion-mnist", "93%")}
+    lines = [
+        "# Training results, measured",
+        "",
+        "Written by `python benchmarks/train_results.py` from `benchmarks/train_results.json`; every figure",
+        "below is what that script measured, on the machine named with it. Accuracies are on the test split",
+        "(digits: the fixed stratified 20% = 360 images; Fashion-MNIST: the official 10,000). Seconds",
+        "are the whole run (training and the per-epoch test evaluation); images/s counts training only.",
+        "",
+    ]
+    lines += [
+        "| run | command | target | test acc | top-5 | epochs | time | train img/s | result |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    planned = {
+        "digits": ("lenet5 on digits", "cnnatlas train lenet5", "98%"),
+        "fashion": ("lenet5 on fashion-mnist", "cnnatlas train lenet5 --data fashion-mnist", "90%"),
+        "resnet20": ("resnet20 on fashion-mnist", "cnnatlas train resnet20 --data fashion-mnist", "93%"),
+    }
     for item in ("digits", "fashion", "resnet20"):
         r = records.get(item)
         if r is None:
@@ -154,28 +191,39 @@ def render(records: dict) -> str:
             lines.append(f"| {run} | `{command}` | ≥ {target} | — | — | — | — | — | **not run** (see Notes) |")
             continue
         t = f"{r['seconds']:.1f} s" if r["seconds"] < 120 else f"{r['seconds'] / 60:.1f} min"
-        lines.append(f"| {r['model']} on {r['data']} | `{r['command']}` | ≥ {r['target_acc']:.0%} | "
-                     f"{r['test_acc']:.2%} | {r['test_top5']:.2%} | {r['epochs']} | {t} | {r['images_per_s']:,.0f} | "
-                     f"{'meets target' if r['passed'] else '**below target**'} |")
+        lines.append(
+            f"| {r['model']} on {r['data']} | `{r['command']}` | ≥ {r['target_acc']:.0%} | "
+            f"{r['test_acc']:.2%} | {r['test_top5']:.2%} | {r['epochs']} | {t} | {r['images_per_s']:,.0f} | "
+            f"{'meets target' if r['passed'] else '**below target**'} |"
+        )
     lines.append("")
     for item in ("digits", "fashion", "resnet20"):
         if item in records:
             r = records[item]
-            lines.append(f"- {r['model']} on {r['data']}: {_context(r)}; settings "
-                         + ", ".join(f"{k}={v}" for k, v in r["config"].items() if k not in ("model", "data")))
+            lines.append(
+                f"- {r['model']} on {r['data']}: {_context(r)}; settings "
+                + ", ".join(f"{k}={v}" for k, v in r["config"].items() if k not in ("model", "data"))
+            )
     r = records.get("throughput")
     lines += ["", "## Trainer vs a bare PyTorch loop", ""]
     if r is None:
         lines.append("Not measured yet.")
     else:
-        lines += [f"LeNet-5 on the digits, same data loader, optimiser and batch; {r['rounds']} alternating rounds of "
-                  f"{r['epochs_per_round']} epochs each; training images/s only (the trainer's evaluation and "
-                  f"checkpoints are outside the timed loop, its progress bar inside). {_context(r)}.", "",
-                  "| round | bare loop img/s | trainer img/s | ratio |", "|---:|---:|---:|---:|"]
+        lines += [
+            f"LeNet-5 on the digits, same data loader, optimiser and batch; {r['rounds']} alternating rounds of "
+            f"{r['epochs_per_round']} epochs each; training images/s only (the trainer's evaluation and "
+            f"checkpoints are outside the timed loop, its progress bar inside). {_context(r)}.",
+            "",
+            "| round | bare loop img/s | trainer img/s | ratio |",
+            "|---:|---:|---:|---:|",
+        ]
         for i, (b, t, q) in enumerate(zip(r["bare_images_per_s"], r["trainer_images_per_s"], r["ratios"]), 1):
             lines.append(f"| {i} | {b:,.0f} | {t:,.0f} | {q:.3f} |")
-        lines += ["", f"Median ratio **{r['ratio']:.3f}×** (target ≥ 0.95×): "
-                  f"{'meets target' if r['passed'] else '**below target**'}."]
+        lines += [
+            "",
+            f"Median ratio **{r['ratio']:.3f}×** (target ≥ 0.95×): "
+            f"{'meets target' if r['passed'] else '**below target**'}.",
+        ]
     notes = records.get("_notes", [])
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]

@@ -22,10 +22,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--disable-default-apps", "--disable-dev-shm-usage", "--mute-audio", "--hide-scrollbars",
-         "--remote-debugging-pipe"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--remote-debugging-pipe",
+]
 
 
 def chromium_binary() -> str | None:
@@ -61,9 +73,14 @@ class Chromium:
             os.dup2(hi_r, 3)
             os.dup2(hi_w, 4)
 
-        self.proc = subprocess.Popen([self.binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=wire, close_fds=False)
+        self.proc = subprocess.Popen(
+            [self.binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire,
+            close_fds=False,
+        )
         os.close(hi_r)
         os.close(hi_w)
         self._buffer = b""
@@ -130,8 +147,11 @@ class Chromium:
         page = Page(self, target, session)
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable", {}, session)
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session,
+        )
         page.goto(url)
         return page
 
@@ -170,8 +190,9 @@ class Page:
         self.browser.drain(0.3)
 
     def evaluate(self, expression: str) -> Any:
-        result = self.browser.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                        "awaitPromise": True}, self.session)
+        result = self.browser.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}, self.session
+        )
         if "exceptionDetails" in result:
             raise BrowserError(f"{expression[:60]}…: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
@@ -181,8 +202,10 @@ class Page:
         if full_page:
             metrics = self.browser.send("Page.getLayoutMetrics", {}, self.session)
             size = metrics["cssContentSize"]
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )
         data = self.browser.send("Page.captureScreenshot", params, self.session)["data"]
         path = Path(path)
         path.write_bytes(base64.b64decode(data))
@@ -201,8 +224,10 @@ class Page:
                 details = params.get("exceptionDetails", {})
                 found.append(f"exception: {details.get('exception', {}).get('description') or details.get('text')}")
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                found.append("console.error: " + " ".join(str(a.get("value", a.get("description")))
-                                                          for a in params.get("args", [])))
+                found.append(
+                    "console.error: "
+                    + " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+                )
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 entry = params["entry"]
                 found.append(f"log: {entry.get('text')} {entry.get('url', '')}".strip())

@@ -16,25 +16,42 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from browser import chromium_binary
+
 from cnnatlas.data.fashion_mnist import default_fashion_mnist_dir
 
 # The tests' copy of the Free Spoken Digit Dataset: $CNNATLAS_FSDD, else shared/data/fsdd in a folder above
 # the tests (../shared beside the repository).
-FSDD_FIXTURE = (Path(os.environ["CNNATLAS_FSDD"]) if os.environ.get("CNNATLAS_FSDD") else next(
-    (p / "shared" / "data" / "fsdd" for p in Path(__file__).resolve().parents
-     if (p / "shared" / "data" / "fsdd").is_dir()), Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"))
+FSDD_FIXTURE = (
+    Path(os.environ["CNNATLAS_FSDD"])
+    if os.environ.get("CNNATLAS_FSDD")
+    else next(
+        (
+            p / "shared" / "data" / "fsdd"
+            for p in Path(__file__).resolve().parents
+            if (p / "shared" / "data" / "fsdd").is_dir()
+        ),
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd",
+    )
+)
 
 NEEDS: dict[str, tuple[Callable[[], bool], str]] = {
-    "fashion-mnist": (lambda: default_fashion_mnist_dir().is_dir(),
-                      "Fashion-MNIST: apt-get install dataset-fashion-mnist (bin/setup-env installs it)"),
-    "graphviz": (lambda: shutil.which("dot") is not None,
-                 "Graphviz's dot: apt-get install graphviz (bin/setup-env installs it)"),
-    "chromium": (lambda: chromium_binary() is not None,
-                 "Chromium: apt-get install chromium (bin/setup-env installs it)"),
-    "fsdd": (lambda: FSDD_FIXTURE.is_dir(),
-             f"the Free Spoken Digit Dataset: no folder {FSDD_FIXTURE} (../shared/data/fsdd or $CNNATLAS_FSDD)"),
+    "fashion-mnist": (
+        lambda: default_fashion_mnist_dir().is_dir(),
+        "Fashion-MNIST: apt-get install dataset-fashion-mnist (bin/setup-env installs it)",
+    ),
+    "graphviz": (
+        lambda: shutil.which("dot") is not None,
+        "Graphviz's dot: apt-get install graphviz (bin/setup-env installs it)",
+    ),
+    "chromium": (
+        lambda: chromium_binary() is not None,
+        "Chromium: apt-get install chromium (bin/setup-env installs it)",
+    ),
+    "fsdd": (
+        lambda: FSDD_FIXTURE.is_dir(),
+        f"the Free Spoken Digit Dataset: no folder {FSDD_FIXTURE} (../shared/data/fsdd or $CNNATLAS_FSDD)",
+    ),
 }
 
 

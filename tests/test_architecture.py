@@ -9,19 +9,38 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-
 import cnnatlas
 
 PACKAGE = Path(cnnatlas.__file__).parent
 
 # The layer of each top-level module or sub-package; a module may import its own layer or lower ones.
 LAYERS = {
-    "errors": 0, "download": 0, "version": 0, "units": 0,
-    "layers": 1, "reference": 1, "data": 1,
-    "models": 2, "registry": 2, "zoo": 2, "weights": 2, "weights_timm": 2, "inflate": 2, "pretrained": 2, "loading": 2,
-    "analysis": 3, "optimize": 3, "export": 3, "bench": 3, "windows": 3,
-    "claims": 4, "train": 4, "viz": 4,
-    "cli": 5, "__main__": 5, "tour": 5,  # the tour presents what the command line shows
+    "errors": 0,
+    "download": 0,
+    "version": 0,
+    "units": 0,
+    "layers": 1,
+    "reference": 1,
+    "data": 1,
+    "models": 2,
+    "registry": 2,
+    "zoo": 2,
+    "weights": 2,
+    "weights_timm": 2,
+    "inflate": 2,
+    "pretrained": 2,
+    "loading": 2,
+    "analysis": 3,
+    "optimize": 3,
+    "export": 3,
+    "bench": 3,
+    "windows": 3,
+    "claims": 4,
+    "train": 4,
+    "viz": 4,
+    "cli": 5,
+    "__main__": 5,
+    "tour": 5,  # the tour presents what the command line shows
 }
 
 

@@ -18,13 +18,12 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pytest
+from browser import Chromium
+from needs import require
 from PIL import Image
 
 from cnnatlas.cli import COMMANDS, main
 from cnnatlas.train import default_config, train
-
-from browser import Chromium
-from needs import require
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +39,36 @@ def atlas(tmp_path_factory) -> Path:
     train(default_config("lenet5", "digits", epochs=1, quiet=True, out=str(runs / "lenet5-digits"), seed=0))
     claims = "none"
     if "verify" in COMMANDS:  # two quick claims, measured now by `cnnatlas verify --json`
-        done = subprocess.run([sys.executable, "-m", "cnnatlas", "verify", "conv-params", "output-size", "--json"],
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "cnnatlas", "verify", "conv-params", "output-size", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.stdout.strip().startswith("["):
             (root / "claims.json").write_text(done.stdout)
             claims = str(root / "claims.json")
     out = root / "site"
-    assert main(["report", "--out", str(out), "--models", MODELS, "--runs", str(runs), "--erf-size", "32",
-                 "--erf-samples", "2", "--quiet"] + (["--no-claims"] if claims == "none" else ["--claims", claims])) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--out",
+                str(out),
+                "--models",
+                MODELS,
+                "--runs",
+                str(runs),
+                "--erf-size",
+                "32",
+                "--erf-samples",
+                "2",
+                "--quiet",
+            ]
+            + (["--no-claims"] if claims == "none" else ["--claims", claims])
+        )
+        == 0
+    )
     return out
 
 
@@ -73,8 +94,9 @@ def test_every_page_loads_cleanly_and_every_link_resolves(atlas, browser):
         seen.add(url)
         page.goto(url)
         assert page.problems == [], (url, page.problems)
-        broken_images = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
-                                      ".map(i => i.src)")
+        broken_images = page.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+        )
         assert broken_images == [], (url, broken_images)
         for link in _links(page):
             parts = urlsplit(link)
@@ -83,8 +105,13 @@ def test_every_page_loads_cleanly_and_every_link_resolves(atlas, browser):
             assert target.is_file() and atlas in target.parents, f"{url}: broken link {link}"
             checked += 1
             if parts.fragment:
-                ids = json.loads(page.evaluate("JSON.stringify(Array.from(document.querySelectorAll('[id]'))"
-                                               ".map(e => e.id))")) if target.as_uri() == url.split("#")[0] else None
+                ids = (
+                    json.loads(
+                        page.evaluate("JSON.stringify(Array.from(document.querySelectorAll('[id]')).map(e => e.id))")
+                    )
+                    if target.as_uri() == url.split("#")[0]
+                    else None
+                )
                 if ids is not None:
                     assert parts.fragment in ids, f"{url}: no anchor #{parts.fragment}"
             if target.suffix == ".html":
@@ -112,16 +139,22 @@ def test_screenshots_of_the_index_and_a_model_page(atlas, browser, tmp_path):
     headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
     assert headings[:2] == ["Architecture", "Receptive field"]
     figures = page.evaluate("Array.from(document.querySelectorAll('figure img')).map(i => i.getAttribute('src'))")
-    assert {"../models/googlenet/diagram.svg", "../models/googlenet/block-0.svg", "../models/googlenet/rf-growth.svg",
-            "../models/googlenet/erf.png"} <= set(figures)
+    assert {
+        "../models/googlenet/diagram.svg",
+        "../models/googlenet/block-0.svg",
+        "../models/googlenet/rf-growth.svg",
+        "../models/googlenet/erf.png",
+    } <= set(figures)
     page.evaluate("document.querySelectorAll('figure')[1].scrollIntoView()")  # the Inception module
     _assert_screenshot(page.screenshot(folder / "atlas-model.png"))
     assert page.problems == []
 
 
 def _column(page, index: int) -> list[str]:
-    return page.evaluate(f"Array.from(document.querySelectorAll('#models tbody tr'))"
-                         f".map(r => r.cells[{index}].getAttribute('data-sort'))")
+    return page.evaluate(
+        f"Array.from(document.querySelectorAll('#models tbody tr'))"
+        f".map(r => r.cells[{index}].getAttribute('data-sort'))"
+    )
 
 
 def test_the_models_table_sorts_and_filters(atlas, browser):
@@ -134,8 +167,9 @@ def test_the_models_table_sorts_and_filters(atlas, browser):
     page.evaluate(f"document.querySelectorAll('#models thead th')[{col}].click()")
     values = [float(v) for v in _column(page, col)]
     assert values == sorted(values, reverse=True)
-    assert page.evaluate(f"document.querySelectorAll('#models thead th')[{col}].getAttribute('aria-sort')") == \
-        "descending"
+    assert (
+        page.evaluate(f"document.querySelectorAll('#models thead th')[{col}].getAttribute('aria-sort')") == "descending"
+    )
     top1 = headers.index("published top-1 %")
     page.evaluate(f"document.querySelectorAll('#models thead th')[{top1}].click()")
     scores = [float(v) for v in _column(page, top1) if v]
@@ -143,9 +177,12 @@ def test_the_models_table_sorts_and_filters(atlas, browser):
     name = headers.index("model")
     page.evaluate(f"document.querySelectorAll('#models thead th')[{name}].click()")
     assert _column(page, name) == sorted(MODELS.split(","))
-    page.evaluate("const f = document.querySelector('input.filter'); f.value = 'resnet';"
-                  "f.dispatchEvent(new Event('input'))")
-    shown = page.evaluate("Array.from(document.querySelectorAll('#models tbody tr'))"
-                          ".filter(r => r.style.display !== 'none').map(r => r.cells[0].textContent)")
+    page.evaluate(
+        "const f = document.querySelector('input.filter'); f.value = 'resnet';f.dispatchEvent(new Event('input'))"
+    )
+    shown = page.evaluate(
+        "Array.from(document.querySelectorAll('#models tbody tr'))"
+        ".filter(r => r.style.display !== 'none').map(r => r.cells[0].textContent)"
+    )
     assert shown == ["resnet20"]
     assert page.problems == []

@@ -10,15 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from needs import FSDD_FIXTURE
 from torch.utils.data import Subset
 
 import cnnatlas
 from cnnatlas import InvalidArgumentError
-from cnnatlas.data import DataSplits, DatasetError, load_dataset
+from cnnatlas.data import DatasetError, DataSplits, load_dataset
 from cnnatlas.data.fsdd import decimation_filter, load_fsdd_splits, mu_law_compand
-from needs import FSDD_FIXTURE
-from cnnatlas.models.audio import (LogMelSpectrogram, WaveNet, hz_to_mel, mel_filterbank, mel_to_hz,
-                                   wavenet_receptive_field)
+from cnnatlas.models.audio import (
+    LogMelSpectrogram,
+    WaveNet,
+    hz_to_mel,
+    mel_filterbank,
+    mel_to_hz,
+    wavenet_receptive_field,
+)
 
 FSDD = FSDD_FIXTURE  # the tests' copy of FSDD (tests/needs.py); they download nothing
 needs_fsdd = pytest.mark.needs("fsdd")
@@ -26,8 +32,16 @@ needs_fsdd = pytest.mark.needs("fsdd")
 
 def _small_wavenet(kernel_size=2, **kw):
     torch.manual_seed(0)
-    return WaveNet(num_classes=3, residual_channels=8, dilation_channels=8, skip_channels=8,
-                   kernel_size=kernel_size, dilation_depth=4, stacks=2, **kw).eval()
+    return WaveNet(
+        num_classes=3,
+        residual_channels=8,
+        dilation_channels=8,
+        skip_channels=8,
+        kernel_size=kernel_size,
+        dilation_depth=4,
+        stacks=2,
+        **kw,
+    ).eval()
 
 
 # -- WaveNet: causality and receptive field --------------------------------------------------------
@@ -107,8 +121,12 @@ def test_stft_as_a_convolution_equals_torch_stft():
     x = torch.randn(3, 1, 2000, dtype=torch.float64)
     front.double()
     ours = front.power(x)
-    ref = torch.stft(x[:, 0], 256, 64, window=torch.hann_window(256, dtype=torch.float64), center=False,
-                     return_complex=True).abs() ** 2
+    ref = (
+        torch.stft(
+            x[:, 0], 256, 64, window=torch.hann_window(256, dtype=torch.float64), center=False, return_complex=True
+        ).abs()
+        ** 2
+    )
     assert ours.shape == ref.shape == (3, 129, 1 + (2000 - 256) // 64)
     assert torch.allclose(ours, ref, rtol=1e-5, atol=1e-6 * ref.max().item())  # basis stored in float32
 
@@ -228,7 +246,8 @@ def test_fsdd_official_split(fsdd_4k):
 
 def _learns(tmp_path, data, model, kwargs, **train):
     """Train on `data`; the last epoch's losses and the test accuracy."""
-    from cnnatlas.train import TrainConfig, train as run
+    from cnnatlas.train import TrainConfig
+    from cnnatlas.train import train as run
 
     settings = {"batch_size": 16, "optimizer": "adamw", "warmup_epochs": 0.5} | train
     config = TrainConfig(model, data="fsdd", model_kwargs=kwargs, out=str(tmp_path), quiet=True, **settings)
@@ -244,8 +263,9 @@ def test_a_short_spectrogram_cnn_run_on_fsdd_learns(tmp_path, fsdd_4k):
     test loss far below chance level (ln 10) and the accuracy far above chance (10%)."""
     kwargs = {"backbone": "lenet5", "sample_rate": 4000, "n_fft": 128, "hop_length": 32}
     data = DataSplits(fsdd_4k.train, Subset(fsdd_4k.test, range(0, 300, 2)), fsdd_4k.info, "every other test clip")
-    train_loss, test_loss, acc = _learns(tmp_path, data, "spectrogram_cnn", kwargs, epochs=3, lr=0.05,
-                                         optimizer="sgd", batch_size=32)
+    train_loss, test_loss, acc = _learns(
+        tmp_path, data, "spectrogram_cnn", kwargs, epochs=3, lr=0.05, optimizer="sgd", batch_size=32
+    )
     assert train_loss < 0.5 * math.log(10) and test_loss < 0.5 * math.log(10), (train_loss, test_loss)
     assert acc >= 0.6, acc
 
@@ -257,14 +277,22 @@ def test_a_short_wavenet_run_on_fsdd_learns(tmp_path):
     3 epochs bring the test loss below half of chance level (ln 10) and the accuracy to 4× chance."""
     full = load_fsdd_splits(length=1000, sample_rate=2000, mu_law=True)
     data = DataSplits(full.train, Subset(full.test, range(0, 300, 2)), full.info, "every other test clip")
-    kwargs = {"residual_channels": 8, "dilation_channels": 8, "skip_channels": 8, "stacks": 1, "dilation_depth": 6,
-              "pool_size": 40}
+    kwargs = {
+        "residual_channels": 8,
+        "dilation_channels": 8,
+        "skip_channels": 8,
+        "stacks": 1,
+        "dilation_depth": 6,
+        "pool_size": 40,
+    }
     train_loss, test_loss, acc = _learns(tmp_path, data, "wavenet", kwargs, epochs=3, lr=0.01)
     assert train_loss < 0.5 * math.log(10) and test_loss < 0.5 * math.log(10), (train_loss, test_loss)
     assert acc >= 0.4, acc
 
 
-@pytest.mark.parametrize("item, dataset", [("spectrogram", "fsdd"), ("wavenet", "fsdd"), ("video-3d", "moving-fashion-mnist")])
+@pytest.mark.parametrize(
+    "item, dataset", [("spectrogram", "fsdd"), ("wavenet", "fsdd"), ("video-3d", "moving-fashion-mnist")]
+)
 def test_trainer_defaults_are_the_measured_recipes(item, dataset):
     """`cnnatlas train MODEL --data DATASET` trains with the settings benchmarks/video_audio.py measured."""
     import importlib.util

@@ -12,7 +12,9 @@ KEYS = {"model", "batch", "images_per_s", "latency_ms_p50", "latency_ms_p95", "t
 
 
 def test_bench_json_rows_per_batch(capsys):
-    assert main(["bench", "lenet5", "--batch", "1,4", "--repeats", "3", "--warmup", "1", "--json", "--device", "cpu"]) == 0
+    assert (
+        main(["bench", "lenet5", "--batch", "1,4", "--repeats", "3", "--warmup", "1", "--json", "--device", "cpu"]) == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert [(r["model"], r["batch"]) for r in rows] == [("lenet5", 1), ("lenet5", 4)]
     for r in rows:
@@ -23,8 +25,22 @@ def test_bench_json_rows_per_batch(capsys):
 
 
 def test_bench_vs_torchvision_gives_the_ratio_of_the_same_run(capsys):
-    args = ["bench", "mobilenet_v2", "--input", "64", "--batch", "2", "--repeats", "3", "--warmup", "1",
-            "--vs", "torchvision", "--optimize", "--json"]
+    args = [
+        "bench",
+        "mobilenet_v2",
+        "--input",
+        "64",
+        "--batch",
+        "2",
+        "--repeats",
+        "3",
+        "--warmup",
+        "1",
+        "--vs",
+        "torchvision",
+        "--optimize",
+        "--json",
+    ]
     assert main(args) == 0
     ours, theirs = json.loads(capsys.readouterr().out)
     assert ours["model"] == "mobilenet_v2 (optimized)" and theirs["model"] == "torchvision mobilenet_v2"
@@ -38,14 +54,17 @@ def test_bench_table(capsys):
     assert "lenet5" in out and "images/s" in out and "measured here" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--batch", "0"], "--batch must be positive"),
-    (["--batch", "a,b"], "--batch must be comma-separated integers"),
-    (["--repeats", "0"], "--repeats must be ≥ 1"),
-    (["--input", "3x2x2x2"], "--input"),
-    (["--input", "3x2"], "too small"),
-    (["--vs", "torchvision"], "no torchvision counterpart"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch", "0"], "--batch must be positive"),
+        (["--batch", "a,b"], "--batch must be comma-separated integers"),
+        (["--repeats", "0"], "--repeats must be ≥ 1"),
+        (["--input", "3x2x2x2"], "--input"),
+        (["--input", "3x2"], "too small"),
+        (["--vs", "torchvision"], "no torchvision counterpart"),
+    ],
+)
 def test_bench_usage_errors_exit_2(args, message, capsys):
     assert main(["bench", "lenet5", *args]) == 2
     assert message in capsys.readouterr().err
@@ -62,7 +81,7 @@ def test_time_alternately_takes_turns():
     runners = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
     times = time_alternately(runners, warmup=1, repeats=3)
     assert calls[:4] == ["a", "b", "a", "b"]  # warm-up, then the first round in the given order
-    assert all(sorted(calls[i:i + 2]) == ["a", "b"] for i in range(2, 8, 2))  # every round runs each once
+    assert all(sorted(calls[i : i + 2]) == ["a", "b"] for i in range(2, 8, 2))  # every round runs each once
     assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
     t = summarize("a", 8, [0.5, 1.0, 2.0])
     assert t.images_per_s == 8.0 and t.latency_ms_p50 == 1000.0

@@ -52,8 +52,12 @@ def test_a_measured_run_saves_what_its_report_prints(monkeypatch):
     res = json.loads(json.dumps(bench.run("resnet18", repeat=1, peer_repeat=1)))  # as --json saves it
     back = bench.parse_report(bench.report([res], "Machine: test"))["cases"][0]
     assert res["macs"] == back["macs"] > 0 and res["components"] == back["components"]
-    assert [r["tool"] for r in back["rows"]] == ["cnnatlas", "cnnatlas, training memory too", "FlopCounterMode",
-                                                 "FlopCounterMode (meta)"]
+    assert [r["tool"] for r in back["rows"]] == [
+        "cnnatlas",
+        "cnnatlas, training memory too",
+        "FlopCounterMode",
+        "FlopCounterMode (meta)",
+    ]
     for got, want in zip(back["rows"], res["rows"]):
         assert got["ms"] == round(want["ms"]) and got["macs"] == want["macs"] == res["macs"]  # same MACs as ours
         assert got["faster"] == (None if want["faster"] is None else round(want["faster"], 1))

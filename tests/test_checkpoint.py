@@ -14,17 +14,27 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from cnnatlas.train import (
+    CheckpointError,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from cnnatlas.train import checkpoint as ck
-from cnnatlas.train import (CheckpointError, list_checkpoints, load_checkpoint, load_latest_checkpoint, load_weights,
-                            save_checkpoint)
 
 
 def _state(seed: int) -> tuple[dict, dict]:
     g = torch.Generator().manual_seed(seed)
     weights = {"conv.weight": torch.randn(4, 3, 3, 3, generator=g), "fc.bias": torch.randn(10, generator=g)}
-    state = {"optimizer": {"state": {0: {"momentum_buffer": torch.randn(4, generator=g)}},
-                           "param_groups": [{"lr": 0.1, "params": [0]}]},
-             "rng": {"torch": torch.get_rng_state(), "python": (3, tuple(range(625)), None)}}
+    state = {
+        "optimizer": {
+            "state": {0: {"momentum_buffer": torch.randn(4, generator=g)}},
+            "param_groups": [{"lr": 0.1, "params": [0]}],
+        },
+        "rng": {"torch": torch.get_rng_state(), "python": (3, tuple(range(625)), None)},
+    }
     return weights, state
 
 
@@ -35,8 +45,9 @@ def test_round_trip(tmp_path):
     got = load_checkpoint(path)
     assert got.epoch == 3 and got.meta["step"] == 30
     assert all(torch.equal(got.weights[k], v) for k, v in weights.items())
-    assert torch.equal(got.state["optimizer"]["state"][0]["momentum_buffer"],
-                       state["optimizer"]["state"][0]["momentum_buffer"])
+    assert torch.equal(
+        got.state["optimizer"]["state"][0]["momentum_buffer"], state["optimizer"]["state"][0]["momentum_buffer"]
+    )
     assert got.state["rng"]["python"] == state["rng"]["python"]
     assert set(got.meta["sha256"]) == {"model.safetensors", "state.pt"}
 
@@ -130,8 +141,22 @@ def test_incomplete_and_foreign_folders(tmp_path):
 
 
 def _cnnatlas(*args: str) -> list[str]:
-    return [sys.executable, "-m", "cnnatlas", "train", "lenet5", "--data", "digits", "--epochs", "4",
-            "--batch-size", "64", "--deterministic", "--quiet", *args]
+    return [
+        sys.executable,
+        "-m",
+        "cnnatlas",
+        "train",
+        "lenet5",
+        "--data",
+        "digits",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "64",
+        "--deterministic",
+        "--quiet",
+        *args,
+    ]
 
 
 def _env() -> dict:

@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from cnnatlas.data import (DataInfo, DatasetError, build_augmentation, dataset_kind, fit_to_size, load_dataset,
-                           load_idx_folder, read_idx, write_idx)
+from cnnatlas.data import (
+    DataInfo,
+    DatasetError,
+    build_augmentation,
+    dataset_kind,
+    fit_to_size,
+    load_dataset,
+    load_idx_folder,
+    read_idx,
+    write_idx,
+)
 from cnnatlas.data.fashion_mnist import load_fashion_mnist_splits
 
 # -- digits -------------------------------------------------------------------------------------

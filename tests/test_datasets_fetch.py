@@ -17,14 +17,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from cnnatlas.cli import main
-from cnnatlas.data import DatasetError, data_origin, data_spec_for_eval, dataset_channels, load_dataset, write_idx
-from cnnatlas.data import fashion_mnist, fetch
-from cnnatlas.data.cifar import read_cifar_batch
-from cnnatlas.download import DownloadError
 from mirror import Mirror
 from needs import FSDD_FIXTURE
+
+from cnnatlas.cli import main
+from cnnatlas.data import (
+    DatasetError,
+    data_origin,
+    data_spec_for_eval,
+    dataset_channels,
+    fashion_mnist,
+    fetch,
+    load_dataset,
+    write_idx,
+)
+from cnnatlas.data.cifar import read_cifar_batch
+from cnnatlas.download import DownloadError
 
 # the shared copy of FSDD v1.0.10 (3,000 recordings): ../shared/data/fsdd from the repository
 SHARED_FSDD = FSDD_FIXTURE / "recordings" if (FSDD_FIXTURE / "recordings").is_dir() else FSDD_FIXTURE
@@ -83,8 +91,10 @@ def _leftovers(folder: Path) -> list[str]:
 def test_fsdd_downloads_the_release_and_checks_every_recording(mirror, tmp_path):
     """The real pin: an archive laid out as GitHub's v1.0.10 tag archive (recordings of nicolas and theo
     are executable upstream) passes the git-tree check of the recordings against upstream's tree."""
-    members = [(f"{FSDD_PREFIX}/README.md", b"# FSDD\n", 0o664),
-               (f"{FSDD_PREFIX}/recordings/../../escape.wav", b"x", 0o664)]
+    members = [
+        (f"{FSDD_PREFIX}/README.md", b"# FSDD\n", 0o664),
+        (f"{FSDD_PREFIX}/recordings/../../escape.wav", b"x", 0o664),
+    ]
     for path in sorted(SHARED_FSDD.iterdir()):
         executable = path.name.split("_")[1] in ("nicolas", "theo")
         members.append((f"{FSDD_PREFIX}/recordings/{path.name}", path.read_bytes(), 0o775 if executable else 0o664))
@@ -101,8 +111,11 @@ def test_fsdd_downloads_the_release_and_checks_every_recording(mirror, tmp_path)
 
 def _small_fsdd(extra: list | None = None) -> list[tuple[str, bytes | None, int]]:
     rng = np.random.default_rng(0)
-    members = [(f"{FSDD_PREFIX}/recordings/{d}_ann_{t}.wav", _wav(rng.normal(0, 0.1, 800)), 0o664)
-               for d in (1, 2) for t in (0, 7)]
+    members = [
+        (f"{FSDD_PREFIX}/recordings/{d}_ann_{t}.wav", _wav(rng.normal(0, 0.1, 800)), 0o664)
+        for d in (1, 2)
+        for t in (0, 7)
+    ]
     return members + (extra or [])
 
 
@@ -115,10 +128,14 @@ def test_fsdd_archive_with_other_recordings_is_refused_and_nothing_kept(mirror, 
 
 
 def test_fsdd_unpacks_only_recordings_and_refuses_links(mirror, tmp_path, monkeypatch):
-    members = _small_fsdd([(f"{FSDD_PREFIX}/recordings/notes.txt", b"x", 0o664),
-                           (f"{FSDD_PREFIX}/recordings/../../../escape.wav", b"x", 0o664),
-                           ("/tmp/1_abs_0.wav", b"x", 0o664),
-                           (f"{FSDD_PREFIX}/utils/3_ann_5.wav", b"x", 0o664)])
+    members = _small_fsdd(
+        [
+            (f"{FSDD_PREFIX}/recordings/notes.txt", b"x", 0o664),
+            (f"{FSDD_PREFIX}/recordings/../../../escape.wav", b"x", 0o664),
+            ("/tmp/1_abs_0.wav", b"x", 0o664),
+            (f"{FSDD_PREFIX}/utils/3_ann_5.wav", b"x", 0o664),
+        ]
+    )
     mirror.put(fetch.FSDD_URL, _tar_gz(members))
     expected = {Path(n).name: d for n, d, _ in _small_fsdd()}
     folder = tmp_path / "expected"
@@ -202,8 +219,11 @@ def test_fashion_mnist_prefers_the_debian_package(mirror, tmp_path, monkeypatch)
 def test_fashion_mnist_with_other_bytes_than_published_is_refused(mirror, tmp_path, no_debian_package):
     for name, data in _fashion_files(tmp_path / "made").items():
         mirror.put(fetch.FASHION_MNIST_URL + name, data)
-    with pytest.raises(DownloadError, match="published one is 8d4fb7e6c68d591d4c3dfef9ec88bf0d; the file was not "
-                                            "kept; or install Debian's dataset-fashion-mnist.*fashion-mnist:DIR"):
+    with pytest.raises(
+        DownloadError,
+        match="published one is 8d4fb7e6c68d591d4c3dfef9ec88bf0d; the file was not "
+        "kept; or install Debian's dataset-fashion-mnist.*fashion-mnist:DIR",
+    ):
         load_dataset("fashion-mnist")
     assert _leftovers(tmp_path / "data" / "fashion-mnist") == []
 
@@ -231,8 +251,10 @@ def _cifar_records(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, bytes]:
 
 
 def _cifar_archive(n_train: int = 40, n_test: int = 50, extra: list | None = None) -> tuple[bytes, np.ndarray]:
-    members = [("cifar-10-batches-bin/batches.meta.txt", CIFAR_META, 0o644),
-               ("cifar-10-batches-bin/readme.html", b"<html></html>", 0o644)]
+    members = [
+        ("cifar-10-batches-bin/batches.meta.txt", CIFAR_META, 0o644),
+        ("cifar-10-batches-bin/readme.html", b"<html></html>", 0o644),
+    ]
     for i in range(1, 6):
         members.append((f"cifar-10-batches-bin/data_batch_{i}.bin", _cifar_records(n_train, i)[2], 0o644))
     _, test_images, raw = _cifar_records(n_test, 9)
@@ -331,8 +353,26 @@ def test_cifar10_batches_are_read_strictly(tmp_path):
 
 def test_a_run_on_downloaded_cifar10_evaluates_from_anywhere(mirror, served_cifar, tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    assert main(["train", "lenet5", "--data", "cifar10", "--epochs", "1", "--batch-size", "50", "--out", str(run),
-                 "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "lenet5",
+                "--data",
+                "cifar10",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "50",
+                "--out",
+                str(run),
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     folder = tmp_path / "data" / "cifar-10-batches-bin"
     origin = json.loads((run / "config.json").read_text())["data_origin"]
     assert origin == {"spec": "cifar10", "name": "cifar10", "folder": str(folder)}

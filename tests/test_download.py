@@ -8,9 +8,9 @@ import os
 import socket
 
 import pytest
+from mirror import Mirror
 
 from cnnatlas.download import DownloadError, data_dir, download, resolve_url
-from mirror import Mirror
 
 URL = "https://example.org/files/blob-1234.bin"
 DATA = os.urandom(3 << 20)  # several chunks

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from equivalence import max_relative_difference, randomize_norm_stats
 from safetensors.torch import save_file
 
 import cnnatlas
 from cnnatlas.cli import main
 from cnnatlas.export import export_onnx, export_torchscript
-from equivalence import max_relative_difference, randomize_norm_stats
 
 ort = pytest.importorskip("onnxruntime")
 

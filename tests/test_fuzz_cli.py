@@ -24,51 +24,91 @@ from hypothesis import strategies as st
 
 from cnnatlas.cli import build_parser, main
 
-SETTINGS = dict(deadline=None, derandomize=not os.environ.get("CNNATLAS_FUZZ_RANDOM"), database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large, HealthCheck.filter_too_much])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=not os.environ.get("CNNATLAS_FUZZ_RANDOM"),
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
 
 RUN = "run"  # a real training run, made once (lenet5, one epoch on the digits)
 PROC = ["/proc/cnnatlas-fuzz/x.png", "/proc/cnnatlas-fuzz"] if Path("/proc").is_dir() else []
 
 # Each pool: values that make sense, then values that do not.
-NUMBERS = (["1", "2", "3", "4", "16", "64"], ["0", "-1", "0.5", "nan", "inf", "-inf", "1e308", "-1e308",
-                                             "99999999999999999999", "x", ""])
-SHAPES = (["1x1x32x32", "1x3x32x32", "2x1x28x28", "1x3x16x16"],
-          ["1x3xbig", "0x1x32x32", "1x1x32x32,1x4", "", "32", "3x32x32", "1x32", "1x1x4x4", "1x1x32x32x32"])
+NUMBERS = (
+    ["1", "2", "3", "4", "16", "64"],
+    ["0", "-1", "0.5", "nan", "inf", "-inf", "1e308", "-1e308", "99999999999999999999", "x", ""],
+)
+SHAPES = (
+    ["1x1x32x32", "1x3x32x32", "2x1x28x28", "1x3x16x16"],
+    ["1x3xbig", "0x1x32x32", "1x1x32x32,1x4", "", "32", "3x32x32", "1x32", "1x1x4x4", "1x1x32x32x32"],
+)
 MODELS = (["lenet5", "resnet20", RUN], ["nosuchnet", "", "torchvision:nosuch", "nofile.py:build", "afile.txt:build"])
 PATTERNS = (["lenet5", "lenet*", "resnet2?", "lenet5,resnet20"], ["nosuch", "", ",", "[", "*5"])
 PATHS = ([RUN, "image.png", f"{RUN}/checkpoints/epoch-0001"], ["nosuch", "afile.txt", "adir", "", "claims.json", "."])
-OUT_FILES = (["out/a.png", "out/b.svg", "out/sub/c.dot"],
-             ["out/d.txt", "afile.txt", "afile.txt/x.png", "adir", "", "out", *PROC[:1]])
+OUT_FILES = (
+    ["out/a.png", "out/b.svg", "out/sub/c.dot"],
+    ["out/d.txt", "afile.txt", "afile.txt/x.png", "adir", "", "out", *PROC[:1]],
+)
 OUT_DIRS = (["out/atlas", "adir/atlas"], ["afile.txt", "afile.txt/sub", "", *PROC[1:]])
 INTS = (["3", "3,3", "7,2,3", "3,2,1,1", "3x3"], ["3,3,3", "0", "3,x", "", "-1", "99999999999"])
 NAMES = (["conv1", "features.0", "Bottleneck"], ["stages.0", "nosuch", "", ",", "conv1,nosuch"])
-CLAIMS = (["conv-params", "same-padding", "stacked-3x3", "one-by-one", "dilation", "vit-tokens", "degradation"],
-          ["nosuch-claim", ""])
+CLAIMS = (
+    ["conv-params", "same-padding", "stacked-3x3", "one-by-one", "dilation", "vit-tokens", "degradation"],
+    ["nosuch-claim", ""],
+)
 
 # Values by (command, flag) or flag; other flags by their type or choices.
 POOLS: dict[object, tuple[list[str], list[str]]] = {
-    "--input": SHAPES, "--models": PATTERNS, "--layer": NAMES, "--layers": NAMES, "--block": NAMES,
-    "--sweep": (["32,64", "64"], ["0", "a,b", "", "1,x"]), "--batch": (["1", "1,2"], ["0", "a", "", "-3"]),
+    "--input": SHAPES,
+    "--models": PATTERNS,
+    "--layer": NAMES,
+    "--layers": NAMES,
+    "--block": NAMES,
+    "--sweep": (["32,64", "64"], ["0", "a,b", "", "1,x"]),
+    "--batch": (["1", "1,2"], ["0", "a", "", "-3"]),
     "--data": (["digits"], ["nosuch-folder", "adir", "", "fashion-mnist"]),
-    "--model-arg": (["num_classes=3"], ["x", "=1", "nosuch=1"]), "--augment": (["none", "crop,flip"], ["nope", ""]),
-    "--onnx": (["out/m.onnx"], ["adir", "", "afile.txt/x.onnx"]), "--torchscript": (["out/m.pt"], ["adir", ""]),
-    "--weights": PATHS, "--resume": (PATHS[0] + ["latest"], PATHS[1]),
-    ("calc", "--kernel"): INTS, ("calc", "--output"): INTS, ("calc", "--layer"): INTS,
-    ("plot", "--out"): OUT_FILES, ("report", "--out"): OUT_DIRS, ("train", "--out"): OUT_DIRS,
+    "--model-arg": (["num_classes=3"], ["x", "=1", "nosuch=1"]),
+    "--augment": (["none", "crop,flip"], ["nope", ""]),
+    "--onnx": (["out/m.onnx"], ["adir", "", "afile.txt/x.onnx"]),
+    "--torchscript": (["out/m.pt"], ["adir", ""]),
+    "--weights": PATHS,
+    "--resume": (PATHS[0] + ["latest"], PATHS[1]),
+    ("calc", "--kernel"): INTS,
+    ("calc", "--output"): INTS,
+    ("calc", "--layer"): INTS,
+    ("plot", "--out"): OUT_FILES,
+    ("report", "--out"): OUT_DIRS,
+    ("train", "--out"): OUT_DIRS,
     ("plot", "--models"): (["lenet5"], ["alexnet", "nosuch", "", ","]),
     "--csv": (["out/l.csv", "out/sub/m.csv"], ["adir", "", "afile.txt/x.csv", *PROC[:1]]),
 }
-POSITIONALS = {"model": MODELS, "name": MODELS, "models": (MODELS[0][:2], MODELS[1]), "pattern": PATTERNS,
-               "run_dir": PATHS, "images": PATHS, "image": PATHS, "ids": CLAIMS}
+POSITIONALS = {
+    "model": MODELS,
+    "name": MODELS,
+    "models": (MODELS[0][:2], MODELS[1]),
+    "pattern": PATTERNS,
+    "run_dir": PATHS,
+    "images": PATHS,
+    "image": PATHS,
+    "ids": CLAIMS,
+}
 # Flags placed before the generated ones (which may override them) and after (which win): cheap shapes.
-BEFORE = {("bench",): ["--batch", "1", "--repeats", "1", "--warmup", "0"],
-          ("report",): ["--models", "lenet5", "--no-claims", "--no-erf", "--no-diagrams", "--quiet"],
-          ("plot", "pareto"): ["--models", "lenet5"]}
+BEFORE = {
+    ("bench",): ["--batch", "1", "--repeats", "1", "--warmup", "0"],
+    ("report",): ["--models", "lenet5", "--no-claims", "--no-erf", "--no-diagrams", "--quiet"],
+    ("plot", "pareto"): ["--models", "lenet5"],
+}
 AFTER = {("train",): ["--data", "nosuch-folder"], ("verify",): ["--quick"], ("tour",): ["--section", "nope"]}
-JUNK = st.one_of(st.sampled_from(["--", "-", "-h", "--nope", "--json", "=", "--quick", "-x", "--depth", "1"]),
-                 st.text(alphabet="abcxyz0123456789-=,", max_size=6))  # no '/', '.', '~': stays in the folder
+JUNK = st.one_of(
+    st.sampled_from(["--", "-", "-h", "--nope", "--json", "=", "--quick", "-x", "--depth", "1"]),
+    st.text(alphabet="abcxyz0123456789-=,", max_size=6),
+)  # no '/', '.', '~': stays in the folder
 
 
 def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -107,8 +147,9 @@ def argv(draw, paths: list[tuple[str, ...]] | None = None) -> list[str]:
         if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
             continue
         good, bad = _pool(path, action)
-        pool = st.sampled_from(bad) if not good or draw(st.integers(0, 9)) < (5 if messy else 1) else \
-            st.sampled_from(good)  # a clean line: mostly sensible values
+        pool = (
+            st.sampled_from(bad) if not good or draw(st.integers(0, 9)) < (5 if messy else 1) else st.sampled_from(good)
+        )  # a clean line: mostly sensible values
         if not action.option_strings:  # a positional: one or two values, now and then none
             low = 0 if action.nargs in ("?", "*") and path not in (("models",), ("verify",)) else 1
             n = draw(st.integers(low, 2 if action.nargs in ("*", "+") else 1))
@@ -139,8 +180,11 @@ def _outputs(args: list[str]) -> list[Path]:
             ns, _ = build_parser().parse_known_args(args)
     except BaseException:  # noqa: BLE001 — a line that does not parse runs nothing
         return []
-    return [Path(v).absolute() for key in ("out", "onnx", "torchscript", "csv") if isinstance(v := getattr(ns, key, None), str)
-            and v]
+    return [
+        Path(v).absolute()
+        for key in ("out", "onnx", "torchscript", "csv")
+        if isinstance(v := getattr(ns, key, None), str) and v
+    ]
 
 
 def _snapshot(root: Path) -> dict[Path, tuple]:
@@ -214,8 +258,22 @@ def workdir(tmp_path_factory):
 
 def test_every_sub_command_is_covered():
     names = {path[0] for path, _ in PARSERS if path}  # `cnnatlas --help` lists each
-    assert names >= {"tour", "models", "info", "train", "eval", "predict", "summary", "rf", "calc", "bench", "export",
-                     "plot", "report", "verify"}
+    assert names >= {
+        "tour",
+        "models",
+        "info",
+        "train",
+        "eval",
+        "predict",
+        "summary",
+        "rf",
+        "calc",
+        "bench",
+        "export",
+        "plot",
+        "report",
+        "verify",
+    }
 
 
 @settings(max_examples=300, **SETTINGS)

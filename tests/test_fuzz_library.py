@@ -24,21 +24,39 @@ import cnnatlas
 from cnnatlas import CnnAtlasError
 from cnnatlas.analysis import formulas as F
 
-SETTINGS = dict(deadline=None, derandomize=not os.environ.get("CNNATLAS_FUZZ_RANDOM"), database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=not os.environ.get("CNNATLAS_FUZZ_RANDOM"),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 SMALL = ["lenet5", "resnet20", "alexnet", "mobilenet_v2", "efficientnet", "r3d_18", "m5"]
 NAMES = st.one_of(st.sampled_from(SMALL + ["", "nosuchnet", "LeNet5", "resnet", "*"]), st.text(max_size=12))
-ODD = st.one_of(st.none(), st.booleans(), st.integers(-3, 300), st.sampled_from([10 ** 30, -10 ** 30]),
-                st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
-                st.lists(st.integers(-2, 40), max_size=5).map(tuple), st.lists(st.integers(-2, 40), max_size=5),
-                st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-                st.sampled_from([torch.float16, nn.ReLU, object(), b"x", 1j]))
-SIZES = st.one_of(st.integers(-1, 64), st.sampled_from([10 ** 12, 2 ** 63, 0]), st.floats(0, 64), st.just("8"),
-                  st.none(), st.booleans())
-SHAPES = st.one_of(st.lists(SIZES, max_size=6).map(tuple), st.lists(st.lists(SIZES, max_size=5), max_size=3),
-                   st.dictionaries(st.sampled_from(["x", "y"]), st.lists(SIZES, max_size=5), max_size=2),
-                   st.just((1, 3, 32, 32)), st.just((1, 1, 32, 32)), st.just([(1, 1, 32, 32)]), ODD)
+ODD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 300),
+    st.sampled_from([10**30, -(10**30)]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.lists(st.integers(-2, 40), max_size=5).map(tuple),
+    st.lists(st.integers(-2, 40), max_size=5),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.sampled_from([torch.float16, nn.ReLU, object(), b"x", 1j]),
+)
+SIZES = st.one_of(
+    st.integers(-1, 64), st.sampled_from([10**12, 2**63, 0]), st.floats(0, 64), st.just("8"), st.none(), st.booleans()
+)
+SHAPES = st.one_of(
+    st.lists(SIZES, max_size=6).map(tuple),
+    st.lists(st.lists(SIZES, max_size=5), max_size=3),
+    st.dictionaries(st.sampled_from(["x", "y"]), st.lists(SIZES, max_size=5), max_size=2),
+    st.just((1, 3, 32, 32)),
+    st.just((1, 1, 32, 32)),
+    st.just([(1, 1, 32, 32)]),
+    ODD,
+)
 
 
 def expect_clean(fn, *args, **kwargs):
@@ -89,32 +107,51 @@ def _kwargs_for(name: str):
 @given(data=st.data())
 def test_fuzz_create_model(data):
     name = data.draw(NAMES)
-    kwargs = data.draw(_kwargs_for(name)) if name in SMALL else data.draw(st.dictionaries(st.text(max_size=4), ODD,
-                                                                                          max_size=2))
+    kwargs = (
+        data.draw(_kwargs_for(name))
+        if name in SMALL
+        else data.draw(st.dictionaries(st.text(max_size=4), ODD, max_size=2))
+    )
     with torch.device("meta"):  # a hostile width costs nothing here
         model = expect_clean(cnnatlas.create_model, name, **kwargs)
     assert model is None or isinstance(model, nn.Module)
 
 
 @settings(max_examples=400, **SETTINGS)
-@given(input_size=SHAPES, extra=st.dictionaries(st.sampled_from(["dtype", "training", "spatial_dims", "rf_input",
-                                                                  "training_memory", "nosuch"]), ODD, max_size=2),
-       which=st.sampled_from(["lenet", "seq", "resnet20", "odd"]), odd=ODD)
+@given(
+    input_size=SHAPES,
+    extra=st.dictionaries(
+        st.sampled_from(["dtype", "training", "spatial_dims", "rf_input", "training_memory", "nosuch"]), ODD, max_size=2
+    ),
+    which=st.sampled_from(["lenet", "seq", "resnet20", "odd"]),
+    odd=ODD,
+)
 def test_fuzz_analyze(lenet, input_size, extra, which, odd):
-    model = {"lenet": lenet, "seq": nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten()),
-             "resnet20": cnnatlas.create_model("resnet20"), "odd": odd}[which]
+    model = {
+        "lenet": lenet,
+        "seq": nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten()),
+        "resnet20": cnnatlas.create_model("resnet20"),
+        "odd": odd,
+    }[which]
     report = expect_clean(cnnatlas.analyze, model, input_size, **extra)
     if report is not None:
         assert report.macs >= 0 and all(min(s) >= 1 for s in report.input_shapes if s)
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(input_size=st.one_of(st.just((1, 1, 32, 32)), st.lists(SIZES, max_size=5).map(tuple), ODD),
-       kwargs=st.fixed_dictionaries({}, optional={
-           "layer": st.one_of(st.sampled_from(["features", "features.3", "nosuch", ""]), ODD),
-           "unit": st.one_of(st.lists(st.integers(-2, 40), max_size=3).map(tuple), ODD),
-           "fraction": st.one_of(st.floats(-1, 2), ODD), "samples": st.one_of(st.integers(-1, 3), ODD),
-           "seed": st.one_of(st.integers(-1, 3), ODD)}))
+@given(
+    input_size=st.one_of(st.just((1, 1, 32, 32)), st.lists(SIZES, max_size=5).map(tuple), ODD),
+    kwargs=st.fixed_dictionaries(
+        {},
+        optional={
+            "layer": st.one_of(st.sampled_from(["features", "features.3", "nosuch", ""]), ODD),
+            "unit": st.one_of(st.lists(st.integers(-2, 40), max_size=3).map(tuple), ODD),
+            "fraction": st.one_of(st.floats(-1, 2), ODD),
+            "samples": st.one_of(st.integers(-1, 3), ODD),
+            "seed": st.one_of(st.integers(-1, 3), ODD),
+        },
+    ),
+)
 def test_fuzz_effective_receptive_field(lenet, input_size, kwargs):
     if isinstance(kwargs.get("samples"), int) and kwargs["samples"] > 3:
         kwargs["samples"] = 3  # real gradients: keep them cheap
@@ -124,9 +161,12 @@ def test_fuzz_effective_receptive_field(lenet, input_size, kwargs):
 
 
 @settings(max_examples=120, **SETTINGS)
-@given(args=st.lists(ODD, max_size=4), kwargs=st.dictionaries(st.sampled_from(["time_kernel", "time_padding",
-                                                                               "time_stride", "skip_time_pools",
-                                                                               "nosuch"]), ODD, max_size=3))
+@given(
+    args=st.lists(ODD, max_size=4),
+    kwargs=st.dictionaries(
+        st.sampled_from(["time_kernel", "time_padding", "time_stride", "skip_time_pools", "nosuch"]), ODD, max_size=3
+    ),
+)
 def test_fuzz_inflate(lenet, args, kwargs):
     with torch.device("meta"):
         expect_clean(cnnatlas.inflate, lenet, *args[:3], **kwargs)
@@ -142,8 +182,11 @@ def test_fuzz_compound_scale(args):
         assert all(math.isfinite(v) for v in values)
 
 
-CALCULATORS = [fn for name, fn in vars(F).items() if inspect.isfunction(fn) and not name.startswith("_")
-               and fn.__module__ == F.__name__]
+CALCULATORS = [
+    fn
+    for name, fn in vars(F).items()
+    if inspect.isfunction(fn) and not name.startswith("_") and fn.__module__ == F.__name__
+]
 
 
 @settings(max_examples=500, **SETTINGS)
@@ -157,8 +200,16 @@ def test_fuzz_formulas(fn, args):
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(state=st.one_of(ODD, st.dictionaries(st.sampled_from(["conv1.weight", "x"]),
-                                            st.sampled_from([torch.zeros(3), torch.zeros(6, 1, 5, 5)]), max_size=2)))
+@given(
+    state=st.one_of(
+        ODD,
+        st.dictionaries(
+            st.sampled_from(["conv1.weight", "x"]),
+            st.sampled_from([torch.zeros(3), torch.zeros(6, 1, 5, 5)]),
+            max_size=2,
+        ),
+    )
+)
 def test_fuzz_load_torchvision_weights(lenet, state):
     with torch.device("meta"):
         model = cnnatlas.create_model("lenet5")

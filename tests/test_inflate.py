@@ -5,6 +5,7 @@ with zero padding — and I3D as inflated GoogLeNet."""
 
 import pytest
 import torch
+from equivalence import max_relative_difference, randomize_norm_stats
 from torch import nn
 
 import cnnatlas
@@ -12,7 +13,6 @@ from cnnatlas import InvalidArgumentError, inflate
 from cnnatlas.inflate import ReplicateTimeConv3d, ZeroPadShortcut3d
 from cnnatlas.models.base import count_params
 from cnnatlas.models.video import I3D_INFLATION
-from equivalence import max_relative_difference, randomize_norm_stats
 
 
 def _model(name, **kwargs):
@@ -41,23 +41,35 @@ def test_every_filter_is_copied_T_times_and_divided_by_T():
     assert torch.equal(new.bias, conv.bias)
 
 
-@pytest.mark.parametrize("time_kernel, expected", [
-    (None, [(7, 7, 7), (1, 1, 1), (3, 3, 3), (1, 1, 5)]),  # square k×k → k×k×k; others keep time 1
-    (3, [(3, 7, 7), (1, 1, 1), (3, 3, 3), (3, 1, 5)]),  # every kernel but 1×1 gets T = 3
-    (lambda name, conv: 2 if name == "0" else 1, [(2, 7, 7), (1, 1, 1), (1, 3, 3), (1, 1, 5)]),
-])
+@pytest.mark.parametrize(
+    "time_kernel, expected",
+    [
+        (None, [(7, 7, 7), (1, 1, 1), (3, 3, 3), (1, 1, 5)]),  # square k×k → k×k×k; others keep time 1
+        (3, [(3, 7, 7), (1, 1, 1), (3, 3, 3), (3, 1, 5)]),  # every kernel but 1×1 gets T = 3
+        (lambda name, conv: 2 if name == "0" else 1, [(2, 7, 7), (1, 1, 1), (1, 3, 3), (1, 1, 5)]),
+    ],
+)
 def test_time_kernel_rule(time_kernel, expected):
     net = nn.Sequential(nn.Conv2d(1, 2, 7), nn.Conv2d(2, 2, 1), nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, (1, 5)))
     assert [m.kernel_size for m in inflate(net, time_kernel=time_kernel)] == expected
 
 
 def test_pool_and_stride_rule():
-    net = nn.Sequential(nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(3, 2), nn.AvgPool2d(2), nn.MaxPool2d(3, 1, 1),
-                        nn.AdaptiveAvgPool2d((6, 6)), nn.Conv2d(1, 1, 3, stride=2))
+    net = nn.Sequential(
+        nn.MaxPool2d(3, 2, 1),
+        nn.MaxPool2d(3, 2),
+        nn.AvgPool2d(2),
+        nn.MaxPool2d(3, 1, 1),
+        nn.AdaptiveAvgPool2d((6, 6)),
+        nn.Conv2d(1, 1, 3, stride=2),
+    )
     same = inflate(net, skip_time_pools=1)
     assert [(m.kernel_size, m.stride) for m in same[:4]] == [
         ((1, 3, 3), (1, 2, 2)),  # the first strided pool keeps time (skip_time_pools=1)
-        ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2)), ((3, 3, 3), (1, 1, 1))]
+        ((3, 3, 3), (2, 2, 2)),
+        ((2, 2, 2), (2, 2, 2)),
+        ((3, 3, 3), (1, 1, 1)),
+    ]
     assert same[4].output_size == (1, 6, 6) and same[5].stride == (2, 2, 2)
     flat = inflate(net, time_stride=1)
     assert all(m.kernel_size[0] == 1 and m.stride[0] == 1 for m in flat[:4])
@@ -89,9 +101,15 @@ def test_replicate_time_padding_repeats_the_end_frames():
 
 # (model, spatial size, frames, time_stride): residual (option A and B shortcuts), Inception,
 # depthwise, squeeze-excitation, dense connections with average pools.
-BORING = [("lenet5", 32, 4, "same"), ("resnet20", 16, 4, "same"), ("resnet18", 32, 4, "same"),
-          ("googlenet", 32, 16, "same"), ("mobilenet_v2", 32, 3, 1), ("efficientnet_b0", 32, 3, 1),
-          ("densenet121", 32, 3, 1)]
+BORING = [
+    ("lenet5", 32, 4, "same"),
+    ("resnet20", 16, 4, "same"),
+    ("resnet18", 32, 4, "same"),
+    ("googlenet", 32, 16, "same"),
+    ("mobilenet_v2", 32, 3, 1),
+    ("efficientnet_b0", 32, 3, 1),
+    ("densenet121", 32, 3, 1),
+]
 
 
 @pytest.mark.parametrize("name, size, frames, time_stride", BORING)
@@ -160,7 +178,11 @@ def test_i3d_is_inflated_googlenet():
     f = i3d.features
     assert (f.conv1.conv.kernel_size, f.conv1.conv.stride) == ((7, 7, 7), (2, 2, 2))
     assert [(p.kernel_size, p.stride) for p in (f.maxpool1, f.maxpool2, f.maxpool3, f.maxpool4)] == [
-        ((1, 3, 3), (1, 2, 2)), ((1, 3, 3), (1, 2, 2)), ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2))]
+        ((1, 3, 3), (1, 2, 2)),
+        ((1, 3, 3), (1, 2, 2)),
+        ((3, 3, 3), (2, 2, 2)),
+        ((2, 2, 2), (2, 2, 2)),
+    ]
     assert f.inception3a.branch4[0].kernel_size == (3, 3, 3) and f.inception3a.branch2[1].conv.kernel_size == (3, 3, 3)
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
@@ -174,8 +196,11 @@ def test_i3d_parameters_against_the_paper():
         rgb, flow = cnnatlas.create_model("i3d"), cnnatlas.create_model("i3d", in_channels=2)
         googlenet = cnnatlas.create_model("googlenet", num_classes=400)
     assert abs(count_params(rgb) + count_params(flow) - 25e6) / 25e6 < 0.05
-    extra = sum(m.weight.numel() * (m.kernel_size[0] - 1) for m in googlenet.modules() if isinstance(m, nn.Conv2d)
-                and m.kernel_size[0] == m.kernel_size[1])
+    extra = sum(
+        m.weight.numel() * (m.kernel_size[0] - 1)
+        for m in googlenet.modules()
+        if isinstance(m, nn.Conv2d) and m.kernel_size[0] == m.kernel_size[1]
+    )
     assert count_params(rgb) == count_params(googlenet) + extra
 
 

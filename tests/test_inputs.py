@@ -33,22 +33,27 @@ def usage_error(capsys, *args: str) -> str:
 CH = ["--in-channels", "3", "--out-channels", "3"]
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["compound-scaling", "--phi", "1e308"], "phi must be a finite number with |phi| < 1077"),
-    (["compound-scaling", "--phi", "nan"], "argument --phi: expected a finite number; got 'nan'"),
-    (["compound-scaling", "--phi", "inf"], "argument --phi: expected a finite number; got 'inf'"),
-    (["compound-scaling", "--phi", "2", "--alpha", "nan"], "argument --alpha: expected a finite number ≥ 1"),
-    (["conv-params", "--dims", "0", *CH], "argument --dims: expected a whole number from 1 to 3; got '0'"),
-    (["conv-params", "--kernel", "3,3,3", "--dims", "2", *CH], "gives 3 sizes, one per axis, but --dims"),
-    (["conv-params", "--kernel", "3,a", *CH], "--kernel: expected whole numbers separated by commas; got '3,a'"),
-    (["dense-params", "--height", "0", "--width", "2", *CH], "argument --height: expected a whole number ≥ 1"),
-    (["dense-params", "--height", "99999999999", "--width", "2", *CH], "from 1 to 2147483647; got '99999999999'"),
-    (["stacked-vs-single", "--n", "0", "--channels", "8"], "argument --n: expected a whole number ≥ 1; got '0'"),
-    (["conv-macs", "--output", "4,4", "--groups", "0", *CH], "argument --groups: expected a whole number ≥ 1"),
-    (["conv-output", "--input", "8", "--kernel", "3", "--padding", "-1"], "argument --padding: expected a whole "
-                                                                          "number ≥ 0; got '-1'"),
-    (["dilation", "--kernel", "3", "--dilation", "2", "--dims", "7"], "argument --dims: expected a whole number"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["compound-scaling", "--phi", "1e308"], "phi must be a finite number with |phi| < 1077"),
+        (["compound-scaling", "--phi", "nan"], "argument --phi: expected a finite number; got 'nan'"),
+        (["compound-scaling", "--phi", "inf"], "argument --phi: expected a finite number; got 'inf'"),
+        (["compound-scaling", "--phi", "2", "--alpha", "nan"], "argument --alpha: expected a finite number ≥ 1"),
+        (["conv-params", "--dims", "0", *CH], "argument --dims: expected a whole number from 1 to 3; got '0'"),
+        (["conv-params", "--kernel", "3,3,3", "--dims", "2", *CH], "gives 3 sizes, one per axis, but --dims"),
+        (["conv-params", "--kernel", "3,a", *CH], "--kernel: expected whole numbers separated by commas; got '3,a'"),
+        (["dense-params", "--height", "0", "--width", "2", *CH], "argument --height: expected a whole number ≥ 1"),
+        (["dense-params", "--height", "99999999999", "--width", "2", *CH], "from 1 to 2147483647; got '99999999999'"),
+        (["stacked-vs-single", "--n", "0", "--channels", "8"], "argument --n: expected a whole number ≥ 1; got '0'"),
+        (["conv-macs", "--output", "4,4", "--groups", "0", *CH], "argument --groups: expected a whole number ≥ 1"),
+        (
+            ["conv-output", "--input", "8", "--kernel", "3", "--padding", "-1"],
+            "argument --padding: expected a whole number ≥ 0; got '-1'",
+        ),
+        (["dilation", "--kernel", "3", "--dilation", "2", "--dims", "7"], "argument --dims: expected a whole number"),
+    ],
+)
 def test_calc_refuses_nonsense(capsys, args, expected):
     assert expected in usage_error(capsys, "calc", *args)
 
@@ -60,19 +65,28 @@ def test_calc_kernel_per_axis_sets_the_dimensions(capsys):
     assert '"value": 246' in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["rf", "lenet5", "--erf", "--fraction", "-1"], "argument --fraction: expected a finite number > 0 and ≤ 1"),
-    (["rf", "lenet5", "--erf", "--fraction", "nan"], "argument --fraction: expected a finite number > 0 and ≤ 1"),
-    (["rf", "lenet5", "--erf", "--samples", "0"], "argument --samples: expected a whole number ≥ 1; got '0'"),
-    (["rf", "lenet5", "--depth", "0"], "argument --depth: expected a whole number ≥ 1; got '0'"),
-    (["summary", "lenet5", "--depth", "-1"], "argument --depth: expected a whole number ≥ 0; got '-1'"),
-    (["summary", "lenet5", "--sweep", ""], "--sweep: expected sizes separated by commas"),
-    (["models", "nosuch*"], "expected a pattern matching a registered model"),
-    (["report", "--out", "x", "--erf-samples", "nan"], "argument --erf-samples: expected a whole number ≥ 1"),
-    (["plot", "erf", "lenet5", "--out", "x.png", "--max-size", "0"], "argument --max-size: expected a whole number"),
-    (["plot", "equivariance", "--out", "x.png", "--shift", "1", "1e3"], "argument --shift: expected a whole number"),
-    (["plot", "training", "", "--out", "x.png"], "argument RUN_DIR: expected a path; got ''"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["rf", "lenet5", "--erf", "--fraction", "-1"], "argument --fraction: expected a finite number > 0 and ≤ 1"),
+        (["rf", "lenet5", "--erf", "--fraction", "nan"], "argument --fraction: expected a finite number > 0 and ≤ 1"),
+        (["rf", "lenet5", "--erf", "--samples", "0"], "argument --samples: expected a whole number ≥ 1; got '0'"),
+        (["rf", "lenet5", "--depth", "0"], "argument --depth: expected a whole number ≥ 1; got '0'"),
+        (["summary", "lenet5", "--depth", "-1"], "argument --depth: expected a whole number ≥ 0; got '-1'"),
+        (["summary", "lenet5", "--sweep", ""], "--sweep: expected sizes separated by commas"),
+        (["models", "nosuch*"], "expected a pattern matching a registered model"),
+        (["report", "--out", "x", "--erf-samples", "nan"], "argument --erf-samples: expected a whole number ≥ 1"),
+        (
+            ["plot", "erf", "lenet5", "--out", "x.png", "--max-size", "0"],
+            "argument --max-size: expected a whole number",
+        ),
+        (
+            ["plot", "equivariance", "--out", "x.png", "--shift", "1", "1e3"],
+            "argument --shift: expected a whole number",
+        ),
+        (["plot", "training", "", "--out", "x.png"], "argument RUN_DIR: expected a path; got ''"),
+    ],
+)
 def test_neighbouring_flags_refuse_nonsense(capsys, tmp_path, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)
     assert expected in usage_error(capsys, *args)
@@ -91,8 +105,9 @@ def test_every_numeric_flag_of_the_analysis_commands_is_checked(capsys):
                 flag = max(action.option_strings, key=len)
                 ours = getattr(action.type, "__name__", "") == "integer"  # argtypes also bounds whole numbers
                 for bad in ("nan", "inf", "99999999999999999999" if ours else "-inf"):
-                    err = usage_error(capsys, *path, flag, *[bad] * (action.nargs if isinstance(action.nargs, int)
-                                                                      else 1))
+                    err = usage_error(
+                        capsys, *path, flag, *[bad] * (action.nargs if isinstance(action.nargs, int) else 1)
+                    )
                     assert f"argument {flag}" in err or f"{action.dest} must be" in err, err
                 checked += 1
     assert checked >= 40
@@ -124,14 +139,26 @@ def test_out_on_a_file_or_under_a_file(capsys, tmp_path, monkeypatch):
     assert (tmp_path / "file.txt").read_text() == "keep me" and list((tmp_path / "folder").iterdir()) == []
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc") or os.access("/proc", os.W_OK) and os.path.exists("/proc/self/x.png"),
-                    reason="needs Linux /proc, where a file cannot be created")
+@pytest.mark.skipif(
+    not os.path.isdir("/proc") or os.access("/proc", os.W_OK) and os.path.exists("/proc/self/x.png"),
+    reason="needs Linux /proc, where a file cannot be created",
+)
 def test_out_where_the_system_refuses_the_write(capsys):
     """/proc passes the up-front checks for root (who may write anywhere) but refuses the file itself."""
     err = usage_error(capsys, "plot", "rf-growth", "lenet5", "--out", "/proc/cnnatlas-test/x.png")
     assert "--out: expected a file this user can write" in err or "not writable" in err
-    err = usage_error(capsys, "report", "--out", "/proc/cnnatlas-test", "--models", "lenet5", "--no-claims",
-                      "--no-erf", "--no-diagrams", "--quiet")
+    err = usage_error(
+        capsys,
+        "report",
+        "--out",
+        "/proc/cnnatlas-test",
+        "--models",
+        "lenet5",
+        "--no-claims",
+        "--no-erf",
+        "--no-diagrams",
+        "--quiet",
+    )
     assert "--out: expected a folder this user can write" in err or "not writable" in err
 
 
@@ -160,13 +187,16 @@ def test_out_types_take_what_can_be_written(tmp_path):
 # -- the parser's messages -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, helper", [
-    (["calc", "conv-params", *CH, "--bogus"], "see 'cnnatlas calc conv-params --help'"),
-    (["summary", "lenet5", "--bogus"], "see 'cnnatlas summary --help'"),
-    (["plot", "training", "run", "--out", "x.png", "--zz"], "see 'cnnatlas plot training --help'"),
-    (["calc", "--zz"], "see 'cnnatlas calc --help'"),
-    (["--zz", "models"], "see 'cnnatlas --help'"),
-])
+@pytest.mark.parametrize(
+    "args, helper",
+    [
+        (["calc", "conv-params", *CH, "--bogus"], "see 'cnnatlas calc conv-params --help'"),
+        (["summary", "lenet5", "--bogus"], "see 'cnnatlas summary --help'"),
+        (["plot", "training", "run", "--out", "x.png", "--zz"], "see 'cnnatlas plot training --help'"),
+        (["calc", "--zz"], "see 'cnnatlas calc --help'"),
+        (["--zz", "models"], "see 'cnnatlas --help'"),
+    ],
+)
 def test_an_unknown_flag_points_to_its_sub_commands_help(capsys, args, helper):
     err = usage_error(capsys, *args)
     assert "unrecognized arguments:" in err and helper in err
@@ -180,8 +210,12 @@ def test_no_command_or_formula_is_one_line_too(capsys):
 
 
 def test_in_a_subprocess_no_traceback():
-    proc = subprocess.run([sys.executable, "-m", "cnnatlas", "calc", "compound-scaling", "--phi", "1e308"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnatlas", "calc", "compound-scaling", "--phi", "1e308"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
 
 
@@ -194,18 +228,21 @@ def test_compound_scaling_stays_finite():
     with pytest.raises(InvalidArgumentError, match="phi must be a finite number; got nan"):
         F.compound_scaling(float("nan"))
     with pytest.raises(InvalidArgumentError, match="alpha must be a finite number ≥ 1"):
-        F.compound_scaling(1, 10 ** 400)
+        F.compound_scaling(1, 10**400)
     assert F.compound_scaling(-1000).flops > 0 and F.compound_scaling(1000).flops < float("inf")
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: F.conv_params(3, 3, 3, dims=0), "dims must be an integer ≥ 1; got 0"),
-    (lambda: F.dense_params(0, 2, 3, 3), "height must be an integer ≥ 1; got 0"),
-    (lambda: F.stacked_vs_single(8, 3, 0), "n must be an integer ≥ 1; got 0"),
-    (lambda: F.conv_macs((4, 4), 3, 3, 3, groups=0), "groups must be an integer ≥ 1; got 0"),
-    (lambda: F.receptive_field_stack(3), "layers must be a list of"),
-    (lambda: F.conv_params(None, 3, 3), "kernel_size must be an integer or one integer per spatial axis"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: F.conv_params(3, 3, 3, dims=0), "dims must be an integer ≥ 1; got 0"),
+        (lambda: F.dense_params(0, 2, 3, 3), "height must be an integer ≥ 1; got 0"),
+        (lambda: F.stacked_vs_single(8, 3, 0), "n must be an integer ≥ 1; got 0"),
+        (lambda: F.conv_macs((4, 4), 3, 3, 3, groups=0), "groups must be an integer ≥ 1; got 0"),
+        (lambda: F.receptive_field_stack(3), "layers must be a list of"),
+        (lambda: F.conv_params(None, 3, 3), "kernel_size must be an integer or one integer per spatial axis"),
+    ],
+)
 def test_calculators_refuse_nonsense(call, message):
     with pytest.raises(InvalidArgumentError, match=message):
         call()
@@ -218,7 +255,7 @@ def test_analyze_names_a_shape_that_is_not_whole():
     with pytest.raises(InvalidArgumentError, match=r"input 1: .* got \(1, 'a'\), in which 'a' is not a whole number"):
         cnnatlas.analyze(model, [(1, 3, 8, 8), (1, "a")])
     with pytest.raises(InvalidArgumentError, match="too large"):
-        cnnatlas.analyze(model, (1, 3, 2 ** 40, 2 ** 40))
+        cnnatlas.analyze(model, (1, 3, 2**40, 2**40))
     np = pytest.importorskip("numpy")
     assert cnnatlas.analyze(model, (1, 3, np.int64(8), 8)).output_shapes == [(1, 4, 6, 6)]
 
@@ -256,21 +293,28 @@ def test_analyze_names_the_inputs_dtype_when_it_clashes_with_the_weights():
 
 def test_effective_receptive_field_checks_before_working():
     model = cnnatlas.create_model("lenet5")
-    for kwargs, message in (({"fraction": "0.5"}, "fraction must be a number in"), ({"samples": 1.5}, "samples must"),
-                            ({"seed": -1}, "seed must be an integer ≥ 0"), ({"layer": 3}, "layer must be a module"),
-                            ({"unit": "centre"}, "unit must be a tuple of integers")):
+    for kwargs, message in (
+        ({"fraction": "0.5"}, "fraction must be a number in"),
+        ({"samples": 1.5}, "samples must"),
+        ({"seed": -1}, "seed must be an integer ≥ 0"),
+        ({"layer": 3}, "layer must be a module"),
+        ({"unit": "centre"}, "unit must be a tuple of integers"),
+    ):
         with pytest.raises(InvalidArgumentError, match=message):
             cnnatlas.effective_receptive_field(model, (1, 1, 32, 32), **kwargs)
     with pytest.raises(InvalidArgumentError, match="input_size must be"):
         cnnatlas.effective_receptive_field(model, 32)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--warmup", "99999999999999999999"], "both at most 10000"),
-    (["--repeats", "10001"], "both at most 10000"),
-    (["--batch", "1,99999999999"], "expected at most 16 GiB of input"),
-    (["--batch", "1", "--input", "99999x99999"], "expected at most 16 GiB of input"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--warmup", "99999999999999999999"], "both at most 10000"),
+        (["--repeats", "10001"], "both at most 10000"),
+        (["--batch", "1,99999999999"], "expected at most 16 GiB of input"),
+        (["--batch", "1", "--input", "99999x99999"], "expected at most 16 GiB of input"),
+    ],
+)
 def test_bench_refuses_what_would_never_end_or_fit(capsys, args, expected):
     assert expected in usage_error(capsys, "bench", "lenet5", *args)
 
@@ -285,8 +329,11 @@ def test_effective_receptive_field_refuses_an_input_past_the_machines_memory(cap
 def test_a_model_file_whose_factory_raises_is_one_line(capsys, tmp_path, command):
     path = tmp_path / "mine.py"
     path.write_text("def build():\n    raise RuntimeError('the constructor broke\\non two lines')\n")
-    args = [*command, f"{path}:build"] if command[0] != "plot" else [*command, f"{path}:build", "--out",
-                                                                       str(tmp_path / "rf.png")]
+    args = (
+        [*command, f"{path}:build"]
+        if command[0] != "plot"
+        else [*command, f"{path}:build", "--out", str(tmp_path / "rf.png")]
+    )
     if command == ["rf", "--erf"]:
         args = ["rf", f"{path}:build", "--erf"]
     err = usage_error(capsys, *args)

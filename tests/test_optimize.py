@@ -8,13 +8,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from equivalence import max_relative_difference, randomize_norm_stats
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 import cnnatlas
-from cnnatlas.optimize import (_CONV_POINTWISE, ConvAct, OptimizeWarning, activation_post_op, find_conv_bn_pairs,
-                               fold_conv_bn, fuse_conv_activations, optimize)
-from equivalence import max_relative_difference, randomize_norm_stats
+from cnnatlas.optimize import (
+    _CONV_POINTWISE,
+    ConvAct,
+    OptimizeWarning,
+    activation_post_op,
+    find_conv_bn_pairs,
+    fold_conv_bn,
+    fuse_conv_activations,
+    optimize,
+)
 
 optimize_module = importlib.import_module("cnnatlas.optimize")  # the attribute cnnatlas.optimize is the function
 
@@ -184,9 +192,23 @@ def test_torchvision_and_timm_models_without_example_input(source):
 
 # -- conv → activation fusion ---------------------------------------------------------------------
 
-needs_fused_conv = pytest.mark.skipif(_CONV_POINTWISE is None, reason="this torch build has no oneDNN fused convolution")
-ACTIVATIONS = [nn.ReLU(), nn.ReLU(inplace=True), nn.ReLU6(), nn.Hardtanh(-1.0, 2.0), nn.LeakyReLU(0.2), nn.GELU(),
-               nn.GELU(approximate="tanh"), nn.SiLU(), nn.Hardswish(), nn.Sigmoid(), nn.Tanh(), nn.Hardsigmoid()]
+needs_fused_conv = pytest.mark.skipif(
+    _CONV_POINTWISE is None, reason="this torch build has no oneDNN fused convolution"
+)
+ACTIVATIONS = [
+    nn.ReLU(),
+    nn.ReLU(inplace=True),
+    nn.ReLU6(),
+    nn.Hardtanh(-1.0, 2.0),
+    nn.LeakyReLU(0.2),
+    nn.GELU(),
+    nn.GELU(approximate="tanh"),
+    nn.SiLU(),
+    nn.Hardswish(),
+    nn.Sigmoid(),
+    nn.Tanh(),
+    nn.Hardsigmoid(),
+]
 
 
 @needs_fused_conv
@@ -226,11 +248,14 @@ class _PreActivationRead(nn.Module):
 
 
 @needs_fused_conv
-@pytest.mark.parametrize("inplace, read_before, fusable", [
-    (False, False, False),  # y + act(y): y must stay pre-activation
-    (True, False, True),    # act_(y) + y: y is activated in place, so fusing changes nothing
-    (True, True, False),    # y read before the in-place activation
-])
+@pytest.mark.parametrize(
+    "inplace, read_before, fusable",
+    [
+        (False, False, False),  # y + act(y): y must stay pre-activation
+        (True, False, True),  # act_(y) + y: y is activated in place, so fusing changes nothing
+        (True, True, False),  # y read before the in-place activation
+    ],
+)
 def test_fusion_follows_the_data_flow(inplace, read_before, fusable):
     model = _PreActivationRead(inplace, read_before).eval()
     x = torch.randn(2, 3, 8, 8)
@@ -256,6 +281,7 @@ def test_optimize_fuses_the_zoo_and_exports_through_the_plain_path(tmp_path):
 
 
 # -- exact or refused: the models a fold would silently change ------------------------------------
+
 
 class _SharedWeight(nn.Module):
     """Two convolutions share one weight; a batch norm follows only the first. Folding it into the
@@ -322,12 +348,16 @@ def test_shared_weight_with_batch_norm_after_one_use_is_not_folded(functional):
     _exact_without_folding(_SharedWeight(functional), torch.randn(2, 3, 8, 8))
 
 
-@pytest.mark.parametrize("wrap", [
-    torch.nn.utils.parametrizations.weight_norm,
-    torch.nn.utils.parametrizations.spectral_norm,
-    torch.nn.utils.weight_norm,     # the older forms: a forward pre-hook recomputes the weight
-    torch.nn.utils.spectral_norm,
-], ids=["weight_norm", "spectral_norm", "weight_norm-hook", "spectral_norm-hook"])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        torch.nn.utils.parametrizations.weight_norm,
+        torch.nn.utils.parametrizations.spectral_norm,
+        torch.nn.utils.weight_norm,  # the older forms: a forward pre-hook recomputes the weight
+        torch.nn.utils.spectral_norm,
+    ],
+    ids=["weight_norm", "spectral_norm", "weight_norm-hook", "spectral_norm-hook"],
+)
 def test_parametrized_conv_before_batch_norm_is_not_folded(wrap):
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -336,10 +366,14 @@ def test_parametrized_conv_before_batch_norm_is_not_folded(wrap):
     _exact_without_folding(_ConvThenBN(conv), torch.randn(2, 3, 8, 8))
 
 
-@pytest.mark.parametrize("model", [
-    lambda: _ConvThenBN(nn.Conv2d(3, 4, 3, padding=1), _BNThenReLU(4)),
-    lambda: _ConvThenBN(_StandardizedConv(3, 4, 3, padding=1)),
-], ids=["bn-subclass-with-activation", "conv-subclass-rewriting-its-weight"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        lambda: _ConvThenBN(nn.Conv2d(3, 4, 3, padding=1), _BNThenReLU(4)),
+        lambda: _ConvThenBN(_StandardizedConv(3, 4, 3, padding=1)),
+    ],
+    ids=["bn-subclass-with-activation", "conv-subclass-rewriting-its-weight"],
+)
 def test_subclasses_that_do_more_are_not_folded(model):
     torch.manual_seed(0)
     _exact_without_folding(model(), torch.randn(2, 3, 8, 8))
@@ -383,8 +417,11 @@ class _Branchy(nn.Module):
         return self.bn(self.conv_a(x) if positive else self.conv_b(x))
 
 
-@pytest.mark.parametrize("via_python_list, reason", [(False, "reads tensor values"), (True, "other operators")],
-                         ids=["tensor-bool", "tolist"])
+@pytest.mark.parametrize(
+    "via_python_list, reason",
+    [(False, "reads tensor values"), (True, "other operators")],
+    ids=["tensor-bool", "tolist"],
+)
 def test_input_dependent_branch_is_left_unfused_with_a_warning(via_python_list, reason):
     torch.manual_seed(0)
     model = randomize_norm_stats(_Branchy(via_python_list)).eval()

@@ -115,12 +115,14 @@ def test_catalogue_is_torchvisions_and_timms_own():
             theirs = enum[tag]
             assert w.url == theirs.url and w.url.endswith(f"-{w.sha256}.pth") and len(w.sha256) >= 8
             assert list(w.categories) == theirs.meta["categories"]
-            (dataset, metrics), = theirs.meta["_metrics"].items()
+            ((dataset, metrics),) = theirs.meta["_metrics"].items()
             t = theirs.transforms()
             if cnnatlas.get_entry(name).family == "segmentation":  # resize only; per-pixel metrics
                 assert w.metrics == {"dataset": dataset, "miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"]}
                 assert not hasattr(t, "crop_size") and (list(w.transforms.crop), list(w.transforms.resize)) == (
-                    [], list(t.resize_size))
+                    [],
+                    list(t.resize_size),
+                )
             else:
                 assert w.metrics == {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]}
                 assert (list(w.transforms.crop), list(w.transforms.resize)) == (list(t.crop_size), list(t.resize_size))
@@ -157,10 +159,17 @@ def test_model_info_weights_and_models_pretrained(capsys):
     assert "IMAGENET1K_V2 *" in out and "80.858" in out and "resnet18" not in out
 
 
-@pytest.mark.parametrize("builder, tag", [("resnet50", "IMAGENET1K_V1"), ("resnet50", "IMAGENET1K_V2"),
-                                          ("inception_v3", "IMAGENET1K_V1"), ("efficientnet_b3", "IMAGENET1K_V1"),
-                                          ("r3d_18", "KINETICS400_V1"),
-                                          ("deeplabv3_resnet50", "COCO_WITH_VOC_LABELS_V1")])
+@pytest.mark.parametrize(
+    "builder, tag",
+    [
+        ("resnet50", "IMAGENET1K_V1"),
+        ("resnet50", "IMAGENET1K_V2"),
+        ("inception_v3", "IMAGENET1K_V1"),
+        ("efficientnet_b3", "IMAGENET1K_V1"),
+        ("r3d_18", "KINETICS400_V1"),
+        ("deeplabv3_resnet50", "COCO_WITH_VOC_LABELS_V1"),
+    ],
+)
 def test_preprocessing_equals_torchvisions(builder, tag):
     ours = pretrained.available_weights(builder)[tag].transforms
     theirs = get_model_weights(builder)[tag].transforms()
@@ -236,13 +245,18 @@ def test_offline_error_names_file_url_and_folder(monkeypatch, caches):
     t = pretrained.available_weights("mobilenet_v1")["ra4_e3600_r224_in1k"]
     with pytest.raises(DownloadError) as err:
         cnnatlas.create_model("mobilenet_v1", pretrained=True)
-    assert t.url in str(err.value) and str(caches[1] / "models--timm--mobilenetv1_100.ra4_e3600_r224_in1k") in str(
-        err.value) and "weights=PATH" in str(err.value)
+    assert (
+        t.url in str(err.value)
+        and str(caches[1] / "models--timm--mobilenetv1_100.ra4_e3600_r224_in1k") in str(err.value)
+        and "weights=PATH" in str(err.value)
+    )
 
 
 def test_tag_picks_its_weights(mirror, catalogue):
-    ref = {tag: randomize_norm_stats(torchvision.models.mobilenet_v2(), seed=i)
-           for i, tag in enumerate(("IMAGENET1K_V1", "IMAGENET1K_V2"))}
+    ref = {
+        tag: randomize_norm_stats(torchvision.models.mobilenet_v2(), seed=i)
+        for i, tag in enumerate(("IMAGENET1K_V1", "IMAGENET1K_V2"))
+    }
     for tag, model in ref.items():
         serve_torchvision(mirror, catalogue, "mobilenet_v2", tag, model.state_dict())
     x = torch.randn(1, 3, 64, 64)
@@ -286,8 +300,9 @@ def test_timm_weights_through_the_hub_cache(mirror, caches):
     snapshot = repo / "snapshots" / commit / "model.safetensors"
     assert snapshot.resolve() == repo / "blobs" / sha and (repo / "refs" / "main").read_text() == commit
     hub = pytest.importorskip("huggingface_hub")  # the hub's own client finds the file where we put it
-    found = hub.try_to_load_from_cache("timm/mobilenetv1_100.ra4_e3600_r224_in1k", "model.safetensors",
-                                       cache_dir=caches[1])
+    found = hub.try_to_load_from_cache(
+        "timm/mobilenetv1_100.ra4_e3600_r224_in1k", "model.safetensors", cache_dir=caches[1]
+    )
     assert found is not None and str(found) == str(snapshot)
     n = len(mirror.requests)
     cnnatlas.create_model("mobilenet_v1", pretrained=True)
@@ -429,9 +444,11 @@ def test_predict_a_long_clip_slides_the_window(mirror, catalogue, tmp_path, caps
     (result,) = json.loads(capsys.readouterr().out)
     from torchvision.io import read_image
 
-    x = torchvision.models.video.R3D_18_Weights.KINETICS400_V1.transforms()(torch.stack([read_image(f) for f in frames]))
+    x = torchvision.models.video.R3D_18_Weights.KINETICS400_V1.transforms()(
+        torch.stack([read_image(f) for f in frames])
+    )
     with torch.no_grad():  # by hand: each window through torchvision's model, then the mean of the probabilities
-        windows = [reference(x[:, s:s + 16][None]).softmax(-1)[0] for s in (0, 4)]
+        windows = [reference(x[:, s : s + 16][None]).softmax(-1)[0] for s in (0, 4)]
     mean = (windows[0] + windows[1]) / 2
     assert result["window"] == 16 and result["stride"] == 4 and result["frames"] == 20
     assert [w["frames"] for w in result["windows"]] == [[0, 15], [4, 19]]
@@ -458,8 +475,9 @@ def test_predict_usage_errors(mirror, tmp_path, capsys):
 
 
 def test_segmentation_weights_load_with_and_without_the_auxiliary_head(mirror, catalogue):
-    reference = randomize_norm_stats(torchvision.models.segmentation.deeplabv3_resnet50(
-        weights=None, weights_backbone=None, aux_loss=True)).eval()
+    reference = randomize_norm_stats(
+        torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=True)
+    ).eval()
     serve_torchvision(mirror, catalogue, "deeplabv3_resnet50", "COCO_WITH_VOC_LABELS_V1", reference.state_dict())
     x = torch.randn(1, 3, 48, 40)
     with torch.no_grad():

@@ -35,11 +35,10 @@ REQUIRED_NAMES = ("optimize", "load_timm_weights")
 # Lines that are not a `cnnatlas` command: their first word, and why they do not run here.
 SKIP_PREFIXES = {
     "bin/": "creates .venv and installs packages on first use (and bin/test would run this suite inside itself); "
-            "the tests run in the environment it made",
+    "the tests run in the environment it made",
     "torchrun": "several processes, or several machines (HOST, R): tests/test_train.py runs two processes "
-                "under torchrun on one machine",
-    "python benchmarks/": "a benchmark, minutes to hours by design; its measured output is in "
-                          "benchmarks/RESULTS-*.md",
+    "under torchrun on one machine",
+    "python benchmarks/": "a benchmark, minutes to hours by design; its measured output is in benchmarks/RESULTS-*.md",
     "pip": "installs packages from an index; tests/test_wheel.py builds the wheel and installs it instead",
 }
 # A reader fills these in: an upper-case word (PATTERN, NAME, DIR, HOST, R, FILE …) …
@@ -48,8 +47,11 @@ PLACEHOLDER = re.compile(r"(?<![\w-])[A-Z][A-Z0-9_]*(?![\w-])")
 CHOICE = re.compile(r"\||\.\.\.|…")
 # cnnatlas lines left out for their cost: (regular expression on the line, reason).
 LONG_SKIPS = [
-    (r"^cnnatlas tour$", "the whole tour runs every section, the training included (minutes); "
-                         "test_cli.py and test_wheel.py run `cnnatlas tour --section models`"),
+    (
+        r"^cnnatlas tour$",
+        "the whole tour runs every section, the training included (minutes); "
+        "test_cli.py and test_wheel.py run `cnnatlas tour --section models`",
+    ),
 ]
 # Input files (and frame folders) a line names and the reader is expected to have: made here from the
 # embedded digits.
@@ -107,7 +109,7 @@ class Plan:
 def _set_flag(argv: list[str], flag: str, value: str) -> list[str]:
     if flag in argv:
         i = argv.index(flag)
-        return argv[:i + 1] + [value] + argv[i + 2:]
+        return argv[: i + 1] + [value] + argv[i + 2 :]
     return argv + [flag, value]
 
 
@@ -136,32 +138,40 @@ def plan(line: str) -> Plan:
     if command == "train":
         if "--data" in argv and argv[argv.index("--data") + 1] == "fashion-mnist":
             argv = _set_flag(argv, "--data", "{fashion_subset}")
-            p.changes.append(f"--data fashion-mnist → the first {FASHION_SUBSET[0]}/{FASHION_SUBSET[1]} "
-                             "Fashion-MNIST images as a folder of IDX files (60,000 images an epoch otherwise)")
+            p.changes.append(
+                f"--data fashion-mnist → the first {FASHION_SUBSET[0]}/{FASHION_SUBSET[1]} "
+                "Fashion-MNIST images as a folder of IDX files (60,000 images an epoch otherwise)"
+            )
         if "--resume" in argv:
             i = argv.index("--resume")
             value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else None
-            base = argv[:i] + argv[i + 1 + (value is not None):]
+            base = argv[:i] + argv[i + 1 + (value is not None) :]
             base = [a for j, a in enumerate(base) if a != "--epochs" and (j == 0 or base[j - 1] != "--epochs")]
             m = re.fullmatch(r"(.+)/checkpoints/epoch-(\d+)/?", value or "")
             run = m.group(1) if m else value or (base[base.index("--out") + 1] if "--out" in base else None)
             epochs = int(m.group(2)) if m else 1
             p.resume = (base, run, epochs)
             argv = _set_flag(argv, "--epochs", str(epochs + 1))
-            p.changes.append(f"the run to resume is first brought to {epochs} epoch(s) (the line without --resume, "
-                             f"or resumed to that many), then resumed to --epochs {epochs + 1}")
+            p.changes.append(
+                f"the run to resume is first brought to {epochs} epoch(s) (the line without --resume, "
+                f"or resumed to that many), then resumed to --epochs {epochs + 1}"
+            )
         else:
             argv = _set_flag(argv, "--epochs", "1")
-            p.changes.append("--epochs 1 (full training takes from half a minute to hours; one epoch runs the same "
-                             "code)")
+            p.changes.append(
+                "--epochs 1 (full training takes from half a minute to hours; one epoch runs the same code)"
+            )
     elif command == "bench":
         argv = _set_flag(_set_flag(_set_flag(argv, "--batch", "1"), "--repeats", "1"), "--warmup", "0")
-        p.changes.append("--batch 1 --repeats 1 --warmup 0 (a benchmark's rounds take minutes; one round times "
-                         "the same code)")
+        p.changes.append(
+            "--batch 1 --repeats 1 --warmup 0 (a benchmark's rounds take minutes; one round times the same code)"
+        )
     elif command == "report" and "--models" not in argv:
         argv = argv + ["--models", "lenet5", "--no-claims"]
-        p.changes.append("--models lenet5 --no-claims (the whole zoo and its claims take about 10 minutes; one "
-                         "model builds every kind of page)")
+        p.changes.append(
+            "--models lenet5 --no-claims (the whole zoo and its claims take about 10 minutes; one "
+            "model builds every kind of page)"
+        )
     p.argv = argv
     return p
 
@@ -221,8 +231,9 @@ PYTHON_PRELUDE = "import torch\nimport cnnatlas\n"
 
 
 # What a download that the tests' closed mirror refused looks like (cnnatlas.download's offline message).
-NO_NETWORK = ("needs a download, and the tests reach no network (downloads are tested against a local "
-              "server in test_download.py)")
+NO_NETWORK = (
+    "needs a download, and the tests reach no network (downloads are tested against a local server in test_download.py)"
+)
 
 
 def _needs_download(stderr: str) -> bool:
@@ -251,8 +262,14 @@ def _env(tmp: Path) -> dict[str, str]:
 def test_python_block_runs(lineno, code, tmp_path):
     """Each ```python block runs as written, as a script of its own in an empty folder, after the
     imports the README's first example makes (a later block continues it)."""
-    done = subprocess.run([sys.executable, "-c", PYTHON_PRELUDE + code], cwd=tmp_path, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", PYTHON_PRELUDE + code],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0 and _needs_download(done.stderr):
         pytest.skip(f"the block at README line {lineno}: {NO_NETWORK}")
     assert done.returncode == 0, f"README line {lineno}:\n{done.stderr[-3000:]}"
@@ -266,7 +283,7 @@ def doctest_examples() -> list[tuple[int, str, str]]:
         for i, line in enumerate(lines):
             if line.startswith(">>> "):
                 expected = []
-                for nxt in lines[i + 1:]:
+                for nxt in lines[i + 1 :]:
                     if nxt.startswith(">>> "):
                         break
                     expected.append(nxt)
@@ -341,8 +358,13 @@ def _outputs(argv: list[str]) -> set[str]:
 def _needs(block: int, lineno: int) -> list[tuple[int, int]]:
     """The earlier lines of the block that write a path (their --out …) this line names, or a path inside it."""
     args = [a.rstrip("/") for a in PLANS[block, lineno].argv]
-    return [k for k in PLANS if k[0] == block and k[1] < lineno
-            and any(a == out or a.startswith(out + "/") for out in _outputs(PLANS[k].argv) for a in args)]
+    return [
+        k
+        for k in PLANS
+        if k[0] == block
+        and k[1] < lineno
+        and any(a == out or a.startswith(out + "/") for out in _outputs(PLANS[k].argv) for a in args)
+    ]
 
 
 def _prepare_resume(base: list[str], run: str | None, epochs: int, cwd: Path, fill: dict, lineno: int) -> None:
@@ -358,8 +380,9 @@ def _prepare_resume(base: list[str], run: str | None, epochs: int, cwd: Path, fi
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cnnatlas", *argv], cwd=cwd, env=_env(cwd),
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnatlas", *argv], cwd=cwd, env=_env(cwd), capture_output=True, text=True, timeout=600
+    )
 
 
 def _run_line(block: int, lineno: int, folders: _Folders) -> subprocess.CompletedProcess | None:
@@ -400,8 +423,9 @@ def test_command_line(block, lineno, folders):
     changes = "; ".join(p.changes) or "as written"
     if done.returncode != 0 and _needs_download(done.stderr):
         pytest.skip(f"{p.line!r}: {NO_NETWORK}")
-    assert done.returncode == 0, (f"README line {lineno}: {p.line}\nran: cnnatlas {shlex.join(p.argv)} "
-                                  f"({changes})\n{done.stderr[-3000:]}")
+    assert done.returncode == 0, (
+        f"README line {lineno}: {p.line}\nran: cnnatlas {shlex.join(p.argv)} ({changes})\n{done.stderr[-3000:]}"
+    )
     assert done.stdout.strip() or done.stderr.strip(), f"README line {lineno}: {p.line} printed nothing"
     cwd = folders.folder(block)
     for i, arg in enumerate(p.argv[:-1]):

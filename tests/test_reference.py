@@ -210,8 +210,10 @@ def test_relu_and_tanh():
     x = RNG.standard_normal((3, 4, 5))
     x[np.abs(x) < 1e-3] = 0.5  # keep finite differences away from ReLU's kink
     dy = RNG.standard_normal(x.shape)
-    for fwd, bwd, torch_fn, uses_output in ((ref.relu, ref.relu_backward, torch.relu, False),
-                                            (ref.tanh, ref.tanh_backward, torch.tanh, True)):
+    for fwd, bwd, torch_fn, uses_output in (
+        (ref.relu, ref.relu_backward, torch.relu, False),
+        (ref.tanh, ref.tanh_backward, torch.tanh, True),
+    ):
         xt = t(x)
         yt = torch_fn(xt)
         yt.backward(torch.from_numpy(dy))
@@ -288,7 +290,7 @@ def test_numpy_lenet_trains_like_torch_step_by_step():
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     order = np.random.default_rng(0).permutation(len(x_tr))
     for step in range(8):
-        idx = order[step * 32: (step + 1) * 32]
+        idx = order[step * 32 : (step + 1) * 32]
         loss_t = F.cross_entropy(model(torch.from_numpy(x_tr[idx])), torch.from_numpy(y_tr[idx]))
         opt.zero_grad()
         loss_t.backward()
@@ -315,7 +317,7 @@ def test_numpy_lenet_reaches_95_percent_on_digits():
             lr = 0.05 * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
             order = rng.permutation(len(x_tr))
             for i in range(0, len(order), 32):
-                idx = order[i: i + 32]
+                idx = order[i : i + 32]
                 _, grads = net.loss_and_grads(x_tr[idx], y_tr[idx])
                 net.sgd_step(grads, lr=lr, momentum=0.9)
         accuracy = (net.predict(x_te) == y_te).mean()

@@ -10,9 +10,7 @@ import cnnatlas
 from cnnatlas import InvalidArgumentError, UnknownModelError
 from cnnatlas.registry import register_model
 
-ISSUE_2_MODELS = ["lenet5", "alexnet", "alexnet_2012"] + [
-    f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")
-]
+ISSUE_2_MODELS = ["lenet5", "alexnet", "alexnet_2012"] + [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
 
 
 def test_foundation_models_are_registered():
@@ -34,7 +32,9 @@ def test_unknown_name_lists_closest():
 
 
 def test_unknown_keyword_is_named():
-    with pytest.raises(InvalidArgumentError, match=r"unknown keyword argument 'num_clases'.*Did you mean 'num_classes'"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"unknown keyword argument 'num_clases'.*Did you mean 'num_classes'"
+    ):
         cnnatlas.create_model("vgg16", num_clases=10)
     with pytest.raises(InvalidArgumentError, match="'batch_norm' \\(fixed by the model name\\)"):
         cnnatlas.create_model("vgg16", batch_norm=True)

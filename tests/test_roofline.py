@@ -124,10 +124,15 @@ def test_roofline_command(capsys):
     assert "GFLOP/s" in out and "GB/s" in out and "matmul" in out and "1 thread" in out
 
 
-@pytest.mark.parametrize("argv", [["summary", "lenet5", "--peak-gflops", "0"],
-                                  ["summary", "lenet5", "--bandwidth-gbs", "nan"],
-                                  ["summary", "lenet5", "--roofline", "--sweep", "32,64"],
-                                  ["roofline", "--repeats", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["summary", "lenet5", "--peak-gflops", "0"],
+        ["summary", "lenet5", "--bandwidth-gbs", "nan"],
+        ["summary", "lenet5", "--roofline", "--sweep", "32,64"],
+        ["roofline", "--repeats", "0"],
+    ],
+)
 def test_bad_roofline_flags_one_line_exit_2(capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -145,13 +150,26 @@ def test_plot_roofline(tmp_path, capsys):
 def _decode(row: dict) -> dict:
     shape = lambda s: [int(x) for x in s.split("x")] if s else []
     num = lambda s: None if s == "" else (int(float(s)) if float(s).is_integer() else float(s))
-    return {"name": row["layer"], "module_type": row["type"], "op": row["op"],
-            "input_shapes": [shape(s) for s in row["input_shapes"].split(";")] if row["input_shapes"] else [],
-            "output_shape": shape(row["output_shape"]), "params": int(row["params"]), "macs": int(row["macs"]),
-            "other_flops": int(row["other_flops"]), "activation_bytes": int(row["activation_bytes"]),
-            "rf": None if not row["rf_size"] else
-            ([num(x) for x in row["rf_size"].split("x")], [num(x) for x in row["rf_stride"].split("x")],
-             [num(x) for x in row["rf_start"].split("x")], row["rf_exact"] == "True", row["rf_global"] == "True")}
+    return {
+        "name": row["layer"],
+        "module_type": row["type"],
+        "op": row["op"],
+        "input_shapes": [shape(s) for s in row["input_shapes"].split(";")] if row["input_shapes"] else [],
+        "output_shape": shape(row["output_shape"]),
+        "params": int(row["params"]),
+        "macs": int(row["macs"]),
+        "other_flops": int(row["other_flops"]),
+        "activation_bytes": int(row["activation_bytes"]),
+        "rf": None
+        if not row["rf_size"]
+        else (
+            [num(x) for x in row["rf_size"].split("x")],
+            [num(x) for x in row["rf_stride"].split("x")],
+            [num(x) for x in row["rf_start"].split("x")],
+            row["rf_exact"] == "True",
+            row["rf_global"] == "True",
+        ),
+    }
 
 
 @pytest.mark.parametrize("model", ["resnet20", "vgg11"])
@@ -165,8 +183,20 @@ def test_summary_csv_reads_back_as_the_records(tmp_path, capsys, model):
     for row, layer in zip(rows, d["layers"]):
         got = _decode(row)
         rf = layer["receptive_field"]
-        want = {k: layer[k] for k in ("name", "module_type", "op", "input_shapes", "output_shape", "params", "macs",
-                                      "other_flops", "activation_bytes")}
+        want = {
+            k: layer[k]
+            for k in (
+                "name",
+                "module_type",
+                "op",
+                "input_shapes",
+                "output_shape",
+                "params",
+                "macs",
+                "other_flops",
+                "activation_bytes",
+            )
+        }
         want["rf"] = None if rf is None else (rf["size"], rf["stride"], rf["start"], rf["exact"], rf["global_context"])
         assert got == want
 

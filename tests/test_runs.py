@@ -19,8 +19,20 @@ import torch
 
 from cnnatlas import create_model
 from cnnatlas.cli import main
-from cnnatlas.train import (CheckpointError, ResumeError, RunLock, RunLockedError, default_config, fit_weights,
-                            list_checkpoints, load_run, read_history, resolve_resume, save_checkpoint, train)
+from cnnatlas.train import (
+    CheckpointError,
+    ResumeError,
+    RunLock,
+    RunLockedError,
+    default_config,
+    fit_weights,
+    list_checkpoints,
+    load_run,
+    read_history,
+    resolve_resume,
+    save_checkpoint,
+    train,
+)
 from cnnatlas.train.checkpoint import load_final_weights, sha256
 
 TRAIN = ["train", "lenet5", "--batch-size", "128", "--quiet"]
@@ -43,8 +55,11 @@ def run(base_run, tmp_path) -> Path:
 
 def _files(run: Path) -> dict[str, bytes]:
     """Every file of a run folder (the lock file aside), by relative path."""
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
-            if p.is_file() and p.name != "train.lock"}
+    return {
+        str(p.relative_to(run)): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != "train.lock"
+    }
 
 
 def _one_line_error(capsys, *needles: str) -> str:
@@ -62,12 +77,14 @@ def _one_line_error(capsys, *needles: str) -> str:
 
 def _hold_lock_in_another_process(run: Path) -> subprocess.Popen:
     """A plain Python process (no cnnatlas) that takes RUN/train.lock as RunLock does and waits."""
-    code = ("import fcntl, json, os, sys, time\n"
-            f"f = open({str(run / 'train.lock')!r}, 'a+b')\n"
-            "fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-            "f.truncate(0); f.write(json.dumps({'pid': os.getpid(), 'host': 'h', 'since': 's'}).encode()); f.flush()\n"
-            "print('locked', flush=True)\n"
-            "time.sleep(600)\n")
+    code = (
+        "import fcntl, json, os, sys, time\n"
+        f"f = open({str(run / 'train.lock')!r}, 'a+b')\n"
+        "fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "f.truncate(0); f.write(json.dumps({'pid': os.getpid(), 'host': 'h', 'since': 's'}).encode()); f.flush()\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(600)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     return proc
@@ -140,27 +157,30 @@ def test_resume_continues_the_run_it_read_and_nowhere_else(run, tmp_path, monkey
     assert _files(decoy) == decoy_files
     # a checkpoint of one run with --out another: refused, nothing written
     run_files = _files(run)
-    assert main([*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0004"), "--out", str(decoy),
-                 "--epochs", "5"]) == 2
+    assert (
+        main([*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0004"), "--out", str(decoy), "--epochs", "5"]) == 2
+    )
     _one_line_error(capsys, "belongs to the run", "not --out")
     assert _files(decoy) == decoy_files and _files(run) == run_files
     # the library refuses the same
     with pytest.raises(ResumeError, match="belongs to the run"):
-        train(default_config("lenet5", epochs=5, quiet=True, out=str(decoy)),
-              resume=run / "checkpoints" / "epoch-0004")
+        train(default_config("lenet5", epochs=5, quiet=True, out=str(decoy)), resume=run / "checkpoints" / "epoch-0004")
     assert resolve_resume(run / "checkpoints" / "epoch-0004") == (run, run / "checkpoints" / "epoch-0004")
     assert resolve_resume(run) == (run, None)
 
 
-@pytest.mark.parametrize(("flags", "needle"), [
-    (["--model-arg", "style=modern"], "model_kwargs"),
-    (["--image-size", "28"], "image_size 32 → 28"),
-    (["--optimizer", "adamw"], "optimizer 'sgd' → 'adamw'"),
-    (["--batch-size", "64"], "batch_size 128 → 64"),
-    (["--seed", "1"], "seed 0 → 1"),
-    (["--augment", "none"], "augment"),
-    (["--epochs", "1"], "expected --epochs ≥ 2"),
-])
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--model-arg", "style=modern"], "model_kwargs"),
+        (["--image-size", "28"], "image_size 32 → 28"),
+        (["--optimizer", "adamw"], "optimizer 'sgd' → 'adamw'"),
+        (["--batch-size", "64"], "batch_size 128 → 64"),
+        (["--seed", "1"], "seed 0 → 1"),
+        (["--augment", "none"], "augment"),
+        (["--epochs", "1"], "expected --epochs ≥ 2"),
+    ],
+)
 def test_resume_refuses_what_would_change_the_run(run, capsys, flags, needle):
     before = _files(run)
     args = [*TRAIN, "--out", str(run), "--resume", "--epochs", "3", *flags]
@@ -199,8 +219,9 @@ def test_a_resume_that_fails_leaves_no_stale_final_weights(run, capsys):
 
 def test_a_checkpoint_of_another_class_count_is_one_line(run, capsys):
     weights = create_model("lenet5", num_classes=3, in_channels=1).state_dict()
-    other = save_checkpoint(run.parent / "other", 1, weights, {"optimizer": {}, "scaler": {}, "rng": {}},
-                            {"step": 1, "model": "lenet5"})
+    other = save_checkpoint(
+        run.parent / "other", 1, weights, {"optimizer": {}, "scaler": {}, "rng": {}}, {"step": 1, "model": "lenet5"}
+    )
     assert main(["eval", str(run), "--checkpoint", str(other)]) == 2
     err = _one_line_error(capsys, "weights do not fit lenet5 (10 classes", "is 10×84 in", "but 3×84 in the file")
     assert "Error(s) in loading" not in err
@@ -210,8 +231,10 @@ def test_a_checkpoint_of_another_class_count_is_one_line(run, capsys):
     _one_line_error(capsys, "epoch-0003: weights do not fit lenet5")
     with pytest.raises(CheckpointError, match="and 1 more differences"):
         fit_weights(create_model("lenet5"), weights, "w.safetensors", "lenet5")
-    assert main(["export", "lenet5", "--weights", str(other / "model.safetensors"),
-                 "--onnx", str(run.parent / "x.onnx")]) == 2
+    assert (
+        main(["export", "lenet5", "--weights", str(other / "model.safetensors"), "--onnx", str(run.parent / "x.onnx")])
+        == 2
+    )
     _one_line_error(capsys, "weights do not fit lenet5", "3×84 in the file")
 
 
@@ -230,9 +253,12 @@ def test_final_weights_carry_their_sha256_and_damage_is_caught_everywhere(run, t
     data = bytearray(weights.read_bytes())
     data[20_000:60_000] = os.urandom(40_000)  # 40 KB overwritten inside the file
     weights.write_bytes(bytes(data))
-    for args in (["eval", str(run)], ["predict", str(run), str(image)],
-                 ["export", "lenet5", "--weights", str(run), "--onnx", str(onnx)],
-                 ["export", "lenet5", "--weights", str(weights), "--onnx", str(onnx)]):
+    for args in (
+        ["eval", str(run)],
+        ["predict", str(run), str(image)],
+        ["export", "lenet5", "--weights", str(run), "--onnx", str(onnx)],
+        ["export", "lenet5", "--weights", str(weights), "--onnx", str(onnx)],
+    ):
         assert main(args) == 2, args
         _one_line_error(capsys, "model.safetensors: corrupted — its SHA-256 differs")
     assert not onnx.exists()
@@ -248,17 +274,28 @@ def test_final_weights_carry_their_sha256_and_damage_is_caught_everywhere(run, t
 # -- damaged files and impossible settings: one line, exit 2 ---------------------------------------------
 
 
-@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"{not json", b'{"train": 1, "data": {}}', b"[]",
-                                     b'{"train": {"model": "lenet5", "epochs": "many"}, "data": {}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff\xfe\x00garbage",
+        b"{not json",
+        b'{"train": 1, "data": {}}',
+        b"[]",
+        b'{"train": {"model": "lenet5", "epochs": "many"}, "data": {}}',
+    ],
+)
 def test_a_damaged_config_json_is_one_line_in_train_eval_predict(run, tmp_path, capsys, content):
     (run / "config.json").write_bytes(content)
     image = tmp_path / "x.png"
     from torchvision.utils import save_image
 
     save_image(torch.rand(1, 8, 8), image)
-    for args in (["eval", str(run)], ["predict", str(run), str(image)],
-                 [*TRAIN, "--out", str(run), "--resume", "--epochs", "3"],
-                 [*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0002"), "--epochs", "3"]):
+    for args in (
+        ["eval", str(run)],
+        ["predict", str(run), str(image)],
+        [*TRAIN, "--out", str(run), "--resume", "--epochs", "3"],
+        [*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0002"), "--epochs", "3"],
+    ):
         assert main(args) == 2, args
         _one_line_error(capsys, "config.json: corrupted")
     assert (run / "config.json").read_bytes() == content  # nothing overwritten
@@ -275,9 +312,11 @@ def test_a_damaged_metrics_jsonl_is_one_line(run, capsys, content):
 def test_a_damaged_checkpoint_record_is_one_line(run, capsys):
     meta = run / "checkpoints" / "epoch-0002" / "meta.json"
     record = json.loads(meta.read_text())
-    for bad, needle in (({**record, "epoch": "two"}, "corrupted (expected the epoch, a whole number"),
-                        ({k: v for k, v in record.items() if k != "sha256"}, "corrupted"),
-                        ([record], "not a cnnatlas checkpoint")):
+    for bad, needle in (
+        ({**record, "epoch": "two"}, "corrupted (expected the epoch, a whole number"),
+        ({k: v for k, v in record.items() if k != "sha256"}, "corrupted"),
+        ([record], "not a cnnatlas checkpoint"),
+    ):
         meta.write_text(json.dumps(bad))
         assert main([*TRAIN, "--resume", str(meta.parent), "--epochs", "3"]) == 2
         _one_line_error(capsys, f"meta.json: {needle}")
@@ -320,8 +359,12 @@ def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp
 
     def png(side: int) -> Path:  # a header that claims side×side grey pixels, and almost no data
         path = tmp_path / f"{side}.png"
-        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
-                         + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+        path.write_bytes(
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+            + chunk(b"IEND", b"")
+        )
         return path
 
     assert main(["predict", str(base_run), str(png(20000))]) == 2  # PIL itself refuses to open it

@@ -25,11 +25,20 @@ class TinyFCN(nn.Module):
     def __init__(self, num_classes: int = 11, in_channels: int = 1) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, padding=2, dilation=2), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, 32, 3, padding=4, dilation=4), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.Conv2d(32, num_classes, 1))
+            nn.Conv2d(in_channels, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=2, dilation=2),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=4, dilation=4),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, num_classes, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.interpolate(self.body(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
@@ -92,9 +101,7 @@ def test_scenes_are_deterministic_and_splits_separate():
 
 def test_iou_against_a_hand_computation():
     # rows: true class, columns: predicted
-    confusion = torch.tensor([[5, 1, 0],
-                              [2, 3, 0],
-                              [0, 0, 0]])
+    confusion = torch.tensor([[5, 1, 0], [2, 3, 0], [0, 0, 0]])
     # class 0: TP 5, FP 2, FN 1 → 5/8; class 1: TP 3, FP 1, FN 2 → 3/6; class 2 absent → NaN, left out
     iou = iou_from_confusion(confusion)
     assert iou[:2] == pytest.approx([5 / 8, 3 / 6]) and math.isnan(iou[2])
@@ -128,9 +135,20 @@ def scenes() -> DataSplits:
 
 
 def _config(tmp_path, epochs: int, **kw) -> TrainConfig:
-    return TrainConfig("lenet5", data="fashion-mnist-scenes", epochs=epochs, batch_size=32, optimizer="adamw",
-                       lr=5e-3, weight_decay=1e-4, warmup_epochs=0.2, device="cpu", quiet=True,
-                       out=str(tmp_path / "run"), **kw)
+    return TrainConfig(
+        "lenet5",
+        data="fashion-mnist-scenes",
+        epochs=epochs,
+        batch_size=32,
+        optimizer="adamw",
+        lr=5e-3,
+        weight_decay=1e-4,
+        warmup_epochs=0.2,
+        device="cpu",
+        quiet=True,
+        out=str(tmp_path / "run"),
+        **kw,
+    )
 
 
 @pytest.mark.slow
@@ -159,8 +177,14 @@ def test_a_classifier_on_scenes_is_refused(tmp_path):
     from cnnatlas import InvalidArgumentError
     from cnnatlas.zoo import create_model
 
-    images, masks, _ = make_scenes(torch.randint(0, 255, (4, 28, 28), dtype=torch.uint8), torch.arange(4), 8, 64, 2,
-                                   torch.Generator().manual_seed(0))
+    images, masks, _ = make_scenes(
+        torch.randint(0, 255, (4, 28, 28), dtype=torch.uint8),
+        torch.arange(4),
+        8,
+        64,
+        2,
+        torch.Generator().manual_seed(0),
+    )
     from cnnatlas.data.base import DataInfo
     from cnnatlas.data.scenes import SceneDataset
 
@@ -180,8 +204,18 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys):
 
     name = _register_tiny_fcn()
     small = DataSplits(scenes.train, torch.utils.data.Subset(scenes.test, range(50)), scenes.info, "scenes")
-    config = TrainConfig(name, data="fashion-mnist-scenes", epochs=2, batch_size=32, optimizer="adamw", lr=5e-3,
-                         warmup_epochs=0.2, device="cpu", quiet=True, out=str(tmp_path / "run"))
+    config = TrainConfig(
+        name,
+        data="fashion-mnist-scenes",
+        epochs=2,
+        batch_size=32,
+        optimizer="adamw",
+        lr=5e-3,
+        warmup_epochs=0.2,
+        device="cpu",
+        quiet=True,
+        out=str(tmp_path / "run"),
+    )
     train(config, data=small)
     assert main(["eval", str(tmp_path / "run"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -252,8 +286,11 @@ def test_dense_claims_hold_on_quick_budgets(claim_id):
     from cnnatlas.claims import dense, get_claim
 
     assert get_claim(claim_id).slow
-    measure = {"gap-dense": dense.measure_gap_dense, "dilation-resolution": dense.measure_dilation_resolution,
-               "inflation-transfer": dense.measure_inflation_transfer}[claim_id]
+    measure = {
+        "gap-dense": dense.measure_gap_dense,
+        "dilation-resolution": dense.measure_dilation_resolution,
+        "inflation-transfer": dense.measure_inflation_transfer,
+    }[claim_id]
     m = measure(dense.QUICK[claim_id])
     assert m.passed, m.measured
     v = m.values
@@ -285,8 +322,14 @@ def test_an_auxiliary_head_is_trained_too(tmp_path):
     from cnnatlas.data.scenes import SceneDataset
     from cnnatlas.zoo import create_model
 
-    images, masks, _ = make_scenes(torch.randint(0, 255, (8, 28, 28), dtype=torch.uint8), torch.arange(8), 32, 64, 2,
-                                   torch.Generator().manual_seed(0))
+    images, masks, _ = make_scenes(
+        torch.randint(0, 255, (8, 28, 28), dtype=torch.uint8),
+        torch.arange(8),
+        32,
+        64,
+        2,
+        torch.Generator().manual_seed(0),
+    )
     ds = SceneDataset(images, masks, (0.1,), (0.3,))
     info = DataInfo("fashion-mnist-scenes", SCENE_CLASSES, 1, 64, 64, (0.1,), (0.3,), task="segmentation")
     model = create_model("fcn", backbone="resnet20", num_classes=11, in_channels=1, aux_loss=True)

@@ -19,8 +19,16 @@ from torch.utils.data import Subset, TensorDataset
 from cnnatlas import InvalidArgumentError
 from cnnatlas.cli import main
 from cnnatlas.data import DataSplits, load_dataset
-from cnnatlas.train import (TrainConfig, TrainingDivergedError, default_config, learning_rate, list_checkpoints,
-                            load_checkpoint, load_run, train)
+from cnnatlas.train import (
+    TrainConfig,
+    TrainingDivergedError,
+    default_config,
+    learning_rate,
+    list_checkpoints,
+    load_checkpoint,
+    load_run,
+    train,
+)
 
 # -- pieces ---------------------------------------------------------------------------------------
 
@@ -46,12 +54,20 @@ def test_learning_rate_schedules():
 def test_defaults_per_model_and_dataset():
     bare = default_config("lenet5")
     assert bare.data == "digits" and bare.optimizer == "sgd" and bare.epochs >= 10
-    assert default_config("lenet5", "fashion-mnist").epochs != bare.epochs or \
-        default_config("lenet5", "fashion-mnist").batch_size != bare.batch_size
+    assert (
+        default_config("lenet5", "fashion-mnist").epochs != bare.epochs
+        or default_config("lenet5", "fashion-mnist").batch_size != bare.batch_size
+    )
     assert default_config("resnet20", "fashion-mnist").lr == 0.1
     assert default_config("lenet5", epochs=3, lr=None).epochs == 3  # None means "keep the default"
-    for bad in ({"epochs": 0}, {"lr": -1.0}, {"optimizer": "rmsprop"}, {"schedule": "linear"},
-                {"label_smoothing": 1.0}, {"device": "tpu"}):
+    for bad in (
+        {"epochs": 0},
+        {"lr": -1.0},
+        {"optimizer": "rmsprop"},
+        {"schedule": "linear"},
+        {"label_smoothing": 1.0},
+        {"device": "tpu"},
+    ):
         with pytest.raises(InvalidArgumentError):
             default_config("lenet5", **bad)
 
@@ -100,8 +116,12 @@ def test_same_seed_same_weights_twice(tmp_path, small_digits):
 
 
 def test_augmented_run_trains_and_records_its_augmentation(tmp_path):
-    options = {"augment": "crop,flip,jitter", "warmup_epochs": 0.0, "weight_decay": 0.0,
-               "model_kwargs": {"style": "modern"}}
+    options = {
+        "augment": "crop,flip,jitter",
+        "warmup_epochs": 0.0,
+        "weight_decay": 0.0,
+        "model_kwargs": {"style": "modern"},
+    }
     metrics = train(_config(tmp_path, epochs=1, **options))  # the augmentation is the dataset's: load it
     assert math.isfinite(metrics["train_loss"]) and metrics["test_acc"] > 0.1
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -120,8 +140,17 @@ def one_batch() -> DataSplits:
     return DataSplits(TensorDataset(x, y), TensorDataset(x, y), d.info, "digits, first 32")
 
 
-def _hand_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, optimizer: str = "sgd",
-               weight_decay: float = 0.0, label_smoothing: float = 0.0, grad_clip: float = 0.0) -> tuple[dict, float]:
+def _hand_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float,
+    optimizer: str = "sgd",
+    weight_decay: float = 0.0,
+    label_smoothing: float = 0.0,
+    grad_clip: float = 0.0,
+) -> tuple[dict, float]:
     """The weights after one step, written out, and the gradient norm: cross-entropy against (1 − ε)·one-hot + ε/K
     (Szegedy et al. 2016, §7); the gradient scaled by min(1, c / (‖g‖ + 1e-6)) (global norm);
     SGD's first step p − lr·(g + λp) (the momentum buffer starts as the gradient), or AdamW's first
@@ -132,12 +161,12 @@ def _hand_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float,
     target = (1 - label_smoothing) * F.one_hot(y, logp.shape[1]) + label_smoothing / logp.shape[1]
     loss = -(target * logp).sum(1).mean()
     grads = torch.autograd.grad(loss, list(params.values()))
-    norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    norm = torch.sqrt(sum((g**2).sum() for g in grads))
     scale = min(1.0, grad_clip / (float(norm) + 1e-6)) if grad_clip else 1.0
     out = {}
     for (name, p), g in zip(params.items(), grads):
         g, wd = g * scale, (weight_decay if p.ndim > 1 else 0.0)
-        out[name] = (p - lr * (g + wd * p) if optimizer == "sgd" else p * (1 - lr * wd) - lr * g / (g.abs() + 1e-8))
+        out[name] = p - lr * (g + wd * p) if optimizer == "sgd" else p * (1 - lr * wd) - lr * g / (g.abs() + 1e-8)
     return {k: v.detach() for k, v in out.items()}, float(norm)
 
 
@@ -145,8 +174,9 @@ def _close(a: dict, b: dict) -> bool:
     return all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6) for k in a)
 
 
-@pytest.mark.parametrize("option, value", [("optimizer", "adamw"), ("label_smoothing", 0.3), ("grad_clip", 0.05),
-                                           ("weight_decay", 0.5)])
+@pytest.mark.parametrize(
+    "option, value", [("optimizer", "adamw"), ("label_smoothing", 0.3), ("grad_clip", 0.05), ("weight_decay", 0.5)]
+)
 def test_each_option_changes_the_step_as_written(tmp_path, one_batch, option, value):
     from cnnatlas import create_model
 
@@ -159,8 +189,17 @@ def test_each_option_changes_the_step_as_written(tmp_path, one_batch, option, va
             if p.ndim <= 1:
                 p.add_(torch.randn_like(p), alpha=0.1)
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    config = TrainConfig("lenet5", data="digits", epochs=1, batch_size=32, lr=lr, warmup_epochs=0.0,
-                         out=str(tmp_path / "run"), quiet=True, **(base | {option: value}))
+    config = TrainConfig(
+        "lenet5",
+        data="digits",
+        epochs=1,
+        batch_size=32,
+        lr=lr,
+        warmup_epochs=0.0,
+        out=str(tmp_path / "run"),
+        quiet=True,
+        **(base | {option: value}),
+    )
     train(config, data=one_batch, model=model)
     got = {k: v for k, v in model.state_dict().items()}
     x, y = one_batch.train.tensors
@@ -180,8 +219,17 @@ def test_step_schedule_divides_the_rate_by_ten_at_half_and_three_quarters(tmp_pa
     from cnnatlas import create_model
 
     torch.manual_seed(0)
-    config = TrainConfig("lenet5", data="digits", epochs=4, batch_size=32, lr=0.05, warmup_epochs=0.0,
-                         schedule="step", out=str(tmp_path / "run"), quiet=True)
+    config = TrainConfig(
+        "lenet5",
+        data="digits",
+        epochs=4,
+        batch_size=32,
+        lr=0.05,
+        warmup_epochs=0.0,
+        schedule="step",
+        out=str(tmp_path / "run"),
+        quiet=True,
+    )
     train(config, data=one_batch, model=create_model("lenet5"))
     run = tmp_path / "run"
     lrs = [json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -289,8 +337,22 @@ def test_two_processes_under_torchrun_match_one_process(tmp_path):
     common = ["-m", "cnnatlas", "train", "lenet5", "--epochs", "6", "--batch-size", "32", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], check=True, env=env, timeout=900)
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                    *common, "--out", str(tmp_path / "two")], check=True, env=env, timeout=900)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        check=True,
+        env=env,
+        timeout=900,
+    )
     one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert two["world_size"] == 2 and one["world_size"] == 1
     assert one["test_acc"] > 0.9 and two["test_acc"] > 0.9

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from needs import available
 from PIL import Image
 
 from cnnatlas import analyze, create_model
@@ -18,12 +19,24 @@ from cnnatlas.cli import main
 from cnnatlas.errors import InvalidArgumentError
 from cnnatlas.models.base import count_params
 from cnnatlas.train import default_config, load_run, train
-from cnnatlas.viz import (GraphvizMissingError, equivariance_data, pareto_points, plot_confusion, plot_diagram,
-                          plot_equivariance, plot_erf, plot_feature_maps, plot_filters, plot_pareto, plot_rf_growth,
-                          plot_training, rf_growth_data, run_confusion)
+from cnnatlas.viz import (
+    GraphvizMissingError,
+    equivariance_data,
+    pareto_points,
+    plot_confusion,
+    plot_diagram,
+    plot_equivariance,
+    plot_erf,
+    plot_feature_maps,
+    plot_filters,
+    plot_pareto,
+    plot_rf_growth,
+    plot_training,
+    rf_growth_data,
+    run_confusion,
+)
 from cnnatlas.viz.common import resolve_model
 from cnnatlas.viz.diagram import build_diagram, model_diagram, render, representative_blocks
-from needs import available
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -150,7 +163,7 @@ def test_feature_maps_of_a_photograph(tmp_path):
         model.eval()(x[None])
     for h in handles:
         h.remove()
-    grid = np.array(fig.axes[:len(stages) * 5]).reshape(len(stages), 5)
+    grid = np.array(fig.axes[: len(stages) * 5]).reshape(len(stages), 5)
     for row, name in zip(grid, stages):
         y = outputs[name]
         spread = y.flatten(1).std(1, correction=0)
@@ -289,8 +302,7 @@ def test_dense_block_concatenates_every_layer():
 def test_squeeze_excite_block_order():
     d, _, _ = _diagram("seresnet50", "SqueezeExcite")
     order = [n.title for n in d.nodes if n.kind != "io"]
-    assert order == ["global average pool", "conv 1×1, 256→16", "ReLU", "conv 1×1, 16→256", "sigmoid",
-                     "multiply (×)"]
+    assert order == ["global average pool", "conv 1×1, 256→16", "ReLU", "conv 1×1, 16→256", "sigmoid", "multiply (×)"]
     (mul,) = _by_title(d, "multiply")
     assert len(_in_edges(d, mul)) == 2  # the gate and the block's own input
 
@@ -298,8 +310,11 @@ def test_squeeze_excite_block_order():
 def test_inverted_residual_expand_depthwise_project():
     d, _, _ = _diagram("mobilenet_v2", "stages.1.1")
     titles = [n.title for n in d.nodes if n.kind == "unit"]
-    assert titles == ["conv 1×1, 24→144 → BN → ReLU6", "conv 3×3, 144→144, depthwise → BN → ReLU6",
-                      "conv 1×1, 144→24 → BN"]  # linear bottleneck: no activation after the projection
+    assert titles == [
+        "conv 1×1, 24→144 → BN → ReLU6",
+        "conv 3×3, 144→144, depthwise → BN → ReLU6",
+        "conv 1×1, 144→24 → BN",
+    ]  # linear bottleneck: no activation after the projection
     assert len(_by_title(d, "add (+)")) == 1
 
 
@@ -361,10 +376,13 @@ def test_plot_command(tmp_path, run_dir, capsys):
         assert main(["plot", "diagram", "resnet20", "--block", "BasicBlock", "--out", str(tmp_path / "b.svg")]) == 0
         assert "add (+)" in svg_texts(tmp_path / "b.svg")
     capsys.readouterr()
-    for argv in (["plot", "erf", "lenet5", "--out", str(tmp_path / "x.jpg")],  # not .png/.svg
-                 ["plot", "training", str(tmp_path), "--out", str(tmp_path / "x.png")],  # not a run folder
-                 ["plot", "pareto", "--models", "nosuchnet*", "--out", str(tmp_path / "x.png")],
-                 ["plot"], ["plot", "diagram", "--out", str(tmp_path / "x.svg")]):
+    for argv in (
+        ["plot", "erf", "lenet5", "--out", str(tmp_path / "x.jpg")],  # not .png/.svg
+        ["plot", "training", str(tmp_path), "--out", str(tmp_path / "x.png")],  # not a run folder
+        ["plot", "pareto", "--models", "nosuchnet*", "--out", str(tmp_path / "x.png")],
+        ["plot"],
+        ["plot", "diagram", "--out", str(tmp_path / "x.svg")],
+    ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("cnnatlas: error:") and "\n" not in err and "Traceback" not in err
@@ -376,13 +394,45 @@ def test_plot_command(tmp_path, run_dir, capsys):
 @pytest.mark.slow
 def test_report_writes_the_atlas_and_reuses_its_pictures(tmp_path, run_dir, capsys):
     claims = tmp_path / "claims.json"  # the shape of `cnnatlas verify --json`; contents only need to show up
-    claims.write_text(json.dumps([
-        {"id": "conv-params", "claim": "c1", "measured": "m1", "expected": "e1", "passed": True, "status": "passed"},
-        {"id": "vit-tokens", "claim": "c2", "measured": "—", "expected": "e2", "passed": False, "status": "skipped",
-         "reason": "no ViT in the zoo"}]))
+    claims.write_text(
+        json.dumps(
+            [
+                {
+                    "id": "conv-params",
+                    "claim": "c1",
+                    "measured": "m1",
+                    "expected": "e1",
+                    "passed": True,
+                    "status": "passed",
+                },
+                {
+                    "id": "vit-tokens",
+                    "claim": "c2",
+                    "measured": "—",
+                    "expected": "e2",
+                    "passed": False,
+                    "status": "skipped",
+                    "reason": "no ViT in the zoo",
+                },
+            ]
+        )
+    )
     out = tmp_path / "site"
-    argv = ["report", "--out", str(out), "--models", "lenet5,resnet2*", "--runs", str(run_dir.parent),
-            "--claims", str(claims), "--erf-size", "32", "--erf-samples", "1"]
+    argv = [
+        "report",
+        "--out",
+        str(out),
+        "--models",
+        "lenet5,resnet2*",
+        "--runs",
+        str(run_dir.parent),
+        "--claims",
+        str(claims),
+        "--erf-size",
+        "32",
+        "--erf-samples",
+        "1",
+    ]
     assert main(argv) == 0
     first = capsys.readouterr()
     assert first.out.strip() == str(out / "index.html") and "drew resnet20" in first.err

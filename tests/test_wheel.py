@@ -8,9 +8,9 @@ import importlib.metadata
 import os
 import re
 import shutil
+import site
 import subprocess
 import sys
-import site
 import sysconfig
 import zipfile
 from pathlib import Path
@@ -50,8 +50,13 @@ def _imports() -> dict[str, list[str]]:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "require"
-                  and len(node.args) >= 2 and all(isinstance(a, ast.Constant) for a in node.args[:2])):
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "require"
+                and len(node.args) >= 2
+                and all(isinstance(a, ast.Constant) for a in node.args[:2])
+            ):
                 names = [f"{node.args[0].value}@{node.args[1].value}"]
             for name in names:
                 top = name.split(".")[0]
@@ -97,16 +102,20 @@ def test_require_names_the_missing_package_and_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails as if it were not installed
     with pytest.raises(MissingDependencyError) as err:
         require("onnx", "export", "ONNX export")
-    assert str(err.value) == ("ONNX export needs the onnx package, which is not installed: "
-                              "pip install 'cnnatlas[export]'")
+    assert str(err.value) == (
+        "ONNX export needs the onnx package, which is not installed: pip install 'cnnatlas[export]'"
+    )
     assert isinstance(err.value, ImportError)
     assert require("json", "none", "anything").dumps([1]) == "[1]"  # present: the module itself
 
 
-@pytest.mark.parametrize("module,argv,extra", [
-    ("onnx", ["export", "lenet5", "--onnx", "{tmp}/lenet5.onnx"], "export"),
-    ("timm", ["summary", "timm:resnet18"], "timm"),
-])
+@pytest.mark.parametrize(
+    "module,argv,extra",
+    [
+        ("onnx", ["export", "lenet5", "--onnx", "{tmp}/lenet5.onnx"], "export"),
+        ("timm", ["summary", "timm:resnet18"], "timm"),
+    ],
+)
 def test_cli_without_an_optional_package(module, argv, extra, monkeypatch, capsys, tmp_path):
     """`cnnatlas export --onnx` without onnx (and timm:NAME without timm): exit 2, one line naming
     the package and the pip command, nothing written."""
@@ -122,8 +131,11 @@ def test_cli_without_an_optional_package(module, argv, extra, monkeypatch, capsy
 
 def _package_data() -> set[str]:
     """The package's files other than Python sources, as wheel paths (cnnatlas/…)."""
-    return {str(p.relative_to(SRC.parent)).replace(os.sep, "/") for p in SRC.rglob("*")
-            if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(SRC.parent)).replace(os.sep, "/")
+        for p in SRC.rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +149,23 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, tree / name)
     shutil.copytree(SRC, tree / "src" / "cnnatlas", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                           str(tree), "-w", str(tmp / "dist")], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(tree),
+            "-w",
+            str(tmp / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     (built,) = (tmp / "dist").glob("cnnatlas-*.whl")
     return built
@@ -170,14 +197,24 @@ def test_wheel_installs_and_runs_from_any_folder(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / ("python.exe" if os.name == "nt" else "python")
-    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # this environment's packages (torch, …) after the venv's own: a path line, so no .pth of theirs runs
     # (in particular not an editable install of cnnatlas)
     ours = [sysconfig.get_path("purelib"), sysconfig.get_path("platlib"), *site.getsitepackages()]
     (purelib / "_dependencies.pth").write_text("\n".join(dict.fromkeys(ours)) + "\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                           "--no-index", str(wheel)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
     work = tmp_path / "empty"
@@ -188,8 +225,11 @@ def test_wheel_installs_and_runs_from_any_folder(wheel, tmp_path):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(list(args), cwd=work, env=env, capture_output=True, text=True, timeout=600)
 
-    where = run(str(python), "-c", "import cnnatlas, importlib.metadata as m; "
-                                   "print(cnnatlas.__file__); print(m.version('cnnatlas'))")
+    where = run(
+        str(python),
+        "-c",
+        "import cnnatlas, importlib.metadata as m; print(cnnatlas.__file__); print(m.version('cnnatlas'))",
+    )
     assert where.returncode == 0, where.stderr
     file, version = where.stdout.split()
     assert Path(file).resolve().is_relative_to(venv.resolve()), f"cnnatlas imported from {file}, not the venv"

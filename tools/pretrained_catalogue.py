@@ -56,7 +56,7 @@ def torchvision_entries(name: str, builder: str, categories: dict[str, list[str]
         t = w.transforms()
         video = type(t).__name__ == "VideoClassification"
         dense = type(t).__name__ == "SemanticSegmentation"  # resize only: no crop, per-pixel metrics
-        (dataset, metrics), = meta["_metrics"].items()
+        ((dataset, metrics),) = meta["_metrics"].items()
         entries[w.name] = {
             "source": "torchvision",
             "url": w.url,
@@ -73,8 +73,11 @@ def torchvision_entries(name: str, builder: str, categories: dict[str, list[str]
                 "std": list(t.std),
             },
             "transform_input": builder in TRANSFORM_INPUT,
-            "metrics": ({"dataset": dataset, "miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"]} if dense
-                        else {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]}),
+            "metrics": (
+                {"dataset": dataset, "miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"]}
+                if dense
+                else {"dataset": dataset, "top1": metrics["acc@1"], "top5": metrics["acc@5"]}
+            ),
             "num_params": meta.get("num_params"),
             "recipe": meta.get("recipe"),
             "docs": " ".join((meta.get("_docs") or "").split()) or None,
@@ -109,12 +112,16 @@ def timm_entries(name: str, arch: str, categories: dict[str, list[str]]) -> tupl
             "metrics": None,
             "num_params": None,
             "recipe": cfg.origin_url,
-            "docs": (f"timm pretrained tag {full_tag} (licence {cfg.license}"
-                     + (f", paper {cfg.paper_ids}" if cfg.paper_ids else "") + "); "
-                     f"timm also evaluates at {cfg.test_input_size} with crop fraction {cfg.test_crop_pct}"
-                     if cfg.test_input_size else f"timm pretrained tag {full_tag} (licence {cfg.license})"),
+            "docs": (
+                f"timm pretrained tag {full_tag} (licence {cfg.license}"
+                + (f", paper {cfg.paper_ids}" if cfg.paper_ids else "")
+                + "); "
+                f"timm also evaluates at {cfg.test_input_size} with crop fraction {cfg.test_crop_pct}"
+                if cfg.test_input_size
+                else f"timm pretrained tag {full_tag} (licence {cfg.license})"
+            ),
             "source_ref": f"timm {timm.__version__}: pretrained_cfg {full_tag}; the timm package carries no "
-                          "accuracy for it (timm's published results tables list them)",
+            "accuracy for it (timm's published results tables list them)",
         }
     first = next(iter(get_arch_pretrained_cfgs(arch)))
     return first.split(".", 1)[1], entries
@@ -143,17 +150,22 @@ def main() -> None:
         if weights:
             models[name] = {"default": default, "weights": weights}
     gnet = models["googlenet"]
-    models["i3d"] = {"default": "IMAGENET1K_V1_INFLATED", "weights": {"IMAGENET1K_V1_INFLATED": {
-        "source": "inflated",
-        "from": ["googlenet", gnet["default"]],
-        "categories": gnet["weights"][gnet["default"]]["categories"],
-        "transforms": {**gnet["weights"][gnet["default"]]["transforms"], "kind": "frames"},
-        "transform_input": True,
-        "metrics": None,
-        "docs": "GoogLeNet's ImageNet weights inflated to 3-D (Carreira & Zisserman 2017, §2.4): each 2-D "
+    models["i3d"] = {
+        "default": "IMAGENET1K_V1_INFLATED",
+        "weights": {
+            "IMAGENET1K_V1_INFLATED": {
+                "source": "inflated",
+                "from": ["googlenet", gnet["default"]],
+                "categories": gnet["weights"][gnet["default"]]["categories"],
+                "transforms": {**gnet["weights"][gnet["default"]]["transforms"], "kind": "frames"},
+                "transform_input": True,
+                "metrics": None,
+                "docs": "GoogLeNet's ImageNet weights inflated to 3-D (Carreira & Zisserman 2017, §2.4): each 2-D "
                 "filter repeated T times along time and divided by T. No accuracy is published for them.",
-        "source_ref": "cnnatlas.inflate of the googlenet entry",
-    }}}
+                "source_ref": "cnnatlas.inflate of the googlenet entry",
+            }
+        },
+    }
     catalogue = {
         "about": __doc__.split("\n\n")[0],
         "torchvision": torchvision.__version__,

@@ -2,16 +2,22 @@
 claims of the textbook measured."""
 
 from .analysis import Report, analyze, effective_receptive_field
-from .errors import (CnnAtlasError, InputShapeError, InvalidArgumentError, MissingDependencyError, UnknownModelError,
-                     WeightsError)
+from .errors import (
+    CnnAtlasError,
+    InputShapeError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    UnknownModelError,
+    WeightsError,
+)
 from .inflate import inflate
 from .models.efficientnet import compound_scale
 from .optimize import optimize
 from .registry import get_entry, list_models, register_model
-from .zoo import create_model, model_info
 from .version import __version__
 from .weights import load_torchvision_weights
 from .weights_timm import load_timm_weights
+from .zoo import create_model, model_info
 
 __all__ = [
     "CnnAtlasError",

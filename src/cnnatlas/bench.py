@@ -77,8 +77,9 @@ def _sync() -> None:
 def summarize(name: str, batch: int, seconds: list[float]) -> Timing:
     """Images/s from the median latency; p50 and p95 latencies in milliseconds."""
     p50 = statistics.median(seconds)
-    return Timing(name, batch, batch / p50, 1000 * p50, 1000 * _percentile(seconds, 0.95),
-                  torch.get_num_threads(), len(seconds))
+    return Timing(
+        name, batch, batch / p50, 1000 * p50, 1000 * _percentile(seconds, 0.95), torch.get_num_threads(), len(seconds)
+    )
 
 
 def inference_runner(model: nn.Module, x: torch.Tensor, *, autocast: torch.dtype | None = None) -> Callable[[], object]:
@@ -86,6 +87,7 @@ def inference_runner(model: nn.Module, x: torch.Tensor, *, autocast: torch.dtype
     torch.float16 on a GPU) under `torch.autocast` on the input's device."""
     model.eval()
     if autocast is None:
+
         def run() -> object:
             with torch.inference_mode():
                 return model(x)

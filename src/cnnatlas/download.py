@@ -101,8 +101,15 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def download(url: str, dest: str | Path, *, sha256: str | None = None, md5: str | None = None,
-             progress: bool | None = None, what: str = "file") -> Path:
+def download(
+    url: str,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    progress: bool | None = None,
+    what: str = "file",
+) -> Path:
     """`dest`, downloaded from `url` unless it is already there with the right checksum.
 
     `sha256` (or a prefix of it) or `md5` is the published checksum; a file that does not match is
@@ -125,8 +132,10 @@ def download(url: str, dest: str | Path, *, sha256: str | None = None, md5: str 
 
 def _offline_message(url: str, fetched: str, dest: Path, what: str, err: object) -> str:
     via = f" (through $CNNATLAS_MIRROR: {fetched})" if fetched != url else ""
-    return (f"could not download {what} {dest.name} from {url}{via}: {err}. Without a network, download it "
-            f"elsewhere and put it in {dest.parent}/ as {dest.name}")
+    return (
+        f"could not download {what} {dest.name} from {url}{via}: {err}. Without a network, download it "
+        f"elsewhere and put it in {dest.parent}/ as {dest.name}"
+    )
 
 
 def _fetch(url: str, dest: Path, algorithm: str, expected: str | None, progress: bool | None, what: str) -> None:
@@ -153,20 +162,27 @@ def _fetch(url: str, dest: Path, algorithm: str, expected: str | None, progress:
     except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         tmp.unlink(missing_ok=True)
         if isinstance(err, http.client.IncompleteRead) or (done and total and done < total):
-            raise DownloadError(f"download of {what} {dest.name} from {fetched} was cut off after {done:,} bytes; "
-                                f"nothing was kept, run again to retry") from None
+            raise DownloadError(
+                f"download of {what} {dest.name} from {fetched} was cut off after {done:,} bytes; "
+                f"nothing was kept, run again to retry"
+            ) from None
         if isinstance(err, urllib.error.HTTPError):
-            raise DownloadError(f"could not download {what} {dest.name}: {fetched} answered HTTP {err.code} "
-                                f"({err.reason})") from None
+            raise DownloadError(
+                f"could not download {what} {dest.name}: {fetched} answered HTTP {err.code} ({err.reason})"
+            ) from None
         raise DownloadError(_offline_message(url, fetched, dest, what, getattr(err, "reason", None) or err)) from None
     try:
         if total is not None and done != total:
-            raise DownloadError(f"download of {what} {dest.name} from {fetched} was cut off after {done:,} of "
-                                f"{total:,} bytes; nothing was kept, run again to retry")
+            raise DownloadError(
+                f"download of {what} {dest.name} from {fetched} was cut off after {done:,} of "
+                f"{total:,} bytes; nothing was kept, run again to retry"
+            )
         digest = h.hexdigest()
         if not _check_digest(digest, expected):
-            raise DownloadError(f"{what} {dest.name} downloaded from {fetched} has {algorithm} {digest}, but the "
-                                f"published one is {expected}; the file was not kept")
+            raise DownloadError(
+                f"{what} {dest.name} downloaded from {fetched} has {algorithm} {digest}, but the "
+                f"published one is {expected}; the file was not kept"
+            )
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -183,7 +199,13 @@ def _progress_bar(label: str, total: int | None, show: bool | None) -> Iterator:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
         task = bar.add_task(f"downloading {label}", total=total)
         yield lambda n: bar.advance(task, n)

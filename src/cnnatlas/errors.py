@@ -43,8 +43,9 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     except ImportError as err:
         missing = (getattr(err, "name", None) or module).split(".")[0]
         why = "which is not installed" if missing == module.split(".")[0] else f"which failed to import ({err})"
-        raise MissingDependencyError(f"{feature} needs the {module} package, {why}: "
-                                     f"pip install 'cnnatlas[{extra}]'") from None
+        raise MissingDependencyError(
+            f"{feature} needs the {module} package, {why}: pip install 'cnnatlas[{extra}]'"
+        ) from None
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

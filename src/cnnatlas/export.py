@@ -21,8 +21,12 @@ def export_onnx(model: nn.Module, path: str | Path, example_input: torch.Tensor,
     require("onnx", "export", "ONNX export")  # torch.onnx writes the file with it
     path = Path(path)
     model = model.eval()
-    kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=opset,
-                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    kwargs = dict(
+        input_names=["input"],
+        output_names=["logits"],
+        opset_version=opset,
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # the TorchScript-based exporter: no extra dependencies, dynamic_axes honoured
     try:

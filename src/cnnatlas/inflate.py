@@ -107,8 +107,10 @@ class _Inflater:
         if callable(self.time_kernel):
             t = self.time_kernel(name, conv)
             if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= MAX_TIME_KERNEL:
-                raise InvalidArgumentError(f"inflate: time_kernel({name!r}, conv) must return an integer from 1 to "
-                                           f"{MAX_TIME_KERNEL}; got {t!r}")
+                raise InvalidArgumentError(
+                    f"inflate: time_kernel({name!r}, conv) must return an integer from 1 to "
+                    f"{MAX_TIME_KERNEL}; got {t!r}"
+                )
             return t
         if self.time_kernel is None:
             return kh if kh == kw else 1
@@ -124,10 +126,19 @@ class _Inflater:
         pt = (t - 1) // 2
         replicate = self.replicate and pt > 0 and m.padding_mode == "zeros"
         cls = ReplicateTimeConv3d if replicate else nn.Conv3d
-        new = cls(m.in_channels, m.out_channels, (t, *m.kernel_size), stride=(self.time_step(m.stride), *m.stride),
-                  padding=(0 if replicate else pt, *m.padding), dilation=(1, *m.dilation), groups=m.groups,
-                  bias=m.bias is not None, padding_mode=m.padding_mode,
-                  device=m.weight.device, dtype=m.weight.dtype)
+        new = cls(
+            m.in_channels,
+            m.out_channels,
+            (t, *m.kernel_size),
+            stride=(self.time_step(m.stride), *m.stride),
+            padding=(0 if replicate else pt, *m.padding),
+            dilation=(1, *m.dilation),
+            groups=m.groups,
+            bias=m.bias is not None,
+            padding_mode=m.padding_mode,
+            device=m.weight.device,
+            dtype=m.weight.dtype,
+        )
         if replicate:
             new.time_pad = pt
         with torch.no_grad():  # W_3d[:, :, t] = W_2d / T
@@ -147,8 +158,14 @@ class _Inflater:
         if isinstance(m, nn.MaxPool2d):
             # Max over a padded window always includes the end frame, so −∞ padding and repeated
             # end frames give the same result: max pools need no special case for "replicate".
-            return nn.MaxPool3d((kt, *k), (st, *s), (pt, *p), dilation=(1, *_pair(m.dilation)),
-                                return_indices=m.return_indices, ceil_mode=m.ceil_mode)
+            return nn.MaxPool3d(
+                (kt, *k),
+                (st, *s),
+                (pt, *p),
+                dilation=(1, *_pair(m.dilation)),
+                return_indices=m.return_indices,
+                ceil_mode=m.ceil_mode,
+            )
         divisor = None if m.divisor_override is None else m.divisor_override * kt
         if self.replicate and pt:
             new = ReplicateTimeAvgPool3d((kt, *k), (st, *s), (0, *p), m.ceil_mode, m.count_include_pad, divisor)
@@ -173,8 +190,9 @@ class _Inflater:
             cls = nn.BatchNorm3d if isinstance(m, nn.BatchNorm2d) else nn.InstanceNorm3d
             state = m.state_dict()
             ref = next((v for v in state.values() if v.is_floating_point()), torch.empty(0))
-            new = cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats,
-                      device=ref.device, dtype=ref.dtype)
+            new = cls(
+                m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats, device=ref.device, dtype=ref.dtype
+            )
             new.load_state_dict(state)
             new.train(m.training)
             return new
@@ -188,8 +206,10 @@ class _Inflater:
         if isinstance(m, (nn.ConvTranspose2d, nn.Conv1d, nn.Conv3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d)) or (
             not list(m.children()) and "2d" in type(m).__name__.lower()
         ):
-            raise InvalidArgumentError(f"inflate: cannot inflate {name or 'the model'} ({type(m).__name__}); "
-                                       "inflate takes 2-D models built from Conv2d, pools, norms and Linear")
+            raise InvalidArgumentError(
+                f"inflate: cannot inflate {name or 'the model'} ({type(m).__name__}); "
+                "inflate takes 2-D models built from Conv2d, pools, norms and Linear"
+            )
         return None
 
     def run(self, module: nn.Module, prefix: str = "") -> None:
@@ -238,26 +258,36 @@ def inflate(
     if time_padding not in TIME_PADDINGS:
         raise InvalidArgumentError(f"inflate: time_padding must be 'zeros' or 'replicate'; got {time_padding!r}")
     if time_stride not in ("same", 1):
-        raise InvalidArgumentError(f"inflate: time_stride must be 'same' (stride time as space) or 1; got {time_stride!r}")
+        raise InvalidArgumentError(
+            f"inflate: time_stride must be 'same' (stride time as space) or 1; got {time_stride!r}"
+        )
     if not (time_kernel is None or callable(time_kernel)) and (
         not isinstance(time_kernel, int) or isinstance(time_kernel, bool) or not 1 <= time_kernel <= MAX_TIME_KERNEL
     ):
-        raise InvalidArgumentError(f"inflate: time_kernel must be None, an integer from 1 to {MAX_TIME_KERNEL} or a "
-                                   f"callable; got {time_kernel!r}")
+        raise InvalidArgumentError(
+            f"inflate: time_kernel must be None, an integer from 1 to {MAX_TIME_KERNEL} or a "
+            f"callable; got {time_kernel!r}"
+        )
     if callable(time_kernel) and not _takes_two(time_kernel):
         raise InvalidArgumentError(f"inflate: a callable time_kernel must take (name, conv2d); got {time_kernel!r}")
     if not isinstance(skip_time_pools, int) or isinstance(skip_time_pools, bool) or skip_time_pools < 0:
         raise InvalidArgumentError(f"inflate: skip_time_pools must be an integer ≥ 0; got {skip_time_pools!r}")
     if getattr(model_2d, "dims", 2) != 2:
-        raise InvalidArgumentError(f"inflate: {type(model_2d).__name__} is a {model_2d.dims}-D model; "
-                                   "inflate turns 2-D models into 3-D ones")
+        raise InvalidArgumentError(
+            f"inflate: {type(model_2d).__name__} is a {model_2d.dims}-D model; inflate turns 2-D models into 3-D ones"
+        )
     model = copy.deepcopy(model_2d)
     inflate_(model, time_kernel, time_padding, time_stride, skip_time_pools)
     return model
 
 
-def inflate_(model: nn.Module, time_kernel: TimeKernel = None, time_padding: str = "zeros",
-             time_stride: str | int = "same", skip_time_pools: int = 0) -> nn.Module:
+def inflate_(
+    model: nn.Module,
+    time_kernel: TimeKernel = None,
+    time_padding: str = "zeros",
+    time_stride: str | int = "same",
+    skip_time_pools: int = 0,
+) -> nn.Module:
     """`inflate`, in place (what `I3D` uses on the GoogLeNet it has just built)."""
     _Inflater(time_kernel, time_padding, time_stride, skip_time_pools).run(model)
     if hasattr(model, "dims"):
@@ -267,6 +297,10 @@ def inflate_(model: nn.Module, time_kernel: TimeKernel = None, time_padding: str
     size = getattr(model, "default_input_size", None)
     if size is not None and len(size) == 3:
         model.default_input_size = (size[0], 16, *size[1:])
-    model.inflation = {"time_kernel": time_kernel, "time_padding": time_padding, "time_stride": time_stride,
-                       "skip_time_pools": skip_time_pools}
+    model.inflation = {
+        "time_kernel": time_kernel,
+        "time_padding": time_padding,
+        "time_stride": time_stride,
+        "skip_time_pools": skip_time_pools,
+    }
     return model

@@ -60,7 +60,8 @@ def load_model(spec: str, meta: bool = True) -> LoadedModel:
     if spec not in list_models():
         raise UnknownModelError(
             f"unknown model {spec!r}.{did_you_mean(spec, list_models())} Use a registry name (`cnnatlas models`), "
-            "torchvision:NAME, timm:NAME or path/to/file.py:factory.")
+            "torchvision:NAME, timm:NAME or path/to/file.py:factory."
+        )
     entry = get_entry(spec)
     pub = entry.published
     size = pub.input_size if pub.input_size and len(pub.input_size) == len(entry.input_size) else entry.input_size
@@ -111,7 +112,9 @@ def _from_file(spec: str, meta: bool) -> LoadedModel:
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         names = [n for n in vars(module) if callable(vars(module)[n]) and not n.startswith("_")]
-        raise InvalidArgumentError(f"{spec}: {path_str} has no callable {factory_name!r}.{did_you_mean(factory_name, names)}")
+        raise InvalidArgumentError(
+            f"{spec}: {path_str} has no callable {factory_name!r}.{did_you_mean(factory_name, names)}"
+        )
     model = build_on_meta(factory, spec, meta)
     if not isinstance(model, torch.nn.Module):
         raise InvalidArgumentError(f"{spec}: {factory_name}() returned {type(model).__name__}, not an nn.Module")

@@ -60,6 +60,7 @@ def _storage_key(t: torch.Tensor) -> tuple[str, int] | None:
 @dataclass
 class _Op:
     """One operator call of interest: its name, arguments (tensors kept, so ids stay unique) and first output."""
+
     name: str
     args: tuple
     out: torch.Tensor
@@ -130,6 +131,7 @@ def _hook_free(module: nn.Module) -> bool:
 class _Follower:
     """Module b takes module a's output (each called once); `before`: the operators that read that
     output before b ran, `reads`: over the whole forward."""
+
     a: nn.Module
     b: nn.Module
     before: int
@@ -143,6 +145,7 @@ class _Follower:
 @dataclass
 class _Trace:
     """What one watched forward showed."""
+
     followers: list[_Follower]
     watch: _Watch
     storages: dict
@@ -156,8 +159,9 @@ def _clone(inputs: tuple) -> tuple:
     return tuple(x.clone() if isinstance(x, torch.Tensor) else x for x in inputs)
 
 
-def _trace(model: nn.Module, example_input: torch.Tensor | tuple, first: tuple[type, ...],
-           second: tuple[type, ...]) -> _Trace:
+def _trace(
+    model: nn.Module, example_input: torch.Tensor | tuple, first: tuple[type, ...], second: tuple[type, ...]
+) -> _Trace:
     """Run the model once, watching every module b of the `second` kinds whose input is the output of
     a module a of the `first` kinds, and every operator (`_Watch`). Found from the data flow, so it
     works inside branches, residual blocks and models we did not write."""
@@ -209,9 +213,16 @@ def _own_convolution(conv: nn.Module, follower: _Follower, trace: _Trace) -> boo
     place then scales this one output and nothing else."""
     output = follower.a_out
     op = trace.watch.producers.get(id(output))
-    if (not trace.hook_free[conv] or follower.a_touched or "weight" not in conv._parameters or op is None
-            or op.out is not output or op.name != "convolution" or op.args[1] is not conv.weight
-            or op.args[2] is not conv.bias):
+    if (
+        not trace.hook_free[conv]
+        or follower.a_touched
+        or "weight" not in conv._parameters
+        or op is None
+        or op.out is not output
+        or op.name != "convolution"
+        or op.args[1] is not conv.weight
+        or op.args[2] is not conv.bias
+    ):
         return False
     for t in (conv.weight, conv.bias):
         if t is None:
@@ -229,8 +240,15 @@ def _own_batch_norm(op: _Op | None, bn: nn.Module, source: torch.Tensor) -> bool
         return False
     a = op.args
     training = False if op.name in _BN_EVAL_OPS else a[5]
-    return (a[0] is source and a[1] is bn.weight and a[2] is bn.bias and a[3] is bn.running_mean
-            and a[4] is bn.running_var and training is False and float(a[-1]) == bn.eps)
+    return (
+        a[0] is source
+        and a[1] is bn.weight
+        and a[2] is bn.bias
+        and a[3] is bn.running_mean
+        and a[4] is bn.running_var
+        and training is False
+        and float(a[-1]) == bn.eps
+    )
 
 
 def _timm_norm_act(bn: nn.Module) -> bool:
@@ -262,8 +280,13 @@ def _foldable(trace: _Trace) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
     nothing else reads, where folding provably leaves the output unchanged."""
     found = []
     for f in trace.followers:
-        if (f.reads == 1 and f.b.running_mean is not None and f.b.running_var is not None
-                and f.a.out_channels == f.b.num_features and _own_convolution(f.a, f, trace)):
+        if (
+            f.reads == 1
+            and f.b.running_mean is not None
+            and f.b.running_var is not None
+            and f.a.out_channels == f.b.num_features
+            and _own_convolution(f.a, f, trace)
+        ):
             replacement = _batch_norm_replacement(f.b, f, trace)
             if replacement is not None:
                 found.append((f.a, f.b, replacement))
@@ -330,8 +353,13 @@ def activation_post_op(act: nn.Module) -> tuple[str, list[float], str] | None:
         return "leaky_relu", [float(act.negative_slope)], ""
     if kind is nn.GELU:
         return "gelu", [], act.approximate
-    simple = {nn.SiLU: "swish", nn.Hardswish: "hardswish", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
-              nn.Hardsigmoid: "hardsigmoid"}
+    simple = {
+        nn.SiLU: "swish",
+        nn.Hardswish: "hardswish",
+        nn.Sigmoid: "sigmoid",
+        nn.Tanh: "tanh",
+        nn.Hardsigmoid: "hardsigmoid",
+    }
     return (simple[kind], [], "") if kind in simple else None
 
 
@@ -356,23 +384,48 @@ class ConvAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
-        if (_CONV_POINTWISE is not None and x.device.type == "cpu" and x.dtype == torch.float32
-                and conv.weight.dtype == torch.float32 and x.dim() == 4
-                and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
-                and not _in_graph_capture()):
+        if (
+            _CONV_POINTWISE is not None
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and conv.weight.dtype == torch.float32
+            and x.dim() == 4
+            and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
+            and not _in_graph_capture()
+        ):
             attr, scalars, algorithm = self.post_op
-            return _CONV_POINTWISE(x, conv.weight, conv.bias, list(conv.padding), list(conv.stride),
-                                   list(conv.dilation), conv.groups, attr, scalars, algorithm)
+            return _CONV_POINTWISE(
+                x,
+                conv.weight,
+                conv.bias,
+                list(conv.padding),
+                list(conv.stride),
+                list(conv.dilation),
+                conv.groups,
+                attr,
+                scalars,
+                algorithm,
+            )
         return self.act(conv(x))
 
 
 def fusable_conv(conv: nn.Module) -> bool:
     """A plain 2-D convolution: zero padding given as numbers, the stock forward."""
-    return (type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
+    return type(conv) is nn.Conv2d and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
 
 
-_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh,
-                nn.Hardsigmoid)
+_ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Hardtanh,
+    nn.LeakyReLU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardsigmoid,
+)
 
 
 def fuse_conv_activations(model: nn.Module, example_input: torch.Tensor | tuple) -> list[tuple[str, str]]:
@@ -385,10 +438,16 @@ def fuse_conv_activations(model: nn.Module, example_input: torch.Tensor | tuple)
     # Nothing may read the conv's output before the activation; after it, only an in-place
     # activation makes later readers see the activated values, as they will after fusing. Neither
     # module may have hooks: `ConvAct` calls neither.
-    pairs = [(f.a, f.b) for f in trace.followers
-             if f.before == 0 and (f.reads == 1 or getattr(f.b, "inplace", False))
-             and fusable_conv(f.a) and activation_post_op(f.b) is not None
-             and trace.hook_free[f.a] and trace.hook_free[f.b]]
+    pairs = [
+        (f.a, f.b)
+        for f in trace.followers
+        if f.before == 0
+        and (f.reads == 1 or getattr(f.b, "inplace", False))
+        and fusable_conv(f.a)
+        and activation_post_op(f.b) is not None
+        and trace.hook_free[f.a]
+        and trace.hook_free[f.b]
+    ]
     for conv, act in pairs:
         _set_module(model, names[conv], ConvAct(conv, act))
         _set_module(model, names[act], nn.Identity())
@@ -400,8 +459,14 @@ class OptimizedModel(nn.Module):
     unless an input requires gradients, when it runs with them (and `ConvAct` takes the plain
     operators), so that gradients flow as through the original model."""
 
-    def __init__(self, model: nn.Module, memory_format: torch.memory_format, folded: list[tuple[str, str]],
-                 fused: list[tuple[str, str]] | None = None, refused: str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        memory_format: torch.memory_format,
+        folded: list[tuple[str, str]],
+        fused: list[tuple[str, str]] | None = None,
+        refused: str | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.memory_format = memory_format
@@ -417,14 +482,20 @@ class OptimizedModel(nn.Module):
 
     def _run(self, inputs: tuple) -> torch.Tensor:
         if self.memory_format is not torch.contiguous_format:
-            inputs = tuple(x.contiguous(memory_format=self.memory_format)
-                           if isinstance(x, torch.Tensor) and x.dim() in (4, 5) else x for x in inputs)
+            inputs = tuple(
+                x.contiguous(memory_format=self.memory_format)
+                if isinstance(x, torch.Tensor) and x.dim() in (4, 5)
+                else x
+                for x in inputs
+            )
         return self.model(*inputs)
 
     def extra_repr(self) -> str:
         refused = f", left as it was: {self.refused}" if self.refused else ""
-        return (f"folded={len(self.folded)} conv-BN pairs, fused={len(self.fused)} conv-activation pairs, "
-                f"memory_format={self.memory_format}{refused}")
+        return (
+            f"folded={len(self.folded)} conv-BN pairs, fused={len(self.fused)} conv-activation pairs, "
+            f"memory_format={self.memory_format}{refused}"
+        )
 
 
 def _copy(model: nn.Module) -> nn.Module:
@@ -502,8 +573,9 @@ def _memory_format(model: nn.Module) -> torch.memory_format:
     return {2: torch.channels_last, 3: torch.channels_last_3d}.get(dims, torch.contiguous_format)
 
 
-def optimize(model: nn.Module, *, example_input: torch.Tensor | tuple | None = None,
-             compile: bool = False) -> nn.Module:
+def optimize(
+    model: nn.Module, *, example_input: torch.Tensor | tuple | None = None, compile: bool = False
+) -> nn.Module:
     """An inference copy of `model` with identical outputs (to float rounding), usually faster:
     eval mode, every conv→BN pair folded into the conv (also inside branches, residual and SE
     blocks), every 2-D conv→activation pair run as one oneDNN kernel on the CPU (`ConvAct`),
@@ -546,13 +618,16 @@ def optimize(model: nn.Module, *, example_input: torch.Tensor | tuple | None = N
     if refused is None and (folded or fused):
         difference = _max_relative_difference(result(*_clone(inputs)), reference)
         if not difference <= _tolerance(param):
-            refused = (f"its rewritten output differed from the original's by {difference:.3g} × the output's "
-                       f"scale on the example input")
+            refused = (
+                f"its rewritten output differed from the original's by {difference:.3g} × the output's "
+                f"scale on the example input"
+            )
             plain = _copy(original).eval().to(memory_format=memory_format)
             result = OptimizedModel(plain, memory_format, [], [], refused)
     if refused is not None:
-        warnings.warn(f"optimize: {type(original).__name__} left unfused and unfolded: {refused}",
-                      OptimizeWarning, stacklevel=2)
+        warnings.warn(
+            f"optimize: {type(original).__name__} left unfused and unfolded: {refused}", OptimizeWarning, stacklevel=2
+        )
     if compile:
         result = torch.compile(result)
     return result

@@ -72,8 +72,10 @@ class Preprocess:
         from torchvision.transforms import functional as F
 
         if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
-            raise InvalidArgumentError(f"preprocessing expects a uint8 tensor; got "
-                                       f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}")
+            raise InvalidArgumentError(
+                f"preprocessing expects a uint8 tensor; got "
+                f"{x.dtype if isinstance(x, torch.Tensor) else type(x).__name__}"
+            )
         mode = InterpolationMode(self.interpolation)
         if self.kind == "image":
             x = F.resize(x, list(self.resize), interpolation=mode, antialias=self.antialias)
@@ -90,9 +92,15 @@ class Preprocess:
         return x.squeeze(0) if squeeze else x
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "resize": list(self.resize), "crop": list(self.crop),
-                "interpolation": self.interpolation, "antialias": self.antialias,
-                "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "kind": self.kind,
+            "resize": list(self.resize),
+            "crop": list(self.crop),
+            "interpolation": self.interpolation,
+            "antialias": self.antialias,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
 
 @dataclass(frozen=True)
@@ -121,13 +129,23 @@ class Weights:
     def as_dict(self) -> dict[str, Any]:
         """The entry as `model_info(name)["weights"][tag]` shows it."""
         return {
-            "tag": self.tag, "default": self.default, "source": self.source, "url": self.url, "file": self.file,
-            "sha256": self.sha256, "hf_repo": self.hf_repo, "cache": str(self.cache_path()) if self.url else None,
+            "tag": self.tag,
+            "default": self.default,
+            "source": self.source,
+            "url": self.url,
+            "file": self.file,
+            "sha256": self.sha256,
+            "hf_repo": self.hf_repo,
+            "cache": str(self.cache_path()) if self.url else None,
             "categories": list(self.categories) if self.categories else None,
             "num_classes": len(self.categories) if self.categories else None,
             "transforms": self.transforms.as_dict() if self.transforms else None,
-            "transform_input": self.transform_input, "metrics": self.metrics, "num_params": self.num_params,
-            "recipe": self.recipe, "docs": self.docs, "source_ref": self.source_ref,
+            "transform_input": self.transform_input,
+            "metrics": self.metrics,
+            "num_params": self.num_params,
+            "recipe": self.recipe,
+            "docs": self.docs,
+            "source_ref": self.source_ref,
             "inflated_from": list(self.inflated_from) if self.inflated_from else None,
         }
 
@@ -153,12 +171,38 @@ def catalogue() -> dict[str, Any]:
 def _entry_from_row(model: str, tag: str, row: dict[str, Any], default: bool) -> Weights:
     cats = catalogue()["categories"].get(row.get("categories"))
     t = row.get("transforms")
-    pre = None if t is None else Preprocess(t["kind"], tuple(t["resize"]), tuple(t["crop"]), t["interpolation"],
-                                            bool(t["antialias"]), tuple(t["mean"]), tuple(t["std"]))
-    return Weights(model, tag, row["source"], tuple(cats) if cats else None, pre, bool(row.get("transform_input")),
-                   row.get("url"), row.get("file"), row.get("sha256"), row.get("hf_repo"), row.get("metrics"),
-                   row.get("num_params"), row.get("recipe"), row.get("docs"), row.get("source_ref"),
-                   tuple(row["from"]) if row.get("from") else None, default)
+    pre = (
+        None
+        if t is None
+        else Preprocess(
+            t["kind"],
+            tuple(t["resize"]),
+            tuple(t["crop"]),
+            t["interpolation"],
+            bool(t["antialias"]),
+            tuple(t["mean"]),
+            tuple(t["std"]),
+        )
+    )
+    return Weights(
+        model,
+        tag,
+        row["source"],
+        tuple(cats) if cats else None,
+        pre,
+        bool(row.get("transform_input")),
+        row.get("url"),
+        row.get("file"),
+        row.get("sha256"),
+        row.get("hf_repo"),
+        row.get("metrics"),
+        row.get("num_params"),
+        row.get("recipe"),
+        row.get("docs"),
+        row.get("source_ref"),
+        tuple(row["from"]) if row.get("from") else None,
+        default,
+    )
 
 
 def available_weights(name: str) -> dict[str, Weights]:
@@ -183,8 +227,10 @@ def get_weights(name: str, weights: bool | str | os.PathLike = True) -> Weights:
     tags = available_weights(name)
     if weights is True:
         if not tags:
-            raise WeightsError(f"{name} has no published weights; `cnnatlas models --pretrained` lists the "
-                               f"{len(catalogue()['models'])} models that do (or pass weights=PATH to a state dict)")
+            raise WeightsError(
+                f"{name} has no published weights; `cnnatlas models --pretrained` lists the "
+                f"{len(catalogue()['models'])} models that do (or pass weights=PATH to a state dict)"
+            )
         return next(w for w in tags.values() if w.default)
     if isinstance(weights, str) and weights in tags:
         return tags[weights]
@@ -195,10 +241,13 @@ def get_weights(name: str, weights: bool | str | os.PathLike = True) -> Weights:
                 raise WeightsError(f"{name}: weights file {path} not found")
             return _local_entry(name, path, tags)
         listed = f"its tags: {', '.join(tags)}" if tags else "it has no published weights"
-        raise WeightsError(f"{name}: unknown weights {weights!r} ({listed}).{did_you_mean(weights, tags)} "
-                           f"A file path must end in {', '.join(WEIGHT_SUFFIXES)}")
-    raise InvalidArgumentError(f"{name}: weights must be True, a tag or a path; got {weights!r} "
-                               f"({type(weights).__name__})")
+        raise WeightsError(
+            f"{name}: unknown weights {weights!r} ({listed}).{did_you_mean(weights, tags)} "
+            f"A file path must end in {', '.join(WEIGHT_SUFFIXES)}"
+        )
+    raise InvalidArgumentError(
+        f"{name}: weights must be True, a tag or a path; got {weights!r} ({type(weights).__name__})"
+    )
 
 
 def _local_entry(name: str, path: Path, tags: dict[str, Weights]) -> Weights:
@@ -210,9 +259,15 @@ def _local_entry(name: str, path: Path, tags: dict[str, Weights]) -> Weights:
     base = same or next((w for w in tags.values() if w.default), None)
     if base is None:
         return Weights(name, str(path), "file", None, None, path=path)
-    return replace(base, tag=str(path), source="file", path=path, default=False,
-                   transform_input=base.transform_input if same else False,
-                   metrics=base.metrics if same else None)
+    return replace(
+        base,
+        tag=str(path),
+        source="file",
+        path=path,
+        default=False,
+        transform_input=base.transform_input if same else False,
+        metrics=base.metrics if same else None,
+    )
 
 
 # -- caches and downloads ----------------------------------------------------------------------------
@@ -261,7 +316,7 @@ HF_HUB = "https://huggingface.co"
 def hf_url(w: Weights) -> str:
     """The URL of a hub file, on `$HF_ENDPOINT` when that is set (as huggingface_hub does)."""
     endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/")
-    return endpoint + w.url[len(HF_HUB):] if endpoint and w.url.startswith(HF_HUB) else w.url
+    return endpoint + w.url[len(HF_HUB) :] if endpoint and w.url.startswith(HF_HUB) else w.url
 
 
 def _hf_file(w: Weights, progress: bool | None, what: str) -> Path:
@@ -302,7 +357,8 @@ def _hf_cached(repo_dir: Path, filename: str) -> Path | None:
             return path
     found = sorted((repo_dir / "snapshots").glob(f"*/{filename}"))
     return next((p for p in found if p.is_file() and _SHA256.match(p.resolve().name)), None) or (
-        found[0] if found and found[0].is_file() else None)
+        found[0] if found and found[0].is_file() else None
+    )
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -320,20 +376,24 @@ def _hf_metadata(w: Weights, repo_dir: Path, what: str) -> tuple[str, str]:
             headers = response.headers
     except urllib.error.HTTPError as err:
         if err.code not in (301, 302, 303, 307, 308):
-            raise DownloadError(f"could not download {what} {w.file}: {fetched} answered HTTP {err.code} "
-                                f"({err.reason})") from None
+            raise DownloadError(
+                f"could not download {what} {w.file}: {fetched} answered HTTP {err.code} ({err.reason})"
+            ) from None
         headers = err.headers
     except (urllib.error.URLError, OSError) as err:
         via = f" (through $CNNATLAS_MIRROR: {fetched})" if fetched != w.url else ""
         raise DownloadError(
             f"could not download {what} {w.file} from {w.url}{via}: {getattr(err, 'reason', None) or err}. "
             f"Without a network, download it elsewhere and put it in {repo_dir / 'snapshots' / 'main'}/ as "
-            f"{w.file}, or load it with weights=PATH") from None
+            f"{w.file}, or load it with weights=PATH"
+        ) from None
     sha = (headers.get("X-Linked-Etag") or headers.get("ETag") or "").strip().removeprefix("W/").strip('"').lower()
     commit = (headers.get("X-Repo-Commit") or "").strip()
     if not _SHA256.match(sha) or not re.fullmatch(r"[0-9a-f]{40}", commit):
-        raise DownloadError(f"{what} {w.file}: {fetched} did not publish the file's SHA-256 and commit "
-                            f"(ETag {sha or 'missing'}, commit {commit or 'missing'}); nothing was downloaded")
+        raise DownloadError(
+            f"{what} {w.file}: {fetched} did not publish the file's SHA-256 and commit "
+            f"(ETag {sha or 'missing'}, commit {commit or 'missing'}); nothing was downloaded"
+        )
     return commit, sha
 
 
@@ -353,8 +413,10 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             return load_file(path)
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 — unpickling, truncated file, safetensors header: one message
-        raise WeightsError(f"{path}: cannot be read as weights ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else 'no detail'})") from None
+        raise WeightsError(
+            f"{path}: cannot be read as weights ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'})"
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]
@@ -391,8 +453,9 @@ def _in_reference_order(name: str, state_dict: dict[str, torch.Tensor]) -> dict[
     return state_dict
 
 
-def load_state_dict_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str,
-                         name: str | None = None) -> nn.Module:
+def load_state_dict_into(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, name: str | None = None
+) -> nn.Module:
     """Load a state dict from `source` ("torchvision", "timm", or "file": ours, torchvision's or timm's,
     whichever fits) into zoo model `name`. Given `name`, the names are put back in the reference's order
     first (a safetensors file sorts them; a torch.save'd dict keeps its order: name=None)."""
@@ -428,8 +491,9 @@ def _transform_input(module: nn.Module, args: tuple) -> tuple:
     return (torch.cat(channels, 1), *args[1:])
 
 
-def create_pretrained(name: str, weights: bool | str | os.PathLike = True, progress: bool | None = None,
-                      **kwargs: Any) -> nn.Module:
+def create_pretrained(
+    name: str, weights: bool | str | os.PathLike = True, progress: bool | None = None, **kwargs: Any
+) -> nn.Module:
     """Zoo model `name` with the weights `weights` names (see `get_weights`), in eval mode. The number
     of classes defaults to the weights' categories; `model.pretrained_weights` is the entry."""
 
@@ -437,15 +501,18 @@ def create_pretrained(name: str, weights: bool | str | os.PathLike = True, progr
     if w.categories and w.path is None:
         n = kwargs.setdefault("num_classes", len(w.categories))
         if n != len(w.categories):
-            raise InvalidArgumentError(f"{name}: the {w.tag} weights classify {len(w.categories)} categories; got "
-                                       f"num_classes={n} (load them as they are, then replace the head)")
+            raise InvalidArgumentError(
+                f"{name}: the {w.tag} weights classify {len(w.categories)} categories; got "
+                f"num_classes={n} (load them as they are, then replace the head)"
+            )
     if w.source == "inflated":
         model = _inflated(w, progress, **kwargs)
     else:
         model = build_model(name, **kwargs)
         path = weights_file(w, progress)
-        load_state_dict_into(model, load_state_dict_file(path), w.source,
-                             name if path.suffix == ".safetensors" else None)
+        load_state_dict_into(
+            model, load_state_dict_file(path), w.source, name if path.suffix == ".safetensors" else None
+        )
     if w.transform_input:
         model.register_forward_pre_hook(_transform_input)
     model.transform_input = w.transform_input

@@ -72,7 +72,11 @@ class Published:
             return Agreement("none", "no published figure")
         diff = (measured - self.params) / self.params
         if self.params_exact:
-            return Agreement("exact", "exact") if measured == self.params else Agreement("differs", f"differs ({diff:+.2%})")
+            return (
+                Agreement("exact", "exact")
+                if measured == self.params
+                else Agreement("differs", f"differs ({diff:+.2%})")
+            )
         if abs(diff) <= APPROX_TOLERANCE:
             return Agreement("approx", f"≈ rounded figure ({diff:+.1%})")
         return Agreement("differs", f"differs from rounded figure ({diff:+.1%})")
@@ -123,8 +127,11 @@ class ModelEntry:
     def accepted_kwargs(self) -> dict[str, inspect.Parameter]:
         """The constructor's parameters a user may set (the name fixes the rest)."""
         params = inspect.signature(self.cls.__init__).parameters
-        return {k: p for k, p in params.items() if k != "self" and k not in self.config
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        return {
+            k: p
+            for k, p in params.items()
+            if k != "self" and k not in self.config and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
 
     def default_arguments(self) -> dict[str, Any]:
         """Each argument a user may set, with its default as JSON (None where it has none)."""
@@ -146,16 +153,19 @@ def register_model(
     """Register `name` as `cls(**config, **user_kwargs)`. Names are unique."""
     if name in _REGISTRY:
         raise ValueError(f"model name {name!r} is registered twice")
-    _REGISTRY[name] = ModelEntry(name, family, cls, config, tuple(input_size), torchvision,
-                                 _published_figures().get(name, Published()))
+    _REGISTRY[name] = ModelEntry(
+        name, family, cls, config, tuple(input_size), torchvision, _published_figures().get(name, Published())
+    )
 
 
 def _entry(name: str) -> ModelEntry:
     if not isinstance(name, str):
         raise InvalidArgumentError(f"a model name must be a string; got {type(name).__name__}")
     if name not in _REGISTRY:
-        raise UnknownModelError(f"unknown model {name!r}.{did_you_mean(name, _REGISTRY)} "
-                                f"`cnnatlas models` lists all {len(_REGISTRY)} names.")
+        raise UnknownModelError(
+            f"unknown model {name!r}.{did_you_mean(name, _REGISTRY)} "
+            f"`cnnatlas models` lists all {len(_REGISTRY)} names."
+        )
     return _REGISTRY[name]
 
 
@@ -204,7 +214,7 @@ def _type_hints(cls: type) -> dict[str, Any]:
         return {}
 
 
-_LIMIT = 2 ** 31 - 1
+_LIMIT = 2**31 - 1
 
 
 def _check_type(model: str, key: str, value: Any, hint: Any) -> None:

@@ -30,7 +30,9 @@ def _load_in_order(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | nn
     if isinstance(state_dict, nn.Module):
         state_dict = state_dict.state_dict()
     if not isinstance(state_dict, Mapping):
-        raise WeightsError(f"expected a state dict (a mapping of names to tensors) or a module; got {type(state_dict).__name__}")
+        raise WeightsError(
+            f"expected a state dict (a mapping of names to tensors) or a module; got {type(state_dict).__name__}"
+        )
     theirs = dict(state_dict)
     remap = getattr(model, f"remap_{source}_state_dict", None)
     if remap is not None:
@@ -38,7 +40,7 @@ def _load_in_order(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | nn
     ours = model.state_dict()
     name = type(model).__name__
     if len(theirs) != len(ours):
-        extra = [k for k in list(theirs)[len(ours):]] or [k for k in list(ours)[len(theirs):]]
+        extra = [k for k in list(theirs)[len(ours) :]] or [k for k in list(ours)[len(theirs) :]]
         raise WeightsError(
             f"{name}: the state dict has {len(theirs)} tensors but the model has {len(ours)} "
             f"(first unpaired: {extra[:3]}); is it the same architecture and number of classes?"

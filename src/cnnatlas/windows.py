@@ -29,8 +29,9 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-def sliding_window(scores: Callable[[torch.Tensor], torch.Tensor], clip: torch.Tensor, window: int,
-                   stride: int, time_dim: int = 1) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+def sliding_window(
+    scores: Callable[[torch.Tensor], torch.Tensor], clip: torch.Tensor, window: int, stride: int, time_dim: int = 1
+) -> tuple[list[int], torch.Tensor, torch.Tensor]:
     """(starts, per-window probabilities (W, classes), their mean (classes,)) for one clip.
 
     `scores` maps a batch of windows (N, …) to logits (N, classes); `clip` holds time at `time_dim`

@@ -17,8 +17,15 @@ from .pretrained import available_weights, create_pretrained
 from .registry import build_model, get_entry
 
 
-def create_model(name: str, *, pretrained: bool = False, weights: Any = None, features_only: bool = False,
-                 out_indices: Any = None, **kwargs: Any) -> nn.Module:
+def create_model(
+    name: str,
+    *,
+    pretrained: bool = False,
+    weights: Any = None,
+    features_only: bool = False,
+    out_indices: Any = None,
+    **kwargs: Any,
+) -> nn.Module:
     """Build the model registered as `name` with random weights; kwargs override its defaults.
 
     `pretrained=True` loads its default published weights (in eval mode), `weights=` a tag the
@@ -32,8 +39,9 @@ def create_model(name: str, *, pretrained: bool = False, weights: Any = None, fe
     """
     get_entry(name)  # an unknown name fails first, with its hint
     if not isinstance(pretrained, bool):
-        raise InvalidArgumentError(f"{name}: pretrained must be True or False; got {pretrained!r} "
-                                   "(a tag or a file goes in weights=)")
+        raise InvalidArgumentError(
+            f"{name}: pretrained must be True or False; got {pretrained!r} (a tag or a file goes in weights=)"
+        )
     if not isinstance(features_only, bool):
         raise InvalidArgumentError(f"{name}: features_only must be True or False; got {features_only!r}")
     if features_only:

@@ -50,31 +50,48 @@ def after_bad_step(act: type[nn.Module], x: torch.Tensor, y: torch.Tensor) -> di
         step(0.05)
     with torch.no_grad():
         still = (net[0](x) <= 0).all(0) & dead
-    return {"dead": int(dead.sum()), "zero_gradient": int((unit_grad[dead] == 0).sum()),
-            "still_dead_after_200": int(still.sum()),
-            "weights_unchanged": bool(torch.equal(net[0].weight[dead].detach(), weights_then))}
+    return {
+        "dead": int(dead.sum()),
+        "zero_gradient": int((unit_grad[dead] == 0).sum()),
+        "still_dead_after_200": int(still.sum()),
+        "weights_unchanged": bool(torch.equal(net[0].weight[dead].detach(), weights_then)),
+    }
 
 
-@claim("dying-relu", "After a bad step, ReLU units whose pre-activation is negative on every input get exactly zero gradient and stay dead; Leaky ReLU and GELU units keep a gradient.")
+@claim(
+    "dying-relu",
+    "After a bad step, ReLU units whose pre-activation is negative on every input get exactly zero gradient and stay dead; Leaky ReLU and GELU units keep a gradient.",
+)
 def dying_relu() -> Measurement:
     x, y = digits_pixels()
     rows = {act.__name__: after_bad_step(act, x, y) for act in (nn.ReLU, nn.LeakyReLU, nn.GELU)}
     r, leaky, gelu = rows["ReLU"], rows["LeakyReLU"], rows["GELU"]
-    ok = (r["dead"] > 0 and r["zero_gradient"] == r["dead"] and r["still_dead_after_200"] == r["dead"] and r["weights_unchanged"]
-          and leaky["dead"] > 0 and leaky["zero_gradient"] == 0 and gelu["dead"] > 0 and gelu["zero_gradient"] == 0)
+    ok = (
+        r["dead"] > 0
+        and r["zero_gradient"] == r["dead"]
+        and r["still_dead_after_200"] == r["dead"]
+        and r["weights_unchanged"]
+        and leaky["dead"] > 0
+        and leaky["zero_gradient"] == 0
+        and gelu["dead"] > 0
+        and gelu["zero_gradient"] == 0
+    )
     return Measurement(
         measured=f"ReLU: {r['dead']}/128 units dead, {r['zero_gradient']} with zero gradient, {r['still_dead_after_200']} "
-                 f"still dead 200 steps later (weights untouched: {r['weights_unchanged']}); Leaky ReLU: {leaky['dead']} "
-                 f"negative everywhere, {leaky['zero_gradient']} with zero gradient; GELU: {gelu['dead']}, {gelu['zero_gradient']}",
+        f"still dead 200 steps later (weights untouched: {r['weights_unchanged']}); Leaky ReLU: {leaky['dead']} "
+        f"negative everywhere, {leaky['zero_gradient']} with zero gradient; GELU: {gelu['dead']}, {gelu['zero_gradient']}",
         expected="ReLU: dead > 0, all with zero gradient, all still dead; Leaky ReLU/GELU: 0 with zero gradient",
         passed=ok,
         conditions=f"MLP 64→128→10 on the 1,797 digits as raw intensities in [0, 1]; SGD lr 0.05, one step at lr {BAD_LR:g}; "
-                   "the same seed and batches for each activation",
+        "the same seed and batches for each activation",
         values=rows,
     )
 
 
-@claim("relu-backward", "ReLU's backward pass is a gate: the gradient passes where the forward input was > 0 and is 0 elsewhere.")
+@claim(
+    "relu-backward",
+    "ReLU's backward pass is a gate: the gradient passes where the forward input was > 0 and is 0 elsewhere.",
+)
 def relu_backward() -> Measurement:
     x = torch.randn(4, 8, 6, 6, dtype=torch.float64)
     x[0, 0, 0, :3] = 0.0  # the kink: torch (and the reference) pass nothing at exactly 0
@@ -87,10 +104,14 @@ def relu_backward() -> Measurement:
     passed_share = float((xt.grad != 0).double().mean())
     return Measurement(
         measured=f"autograd = gate: {torch.equal(xt.grad, gate)}; NumPy reference = gate: {torch.equal(ref, gate)}; "
-                 f"gradient passed at {passed_share:.1%} of the inputs",
+        f"gradient passed at {passed_share:.1%} of the inputs",
         expected=f"True; True; the share with input > 0, {share:.1%}",
         passed=torch.equal(xt.grad, gate) and torch.equal(ref, gate) and passed_share == share,
         conditions="torch.relu on a 4×8×6×6 float64 input (three exact zeros included), random upstream gradient; bitwise comparison",
-        values={"autograd_equals_gate": torch.equal(xt.grad, gate), "reference_equals_gate": torch.equal(ref, gate),
-                "share_positive": share, "share_with_gradient": passed_share},
+        values={
+            "autograd_equals_gate": torch.equal(xt.grad, gate),
+            "reference_equals_gate": torch.equal(ref, gate),
+            "share_positive": share,
+            "share_with_gradient": passed_share,
+        },
     )

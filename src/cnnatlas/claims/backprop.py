@@ -14,7 +14,10 @@ from .base import Measurement, claim
 F64 = torch.float64
 
 
-@claim("conv-backward", "∂L/∂X is the full convolution of ∂L/∂Y with the kernel rotated by 180°, and ∂L/∂W is the cross-correlation of X with ∂L/∂Y.")
+@claim(
+    "conv-backward",
+    "∂L/∂X is the full convolution of ∂L/∂Y with the kernel rotated by 180°, and ∂L/∂W is the cross-correlation of X with ∂L/∂Y.",
+)
 def conv_backward() -> Measurement:
     # 1. the formula in three torch calls (stride 1, no padding), against autograd
     x = torch.randn(2, 3, 9, 9, dtype=F64, requires_grad=True)
@@ -43,10 +46,10 @@ def conv_backward() -> Measurement:
     ok = err_dx < 1e-12 and err_dw < 1e-12 and err_noflip > 0.1 and worst < 1e-12
     return Measurement(
         measured=f"relative error vs autograd: ∂L/∂X {err_dx:.0e}, ∂L/∂W {err_dw:.0e}; without the flip {err_noflip:.2f}; "
-                 f"NumPy reference over {len(settings)} stride/padding/dilation/groups settings: {worst:.0e}",
+        f"NumPy reference over {len(settings)} stride/padding/dilation/groups settings: {worst:.0e}",
         expected="0 (rounding); 0; large; 0",
         passed=ok,
         conditions="float64; torch.nn.functional.conv2d 3→4 channels, 3×3, on 2×3×9×9 with a random ∂L/∂Y; "
-                   "reference: cnnatlas.reference.conv2d_backward, strides 1–3, padding 0–2, dilation 1–2, groups 1–2",
+        "reference: cnnatlas.reference.conv2d_backward, strides 1–3, padding 0–2, dilation 1–2, groups 1–2",
         values={"dx_error": err_dx, "dw_error": err_dw, "dx_error_without_flip": err_noflip, "reference_worst": worst},
     )

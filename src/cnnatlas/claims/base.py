@@ -92,12 +92,42 @@ CLAIMS: dict[str, Claim] = {}
 
 # The claims in the order of the notes (and of issue 6, which names them).
 CLAIM_ORDER = (
-    "conv-params", "weight-sharing", "output-size", "same-padding", "stacked-3x3", "receptive-field-growth",
-    "one-by-one", "pooling-no-params", "pool-backward", "gap-head", "dilation", "gridding", "separable",
-    "separable-expressivity", "batchnorm-axes", "batchnorm-eval", "batchnorm-batch1", "norm-axes",
-    "equivariance", "invariance", "rotation", "residual-identity", "residual-gradient", "degradation",
-    "dying-relu", "conv-backward", "relu-backward", "inception-bottleneck", "dense-channels", "se-cost",
-    "compound-scaling", "inflation", "conv3d-cost", "vit-tokens", "gap-dense", "dilation-resolution",
+    "conv-params",
+    "weight-sharing",
+    "output-size",
+    "same-padding",
+    "stacked-3x3",
+    "receptive-field-growth",
+    "one-by-one",
+    "pooling-no-params",
+    "pool-backward",
+    "gap-head",
+    "dilation",
+    "gridding",
+    "separable",
+    "separable-expressivity",
+    "batchnorm-axes",
+    "batchnorm-eval",
+    "batchnorm-batch1",
+    "norm-axes",
+    "equivariance",
+    "invariance",
+    "rotation",
+    "residual-identity",
+    "residual-gradient",
+    "degradation",
+    "dying-relu",
+    "conv-backward",
+    "relu-backward",
+    "inception-bottleneck",
+    "dense-channels",
+    "se-cost",
+    "compound-scaling",
+    "inflation",
+    "conv3d-cost",
+    "vit-tokens",
+    "gap-dense",
+    "dilation-resolution",
     "inflation-transfer",
 )
 
@@ -122,8 +152,9 @@ def list_claims() -> list[str]:
 
 def get_claim(id: str) -> Claim:
     if id not in CLAIMS:
-        raise UnknownClaimError(f"unknown claim {id!r}.{did_you_mean(id, CLAIMS)} "
-                                f"`cnnatlas verify --list` shows all {len(CLAIMS)} ids.")
+        raise UnknownClaimError(
+            f"unknown claim {id!r}.{did_you_mean(id, CLAIMS)} `cnnatlas verify --list` shows all {len(CLAIMS)} ids."
+        )
     return CLAIMS[id]
 
 
@@ -133,8 +164,10 @@ def require_models(*names: str) -> None:
 
     missing = [n for n in names if n not in list_models()]
     if missing:
-        raise ClaimSkipped(f"model{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                           f"not in the zoo yet (`cnnatlas models` lists what is)")
+        raise ClaimSkipped(
+            f"model{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"not in the zoo yet (`cnnatlas models` lists what is)"
+        )
 
 
 def run_claim(id: str, quick: bool = False) -> ClaimResult:
@@ -152,15 +185,33 @@ def run_claim(id: str, quick: bool = False) -> ClaimResult:
             return _result(c, "skipped", reason=str(skip), seconds=time.perf_counter() - start)
         except Exception as err:  # an experiment that breaks is a failed claim, with the error as reason
             where = traceback.extract_tb(err.__traceback__)[-1]
-            return _result(c, "failed", reason=f"{type(err).__name__}: {err} ({where.filename.split('/')[-1]}:{where.lineno})",
-                           seconds=time.perf_counter() - start)
-    return ClaimResult(c.id, c.sentence, m.measured, m.expected, bool(m.passed), m.conditions,
-                       "passed" if m.passed else "failed", None, dict(m.values), time.perf_counter() - start, c.slow)
+            return _result(
+                c,
+                "failed",
+                reason=f"{type(err).__name__}: {err} ({where.filename.split('/')[-1]}:{where.lineno})",
+                seconds=time.perf_counter() - start,
+            )
+    return ClaimResult(
+        c.id,
+        c.sentence,
+        m.measured,
+        m.expected,
+        bool(m.passed),
+        m.conditions,
+        "passed" if m.passed else "failed",
+        None,
+        dict(m.values),
+        time.perf_counter() - start,
+        c.slow,
+    )
 
 
-def run_claims(ids: Iterable[str] | None = None, quick: bool = False,
-               on_start: Callable[[Claim], None] | None = None,
-               on_done: Callable[[ClaimResult], None] | None = None) -> list[ClaimResult]:
+def run_claims(
+    ids: Iterable[str] | None = None,
+    quick: bool = False,
+    on_start: Callable[[Claim], None] | None = None,
+    on_done: Callable[[ClaimResult], None] | None = None,
+) -> list[ClaimResult]:
     """Run the claims `ids` (all by default), calling on_start/on_done around each (progress display)."""
     ids = list_claims() if ids is None else [get_claim(i).id for i in ids]
     results = []

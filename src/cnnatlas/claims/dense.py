@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data.base import DataInfo, DataSplits, DatasetError, channel_stats
+from ..data.base import DataInfo, DatasetError, DataSplits, channel_stats
 from ..zoo import create_model
 from ._measure import count_macs, count_params
 from .base import ClaimSkipped, Measurement, claim
@@ -39,8 +39,11 @@ class Budget:
 GAP_DENSE = Budget(train=3000, test=500, epochs=4)
 DILATION = Budget(train=3000, test=500, epochs=4)
 INFLATION = Budget(train=500, test=1000, epochs=8, seeds=3)
-QUICK = {"gap-dense": Budget(1000, 150, 3), "dilation-resolution": Budget(800, 150, 3),
-         "inflation-transfer": Budget(300, 400, 4, seeds=2)}
+QUICK = {
+    "gap-dense": Budget(1000, 150, 3),
+    "dilation-resolution": Budget(800, 150, 3),
+    "inflation-transfer": Budget(300, 400, 4, seeds=2),
+}
 
 
 def _scenes(budget: Budget) -> DataSplits:
@@ -52,8 +55,9 @@ def _scenes(budget: Budget) -> DataSplits:
         raise ClaimSkipped(f"needs Fashion-MNIST: {err}") from None
 
 
-def _train(model: nn.Module, data: DataSplits, epochs: int, seed: int = 0, spec: str = "fashion-mnist-scenes",
-           **settings: Any) -> list[dict[str, Any]]:
+def _train(
+    model: nn.Module, data: DataSplits, epochs: int, seed: int = 0, spec: str = "fashion-mnist-scenes", **settings: Any
+) -> list[dict[str, Any]]:
     """Train `model` on `data` (which `--data spec` names, for the run's record) with cnnatlas's
     trainer (CPU, quiet); the per-epoch metrics."""
     import json
@@ -61,11 +65,26 @@ def _train(model: nn.Module, data: DataSplits, epochs: int, seed: int = 0, spec:
 
     from ..train import TrainConfig, train
 
-    options = {"batch_size": 16, "optimizer": "adamw", "lr": 5e-3, "weight_decay": 1e-4, "warmup_epochs": 0.5,
-               **settings}
+    options = {
+        "batch_size": 16,
+        "optimizer": "adamw",
+        "lr": 5e-3,
+        "weight_decay": 1e-4,
+        "warmup_epochs": 0.5,
+        **settings,
+    }
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig("lenet5", data=spec, epochs=epochs, seed=seed, device="cpu", quiet=True,
-                             out=out, keep_checkpoints=1, **options)
+        config = TrainConfig(
+            "lenet5",
+            data=spec,
+            epochs=epochs,
+            seed=seed,
+            device="cpu",
+            quiet=True,
+            out=out,
+            keep_checkpoints=1,
+            **options,
+        )
         train(config, data=data, model=model)
         return [json.loads(line) for line in Path(out, "metrics.jsonl").read_text().splitlines() if line]
 
@@ -99,14 +118,19 @@ def measure_gap_dense(budget: Budget = GAP_DENSE) -> Measurement:
     ok = dense_miou >= 2 * gap_miou and dense_miou - gap_miou >= 0.15
     return Measurement(
         measured=f"test mean IoU: dense head {dense_miou:.3f}, global-pool head {gap_miou:.3f} "
-                 f"(background everywhere: {floor:.3f})",
+        f"(background everywhere: {floor:.3f})",
         expected="the global-pool head far below the dense head (at most half of it, and ≥ 0.15 lower)",
         passed=ok,
         conditions=f"resnet20 backbone (output stride 4) with DeepLab v3's head vs with global average pooling + "
-                   f"1×1 conv upsampled to every pixel; Fashion-MNIST scenes 64×64, {budget.train:,} train / "
-                   f"{budget.test:,} test, {budget.epochs} epochs AdamW 5e-3, batch 16, seed 0",
-        values={"dense_miou": dense_miou, "gap_miou": gap_miou, "background_only_miou": floor,
-                "params_dense": count_params(dense), "params_gap": count_params(pooled)},
+        f"1×1 conv upsampled to every pixel; Fashion-MNIST scenes 64×64, {budget.train:,} train / "
+        f"{budget.test:,} test, {budget.epochs} epochs AdamW 5e-3, batch 16, seed 0",
+        values={
+            "dense_miou": dense_miou,
+            "gap_miou": gap_miou,
+            "background_only_miou": floor,
+            "params_dense": count_params(dense),
+            "params_gap": count_params(pooled),
+        },
     )
 
 
@@ -122,14 +146,16 @@ class SmallDeepLab(nn.Module):
         from ..models.segmentation import small_rates, strip_head
 
         stages = (StageSpec(1, 16, 1), StageSpec(1, 32, 2), StageSpec(1, 64, 2), StageSpec(1, 128, 2))
-        self.backbone = ResNet(stages, block="basic", num_classes=1, in_channels=in_channels,
-                               output_stride=output_stride)
+        self.backbone = ResNet(
+            stages, block="basic", num_classes=1, in_channels=in_channels, output_stride=output_stride
+        )
         channels = strip_head(self.backbone)
         self.head = DeepLabHead(channels, num_classes, small_rates(output_stride), 64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(self.head(self.backbone.forward_features(x)), size=x.shape[-2:], mode="bilinear",
-                             align_corners=False)
+        return F.interpolate(
+            self.head(self.backbone.forward_features(x)), size=x.shape[-2:], mode="bilinear", align_corners=False
+        )
 
 
 class _Features(nn.Module):
@@ -154,28 +180,34 @@ def measure_dilation_resolution(budget: Budget = DILATION) -> Measurement:
         feature = tuple(_Features(model.backbone).eval()(torch.zeros(shape)).shape[-2:])
         macs, _ = count_macs(model.eval(), shape)
         history = _train(model, data, budget.epochs)
-        rows[stride] = {"params": count_params(model), "macs": macs, "feature_map": list(feature),
-                        "receptive_field": list(field.size) if field else None,
-                        "test_miou": history[-1]["test_miou"], "test_pixel_acc": history[-1]["test_acc"]}
+        rows[stride] = {
+            "params": count_params(model),
+            "macs": macs,
+            "feature_map": list(feature),
+            "receptive_field": list(field.size) if field else None,
+            "test_miou": history[-1]["test_miou"],
+            "test_pixel_acc": history[-1]["test_acc"],
+        }
     a, b = rows[8], rows[32]
     ok = a["params"] == b["params"] and a["test_miou"] > b["test_miou"] + 0.03 and a["macs"] > b["macs"]
 
     def row(s: int) -> str:
         r = rows[s]
-        return (f"OS {s}: {r['feature_map'][0]}×{r['feature_map'][1]} map, RF {r['receptive_field'][0]} px, "
-                f"{r['macs'] / 1e6:.1f} M MACs, mIoU {r['test_miou']:.3f}")
+        return (
+            f"OS {s}: {r['feature_map'][0]}×{r['feature_map'][1]} map, RF {r['receptive_field'][0]} px, "
+            f"{r['macs'] / 1e6:.1f} M MACs, mIoU {r['test_miou']:.3f}"
+        )
 
     return Measurement(
         measured=f"{row(8)}; {row(32)}; params {a['params']:,} both; MACs ×{a['macs'] / b['macs']:.1f} for "
-                 f"+{a['test_miou'] - b['test_miou']:.3f} mIoU",
-        expected="equal parameters; output stride 8 costs more MACs and reaches a higher mean IoU than 32 "
-                 "(by > 0.03)",
+        f"+{a['test_miou'] - b['test_miou']:.3f} mIoU",
+        expected="equal parameters; output stride 8 costs more MACs and reaches a higher mean IoU than 32 (by > 0.03)",
         passed=ok,
         conditions=f"DeepLab v3 on a small ImageNet-layout ResNet (1 basic block per stage, 16/32/64/128 channels), "
-                   f"output stride 8 (stages 3–4 dilated 2 and 4) vs 32 (upsampled ×32); receptive field and "
-                   f"MACs of the backbone / whole model by cnnatlas.analyze at 64×64; Fashion-MNIST scenes "
-                   f"{budget.train:,} train / {budget.test:,} test, {budget.epochs} epochs AdamW 5e-3, batch 16, "
-                   f"seed 0",
+        f"output stride 8 (stages 3–4 dilated 2 and 4) vs 32 (upsampled ×32); receptive field and "
+        f"MACs of the backbone / whole model by cnnatlas.analyze at 64×64; Fashion-MNIST scenes "
+        f"{budget.train:,} train / {budget.test:,} test, {budget.epochs} epochs AdamW 5e-3, batch 16, "
+        f"seed 0",
         values={"rows": {str(k): v for k, v in rows.items()}},
     )
 
@@ -194,8 +226,9 @@ class _Clips(Dataset):
         return (self.clips[i].float() / 255 - self.mean) / self.std, int(self.labels[i])
 
 
-def class_direction_clips(budget: Budget, frames: int = 8, size: int = 32,
-                          seed: int = 0) -> tuple[DataSplits, DataSplits]:
+def class_direction_clips(
+    budget: Budget, frames: int = 8, size: int = 32, seed: int = 0
+) -> tuple[DataSplits, DataSplits]:
     """Moving Fashion-MNIST labelled item class × direction (40 classes): clips of `budget.train`
     training and `budget.test` test images; and, for the 2-D network, single frames of 10,000 other
     training images labelled with their class (the same items' appearance, no motion)."""
@@ -210,20 +243,26 @@ def class_direction_clips(budget: Budget, frames: int = 8, size: int = 32,
         raise ClaimSkipped(f"needs Fashion-MNIST: {err}") from None
     g = torch.Generator().manual_seed(seed)
     item = size // 2
-    train, d_train = make_clips(x_train[:budget.train], frames, size, item, (1, 3), g)
-    test, d_test = make_clips(x_test[:budget.test], frames, size, item, (1, 3), g)
-    y3_train, y3_test = y_train[:budget.train] * 4 + d_train, y_test[:budget.test] * 4 + d_test
+    train, d_train = make_clips(x_train[: budget.train], frames, size, item, (1, 3), g)
+    test, d_test = make_clips(x_test[: budget.test], frames, size, item, (1, 3), g)
+    y3_train, y3_test = y_train[: budget.train] * 4 + d_train, y_test[: budget.test] * 4 + d_test
     (mean,), (std,) = channel_stats(train.flatten(2, 3))
     names = tuple(f"{c}/{d}" for c in FASHION_MNIST_CLASSES for d in DIRECTIONS)
-    clips = DataSplits(_Clips(train, y3_train, mean, std), _Clips(test, y3_test, mean, std),
-                       DataInfo("moving-fashion-class-direction", names, 1, size, size, (mean,), (std,)), "clips")
+    clips = DataSplits(
+        _Clips(train, y3_train, mean, std),
+        _Clips(test, y3_test, mean, std),
+        DataInfo("moving-fashion-class-direction", names, 1, size, size, (mean,), (std,)),
+        "clips",
+    )
     # images: one random frame of clips of other training images (never the 3-D task's items)
     many, _ = make_clips(x_train[30_000:40_000], 1, size, item, (1, 3), g)
     few, _ = make_clips(x_test[5_000:6_000], 1, size, item, (1, 3), g)
-    images = DataSplits(_Clips(many[:, :, 0], y_train[30_000:40_000], mean, std),
-                        _Clips(few[:, :, 0], y_test[5_000:6_000], mean, std),
-                        DataInfo("fashion-mnist-frames", FASHION_MNIST_CLASSES, 1, size, size, (mean,), (std,)),
-                        "frames")
+    images = DataSplits(
+        _Clips(many[:, :, 0], y_train[30_000:40_000], mean, std),
+        _Clips(few[:, :, 0], y_test[5_000:6_000], mean, std),
+        DataInfo("fashion-mnist-frames", FASHION_MNIST_CLASSES, 1, size, size, (mean,), (std,)),
+        "frames",
+    )
     return clips, images
 
 
@@ -242,8 +281,16 @@ def measure_inflation_transfer(budget: Budget = INFLATION) -> Measurement:
         scratch = inflate(create_model("lenet5", style="modern", num_classes=40, in_channels=1))
         curves = {}
         for name, model in (("inflated", pretrained), ("scratch", scratch)):
-            history = _train(model, clips, budget.epochs, seed=seed, spec="moving-fashion-mnist", lr=0.02,
-                             optimizer="sgd", weight_decay=5e-4)
+            history = _train(
+                model,
+                clips,
+                budget.epochs,
+                seed=seed,
+                spec="moving-fashion-mnist",
+                lr=0.02,
+                optimizer="sgd",
+                weight_decay=5e-4,
+            )
             curves[name] = [h["test_acc"] for h in history]
         runs.append({"seed": seed, **curves})
     first = [r["inflated"][0] - r["scratch"][0] for r in runs]
@@ -252,36 +299,52 @@ def measure_inflation_transfer(budget: Budget = INFLATION) -> Measurement:
     mean = statistics.fmean
     return Measurement(
         measured=f"test accuracy after epoch 1: inflated {mean(r['inflated'][0] for r in runs):.1%} vs scratch "
-                 f"{mean(r['scratch'][0] for r in runs):.1%} (+{mean(first):.1%}, each seed ≥ {min(first):+.1%}); "
-                 f"after epoch {budget.epochs}: {mean(r['inflated'][-1] for r in runs):.1%} vs "
-                 f"{mean(r['scratch'][-1] for r in runs):.1%} (+{mean(last):.1%}, each seed ≥ {min(last):+.1%}); "
-                 f"the 2-D net: {image_history[-1]['test_acc']:.1%} on single frames",
+        f"{mean(r['scratch'][0] for r in runs):.1%} (+{mean(first):.1%}, each seed ≥ {min(first):+.1%}); "
+        f"after epoch {budget.epochs}: {mean(r['inflated'][-1] for r in runs):.1%} vs "
+        f"{mean(r['scratch'][-1] for r in runs):.1%} (+{mean(last):.1%}, each seed ≥ {min(last):+.1%}); "
+        f"the 2-D net: {image_history[-1]['test_acc']:.1%} on single frames",
         expected="the inflated network higher than the one from scratch, after the first and the last epoch, on "
-                 "every seed",
+        "every seed",
         passed=ok,
         conditions=f"moving Fashion-MNIST (8 frames 32×32, items 16 px, 1–3 px/frame), label = class × direction "
-                   f"(40 classes, chance 2.5%), {budget.train} training / {budget.test} test clips; LeNet-5 (modern) "
-                   f"trained 3 epochs on 10,000 single frames of other training items, inflated (cnnatlas.inflate), "
-                   f"new 40-way head; vs the same 3-D LeNet-5 from scratch; {budget.epochs} epochs SGD 0.02 each, "
-                   f"{budget.seeds} seeds",
-        values={"runs": runs, "first_epoch_gain": first, "last_epoch_gain": last,
-                "image_test_acc": image_history[-1]["test_acc"]},
+        f"(40 classes, chance 2.5%), {budget.train} training / {budget.test} test clips; LeNet-5 (modern) "
+        f"trained 3 epochs on 10,000 single frames of other training items, inflated (cnnatlas.inflate), "
+        f"new 40-way head; vs the same 3-D LeNet-5 from scratch; {budget.epochs} epochs SGD 0.02 each, "
+        f"{budget.seeds} seeds",
+        values={
+            "runs": runs,
+            "first_epoch_gain": first,
+            "last_epoch_gain": last,
+            "image_test_acc": image_history[-1]["test_acc"],
+        },
     )
 
 
-@claim("gap-dense", "Global average pooling loses spatial structure: the same backbone with a global-pool head, "
-       "its one prediction upsampled to every pixel, gives a far lower mean IoU than a dense head.", slow=True)
+@claim(
+    "gap-dense",
+    "Global average pooling loses spatial structure: the same backbone with a global-pool head, "
+    "its one prediction upsampled to every pixel, gives a far lower mean IoU than a dense head.",
+    slow=True,
+)
 def gap_dense() -> Measurement:
     return measure_gap_dense()
 
 
-@claim("dilation-resolution", "At equal parameters, output stride 8 (dilated) keeps resolution that stride 32 "
-       "(upsampled) loses: more MACs, a higher mean IoU.", slow=True)
+@claim(
+    "dilation-resolution",
+    "At equal parameters, output stride 8 (dilated) keeps resolution that stride 32 "
+    "(upsampled) loses: more MACs, a higher mean IoU.",
+    slow=True,
+)
 def dilation_resolution() -> Measurement:
     return measure_dilation_resolution()
 
 
-@claim("inflation-transfer", "A 3-D network inflated from a 2-D one trained on images learns from few clips: it "
-       "starts and ends higher than the same network from scratch.", slow=True)
+@claim(
+    "inflation-transfer",
+    "A 3-D network inflated from a 2-D one trained on images learns from few clips: it "
+    "starts and ends higher than the same network from scratch.",
+    slow=True,
+)
 def inflation_transfer() -> Measurement:
     return measure_inflation_transfer()

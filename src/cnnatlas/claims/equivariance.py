@@ -36,11 +36,14 @@ def translate(x: torch.Tensor, t: tuple[int, int]) -> torch.Tensor:
     """Shift by t ≥ 0 with zeros coming in (what a camera sees when the object moves)."""
     out = torch.zeros_like(x)
     h, w = x.shape[-2:]
-    out[..., t[0]:, t[1]:] = x[..., : h - t[0], : w - t[1]]
+    out[..., t[0] :, t[1] :] = x[..., : h - t[0], : w - t[1]]
     return out
 
 
-@claim("equivariance", "Convolution is translation-equivariant, f(T x) = T f(x): exactly for circular shifts with circular padding at stride 1; with zero padding the error stays in a border band; stride breaks it for shifts that are not multiples of it.")
+@claim(
+    "equivariance",
+    "Convolution is translation-equivariant, f(T x) = T f(x): exactly for circular shifts with circular padding at stride 1; with zero padding the error stays in a border band; stride breaks it for shifts that are not multiples of it.",
+)
 @torch.no_grad()
 def equivariance() -> Measurement:
     x = torch.randn(1, 3, 32, 32, dtype=F64)
@@ -50,7 +53,7 @@ def equivariance() -> Measurement:
     g, t, r = conv_net("zeros"), (3, 5), 4
     err = (g(translate(x, t)) - translate(g(x), t)).abs().amax(dim=(0, 1))
     rows, cols = torch.arange(32)[:, None], torch.arange(32)[None, :]
-    interior = ((rows >= r + t[0]) & (rows < 32 - r) & (cols >= r + t[1]) & (cols < 32 - r))
+    interior = (rows >= r + t[0]) & (rows < 32 - r) & (cols >= r + t[1]) & (cols < 32 - r)
     scale = float(g(x).abs().max())
     inside, border = float(err[interior].max()) / scale, float(err[~interior].max()) / scale
     # stride 2: a shift by 2 input pixels is a shift by 1 output pixel; a shift by 1 is no shift at all
@@ -60,17 +63,25 @@ def equivariance() -> Measurement:
     ok = circular < 1e-12 and inside < 1e-12 and border > 1e-3 and by2 < 1e-12 and by1 > 0.1
     return Measurement(
         measured=f"circular: relative error {circular:.0e}; zero padding, shift (3,5): {inside:.0e} inside, {border:.2f} in the "
-                 f"border band; stride 2: shift by 2 → {by2:.0e}, shift by 1 → {by1:.2f} (best over all output shifts)",
+        f"border band; stride 2: shift by 2 → {by2:.0e}, shift by 1 → {by1:.2f} (best over all output shifts)",
         expected="0 (rounding); 0 inside, > 0 at the border; 0 for multiples of the stride, large otherwise",
         passed=ok,
         conditions="two 5×5 convs with a ReLU (3→8→8), float64, 32×32 input; border band = units whose 9×9 field "
-                   "meets the image edge before or after the shift",
-        values={"circular": circular, "zero_padding_interior": inside, "zero_padding_border": border,
-                "stride2_shift2": by2, "stride2_shift1": by1},
+        "meets the image edge before or after the shift",
+        values={
+            "circular": circular,
+            "zero_padding_interior": inside,
+            "zero_padding_border": border,
+            "stride2_shift2": by2,
+            "stride2_shift1": by1,
+        },
     )
 
 
-@claim("invariance", "After global pooling and an FC layer the network is translation-invariant, g(T x) = g(x); with a flatten + FC head it is not.")
+@claim(
+    "invariance",
+    "After global pooling and an FC layer the network is translation-invariant, g(T x) = g(x); with a flatten + FC head it is not.",
+)
 @torch.no_grad()
 def invariance() -> Measurement:
     x = torch.randn(1, 3, 32, 32, dtype=F64)
@@ -126,7 +137,10 @@ def rotate_p4(y: torch.Tensor) -> torch.Tensor:
     return torch.roll(torch.rot90(y, 1, (-2, -1)), 1, 2)
 
 
-@claim("rotation", "A learned CNN is not rotation-equivariant, while a p4 group convolution is, exactly, for 90° rotations.")
+@claim(
+    "rotation",
+    "A learned CNN is not rotation-equivariant, while a p4 group convolution is, exactly, for 90° rotations.",
+)
 def rotation() -> Measurement:
     require_models("lenet5")
     x_tr, y_tr, x_te, _ = digits(32)
@@ -154,11 +168,11 @@ def rotation() -> Measurement:
         err_pooled = relative_error(pooled(rot(x)), rot(pooled(x)))
     return Measurement(
         measured=f"LeNet-5 trained to {accuracy:.0%} on 64 test digits: relative error of f(rot x) vs rot f(x) "
-                 f"{err_c1:.2f} after C1, {err_c3:.2f} after C3; p4 network: {err_p4:.0e} (maps + rotation axis), "
-                 f"{err_pooled:.0e} after max over rotations",
+        f"{err_c1:.2f} after C1, {err_c3:.2f} after C3; p4 network: {err_p4:.0e} (maps + rotation axis), "
+        f"{err_pooled:.0e} after max over rotations",
         expected="CNN: large (≫ 0); p4: 0 (rounding)",
         passed=err_c1 > 0.1 and err_c3 > 0.1 and err_p4 < 1e-12 and err_pooled < 1e-12,
         conditions=f"cnnatlas lenet5 after {STEPS} SGD steps on the digits (32×32); rotation by 90°; p4 lifting + group conv "
-                   "(5×5, 1→6→16, zero padding), float64",
+        "(5×5, 1→6→16, zero padding), float64",
         values={"lenet_accuracy": accuracy, "cnn_c1": err_c1, "cnn_c3": err_c3, "p4": err_p4, "p4_pooled": err_pooled},
     )

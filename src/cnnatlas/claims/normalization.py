@@ -39,7 +39,10 @@ def normalised_over(y: torch.Tensor) -> str | None:
     return None
 
 
-@claim("batchnorm-axes", "Batch norm normalises each channel over (N, H, W), with γ and β of length C — not over all axes, not per position.")
+@claim(
+    "batchnorm-axes",
+    "Batch norm normalises each channel over (N, H, W), with γ and β of length C — not over all axes, not per position.",
+)
 def batchnorm_axes() -> Measurement:
     x = feature_maps()
     bn = nn.BatchNorm2d(C).double().train()
@@ -49,23 +52,39 @@ def batchnorm_axes() -> Measurement:
     per_sample_mean = float(y.mean((1, 2, 3)).abs().max())  # what "all axes per sample" would make 0
     per_position_mean = float(y.mean((0, 1)).abs().max())  # what "per position" would make 0
     unbiased = x.var((0, 2, 3), unbiased=True)
-    running_err = float(max((bn.running_mean - 0.1 * mu.flatten()).abs().max(), (bn.running_var - (0.9 + 0.1 * unbiased)).abs().max()))
+    running_err = float(
+        max((bn.running_mean - 0.1 * mu.flatten()).abs().max(), (bn.running_var - (0.9 + 0.1 * unbiased)).abs().max())
+    )
     measured_axes = normalised_over(y)
-    ok = (measured_axes == "per channel, over (N, H, W)" and formula_err < 1e-12 and per_sample_mean > 0.05
-          and per_position_mean > 0.05 and bn.weight.shape == bn.bias.shape == (C,) and running_err < 1e-12)
+    ok = (
+        measured_axes == "per channel, over (N, H, W)"
+        and formula_err < 1e-12
+        and per_sample_mean > 0.05
+        and per_position_mean > 0.05
+        and bn.weight.shape == bn.bias.shape == (C,)
+        and running_err < 1e-12
+    )
     return Measurement(
         measured=f"normalised {measured_axes}; |y − (x − μ_c)/√(σ²_c + ε)| ≤ {formula_err:.0e}; per-sample means up to "
-                 f"{per_sample_mean:.2f}, per-position means up to {per_position_mean:.2f}; γ, β {tuple(bn.weight.shape)}; "
-                 f"running stats = 0.9·old + 0.1·batch (unbiased var): error {running_err:.0e}",
+        f"{per_sample_mean:.2f}, per-position means up to {per_position_mean:.2f}; γ, β {tuple(bn.weight.shape)}; "
+        f"running stats = 0.9·old + 0.1·batch (unbiased var): error {running_err:.0e}",
         expected=f"per channel, over (N, H, W); 0; both ≠ 0; ({C},); 0",
         passed=ok,
         conditions=f"nn.BatchNorm2d({C}) in training mode, float64, input {N}×{C}×{H}×{H} with per-sample and per-channel offsets and scales",
-        values={"axes": measured_axes, "formula_error": formula_err, "per_sample_mean": per_sample_mean,
-                "per_position_mean": per_position_mean, "running_stats_error": running_err},
+        values={
+            "axes": measured_axes,
+            "formula_error": formula_err,
+            "per_sample_mean": per_sample_mean,
+            "per_position_mean": per_position_mean,
+            "running_stats_error": running_err,
+        },
     )
 
 
-@claim("batchnorm-eval", "At inference batch norm uses running statistics, so one image's output does not depend on its batch; in training mode it does.")
+@claim(
+    "batchnorm-eval",
+    "At inference batch norm uses running statistics, so one image's output does not depend on its batch; in training mode it does.",
+)
 def batchnorm_eval() -> Measurement:
     block = ConvNormAct(3, 8, 3, norm_layer="batch").double()
     with torch.no_grad():
@@ -84,7 +103,7 @@ def batchnorm_eval() -> Measurement:
         expected="eval 0; train > 0",
         passed=diffs["eval"] < 1e-12 and diffs["train"] > 1e-2,
         conditions="cnnatlas ConvNormAct(3, 8) with BN after 20 batches of statistics, float64; the same image among 7 "
-                   "others from N(1, 2²) or N(−3, 5²)",
+        "others from N(1, 2²) or N(−3, 5²)",
         values=diffs,
     )
 
@@ -113,16 +132,24 @@ def batchnorm_batch1() -> Measurement:
     ok = error is not None and as_instance < 1e-6 and lost < 1e-6 and all(v < 1e-12 for v in independent.values())
     return Measurement(
         measured=f"BN on 1×{C}×1×1: {error or 'no error'}; BN on 1×{C}×{H}×{H} = InstanceNorm (max diff {as_instance:.0e}), "
-                 f"a per-channel offset of the image vanishes (diff {lost:.0e}); GroupNorm/LayerNorm alone vs in a batch: "
-                 f"{independent['group']:.0e} / {independent['layer']:.0e}",
+        f"a per-channel offset of the image vanishes (diff {lost:.0e}); GroupNorm/LayerNorm alone vs in a batch: "
+        f"{independent['group']:.0e} / {independent['layer']:.0e}",
         expected="an error; ≈ 0, ≈ 0 (degenerate); 0 / 0 (independent of the batch)",
         passed=ok,
         conditions=f"torch BatchNorm2d in training mode; cnnatlas get_norm_layer('group', num_groups={G}) and ('layer'), float64",
-        values={"bn_1x1_error": error, "bn_equals_instance": as_instance, "offset_lost": lost, "batch_independence": independent},
+        values={
+            "bn_1x1_error": error,
+            "bn_equals_instance": as_instance,
+            "offset_lost": lost,
+            "batch_independence": independent,
+        },
     )
 
 
-@claim("norm-axes", "LayerNorm normalises each sample over (C, H, W), InstanceNorm each sample and channel over (H, W), GroupNorm each sample and group over (C/G, H, W).")
+@claim(
+    "norm-axes",
+    "LayerNorm normalises each sample over (C, H, W), InstanceNorm each sample and channel over (H, W), GroupNorm each sample and group over (C/G, H, W).",
+)
 @torch.no_grad()
 def norm_axes() -> Measurement:
     x = feature_maps()
@@ -142,6 +169,6 @@ def norm_axes() -> Measurement:
         expected="; ".join(f"{k}: {v}" for k, v in expected.items()),
         passed=measured == expected,
         conditions=f"cnnatlas get_norm_layer (batch, layer, instance, group with G = {G}), training mode, float64, input "
-                   f"{N}×{C}×{H}×{H} with per-sample and per-channel offsets; the finest grouping with mean 0 and variance 1",
+        f"{N}×{C}×{H}×{H} with per-sample and per-channel offsets; the finest grouping with mean 0 and variance 1",
         values={"measured": measured},
     )

@@ -13,14 +13,25 @@ from ._measure import count_macs, count_params
 from .base import Measurement, claim, require_models
 
 
-@claim("pooling-no-params", "Pooling layers have no parameters: they reduce the work of the layers after them, not the weights.")
+@claim(
+    "pooling-no-params",
+    "Pooling layers have no parameters: they reduce the work of the layers after them, not the weights.",
+)
 def pooling_no_params() -> Measurement:
-    pools = [nn.MaxPool2d(2), nn.AvgPool2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(7), nn.LPPool2d(2, 2)]
+    pools = [
+        nn.MaxPool2d(2),
+        nn.AvgPool2d(3, 2, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.AdaptiveMaxPool2d(7),
+        nn.LPPool2d(2, 2),
+    ]
     own = {type(p).__name__: count_params(p) + len(p.state_dict()) for p in pools}
     require_models("vgg16")
     with torch.device("meta"):
         vgg = create_model("vgg16")
-    in_pools = sum(count_params(m) for m in vgg.modules() if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)))
+    in_pools = sum(
+        count_params(m) for m in vgg.modules() if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d))
+    )
     n_pools = sum(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)) for m in vgg.modules())
     in_layers = sum(count_params(m) for m in vgg.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     conv = nn.Conv2d(64, 64, 3, padding=1)
@@ -28,16 +39,27 @@ def pooling_no_params() -> Measurement:
     macs_pooled, _ = count_macs(conv, (1, 64, 28, 28))
     return Measurement(
         measured=f"parameters + buffers of {len(own)} pooling layers: {sum(own.values())}; VGG-16's {n_pools} pools hold "
-                 f"{in_pools} of its {count_params(vgg):,} (all in convs and FCs: {in_layers:,}); a 3×3 conv after a 2×2 "
-                 f"pool does {macs_full / macs_pooled:g}× less work",
+        f"{in_pools} of its {count_params(vgg):,} (all in convs and FCs: {in_layers:,}); a 3×3 conv after a 2×2 "
+        f"pool does {macs_full / macs_pooled:g}× less work",
         expected="0; 0; the next conv's MACs ÷ 4",
-        passed=sum(own.values()) == 0 and in_pools == 0 and in_layers == count_params(vgg) and macs_full == 4 * macs_pooled,
+        passed=sum(own.values()) == 0
+        and in_pools == 0
+        and in_layers == count_params(vgg)
+        and macs_full == 4 * macs_pooled,
         conditions=f"torch max/avg/adaptive/LP pooling; vgg16 built on the meta device; MACs by {how} at 56×56 vs 28×28, 64 channels",
-        values={"layers": own, "vgg16_pool_params": in_pools, "macs_before_pool": macs_full, "macs_after_pool": macs_pooled},
+        values={
+            "layers": own,
+            "vgg16_pool_params": in_pools,
+            "macs_before_pool": macs_full,
+            "macs_after_pool": macs_pooled,
+        },
     )
 
 
-@claim("pool-backward", "Max-pool's backward pass routes the gradient to the argmax only; average pooling gives each input 1/K² of it.")
+@claim(
+    "pool-backward",
+    "Max-pool's backward pass routes the gradient to the argmax only; average pooling gives each input 1/K² of it.",
+)
 def pool_backward() -> Measurement:
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
     y, idx = F.max_pool2d(x, 2, return_indices=True)
@@ -55,7 +77,7 @@ def pool_backward() -> Measurement:
     avg_err = float((share - 1 / 9).abs().max())
     return Measurement(
         measured=f"max-pool 2×2: {nonzero_share:.0%} of the inputs get a gradient, each exactly the upstream one "
-                 f"at its window's argmax: {max_ok}; avg-pool 3×3: every input gets upstream × 1/9 (max error {avg_err:.0e})",
+        f"at its window's argmax: {max_ok}; avg-pool 3×3: every input gets upstream × 1/9 (max error {avg_err:.0e})",
         expected="25% (one per window), True; 1/K² = 1/9",
         passed=max_ok and abs(nonzero_share - 0.25) < 1e-12 and avg_err < 1e-12,
         conditions="torch autograd, float64, random inputs and upstream gradients; argmax from return_indices",
@@ -63,7 +85,10 @@ def pool_backward() -> Measurement:
     )
 
 
-@claim("gap-head", "Most of VGG-16's parameters sit in its fully connected head; a global-average-pooling head, as in ResNet, needs a small fraction of them.")
+@claim(
+    "gap-head",
+    "Most of VGG-16's parameters sit in its fully connected head; a global-average-pooling head, as in ResNet, needs a small fraction of them.",
+)
 def gap_head() -> Measurement:
     require_models("vgg16")
     with torch.device("meta"):
@@ -78,7 +103,7 @@ def gap_head() -> Measurement:
     share_fc, share_gap = fc / total, gap_params / (convs + gap_params)
     return Measurement(
         measured=f"FC head {fc:,} of {total:,} ({share_fc:.1%}); GAP + one FC: {gap_params:,} of {convs + gap_params:,} "
-                 f"({share_gap:.1%}), {fc / gap_params:.0f}× smaller",
+        f"({share_gap:.1%}), {fc / gap_params:.0f}× smaller",
         expected="FC head > 50% (notes: 'most'); GAP head a few %",
         passed=share_fc > 0.5 and share_gap < 0.05 and tuple(out.shape) == (1, 1000),
         conditions="cnnatlas vgg16 (1000 classes, 224×224) on the meta device; GAP head = AdaptiveAvgPool2d(1) → Linear(512, 1000) on its features",

@@ -24,7 +24,10 @@ def basic_block(channels: int) -> tuple[nn.Module, str]:
     return BasicBlock(channels, channels), "cnnatlas.layers.BasicBlock"
 
 
-@claim("residual-identity", "A residual block y = x + F(x) with F = 0 is the identity, and its Jacobian is I + ∂F/∂x: the skip path contributes exactly I.")
+@claim(
+    "residual-identity",
+    "A residual block y = x + F(x) with F = 0 is the identity, and its Jacobian is I + ∂F/∂x: the skip path contributes exactly I.",
+)
 def residual_identity() -> Measurement:
     c = 2
     block, name = basic_block(c)
@@ -51,13 +54,17 @@ def residual_identity() -> Measurement:
     zero_jac_err = float((j_zero - eye).abs().max())
     return Measurement(
         measured=f"|∂y/∂x − ∂F/∂x − I| ≤ {skip_part:.0e} (with |∂F/∂x| up to {f_size:.2f}); with F = 0: |y − x| = "
-                 f"{identity_err:.0e}, |∂y/∂x − I| = {zero_jac_err:.0e}",
+        f"{identity_err:.0e}, |∂y/∂x − I| = {zero_jac_err:.0e}",
         expected="0; 0, 0",
         passed=skip_part < 1e-12 and f_size > 0.1 and identity_err == 0 and zero_jac_err == 0,
         conditions=f"{name}({c}, {c}) in eval mode with random BN statistics, float64, input 1×{c}×5×5 after a ReLU; "
-                   "F = 0 by zeroing the last BN's γ and β; the block's final ReLU leaves a non-negative input unchanged",
-        values={"skip_jacobian_error": skip_part, "branch_jacobian_max": f_size, "identity_error": identity_err,
-                "zero_branch_jacobian_error": zero_jac_err},
+        "F = 0 by zeroing the last BN's γ and β; the block's final ReLU leaves a non-negative input unchanged",
+        values={
+            "skip_jacobian_error": skip_part,
+            "branch_jacobian_max": f_size,
+            "identity_error": identity_err,
+            "zero_branch_jacobian_error": zero_jac_err,
+        },
     )
 
 
@@ -79,8 +86,11 @@ def gradient_ratio(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(grads["first"].norm() / feats.grad.norm())
 
 
-@claim("residual-gradient", "At initialisation the identity paths keep the gradient reaching resnet56's first layer on the scale of the last layer's, while plain56 multiplies it through 27 block Jacobians and ends orders of magnitude off.",
-       needs=("plain20", "resnet20", "plain56", "resnet56"))
+@claim(
+    "residual-gradient",
+    "At initialisation the identity paths keep the gradient reaching resnet56's first layer on the scale of the last layer's, while plain56 multiplies it through 27 block Jacobians and ends orders of magnitude off.",
+    needs=("plain20", "resnet20", "plain56", "resnet56"),
+)
 def residual_gradient() -> Measurement:
     names = ("plain20", "resnet20", "plain56", "resnet56")
     require_models(*names)
@@ -96,8 +106,8 @@ def residual_gradient() -> Measurement:
         expected="plain56 ≥ 10× further from 1 (in orders of magnitude) than resnet56",
         passed=off["plain56"] >= off["resnet56"] + 1,
         conditions="cnnatlas CIFAR nets at initialisation, batch norm in training mode, 32 digits at 32×32, cross-entropy. "
-                   "With batch norm the plain net's gradient explodes rather than vanishes (Yang et al. 2019); "
-                   "the notes' 'vanishing' is the same product of Jacobians without normalisation",
+        "With batch norm the plain net's gradient explodes rather than vanishes (Yang et al. 2019); "
+        "the notes' 'vanishing' is the same product of Jacobians without normalisation",
         values={"ratios": ratios, "orders_of_magnitude_off": off},
     )
 
@@ -115,7 +125,9 @@ def train_loss(name: str, steps: int, lr: float, warmup: int, batch: int, size: 
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     for step in range(steps):
-        scale = (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+        scale = (
+            (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (steps - warmup)))
+        )
         for group in opt.param_groups:
             group["lr"] = lr * scale
         idx = torch.randint(0, len(x), (batch,), generator=g)
@@ -128,8 +140,12 @@ def train_loss(name: str, steps: int, lr: float, warmup: int, batch: int, size: 
         return float(F.cross_entropy(model(x), y))
 
 
-@claim("degradation", "On real data and the same short budget, plain56 ends with a higher training loss than plain20, and resnet56 does not.",
-       slow=True, needs=("plain20", "plain56", "resnet56"))
+@claim(
+    "degradation",
+    "On real data and the same short budget, plain56 ends with a higher training loss than plain20, and resnet56 does not.",
+    slow=True,
+    needs=("plain20", "plain56", "resnet56"),
+)
 def degradation() -> Measurement:
     names = ("plain20", "plain56", "resnet56")
     require_models(*names)
@@ -138,13 +154,14 @@ def degradation() -> Measurement:
     excess = final["resnet56"] - final["plain20"]
     cfg = DEGRADATION
     return Measurement(
-        measured="final training loss: " + ", ".join(f"{k} {v:.3f}" for k, v in final.items())
-                 + f"; plain56 − plain20 = {gap:+.3f}, resnet56 − plain20 = {excess:+.3f}",
+        measured="final training loss: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in final.items())
+        + f"; plain56 − plain20 = {gap:+.3f}, resnet56 − plain20 = {excess:+.3f}",
         expected=f"plain56 − plain20 > 0 (degradation); resnet56 − plain20 ≤ 0 up to noise ({DEGRADATION_NOISE:.0%} of the plain gap)",
         passed=gap > 0.1 and excess <= DEGRADATION_NOISE * gap,
         conditions=f"scikit-learn digits (1,437 training images at {cfg['size']}×{cfg['size']}), {cfg['steps']} SGD steps of "
-                   f"{cfg['batch']} (lr {cfg['lr']}, {cfg['warmup']} warm-up steps then cosine, momentum 0.9, weight decay "
-                   "1e-4) from seed 0; loss on the whole training set in eval mode. Both plain20 and resnet56 end near 0, "
-                   "where seeds reorder them",
+        f"{cfg['batch']} (lr {cfg['lr']}, {cfg['warmup']} warm-up steps then cosine, momentum 0.9, weight decay "
+        "1e-4) from seed 0; loss on the whole training set in eval mode. Both plain20 and resnet56 end near 0, "
+        "where seeds reorder them",
         values={"final_loss": final, "plain_gap": gap, "resnet56_excess": excess, **cfg},
     )

@@ -22,7 +22,10 @@ def inflate_weight(w: torch.Tensor, t: int, divide: bool = True) -> torch.Tensor
     return w3 / t if divide else w3
 
 
-@claim("inflation", "An I3D-inflated filter (the 2-D one repeated T times, divided by T) gives a boring video exactly the 2-D output; without the 1/T it is T× larger.")
+@claim(
+    "inflation",
+    "An I3D-inflated filter (the 2-D one repeated T times, divided by T) gives a boring video exactly the 2-D output; without the 1/T it is T× larger.",
+)
 @torch.no_grad()
 def inflation() -> Measurement:
     image = torch.randn(1, 3, 16, 16, dtype=F64)
@@ -42,11 +45,11 @@ def inflation() -> Measurement:
     ok = max(errors) < 1e-12 and all(abs(r - t) < 1e-9 for r, t in zip(ratios, (1, 3, 5))) and zoo_err < 1e-12
     return Measurement(
         measured=f"relative error of every frame vs the 2-D output for T = 1, 3, 5: {max(errors):.0e}; without 1/T the "
-                 f"output is {', '.join(f'{r:g}' for r in ratios)}× larger; {zoo}",
+        f"output is {', '.join(f'{r:g}' for r in ratios)}× larger; {zoo}",
         expected="0 (rounding); 1, 3, 5×; 0",
         passed=ok,
         conditions="3×3 conv 3→8 inflated to T×3×3 by hand, bias-free, float64, an image repeated over 8 frames, no time "
-                   "padding; the zoo's inflate with replicate time padding on the whole LeNet-5",
+        "padding; the zoo's inflate with replicate time padding on the whole LeNet-5",
         values={"frame_errors": errors, "ratios_without_division": ratios, "zoo_model_error": zoo_err},
     )
 
@@ -60,15 +63,22 @@ def conv3d_cost() -> Measurement:
     for kt in (1, 3, 5):
         conv3 = nn.Conv3d(c_in, c_out, (kt, 3, 3), padding=(kt // 2, 1, 1), bias=False)
         macs3, _ = count_macs(conv3, (1, c_in, frames, 28, 28))
-        rows.append({"k_t": kt, "macs_per_frame_ratio": macs3 / (frames * macs2),
-                     "weight_ratio": conv3.weight.numel() / conv2.weight.numel()})
+        rows.append(
+            {
+                "k_t": kt,
+                "macs_per_frame_ratio": macs3 / (frames * macs2),
+                "weight_ratio": conv3.weight.numel() / conv2.weight.numel(),
+            }
+        )
     ok = all(r["macs_per_frame_ratio"] == r["k_t"] == r["weight_ratio"] for r in rows)
     return Measurement(
-        measured="MACs per output frame ÷ 2-D MACs: " + ", ".join(f"k_t={r['k_t']}: {r['macs_per_frame_ratio']:g}" for r in rows)
-                 + "; weights: " + ", ".join(f"{r['weight_ratio']:g}" for r in rows),
+        measured="MACs per output frame ÷ 2-D MACs: "
+        + ", ".join(f"k_t={r['k_t']}: {r['macs_per_frame_ratio']:g}" for r in rows)
+        + "; weights: "
+        + ", ".join(f"{r['weight_ratio']:g}" for r in rows),
         expected="1, 3, 5 (= k_t), for MACs and weights",
         passed=ok,
         conditions=f"nn.Conv3d({c_in}, {c_out}, (k_t, 3, 3)) on {frames}×28×28 vs nn.Conv2d({c_in}, {c_out}, 3) on 28×28, "
-                   f"same padding; MACs by {how}",
+        f"same padding; MACs by {how}",
         values={"rows": rows, "macs_2d": macs2},
     )

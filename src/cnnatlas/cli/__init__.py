@@ -14,7 +14,22 @@ import sys
 from ..errors import CnnAtlasError
 
 # Sub-command modules, in the order `cnnatlas --help` lists them.
-COMMANDS = ["tour", "models", "train", "evaluate", "predict", "summary", "roofline", "rf", "calc", "bench", "export", "plot", "report", "verify"]
+COMMANDS = [
+    "tour",
+    "models",
+    "train",
+    "evaluate",
+    "predict",
+    "summary",
+    "roofline",
+    "rf",
+    "calc",
+    "bench",
+    "export",
+    "plot",
+    "report",
+    "verify",
+]
 
 
 class UsageError(CnnAtlasError):
@@ -45,7 +60,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from ..version import __version__
 
-    parser = _Parser(prog="cnnatlas", description="The classic CNNs, an analyser, and the claims of the notes, measured.")
+    parser = _Parser(
+        prog="cnnatlas", description="The classic CNNs, an analyser, and the claims of the notes, measured."
+    )
     parser.add_argument("--version", action="version", version=f"cnnatlas {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:

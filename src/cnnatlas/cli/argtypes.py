@@ -21,7 +21,7 @@ from ..errors import InvalidArgumentError
 
 # Sizes, channels, counts: a CNN never needs more, and every product of a few of them stays within a float
 # (the ratios the calculators print), so a hostile 10**400 cannot end in an OverflowError.
-MAX_INT = 2 ** 31 - 1
+MAX_INT = 2**31 - 1
 
 
 def _range_text(minimum: float | None, maximum: float | None, open_min: bool = False) -> str:
@@ -50,8 +50,9 @@ def integer(minimum: int | None = 1, maximum: int = MAX_INT) -> Callable[[str], 
     return parse
 
 
-def number(minimum: float | None = None, maximum: float | None = None, *,
-           open_min: bool = False) -> Callable[[str], float]:
+def number(
+    minimum: float | None = None, maximum: float | None = None, *, open_min: bool = False
+) -> Callable[[str], float]:
     """A finite number (no nan, no inf) in the range given; open_min excludes the minimum itself."""
     expected = f"a finite number {_range_text(minimum, maximum, open_min)}".rstrip()
 
@@ -60,8 +61,11 @@ def number(minimum: float | None = None, maximum: float | None = None, *,
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
-        if not math.isfinite(value) or (minimum is not None and (value <= minimum if open_min else value < minimum)) \
-                or (maximum is not None and value > maximum):
+        if (
+            not math.isfinite(value)
+            or (minimum is not None and (value <= minimum if open_min else value < minimum))
+            or (maximum is not None and value > maximum)
+        ):
             raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
         return value
 
@@ -74,6 +78,7 @@ FRACTION = number(0, 1, open_min=True)  # a share of a whole, in (0, 1]
 
 def nonempty(what: str) -> Callable[[str], str]:
     """Any text but an empty one (an empty path would silently mean the current folder)."""
+
     def parse(text: str) -> str:
         if not text.strip():
             raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}")
@@ -100,8 +105,9 @@ def _writable_folder(text: str, path: Path) -> None:
     if not base.is_dir():
         raise argparse.ArgumentTypeError(f"expected a path under a folder; got {text!r}, but {str(base)!r} is a file")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"expected a place this user can write to; got {text!r}, but the folder "
-                                         f"{str(base)!r} is not writable")
+        raise argparse.ArgumentTypeError(
+            f"expected a place this user can write to; got {text!r}, but the folder {str(base)!r} is not writable"
+        )
 
 
 def _path_type(check: Callable[[str], None], name: str) -> Callable[[str], str]:
@@ -153,5 +159,7 @@ def writing(out: str, what: str = "file") -> Iterator[None]:
         where, target = Path(os.fsdecode(err.filename or "")).absolute(), Path(out).absolute()
         if not err.filename or not (where.is_relative_to(target) or target.is_relative_to(where)):  # nor a parent
             raise
-        raise InvalidArgumentError(f"--out: expected a {what} this user can write; could not write "
-                                   f"{os.fsdecode(err.filename)!r} ({err.strerror or err})") from None
+        raise InvalidArgumentError(
+            f"--out: expected a {what} this user can write; could not write "
+            f"{os.fsdecode(err.filename)!r} ({err.strerror or err})"
+        ) from None

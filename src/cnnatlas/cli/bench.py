@@ -14,7 +14,6 @@ from ..errors import InvalidArgumentError
 from ..registry import get_entry
 from ..zoo import create_model
 
-
 MAX_ROUNDS = 10_000  # timed or warm-up runs: more measures nothing new, and a typo of 10**20 never ends
 MAX_INPUT_GIB = 16  # float32 input batch
 
@@ -23,17 +22,20 @@ def _run(args) -> int:
     entry = get_entry(args.model)
     batches = parse_sizes(args.batch, "--batch")
     if not 1 <= args.repeats <= MAX_ROUNDS or not 0 <= args.warmup <= MAX_ROUNDS:
-        raise InvalidArgumentError(f"--repeats must be ≥ 1 and --warmup ≥ 0, both at most {MAX_ROUNDS}; "
-                                   f"got {args.repeats} and {args.warmup}")
+        raise InvalidArgumentError(
+            f"--repeats must be ≥ 1 and --warmup ≥ 0, both at most {MAX_ROUNDS}; got {args.repeats} and {args.warmup}"
+        )
     device = _device(args.device)
     autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
     torch.manual_seed(0)
     ours = create_model(args.model).eval()
     sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input is not None else entry.input_size
-    gib = max(batches) * math.prod(sample) * 4 / 2 ** 30
+    gib = max(batches) * math.prod(sample) * 4 / 2**30
     if gib > MAX_INPUT_GIB:  # refused before torch.randn asks the system for it
-        raise InvalidArgumentError(f"--batch {max(batches)} of {'×'.join(map(str, sample))} inputs takes "
-                                   f"{gib:,.1f} GiB; expected at most {MAX_INPUT_GIB} GiB of input")
+        raise InvalidArgumentError(
+            f"--batch {max(batches)} of {'×'.join(map(str, sample))} inputs takes "
+            f"{gib:,.1f} GiB; expected at most {MAX_INPUT_GIB} GiB of input"
+        )
     theirs = None
     if args.vs:
         if not entry.torchvision:
@@ -66,15 +68,25 @@ def _run(args) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=1))
         return 0
-    where = (f"{torch.cuda.get_device_name(device)}, float16 autocast" if device.type == "cuda"
-             else f"CPU, {torch.get_num_threads()} threads")
-    table = Table(title=f"Inference, eval mode, input {'×'.join(map(str, sample))}, {where}, measured here",
-                  title_justify="left")
+    where = (
+        f"{torch.cuda.get_device_name(device)}, float16 autocast"
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    table = Table(
+        title=f"Inference, eval mode, input {'×'.join(map(str, sample))}, {where}, measured here", title_justify="left"
+    )
     for col in ("model", "batch", "images/s", "p50 ms", "p95 ms", "ratio"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
-        table.add_row(r.model, str(r.batch), f"{r.images_per_s:.1f}", f"{r.latency_ms_p50:.1f}",
-                      f"{r.latency_ms_p95:.1f}", "" if r.ratio_vs is None else f"{r.ratio_vs:.2f}×")
+        table.add_row(
+            r.model,
+            str(r.batch),
+            f"{r.images_per_s:.1f}",
+            f"{r.latency_ms_p50:.1f}",
+            f"{r.latency_ms_p95:.1f}",
+            "" if r.ratio_vs is None else f"{r.ratio_vs:.2f}×",
+        )
     Console().print(table)
     return 0
 
@@ -87,7 +99,11 @@ def _device(name: str) -> torch.device:
 
 def _tv_kwargs(name: str) -> dict:
     # GoogLeNet and Inception-v3 would otherwise transform their inputs and build auxiliary heads
-    return {"init_weights": True, "transform_input": False, "aux_logits": False} if name in ("googlenet", "inception_v3") else {}
+    return (
+        {"init_weights": True, "transform_input": False, "aux_logits": False}
+        if name in ("googlenet", "inception_v3")
+        else {}
+    )
 
 
 def add_parser(sub) -> None:
@@ -99,7 +115,11 @@ def add_parser(sub) -> None:
     p.add_argument("--optimize", action="store_true", help="time cnnatlas.optimize(model) instead of the plain model")
     p.add_argument("--repeats", type=int, default=10, help="timed rounds after warm-up (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="where to run: the GPU under float16 autocast when present (auto), or as named")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to run: the GPU under float16 autocast when present (auto), or as named",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_run)

@@ -17,31 +17,42 @@ def _ints(text: str, name: str) -> list[int]:
     except ValueError:
         raise InvalidArgumentError(f"{name}: expected whole numbers separated by commas; got {text!r}") from None
     if not values or any(not 0 <= v <= MAX_INT for v in values):
-        raise InvalidArgumentError(f"{name}: expected whole numbers from 0 to {MAX_INT} separated by commas; "
-                                   f"got {text!r}")
+        raise InvalidArgumentError(
+            f"{name}: expected whole numbers from 0 to {MAX_INT} separated by commas; got {text!r}"
+        )
     return values
 
 
 def _conv_params(a) -> dict[str, Any]:
     k = _ints(a.kernel, "--kernel")
     if len(k) > 1 and a.dims is not None and a.dims != len(k):
-        raise InvalidArgumentError(f"--kernel {a.kernel} gives {len(k)} sizes, one per axis, but --dims is {a.dims}; "
-                                   f"expected {a.dims} sizes or one")
+        raise InvalidArgumentError(
+            f"--kernel {a.kernel} gives {len(k)} sizes, one per axis, but --dims is {a.dims}; "
+            f"expected {a.dims} sizes or one"
+        )
     dims = len(k) if len(k) > 1 else (a.dims or 2)
-    value = F.conv_params(k[0] if len(k) == 1 else k, a.in_channels, a.out_channels, groups=a.groups,
-                          bias=not a.no_bias, dims=dims)
+    value = F.conv_params(
+        k[0] if len(k) == 1 else k, a.in_channels, a.out_channels, groups=a.groups, bias=not a.no_bias, dims=dims
+    )
     return {"value": value, "formula": "(K^d·C_in/G + 1)·C_out" if not a.no_bias else "K^d·C_in/G·C_out"}
 
 
 def _dense_params(a) -> dict[str, Any]:
     conv = F.conv_params(3, a.in_channels, a.out_channels, bias=False)
     value = F.dense_params(a.height, a.width, a.in_channels, a.out_channels)
-    return {"value": value, "formula": "(H·W·C_in)·(H·W·C_out)", "conv3x3_params": conv, "ratio_to_conv3x3": value / conv}
+    return {
+        "value": value,
+        "formula": "(H·W·C_in)·(H·W·C_out)",
+        "conv3x3_params": conv,
+        "ratio_to_conv3x3": value / conv,
+    }
 
 
 def _conv_output(a) -> dict[str, Any]:
-    return {"value": F.conv_output_size(a.input, a.kernel, a.stride, a.padding, a.dilation),
-            "formula": "floor((I + 2P − D·(K−1) − 1)/S) + 1"}
+    return {
+        "value": F.conv_output_size(a.input, a.kernel, a.stride, a.padding, a.dilation),
+        "formula": "floor((I + 2P − D·(K−1) − 1)/S) + 1",
+    }
 
 
 def _same_padding(a) -> dict[str, Any]:
@@ -52,8 +63,9 @@ def _conv_macs(a) -> dict[str, Any]:
     out = _ints(a.output, "--output")
     k = _ints(a.kernel, "--kernel")
     dims = len(out)
-    value = F.conv_macs(out, k[0] if len(k) == 1 else k, a.in_channels, a.out_channels, groups=a.groups,
-                        batch=a.batch, dims=dims)
+    value = F.conv_macs(
+        out, k[0] if len(k) == 1 else k, a.in_channels, a.out_channels, groups=a.groups, batch=a.batch, dims=dims
+    )
     return {"value": value, "flops": 2 * value, "formula": "N·H_out·W_out·C_out·K·K·C_in/G"}
 
 
@@ -64,9 +76,13 @@ def _stacked_rf(a) -> dict[str, Any]:
 def _rf_stack(a) -> dict[str, Any]:
     layers = [_ints(layer, "--layer") for layer in a.layer]
     steps = F.receptive_field_stack(layers)
-    return {"value": {"size": steps[-1].size, "stride": steps[-1].jump, "start": steps[-1].start},
-            "steps": [{"layer": layer, "size": s.size, "stride": s.jump, "start": s.start} for layer, s in zip(layers, steps)],
-            "formula": "j_l = j_{l−1}·s_l; r_l = r_{l−1} + d_l(k_l−1)·j_{l−1}; c_l = c_{l−1} + (d_l(k_l−1)/2 − p_l)·j_{l−1}"}
+    return {
+        "value": {"size": steps[-1].size, "stride": steps[-1].jump, "start": steps[-1].start},
+        "steps": [
+            {"layer": layer, "size": s.size, "stride": s.jump, "start": s.start} for layer, s in zip(layers, steps)
+        ],
+        "formula": "j_l = j_{l−1}·s_l; r_l = r_{l−1} + d_l(k_l−1)·j_{l−1}; c_l = c_{l−1} + (d_l(k_l−1)/2 − p_l)·j_{l−1}",
+    }
 
 
 def _comparison(c: F.Comparison, first: str, second: str) -> dict[str, Any]:
@@ -76,8 +92,10 @@ def _comparison(c: F.Comparison, first: str, second: str) -> dict[str, Any]:
 def _stacked_vs_single(a) -> dict[str, Any]:
     c = F.stacked_vs_single(a.channels, a.kernel, a.n)
     k_single = F.stacked_receptive_field(a.n, a.kernel)
-    return {"value": _comparison(c, f"one_{k_single}x{k_single}", f"{a.n}_stacked_{a.kernel}x{a.kernel}"),
-            "formula": f"{a.n}·{a.kernel}²·C² vs {k_single}²·C²"}
+    return {
+        "value": _comparison(c, f"one_{k_single}x{k_single}", f"{a.n}_stacked_{a.kernel}x{a.kernel}"),
+        "formula": f"{a.n}·{a.kernel}²·C² vs {k_single}²·C²",
+    }
 
 
 def _pointwise(a) -> dict[str, Any]:
@@ -86,19 +104,28 @@ def _pointwise(a) -> dict[str, Any]:
 
 
 def _dilation(a) -> dict[str, Any]:
-    return {"value": F.dilated_kernel_size(a.kernel, a.dilation), "weights": a.kernel ** a.dims,
-            "formula": "K_eff = K + (K−1)(D−1)"}
+    return {
+        "value": F.dilated_kernel_size(a.kernel, a.dilation),
+        "weights": a.kernel**a.dims,
+        "formula": "K_eff = K + (K−1)(D−1)",
+    }
 
 
 def _separable(a) -> dict[str, Any]:
     c = F.separable_vs_standard(a.kernel, a.in_channels, a.out_channels)
-    return {"value": _comparison(c, "standard", "separable"), "closed_form_ratio": F.separable_ratio(a.kernel, a.out_channels),
-            "formula": "(K²·C_in + C_in·C_out)/(K²·C_in·C_out) = 1/C_out + 1/K²"}
+    return {
+        "value": _comparison(c, "standard", "separable"),
+        "closed_form_ratio": F.separable_ratio(a.kernel, a.out_channels),
+        "formula": "(K²·C_in + C_in·C_out)/(K²·C_in·C_out) = 1/C_out + 1/K²",
+    }
 
 
 def _se(a) -> dict[str, Any]:
-    return {"value": F.se_params(a.channels, a.reduction, bias=not a.no_bias),
-            "approximation": 2 * a.channels ** 2 / a.reduction, "formula": "2·C²/r (+ C/r + C biases)"}
+    return {
+        "value": F.se_params(a.channels, a.reduction, bias=not a.no_bias),
+        "approximation": 2 * a.channels**2 / a.reduction,
+        "formula": "2·C²/r (+ C/r + C biases)",
+    }
 
 
 def _densenet(a) -> dict[str, Any]:
@@ -107,8 +134,10 @@ def _densenet(a) -> dict[str, Any]:
 
 def _compound(a) -> dict[str, Any]:
     s = F.compound_scaling(a.phi, a.alpha, a.beta, a.gamma)
-    return {"value": {"depth": s.depth, "width": s.width, "resolution": s.resolution, "flops": s.flops},
-            "formula": "d = α^φ, w = β^φ, r = γ^φ; FLOPs × (α·β²·γ²)^φ"}
+    return {
+        "value": {"depth": s.depth, "width": s.width, "resolution": s.resolution, "flops": s.flops},
+        "formula": "d = α^φ, w = β^φ, r = γ^φ; FLOPs × (α·β²·γ²)^φ",
+    }
 
 
 def _inflation(a) -> dict[str, Any]:
@@ -132,6 +161,7 @@ def _cmd(name: str, help_: str, fn: Callable):
     def deco(setup: Callable) -> Callable:
         COMMANDS.append((name, help_, fn, setup))
         return setup
+
     return deco
 
 
@@ -141,8 +171,9 @@ def _(p):
     _ch(p, "in_channels", "out_channels")
     p.add_argument("--groups", type=integer(1), default=1)
     p.add_argument("--no-bias", action="store_true")
-    p.add_argument("--dims", type=integer(1, 3),
-                   help="spatial dimensions (1, 2, 3; default 2, or one per --kernel size)")
+    p.add_argument(
+        "--dims", type=integer(1, 3), help="spatial dimensions (1, 2, 3; default 2, or one per --kernel size)"
+    )
 
 
 @_cmd("dense-params", "a fully connected layer between two H×W×C maps, against a 3×3 conv", _dense_params)
@@ -184,7 +215,11 @@ def _(p):
     p.add_argument("--layer", action="append", required=True, help="k,s[,p[,d]] — repeat once per layer, in order")
 
 
-@_cmd("stacked-vs-single", "n stacked K×K convs against one conv with the same field (two 3×3 vs one 5×5)", _stacked_vs_single)
+@_cmd(
+    "stacked-vs-single",
+    "n stacked K×K convs against one conv with the same field (two 3×3 vs one 5×5)",
+    _stacked_vs_single,
+)
 def _(p):
     _ch(p, "channels")
     p.add_argument("--kernel", type=integer(1), default=3)
@@ -250,8 +285,10 @@ def _show(name: str, result: dict[str, Any]) -> str:
     extra = ", ".join(f"{k} = {_num(v)}" for k, v in result.items() if k not in ("value", "formula", "steps"))
     lines = [f"{name}: {body}" + (f" ({extra})" if extra else ""), f"  formula: {result['formula']}"]
     for s in result.get("steps", []):
-        lines.append(f"  after k,s,p,d = {','.join(map(str, s['layer']))}: size {_num(s['size'])}, "
-                     f"stride {_num(s['stride'])}, start {_num(s['start'])}")
+        lines.append(
+            f"  after k,s,p,d = {','.join(map(str, s['layer']))}: size {_num(s['size'])}, "
+            f"stride {_num(s['stride'])}, start {_num(s['start'])}"
+        )
     return "\n".join(lines)
 
 
@@ -276,8 +313,9 @@ def add_parser(sub) -> None:
 
 
 def _no_formula(args) -> int:
-    raise InvalidArgumentError(f"calc needs a FORMULA: {', '.join(name for name, *_ in COMMANDS)} "
-                               "(see 'cnnatlas calc --help')")
+    raise InvalidArgumentError(
+        f"calc needs a FORMULA: {', '.join(name for name, *_ in COMMANDS)} (see 'cnnatlas calc --help')"
+    )
 
 
 def _runner(name: str, fn: Callable) -> Callable:
@@ -288,4 +326,5 @@ def _runner(name: str, fn: Callable) -> Callable:
         else:
             print(_show(name, result))
         return 0
+
     return run

@@ -44,23 +44,40 @@ def _run(args) -> int:
     loader = DataLoader(data.test, batch_size=256)
     torch.manual_seed(0)
     result = evaluate(run.model, loader, info.num_classes, torch.device("cpu"))
-    report = {"run_dir": str(run.path), "weights": str(run.weights_from), "data": spec, "images": result.count,
-              "test_acc": result.acc, "test_top5": result.top5, "test_loss": result.loss,
-              "classes": list(info.classes), "confusion": result.confusion.tolist()}
+    report = {
+        "run_dir": str(run.path),
+        "weights": str(run.weights_from),
+        "data": spec,
+        "images": result.count,
+        "test_acc": result.acc,
+        "test_top5": result.top5,
+        "test_loss": result.loss,
+        "classes": list(info.classes),
+        "confusion": result.confusion.tolist(),
+    }
     segmentation = info.task == "segmentation"
     if segmentation:
-        report.update({"task": "segmentation", "pixels": result.count, "images": len(data.test),
-                       "test_pixel_acc": result.acc, "test_miou": result.miou,
-                       "test_iou": {c: (None if math.isnan(v) else v) for c, v in zip(info.classes, result.iou)}})
+        report.update(
+            {
+                "task": "segmentation",
+                "pixels": result.count,
+                "images": len(data.test),
+                "test_pixel_acc": result.acc,
+                "test_miou": result.miou,
+                "test_iou": {c: (None if math.isnan(v) else v) for c, v in zip(info.classes, result.iou)},
+            }
+        )
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
     console = Console()
     console.print(f"[bold]{run.config.model}[/] from {run.weights_from} on {data.source}")
     if segmentation:
-        console.print(f"mean IoU [bold]{result.miou:.2%}[/]   pixel accuracy {result.acc:.2%}   "
-                      f"loss {result.loss:.4f}   "
-                      f"({len(data.test):,} test images, {result.count:,} pixels)")
+        console.print(
+            f"mean IoU [bold]{result.miou:.2%}[/]   pixel accuracy {result.acc:.2%}   "
+            f"loss {result.loss:.4f}   "
+            f"({len(data.test):,} test images, {result.count:,} pixels)"
+        )
         table = Table(title="IoU per class", title_justify="left")
         table.add_column("class")
         table.add_column("IoU", justify="right")
@@ -68,18 +85,25 @@ def _run(args) -> int:
             table.add_row(name, "—" if math.isnan(value) else f"{value:.1%}")
         console.print(table)
     else:
-        console.print(f"accuracy [bold]{result.acc:.2%}[/]   top-{min(5, info.num_classes)} {result.top5:.2%}   "
-                      f"loss {result.loss:.4f}   ({result.count:,} test images)")
+        console.print(
+            f"accuracy [bold]{result.acc:.2%}[/]   top-{min(5, info.num_classes)} {result.top5:.2%}   "
+            f"loss {result.loss:.4f}   ({result.count:,} test images)"
+        )
     console.print(confusion_table(result.confusion, info.classes))
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="accuracy, top-5 and confusion matrix of a trained run (pixel accuracy and "
-                       "IoU for segmentation)")
+    p = sub.add_parser(
+        "eval", help="accuracy, top-5 and confusion matrix of a trained run (pixel accuracy and IoU for segmentation)"
+    )
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's, "
-                   "from the folder it recorded, else found or downloaded as --data NAME would)")
+    p.add_argument(
+        "--data",
+        metavar="DATA",
+        help="evaluate on this dataset's test set (default: the run's, "
+        "from the folder it recorded, else found or downloaded as --data NAME would)",
+    )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)

@@ -60,7 +60,10 @@ def add_parser(sub) -> None:
     p.add_argument("--onnx", metavar="FILE")
     p.add_argument("--torchscript", metavar="FILE")
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
-    p.add_argument("--weights", metavar="FILE", help="a run folder, a checkpoint folder or a .safetensors file to "
-                   "load first (default: random weights)")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="a run folder, a checkpoint folder or a .safetensors file to load first (default: random weights)",
+    )
     p.add_argument("--optimize", action="store_true", help="fold batch norm into the convolutions first")
     p.set_defaults(run=_run)

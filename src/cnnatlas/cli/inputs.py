@@ -23,7 +23,9 @@ def parse_inputs(text: str | None, loaded: LoadedModel) -> list[tuple[int, ...]]
     """The shapes of --input (comma-separated), or the model's default input."""
     if text is None:
         if loaded.input_size is None:
-            raise InvalidArgumentError(f"{loaded.label}: no default input size is known; give one with --input 1x3x224x224")
+            raise InvalidArgumentError(
+                f"{loaded.label}: no default input size is known; give one with --input 1x3x224x224"
+            )
         return [loaded.input_size]
     return [parse_shape(part) for part in text.split(",")]
 

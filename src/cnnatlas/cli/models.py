@@ -28,25 +28,39 @@ def model_row(name: str) -> dict:
         "name": name,
         "family": entry.family,
         "params": measured_params(name),
-        "reference": {"params": pub.params, "macs": pub.macs, "top1": pub.top1, "top5": pub.top5,
-                      "source": pub.citation},
+        "reference": {
+            "params": pub.params,
+            "macs": pub.macs,
+            "top1": pub.top1,
+            "top5": pub.top5,
+            "source": pub.citation,
+        },
     }
 
 
 def params_table(names: list[str], title: str = "Parameters: measured on the built model vs published") -> Table:
     table = Table(title=title, title_justify="left")
     number = {"justify": "right", "no_wrap": True, "min_width": 11}  # figures are never cut short
-    for col, kw in (("model", {"no_wrap": True}), ("family", {"overflow": "fold"}), ("measured", number),
-                    ("published", number), ("agreement", {}), ("source", {"overflow": "fold"})):
+    for col, kw in (
+        ("model", {"no_wrap": True}),
+        ("family", {"overflow": "fold"}),
+        ("measured", number),
+        ("published", number),
+        ("agreement", {}),
+        ("source", {"overflow": "fold"}),
+    ):
         table.add_column(col, **kw)
     for name in names:
         pub = get_entry(name).published
         params = measured_params(name)
         agreement = pub.params_agreement(params)
-        published = "—" if pub.params is None else (f"{pub.params:,}" if pub.params_exact else f"≈{pub.params / 1e6:g}M")
+        published = (
+            "—" if pub.params is None else (f"{pub.params:,}" if pub.params_exact else f"≈{pub.params / 1e6:g}M")
+        )
         colour = {"exact": "green", "approx": "yellow", "differs": "red"}.get(agreement.status, "dim")
-        table.add_row(name, get_entry(name).family, f"{params:,}", published,
-                      f"[{colour}]{agreement.text}[/]", pub.source or "—")
+        table.add_row(
+            name, get_entry(name).family, f"{params:,}", published, f"[{colour}]{agreement.text}[/]", pub.source or "—"
+        )
     return table
 
 
@@ -58,11 +72,22 @@ def weights_rows(names: list[str]) -> list[dict]:
     for name in names:
         for tag, w in available_weights(name).items():
             m = w.metrics or {}
-            rows.append({"name": name, "tag": tag, "default": w.default, "source": w.source,
-                         "num_classes": len(w.categories) if w.categories else None,
-                         "top1": m.get("top1"), "top5": m.get("top5"), "miou": m.get("miou"),
-                         "pixel_acc": m.get("pixel_acc"), "dataset": m.get("dataset"),
-                         "url": w.url, "source_ref": w.source_ref})
+            rows.append(
+                {
+                    "name": name,
+                    "tag": tag,
+                    "default": w.default,
+                    "source": w.source,
+                    "num_classes": len(w.categories) if w.categories else None,
+                    "top1": m.get("top1"),
+                    "top5": m.get("top5"),
+                    "miou": m.get("miou"),
+                    "pixel_acc": m.get("pixel_acc"),
+                    "dataset": m.get("dataset"),
+                    "url": w.url,
+                    "source_ref": w.source_ref,
+                }
+            )
     return rows
 
 
@@ -72,18 +97,34 @@ def weights_table(names: list[str]) -> Table:
     cat = catalogue()
     from rich import box
 
-    table = Table(title="Pretrained weights, accuracy as published", title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False,
-                  caption=f"* the default (pretrained=True). Catalogue from torchvision {cat['torchvision']} and "
-                          f"timm {cat['timm']}; timm's package publishes no accuracy.", caption_justify="left")
+    table = Table(
+        title="Pretrained weights, accuracy as published",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption=f"* the default (pretrained=True). Catalogue from torchvision {cat['torchvision']} and "
+        f"timm {cat['timm']}; timm's package publishes no accuracy.",
+        caption_justify="left",
+    )
     number = {"justify": "right", "no_wrap": True}
-    for col, kw in (("model", {"no_wrap": True}), ("tag", {"no_wrap": True}), ("source", {"no_wrap": True}),
-                    ("top-1 %", number), ("top-5 %", number), ("on", {"no_wrap": True})):
+    for col, kw in (
+        ("model", {"no_wrap": True}),
+        ("tag", {"no_wrap": True}),
+        ("source", {"no_wrap": True}),
+        ("top-1 %", number),
+        ("top-5 %", number),
+        ("on", {"no_wrap": True}),
+    ):
         table.add_column(col, **kw)
     for r in weights_rows(names):
-        table.add_row(r["name"], r["tag"] + (" *" if r["default"] else ""), r["source"],
-                      "—" if r["top1"] is None else f"{r['top1']:.3f}",
-                      "—" if r["top5"] is None else f"{r['top5']:.3f}", r["dataset"] or "—")
+        table.add_row(
+            r["name"],
+            r["tag"] + (" *" if r["default"] else ""),
+            r["source"],
+            "—" if r["top1"] is None else f"{r['top1']:.3f}",
+            "—" if r["top5"] is None else f"{r['top5']:.3f}",
+            r["dataset"] or "—",
+        )
     return table
 
 
@@ -100,8 +141,10 @@ def _run_models(args) -> int:
     names = list_models(args.pattern)
     if not names:
         hint = did_you_mean(args.pattern, list_models()) if args.pattern.strip("*?[]") == args.pattern else ""
-        raise UnknownModelError(f"expected a pattern matching a registered model, such as 'resnet*'; got "
-                                f"{args.pattern!r}, which matches none.{hint}")
+        raise UnknownModelError(
+            f"expected a pattern matching a registered model, such as 'resnet*'; got "
+            f"{args.pattern!r}, which matches none.{hint}"
+        )
     if args.json:
         print(json.dumps([model_row(n) for n in names], indent=1))
     else:
@@ -117,15 +160,25 @@ def _run_info(args) -> int:
         return 0
     console = Console()
     console.print(f"[bold]{info['name']}[/] ({info['family']}) — {info['summary']}")
-    console.print(f"default input: {'×'.join(map(str, info['input_size']))}"
-                  + (f"; torchvision counterpart: {info['torchvision']}" if info["torchvision"] else ""))
+    console.print(
+        f"default input: {'×'.join(map(str, info['input_size']))}"
+        + (f"; torchvision counterpart: {info['torchvision']}" if info["torchvision"] else "")
+    )
     console.print("arguments: " + ", ".join(f"{k}={v!r}" for k, v in info["arguments"].items()))
     pub = get_entry(args.name).published
-    console.print(f"parameters: measured {info['measured_params']:,}; "
-                  f"published {pub.params:,} → {pub.params_agreement(info['measured_params']).text}" if pub.params
-                  else f"parameters: measured {info['measured_params']:,}; no published figure")
-    for key, label in (("gmacs", "published GMACs"), ("top1", "published top-1 %"), ("top5", "published top-5 %"),
-                       ("miou", "published mean IoU %"), ("pixel_acc", "published pixel accuracy %")):
+    console.print(
+        f"parameters: measured {info['measured_params']:,}; "
+        f"published {pub.params:,} → {pub.params_agreement(info['measured_params']).text}"
+        if pub.params
+        else f"parameters: measured {info['measured_params']:,}; no published figure"
+    )
+    for key, label in (
+        ("gmacs", "published GMACs"),
+        ("top1", "published top-1 %"),
+        ("top5", "published top-5 %"),
+        ("miou", "published mean IoU %"),
+        ("pixel_acc", "published pixel accuracy %"),
+    ):
         if info["published"][key] is not None:
             console.print(f"{label}: {info['published'][key]}" + (f" ({pub.dataset})" if key != "gmacs" else ""))
     if pub.citation:
@@ -134,11 +187,16 @@ def _run_info(args) -> int:
         console.print(f"note: {pub.note}")
     for tag, w in info["weights"].items():
         m = w["metrics"] or {}
-        acc = (f"mean IoU {m['miou']}%, pixel accuracy {m['pixel_acc']}% on {m['dataset']} (published)" if "miou" in m
-               else f"top-1 {m['top1']}%, top-5 {m['top5']}% on {m['dataset']} (published)" if m
-               else "no published accuracy")
-        console.print(f"weights {tag}{' (default)' if w['default'] else ''}: {w['source']}, "
-                      f"{w['num_classes']} categories, {acc}")
+        acc = (
+            f"mean IoU {m['miou']}%, pixel accuracy {m['pixel_acc']}% on {m['dataset']} (published)"
+            if "miou" in m
+            else f"top-1 {m['top1']}%, top-5 {m['top5']}% on {m['dataset']} (published)"
+            if m
+            else "no published accuracy"
+        )
+        console.print(
+            f"weights {tag}{' (default)' if w['default'] else ''}: {w['source']}, {w['num_classes']} categories, {acc}"
+        )
     return 0
 
 
@@ -146,8 +204,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list the registered models, parameters measured vs published")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--pretrained", action="store_true",
-                   help="only the models with published weights: their tags and published accuracy")
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="only the models with published weights: their tags and published accuracy",
+    )
     p.set_defaults(run=_run_models)
     p = sub.add_parser("info", help="everything the registry knows about one model")
     p.add_argument("name")

@@ -26,8 +26,9 @@ def output_strides(text: str) -> list[int]:
     try:
         strides = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise InvalidArgumentError(f"--output-stride: expected integers separated by commas such as 8,16,32; "
-                                   f"got {text!r}") from None
+        raise InvalidArgumentError(
+            f"--output-stride: expected integers separated by commas such as 8,16,32; got {text!r}"
+        ) from None
     if not strides or any(s < 1 for s in strides):
         raise InvalidArgumentError(f"--output-stride: strides must be ≥ 1; got {text!r}")
     return strides
@@ -40,8 +41,10 @@ def load_strided(spec: str, stride: int, meta: bool = True) -> LoadedModel:
 
     takes = [n for n in list_models() if "output_stride" in get_entry(n).accepted_kwargs()]
     if spec not in takes:
-        raise InvalidArgumentError(f"--output-stride: {spec!r} is not a registry model with an output_stride; "
-                                   f"those that have one: {', '.join(takes)}")
+        raise InvalidArgumentError(
+            f"--output-stride: {spec!r} is not a registry model with an output_stride; "
+            f"those that have one: {', '.join(takes)}"
+        )
     entry = get_entry(spec)
     model = build_on_meta(lambda: create_model(spec, output_stride=stride), spec, meta)
     return LoadedModel(model, f"{spec} (output_stride={stride})", (1,) + tuple(entry.input_size))
@@ -64,10 +67,18 @@ def stride_rows(spec: str, strides: list[int], input_text: str | None) -> list[d
         shapes = parse_inputs(input_text, loaded)
         report = analyze(loaded.model, shapes[0] if len(shapes) == 1 else shapes)
         rf = report.receptive_field
-        rows.append({"output_stride": stride, "input": list(shapes[0]), "last_map_layer": report.receptive_field_layer,
-                     "last_map": list(_last_map(report)), "params": report.params, "macs": report.macs,
-                     "activation_bytes": report.activation_bytes,
-                     "receptive_field": None if rf is None else rf.as_dict()})
+        rows.append(
+            {
+                "output_stride": stride,
+                "input": list(shapes[0]),
+                "last_map_layer": report.receptive_field_layer,
+                "last_map": list(_last_map(report)),
+                "params": report.params,
+                "macs": report.macs,
+                "activation_bytes": report.activation_bytes,
+                "receptive_field": None if rf is None else rf.as_dict(),
+            }
+        )
     return rows
 
 
@@ -78,29 +89,49 @@ def run_output_strides(args) -> int:
         print(json.dumps({"model": args.model, "output_strides": rows}, indent=1))
         return 0
     params = {row["params"] for row in rows}  # dilation adds no parameter: one value, shown once
-    table = Table(title=f"{args.model} at input {'×'.join(map(str, rows[0]['input']))}: output stride against cost "
-                        "and receptive field (dilation instead of stride past it)", title_justify="left")
-    columns = ["output stride", "map H×W"] + (["params"] if len(params) > 1 else []) + [
-        "MACs", "activations", "RF size", "RF stride"]
+    table = Table(
+        title=f"{args.model} at input {'×'.join(map(str, rows[0]['input']))}: output stride against cost "
+        "and receptive field (dilation instead of stride past it)",
+        title_justify="left",
+    )
+    columns = (
+        ["output stride", "map H×W"]
+        + (["params"] if len(params) > 1 else [])
+        + ["MACs", "activations", "RF size", "RF stride"]
+    )
     for col in columns:
         table.add_column(col, justify="right", no_wrap=True)
     for row in rows:
         rf = row["receptive_field"]
-        table.add_row(str(row["output_stride"]), "×".join(map(str, row["last_map"][2:])) or "—",
-                      *([f"{row['params']:,}"] if len(params) > 1 else []), fmt_count(row["macs"]),
-                      fmt_bytes(row["activation_bytes"]), "—" if rf is None else axes_text(tuple(rf["size"])),
-                      "—" if rf is None else axes_text(tuple(rf["stride"])))
+        table.add_row(
+            str(row["output_stride"]),
+            "×".join(map(str, row["last_map"][2:])) or "—",
+            *([f"{row['params']:,}"] if len(params) > 1 else []),
+            fmt_count(row["macs"]),
+            fmt_bytes(row["activation_bytes"]),
+            "—" if rf is None else axes_text(tuple(rf["size"])),
+            "—" if rf is None else axes_text(tuple(rf["stride"])),
+        )
     console = Console()
     console.print(table)
-    console.print(f"[dim]map: the output of {rows[0]['last_map_layer'] or 'the model'} "
-                  f"({'×'.join(map(str, rows[0]['last_map'][1:2]))} channels); the receptive field is that map's, in "
-                  "input pixels"
-                  + (f"; parameters {params.pop():,} at every stride: dilation trades the stride for resolution "
-                     "and pays in MACs" if len(params) == 1 else "") + ".[/]")
+    console.print(
+        f"[dim]map: the output of {rows[0]['last_map_layer'] or 'the model'} "
+        f"({'×'.join(map(str, rows[0]['last_map'][1:2]))} channels); the receptive field is that map's, in "
+        "input pixels"
+        + (
+            f"; parameters {params.pop():,} at every stride: dilation trades the stride for resolution and pays in MACs"
+            if len(params) == 1
+            else ""
+        )
+        + ".[/]"
+    )
     return 0
 
 
 def add_argument(parser) -> None:
-    parser.add_argument("--output-stride", metavar="S[,S…]",
-                        help="build the model with output_stride=S (last stages dilated instead of strided); "
-                             "several, e.g. 8,16,32: compare them side by side")
+    parser.add_argument(
+        "--output-stride",
+        metavar="S[,S…]",
+        help="build the model with output_stride=S (last stages dilated instead of strided); "
+        "several, e.g. 8,16,32: compare them side by side",
+    )

@@ -35,8 +35,15 @@ def _erf(args) -> None:
     from ..viz import plot_erf
 
     size = parse_shape(args.input) if args.input is not None else None
-    plot_erf(args.model, size, samples=args.samples, fraction=args.fraction, layer=args.layer, cap=args.max_size,
-             out=_out(args))
+    plot_erf(
+        args.model,
+        size,
+        samples=args.samples,
+        fraction=args.fraction,
+        layer=args.layer,
+        cap=args.max_size,
+        out=_out(args),
+    )
 
 
 def _feature_maps(args) -> None:
@@ -45,8 +52,9 @@ def _feature_maps(args) -> None:
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers is not None else None
     if layers == []:
         raise InvalidArgumentError(f"--layers: expected module paths separated by commas; got {args.layers!r}")
-    plot_feature_maps(args.model, args.image, layers, channels=args.channels, checkpoint=args.checkpoint,
-                      out=_out(args))
+    plot_feature_maps(
+        args.model, args.image, layers, channels=args.channels, checkpoint=args.checkpoint, out=_out(args)
+    )
 
 
 def _filters(args) -> None:
@@ -90,8 +98,10 @@ def _roofline(args) -> None:
 
 def _run(args) -> int:
     if not getattr(args, "draw", None):
-        raise InvalidArgumentError("plot needs a KIND: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
-                                   "training, confusion, diagram or roofline (see 'cnnatlas plot --help')")
+        raise InvalidArgumentError(
+            "plot needs a KIND: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
+            "training, confusion, diagram or roofline (see 'cnnatlas plot --help')"
+        )
     suffixes = (".svg", ".png", ".dot", ".gv") if args.kind == "diagram" else (".png", ".svg")
     if Path(args.out).suffix.lower() not in suffixes:
         raise InvalidArgumentError(f"--out must end in {', '.join(suffixes)}; got {args.out!r}")
@@ -102,9 +112,12 @@ def _run(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("plot", help="draw one picture: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
-                                    "training, confusion, diagram, roofline",
-                       description="Draw one picture from what cnnatlas measures; --out FILE.png or FILE.svg.")
+    p = sub.add_parser(
+        "plot",
+        help="draw one picture: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
+        "training, confusion, diagram, roofline",
+        description="Draw one picture from what cnnatlas measures; --out FILE.png or FILE.svg.",
+    )
     p.set_defaults(run=_run, draw=None)
     kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=type(p))
 
@@ -115,52 +128,94 @@ def add_parser(sub) -> None:
         return k
 
     k = kind("rf-growth", _rf_growth, "receptive field against depth (log scale) for several models, from the analyser")
-    k.add_argument("models", nargs="*", metavar="MODEL", help="models (default: vgg16 resnet50 inception_v3 "
-                                                              "densenet121 mobilenet_v2 efficientnet_b0)")
+    k.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="models (default: vgg16 resnet50 inception_v3 densenet121 mobilenet_v2 efficientnet_b0)",
+    )
     k = kind("pareto", _pareto, "published top-1 against measured MACs for the zoo, the Pareto front marked")
-    k.add_argument("--models", metavar="PATTERN", help="models to include: a pattern or comma list (default: all "
-                                                       "with a published ImageNet top-1)")
+    k.add_argument(
+        "--models",
+        metavar="PATTERN",
+        help="models to include: a pattern or comma list (default: all with a published ImageNet top-1)",
+    )
     k = kind("erf", _erf, "effective receptive field heat map beside the analytic field")
     k.add_argument("model", metavar="MODEL")
-    k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x128x128 (default: the model's, "
-                                                    "sides capped at --max-size)")
-    k.add_argument("--max-size", type=integer(1), default=224, metavar="PX",
-                   help="cap on the default input's sides (224)")
+    k.add_argument(
+        "--input",
+        metavar="SHAPE",
+        help="input with batch, e.g. 1x3x128x128 (default: the model's, sides capped at --max-size)",
+    )
+    k.add_argument(
+        "--max-size", type=integer(1), default=224, metavar="PX", help="cap on the default input's sides (224)"
+    )
     k.add_argument("--samples", type=integer(1), default=8, help="random inputs averaged (default 8)")
     k.add_argument("--fraction", type=FRACTION, default=0.95, help="gradient mass the ERF square holds (0.95)")
     k.add_argument("--layer", metavar="NAME", help="module whose centre unit is probed (default: the last spatial map)")
     k = kind("feature-maps", _feature_maps, "feature maps of chosen layers for a real photograph")
     k.add_argument("model", metavar="MODEL", help="a model name (initialised weights) or a training run folder")
-    k.add_argument("--image", type=PATH, metavar="PATH", help="any image file (default: the photograph matplotlib ships)")
+    k.add_argument(
+        "--image", type=PATH, metavar="PATH", help="any image file (default: the photograph matplotlib ships)"
+    )
     k.add_argument("--layers", metavar="A,B", help="module paths (default: the stage outputs)")
     k.add_argument("--channels", type=integer(1), default=8, help="maps per layer (default 8)")
-    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights")
+    k.add_argument(
+        "--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights"
+    )
     k = kind("filters", _filters, "first-layer filters of a trained checkpoint")
     k.add_argument("model", metavar="RUN_DIR", help="a training run folder (or a model name: initial weights)")
-    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights")
+    k.add_argument(
+        "--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights"
+    )
     k = kind("equivariance", _equivariance, "an input, its shift, both feature maps, and the pooled (invariant) output")
-    k.add_argument("--image", type=PATH, metavar="PATH", help="any image file (default: the photograph matplotlib ships)")
-    k.add_argument("--shift", type=integer(None), nargs=2, default=(9, 17), metavar=("DY", "DX"),
-                   help="the shift (9 17)")
+    k.add_argument(
+        "--image", type=PATH, metavar="PATH", help="any image file (default: the photograph matplotlib ships)"
+    )
+    k.add_argument(
+        "--shift", type=integer(None), nargs=2, default=(9, 17), metavar=("DY", "DX"), help="the shift (9 17)"
+    )
     k.add_argument("--channel", type=integer(0), default=0, help="feature channel shown (default 0)")
     k = kind("training", _training, "loss and accuracy curves of a training run")
     k.add_argument("run_dir", type=PATH, metavar="RUN_DIR")
     k = kind("confusion", _confusion, "confusion matrix of a training run on its test set")
     k.add_argument("run_dir", type=PATH, metavar="RUN_DIR")
     k.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's)")
-    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights")
-    k = kind("diagram", _diagram, "the architecture from the traced operator graph (Graphviz), shapes, "
-                                  "parameters and MACs on the nodes")
+    k.add_argument(
+        "--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights"
+    )
+    k = kind(
+        "diagram",
+        _diagram,
+        "the architecture from the traced operator graph (Graphviz), shapes, parameters and MACs on the nodes",
+    )
     k.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or file.py:factory")
-    k.add_argument("--block", metavar="NAME", help="draw one block, operator by operator: a module path "
-                                                   "(stages.0.0) or class (Bottleneck, InceptionA, SqueezeExcite)")
-    k.add_argument("--depth", type=integer(1), metavar="N", help="module depth of a whole-model diagram (default: the "
-                                                          "deepest that stays readable)")
+    k.add_argument(
+        "--block",
+        metavar="NAME",
+        help="draw one block, operator by operator: a module path "
+        "(stages.0.0) or class (Bottleneck, InceptionA, SqueezeExcite)",
+    )
+    k.add_argument(
+        "--depth",
+        type=integer(1),
+        metavar="N",
+        help="module depth of a whole-model diagram (default: the deepest that stays readable)",
+    )
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
-    k = kind("roofline", _roofline, "each operator of a model on this machine's roofline (log-log: attainable "
-                                    "FLOP/s against FLOPs per byte)")
+    k = kind(
+        "roofline",
+        _roofline,
+        "each operator of a model on this machine's roofline (log-log: attainable FLOP/s against FLOPs per byte)",
+    )
     k.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or file.py:factory")
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
-    k.add_argument("--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS", help="peak compute (default: measured)")
-    k.add_argument("--bandwidth-gbs", type=number(0, open_min=True), metavar="GBS",
-                   help="memory bandwidth in GB/s (default: measured)")
+    k.add_argument(
+        "--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS", help="peak compute (default: measured)"
+    )
+    k.add_argument(
+        "--bandwidth-gbs",
+        type=number(0, open_min=True),
+        metavar="GBS",
+        help="memory bandwidth in GB/s (default: measured)",
+    )

@@ -38,13 +38,16 @@ def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.T
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here instead
             with Image.open(path) as img:  # reads the header only: a huge image is refused before decoding
                 if img.width * img.height > MAX_PIXELS:
-                    raise DatasetError(f"{path}: {img.width}×{img.height} pixels, more than the {MAX_PIXELS:,} "
-                                       f"predict reads; expected a smaller image (it is resized to the run's input "
-                                       f"size anyway)")
+                    raise DatasetError(
+                        f"{path}: {img.width}×{img.height} pixels, more than the {MAX_PIXELS:,} "
+                        f"predict reads; expected a smaller image (it is resized to the run's input "
+                        f"size anyway)"
+                    )
                 image = pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))
     except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
-        raise DatasetError(f"{path}: too large to read ({err}); expected a smaller image, of at most "
-                           f"{MAX_PIXELS:,} pixels") from None
+        raise DatasetError(
+            f"{path}: too large to read ({err}); expected a smaller image, of at most {MAX_PIXELS:,} pixels"
+        ) from None
     except (UnidentifiedImageError, OSError) as err:
         raise DatasetError(f"{path}: cannot be read as an image ({err})") from None
     image = image.float() / 255.0
@@ -74,8 +77,15 @@ def _run(args) -> int:
     for path in args.images:
         probs = run.predict(read_image(path, run.info.in_channels, args.invert)[None])[0]
         top = probs.topk(k)
-        results.append({"image": path, "top": [{"class": classes[i], "index": i, "probability": p}
-                                               for p, i in zip(top.values.tolist(), top.indices.tolist())]})
+        results.append(
+            {
+                "image": path,
+                "top": [
+                    {"class": classes[i], "index": i, "probability": p}
+                    for p, i in zip(top.values.tolist(), top.indices.tolist())
+                ],
+            }
+        )
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -89,8 +99,19 @@ def _run(args) -> int:
 # -- segmentation: a mask per image ---------------------------------------------------------------
 
 # one colour per class (Fashion-MNIST's ten, then the background black): matplotlib's tab10
-MASK_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0))
+MASK_COLOURS = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+    (0, 0, 0),
+)
 
 
 def mask_path(image: str | Path) -> Path:
@@ -128,8 +149,13 @@ def _run_segmentation(run, args) -> int:
         out = mask_path(path)
         save_mask(mask, out)
         share = torch.bincount(mask.flatten(), minlength=len(classes)).double() / mask.numel()
-        results.append({"image": path, "mask": str(out),
-                        "classes": {classes[i]: float(share[i]) for i in share.nonzero().flatten().tolist()}})
+        results.append(
+            {
+                "image": path,
+                "mask": str(out),
+                "classes": {classes[i]: float(share[i]) for i in share.nonzero().flatten().tolist()},
+            }
+        )
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -186,8 +212,10 @@ def read_clip(path: str | Path) -> torch.Tensor:
     try:
         video = _decode_video(path)
     except ImportError:
-        raise DatasetError(f"{path}: reading a video file needs torchcodec (pip install 'cnnatlas[video]'), or a "
-                           "torchvision with io.read_video and PyAV; or give a folder of its frames") from None
+        raise DatasetError(
+            f"{path}: reading a video file needs torchcodec (pip install 'cnnatlas[video]'), or a "
+            "torchvision with io.read_video and PyAV; or give a folder of its frames"
+        ) from None
     except Exception as err:  # noqa: BLE001 — a file the decoder cannot read
         raise DatasetError(f"{path}: cannot be read as a video ({type(err).__name__}: {err})") from None
     if video.shape[0] == 0:
@@ -207,8 +235,14 @@ def _decode_video(path: Path) -> torch.Tensor:
     return VideoDecoder(str(path))[:]
 
 
-def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, top: int = 5,
-                    invert: bool = False, stride: int | None = None) -> list[dict]:
+def zoo_predictions(
+    name: str,
+    inputs: list[str],
+    weights: str | None = None,
+    top: int = 5,
+    invert: bool = False,
+    stride: int | None = None,
+) -> list[dict]:
     """Top-`top` categories, with probabilities, that zoo model `name` with its published weights
     (the default, a tag or a file) gives each image (or clip, for the video models). A clip longer
     than the model's window is slid over (`stride` frames, default half the window): its entry
@@ -220,8 +254,10 @@ def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, to
 
     w = get_weights(name, True if weights is None else weights)
     if w.transforms is None or not w.categories:
-        raise InvalidArgumentError(f"{name}: the weights {w.tag} carry no preprocessing and categories to predict "
-                                   f"with; use the model's published weights, or a file named as they are")
+        raise InvalidArgumentError(
+            f"{name}: the weights {w.tag} carry no preprocessing and categories to predict "
+            f"with; use the model's published weights, or a file named as they are"
+        )
     video = w.transforms.kind != "image"
     clips = [read_clip(item) if video else read_image_uint8(item) for item in inputs]  # bad files fail first
     model = create_model(name, weights=w.path or w.tag)
@@ -231,8 +267,10 @@ def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, to
 
     def ranked(probs: torch.Tensor) -> list[dict]:
         best = probs.topk(k)
-        return [{"class": w.categories[i], "index": i, "probability": p}
-                for p, i in zip(best.values.tolist(), best.indices.tolist())]
+        return [
+            {"class": w.categories[i], "index": i, "probability": p}
+            for p, i in zip(best.values.tolist(), best.indices.tolist())
+        ]
 
     results = []
     for item, x in zip(inputs, clips):
@@ -242,10 +280,17 @@ def zoo_predictions(name: str, inputs: list[str], weights: str | None = None, to
 
             with torch.inference_mode():
                 starts, per_window, probs = sliding_window(model, w.transforms(x), window, stride)
-            results.append({"image": item, "weights": w.tag, "frames": x.shape[0], "window": window,
-                            "stride": stride, "top": ranked(probs),
-                            "windows": [{"frames": [s, s + window - 1], "top": ranked(p)}
-                                        for s, p in zip(starts, per_window)]})
+            results.append(
+                {
+                    "image": item,
+                    "weights": w.tag,
+                    "frames": x.shape[0],
+                    "window": window,
+                    "stride": stride,
+                    "top": ranked(probs),
+                    "windows": [{"frames": [s, s + window - 1], "top": ranked(p)} for s, p in zip(starts, per_window)],
+                }
+            )
             continue
         with torch.inference_mode():
             probs = model(w.transforms(x)[None]).softmax(-1)[0]
@@ -263,8 +308,10 @@ def _run_zoo(args) -> int:
     if top < 1:
         raise InvalidArgumentError(f"--top must be ≥ 1; got {top}")
     if args.checkpoint is not None:
-        raise InvalidArgumentError(f"--checkpoint is for a run folder; {args.run_dir} is a zoo model "
-                                   "(choose its weights with --weights TAG|PATH)")
+        raise InvalidArgumentError(
+            f"--checkpoint is for a run folder; {args.run_dir} is a zoo model "
+            "(choose its weights with --weights TAG|PATH)"
+        )
     if args.stride is not None and args.stride < 1:
         raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
     results = zoo_predictions(args.run_dir, args.images, args.weights, top, args.invert, args.stride)
@@ -273,36 +320,70 @@ def _run_zoo(args) -> int:
         return 0
     console = Console()
     for r in results:
-        console.print(f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({args.run_dir} {r['weights']})",
-                      soft_wrap=True)
+        console.print(
+            f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({args.run_dir} {r['weights']})",
+            soft_wrap=True,
+        )
         if "windows" in r:
-            console.print(f"  {r['frames']} frames, {len(r['windows'])} windows of {r['window']} frames, stride "
-                          f"{r['stride']}; the average of the windows:", soft_wrap=True)
+            console.print(
+                f"  {r['frames']} frames, {len(r['windows'])} windows of {r['window']} frames, stride "
+                f"{r['stride']}; the average of the windows:",
+                soft_wrap=True,
+            )
         for t in r["top"]:
             console.print(f"  {t['probability']:7.2%}  {escape(t['class'])}", soft_wrap=True)
         for win in r.get("windows", []):
             best = win["top"][0]
-            console.print(f"  frames {win['frames'][0]:>4}–{win['frames'][1]:<4} {best['probability']:7.2%}  "
-                          f"{escape(best['class'])}", soft_wrap=True)
+            console.print(
+                f"  frames {win['frames'][0]:>4}–{win['frames'][1]:<4} {best['probability']:7.2%}  "
+                f"{escape(best['class'])}",
+                soft_wrap=True,
+            )
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="the top classes a trained run, or a zoo model with its published weights, "
-                                       "gives each image (a segmentation run: a mask PNG beside each image)")
-    p.add_argument("run_dir", metavar="RUN_DIR|MODEL",
-                   help="a run folder, or a zoo model name (its published weights, e.g. resnet50)")
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="PNG, JPEG, … files; for a video model, clips: folders of frames or video files")
-    p.add_argument("--top", type=int, default=None, metavar="K",
-                   help="how many classes to show (default 3 for a run, 5 for a zoo model)")
-    p.add_argument("--weights", metavar="TAG|PATH",
-                   help="a zoo model's weights: a tag from `cnnatlas info MODEL` or a .pth/.pt/.safetensors file")
-    p.add_argument("--invert", action="store_true",
-                   help="invert intensities (dark ink on white → the digits' and Fashion-MNIST's light on dark)")
-    p.add_argument("--stride", type=int, default=None, metavar="FRAMES",
-                   help="a video model on a clip longer than its window: frames between windows (default half "
-                        "the window); the windows' scores are averaged")
+    p = sub.add_parser(
+        "predict",
+        help="the top classes a trained run, or a zoo model with its published weights, "
+        "gives each image (a segmentation run: a mask PNG beside each image)",
+    )
+    p.add_argument(
+        "run_dir",
+        metavar="RUN_DIR|MODEL",
+        help="a run folder, or a zoo model name (its published weights, e.g. resnet50)",
+    )
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="PNG, JPEG, … files; for a video model, clips: folders of frames or video files",
+    )
+    p.add_argument(
+        "--top",
+        type=int,
+        default=None,
+        metavar="K",
+        help="how many classes to show (default 3 for a run, 5 for a zoo model)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="TAG|PATH",
+        help="a zoo model's weights: a tag from `cnnatlas info MODEL` or a .pth/.pt/.safetensors file",
+    )
+    p.add_argument(
+        "--invert",
+        action="store_true",
+        help="invert intensities (dark ink on white → the digits' and Fashion-MNIST's light on dark)",
+    )
+    p.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        metavar="FRAMES",
+        help="a video model on a clip longer than its window: frames between windows (default half "
+        "the window); the windows' scores are averaged",
+    )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analysis import analyze, effective_receptive_field
-from .argtypes import FRACTION, integer
 from ..loading import load_model
 from ..units import axes_text
+from .argtypes import FRACTION, integer
 from .inputs import input_arg, parse_inputs
 
 
@@ -21,9 +21,14 @@ def rf_rows(report, depth: int) -> list[dict]:
         if m.depth == 0 or m.depth > depth:
             continue
         rf = m.receptive_field
-        rows.append({"name": m.name, "module_type": m.module_type,
-                     "output_shape": list(m.output_shapes[0]) if m.output_shapes else None,
-                     "receptive_field": None if rf is None else rf.as_dict()})
+        rows.append(
+            {
+                "name": m.name,
+                "module_type": m.module_type,
+                "output_shape": list(m.output_shapes[0]) if m.output_shapes else None,
+                "receptive_field": None if rf is None else rf.as_dict(),
+            }
+        )
     return rows
 
 
@@ -46,18 +51,36 @@ def _run(args) -> int:
         erf = effective_receptive_field(loaded.model, shapes[0], fraction=args.fraction, samples=args.samples)
     if args.json:
         rf = report.receptive_field
-        print(json.dumps({"model": loaded.label, "input_shapes": [list(s) for s in report.input_shapes],
-                          "receptive_field": None if rf is None else rf.as_dict(),
-                          "receptive_field_layer": report.receptive_field_layer, "layers": rows,
-                          "field_fit": fit.as_dict(),
-                          "effective_receptive_field": None if erf is None else erf.as_dict()}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "model": loaded.label,
+                    "input_shapes": [list(s) for s in report.input_shapes],
+                    "receptive_field": None if rf is None else rf.as_dict(),
+                    "receptive_field_layer": report.receptive_field_layer,
+                    "layers": rows,
+                    "field_fit": fit.as_dict(),
+                    "effective_receptive_field": None if erf is None else erf.as_dict(),
+                },
+                indent=1,
+            )
+        )
         return 0
     console = Console()
-    table = Table(title=f"{loaded.label}: receptive field of each module's output (input pixels; start = centre of unit 0)",
-                  title_justify="left")
-    for col, kw in (("module", {"overflow": "fold"}), ("type", {}), ("output", {"no_wrap": True}),
-                    ("size", {"justify": "right"}), ("stride", {"justify": "right"}),
-                    ("start", {"justify": "right"}), ("eff. padding", {"justify": "right"}), ("", {})):
+    table = Table(
+        title=f"{loaded.label}: receptive field of each module's output (input pixels; start = centre of unit 0)",
+        title_justify="left",
+    )
+    for col, kw in (
+        ("module", {"overflow": "fold"}),
+        ("type", {}),
+        ("output", {"no_wrap": True}),
+        ("size", {"justify": "right"}),
+        ("stride", {"justify": "right"}),
+        ("start", {"justify": "right"}),
+        ("eff. padding", {"justify": "right"}),
+        ("", {}),
+    ):
         table.add_column(col, **kw)
     for row in rows:
         rf = row["receptive_field"]
@@ -66,32 +89,48 @@ def _run(args) -> int:
             table.add_row(row["name"], row["module_type"], shape, "—", "—", "—", "—", "")
             continue
         flags = ("≈ " if not rf["exact"] else "") + ("+global" if rf["global_context"] else "")
-        table.add_row(row["name"], row["module_type"], shape, axes_text(rf["size"]), axes_text(rf["stride"]),
-                      axes_text(rf["start"]), axes_text(rf["padding"]), flags)
+        table.add_row(
+            row["name"],
+            row["module_type"],
+            shape,
+            axes_text(rf["size"]),
+            axes_text(rf["stride"]),
+            axes_text(rf["start"]),
+            axes_text(rf["padding"]),
+            flags,
+        )
     console.print(table)
     rf = report.receptive_field
     if rf is None:
         console.print("no spatial input axes: no receptive field")
     else:
-        console.print(f"last spatial feature map{f' ({report.receptive_field_layer})' if report.receptive_field_layer else ''}: "
-                      f"{rf}; effective padding {axes_text(rf.padding)}")
+        console.print(
+            f"last spatial feature map{f' ({report.receptive_field_layer})' if report.receptive_field_layer else ''}: "
+            f"{rf}; effective padding {axes_text(rf.padding)}"
+        )
         if rf.global_context:
-            console.print("+global: a path through global pooling (squeeze-and-excitation, attention) lets every unit "
-                          "see the whole input as well; size/stride/start describe the local paths.")
+            console.print(
+                "+global: a path through global pooling (squeeze-and-excitation, attention) lets every unit "
+                "see the whole input as well; size/stride/start describe the local paths."
+            )
         if not rf.exact:
             console.print("≈: adaptive pooling or upsampling makes the units' fields differ slightly from one another.")
         console.print(f"field against input: {fit}" + (f" [dim]({fit.note})[/]" if fit.note else ""))
     if erf is not None:
-        console.print(f"effective receptive field of unit {erf.unit} of {erf.layer} ({erf.samples} random inputs, "
-                      f"weights as built): {int(erf.fraction * 100)}% of the gradient mass within "
-                      f"{'×'.join(map(str, erf.size))} pixels, against a theoretical "
-                      f"{'×'.join(map(str, erf.theoretical.size)) if erf.theoretical else '—'}")
+        console.print(
+            f"effective receptive field of unit {erf.unit} of {erf.layer} ({erf.samples} random inputs, "
+            f"weights as built): {int(erf.fraction * 100)}% of the gradient mass within "
+            f"{'×'.join(map(str, erf.size))} pixels, against a theoretical "
+            f"{'×'.join(map(str, erf.theoretical.size)) if erf.theoretical else '—'}"
+        )
     return 0
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("rf", help="receptive field of every module's output (analytic); --erf for the effective one")
-    p.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory")
+    p.add_argument(
+        "model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory"
+    )
     p.add_argument("--input", metavar="SHAPE", help="input shape with batch, e.g. 1x3x224x224")
     p.add_argument("--depth", type=integer(1), default=2, help="module depth of the table (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON")

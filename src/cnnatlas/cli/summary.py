@@ -17,8 +17,8 @@ from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
 from ..loading import LoadedModel, load_model
 from ..units import axes_text, fmt_bytes, fmt_count
-from .inputs import input_arg, parse_inputs
 from .argtypes import integer, number, out_file
+from .inputs import input_arg, parse_inputs
 
 
 def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | None:
@@ -33,10 +33,16 @@ def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | Non
     same_input = pub.input_size is not None and report.input_shapes == [(1, *pub.input_size)]
     macs = pub.macs_agreement(report.macs) if pub.gmacs is not None and same_input else None
     params = pub.params_agreement(report.params)
-    return {"params": pub.params, "params_agreement": params.status, "params_text": params.text,
-            "gmacs": pub.gmacs, "macs_agreement": None if macs is None else macs.status,
-            "macs_text": None if macs is None else macs.text, "input_size": list(pub.input_size or []),
-            "source": pub.citation}
+    return {
+        "params": pub.params,
+        "params_agreement": params.status,
+        "params_text": params.text,
+        "gmacs": pub.gmacs,
+        "macs_agreement": None if macs is None else macs.status,
+        "macs_text": None if macs is None else macs.text,
+        "input_size": list(pub.input_size or []),
+        "source": pub.citation,
+    }
 
 
 def machine_of(args):
@@ -48,8 +54,12 @@ def machine_of(args):
         return Machine(peak * 1e9, bw * 1e9, "given (--peak-gflops, --bandwidth-gbs)")
     m = measure_machine()
     given = [f for f, v in (("--peak-gflops", peak), ("--bandwidth-gbs", bw)) if v is not None]
-    return Machine(m.peak_flops if peak is None else peak * 1e9, m.bandwidth if bw is None else bw * 1e9,
-                   m.source + (f"; {given[0]} as given" if given else ""), m.threads)
+    return Machine(
+        m.peak_flops if peak is None else peak * 1e9,
+        m.bandwidth if bw is None else bw * 1e9,
+        m.source + (f"; {given[0]} as given" if given else ""),
+        m.threads,
+    )
 
 
 def roofline_rows(report: Report, depth: int, points) -> list[dict[str, Any]]:
@@ -58,7 +68,7 @@ def roofline_rows(report: Report, depth: int, points) -> list[dict[str, Any]]:
 
     out, first = [], 0
     for row in report.rows(depth):
-        out.append(row_roofline(points[first:row["last"] + 1]))
+        out.append(row_roofline(points[first : row["last"] + 1]))
         first = row["last"] + 1
     return out
 
@@ -69,9 +79,15 @@ def _seconds(t: float) -> str:
 
 def summary_table(report: Report, depth: int, title: str, roofline: list[dict[str, Any]] | None = None) -> Table:
     table = Table(title=title, title_justify="left")
-    cols = [("layer", {"overflow": "fold"}), ("type", {}), ("output", {"no_wrap": True}),
-            ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
-            ("other FLOPs", {"justify": "right"}), ("RF size/stride", {"justify": "right"})]
+    cols = [
+        ("layer", {"overflow": "fold"}),
+        ("type", {}),
+        ("output", {"no_wrap": True}),
+        ("params", {"justify": "right"}),
+        ("MACs", {"justify": "right"}),
+        ("other FLOPs", {"justify": "right"}),
+        ("RF size/stride", {"justify": "right"}),
+    ]
     if roofline is not None:
         cols += [("FLOP/byte", {"justify": "right"}), ("bound", {}), ("pred. time", {"justify": "right"})]
     for col, kw in cols:
@@ -84,39 +100,64 @@ def summary_table(report: Report, depth: int, title: str, roofline: list[dict[st
         extra = []
         if roofline is not None:
             r = roofline[i]
-            extra = ["" if r["arithmetic_intensity"] is None else f"{r['arithmetic_intensity']:.3g}", r["bound"] or "",
-                     _seconds(r["predicted_seconds"]) if r["predicted_seconds"] else ""]
-        table.add_row(indent + name.rsplit(".", 1)[-1] if row["name"] else name, row["module_type"],
-                      "×".join(map(str, row["output_shape"])), f"{row['params']:,}" if row["params"] else "",
-                      fmt_count(row["macs"]) if row["macs"] else "", fmt_count(row["other_flops"]) if row["other_flops"] else "",
-                      rf_text, *extra)
+            extra = [
+                "" if r["arithmetic_intensity"] is None else f"{r['arithmetic_intensity']:.3g}",
+                r["bound"] or "",
+                _seconds(r["predicted_seconds"]) if r["predicted_seconds"] else "",
+            ]
+        table.add_row(
+            indent + name.rsplit(".", 1)[-1] if row["name"] else name,
+            row["module_type"],
+            "×".join(map(str, row["output_shape"])),
+            f"{row['params']:,}" if row["params"] else "",
+            fmt_count(row["macs"]) if row["macs"] else "",
+            fmt_count(row["other_flops"]) if row["other_flops"] else "",
+            rf_text,
+            *extra,
+        )
     return table
 
 
 def print_totals(console: Console, report: Report, check: dict[str, Any] | None) -> None:
-    console.print(f"input {', '.join('×'.join(map(str, s)) for s in report.input_shapes)} ({report.dtype}) → "
-                  f"output {', '.join('×'.join(map(str, s)) for s in report.output_shapes)}")
-    console.print(f"parameters: {report.params:,} ({report.trainable_params:,} trainable"
-                  + (f"; {report.unused_params:,} not used by this forward" if report.unused_params else "") + ")")
-    console.print(f"MACs: {report.macs:,} ({report.macs / 1e9:.3f} G) — FLOPs = 2 × MACs = {fmt_count(report.flops)}; "
-                  f"other FLOPs (norm, activations, pooling, element-wise): {fmt_count(report.other_flops)}")
-    console.print(f"memory: parameters {fmt_bytes(report.param_bytes)}, buffers {fmt_bytes(report.buffer_bytes)}, "
-                  f"forward activations {fmt_bytes(report.activation_bytes)}, saved for backward "
-                  f"{fmt_bytes(report.saved_activation_bytes)}; training step ≈ {fmt_bytes(report.training_peak_bytes)} "
-                  "(params + grads + saved activations, optimizer state not included)")
+    console.print(
+        f"input {', '.join('×'.join(map(str, s)) for s in report.input_shapes)} ({report.dtype}) → "
+        f"output {', '.join('×'.join(map(str, s)) for s in report.output_shapes)}"
+    )
+    console.print(
+        f"parameters: {report.params:,} ({report.trainable_params:,} trainable"
+        + (f"; {report.unused_params:,} not used by this forward" if report.unused_params else "")
+        + ")"
+    )
+    console.print(
+        f"MACs: {report.macs:,} ({report.macs / 1e9:.3f} G) — FLOPs = 2 × MACs = {fmt_count(report.flops)}; "
+        f"other FLOPs (norm, activations, pooling, element-wise): {fmt_count(report.other_flops)}"
+    )
+    console.print(
+        f"memory: parameters {fmt_bytes(report.param_bytes)}, buffers {fmt_bytes(report.buffer_bytes)}, "
+        f"forward activations {fmt_bytes(report.activation_bytes)}, saved for backward "
+        f"{fmt_bytes(report.saved_activation_bytes)}; training step ≈ {fmt_bytes(report.training_peak_bytes)} "
+        "(params + grads + saved activations, optimizer state not included)"
+    )
     rf = report.receptive_field
     if rf is not None:
         where = f" at {report.receptive_field_layer}" if report.receptive_field_layer else ""
-        console.print(f"receptive field{where} ({'×'.join(rf.axes)}): {rf}; effective padding {axes_text(rf.padding)}"
-                      + ("; every unit also sees the whole input through a global path" if rf.global_context else ""))
+        console.print(
+            f"receptive field{where} ({'×'.join(rf.axes)}): {rf}; effective padding {axes_text(rf.padding)}"
+            + ("; every unit also sees the whole input through a global path" if rf.global_context else "")
+        )
     if report.unsupported_ops:
-        console.print("[yellow]operators without a cost formula (not counted): "
-                      + ", ".join(f"{k} ×{v}" for k, v in report.unsupported_ops.items()) + "[/]")
+        console.print(
+            "[yellow]operators without a cost formula (not counted): "
+            + ", ".join(f"{k} ×{v}" for k, v in report.unsupported_ops.items())
+            + "[/]"
+        )
     if check:
         if check["macs_agreement"] is not None:
             colour = "green" if check["macs_agreement"] == "exact" else "red"
-            console.print(f"published MACs {check['gmacs']} G at {'×'.join(map(str, check['input_size']))}: "
-                          f"[{colour}]{check['macs_text']}[/]")
+            console.print(
+                f"published MACs {check['gmacs']} G at {'×'.join(map(str, check['input_size']))}: "
+                f"[{colour}]{check['macs_text']}[/]"
+            )
         if check["params"] is not None:
             colour = {"exact": "green", "approx": "yellow"}.get(check["params_agreement"], "red")
             console.print(f"published parameters {check['params']:,}: [{colour}]{check['params_text']}[/]")
@@ -129,7 +170,9 @@ def sweep_sizes(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise InvalidArgumentError(f"--sweep: expected sizes separated by commas such as 128,224,320; got {text!r}") from None
+        raise InvalidArgumentError(
+            f"--sweep: expected sizes separated by commas such as 128,224,320; got {text!r}"
+        ) from None
     if not sizes:
         raise InvalidArgumentError(f"--sweep: expected sizes separated by commas such as 128,224,320; got {text!r}")
     if any(s < 1 for s in sizes):
@@ -156,18 +199,27 @@ def _run(args) -> int:
     shapes = parse_inputs(args.input, loaded)
     use_roofline = args.roofline or args.peak_gflops is not None or args.bandwidth_gbs is not None
     if args.sweep is not None and (use_roofline or args.csv):
-        raise InvalidArgumentError("--roofline, --peak-gflops, --bandwidth-gbs and --csv describe one input; "
-                                   "got them with --sweep")
+        raise InvalidArgumentError(
+            "--roofline, --peak-gflops, --bandwidth-gbs and --csv describe one input; got them with --sweep"
+        )
     if args.sweep is not None:
         sizes = sweep_sizes(args.sweep)
         rows = []
         for size in sizes:
             inputs = [resized(shapes[0], size)] + shapes[1:]
             r = analyze(loaded.model, input_arg(inputs))
-            rows.append({"input": [list(s) for s in inputs], "macs": r.macs, "flops": r.flops,
-                         "other_flops": r.other_flops, "activation_bytes": r.activation_bytes,
-                         "training_peak_bytes": r.training_peak_bytes, "seconds": r.seconds,
-                         "output_shapes": [list(s) for s in r.output_shapes]})
+            rows.append(
+                {
+                    "input": [list(s) for s in inputs],
+                    "macs": r.macs,
+                    "flops": r.flops,
+                    "other_flops": r.other_flops,
+                    "activation_bytes": r.activation_bytes,
+                    "training_peak_bytes": r.training_peak_bytes,
+                    "seconds": r.seconds,
+                    "output_shapes": [list(s) for s in r.output_shapes],
+                }
+            )
         if args.json:
             print(json.dumps({"model": loaded.label, "sweep": rows}, indent=1))
             return 0
@@ -175,9 +227,14 @@ def _run(args) -> int:
         for col in ("input", "MACs", "other FLOPs", "activations", "training step", "trace"):
             table.add_column(col, justify="right" if col != "input" else "left")
         for row in rows:
-            table.add_row(", ".join("×".join(map(str, s)) for s in row["input"]), fmt_count(row["macs"]),
-                          fmt_count(row["other_flops"]), fmt_bytes(row["activation_bytes"]),
-                          fmt_bytes(row["training_peak_bytes"]), f"{row['seconds'] * 1000:.0f} ms")
+            table.add_row(
+                ", ".join("×".join(map(str, s)) for s in row["input"]),
+                fmt_count(row["macs"]),
+                fmt_count(row["other_flops"]),
+                fmt_bytes(row["activation_bytes"]),
+                fmt_bytes(row["training_peak_bytes"]),
+                f"{row['seconds'] * 1000:.0f} ms",
+            )
         Console().print(table)
         return 0
     report = analyze(loaded.model, input_arg(shapes))
@@ -207,9 +264,11 @@ def _run(args) -> int:
     print_totals(console, report, check)
     if machine is not None:
         total = sum(p.seconds for p in points)
-        console.print(f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
-                      f"{machine.bandwidth / 1e9:.1f} GB/s, ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
-                      f"FLOP/byte = (2·MACs + other FLOPs) / bytes of inputs, weights and outputs at {report.dtype}")
+        console.print(
+            f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
+            f"{machine.bandwidth / 1e9:.1f} GB/s, ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
+            f"FLOP/byte = (2·MACs + other FLOPs) / bytes of inputs, weights and outputs at {report.dtype}"
+        )
     if args.csv:
         console.print(f"wrote {args.csv} ({len(report.layers)} rows, one per operator record)")
     return 0
@@ -226,24 +285,41 @@ def write_csv_file(report: Report, path: str, points) -> None:
         with open(path, "w", newline="", encoding="utf-8") as f:
             write_csv(report, f, points)
     except OSError as err:
-        raise InvalidArgumentError(f"--csv: expected a file this user can write; could not write {path!r} "
-                                   f"({err.strerror or err})") from None
+        raise InvalidArgumentError(
+            f"--csv: expected a file this user can write; could not write {path!r} ({err.strerror or err})"
+        ) from None
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("summary", help="shapes, parameters, MACs, memory and receptive field of any model")
-    p.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory")
-    p.add_argument("--input", metavar="SHAPE", help="input shape with batch, e.g. 1x3x224x224; several inputs: 1x3x224x224,1x10")
+    p.add_argument(
+        "model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory"
+    )
+    p.add_argument(
+        "--input", metavar="SHAPE", help="input shape with batch, e.g. 1x3x224x224; several inputs: 1x3x224x224,1x10"
+    )
     p.add_argument("--depth", type=integer(0), default=2, help="module depth of the table (default 2)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.add_argument("--sweep", metavar="SIZES", help="MACs and memory at several input sizes, e.g. 128,224,320")
     p.add_argument("--csv", type=out_file, metavar="FILE", help="also write one row per operator record, every column")
-    p.add_argument("--roofline", action="store_true", help="arithmetic intensity, bound and predicted time of each "
-                                                          "layer on this machine's roofline (measured unless given)")
-    p.add_argument("--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS",
-                   help="peak compute for --roofline instead of measuring it")
-    p.add_argument("--bandwidth-gbs", type=number(0, open_min=True), metavar="GBS",
-                   help="memory bandwidth in GB/s for --roofline instead of measuring it")
+    p.add_argument(
+        "--roofline",
+        action="store_true",
+        help="arithmetic intensity, bound and predicted time of each "
+        "layer on this machine's roofline (measured unless given)",
+    )
+    p.add_argument(
+        "--peak-gflops",
+        type=number(0, open_min=True),
+        metavar="GFLOPS",
+        help="peak compute for --roofline instead of measuring it",
+    )
+    p.add_argument(
+        "--bandwidth-gbs",
+        type=number(0, open_min=True),
+        metavar="GBS",
+        help="memory bandwidth in GB/s for --roofline instead of measuring it",
+    )
     from .output_stride import add_argument
 
     add_argument(p)

@@ -37,12 +37,25 @@ def config_from_args(args):
     from ..train.loop import resolve_run_dir
 
     flags = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-        "schedule": args.schedule, "momentum": args.momentum, "weight_decay": args.weight_decay,
-        "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "grad_clip": args.grad_clip,
-        "seed": args.seed, "device": args.device, "image_size": args.image_size, "augment": args.augment,
-        "workers": args.workers, "out": args.out, "model_kwargs": _model_args(args.model_arg) or None,
-        "deterministic": args.deterministic or None, "quiet": args.quiet or None,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "schedule": args.schedule,
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
+        "warmup_epochs": args.warmup_epochs,
+        "label_smoothing": args.label_smoothing,
+        "grad_clip": args.grad_clip,
+        "seed": args.seed,
+        "device": args.device,
+        "image_size": args.image_size,
+        "augment": args.augment,
+        "workers": args.workers,
+        "out": args.out,
+        "model_kwargs": _model_args(args.model_arg) or None,
+        "deterministic": args.deterministic or None,
+        "quiet": args.quiet or None,
         "inflate": args.inflate or None,
     }
     if not args.resume or args.out == "":
@@ -78,24 +91,36 @@ def _run(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model on the digits, Fashion-MNIST or an image folder",
-                       description="Train MODEL. Unset flags take defaults chosen per model and dataset "
-                                   "(a bare 'cnnatlas train lenet5' trains LeNet-5 on the digits). Under "
-                                   "torchrun each process trains a shard (DistributedDataParallel).")
+    p = sub.add_parser(
+        "train",
+        help="train a model on the digits, Fashion-MNIST or an image folder",
+        description="Train MODEL. Unset flags take defaults chosen per model and dataset "
+        "(a bare 'cnnatlas train lenet5' trains LeNet-5 on the digits). Under "
+        "torchrun each process trains a shard (DistributedDataParallel).",
+    )
     p.add_argument("model", metavar="MODEL", help="a name from 'cnnatlas models'")
-    p.add_argument("--data", metavar="DATA", help="digits (default), fashion-mnist, cifar10, fsdd, "
-                   "moving-fashion-mnist (found in, or downloaded into, the data folder $CNNATLAS_DATA or "
-                   "~/.cache/cnnatlas), NAME:DIR (its files in DIR), or a folder "
-                   "(of MNIST-format IDX files, or of images with one sub-folder per class)")
+    p.add_argument(
+        "--data",
+        metavar="DATA",
+        help="digits (default), fashion-mnist, cifar10, fsdd, "
+        "moving-fashion-mnist (found in, or downloaded into, the data folder $CNNATLAS_DATA or "
+        "~/.cache/cnnatlas), NAME:DIR (its files in DIR), or a folder "
+        "(of MNIST-format IDX files, or of images with one sub-folder per class)",
+    )
     p.add_argument("--epochs", type=int, metavar="N")
     p.add_argument("--batch-size", type=int, metavar="B", help="global batch, split over torchrun's processes")
     p.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
     p.add_argument("--schedule", choices=("cosine", "step"), help="cosine, or ÷10 at 50%% and 75%% of the epochs")
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATA, numbered when taken)")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="RUN_OR_CHECKPOINT",
-                   help="continue the run in --out (or the newest runs/MODEL-DATA) from its newest checkpoint, "
-                        "or the run folder or checkpoint folder given — always in that run's folder")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="RUN_OR_CHECKPOINT",
+        help="continue the run in --out (or the newest runs/MODEL-DATA) from its newest checkpoint, "
+        "or the run folder or checkpoint folder given — always in that run's folder",
+    )
     p.add_argument("--seed", type=int, metavar="S")
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels (same result twice)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
@@ -110,6 +135,9 @@ def add_parser(sub) -> None:
     g.add_argument("--image-size", type=int, metavar="PX", help="side of the model's input")
     g.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes")
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model keyword argument (repeatable)")
-    g.add_argument("--inflate", action="store_true",
-                   help="train the 3-D inflation of a 2-D model (I3D; the default for video clips)")
+    g.add_argument(
+        "--inflate",
+        action="store_true",
+        help="train the 3-D inflation of a 2-D model (I3D; the default for video clips)",
+    )
     p.set_defaults(run=_run)

@@ -48,18 +48,27 @@ def check_ids(ids: list[str]) -> list[str]:
     unknown = [i for i in ids if i not in known]
     if unknown:
         hints = "; ".join(f"{i!r}{did_you_mean(i, known) or ''}" for i in unknown)
-        raise UnknownClaimError(f"unknown claim id{'s' if len(unknown) > 1 else ''}: {hints} "
-                                f"(`cnnatlas verify --list` shows all {len(known)})")
+        raise UnknownClaimError(
+            f"unknown claim id{'s' if len(unknown) > 1 else ''}: {hints} "
+            f"(`cnnatlas verify --list` shows all {len(known)})"
+        )
     return list(dict.fromkeys(ids)) or known
 
 
 def run_with_progress(ids: list[str], quick: bool, console: Console) -> list[ClaimResult]:
     """Run the claims with a progress bar on `console` (stderr for the command line)."""
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("claims", total=len(ids))
         return run_claims(
-            ids, quick=quick,
+            ids,
+            quick=quick,
             on_start=lambda c: progress.update(task, description=f"measuring [bold]{c.id}[/]"),
             on_done=lambda r: progress.advance(task),
         )

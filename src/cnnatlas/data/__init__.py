@@ -27,16 +27,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import AUGMENTATIONS, DataInfo, DataSplits, DatasetError, TensorImageDataset, build_augmentation, fit_to_size
+from .base import AUGMENTATIONS, DataInfo, DatasetError, DataSplits, TensorImageDataset, build_augmentation, fit_to_size
 from .cifar import CIFAR10_CLASSES, load_cifar10_splits
 from .digits import DIGITS_CLASSES, load_digits_splits
-from .fashion_mnist import (FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, has_idx_files, load_fashion_mnist_splits,
-                            load_idx_folder)
+from .fashion_mnist import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DIR,
+    has_idx_files,
+    load_fashion_mnist_splits,
+    load_idx_folder,
+)
 from .folder import load_folder_splits
 from .fsdd import FSDD_CLASSES, load_fsdd_splits
+from .idx import read_idx, write_idx
 from .moving_fashion import DIRECTIONS, load_moving_fashion_splits
 from .scenes import SCENE_CLASSES, load_scene_splits
-from .idx import read_idx, write_idx
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 PREFIXED = ("fashion-mnist-scenes", "fashion-mnist", "cifar10", "fsdd", "moving-fashion-mnist")  # NAME or NAME:DIR
@@ -54,9 +59,11 @@ def dataset_kind(spec: str) -> str:
         return "idx"
     if Path(spec).is_dir():
         return "folder"
-    raise DatasetError(f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, "
-                       f"fashion-mnist-scenes, cifar10, fsdd, moving-fashion-mnist, one of those as NAME:DIR "
-                       f"(its files in DIR), or an existing folder (of IDX files, or of images with one sub-folder per class)")
+    raise DatasetError(
+        f"unknown dataset {spec!r}: --data takes digits, fashion-mnist, "
+        f"fashion-mnist-scenes, cifar10, fsdd, moving-fashion-mnist, one of those as NAME:DIR "
+        f"(its files in DIR), or an existing folder (of IDX files, or of images with one sub-folder per class)"
+    )
 
 
 def dataset_channels(spec: str) -> int:
@@ -64,8 +71,12 @@ def dataset_channels(spec: str) -> int:
     return 3 if dataset_kind(spec) in ("folder", "cifar10") else 1
 
 
-def load_dataset(spec: str = "digits", image_size: int = 32, augment: str | tuple[str, ...] | None = "auto",
-                 in_channels: int | None = None) -> DataSplits:
+def load_dataset(
+    spec: str = "digits",
+    image_size: int = 32,
+    augment: str | tuple[str, ...] | None = "auto",
+    in_channels: int | None = None,
+) -> DataSplits:
     """Train and test sets named by `spec` (see the module docstring), images `image_size` square.
 
     `augment`: 'auto' (the dataset's default), 'none', or a comma list of crop, flip, jitter.
@@ -111,8 +122,10 @@ def data_spec_for_eval(origin: dict | None, trained_on: str) -> str:
         return f"{name}:{folder}" if name in PREFIXED else folder
     if name in DATASETS or name in PREFIXED:
         return name
-    raise DatasetError(f"the run's data folder {folder} (--data {origin.get('spec', trained_on)}) is not on this "
-                       f"machine; give the test data with --data")
+    raise DatasetError(
+        f"the run's data folder {folder} (--data {origin.get('spec', trained_on)}) is not on this "
+        f"machine; give the test data with --data"
+    )
 
 
 __all__ = [

@@ -55,8 +55,9 @@ class DataInfo:
         """A float image (C, H, W) in [0, 1] of any size → the normalised model input, as the test
         set was prepared: resized to the native size, fitted to the input size, normalised."""
         if image.shape[-2:] != (self.native_size, self.native_size):
-            image = F.interpolate(image[None], size=(self.native_size,) * 2, mode="bilinear",
-                                  antialias=True, align_corners=False)[0]
+            image = F.interpolate(
+                image[None], size=(self.native_size,) * 2, mode="bilinear", antialias=True, align_corners=False
+            )[0]
         image = fit_to_size(image[None], self.image_size)[0]
         return normalise(image, self.mean, self.std)
 
@@ -98,8 +99,10 @@ def parse_augment(spec: str | tuple[str, ...] | list[str] | None, default: tuple
     names = tuple(s.strip() for s in spec.split(",")) if isinstance(spec, str) else tuple(spec)
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise DatasetError(f"unknown augmentation {unknown[0]!r}; choose 'auto', 'none' or a comma-separated "
-                           f"list of {', '.join(AUGMENTATIONS)}")
+        raise DatasetError(
+            f"unknown augmentation {unknown[0]!r}; choose 'auto', 'none' or a comma-separated "
+            f"list of {', '.join(AUGMENTATIONS)}"
+        )
     return names
 
 
@@ -126,8 +129,14 @@ class TensorImageDataset(Dataset):
     """Images held in memory as one (N, C, H, W) tensor (uint8 0–255 or float 0–1) already fitted
     to the model's size; each item is augmented (optionally) and normalised when it is read."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: tuple[float, ...],
-                 std: tuple[float, ...], augment: Callable | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        augment: Callable | None = None,
+    ) -> None:
         if images.shape[0] != labels.shape[0]:
             raise DatasetError(f"{images.shape[0]} images but {labels.shape[0]} labels")
         self.images = images

@@ -19,8 +19,16 @@ import numpy as np
 import torch
 
 from ..download import data_dir
-from .base import (DataInfo, DataSplits, DatasetError, TensorImageDataset, build_augmentation, channel_stats,
-                   fit_to_size, parse_augment)
+from .base import (
+    DataInfo,
+    DatasetError,
+    DataSplits,
+    TensorImageDataset,
+    build_augmentation,
+    channel_stats,
+    fit_to_size,
+    parse_augment,
+)
 from .fetch import CIFAR10_FOLDER, fetch_cifar10
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -38,21 +46,26 @@ def cifar10_dir(root: str | Path | None = None) -> Path:
     if (folder / CIFAR10_FOLDER).is_dir():
         folder = folder / CIFAR10_FOLDER
     if not folder.is_dir():
-        raise DatasetError(f"CIFAR-10 not found: {folder} is not a folder; give the folder of the binary batches "
-                           f"({', '.join(CIFAR10_TRAIN[:1])} … test_batch.bin) with --data cifar10:DIR, or use "
-                           f"--data cifar10 to download them into {data_dir()}")
+        raise DatasetError(
+            f"CIFAR-10 not found: {folder} is not a folder; give the folder of the binary batches "
+            f"({', '.join(CIFAR10_TRAIN[:1])} … test_batch.bin) with --data cifar10:DIR, or use "
+            f"--data cifar10 to download them into {data_dir()}"
+        )
     return folder
 
 
 def read_cifar_batch(path: Path, num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """One binary batch file → images (N, 3, 32, 32) uint8 and labels (N,)."""
     if not path.is_file():
-        raise DatasetError(f"{path}: file not found — CIFAR-10's binary version has "
-                           f"{', '.join(CIFAR10_TRAIN + CIFAR10_TEST)}")
+        raise DatasetError(
+            f"{path}: file not found — CIFAR-10's binary version has {', '.join(CIFAR10_TRAIN + CIFAR10_TEST)}"
+        )
     raw = path.read_bytes()
     if not raw or len(raw) % RECORD:
-        raise DatasetError(f"{path}: {len(raw):,} bytes is not a whole number of {RECORD:,}-byte records "
-                           f"(1 label byte + 3×32×32 pixel bytes)")
+        raise DatasetError(
+            f"{path}: {len(raw):,} bytes is not a whole number of {RECORD:,}-byte records "
+            f"(1 label byte + 3×32×32 pixel bytes)"
+        )
     records = np.frombuffer(raw, np.uint8).reshape(-1, RECORD)
     labels = torch.from_numpy(records[:, 0].astype(np.int64))
     bad = (labels >= num_classes).nonzero()
@@ -75,8 +88,9 @@ def read_cifar_classes(folder: Path) -> tuple[str, ...]:
     return names
 
 
-def load_cifar10_splits(root: str | Path | None = None, image_size: int = 32,
-                        augment: str | tuple[str, ...] | None = "auto") -> DataSplits:
+def load_cifar10_splits(
+    root: str | Path | None = None, image_size: int = 32, augment: str | tuple[str, ...] | None = "auto"
+) -> DataSplits:
     """CIFAR-10's official split at `image_size` (32 natively), three channels, normalised with the
     training set's per-channel mean and standard deviation."""
     folder = cifar10_dir(root)

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import torch
 
-from .base import DataInfo, DataSplits, TensorImageDataset, build_augmentation, channel_stats, fit_to_size, parse_augment
+from .base import (
+    DataInfo,
+    DataSplits,
+    TensorImageDataset,
+    build_augmentation,
+    channel_stats,
+    fit_to_size,
+    parse_augment,
+)
 
 DIGITS_CLASSES = tuple(str(d) for d in range(10))
 DIGITS_SPLIT_SEED = 0  # the fixed split; changing it changes every published digits result
@@ -26,8 +34,12 @@ def digits_arrays() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Ten
     bunch = load_digits()
     images = torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1)
     labels = torch.from_numpy(bunch.target).long()
-    train_idx, test_idx = train_test_split(torch.arange(len(labels)).numpy(), test_size=DIGITS_TEST_FRACTION,
-                                           stratify=labels.numpy(), random_state=DIGITS_SPLIT_SEED)
+    train_idx, test_idx = train_test_split(
+        torch.arange(len(labels)).numpy(),
+        test_size=DIGITS_TEST_FRACTION,
+        stratify=labels.numpy(),
+        random_state=DIGITS_SPLIT_SEED,
+    )
     train_idx, test_idx = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
     return images[train_idx], labels[train_idx], images[test_idx], labels[test_idx]
 

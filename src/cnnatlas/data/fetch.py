@@ -35,8 +35,12 @@ from .base import DatasetError
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"  # torchvision's mirror
 FASHION_MNIST_FOLDER = "fashion-mnist"
-FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FASHION_MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CIFAR10_FOLDER = "cifar-10-batches-bin"  # the archive's own folder name
 CIFAR10_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin", "batches.meta.txt")
@@ -91,8 +95,10 @@ def fetch_cifar10() -> Path:
     def check(folder: Path, modes: dict[str, int]) -> None:
         missing = [f for f in CIFAR10_FILES if f not in modes]
         if missing:
-            raise DatasetError(f"the CIFAR-10 archive lacks {', '.join(missing)} (expected {CIFAR10_FOLDER}/ with "
-                               f"{', '.join(CIFAR10_FILES)})")
+            raise DatasetError(
+                f"the CIFAR-10 archive lacks {', '.join(missing)} (expected {CIFAR10_FOLDER}/ with "
+                f"{', '.join(CIFAR10_FILES)})"
+            )
 
     hint = "or give a folder of the binary batches with --data cifar10:DIR"
     return _fetch_archive(CIFAR10_URL, "cifar-10-binary.tar.gz", final, "CIFAR-10 binary archive", pick, check, hint)
@@ -111,13 +117,22 @@ def fetch_fsdd() -> Path:
         files = {Path(rel).name: (folder / rel, mode) for rel, mode in modes.items()}
         tree = git_tree_hash(files)
         if tree != FSDD_RECORDINGS_TREE:
-            raise DatasetError(f"the FSDD archive's {len(files):,} recordings are not those of release "
-                               f"v{FSDD_VERSION}: their git tree hash is {tree}, upstream's is "
-                               f"{FSDD_RECORDINGS_TREE}; nothing was kept")
+            raise DatasetError(
+                f"the FSDD archive's {len(files):,} recordings are not those of release "
+                f"v{FSDD_VERSION}: their git tree hash is {tree}, upstream's is "
+                f"{FSDD_RECORDINGS_TREE}; nothing was kept"
+            )
 
     hint = "or give a folder of the recordings with --data fsdd:DIR"
-    return _fetch_archive(FSDD_URL, f"free-spoken-digit-dataset-{FSDD_VERSION}.tar.gz", final,
-                          f"FSDD v{FSDD_VERSION} archive", pick, check, hint)
+    return _fetch_archive(
+        FSDD_URL,
+        f"free-spoken-digit-dataset-{FSDD_VERSION}.tar.gz",
+        final,
+        f"FSDD v{FSDD_VERSION} archive",
+        pick,
+        check,
+        hint,
+    )
 
 
 def git_tree_hash(files: dict[str, tuple[Path, int]]) -> str:
@@ -133,8 +148,15 @@ def git_tree_hash(files: dict[str, tuple[Path, int]]) -> str:
     return hashlib.sha1(b"tree %d\0" % len(body) + body).hexdigest()
 
 
-def _fetch_archive(url: str, archive_name: str, final: Path, what: str, pick: Callable[[str], str | None],
-                   check: Callable[[Path, dict[str, int]], None], hint: str) -> Path:
+def _fetch_archive(
+    url: str,
+    archive_name: str,
+    final: Path,
+    what: str,
+    pick: Callable[[str], str | None],
+    check: Callable[[Path, dict[str, int]], None],
+    hint: str,
+) -> Path:
     """`final`, or: download the archive into the data folder, unpack what `pick` names, `check` it, rename."""
     if final.is_dir():
         return final
@@ -142,8 +164,10 @@ def _fetch_archive(url: str, archive_name: str, final: Path, what: str, pick: Ca
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DownloadError(f"cannot write {what} into the data folder {root} ({err.strerror or err}); "
-                            f"set $CNNATLAS_DATA to a writable folder, {hint}") from None
+        raise DownloadError(
+            f"cannot write {what} into the data folder {root} ({err.strerror or err}); "
+            f"set $CNNATLAS_DATA to a writable folder, {hint}"
+        ) from None
     with file_lock(root / f"{final.name}.lock"):
         if final.is_dir():  # another process unpacked it while this one waited
             return final
@@ -157,8 +181,9 @@ def _fetch_archive(url: str, archive_name: str, final: Path, what: str, pick: Ca
     return final
 
 
-def unpack(archive: Path, final: Path, pick: Callable[[str], str | None],
-           check: Callable[[Path, dict[str, int]], None]) -> None:
+def unpack(
+    archive: Path, final: Path, pick: Callable[[str], str | None], check: Callable[[Path, dict[str, int]], None]
+) -> None:
     """Unpack the members of a tar archive that `pick` maps to a relative path (only names it builds
     from checked parts) into a temporary folder, `check(folder, {path: mode})`, rename it to `final`."""
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")

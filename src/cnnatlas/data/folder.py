@@ -14,7 +14,7 @@ from torch.utils.data import Subset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from .base import DataInfo, DataSplits, DatasetError, build_augmentation, parse_augment
+from .base import DataInfo, DatasetError, DataSplits, build_augmentation, parse_augment
 
 FOLDER_AUGMENT = ("crop", "flip", "jitter")
 FOLDER_SPLIT_SEED = 0
@@ -35,29 +35,42 @@ def _pil_loader(path: str):
 
 def _image_folder(root: Path, transform) -> ImageFolder:
     try:
-        return ImageFolder(str(root), transform=transform, loader=_pil_loader,
-                           is_valid_file=lambda p: p.lower().endswith(IMAGE_EXTENSIONS))
+        return ImageFolder(
+            str(root),
+            transform=transform,
+            loader=_pil_loader,
+            is_valid_file=lambda p: p.lower().endswith(IMAGE_EXTENSIONS),
+        )
     except FileNotFoundError as err:
-        raise DatasetError(f"{root}: not an image folder — expected one sub-folder per class holding "
-                           f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS[:4])}… images ({err})") from None
+        raise DatasetError(
+            f"{root}: not an image folder — expected one sub-folder per class holding "
+            f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS[:4])}… images ({err})"
+        ) from None
 
 
 def folder_transform(image_size: int, in_channels: int, augment, mean, std) -> v2.Compose:
     colour = v2.RGB() if in_channels == 3 else v2.Grayscale(num_output_channels=1)
-    steps = [v2.ToImage(), colour, v2.Resize((image_size, image_size), antialias=True),
-             v2.ToDtype(torch.float32, scale=True)]
+    steps = [
+        v2.ToImage(),
+        colour,
+        v2.Resize((image_size, image_size), antialias=True),
+        v2.ToDtype(torch.float32, scale=True),
+    ]
     if augment is not None:
         steps.append(augment)
     return v2.Compose([*steps, v2.Normalize(list(mean), list(std))])
 
 
-def load_folder_splits(root: str | Path, image_size: int = 32, in_channels: int = 3,
-                       augment: str | tuple[str, ...] | None = "auto") -> DataSplits:
+def load_folder_splits(
+    root: str | Path, image_size: int = 32, in_channels: int = 3, augment: str | tuple[str, ...] | None = "auto"
+) -> DataSplits:
     """Train and test sets from an image folder (see the module docstring for the layouts)."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder (--data takes digits, fashion-mnist, cifar10, fsdd, NAME:DIR, "
-                           f"or a folder of images with one sub-folder per class)")
+        raise DatasetError(
+            f"{root}: no such folder (--data takes digits, fashion-mnist, cifar10, fsdd, NAME:DIR, "
+            f"or a folder of images with one sub-folder per class)"
+        )
     names = parse_augment(augment, FOLDER_AUGMENT)
     mean = std = (0.5,) * in_channels
     train_tf = folder_transform(image_size, in_channels, build_augmentation(names, image_size, in_channels), mean, std)
@@ -66,8 +79,9 @@ def load_folder_splits(root: str | Path, image_size: int = 32, in_channels: int 
     if (root / "train").is_dir() and test_dir is not None:
         train, test = _image_folder(root / "train", train_tf), _image_folder(test_dir, test_tf)
         if train.classes != test.classes:
-            raise DatasetError(f"{root}: train/ and {test_dir.name}/ have different class folders "
-                               f"({train.classes} vs {test.classes})")
+            raise DatasetError(
+                f"{root}: train/ and {test_dir.name}/ have different class folders ({train.classes} vs {test.classes})"
+            )
         classes, source = train.classes, f"image folder {root} (train/ and {test_dir.name}/)"
     else:
         from sklearn.model_selection import train_test_split
@@ -75,15 +89,19 @@ def load_folder_splits(root: str | Path, image_size: int = 32, in_channels: int 
         full_train, full_test = _image_folder(root, train_tf), _image_folder(root, test_tf)
         targets = full_train.targets
         try:
-            train_idx, test_idx = train_test_split(list(range(len(targets))), test_size=0.2, stratify=targets,
-                                                   random_state=FOLDER_SPLIT_SEED)
+            train_idx, test_idx = train_test_split(
+                list(range(len(targets))), test_size=0.2, stratify=targets, random_state=FOLDER_SPLIT_SEED
+            )
         except ValueError as err:
-            raise DatasetError(f"{root}: cannot split 80/20 by class ({err}); give every class at least "
-                               f"2 images, or provide train/ and test/ folders") from None
+            raise DatasetError(
+                f"{root}: cannot split 80/20 by class ({err}); give every class at least "
+                f"2 images, or provide train/ and test/ folders"
+            ) from None
         train, test = Subset(full_train, sorted(train_idx)), Subset(full_test, sorted(test_idx))
         classes, source = full_train.classes, f"image folder {root} (stratified 80/20 split, seed 0)"
     if len(classes) < 2:
         raise DatasetError(f"{root}: found {len(classes)} class folder; a classifier needs at least 2")
     info = DataInfo(f"folder:{root}", tuple(classes), in_channels, image_size, image_size, mean, std, names)
-    return DataSplits(train, test, info, f"{source}: {len(train):,} train / {len(test):,} test images",
-                      folder=str(root.resolve()))
+    return DataSplits(
+        train, test, info, f"{source}: {len(train):,} train / {len(test):,} test images", folder=str(root.resolve())
+    )

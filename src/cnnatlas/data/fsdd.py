@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..download import data_dir
-from .base import DataInfo, DataSplits, DatasetError
+from .base import DataInfo, DatasetError, DataSplits
 from .fetch import FSDD_FOLDER, fetch_fsdd
 
 FSDD_CLASSES = tuple(str(d) for d in range(10))
@@ -90,10 +90,10 @@ def fit_length(x: np.ndarray, length: int) -> tuple[np.ndarray, int]:
     the number of real samples in it."""
     if len(x) >= length:
         start = (len(x) - length) // 2
-        return x[start:start + length], length
+        return x[start : start + length], length
     out = np.zeros(length, np.float32)
     start = (length - len(x)) // 2
-    out[start:start + len(x)] = x
+    out[start : start + len(x)] = x
     return out, len(x)
 
 
@@ -103,9 +103,11 @@ def fsdd_files(root: str | Path | None = None) -> list[tuple[Path, int, str, int
     if (folder / "recordings").is_dir():
         folder = folder / "recordings"
     if not folder.is_dir():
-        raise DatasetError(f"FSDD not found: {folder} is not a folder; give a folder of the recordings "
-                           f"({{digit}}_{{speaker}}_{{index}}.wav) with --data fsdd:DIR or $CNNATLAS_FSDD, or unset "
-                           f"$CNNATLAS_FSDD and use --data fsdd to download them into {data_dir()}")
+        raise DatasetError(
+            f"FSDD not found: {folder} is not a folder; give a folder of the recordings "
+            f"({{digit}}_{{speaker}}_{{index}}.wav) with --data fsdd:DIR or $CNNATLAS_FSDD, or unset "
+            f"$CNNATLAS_FSDD and use --data fsdd to download them into {data_dir()}"
+        )
     found = []
     for path in sorted(folder.iterdir()):
         m = FILE_NAME.match(path.name)
@@ -120,8 +122,15 @@ class WaveformDataset(Dataset):
     """Fixed-length waveforms held in memory, (N, L) float; items are (1, L) standardised with
     (mean, std), and, with `shift`, moved by a random offset that keeps the whole recording inside."""
 
-    def __init__(self, waves: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor, mean: float, std: float,
-                 shift: bool = False) -> None:
+    def __init__(
+        self,
+        waves: torch.Tensor,
+        labels: torch.Tensor,
+        lengths: torch.Tensor,
+        mean: float,
+        std: float,
+        shift: bool = False,
+    ) -> None:
         self.waves, self.labels, self.lengths = waves, labels.long(), lengths
         self.mean, self.std, self.shift = mean, std, shift
 
@@ -137,9 +146,14 @@ class WaveformDataset(Dataset):
         return ((x - self.mean) / self.std).unsqueeze(0), int(self.labels[index])
 
 
-def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: bool = True,
-                     speakers: tuple[str, ...] | None = None, sample_rate: int = FSDD_SAMPLE_RATE,
-                     mu_law: bool = False) -> DataSplits:
+def load_fsdd_splits(
+    root: str | Path | None = None,
+    length: int = 8000,
+    shift: bool = True,
+    speakers: tuple[str, ...] | None = None,
+    sample_rate: int = FSDD_SAMPLE_RATE,
+    mu_law: bool = False,
+) -> DataSplits:
     """FSDD's official split (takes 0–4 test, 5–49 train) as waveforms (1, `length`) at `sample_rate`
     (8 kHz, or 8 kHz divided by an integer: low-pass filtered by `decimation_filter`, then decimated).
     `mu_law=True` compands each peak-normalised recording with `mu_law_compand` (WaveNet §2.2).
@@ -147,7 +161,9 @@ def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: 
     if not isinstance(length, int) or isinstance(length, bool) or length < 1:
         raise DatasetError(f"FSDD: length must be a positive number of samples; got {length!r}")
     if not isinstance(sample_rate, int) or sample_rate < 1 or FSDD_SAMPLE_RATE % sample_rate:
-        raise DatasetError(f"FSDD: sample_rate must divide {FSDD_SAMPLE_RATE} (8000, 4000, 2000 …); got {sample_rate!r}")
+        raise DatasetError(
+            f"FSDD: sample_rate must divide {FSDD_SAMPLE_RATE} (8000, 4000, 2000 …); got {sample_rate!r}"
+        )
     factor = FSDD_SAMPLE_RATE // sample_rate
     lowpass = decimation_filter(factor)
     files = fsdd_files(root)
@@ -170,8 +186,10 @@ def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: 
         lengths.append(real)
     for split, (waves, _, _) in splits.items():
         if not waves:
-            raise DatasetError(f"FSDD: the {split} split is empty (takes {'0–4' if split == 'test' else '5–49'} "
-                               f"of each speaker and digit); is the folder complete?")
+            raise DatasetError(
+                f"FSDD: the {split} split is empty (takes {'0–4' if split == 'test' else '5–49'} "
+                f"of each speaker and digit); is the folder complete?"
+            )
     tensors = {k: (torch.from_numpy(np.stack(w)), torch.tensor(y), torch.tensor(n)) for k, (w, y, n) in splits.items()}
     x_train = tensors["train"][0]
     mean, std = round(float(x_train.mean()), 6), round(float(x_train.std()), 6)
@@ -179,13 +197,29 @@ def load_fsdd_splits(root: str | Path | None = None, length: int = 8000, shift: 
     return DataSplits(
         train=WaveformDataset(*tensors["train"], mean, std, shift=shift),
         test=WaveformDataset(*tensors["test"], mean, std),
-        info=DataInfo("fsdd", FSDD_CLASSES, 1, length, length, (mean,), (std,),
-                      (("shift",) if shift else ()) + (("mu-law",) if mu_law else ())),
+        info=DataInfo(
+            "fsdd",
+            FSDD_CLASSES,
+            1,
+            length,
+            length,
+            (mean,),
+            (std,),
+            (("shift",) if shift else ()) + (("mu-law",) if mu_law else ()),
+        ),
         source=f"FSDD WAV files in {Path(files[0][0]).parent} ({n_train:,} train / {n_test:,} test, "
-               f"takes 0–4 test), {length} samples at {sample_rate / 1000:g} kHz" + (", μ-law companded" if mu_law else ""),
+        f"takes 0–4 test), {length} samples at {sample_rate / 1000:g} kHz" + (", μ-law companded" if mu_law else ""),
         folder=str(Path(files[0][0]).parent.resolve()),
     )
 
 
-__all__ = ["FSDD_CLASSES", "FSDD_SAMPLE_RATE", "WaveformDataset", "default_fsdd_dir", "find_fsdd", "fsdd_files",
-           "load_fsdd_splits", "read_wav"]
+__all__ = [
+    "FSDD_CLASSES",
+    "FSDD_SAMPLE_RATE",
+    "WaveformDataset",
+    "default_fsdd_dir",
+    "find_fsdd",
+    "fsdd_files",
+    "load_fsdd_splits",
+    "read_wav",
+]

@@ -42,8 +42,9 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except EOFError:
-        raise DatasetError(f"{path}: truncated gzip file (the compressed stream ends early; "
-                           f"{len(raw):,} bytes on disk)") from None
+        raise DatasetError(
+            f"{path}: truncated gzip file (the compressed stream ends early; {len(raw):,} bytes on disk)"
+        ) from None
     except (gzip.BadGzipFile, zlib.error, OSError) as err:
         raise DatasetError(f"{path}: corrupted gzip file ({err})") from None
 
@@ -68,11 +69,15 @@ def read_idx(path: str | Path) -> torch.Tensor:
     expected = math.prod(dims) * dtype.itemsize
     got = len(data) - header
     if got < expected:
-        raise DatasetError(f"{path}: truncated data: the header declares {'×'.join(map(str, dims))} {type_name} "
-                           f"values ({expected:,} bytes) but only {got:,} bytes follow")
+        raise DatasetError(
+            f"{path}: truncated data: the header declares {'×'.join(map(str, dims))} {type_name} "
+            f"values ({expected:,} bytes) but only {got:,} bytes follow"
+        )
     if got > expected:
-        raise DatasetError(f"{path}: {got - expected:,} unexpected bytes after the {'×'.join(map(str, dims))} "
-                           f"{type_name} values the header declares")
+        raise DatasetError(
+            f"{path}: {got - expected:,} unexpected bytes after the {'×'.join(map(str, dims))} "
+            f"{type_name} values the header declares"
+        )
     array = np.frombuffer(data, dtype=dtype, count=math.prod(dims), offset=header).reshape(dims)
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
 

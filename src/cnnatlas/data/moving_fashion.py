@@ -18,19 +18,25 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .base import DataInfo, DataSplits, DatasetError, channel_stats
+from .base import DataInfo, DatasetError, DataSplits, channel_stats
 from .fashion_mnist import find_fashion_mnist, install_hint, read_idx_split
 
 DIRECTIONS = ("right", "left", "down", "up")
 _STEP = {0: (0, 1), 1: (0, -1), 2: (1, 0), 3: (-1, 0)}  # (rows, columns) per frame
 
 
-def make_clips(items: torch.Tensor, frames: int, size: int, item_size: int, speeds: tuple[int, int],
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def make_clips(
+    items: torch.Tensor, frames: int, size: int, item_size: int, speeds: tuple[int, int], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 28, 28) uint8 items → clips (N, 1, frames, size, size) uint8 and directions (N,)."""
     n = items.shape[0]
-    scaled = F.interpolate(items[:, None].float(), size=(item_size, item_size), mode="bilinear",
-                           antialias=item_size < items.shape[-1], align_corners=False)
+    scaled = F.interpolate(
+        items[:, None].float(),
+        size=(item_size, item_size),
+        mode="bilinear",
+        antialias=item_size < items.shape[-1],
+        align_corners=False,
+    )
     canvas = torch.zeros(n, size, size, dtype=torch.uint8)
     canvas[:, :item_size, :item_size] = scaled[:, 0].round().clamp(0, 255).to(torch.uint8)
     labels = torch.randint(0, len(DIRECTIONS), (n,), generator=generator)
@@ -51,8 +57,14 @@ class TensorClipDataset(Dataset):
     """Clips held in memory as (N, C, T, H, W) uint8; items are float (C, T, H, W) normalised with
     (mean, std) — or, with `frame` set, that one frame (C, H, W), for a 2-D model."""
 
-    def __init__(self, clips: torch.Tensor, labels: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
-                 frame: int | None = None) -> None:
+    def __init__(
+        self,
+        clips: torch.Tensor,
+        labels: torch.Tensor,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        frame: int | None = None,
+    ) -> None:
         if clips.shape[0] != labels.shape[0]:
             raise DatasetError(f"{clips.shape[0]} clips but {labels.shape[0]} labels")
         if frame is not None and not -clips.shape[2] <= frame < clips.shape[2]:
@@ -69,10 +81,17 @@ class TensorClipDataset(Dataset):
         return (x if self.frame is None else x[:, self.frame]), int(self.labels[index])
 
 
-def load_moving_fashion_splits(root: str | Path | None = None, size: int = 32, frames: int = 16,
-                               train_clips: int = 4000, test_clips: int = 1000, item_size: int | None = None,
-                               speeds: tuple[int, int] = (1, 3), seed: int = 0,
-                               frame: int | None = None) -> DataSplits:
+def load_moving_fashion_splits(
+    root: str | Path | None = None,
+    size: int = 32,
+    frames: int = 16,
+    train_clips: int = 4000,
+    test_clips: int = 1000,
+    item_size: int | None = None,
+    speeds: tuple[int, int] = (1, 3),
+    seed: int = 0,
+    frame: int | None = None,
+) -> DataSplits:
     """Moving Fashion-MNIST clips (1, `frames`, `size`, `size`) from the first `train_clips` training
     and `test_clips` test images of Fashion-MNIST (found or downloaded as `--data fashion-mnist` does, or `root`).
     `item_size` defaults to size/2. With `frame` set, items are that single frame (1, size, size)."""
@@ -87,8 +106,9 @@ def load_moving_fashion_splits(root: str | Path | None = None, size: int = 32, f
     x_test, _ = read_idx_split(folder, "test")
     for split, have, want in (("training", len(x_train), train_clips), ("test", len(x_test), test_clips)):
         if want > have:
-            raise DatasetError(f"moving Fashion-MNIST: {want:,} {split} clips asked for, but the {split} set has "
-                               f"{have:,} images")
+            raise DatasetError(
+                f"moving Fashion-MNIST: {want:,} {split} clips asked for, but the {split} set has {have:,} images"
+            )
     g = torch.Generator().manual_seed(seed)
     train, y_train = make_clips(x_train[:train_clips], frames, size, item_size, speeds, g)
     test, y_test = make_clips(x_test[:test_clips], frames, size, item_size, speeds, g)
@@ -99,8 +119,8 @@ def load_moving_fashion_splits(root: str | Path | None = None, size: int = 32, f
         test=TensorClipDataset(test, y_test, mean, std, frame),
         info=DataInfo(name, DIRECTIONS, 1, size, size, mean, std),
         source=f"moving Fashion-MNIST from {folder}: {train_clips:,} train / {test_clips:,} test clips of "
-               f"{frames} frames at {size}×{size}, items {item_size}px moving {speeds[0]}–{speeds[1]} px/frame"
-               + (f"; frame {frame} only" if frame is not None else ""),
+        f"{frames} frames at {size}×{size}, items {item_size}px moving {speeds[0]}–{speeds[1]} px/frame"
+        + (f"; frame {frame} only" if frame is not None else ""),
         folder=str(folder.resolve()),
     )
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from .base import DataInfo, DataSplits, DatasetError, channel_stats
+from .base import DataInfo, DatasetError, DataSplits, channel_stats
 from .fashion_mnist import FASHION_MNIST_CLASSES, find_fashion_mnist, install_hint, read_idx_split
 
 SCENE_CLASSES = FASHION_MNIST_CLASSES + ("background",)
@@ -27,8 +27,9 @@ BACKGROUND = len(FASHION_MNIST_CLASSES)  # 10
 ITEM_THRESHOLD = 25  # of 255: an item's pixel is one brighter than this (intensity > ~0.1)
 
 
-def make_scenes(images: torch.Tensor, labels: torch.Tensor, count: int, size: int, max_items: int,
-                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_scenes(
+    images: torch.Tensor, labels: torch.Tensor, count: int, size: int, max_items: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`count` scenes from (N, h, w) uint8 items and their (N,) classes → images (count, 1, size, size)
     uint8, masks (count, size, size) int64, and the indices of the items used (count, max_items; −1: none)."""
     n, h, w = images.shape
@@ -46,8 +47,8 @@ def make_scenes(images: torch.Tensor, labels: torch.Tensor, count: int, size: in
             item = images[picks[i, j]]
             on = item > ITEM_THRESHOLD
             r, c = int(rows[i, j]), int(cols[i, j])
-            scenes[i, r:r + h, c:c + w][on] = item[on]
-            masks[i, r:r + h, c:c + w][on] = labels[picks[i, j]]
+            scenes[i, r : r + h, c : c + w][on] = item[on]
+            masks[i, r : r + h, c : c + w][on] = labels[picks[i, j]]
             used[i, j] = picks[i, j]
     return scenes[:, None], masks, used
 
@@ -69,12 +70,22 @@ class SceneDataset(Dataset):
         return (self.images[index].float() / 255.0 - self.mean) / self.std, self.masks[index]
 
 
-def load_scene_splits(root: str | Path | None = None, size: int = 64, train_scenes: int = 10_000,
-                      test_scenes: int = 2_000, max_items: int = 4, seed: int = 0) -> DataSplits:
+def load_scene_splits(
+    root: str | Path | None = None,
+    size: int = 64,
+    train_scenes: int = 10_000,
+    test_scenes: int = 2_000,
+    max_items: int = 4,
+    seed: int = 0,
+) -> DataSplits:
     """Fashion-MNIST scenes (see the module docstring) from Fashion-MNIST found or downloaded as
     `--data fashion-mnist` does (or read from `root`)."""
-    for name, value in (("size", size), ("train_scenes", train_scenes), ("test_scenes", test_scenes),
-                        ("max_items", max_items)):
+    for name, value in (
+        ("size", size),
+        ("train_scenes", train_scenes),
+        ("test_scenes", test_scenes),
+        ("max_items", max_items),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise DatasetError(f"Fashion-MNIST scenes: {name} must be a positive integer; got {value!r}")
     folder = find_fashion_mnist(root)
@@ -91,7 +102,7 @@ def load_scene_splits(root: str | Path | None = None, size: int = 64, train_scen
         test=SceneDataset(test, m_test, mean, std),
         info=DataInfo("fashion-mnist-scenes", SCENE_CLASSES, 1, size, size, mean, std, task="segmentation"),
         source=f"Fashion-MNIST scenes from {folder}: {train_scenes:,} train / {test_scenes:,} test scenes "
-               f"{size}×{size}, 1–{max_items} items each (seed {seed})",
+        f"{size}×{size}, 1–{max_items} items each (seed {seed})",
         folder=str(folder.resolve()),
     )
 

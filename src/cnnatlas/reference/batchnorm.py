@@ -29,9 +29,16 @@ def _per_channel(v: np.ndarray, x: np.ndarray) -> np.ndarray:
     return v.reshape((1, -1) + (1,) * (x.ndim - 2))
 
 
-def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean: np.ndarray,
-               running_var: np.ndarray, training: bool, momentum: float = 0.1, eps: float = 1e-5
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def batch_norm(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    training: bool,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(y, new running mean, new running var). In training the statistics are the batch's and the
     running ones are updated; at inference the running ones are used and returned unchanged."""
     if training:
@@ -48,9 +55,15 @@ def batch_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, running_mean:
     return _per_channel(gamma, x) * x_hat + _per_channel(beta, x), running_mean, running_var
 
 
-def batch_norm_backward(dy: np.ndarray, x: np.ndarray, gamma: np.ndarray, training: bool,
-                        running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None,
-                        eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def batch_norm_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    gamma: np.ndarray,
+    training: bool,
+    running_mean: np.ndarray | None = None,
+    running_var: np.ndarray | None = None,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(∂L/∂x, ∂L/∂γ, ∂L/∂β). In training the batch statistics are recomputed from x."""
     axes = _axes(x)
     if training:

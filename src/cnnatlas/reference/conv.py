@@ -49,8 +49,14 @@ def unfold(x_pad: np.ndarray, kernel_size: Pair, stride: Pair = 1, dilation: Pai
     w_out = output_size(x_pad.shape[3], kw, sw, 0, dw)
     if h_out < 1 or w_out < 1:
         raise ValueError(f"kernel {kh}×{kw} (dilation {dh}, {dw}) is larger than the padded input {x_pad.shape[2:]}")
-    return np.stack([x_pad[:, :, p * dh: p * dh + (h_out - 1) * sh + 1: sh, q * dw: q * dw + (w_out - 1) * sw + 1: sw]
-                     for p in range(kh) for q in range(kw)], axis=2)
+    return np.stack(
+        [
+            x_pad[:, :, p * dh : p * dh + (h_out - 1) * sh + 1 : sh, q * dw : q * dw + (w_out - 1) * sw + 1 : sw]
+            for p in range(kh)
+            for q in range(kw)
+        ],
+        axis=2,
+    )
 
 
 def correlate2d(x_pad: np.ndarray, w: np.ndarray, stride: Pair = 1, dilation: Pair = 1, groups: int = 1) -> np.ndarray:
@@ -67,8 +73,15 @@ def correlate2d(x_pad: np.ndarray, w: np.ndarray, stride: Pair = 1, dilation: Pa
     return (wg @ cols).reshape(n, c_out, h_out, w_out)
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: Pair = 1, padding: Pair = 0,
-           dilation: Pair = 1, groups: int = 1) -> np.ndarray:
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: Pair = 1,
+    padding: Pair = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+) -> np.ndarray:
     """y = b + w ⋆ pad(x): what torch.nn.functional.conv2d computes."""
     y = correlate2d(pad2d(x, padding), w, stride, dilation, groups)
     return y if b is None else y + b[None, :, None, None]
@@ -79,12 +92,23 @@ def flip_kernel(w: np.ndarray, groups: int = 1) -> np.ndarray:
     within each group. (C_out, C_in/G, K_h, K_w) → (C_in, C_out/G, K_h, K_w)."""
     c_out, c_in_g, kh, kw = w.shape
     rotated = w[:, :, ::-1, ::-1]
-    return rotated.reshape(groups, c_out // groups, c_in_g, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
-        groups * c_in_g, c_out // groups, kh, kw)
+    return (
+        rotated.reshape(groups, c_out // groups, c_in_g, kh, kw)
+        .transpose(0, 2, 1, 3, 4)
+        .reshape(groups * c_in_g, c_out // groups, kh, kw)
+    )
 
 
-def conv2d_backward_input(dy: np.ndarray, w: np.ndarray, input_shape: tuple[int, ...], stride: Pair = 1,
-                          padding: Pair = 0, dilation: Pair = 1, groups: int = 1, flip: bool = True) -> np.ndarray:
+def conv2d_backward_input(
+    dy: np.ndarray,
+    w: np.ndarray,
+    input_shape: tuple[int, ...],
+    stride: Pair = 1,
+    padding: Pair = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+    flip: bool = True,
+) -> np.ndarray:
     """∂L/∂x: the full convolution of dy with the flipped kernel (`flip=False` shows what goes wrong
     without the 180° rotation)."""
     (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
@@ -99,11 +123,18 @@ def conv2d_backward_input(dy: np.ndarray, w: np.ndarray, input_shape: tuple[int,
     # rows/columns of x̃ that no output reads (when (H + 2P − D(K−1) − 1) % S ≠ 0) get no gradient
     dx_pad = np.zeros((n, input_shape[1], h + 2 * ph, w_ + 2 * pw), dtype=dx_used.dtype)
     dx_pad[:, :, : dx_used.shape[2], : dx_used.shape[3]] = dx_used
-    return dx_pad[:, :, ph: ph + h, pw: pw + w_]
+    return dx_pad[:, :, ph : ph + h, pw : pw + w_]
 
 
-def conv2d_backward_weight(dy: np.ndarray, x: np.ndarray, weight_shape: tuple[int, ...], stride: Pair = 1,
-                           padding: Pair = 0, dilation: Pair = 1, groups: int = 1) -> np.ndarray:
+def conv2d_backward_weight(
+    dy: np.ndarray,
+    x: np.ndarray,
+    weight_shape: tuple[int, ...],
+    stride: Pair = 1,
+    padding: Pair = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+) -> np.ndarray:
     """∂L/∂w: the cross-correlation of the padded input with dy — for each tap (p, q), the window
     entries x̃[.., i·S + p·D, j·S + q·D] times dy[.., i, j], summed over the batch and positions."""
     c_out, c_in_g, kh, kw = weight_shape
@@ -114,8 +145,15 @@ def conv2d_backward_weight(dy: np.ndarray, x: np.ndarray, weight_shape: tuple[in
     return (dyg @ cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(weight_shape)
 
 
-def conv2d_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Pair = 1, padding: Pair = 0,
-                    dilation: Pair = 1, groups: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv2d_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: Pair = 1,
+    padding: Pair = 0,
+    dilation: Pair = 1,
+    groups: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(∂L/∂x, ∂L/∂w, ∂L/∂b) of y = conv2d(x, w, b, ...), given dy = ∂L/∂y."""
     dx = conv2d_backward_input(dy, w, x.shape, stride, padding, dilation, groups)
     dw = conv2d_backward_weight(dy, x, w.shape, stride, padding, dilation, groups)

@@ -1,6 +1,6 @@
 """Finite differences: the gradient any backward pass must agree with.
 
-    ∂f/∂x_i ≈ (f(x + h·e_i) − f(x − h·e_i)) / 2h      (central differences, error O(h²))
+∂f/∂x_i ≈ (f(x + h·e_i) − f(x − h·e_i)) / 2h      (central differences, error O(h²))
 """
 
 from __future__ import annotations

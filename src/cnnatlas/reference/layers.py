@@ -1,10 +1,10 @@
 """Activations, the fully connected layer and the softmax cross-entropy loss, in NumPy.
 
-    ReLU:    y = max(x, 0);       ∂L/∂x = dy · [x > 0]      (a gate: pass where the input was positive)
-    tanh:    y = tanh(x);         ∂L/∂x = dy · (1 − y²)
-    linear:  y = x·Wᵀ + b;        ∂L/∂x = dy·W,  ∂L/∂W = dyᵀ·x,  ∂L/∂b = Σ_n dy
-    softmax cross-entropy over a batch of N:
-             L = −(1/N) Σ_n log softmax(z_n)[t_n];   ∂L/∂z = (softmax(z) − onehot(t))/N
+ReLU:    y = max(x, 0);       ∂L/∂x = dy · [x > 0]      (a gate: pass where the input was positive)
+tanh:    y = tanh(x);         ∂L/∂x = dy · (1 − y²)
+linear:  y = x·Wᵀ + b;        ∂L/∂x = dy·W,  ∂L/∂W = dyᵀ·x,  ∂L/∂b = Σ_n dy
+softmax cross-entropy over a batch of N:
+         L = −(1/N) Σ_n log softmax(z_n)[t_n];   ∂L/∂z = (softmax(z) − onehot(t))/N
 """
 
 from __future__ import annotations

@@ -22,11 +22,16 @@ from .layers import linear, linear_backward, softmax_cross_entropy, tanh, tanh_b
 from .pooling import avg_pool2d, avg_pool2d_backward, global_avg_pool, global_avg_pool_backward
 
 PARAMETER_NAMES = (
-    "features.c1.conv.weight", "features.c1.conv.bias",
-    "features.c3.conv.weight", "features.c3.conv.bias",
-    "features.c5.conv.weight", "features.c5.conv.bias",
-    "f6.weight", "f6.bias",
-    "output.weight", "output.bias",
+    "features.c1.conv.weight",
+    "features.c1.conv.bias",
+    "features.c3.conv.weight",
+    "features.c3.conv.bias",
+    "features.c5.conv.weight",
+    "features.c5.conv.bias",
+    "f6.weight",
+    "f6.bias",
+    "output.weight",
+    "output.bias",
 )
 
 
@@ -109,4 +114,6 @@ class NumpyLeNet5:
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class indices (N,)."""
-        return np.concatenate([self.forward(x[i: i + batch_size]).argmax(axis=1) for i in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [self.forward(x[i : i + batch_size]).argmax(axis=1) for i in range(0, len(x), batch_size)]
+        )

@@ -22,12 +22,18 @@ def _windows(x_pad: np.ndarray, kernel_size: Pair, stride: Pair) -> np.ndarray:
     (kh, kw), (sh, sw) = pair(kernel_size), pair(stride)
     h_out = output_size(x_pad.shape[2], kh, sh)
     w_out = output_size(x_pad.shape[3], kw, sw)
-    return np.stack([x_pad[:, :, p: p + (h_out - 1) * sh + 1: sh, q: q + (w_out - 1) * sw + 1: sw]
-                     for p in range(kh) for q in range(kw)])
+    return np.stack(
+        [
+            x_pad[:, :, p : p + (h_out - 1) * sh + 1 : sh, q : q + (w_out - 1) * sw + 1 : sw]
+            for p in range(kh)
+            for q in range(kw)
+        ]
+    )
 
 
-def max_pool2d(x: np.ndarray, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0
-               ) -> tuple[np.ndarray, np.ndarray]:
+def max_pool2d(
+    x: np.ndarray, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(y, argmax): argmax[n, c, i, j] is the tap p·K_w + q of the window's maximum."""
     stride = kernel_size if stride is None else stride
     windows = _windows(pad2d(x, padding, value=-np.inf), kernel_size, stride)
@@ -35,8 +41,14 @@ def max_pool2d(x: np.ndarray, kernel_size: Pair, stride: Pair | None = None, pad
     return np.take_along_axis(windows, argmax[None], axis=0)[0], argmax
 
 
-def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, input_shape: tuple[int, ...], kernel_size: Pair,
-                        stride: Pair | None = None, padding: Pair = 0) -> np.ndarray:
+def max_pool2d_backward(
+    dy: np.ndarray,
+    argmax: np.ndarray,
+    input_shape: tuple[int, ...],
+    kernel_size: Pair,
+    stride: Pair | None = None,
+    padding: Pair = 0,
+) -> np.ndarray:
     """Route each dy to its window's argmax; the other inputs get nothing."""
     (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(kernel_size if stride is None else stride), pair(padding)
     n, c, h_out, w_out = dy.shape
@@ -46,7 +58,7 @@ def max_pool2d_backward(dy: np.ndarray, argmax: np.ndarray, input_shape: tuple[i
     dx_pad = np.zeros((n, c, input_shape[2] + 2 * ph, input_shape[3] + 2 * pw), dtype=dy.dtype)
     nn, cc = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
     np.add.at(dx_pad, (nn[:, :, None, None], cc[:, :, None, None], rows, cols), dy)
-    return dx_pad[:, :, ph: ph + input_shape[2], pw: pw + input_shape[3]]
+    return dx_pad[:, :, ph : ph + input_shape[2], pw : pw + input_shape[3]]
 
 
 def avg_pool2d(x: np.ndarray, kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0) -> np.ndarray:
@@ -55,16 +67,17 @@ def avg_pool2d(x: np.ndarray, kernel_size: Pair, stride: Pair | None = None, pad
     return _windows(pad2d(x, padding), kernel_size, stride).mean(axis=0)
 
 
-def avg_pool2d_backward(dy: np.ndarray, input_shape: tuple[int, ...], kernel_size: Pair,
-                        stride: Pair | None = None, padding: Pair = 0) -> np.ndarray:
+def avg_pool2d_backward(
+    dy: np.ndarray, input_shape: tuple[int, ...], kernel_size: Pair, stride: Pair | None = None, padding: Pair = 0
+) -> np.ndarray:
     """Each input of a window gets dy/(K_h·K_w) from that window."""
     (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(kernel_size if stride is None else stride), pair(padding)
     n, c, h_out, w_out = dy.shape
     dx_pad = np.zeros((n, c, input_shape[2] + 2 * ph, input_shape[3] + 2 * pw), dtype=dy.dtype)
     for p in range(kh):
         for q in range(kw):
-            dx_pad[:, :, p: p + (h_out - 1) * sh + 1: sh, q: q + (w_out - 1) * sw + 1: sw] += dy / (kh * kw)
-    return dx_pad[:, :, ph: ph + input_shape[2], pw: pw + input_shape[3]]
+            dx_pad[:, :, p : p + (h_out - 1) * sh + 1 : sh, q : q + (w_out - 1) * sw + 1 : sw] += dy / (kh * kw)
+    return dx_pad[:, :, ph : ph + input_shape[2], pw : pw + input_shape[3]]
 
 
 def global_avg_pool(x: np.ndarray) -> np.ndarray:

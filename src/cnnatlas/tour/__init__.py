@@ -26,9 +26,14 @@ def _models(console: Console) -> bool:
     names = list_models()
     console.print(params_table(names))
     disagree = [n for n in names if get_entry(n).published.params_agreement(measured_params(n)).status == "differs"]
-    console.print(f"{len(names)} models; parameter counts measured on each built model. "
-                  + (f"[red]Disagreeing with the published figure: {', '.join(disagree)}[/]" if disagree
-                     else "[green]None disagrees with its published figure.[/]"))
+    console.print(
+        f"{len(names)} models; parameter counts measured on each built model. "
+        + (
+            f"[red]Disagreeing with the published figure: {', '.join(disagree)}[/]"
+            if disagree
+            else "[green]None disagrees with its published figure.[/]"
+        )
+    )
     return not disagree
 
 

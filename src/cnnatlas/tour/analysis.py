@@ -43,11 +43,18 @@ def _macs_as_published(name: str, model: torch.nn.Module, shape: tuple[int, ...]
 
 def analysis_section(console: Console) -> bool:
     """Every registered model traced once; MACs against published, receptive field of the last map."""
-    table = Table(title="MACs and receptive field, measured by the analyser (meta tensors) vs published",
-                  title_justify="left")
-    for col, kw in (("model", {"no_wrap": True}), ("input", {"no_wrap": True}), ("MACs", {"justify": "right"}),
-                    ("published", {"justify": "right"}), ("agreement", {}), ("RF size/stride", {"justify": "right"}),
-                    ("trace", {"justify": "right"})):
+    table = Table(
+        title="MACs and receptive field, measured by the analyser (meta tensors) vs published", title_justify="left"
+    )
+    for col, kw in (
+        ("model", {"no_wrap": True}),
+        ("input", {"no_wrap": True}),
+        ("MACs", {"justify": "right"}),
+        ("published", {"justify": "right"}),
+        ("agreement", {}),
+        ("RF size/stride", {"justify": "right"}),
+        ("trace", {"justify": "right"}),
+    ):
         table.add_column(col, **kw)
     failures, flagged, rf_checks = [], [], []
     sources: dict[str, str] = {}
@@ -73,30 +80,50 @@ def analysis_section(console: Console) -> bool:
                 agreement = f"[yellow]{a.text}[/] [dim]{pub.source}[/]"
                 flagged.append(f"{name} ({pub.note})" if pub.note else name)
         rf = report.receptive_field
-        rf_text = "—" if rf is None else (
-            f"{_axes(rf.size)}/{_axes(rf.stride)}" + (" ≈" if not rf.exact else "") + (" +global" if rf.global_context else ""))
-        table.add_row(name, "×".join(map(str, shape[1:])), f"{report.macs / 1e9:.3f} G", published, agreement, rf_text,
-                      f"{report.seconds * 1000:.0f} ms")
+        rf_text = (
+            "—"
+            if rf is None
+            else (
+                f"{_axes(rf.size)}/{_axes(rf.stride)}"
+                + (" ≈" if not rf.exact else "")
+                + (" +global" if rf.global_context else "")
+            )
+        )
+        table.add_row(
+            name,
+            "×".join(map(str, shape[1:])),
+            f"{report.macs / 1e9:.3f} G",
+            published,
+            agreement,
+            rf_text,
+            f"{report.seconds * 1000:.0f} ms",
+        )
         if name in RF_TABLE and rf is not None:
             rf_checks.append((name, rf))
     console.print(table)
-    console.print(f"{len(list_models())} models traced in {time.perf_counter() - start:.1f} s (building included). "
-                  "MACs count multiply–accumulates of convolutions, linear layers and matrix products — torchvision's "
-                  "'GFLOPS'; FLOPs = 2 × MACs. '+global': squeeze-and-excitation lets every unit see the whole input too.")
+    console.print(
+        f"{len(list_models())} models traced in {time.perf_counter() - start:.1f} s (building included). "
+        "MACs count multiply–accumulates of convolutions, linear layers and matrix products — torchvision's "
+        "'GFLOPS'; FLOPs = 2 × MACs. '+global': squeeze-and-excitation lets every unit see the whole input too."
+    )
     for key, citation in sources.items():
         console.print(f"[dim]{key}: {citation}[/]")
     for name, rf in rf_checks:
         label, size, stride, padding = RF_TABLE[name]
         ok = rf.size[0] == size and rf.stride[0] == stride and rf.padding[0] == padding
         colour = "green" if ok else "red"
-        console.print(f"receptive field of {name}: {rf.size[0]} / {rf.stride[0]} / effective padding {rf.padding[0]}; "
-                      f"published {label}: {size} / {stride} / {padding} [{colour}]{'agrees' if ok else 'differs'}[/] "
-                      f"[dim]({RF_TABLE_SOURCE})[/]")
+        console.print(
+            f"receptive field of {name}: {rf.size[0]} / {rf.stride[0]} / effective padding {rf.padding[0]}; "
+            f"published {label}: {size} / {stride} / {padding} [{colour}]{'agrees' if ok else 'differs'}[/] "
+            f"[dim]({RF_TABLE_SOURCE})[/]"
+        )
         if not ok:
             failures.append(f"{name} receptive field")
     if flagged:
-        console.print("[yellow]Differs from a paper's figure (rounded, counted another way, or another variant "
-                      f"of the architecture): {'; '.join(flagged)}[/]")
+        console.print(
+            "[yellow]Differs from a paper's figure (rounded, counted another way, or another variant "
+            f"of the architecture): {'; '.join(flagged)}[/]"
+        )
     if failures:
         console.print(f"[red]Disagreeing with torchvision's published figures: {', '.join(failures)}[/]")
     else:

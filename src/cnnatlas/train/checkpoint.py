@@ -150,8 +150,10 @@ def verify_sha256(file: Path, digest: str) -> None:
     if not file.is_file():
         raise CheckpointError(f"{file}: missing (its SHA-256 was recorded when it was written)")
     if sha256(file) != digest:
-        raise CheckpointError(f"{file}: corrupted — its SHA-256 differs from the one recorded when it was "
-                              f"written ({file.stat().st_size:,} bytes now; truncated or modified)")
+        raise CheckpointError(
+            f"{file}: corrupted — its SHA-256 differs from the one recorded when it was "
+            f"written ({file.stat().st_size:,} bytes now; truncated or modified)"
+        )
 
 
 def load_verified_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -170,9 +172,11 @@ def load_final_weights(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], Pa
     """RUN/model.safetensors, verified against RUN/model.safetensors.sha256."""
     path = Path(run_dir) / FINAL_WEIGHTS
     if not path.with_name(FINAL_WEIGHTS + ".sha256").is_file():
-        raise CheckpointError(f"{path}: no SHA-256 recorded beside it ({FINAL_WEIGHTS}.sha256 is missing: written "
-                              f"by an older cnnatlas, or interrupted while finishing); use --checkpoint with a "
-                              f"checkpoint folder, or `cnnatlas train ... --resume` to write both again")
+        raise CheckpointError(
+            f"{path}: no SHA-256 recorded beside it ({FINAL_WEIGHTS}.sha256 is missing: written "
+            f"by an older cnnatlas, or interrupted while finishing); use --checkpoint with a "
+            f"checkpoint folder, or `cnnatlas train ... --resume` to write both again"
+        )
     return load_verified_weights(path), path
 
 
@@ -180,8 +184,11 @@ def fit_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source
     """`model.load_state_dict(weights)`, or ONE line naming the first tensor that does not fit:
     its shape in the model (expected) and in the file (found), and how many more differ."""
     own = model.state_dict()
-    problems = [f"{k} is {_shape(v)} in {what} but {_shape(weights[k])} in the file"
-                for k, v in own.items() if k in weights and tuple(v.shape) != tuple(weights[k].shape)]
+    problems = [
+        f"{k} is {_shape(v)} in {what} but {_shape(weights[k])} in the file"
+        for k, v in own.items()
+        if k in weights and tuple(v.shape) != tuple(weights[k].shape)
+    ]
     problems += [f"{k} is missing from the file" for k in own if k not in weights]
     problems += [f"the file has {k}, which {what} does not" for k in weights if k not in own]
     if problems:
@@ -198,8 +205,14 @@ def _shape(t: torch.Tensor) -> str:
     return "×".join(map(str, t.shape)) or "a scalar"
 
 
-def save_checkpoint(run_dir: str | Path, epoch: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
-                    meta: dict[str, Any] | None = None, keep: int = 2) -> Path:
+def save_checkpoint(
+    run_dir: str | Path,
+    epoch: int,
+    weights: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    meta: dict[str, Any] | None = None,
+    keep: int = 2,
+) -> Path:
     """Write RUN/checkpoints/epoch-NNNN atomically, then prune all but the newest `keep`."""
     root = Path(run_dir) / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
@@ -212,8 +225,13 @@ def save_checkpoint(run_dir: str | Path, epoch: int, weights: dict[str, torch.Te
     torch.save(state, tmp / STATE_FILE)
     for name in (WEIGHTS_FILE, STATE_FILE):
         _fsync_file(tmp / name)
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "epoch": epoch, **(meta or {}),
-              "sha256": {name: sha256(tmp / name) for name in (WEIGHTS_FILE, STATE_FILE)}}
+    record = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "epoch": epoch,
+        **(meta or {}),
+        "sha256": {name: sha256(tmp / name) for name in (WEIGHTS_FILE, STATE_FILE)},
+    }
     write_json_atomic(tmp / META_FILE, record)
     _fsync_dir(tmp)
     if final.exists():  # an older attempt at this epoch (resumed from an earlier checkpoint): set it aside
@@ -258,8 +276,9 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         size = path.stat().st_size
-        raise CheckpointError(f"{path}: not a readable safetensors file ({err}; {size:,} bytes) — "
-                              f"truncated or corrupted") from None
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({err}; {size:,} bytes) — truncated or corrupted"
+        ) from None
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
@@ -275,8 +294,9 @@ def load_state(path: str | Path) -> dict[str, Any]:
             f"torch.load(weights_only=True) ({first})"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable torch.save file ({str(err).splitlines()[0]}) — "
-                              f"truncated or corrupted") from None
+        raise CheckpointError(
+            f"{path}: not a readable torch.save file ({str(err).splitlines()[0]}) — truncated or corrupted"
+        ) from None
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -298,10 +318,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{meta_path}: not a cnnatlas checkpoint (format {found!r})")
     digests = meta.get("sha256")
     epoch = meta.get("epoch")
-    if not isinstance(digests, dict) or set(digests) != {WEIGHTS_FILE, STATE_FILE} or not isinstance(epoch, int) \
-            or isinstance(epoch, bool) or epoch < 1:
-        raise CheckpointError(f"{meta_path}: corrupted (expected the epoch, a whole number ≥ 1, and the SHA-256 of "
-                              f"{WEIGHTS_FILE} and {STATE_FILE})")
+    if (
+        not isinstance(digests, dict)
+        or set(digests) != {WEIGHTS_FILE, STATE_FILE}
+        or not isinstance(epoch, int)
+        or isinstance(epoch, bool)
+        or epoch < 1
+    ):
+        raise CheckpointError(
+            f"{meta_path}: corrupted (expected the epoch, a whole number ≥ 1, and the SHA-256 of "
+            f"{WEIGHTS_FILE} and {STATE_FILE})"
+        )
     for name, digest in digests.items():
         file = path / name
         if not file.is_file():
@@ -331,6 +358,7 @@ def load_latest_checkpoint(run_dir: str | Path) -> Checkpoint:
                 load_checkpoint(older)
             except CheckpointError:
                 continue
-            raise CheckpointError(f"{err}. The previous checkpoint {older} is intact: resume from it with "
-                                  f"--resume {older}") from None
+            raise CheckpointError(
+                f"{err}. The previous checkpoint {older} is intact: resume from it with --resume {older}"
+            ) from None
         raise

@@ -51,7 +51,10 @@ class TrainConfig:
 
         for name in ("epochs", "batch_size", "keep_checkpoints"):
             v = getattr(self, name)
-            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{name} must be an integer ≥ 1; got {v!r}")
+            check(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{name} must be an integer ≥ 1; got {v!r}"
+            )
+
         def number(v: Any) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -60,27 +63,37 @@ class TrainConfig:
             check(number(v), f"{name} must be a finite number; got {v!r}")
         check(self.lr > 0, f"lr must be a number > 0; got {self.lr!r}")
         check(isinstance(self.model, str) and self.model != "", f"model must be a model name; got {self.model!r}")
-        check(isinstance(self.data, str) and self.data.strip() != "",
-              f"data must name a dataset (digits, fashion-mnist, … or a folder); got {self.data!r}")
-        check(self.out is None or (isinstance(self.out, str) and self.out.strip() != ""),
-              f"out must name a folder (or be left unset for runs/MODEL-DATA); got {self.out!r}")
+        check(
+            isinstance(self.data, str) and self.data.strip() != "",
+            f"data must name a dataset (digits, fashion-mnist, … or a folder); got {self.data!r}",
+        )
+        check(
+            self.out is None or (isinstance(self.out, str) and self.out.strip() != ""),
+            f"out must name a folder (or be left unset for runs/MODEL-DATA); got {self.out!r}",
+        )
         check(isinstance(self.model_kwargs, dict), f"model_kwargs must be a dict; got {self.model_kwargs!r}")
         for key in RESERVED_MODEL_KWARGS:
-            check(key not in self.model_kwargs,
-                  f"model argument {key}={self.model_kwargs.get(key)!r} is not accepted: the data sets it "
-                  f"(expected other model arguments; pick data with --data)")
+            check(
+                key not in self.model_kwargs,
+                f"model argument {key}={self.model_kwargs.get(key)!r} is not accepted: the data sets it "
+                f"(expected other model arguments; pick data with --data)",
+            )
         check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         check(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
-        check(self.device in DEVICES or self.device.startswith("cuda:"),
-              f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        check(
+            self.device in DEVICES or self.device.startswith("cuda:"),
+            f"device must be one of {', '.join(DEVICES)}; got {self.device!r}",
+        )
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1); got {self.momentum!r}")
         check(self.weight_decay >= 0, f"weight_decay must be ≥ 0; got {self.weight_decay!r}")
         check(self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0; got {self.warmup_epochs!r}")
         check(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
         check(self.grad_clip >= 0, f"grad_clip must be ≥ 0 (0 = off); got {self.grad_clip!r}")
-        check(self.image_size is None or (isinstance(self.image_size, int) and not isinstance(self.image_size, bool)
-                                          and self.image_size >= 1),
-              f"image_size must be a positive integer; got {self.image_size!r}")
+        check(
+            self.image_size is None
+            or (isinstance(self.image_size, int) and not isinstance(self.image_size, bool) and self.image_size >= 1),
+            f"image_size must be a positive integer; got {self.image_size!r}",
+        )
         check(self.workers is None or self.workers >= 0, f"workers must be ≥ 0; got {self.workers!r}")
         check(isinstance(self.inflate, bool), f"inflate must be true or false; got {self.inflate!r}")
 
@@ -113,11 +126,23 @@ DATASET_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("*", "fsdd"): {"epochs": 30},
     ("*", "moving-fashion-mnist"): {"epochs": 12, "batch_size": 32},
     # dense models on the 64×64 scenes: AdamW converges in few epochs where SGD 0.1 needs many
-    ("*", "fashion-mnist-scenes"): {"epochs": 8, "batch_size": 32, "optimizer": "adamw", "lr": 2e-3,
-                                    "weight_decay": 1e-4, "augment": "none", "warmup_epochs": 0.5},
+    ("*", "fashion-mnist-scenes"): {
+        "epochs": 8,
+        "batch_size": 32,
+        "optimizer": "adamw",
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "augment": "none",
+        "warmup_epochs": 0.5,
+    },
     ("wavenet", "fsdd"): {"epochs": 10},
-    ("lenet", "moving-fashion-mnist"): {"epochs": 12, "batch_size": 32, "lr": 0.02, "weight_decay": 5e-4,
-                                        "warmup_epochs": 0.5},
+    ("lenet", "moving-fashion-mnist"): {
+        "epochs": 12,
+        "batch_size": 32,
+        "lr": 0.02,
+        "weight_decay": 5e-4,
+        "warmup_epochs": 0.5,
+    },
     ("lenet", "digits"): {"epochs": 20, "batch_size": 32, "label_smoothing": 0.1},
     # 61k parameters underfit Fashion-MNIST more than they overfit it in 12 epochs: no augmentation
     ("lenet", "fashion-mnist"): {"epochs": 12, "label_smoothing": 0.1, "augment": "none"},

@@ -34,8 +34,9 @@ def read_config_json(run_dir: str | Path) -> dict[str, Any]:
     """RUN/config.json as a dict, with its 'train' and 'data' records checked."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise CheckpointError(f"{run_dir}: not a training run folder (no {CONFIG_FILE}; "
-                              f"`cnnatlas train ... --out {run_dir}` makes one)")
+        raise CheckpointError(
+            f"{run_dir}: not a training run folder (no {CONFIG_FILE}; `cnnatlas train ... --out {run_dir}` makes one)"
+        )
     expected = "expected the JSON that `cnnatlas train` writes, with its 'train' and 'data' records"
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -45,8 +46,11 @@ def read_config_json(run_dir: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: corrupted (not JSON: {err}; {expected})") from None
     except OSError as err:
         raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict) or not isinstance(saved.get("data"),
-                                                                                                   dict):
+    if (
+        not isinstance(saved, dict)
+        or not isinstance(saved.get("train"), dict)
+        or not isinstance(saved.get("data"), dict)
+    ):
         raise CheckpointError(f"{path}: corrupted ({expected}; found {_kind(saved)})")
     return saved
 
@@ -69,14 +73,19 @@ def _check_info(info: DataInfo) -> None:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
     if not (positive(info.in_channels) and positive(info.image_size)):
-        raise ValueError(f"data.in_channels and data.image_size must be whole numbers ≥ 1; got "
-                         f"{info.in_channels!r} and {info.image_size!r}")
+        raise ValueError(
+            f"data.in_channels and data.image_size must be whole numbers ≥ 1; got "
+            f"{info.in_channels!r} and {info.image_size!r}"
+        )
     if not info.classes or not all(isinstance(c, str) for c in info.classes):
         raise ValueError(f"data.classes must be a list of class names; got {info.classes!r}")
     for name in ("mean", "std"):
         v = getattr(info, name)
-        if not isinstance(v, tuple) or len(v) != info.in_channels or not all(
-                isinstance(x, (int, float)) and math.isfinite(x) for x in v):
+        if (
+            not isinstance(v, tuple)
+            or len(v) != info.in_channels
+            or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in v)
+        ):
             raise ValueError(f"data.{name} must hold {info.in_channels} number(s); got {v!r}")
 
 
@@ -98,12 +107,14 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise CheckpointError(f"{path}:{n}: corrupted (not JSON: {err}; expected one JSON object per "
-                                  f"epoch)") from None
+            raise CheckpointError(
+                f"{path}:{n}: corrupted (not JSON: {err}; expected one JSON object per epoch)"
+            ) from None
         epoch = row.get("epoch") if isinstance(row, dict) else None
         if not isinstance(epoch, int) or isinstance(epoch, bool):
-            raise CheckpointError(f"{path}:{n}: corrupted (expected a JSON object with an integer 'epoch'; "
-                                  f"found {_kind(row)})")
+            raise CheckpointError(
+                f"{path}:{n}: corrupted (expected a JSON object with an integer 'epoch'; found {_kind(row)})"
+            )
         rows.append(row)
     return rows
 
@@ -115,22 +126,28 @@ def resolve_resume(path: str | Path) -> tuple[Path, Path | None]:
     """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"--resume {path}: no such folder (expected a run folder or one of its "
-                              f"{CHECKPOINT_DIR}/epoch-NNNN folders)")
+        raise CheckpointError(
+            f"--resume {path}: no such folder (expected a run folder or one of its {CHECKPOINT_DIR}/epoch-NNNN folders)"
+        )
     if not path.is_dir():
-        raise CheckpointError(f"--resume {path}: a file; expected a run folder or one of its "
-                              f"{CHECKPOINT_DIR}/epoch-NNNN folders")
+        raise CheckpointError(
+            f"--resume {path}: a file; expected a run folder or one of its {CHECKPOINT_DIR}/epoch-NNNN folders"
+        )
     if (path / META_FILE).is_file() or path.parent.name == CHECKPOINT_DIR:
         if path.parent.name != CHECKPOINT_DIR:
-            raise CheckpointError(f"--resume {path}: a checkpoint outside a run folder (expected it in "
-                                  f"RUN/{CHECKPOINT_DIR}/); cnnatlas continues a run only where it was read from")
+            raise CheckpointError(
+                f"--resume {path}: a checkpoint outside a run folder (expected it in "
+                f"RUN/{CHECKPOINT_DIR}/); cnnatlas continues a run only where it was read from"
+            )
         return path.parent.parent, path
     if is_run_folder(path):
         return path, None
     if (path / LOCK_FILE).is_file():  # a run just started, before its config.json: say who holds it
         RunLock(path).acquire().release()
-    raise CheckpointError(f"--resume {path}: not a run folder (no {CONFIG_FILE} or {CHECKPOINT_DIR}/) nor a "
-                          f"checkpoint folder (no {META_FILE})")
+    raise CheckpointError(
+        f"--resume {path}: not a run folder (no {CONFIG_FILE} or {CHECKPOINT_DIR}/) nor a "
+        f"checkpoint folder (no {META_FILE})"
+    )
 
 
 def _kind(value: object) -> str:

@@ -49,15 +49,25 @@ class RunLock:
             _try_lock(f)
         except BlockingIOError:
             f.close()
-            raise RunLockedError(f"{self.path.parent} is in use by {read_holder(self.path)} (training or resuming "
-                                 f"it); wait for it to finish, or choose another --out") from None
+            raise RunLockedError(
+                f"{self.path.parent} is in use by {read_holder(self.path)} (training or resuming "
+                f"it); wait for it to finish, or choose another --out"
+            ) from None
         except OSError as err:
             f.close()
             raise RunLockedError(f"{self.path}: cannot lock the run folder ({err.strerror or err})") from None
         f.seek(0)
         f.truncate()
-        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode() + b"\n")
+        f.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            ).encode()
+            + b"\n"
+        )
         f.flush()
         self._file = f
         return self

@@ -41,16 +41,26 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset
-from ..version import __version__
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry
+from ..version import __version__
 from ..zoo import create_model
-from .checkpoint import (FINAL_WEIGHTS, CheckpointError, Checkpoint, clean_partial_checkpoints, fit_weights, load_checkpoint,
-                         load_latest_checkpoint, save_checkpoint, save_final_weights, write_json_atomic)
+from .checkpoint import (
+    FINAL_WEIGHTS,
+    Checkpoint,
+    CheckpointError,
+    clean_partial_checkpoints,
+    fit_weights,
+    load_checkpoint,
+    load_latest_checkpoint,
+    save_checkpoint,
+    save_final_weights,
+    write_json_atomic,
+)
 from .config import TrainConfig
+from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object, init_distributed, shutdown_distributed
 from .folder import CONFIG_FILE, HISTORY_FILE, is_run_folder, read_config_json, read_history, resolve_resume
 from .lock import LOCK_FILE, RunLock, RunLockedError
-from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object, init_distributed, shutdown_distributed
 
 LOG_EVERY = 10  # steps between progress updates (and finite-loss checks)
 RUNS_DIR = Path("runs")
@@ -75,8 +85,17 @@ class MemoryEstimateError(CnnAtlasError, MemoryError):
 # What a resumed run must keep: they fix the architecture, the data and its geometry, the optimiser's
 # state and the data order. Everything else (epochs, lr and its schedule, regularisation, logging,
 # device) may change; each change is recorded in config.json's "resumes" list.
-FIXED_ON_RESUME = ("model", "data", "image_size", "augment", "model_kwargs", "inflate", "optimizer", "batch_size",
-                   "seed")
+FIXED_ON_RESUME = (
+    "model",
+    "data",
+    "image_size",
+    "augment",
+    "model_kwargs",
+    "inflate",
+    "optimizer",
+    "batch_size",
+    "seed",
+)
 
 
 @dataclass(frozen=True)
@@ -116,8 +135,11 @@ def mean_iou(confusion: torch.Tensor) -> float:
 
 def segmentation_metrics(result: EvalResult, classes: tuple[str, ...]) -> dict[str, Any]:
     """What a segmentation run reports beside test_acc (the pixel accuracy): mean and per-class IoU."""
-    return {"test_pixel_acc": result.acc, "test_miou": result.miou,
-            "test_iou": {name: (None if math.isnan(v) else v) for name, v in zip(classes, result.iou)}}
+    return {
+        "test_pixel_acc": result.acc,
+        "test_miou": result.miou,
+        "test_iou": {name: (None if math.isnan(v) else v) for name, v in zip(classes, result.iou)},
+    }
 
 
 # -- the pieces -----------------------------------------------------------------------------------
@@ -128,8 +150,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidArgumentError(f"--device {name}: no CUDA GPU is visible to PyTorch "
-                                   f"(torch.cuda.is_available() is False); use --device cpu or auto")
+        raise InvalidArgumentError(
+            f"--device {name}: no CUDA GPU is visible to PyTorch "
+            f"(torch.cuda.is_available() is False); use --device cpu or auto"
+        )
     return torch.device(name)
 
 
@@ -150,15 +174,18 @@ def choose_image_size(config: TrainConfig) -> int:
 
 def build_model(config: TrainConfig, info: DataInfo) -> nn.Module:
     try:
-        model = create_model(config.model, num_classes=info.num_classes, in_channels=info.in_channels,
-                             **config.model_kwargs)
+        model = create_model(
+            config.model, num_classes=info.num_classes, in_channels=info.in_channels, **config.model_kwargs
+        )
     except (TypeError, ValueError, AssertionError) as err:
         if isinstance(err, CnnAtlasError):
             raise
         args = ", ".join(f"{k}={v!r}" for k, v in config.model_kwargs.items()) or "no model arguments"
-        raise InvalidArgumentError(f"{config.model} cannot be built with {args} for {info.num_classes} classes "
-                                   f"and {info.in_channels} channel(s): {type(err).__name__}: "
-                                   f"{str(err).splitlines()[0] if str(err) else ''}") from None
+        raise InvalidArgumentError(
+            f"{config.model} cannot be built with {args} for {info.num_classes} classes "
+            f"and {info.in_channels} channel(s): {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
     if config.inflate:
         from ..inflate import inflate
 
@@ -166,8 +193,9 @@ def build_model(config: TrainConfig, info: DataInfo) -> nn.Module:
     return model
 
 
-def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.Tensor,
-                          target: torch.Tensor | int | None = None) -> None:
+def check_model_fits_data(
+    model: nn.Module, config: TrainConfig, sample: torch.Tensor, target: torch.Tensor | int | None = None
+) -> None:
     """A clear error where a 2-D model meets 3-D clips (or the other way round), or where a
     segmentation dataset (a mask per sample) meets a model that does not give logits per pixel."""
     if isinstance(target, torch.Tensor) and target.dim() >= 1:
@@ -178,18 +206,22 @@ def check_model_fits_data(model: nn.Module, config: TrainConfig, sample: torch.T
         model.train(was)
         if tuple(out.shape[2:]) != tuple(target.shape):
             mask = "×".join(map(str, target.shape))
-            raise InvalidArgumentError(f"{config.data} is a segmentation dataset (a {mask} mask per image); "
-                                       f"{config.model} gives outputs of shape {tuple(out.shape[1:])}, "
-                                       f"expected (classes, "
-                                       f"{', '.join(map(str, target.shape))}) — use a dense model such as deeplabv3")
+            raise InvalidArgumentError(
+                f"{config.data} is a segmentation dataset (a {mask} mask per image); "
+                f"{config.model} gives outputs of shape {tuple(out.shape[1:])}, "
+                f"expected (classes, "
+                f"{', '.join(map(str, target.shape))}) — use a dense model such as deeplabv3"
+            )
         return
     dims = getattr(model, "dims", None)
     if dims is None or sample.dim() - 1 == dims:
         return
     shape = "×".join(map(str, sample.shape))
-    hint = ("; pass --inflate (inflate=True) to train its 3-D inflation" if dims == 2 and sample.dim() == 4 else "")
-    raise InvalidArgumentError(f"{config.model} takes {dims}-D inputs but {config.data} holds samples of "
-                               f"{sample.dim() - 1} dimensions after the channels ({shape}){hint}")
+    hint = "; pass --inflate (inflate=True) to train its 3-D inflation" if dims == 2 and sample.dim() == 4 else ""
+    raise InvalidArgumentError(
+        f"{config.model} takes {dims}-D inputs but {config.data} holds samples of "
+        f"{sample.dim() - 1} dimensions after the channels ({shape}){hint}"
+    )
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -216,8 +248,9 @@ def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device,
-             ctx: DistContext = DistContext()) -> EvalResult:
+def evaluate(
+    model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, ctx: DistContext = DistContext()
+) -> EvalResult:
     """Loss, top-1, top-5 and confusion matrix over a (possibly sharded) test set; for segmentation
     (labels of shape (N, H, W), logits (N, classes, H, W)) every pixel counts as one prediction.
 
@@ -258,8 +291,12 @@ def rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss,
-                  "cached_gaussian": cached},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached_gaussian": cached,
+        },
     }
 
 
@@ -269,7 +306,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     random.setstate(state["python"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -300,7 +339,8 @@ def resolve_run_dir(config: TrainConfig, resume: bool | str = False) -> Path:
 
 def _holds_run(path: Path) -> bool:
     return any((path / name).exists() for name in ("checkpoints", "metrics.json", "model.safetensors")) or bool(
-        (path / HISTORY_FILE).is_file() and (path / HISTORY_FILE).stat().st_size)
+        (path / HISTORY_FILE).is_file() and (path / HISTORY_FILE).stat().st_size
+    )
 
 
 def _make_dir(path: Path) -> bool:
@@ -325,9 +365,11 @@ def claim_run_dir(config: TrainConfig, resume: bool | str | Path = False) -> tup
     if resume is not False and resume is not True:  # a run folder or one of its checkpoint folders
         run_dir, checkpoint = resolve_resume(resume)
         if config.out and Path(config.out).resolve() != run_dir.resolve():
-            raise ResumeError(f"--resume {resume} belongs to the run {run_dir}, not --out {config.out}; a resumed "
-                              f"run is continued where it was read (drop --out, or resume a checkpoint of "
-                              f"{config.out})")
+            raise ResumeError(
+                f"--resume {resume} belongs to the run {run_dir}, not --out {config.out}; a resumed "
+                f"run is continued where it was read (drop --out, or resume a checkpoint of "
+                f"{config.out})"
+            )
         created = False
     elif resume:
         run_dir = resolve_run_dir(config, resume=True)
@@ -366,8 +408,10 @@ def claim_run_dir(config: TrainConfig, resume: bool | str | Path = False) -> tup
             try:
                 read_config_json(run_dir)
             except CheckpointError:
-                raise RunExistsError(f"{run_dir / CONFIG_FILE}: not a cnnatlas run's config (it would be "
-                                     f"overwritten); choose another --out") from None
+                raise RunExistsError(
+                    f"{run_dir / CONFIG_FILE}: not a cnnatlas run's config (it would be "
+                    f"overwritten); choose another --out"
+                ) from None
     except BaseException:
         _release(lock, run_dir, created)
         raise
@@ -384,16 +428,21 @@ def _release(lock: RunLock, run_dir: Path, created: bool) -> None:
 def check_resume(config: TrainConfig, saved: dict[str, Any] | None, ckpt: Checkpoint) -> dict[str, list[Any]]:
     """Refuse a resume that changes what the run is; return what it changes ({field: [old, new]})."""
     if config.epochs < ckpt.epoch:
-        raise ResumeError(f"--epochs {config.epochs}: {ckpt.path} is already after epoch {ckpt.epoch}; expected "
-                          f"--epochs ≥ {ckpt.epoch} (a resumed run goes on from where it stopped)")
+        raise ResumeError(
+            f"--epochs {config.epochs}: {ckpt.path} is already after epoch {ckpt.epoch}; expected "
+            f"--epochs ≥ {ckpt.epoch} (a resumed run goes on from where it stopped)"
+        )
     meta_model = ckpt.meta.get("model")
     if meta_model is not None and meta_model != config.model:
         raise ResumeError(f"{ckpt.path} holds {meta_model} weights, not {config.model}'s")
     if saved is None:
         return {}
     old = TrainConfig.from_json(saved["train"])
-    changed = {f.name: [getattr(old, f.name), getattr(config, f.name)] for f in fields(TrainConfig)
-               if f.name != "out" and getattr(old, f.name) != getattr(config, f.name)}
+    changed = {
+        f.name: [getattr(old, f.name), getattr(config, f.name)]
+        for f in fields(TrainConfig)
+        if f.name != "out" and getattr(old, f.name) != getattr(config, f.name)
+    }
     size = choose_image_size(config)
     saved_size = saved["data"].get("image_size")
     fixed = [name for name in FIXED_ON_RESUME if name in changed and name != "image_size"]
@@ -402,9 +451,11 @@ def check_resume(config: TrainConfig, saved: dict[str, Any] | None, ckpt: Checkp
         changed["image_size"] = [saved_size, size]
     if fixed:
         what = ", ".join(f"{name} {changed[name][0]!r} → {changed[name][1]!r}" for name in fixed)
-        raise ResumeError(f"--resume cannot change {what}: they fix the architecture, the data, the optimiser's "
-                          f"state or the data order of the run (expected them as trained; start a new run with "
-                          f"another --out instead)")
+        raise ResumeError(
+            f"--resume cannot change {what}: they fix the architecture, the data, the optimiser's "
+            f"state or the data order of the run (expected them as trained; start a new run with "
+            f"another --out instead)"
+        )
     return changed
 
 
@@ -429,14 +480,18 @@ def check_memory(config: TrainConfig, image_size: int, per_rank_batch: int, devi
     held = images * channels * image_size * image_size * 4  # float32 while they are fitted to size
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     gpu = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
-    checks = [("the GPU's", step or 0, gpu), ("the machine's", held, ram)] if gpu else [
-        ("the machine's", (step or 0) + held, ram)]
+    checks = (
+        [("the GPU's", step or 0, gpu), ("the machine's", held, ram)]
+        if gpu
+        else [("the machine's", (step or 0) + held, ram)]
+    )
     for where, need, have in checks:
         if have and need > have:
             raise MemoryEstimateError(
                 f"{config.model} at {image_size}×{image_size}, batch {per_rank_batch}: about {_gib(need)} needed "
                 f"(training step {_gib(step or 0)}, images {_gib(held)}), more than {where} {_gib(have)} of memory; "
-                f"expected a smaller --image-size or --batch-size")
+                f"expected a smaller --image-size or --batch-size"
+            )
 
 
 def _gib(n: float) -> str:
@@ -457,8 +512,13 @@ def _progress(console: Console) -> Progress:
 # -- the loop -------------------------------------------------------------------------------------
 
 
-def train(config: TrainConfig, resume: bool | str = False, data: DataSplits | None = None,
-          model: nn.Module | None = None, console: Console | None = None) -> dict[str, Any]:
+def train(
+    config: TrainConfig,
+    resume: bool | str = False,
+    data: DataSplits | None = None,
+    model: nn.Module | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
     """Train `config.model` on `config.data` and return the final metrics (also in RUN/metrics.json).
 
     resume: False; True to continue the run in `config.out` (or the newest runs/MODEL-DATA) from its
@@ -485,12 +545,21 @@ def train(config: TrainConfig, resume: bool | str = False, data: DataSplits | No
             shutdown_distributed()
 
 
-def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, model: nn.Module | None,
-           console: Console | None, device: torch.device, ctx: DistContext) -> dict[str, Any]:
+def _train(
+    config: TrainConfig,
+    resume: bool | str,
+    data: DataSplits | None,
+    model: nn.Module | None,
+    console: Console | None,
+    device: torch.device,
+    ctx: DistContext,
+) -> dict[str, Any]:
     main = ctx.is_main
     if config.batch_size % ctx.world_size:
-        raise InvalidArgumentError(f"batch size {config.batch_size} does not split evenly over "
-                                   f"{ctx.world_size} processes (it is the global batch)")
+        raise InvalidArgumentError(
+            f"batch size {config.batch_size} does not split evenly over "
+            f"{ctx.world_size} processes (it is the global batch)"
+        )
     # rank 0 claims (and locks) the folder and checks a resume; a refusal is raised on every rank
     claim: dict[str, Any] = {}
     lock, created, ckpt = None, False, None
@@ -510,8 +579,9 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
             claim = {"problem": (type(err).__name__, str(err))}
     claim = broadcast_object(claim, ctx)
     if "problem" in claim:
-        kinds = {c.__name__: c for c in (RunExistsError, ResumeError, CheckpointError, RunLockedError,
-                                         InvalidArgumentError)}
+        kinds = {
+            c.__name__: c for c in (RunExistsError, ResumeError, CheckpointError, RunLockedError, InvalidArgumentError)
+        }
         raise kinds.get(claim["problem"][0], RunExistsError)(claim["problem"][1])
     try:
         return _train_in(config, resume, data, model, console, device, ctx, claim, ckpt)
@@ -520,9 +590,17 @@ def _train(config: TrainConfig, resume: bool | str, data: DataSplits | None, mod
             _release(lock, claim["run_dir"], created)
 
 
-def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, model: nn.Module | None,
-              console: Console | None, device: torch.device, ctx: DistContext, claim: dict[str, Any],
-              ckpt: Checkpoint | None) -> dict[str, Any]:
+def _train_in(
+    config: TrainConfig,
+    resume: bool | str,
+    data: DataSplits | None,
+    model: nn.Module | None,
+    console: Console | None,
+    device: torch.device,
+    ctx: DistContext,
+    claim: dict[str, Any],
+    ckpt: Checkpoint | None,
+) -> dict[str, Any]:
     main = ctx.is_main
     show = main and not config.quiet
     console = console or Console()
@@ -544,14 +622,21 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
         for key in ("classes", "in_channels", "image_size"):
             now = list(info.classes) if key == "classes" else getattr(info, key)
             if before.get(key) != now:
-                raise ResumeError(f"{config.data} now gives {key} {now!r}; the run {run_dir} was trained with "
-                                  f"{before.get(key)!r} (expected the same data to resume it)")
-    sampler = DistributedSampler(data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-                                 seed=config.seed)
+                raise ResumeError(
+                    f"{config.data} now gives {key} {now!r}; the run {run_dir} was trained with "
+                    f"{before.get(key)!r} (expected the same data to resume it)"
+                )
+    sampler = DistributedSampler(data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
     workers = config.workers if config.workers is not None else (4 if on_gpu else 0)
     shard = math.ceil(len(data.train) / ctx.world_size)
-    train_loader = DataLoader(data.train, batch_size=per_rank_batch, sampler=sampler, num_workers=workers,
-                              pin_memory=on_gpu, drop_last=shard > per_rank_batch)
+    train_loader = DataLoader(
+        data.train,
+        batch_size=per_rank_batch,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=on_gpu,
+        drop_last=shard > per_rank_batch,
+    )
     test_shard = Subset(data.test, range(ctx.rank, len(data.test), ctx.world_size))
     test_loader = DataLoader(test_shard, batch_size=2 * per_rank_batch, num_workers=workers, pin_memory=on_gpu)
     steps_per_epoch = len(train_loader)
@@ -571,51 +656,80 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
     if resume:
         if ckpt is None:  # the other ranks load what rank 0 checked
             ckpt = load_checkpoint(claim["ckpt"])
-        fit_weights(model, ckpt.weights, ckpt.path, f"{config.model} ({info.num_classes} classes, "
-                                                    f"{info.in_channels} channel(s))")
+        fit_weights(
+            model,
+            ckpt.weights,
+            ckpt.path,
+            f"{config.model} ({info.num_classes} classes, {info.in_channels} channel(s))",
+        )
         try:
             optimizer.load_state_dict(ckpt.state["optimizer"])
             scaler.load_state_dict(ckpt.state["scaler"])
             set_rng_state(ckpt.state["rng"])
             start_epoch, step = ckpt.epoch + 1, int(ckpt.meta["step"])
         except (KeyError, ValueError, TypeError, RuntimeError) as err:
-            raise CheckpointError(f"{ckpt.path}: its optimiser or RNG state does not fit this run (expected the "
-                                  f"state of a {config.optimizer} run; {type(err).__name__}: "
-                                  f"{str(err).splitlines()[0] if str(err) else ''})") from None
+            raise CheckpointError(
+                f"{ckpt.path}: its optimiser or RNG state does not fit this run (expected the "
+                f"state of a {config.optimizer} run; {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''})"
+            ) from None
     if main:
         clean_partial_checkpoints(run_dir)
-        record = {"train": {**config.to_json(), "out": str(run_dir)}, "data": info.to_json(),
-                  "data_origin": data_origin(config.data, data),
-                  "world_size": ctx.world_size, "cnnatlas": __version__}
+        record = {
+            "train": {**config.to_json(), "out": str(run_dir)},
+            "data": info.to_json(),
+            "data_origin": data_origin(config.data, data),
+            "world_size": ctx.world_size,
+            "cnnatlas": __version__,
+        }
         discarded = _keep_history(run_dir / HISTORY_FILE, start_epoch - 1)
         set_aside = _set_aside_later_timeline(run_dir, start_epoch - 1) if resume else []
         if saved is not None:
             record["resumes"] = saved.get("resumes", []) if isinstance(saved.get("resumes"), list) else []
-            record["resumes"].append({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                      "checkpoint": str(ckpt.path), "after_epoch": start_epoch - 1,
-                                      "changed": claim.get("changed", {}), "world_size": ctx.world_size,
-                                      "cnnatlas": __version__, "discarded_epochs": discarded,
-                                      "set_aside": set_aside})
+            record["resumes"].append(
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "checkpoint": str(ckpt.path),
+                    "after_epoch": start_epoch - 1,
+                    "changed": claim.get("changed", {}),
+                    "world_size": ctx.world_size,
+                    "cnnatlas": __version__,
+                    "discarded_epochs": discarded,
+                    "set_aside": set_aside,
+                }
+            )
             for key in ("world_size", "cnnatlas"):  # what the run was started with stays on record
                 record[key] = saved.get(key, record[key])
         write_json_atomic(run_dir / CONFIG_FILE, record)
     net = DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None) if ctx.enabled else model
 
     if show:
-        console.print(f"[bold]{config.model}[/] on {data.source}; {info.in_channels}×{info.image_size}×"
-                      f"{info.image_size}, augment {','.join(info.augment) or 'none'}")
-        console.print(f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
-                      f"{config.schedule}, {device.type} × {ctx.world_size} process(es)"
-                      + (f", amp {str(amp_dtype)[6:]}" if on_gpu else "") + (", channels_last" if channels_last else "")
-                      + f" → {run_dir}"
-                      + (f" (resumed after epoch {start_epoch - 1})" if resume else ""))
+        console.print(
+            f"[bold]{config.model}[/] on {data.source}; {info.in_channels}×{info.image_size}×"
+            f"{info.image_size}, augment {','.join(info.augment) or 'none'}"
+        )
+        console.print(
+            f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
+            f"{config.schedule}, {device.type} × {ctx.world_size} process(es)"
+            + (f", amp {str(amp_dtype)[6:]}" if on_gpu else "")
+            + (", channels_last" if channels_last else "")
+            + f" → {run_dir}"
+            + (f" (resumed after epoch {start_epoch - 1})" if resume else "")
+        )
 
     progress = _progress(console) if show else None
     task = None
     if progress:
         progress.start()
-        task = progress.add_task("train", total=config.epochs * steps_per_epoch, completed=step,
-                                 epoch=f"{start_epoch}/{config.epochs}", loss=0.0, acc=0.0, ips=0.0)
+        task = progress.add_task(
+            "train",
+            total=config.epochs * steps_per_epoch,
+            completed=step,
+            epoch=f"{start_epoch}/{config.epochs}",
+            loss=0.0,
+            acc=0.0,
+            ips=0.0,
+        )
     last: dict[str, Any] = {}
     try:
         for epoch in range(start_epoch, config.epochs + 1):
@@ -657,41 +771,68 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
                     mean_loss = loss_sum.item() / seen
                     _check_finite(mean_loss, epoch, i, run_dir, ctx, device)
                     if progress:
-                        progress.update(task, completed=step, epoch=f"{epoch}/{config.epochs}", loss=mean_loss,
-                                        acc=correct.item() / (seen * pixels),
-                                        ips=seen * ctx.world_size / (time.perf_counter() - start))
+                        progress.update(
+                            task,
+                            completed=step,
+                            epoch=f"{epoch}/{config.epochs}",
+                            loss=mean_loss,
+                            acc=correct.item() / (seen * pixels),
+                            ips=seen * ctx.world_size / (time.perf_counter() - start),
+                        )
             train_seconds = time.perf_counter() - start
 
             # -- end of epoch: totals over processes, test set, metrics, checkpoint --
-            totals = all_reduce_sum(torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), device=device,
-                                                 dtype=torch.float64)]), ctx).tolist()
+            totals = all_reduce_sum(
+                torch.stack(
+                    [loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)]
+                ),
+                ctx,
+            ).tolist()
             train_loss, train_acc = totals[0] / totals[2], totals[1] / (totals[2] * pixels)
             _check_finite(train_loss, epoch, steps_per_epoch, run_dir, ctx, device)
             weights_ok = bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
             _check_finite(0.0 if weights_ok else float("nan"), epoch, steps_per_epoch, run_dir, ctx, device, "a weight")
             result = evaluate(net, test_loader, info.num_classes, device, ctx)
-            last = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
-                    "train_acc": train_acc, "test_loss": result.loss, "test_acc": result.acc, "test_top5": result.top5,
-                    "train_seconds": train_seconds, "seconds": time.perf_counter() - start,
-                    "images_per_s": totals[2] / train_seconds}
+            last = {
+                "epoch": epoch,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": result.loss,
+                "test_acc": result.acc,
+                "test_top5": result.top5,
+                "train_seconds": train_seconds,
+                "seconds": time.perf_counter() - start,
+                "images_per_s": totals[2] / train_seconds,
+            }
             if info.task == "segmentation":
                 last.update(segmentation_metrics(result, info.classes))
             if main:
                 with open(run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
                     f.write(json.dumps(last) + "\n")
-                save_checkpoint(run_dir, epoch, model.state_dict(),
-                                {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state()},
-                                {"step": step, "model": config.model, "data": info.name,
-                                 "metrics": {k: last[k] for k in ("train_loss", "test_acc", "test_top5",
-                                                                  "test_miou") if k in last}},
-                                keep=config.keep_checkpoints)
+                save_checkpoint(
+                    run_dir,
+                    epoch,
+                    model.state_dict(),
+                    {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state()},
+                    {
+                        "step": step,
+                        "model": config.model,
+                        "data": info.name,
+                        "metrics": {
+                            k: last[k] for k in ("train_loss", "test_acc", "test_top5", "test_miou") if k in last
+                        },
+                    },
+                    keep=config.keep_checkpoints,
+                )
             if progress:
                 progress.console.print(
                     f"epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  train {train_acc:6.1%}  "
                     f"test {result.acc:6.1%}  "
                     + (f"mIoU {result.miou:6.1%}  " if info.task == "segmentation" else f"top-5 {result.top5:6.1%}  ")
                     + f"{last['images_per_s']:>6,.0f} img/s  "
-                    f"{last['seconds']:.1f} s")
+                    f"{last['seconds']:.1f} s"
+                )
             barrier(ctx)
     finally:
         if progress:
@@ -701,47 +842,71 @@ def _train_in(config: TrainConfig, resume: bool | str, data: DataSplits | None, 
     history = read_history(run_dir / HISTORY_FILE) if main else []
     if not last:  # resumed a finished run: evaluate what is there
         result = evaluate(net, test_loader, info.num_classes, device, ctx)
-        last = {"train_loss": history[-1].get("train_loss", float("nan")) if history else float("nan"),
-                "test_acc": result.acc, "test_top5": result.top5}
+        last = {
+            "train_loss": history[-1].get("train_loss", float("nan")) if history else float("nan"),
+            "test_acc": result.acc,
+            "test_top5": result.top5,
+        }
         if info.task == "segmentation":
             last.update(segmentation_metrics(result, info.classes))
     train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
     images = sum(h.get("images_per_s", 0.0) * h.get("train_seconds", 0.0) for h in history)
-    metrics = {"model": config.model, "data": info.name, "test_acc": last["test_acc"], "test_top5": last["test_top5"],
-               "train_loss": last["train_loss"], "epochs": config.epochs,
-               "seconds": sum(h.get("seconds", 0.0) for h in history),
-               "images_per_s": images / train_seconds if train_seconds else 0.0,
-               "world_size": ctx.world_size, "device": device.type, "run_dir": str(run_dir)}
+    metrics = {
+        "model": config.model,
+        "data": info.name,
+        "test_acc": last["test_acc"],
+        "test_top5": last["test_top5"],
+        "train_loss": last["train_loss"],
+        "epochs": config.epochs,
+        "seconds": sum(h.get("seconds", 0.0) for h in history),
+        "images_per_s": images / train_seconds if train_seconds else 0.0,
+        "world_size": ctx.world_size,
+        "device": device.type,
+        "run_dir": str(run_dir),
+    }
     if info.task == "segmentation":
-        metrics = {**metrics, "task": "segmentation",
-                   **{k: last[k] for k in ("test_pixel_acc", "test_miou", "test_iou")}}
+        metrics = {
+            **metrics,
+            "task": "segmentation",
+            **{k: last[k] for k in ("test_pixel_acc", "test_miou", "test_iou")},
+        }
     if main:
         save_final_weights(run_dir, model.state_dict())
         write_json_atomic(run_dir / "metrics.json", metrics)
         if show:
             if info.task == "segmentation":
-                console.print(f"[bold green]test mean IoU {metrics['test_miou']:.2%}[/] (pixel accuracy "
-                              f"{metrics['test_acc']:.2%})")
-            console.print(f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%}) "
-                          f"after {config.epochs} epochs, {metrics['seconds']:.1f} s, "
-                          f"{metrics['images_per_s']:,.0f} img/s → {run_dir}")
+                console.print(
+                    f"[bold green]test mean IoU {metrics['test_miou']:.2%}[/] (pixel accuracy "
+                    f"{metrics['test_acc']:.2%})"
+                )
+            console.print(
+                f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%}) "
+                f"after {config.epochs} epochs, {metrics['seconds']:.1f} s, "
+                f"{metrics['images_per_s']:,.0f} img/s → {run_dir}"
+            )
     barrier(ctx)
     return metrics
 
 
-def _check_finite(value: float, epoch: int, batch: int, run_dir: Path, ctx: DistContext,
-                  device: torch.device, what: str = "the loss") -> None:
+def _check_finite(
+    value: float, epoch: int, batch: int, run_dir: Path, ctx: DistContext, device: torch.device, what: str = "the loss"
+) -> None:
     """Stop every process if any process saw a NaN or infinite loss; nothing is saved."""
     bad = all_reduce_sum(torch.tensor([0.0 if math.isfinite(value) else 1.0], device=device), ctx)
     if bad.item():
         from .checkpoint import list_checkpoints
 
         kept = list_checkpoints(run_dir)
-        where = (f"the last good checkpoint is {kept[-1]}; resume from it with a lower --lr or with --grad-clip"
-                 if kept else "no checkpoint was written before it")
-        raise TrainingDivergedError(f"{what} became {value if not math.isfinite(value) else 'NaN'} in epoch "
-                                    f"{epoch} (batch {batch}); training stopped, the damaged weights were not "
-                                    f"saved; {where}")
+        where = (
+            f"the last good checkpoint is {kept[-1]}; resume from it with a lower --lr or with --grad-clip"
+            if kept
+            else "no checkpoint was written before it"
+        )
+        raise TrainingDivergedError(
+            f"{what} became {value if not math.isfinite(value) else 'NaN'} in epoch "
+            f"{epoch} (batch {batch}); training stopped, the damaged weights were not "
+            f"saved; {where}"
+        )
 
 
 def _set_aside_later_timeline(run_dir: Path, after_epoch: int) -> list[str]:

@@ -16,8 +16,14 @@ from torch import nn
 
 from ..data import DataInfo, data_spec_for_eval
 from ..errors import CnnAtlasError
-from .checkpoint import (FINAL_WEIGHTS, CheckpointError, fit_weights, load_checkpoint, load_final_weights,
-                         load_latest_checkpoint)
+from .checkpoint import (
+    FINAL_WEIGHTS,
+    CheckpointError,
+    fit_weights,
+    load_checkpoint,
+    load_final_weights,
+    load_latest_checkpoint,
+)
 from .config import TrainConfig
 from .folder import read_run_config
 from .loop import build_model
@@ -64,6 +70,10 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Train
         model = build_model(config, info)
     except CnnAtlasError as err:
         raise CheckpointError(f"{run_dir / 'config.json'}: its model cannot be built ({err})") from None
-    fit_weights(model, weights, source, f"{config.model} ({info.num_classes} classes, {info.in_channels} "
-                                        f"channel{'s' if info.in_channels > 1 else ''})")
+    fit_weights(
+        model,
+        weights,
+        source,
+        f"{config.model} ({info.num_classes} classes, {info.in_channels} channel{'s' if info.in_channels > 1 else ''})",
+    )
     return TrainedRun(run_dir, config, info, model.eval(), source, saved.get("data_origin"))

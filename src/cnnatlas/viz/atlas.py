@@ -26,13 +26,13 @@ from typing import Any
 
 import torch
 
-from ..version import __version__
 from ..analysis import Report, analyze, effective_receptive_field
 from ..claims import run_claims
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry, list_models
-from . import atlas_static
 from ..units import axes_text, fmt_count
+from ..version import __version__
+from . import atlas_static
 from .common import capped_input, is_run_dir, resolve_model
 
 Log = Callable[[str], None]
@@ -110,8 +110,9 @@ class _Cache:
             self.keys = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             self.keys = {}
-        self.base = json.dumps({"code": _code_hash(), "torch": torch.__version__, "cnnatlas": __version__,
-                                **settings}, sort_keys=True)
+        self.base = json.dumps(
+            {"code": _code_hash(), "torch": torch.__version__, "cnnatlas": __version__, **settings}, sort_keys=True
+        )
 
     def key(self, page: ModelPage) -> str:
         text = self.base + repr(page.module) + repr(page.input_size)
@@ -119,8 +120,11 @@ class _Cache:
 
     def fresh(self, page: ModelPage, out: Path) -> bool:
         entry = self.keys.get(page.name)
-        return bool(entry) and entry.get("key") == self.key(page) and all(
-            (out / p).is_file() for p in entry.get("assets", {}).values())
+        return (
+            bool(entry)
+            and entry.get("key") == self.key(page)
+            and all((out / p).is_file() for p in entry.get("assets", {}).values())
+        )
 
     def restore(self, page: ModelPage) -> None:
         entry = self.keys[page.name]
@@ -174,10 +178,12 @@ def _draw_model(page: ModelPage, out: Path, erf_cap: int, erf_samples: int, erf:
         measured = effective_receptive_field(real, size, samples=samples)
         plot_erf(real, erf=measured, label=page.name, out=out / folder / "erf.png")
         page.assets["erf"] = str(folder / "erf.png")
-        page.notes["erf"] = (f"measured at initialisation on {samples} Gaussian input(s) of "
-                             f"{'×'.join(map(str, size[1:]))}: {measured.fraction:.0%} of the gradient within "
-                             f"{'×'.join(map(str, measured.size))} pixels of unit {tuple(measured.unit)} of "
-                             f"{measured.layer or 'the output'}")
+        page.notes["erf"] = (
+            f"measured at initialisation on {samples} Gaussian input(s) of "
+            f"{'×'.join(map(str, size[1:]))}: {measured.fraction:.0%} of the gradient within "
+            f"{'×'.join(map(str, measured.size))} pixels of unit {tuple(measured.unit)} of "
+            f"{measured.layer or 'the output'}"
+        )
     except (CnnAtlasError, RuntimeError, ValueError, TypeError) as err:
         page.notes["erf"] = f"not measured: {err}"
 
@@ -196,30 +202,42 @@ def collect_claims(spec: str | Path | None, log: Log, quick: bool = False) -> tu
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
-            raise InvalidArgumentError(f"--claims: cannot read {spec} as the JSON of `cnnatlas verify --json` "
-                                       f"({err})") from None
+            raise InvalidArgumentError(
+                f"--claims: cannot read {spec} as the JSON of `cnnatlas verify --json` ({err})"
+            ) from None
         return _claim_rows(data, str(spec)), f"Results read from {path.name} (the output of cnnatlas verify --json)."
     start = time.perf_counter()
     how = "slow claims left out by --quick-claims" if quick else "all claims"
     results = run_claims(quick=quick, on_done=lambda r: log(f"claim {r.id}: {r.status} ({r.seconds:.1f} s)"))
-    return (_claim_rows([r.as_dict() for r in results], "cnnatlas.claims"),
-            f"Measured by cnnatlas.claims while this atlas was built ({how}, "
-            f"{time.perf_counter() - start:.0f} s); `cnnatlas verify` runs the same experiments.")
+    return (
+        _claim_rows([r.as_dict() for r in results], "cnnatlas.claims"),
+        f"Measured by cnnatlas.claims while this atlas was built ({how}, "
+        f"{time.perf_counter() - start:.0f} s); `cnnatlas verify` runs the same experiments.",
+    )
 
 
 def _claim_rows(data: Any, where: str) -> list[dict]:
     if isinstance(data, dict) and isinstance(data.get("claims"), list):
         data = data["claims"]
     if not isinstance(data, list) or not all(isinstance(d, dict) and "id" in d for d in data):
-        raise InvalidArgumentError(f"{where}: expected a list of claim objects with keys id, claim, measured, "
-                                   "expected, passed")
+        raise InvalidArgumentError(
+            f"{where}: expected a list of claim objects with keys id, claim, measured, expected, passed"
+        )
     rows = []
     for d in data:
         status = d.get("status") or ("passed" if d.get("passed") else "failed")
-        rows.append({"id": str(d["id"]), "claim": str(d.get("claim", "")), "measured": str(d.get("measured", "")),
-                     "expected": str(d.get("expected", "")), "status": status,
-                     "conditions": str(d.get("conditions") or ""), "reason": str(d.get("reason") or ""),
-                     "seconds": d.get("seconds")})
+        rows.append(
+            {
+                "id": str(d["id"]),
+                "claim": str(d.get("claim", "")),
+                "measured": str(d.get("measured", "")),
+                "expected": str(d.get("expected", "")),
+                "status": status,
+                "conditions": str(d.get("conditions") or ""),
+                "reason": str(d.get("reason") or ""),
+                "seconds": d.get("seconds"),
+            }
+        )
     return rows
 
 
@@ -231,8 +249,13 @@ def find_runs(root: str | Path) -> list[Path]:
     if is_run_dir(root):
         return [root]
     found = [p for p in sorted(root.iterdir()) if is_run_dir(p)]
-    found += [q for p in sorted(root.iterdir()) if p.is_dir() and not is_run_dir(p)
-              for q in sorted(p.iterdir()) if is_run_dir(q)]
+    found += [
+        q
+        for p in sorted(root.iterdir())
+        if p.is_dir() and not is_run_dir(p)
+        for q in sorted(p.iterdir())
+        if is_run_dir(q)
+    ]
     return found
 
 
@@ -257,8 +280,11 @@ def _draw_run(path: Path, slug: str, out: Path) -> RunPage:
     page = RunPage(path, slug, run_title(path), metrics)
     folder = Path("runs") / slug
     (out / folder).mkdir(parents=True, exist_ok=True)
-    for kind, draw, file in (("training", plot_training, "training.svg"), ("confusion", plot_confusion, "confusion.svg"),
-                             ("filters", plot_filters, "filters.png")):
+    for kind, draw, file in (
+        ("training", plot_training, "training.svg"),
+        ("confusion", plot_confusion, "confusion.svg"),
+        ("filters", plot_filters, "filters.png"),
+    ):
         try:
             draw(path, out=out / folder / file)
             page.assets[kind] = str(folder / file)
@@ -274,15 +300,18 @@ def _page(title: str, body: str, *, prefix: str = "", here: str = "", runs: bool
     nav = [("index.html", "Models", "models"), ("claims.html", "Claims", "claims")]
     if runs:
         nav.append(("runs.html", "Training runs", "runs"))
-    links = "".join(f'<a href="{prefix}{href}"{" class=here" if key == here else ""}>{text}</a>'
-                    for href, text, key in nav)
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{_e(title)}</title>\n'
-            f'<link rel="stylesheet" href="{prefix}assets/style.css">\n</head>\n<body>\n'
-            f'<header class="top"><a class="brand" href="{prefix}index.html">cnnatlas</a><nav>{links}</nav></header>\n'
-            f'<main>\n{body}\n<footer>Generated by cnnatlas {_e(__version__)} with torch {_e(torch.__version__)}. '
-            f'Every figure is measured by cnnatlas or quoted from the source named beside it.</footer>\n</main>\n'
-            f'<script src="{prefix}assets/atlas.js"></script>\n</body>\n</html>\n')
+    links = "".join(
+        f'<a href="{prefix}{href}"{" class=here" if key == here else ""}>{text}</a>' for href, text, key in nav
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{_e(title)}</title>\n'
+        f'<link rel="stylesheet" href="{prefix}assets/style.css">\n</head>\n<body>\n'
+        f'<header class="top"><a class="brand" href="{prefix}index.html">cnnatlas</a><nav>{links}</nav></header>\n'
+        f"<main>\n{body}\n<footer>Generated by cnnatlas {_e(__version__)} with torch {_e(torch.__version__)}. "
+        f"Every figure is measured by cnnatlas or quoted from the source named beside it.</footer>\n</main>\n"
+        f'<script src="{prefix}assets/atlas.js"></script>\n</body>\n</html>\n'
+    )
 
 
 def _figure(src: str | None, caption: str, prefix: str = "", note: str | None = None, scroll: bool = False) -> str:
@@ -319,18 +348,21 @@ def _index_html(pages: list[ModelPage], plots: dict[str, str], runs: bool, claim
         rows.append(
             "<tr>"
             f'<td data-sort="{_e(p.name)}"><a href="models/{_e(p.name)}.html">{_e(p.name)}</a></td>'
-            f"<td>{_e(p.family)}</td><td class=num data-sort=\"{p.input_size[-1] if p.input_size else ''}\">{_e(size)}</td>"
+            f'<td>{_e(p.family)}</td><td class=num data-sort="{p.input_size[-1] if p.input_size else ""}">{_e(size)}</td>'
             + (_num_cell(r.params, f"{r.params:,}") if r else _num_cell(None))
             + (_num_cell(r.macs / 1e9, _gmacs(r.macs)) if r else _num_cell(None))
             + _num_cell(p.rf_size, rf_text)
             + _num_cell(top1, None if top1 is None else f"{top1:.2f}")
-            + f'<td>{_e(pub.dataset or "—")}</td>'
+            + f"<td>{_e(pub.dataset or '—')}</td>"
             + f'<td title="{_e(pub.citation or "")}">{_e(source or "—")}</td>'
-            + "</tr>")
-    head = ("<tr><th data-type=text>model</th><th data-type=text>family</th><th class=num data-type=num>input</th>"
-            "<th class=num data-type=num>parameters</th><th class=num data-type=num>GMACs</th>"
-            "<th class=num data-type=num>receptive field</th><th class=num data-type=num>published top-1 %</th>"
-            "<th data-type=text>dataset</th><th data-type=text>source</th></tr>")
+            + "</tr>"
+        )
+    head = (
+        "<tr><th data-type=text>model</th><th data-type=text>family</th><th class=num data-type=num>input</th>"
+        "<th class=num data-type=num>parameters</th><th class=num data-type=num>GMACs</th>"
+        "<th class=num data-type=num>receptive field</th><th class=num data-type=num>published top-1 %</th>"
+        "<th data-type=text>dataset</th><th data-type=text>source</th></tr>"
+    )
     broken = [p for p in pages if p.error]
     body = [
         "<h1>The cnnatlas zoo</h1>",
@@ -340,12 +372,19 @@ def _index_html(pages: list[ModelPage], plots: dict[str, str], runs: bool, claim
         "whole input). Top-1 accuracy is as published, with the source named (hover for the citation). "
         "Click a column to sort it.</p>",
         f'<div class="summary-line"><span>{len(pages)} models</span><span>{claims_summary}</span>'
-        + (f"<span>{len(broken)} could not be traced</span>" if broken else "") + "</div>",
+        + (f"<span>{len(broken)} could not be traced</span>" if broken else "")
+        + "</div>",
         '<div class="grid2">',
-        _figure(plots.get("pareto"), "Published top-1 against the MACs the analyser measures; the dashed line is "
-                "the Pareto front", note=plots.get("pareto-note")),
-        _figure(plots.get("rf-growth"), "Receptive field against depth (log scale), from the traced graphs",
-                note=plots.get("rf-growth-note")),
+        _figure(
+            plots.get("pareto"),
+            "Published top-1 against the MACs the analyser measures; the dashed line is the Pareto front",
+            note=plots.get("pareto-note"),
+        ),
+        _figure(
+            plots.get("rf-growth"),
+            "Receptive field against depth (log scale), from the traced graphs",
+            note=plots.get("rf-growth-note"),
+        ),
         "</div>",
         "<h2>Every model</h2>",
         '<input class="filter" type="search" placeholder="filter the table…" data-table="models" aria-label="filter">',
@@ -363,8 +402,11 @@ def _field_fit_text(p: ModelPage) -> str:
     from ..analysis.field_fit import field_fit, fit_from_report
 
     try:
-        fit = field_fit(p.module, p.report.input_shapes[0], report=p.report) if p.module is not None \
+        fit = (
+            field_fit(p.module, p.report.input_shapes[0], report=p.report)
+            if p.module is not None
             else fit_from_report(p.report)
+        )
     except (CnnAtlasError, RuntimeError, ValueError, TypeError) as err:
         return _e(f"not computed: {err}")
     return _e(str(fit) + (f" ({fit.note})" if fit.note else ""))
@@ -382,18 +424,33 @@ def _model_html(p: ModelPage, runs: bool) -> str:
     facts = [
         ("family", _e(p.family)),
         ("input", _e("×".join(map(str, p.input_size[1:])) if p.input_size else "—")),
-        ("parameters", f"{r.params:,} " + (f"(published {pub.params:,}{'' if pub.params_exact else ', rounded'}) "
-                                          f"{_agreement(*_ag(pub.params_agreement(r.params)))}" if pub.params else "")),
-        ("multiply–accumulates", f"{r.macs:,} ({r.macs / 1e9:.3f} G) " + (
-            f"(published {pub.gmacs} G) {_agreement(*_ag(pub.macs_agreement(r.macs)))}" if pub.gmacs else "")),
+        (
+            "parameters",
+            f"{r.params:,} "
+            + (
+                f"(published {pub.params:,}{'' if pub.params_exact else ', rounded'}) "
+                f"{_agreement(*_ag(pub.params_agreement(r.params)))}"
+                if pub.params
+                else ""
+            ),
+        ),
+        (
+            "multiply–accumulates",
+            f"{r.macs:,} ({r.macs / 1e9:.3f} G) "
+            + (f"(published {pub.gmacs} G) {_agreement(*_ag(pub.macs_agreement(r.macs)))}" if pub.gmacs else ""),
+        ),
         ("receptive field", "—" if rf is None else _e(f"{rf} of {r.receptive_field_layer or 'the last spatial map'}")),
         ("field against input", _field_fit_text(p)),
         ("activations (inference)", _e(f"{r.activation_bytes / 2**20:.1f} MiB")),
         ("published mean IoU / pixel accuracy", _e(f"{pub.miou} / {pub.pixel_acc} % on {pub.dataset}"))
-        if pub.miou is not None else
-        ("published top-1 / top-5", _e(f"{pub.top1 if pub.top1 is not None else '—'} / "
-                                       f"{pub.top5 if pub.top5 is not None else '—'}"
-                                       + (f" % on {pub.dataset}" if pub.dataset else ""))),
+        if pub.miou is not None
+        else (
+            "published top-1 / top-5",
+            _e(
+                f"{pub.top1 if pub.top1 is not None else '—'} / "
+                f"{pub.top5 if pub.top5 is not None else '—'}" + (f" % on {pub.dataset}" if pub.dataset else "")
+            ),
+        ),
         ("source", _e(pub.citation or "—") + (f"<br><span class=small>{_e(pub.note)}</span>" if pub.note else "")),
         ("torchvision equivalent", _e(entry.torchvision or "—")),
     ]
@@ -401,31 +458,42 @@ def _model_html(p: ModelPage, runs: bool) -> str:
     rows = []
     for row in r.rows(2):
         rrf = row["receptive_field"]
-        rows.append(f"<tr><td>{_e(row['name'] or '(model)')}</td><td>{_e(row['module_type'])}</td>"
-                    f"<td class=num>{_e('×'.join(map(str, row['output_shape'][1:])))}</td>"
-                    + _num_cell(row["params"], f"{row['params']:,}") + _num_cell(row["macs"], fmt_count(row["macs"], compact=True))
-                    + _num_cell(None if rrf is None else float(max(rrf.size)), None if rrf is None else axes_text(rrf.size))
-                    + "</tr>")
-    table = ("<table id=layers class=sortable><thead><tr><th data-type=text>module</th><th data-type=text>type</th>"
-             "<th class=num data-type=text>output</th><th class=num data-type=num>parameters</th>"
-             "<th class=num data-type=num>MACs</th><th class=num data-type=num>receptive field</th></tr></thead>"
-             f"<tbody>{''.join(rows)}</tbody></table>")
+        rows.append(
+            f"<tr><td>{_e(row['name'] or '(model)')}</td><td>{_e(row['module_type'])}</td>"
+            f"<td class=num>{_e('×'.join(map(str, row['output_shape'][1:])))}</td>"
+            + _num_cell(row["params"], f"{row['params']:,}")
+            + _num_cell(row["macs"], fmt_count(row["macs"], compact=True))
+            + _num_cell(None if rrf is None else float(max(rrf.size)), None if rrf is None else axes_text(rrf.size))
+            + "</tr>"
+        )
+    table = (
+        "<table id=layers class=sortable><thead><tr><th data-type=text>module</th><th data-type=text>type</th>"
+        "<th class=num data-type=text>output</th><th class=num data-type=num>parameters</th>"
+        "<th class=num data-type=num>MACs</th><th class=num data-type=num>receptive field</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
     blocks = [k for k in p.assets if k.startswith("block-")]
     body = [
-        f"<p class=small><a href=\"../index.html\">← all models</a></p><h1>{_e(p.name)}</h1>",
+        f'<p class=small><a href="../index.html">← all models</a></p><h1>{_e(p.name)}</h1>',
         f'<p class="lead">{_e(p.summary)}</p>',
         f'<table class="facts">{fact_rows}</table>',
         "<h2>Architecture</h2>",
         '<p class="muted small">Drawn by Graphviz from the analyser\'s traced operator graph: every node is a module '
         "call or a functional operator, with its output shape (channels × spatial), parameters and MACs.</p>",
         _figure(p.assets.get("diagram"), "The whole model", pre, p.notes.get("diagram"), scroll=True),
-        *[_figure(p.assets[k], f"One block, operator by operator: {p.notes.get(k, '')}", pre, scroll=True)
-          for k in sorted(blocks)],
+        *[
+            _figure(p.assets[k], f"One block, operator by operator: {p.notes.get(k, '')}", pre, scroll=True)
+            for k in sorted(blocks)
+        ],
         "<h2>Receptive field</h2>",
         '<div class="grid2">',
         _figure(p.assets.get("rf-growth"), "Analytic receptive field against depth", pre, p.notes.get("rf-growth")),
-        _figure(p.assets.get("erf"), "Effective receptive field (Luo et al. 2016) and the analytic field", pre,
-                p.notes.get("erf")),
+        _figure(
+            p.assets.get("erf"),
+            "Effective receptive field (Luo et al. 2016) and the analytic field",
+            pre,
+            p.notes.get("erf"),
+        ),
         "</div>",
         f"<h2>Modules (depth 2), at input {_e('×'.join(map(str, r.input_shapes[0])))}</h2>",
         table,
@@ -441,18 +509,23 @@ def _claims_html(rows: list[dict] | None, note: str, runs: bool) -> str:
     body = ["<h1>The claims of the notes, measured</h1>", f'<p class="lead">{_e(note)}</p>']
     if rows:
         counts = {s: sum(r["status"] == s for r in rows) for s in ("passed", "failed", "skipped")}
-        body.append('<div class="summary-line">' + "".join(f"<span>{n} {s}</span>" for s, n in counts.items())
-                    + "</div>")
+        body.append(
+            '<div class="summary-line">' + "".join(f"<span>{n} {s}</span>" for s, n in counts.items()) + "</div>"
+        )
         trs = []
         for r in rows:
             detail = r["reason"] if r["status"] != "passed" and r["reason"] else r["conditions"]
-            trs.append(f'<tr id="{_e(r["id"])}"><td><code>{_e(r["id"])}</code></td><td>{_e(r["claim"])}</td>'
-                       f"<td>{_e(r['measured'])}</td><td>{_e(r['expected'])}</td>"
-                       f'<td data-sort="{_e(r["status"])}">{_agreement(r["status"], r["status"])}</td>'
-                       f'<td class="small muted">{_e(detail)}</td></tr>')
-        body.append("<table id=claims class=sortable><thead><tr><th data-type=text>id</th><th data-type=text>claim</th>"
-                    "<th data-type=text>measured</th><th data-type=text>expected</th><th data-type=text>result</th>"
-                    f"<th data-type=text>conditions</th></tr></thead><tbody>{''.join(trs)}</tbody></table>")
+            trs.append(
+                f'<tr id="{_e(r["id"])}"><td><code>{_e(r["id"])}</code></td><td>{_e(r["claim"])}</td>'
+                f"<td>{_e(r['measured'])}</td><td>{_e(r['expected'])}</td>"
+                f'<td data-sort="{_e(r["status"])}">{_agreement(r["status"], r["status"])}</td>'
+                f'<td class="small muted">{_e(detail)}</td></tr>'
+            )
+        body.append(
+            "<table id=claims class=sortable><thead><tr><th data-type=text>id</th><th data-type=text>claim</th>"
+            "<th data-type=text>measured</th><th data-type=text>expected</th><th data-type=text>result</th>"
+            f"<th data-type=text>conditions</th></tr></thead><tbody>{''.join(trs)}</tbody></table>"
+        )
     return _page("cnnatlas — claims", "\n".join(body), here="claims", runs=runs)
 
 
@@ -460,26 +533,38 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
     trs = []
     for p in pages:
         m = p.metrics
-        trs.append(f'<tr><td><a href="#{_e(p.slug)}">{_e(p.slug)}</a></td><td>{_e(m.get("model", "—"))}</td>'
-                   f'<td>{_e(m.get("data", "—"))}</td>' + _num_cell(m.get("epochs"))
-                   + _num_cell(None if "test_acc" not in m else 100 * m["test_acc"],
-                               None if "test_acc" not in m else f"{100 * m['test_acc']:.2f}")
-                   + _num_cell(None if "test_top5" not in m else 100 * m["test_top5"],
-                               None if "test_top5" not in m else f"{100 * m['test_top5']:.2f}")
-                   + _num_cell(m.get("seconds"), None if m.get("seconds") is None else f"{m['seconds']:.0f}")
-                   + "</tr>")
-    body = ["<h1>Training runs</h1>",
-            f'<p class="lead">{len(pages)} run folder(s) under {_e(root)}, read from their metrics.json and '
-            "metrics.jsonl; the confusion matrices evaluate each run's final weights on its test set now.</p>",
-            "<table id=runs class=sortable><thead><tr><th data-type=text>run</th><th data-type=text>model</th>"
-            "<th data-type=text>data</th><th class=num data-type=num>epochs</th><th class=num data-type=num>test top-1 %"
-            "</th><th class=num data-type=num>test top-5 %</th><th class=num data-type=num>seconds</th></tr></thead>"
-            f"<tbody>{''.join(trs)}</tbody></table>"]
+        trs.append(
+            f'<tr><td><a href="#{_e(p.slug)}">{_e(p.slug)}</a></td><td>{_e(m.get("model", "—"))}</td>'
+            f"<td>{_e(m.get('data', '—'))}</td>"
+            + _num_cell(m.get("epochs"))
+            + _num_cell(
+                None if "test_acc" not in m else 100 * m["test_acc"],
+                None if "test_acc" not in m else f"{100 * m['test_acc']:.2f}",
+            )
+            + _num_cell(
+                None if "test_top5" not in m else 100 * m["test_top5"],
+                None if "test_top5" not in m else f"{100 * m['test_top5']:.2f}",
+            )
+            + _num_cell(m.get("seconds"), None if m.get("seconds") is None else f"{m['seconds']:.0f}")
+            + "</tr>"
+        )
+    body = [
+        "<h1>Training runs</h1>",
+        f'<p class="lead">{len(pages)} run folder(s) under {_e(root)}, read from their metrics.json and '
+        "metrics.jsonl; the confusion matrices evaluate each run's final weights on its test set now.</p>",
+        "<table id=runs class=sortable><thead><tr><th data-type=text>run</th><th data-type=text>model</th>"
+        "<th data-type=text>data</th><th class=num data-type=num>epochs</th><th class=num data-type=num>test top-1 %"
+        "</th><th class=num data-type=num>test top-5 %</th><th class=num data-type=num>seconds</th></tr></thead>"
+        f"<tbody>{''.join(trs)}</tbody></table>",
+    ]
     for p in pages:
         body.append(f'<h2 id="{_e(p.slug)}">{_e(p.slug)}: {_e(p.title)}</h2>')
         body.append('<div class="grid2">')
-        for kind, caption in (("training", "Loss and accuracy per epoch"), ("confusion", "Confusion matrix on the test set"),
-                              ("filters", "First-layer filters of the trained weights")):
+        for kind, caption in (
+            ("training", "Loss and accuracy per epoch"),
+            ("confusion", "Confusion matrix on the test set"),
+            ("filters", "First-layer filters of the trained weights"),
+        ):
             body.append(_figure(p.assets.get(kind), caption, note=p.notes.get(kind)))
         body.append("</div>")
     if not pages:
@@ -490,9 +575,19 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
 # -- the whole atlas ----------------------------------------------------------------------------
 
 
-def build_atlas(out: str | Path, *, models: str | Sequence[str] | None = None, runs: str | Path | None = None,
-                claims: str | Path | None = "auto", erf: bool = True, erf_cap: int = 128, erf_samples: int = 4,
-                diagrams: bool = True, quick_claims: bool = False, log: Log | None = None) -> Path:
+def build_atlas(
+    out: str | Path,
+    *,
+    models: str | Sequence[str] | None = None,
+    runs: str | Path | None = None,
+    claims: str | Path | None = "auto",
+    erf: bool = True,
+    erf_cap: int = 128,
+    erf_samples: int = 4,
+    diagrams: bool = True,
+    quick_claims: bool = False,
+    log: Log | None = None,
+) -> Path:
     """Write the atlas to `out` and return the path of its index.html."""
     log = log or (lambda msg: None)
     if erf_cap < 8:
@@ -524,16 +619,27 @@ def build_atlas(out: str | Path, *, models: str | Sequence[str] | None = None, r
     except CnnAtlasError as err:
         plots["pareto-note"] = str(err)
     growth = [n for n in RF_GROWTH_MODELS if n in traced]
-    growth += [n for n, r in traced.items() if n not in growth and r.receptive_field is not None
-               and len(r.input_shapes[0]) == 4][:max(0, 6 - len(growth))]
+    growth += [
+        n
+        for n, r in traced.items()
+        if n not in growth and r.receptive_field is not None and len(r.input_shapes[0]) == 4
+    ][: max(0, 6 - len(growth))]
     if growth:
         plot_rf_growth(growth, reports=traced, out=out / "assets" / "rf-growth.svg")
         plots["rf-growth"] = "assets/rf-growth.svg"
     else:
         plots["rf-growth-note"] = "no image model with a spatial receptive field in this atlas"
 
-    cache = _Cache(out, {"erf": erf, "erf_cap": erf_cap, "erf_samples": erf_samples, "diagrams": diagrams,
-                         "dot": bool(shutil.which("dot"))})
+    cache = _Cache(
+        out,
+        {
+            "erf": erf,
+            "erf_cap": erf_cap,
+            "erf_samples": erf_samples,
+            "diagrams": diagrams,
+            "dot": bool(shutil.which("dot")),
+        },
+    )
     for i, page in enumerate(pages, 1):
         if page.report is None:
             continue

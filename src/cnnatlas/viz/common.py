@@ -18,9 +18,18 @@ FORMATS = (".png", ".svg")
 DPI = 110
 # One colour per family, so that the same family looks the same on every plot of the atlas.
 FAMILY_COLOURS = {
-    "lenet": "#8c564b", "alexnet": "#7f7f7f", "vgg": "#1f77b4", "inception": "#2ca02c", "resnet": "#d62728",
-    "plain": "#ff9896", "densenet": "#9467bd", "senet": "#e377c2", "mobilenet": "#17becf",
-    "efficientnet": "#ff7f0e", "video": "#bcbd22", "audio": "#393b79",
+    "lenet": "#8c564b",
+    "alexnet": "#7f7f7f",
+    "vgg": "#1f77b4",
+    "inception": "#2ca02c",
+    "resnet": "#d62728",
+    "plain": "#ff9896",
+    "densenet": "#9467bd",
+    "senet": "#e377c2",
+    "mobilenet": "#17becf",
+    "efficientnet": "#ff7f0e",
+    "video": "#bcbd22",
+    "audio": "#393b79",
 }
 
 

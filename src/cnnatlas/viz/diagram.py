@@ -32,19 +32,66 @@ from .common import VizError, resolve_model
 DIAGRAM_FORMATS = (".svg", ".png", ".dot", ".gv")
 
 KIND_COLOURS = {
-    "conv": "#cfe2ff", "norm": "#e9ecef", "act": "#fff3cd", "pool": "#d1e7dd", "merge": "#f8d7da",
-    "linear": "#e2d9f3", "unit": "#dbeafe", "module": "#f1f5f9", "io": "#ffffff", "other": "#ffffff",
+    "conv": "#cfe2ff",
+    "norm": "#e9ecef",
+    "act": "#fff3cd",
+    "pool": "#d1e7dd",
+    "merge": "#f8d7da",
+    "linear": "#e2d9f3",
+    "unit": "#dbeafe",
+    "module": "#f1f5f9",
+    "io": "#ffffff",
+    "other": "#ffffff",
 }
-_MERGE = {"add": "add (+)", "add_": "add (+)", "cat": "concatenate", "mul": "multiply (×)", "mul_": "multiply (×)",
-          "sub": "subtract", "stack": "stack"}
-_NORM = ("batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
-         "group_norm", "native_group_norm", "layer_norm", "native_layer_norm", "instance_norm")
-_ACT = {"relu": "ReLU", "relu_": "ReLU", "hardtanh": "ReLU6", "hardtanh_": "ReLU6", "silu": "SiLU", "silu_": "SiLU",
-        "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "gelu": "GELU", "tanh": "tanh", "hardswish": "h-swish",
-        "hardswish_": "h-swish", "hardsigmoid": "h-sigmoid", "leaky_relu": "LeakyReLU", "leaky_relu_": "LeakyReLU",
-        "elu": "ELU", "elu_": "ELU", "softmax": "softmax", "_softmax": "softmax"}
-_NORM_SHORT = {"BatchNorm1d": "BN", "BatchNorm2d": "BN", "BatchNorm3d": "BN", "GroupNorm": "GN", "LayerNorm": "LN",
-               "InstanceNorm2d": "IN"}
+_MERGE = {
+    "add": "add (+)",
+    "add_": "add (+)",
+    "cat": "concatenate",
+    "mul": "multiply (×)",
+    "mul_": "multiply (×)",
+    "sub": "subtract",
+    "stack": "stack",
+}
+_NORM = (
+    "batch_norm",
+    "native_batch_norm",
+    "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training",
+    "group_norm",
+    "native_group_norm",
+    "layer_norm",
+    "native_layer_norm",
+    "instance_norm",
+)
+_ACT = {
+    "relu": "ReLU",
+    "relu_": "ReLU",
+    "hardtanh": "ReLU6",
+    "hardtanh_": "ReLU6",
+    "silu": "SiLU",
+    "silu_": "SiLU",
+    "sigmoid": "sigmoid",
+    "sigmoid_": "sigmoid",
+    "gelu": "GELU",
+    "tanh": "tanh",
+    "hardswish": "h-swish",
+    "hardswish_": "h-swish",
+    "hardsigmoid": "h-sigmoid",
+    "leaky_relu": "LeakyReLU",
+    "leaky_relu_": "LeakyReLU",
+    "elu": "ELU",
+    "elu_": "ELU",
+    "softmax": "softmax",
+    "_softmax": "softmax",
+}
+_NORM_SHORT = {
+    "BatchNorm1d": "BN",
+    "BatchNorm2d": "BN",
+    "BatchNorm3d": "BN",
+    "GroupNorm": "GN",
+    "LayerNorm": "LN",
+    "InstanceNorm2d": "IN",
+}
 
 
 class GraphvizMissingError(VizError):
@@ -77,13 +124,19 @@ class Diagram:
     depth: int | None = None  # module depth of a whole-model diagram; None for a block
 
     def to_dot(self) -> str:
-        lines = ["digraph cnnatlas {", '  graph [rankdir=TB, nodesep=0.25, ranksep=0.32, fontname="Helvetica", '
-                 f'fontsize=13, labelloc=t, label=<{_escape(self.title)}>];',
-                 '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.12,0.05"];',
-                 '  edge [color="#555555", arrowsize=0.6];']
+        lines = [
+            "digraph cnnatlas {",
+            '  graph [rankdir=TB, nodesep=0.25, ranksep=0.32, fontname="Helvetica", '
+            f"fontsize=13, labelloc=t, label=<{_escape(self.title)}>];",
+            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.12,0.05"];',
+            '  edge [color="#555555", arrowsize=0.6];',
+        ]
         for n in self.nodes:
-            lines.append(f"  {n.id} [label=<{_label(n)}>, fillcolor=\"{KIND_COLOURS.get(n.kind, '#ffffff')}\""
-                         + (', shape=oval' if n.kind == "io" else "") + "];")
+            lines.append(
+                f'  {n.id} [label=<{_label(n)}>, fillcolor="{KIND_COLOURS.get(n.kind, "#ffffff")}"'
+                + (", shape=oval" if n.kind == "io" else "")
+                + "];"
+            )
         for a, b in self.edges:
             lines.append(f"  {a} -> {b};")
         lines.append("}")
@@ -104,7 +157,10 @@ def _label(n: Node) -> str:
         parts.append(f'<FONT POINT-SIZE="8" COLOR="#555555">{_escape(n.path)}</FONT>')
     if n.shape:
         parts.append(_escape(_shape(n.shape)))
-    cost = [f"params {fmt_count(n.params, compact=True)}" if n.params else "", f"MACs {fmt_count(n.macs, compact=True)}" if n.macs else ""]
+    cost = [
+        f"params {fmt_count(n.params, compact=True)}" if n.params else "",
+        f"MACs {fmt_count(n.macs, compact=True)}" if n.macs else "",
+    ]
     if any(cost):
         parts.append(f'<FONT POINT-SIZE="8">{" · ".join(c for c in cost if c)}</FONT>')
     return "<BR/>".join(parts)
@@ -174,7 +230,9 @@ def _op_text(rec, module: nn.Module | None) -> str:
         if module is not None and hasattr(module, "kernel_size"):
             k = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,)
             s = module.stride if isinstance(module.stride, tuple) else (module.stride,)
-            name += f" {'×'.join(map(str, k * (len(rec.output_shape) - 2 if len(k) == 1 else 1)))}" + (f" /{axes_text(s)}" if any(x != 1 for x in s) else "")
+            name += f" {'×'.join(map(str, k * (len(rec.output_shape) - 2 if len(k) == 1 else 1)))}" + (
+                f" /{axes_text(s)}" if any(x != 1 for x in s) else ""
+            )
         return name
     if kind == "merge":
         return _MERGE[op]
@@ -207,8 +265,11 @@ class _Index:
     def fusable(self, name: str) -> bool:
         """A conv–norm–activation style unit: 2–8 leaf children, no operator of its own."""
         kids = self.children.get(name, set())
-        return 2 <= len(kids) <= 8 and all(self.is_leaf(k) for k in kids) and not any(
-            r.name == name for r in self.report.layers)
+        return (
+            2 <= len(kids) <= 8
+            and all(self.is_leaf(k) for k in kids)
+            and not any(r.name == name for r in self.report.layers)
+        )
 
     def call_of(self, name: str, index: int) -> int:
         for first, last in self.calls.get(name, ()):
@@ -244,8 +305,14 @@ def _group_key(rec, index: _Index, block: str | None, depth: int | None) -> tupl
     return (name, index.call_of(name, rec.index))
 
 
-def build_diagram(report: Report, model: nn.Module | None = None, *, block: str | None = None,
-                  depth: int | None = None, title: str = "") -> Diagram:
+def build_diagram(
+    report: Report,
+    model: nn.Module | None = None,
+    *,
+    block: str | None = None,
+    depth: int | None = None,
+    title: str = "",
+) -> Diagram:
     """The graph of `report` (whole model collapsed to module `depth`, or `block` operator by operator)."""
     index = _Index(report, model)
     layers = report.layers
@@ -293,8 +360,11 @@ def build_diagram(report: Report, model: nn.Module | None = None, *, block: str 
                     shape = layers[i].output_shape if i >= 0 else tuple(model_input)
                     src = inputs[i] = Node(("in", len(inputs)), "io", "input", "", shape)
                 add(src, node_of[r.index])
-    outs = [r.index for r in scope
-            if any(c not in in_scope for c in consumers[r.index]) or (not consumers[r.index] and r is layers[-1])]
+    outs = [
+        r.index
+        for r in scope
+        if any(c not in in_scope for c in consumers[r.index]) or (not consumers[r.index] and r is layers[-1])
+    ]
     out_nodes = []
     for i in dict.fromkeys(node_of[i].id for i in outs):
         src = next(n for n in nodes.values() if n.id == i)
@@ -349,9 +419,11 @@ def resolve_block(report: Report, block: str) -> str:
     if len(ends) == 1:
         return ends[0]
     types = sorted({m.module_type for m in report.modules})
-    raise InvalidArgumentError(f"{report.model} has no module or module class {block!r}."
-                               f"{did_you_mean(block, names + types)} Give a dotted path such as "
-                               f"{names[min(3, len(names) - 1)]!r} or a class name such as {types[0]!r}.")
+    raise InvalidArgumentError(
+        f"{report.model} has no module or module class {block!r}."
+        f"{did_you_mean(block, names + types)} Give a dotted path such as "
+        f"{names[min(3, len(names) - 1)]!r} or a class name such as {types[0]!r}."
+    )
 
 
 def representative_blocks(report: Report, limit: int = 2) -> list[str]:
@@ -392,9 +464,16 @@ def auto_depth(report: Report, model: nn.Module | None, max_nodes: int = 48) -> 
     return best
 
 
-def model_diagram(model: str | nn.Module, *, block: str | None = None, depth: int | None = None,
-                  input_size: tuple[int, ...] | None = None, max_nodes: int = 48,
-                  report: Report | None = None, label: str | None = None) -> Diagram:
+def model_diagram(
+    model: str | nn.Module,
+    *,
+    block: str | None = None,
+    depth: int | None = None,
+    input_size: tuple[int, ...] | None = None,
+    max_nodes: int = 48,
+    report: Report | None = None,
+    label: str | None = None,
+) -> Diagram:
     """The diagram of a model (a registry name, torchvision:NAME, ... or a module) or of one block."""
     module, found, default = resolve_model(model)
     label = label or found
@@ -412,8 +491,10 @@ def model_diagram(model: str | nn.Module, *, block: str | None = None, depth: in
         depth = auto_depth(report, module, max_nodes)
     elif depth < 1:
         raise InvalidArgumentError(f"--depth must be ≥ 1; got {depth}")
-    title = (f"{label}: input {shape}, {fmt_count(report.params, compact=True)} parameters, {fmt_count(report.macs, compact=True)} MACs "
-             f"(modules to depth {depth})")
+    title = (
+        f"{label}: input {shape}, {fmt_count(report.params, compact=True)} parameters, {fmt_count(report.macs, compact=True)} MACs "
+        f"(modules to depth {depth})"
+    )
     return build_diagram(report, module, depth=depth, title=title)
 
 
@@ -423,9 +504,11 @@ def model_diagram(model: str | nn.Module, *, block: str | None = None, depth: in
 def dot_program() -> str:
     path = shutil.which("dot")
     if path is None:
-        raise GraphvizMissingError("drawing a diagram needs Graphviz's `dot` program, which is not installed: "
-                                   "run `apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz`, "
-                                   "or write the DOT source with --out FILE.dot")
+        raise GraphvizMissingError(
+            "drawing a diagram needs Graphviz's `dot` program, which is not installed: "
+            "run `apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz`, "
+            "or write the DOT source with --out FILE.dot"
+        )
     return path
 
 
@@ -444,14 +527,22 @@ def render(diagram: Diagram | str, out: str | Path, timeout: float = 120) -> Pat
     try:
         done = subprocess.run(args, input=source.encode("utf-8"), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise VizError(f"Graphviz took more than {timeout:.0f} s on this diagram; draw one block with --block") from None
+        raise VizError(
+            f"Graphviz took more than {timeout:.0f} s on this diagram; draw one block with --block"
+        ) from None
     if done.returncode != 0:
         raise VizError(f"Graphviz failed: {done.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
     return path
 
 
-def plot_diagram(model: str | nn.Module, block: str | None = None, *, depth: int | None = None,
-                 input_size: tuple[int, ...] | None = None, out: str | Path | None = None) -> Diagram:
+def plot_diagram(
+    model: str | nn.Module,
+    block: str | None = None,
+    *,
+    depth: int | None = None,
+    input_size: tuple[int, ...] | None = None,
+    out: str | Path | None = None,
+) -> Diagram:
     """Draw `model` (or its `block`) from the traced graph; write it to `out` when given."""
     diagram = model_diagram(model, block=block, depth=depth, input_size=input_size)
     if out is not None:

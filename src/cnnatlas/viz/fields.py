@@ -14,14 +14,22 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox
 from matplotlib.patches import Rectangle
+from matplotlib.transforms import Bbox
 from torch import nn
 
 from ..analysis import Report, analyze, effective_receptive_field
 from ..errors import InvalidArgumentError
-from .common import (VizError, capped_input, family_colour, model_family, new_figure, resolve_model, save_figure,
-                     set_title)
+from .common import (
+    VizError,
+    capped_input,
+    family_colour,
+    model_family,
+    new_figure,
+    resolve_model,
+    save_figure,
+    set_title,
+)
 
 RF_GROWTH_MODELS = ("vgg16", "resnet50", "inception_v3", "densenet121", "mobilenet_v2", "efficientnet_b0")
 
@@ -58,8 +66,11 @@ class _Curve:
     input_side: int
 
 
-def plot_rf_growth(models: Sequence[str | nn.Module] = RF_GROWTH_MODELS, out: str | Path | None = None,
-                   reports: dict[str, Report] | None = None) -> Figure:
+def plot_rf_growth(
+    models: Sequence[str | nn.Module] = RF_GROWTH_MODELS,
+    out: str | Path | None = None,
+    reports: dict[str, Report] | None = None,
+) -> Figure:
     """Receptive field (input pixels, log scale) against depth for several models, each traced by
     the analyser at its default input. `reports` may hold analyses already made (label → Report)."""
     if not models:
@@ -86,13 +97,28 @@ def plot_rf_growth(models: Sequence[str | nn.Module] = RF_GROWTH_MODELS, out: st
         k = seen_colours.get(c.family, 0)
         seen_colours[c.family] = k + 1
         xs, ys = zip(*c.points)
-        ax.plot(xs, ys, styles[k % len(styles)], marker="o", markersize=2.5, color=colour, linewidth=1.6,
-                label=f"{c.label} ({c.input_side} px input, field {ys[-1]:g})")
+        ax.plot(
+            xs,
+            ys,
+            styles[k % len(styles)],
+            marker="o",
+            markersize=2.5,
+            color=colour,
+            linewidth=1.6,
+            label=f"{c.label} ({c.input_side} px input, field {ys[-1]:g})",
+        )
     sides = sorted({c.input_side for c in curves})
     for side in sides:
         ax.axhline(side, color="#999999", linewidth=0.8, linestyle=":")
-        ax.annotate(f"input side {side} px", (0.995, side), xycoords=("axes fraction", "data"), ha="right",
-                    va="bottom", fontsize=7, color="#666666")
+        ax.annotate(
+            f"input side {side} px",
+            (0.995, side),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="#666666",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("depth: convolution and pooling layers on the longest path from the input")
     ax.set_ylabel("receptive field (input pixels, log scale)")
@@ -115,8 +141,9 @@ class ParetoPoint:
     on_front: bool
 
 
-def pareto_points(names: Sequence[str] | None = None, dataset: str = "ImageNet-1K",
-                  macs: dict[str, int] | None = None) -> list[ParetoPoint]:
+def pareto_points(
+    names: Sequence[str] | None = None, dataset: str = "ImageNet-1K", macs: dict[str, int] | None = None
+) -> list[ParetoPoint]:
     """Every registry model with a published top-1 on `dataset`, its MACs measured by the analyser
     (or taken from `macs`, name → measured MACs), and whether it is on the Pareto front (no other
     model is at least as accurate with fewer MACs)."""
@@ -149,13 +176,34 @@ def _place_labels(fig: Figure, ax, points: list[ParetoPoint]) -> None:
     renderer = fig.canvas.get_renderer()
     markers = [ax.transData.transform((p.macs / 1e9, p.top1)) for p in points]
     placed = []
-    offsets = [(6, 4), (6, -10), (-6, 4), (-6, -10), (8, -3), (-8, -3), (0, 8), (0, -13), (14, 10), (-14, -16),
-               (14, -18), (-14, 10), (20, 0), (-20, 0)]
+    offsets = [
+        (6, 4),
+        (6, -10),
+        (-6, 4),
+        (-6, -10),
+        (8, -3),
+        (-8, -3),
+        (0, 8),
+        (0, -13),
+        (14, 10),
+        (-14, -16),
+        (14, -18),
+        (-14, 10),
+        (20, 0),
+        (-20, 0),
+    ]
     for p in points:
         best = None
         for dx, dy in offsets:
-            text = ax.annotate(p.name, (p.macs / 1e9, p.top1), xytext=(dx, dy), textcoords="offset points",
-                               fontsize=7, ha="left" if dx >= 0 else "right", color="#222222")
+            text = ax.annotate(
+                p.name,
+                (p.macs / 1e9, p.top1),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=7,
+                ha="left" if dx >= 0 else "right",
+                color="#222222",
+            )
             box = text.get_window_extent(renderer).expanded(1.05, 1.1)
             cost = sum(box.overlaps(b) for b in placed) * 3
             cost += sum(box.overlaps(Bbox.from_extents(x - 5, y - 5, x + 5, y + 5)) for (x, y) in markers)
@@ -171,8 +219,9 @@ def _place_labels(fig: Figure, ax, points: list[ParetoPoint]) -> None:
         placed.append(best[2])
 
 
-def plot_pareto(names: Sequence[str] | None = None, out: str | Path | None = None,
-                macs: dict[str, int] | None = None) -> Figure:
+def plot_pareto(
+    names: Sequence[str] | None = None, out: str | Path | None = None, macs: dict[str, int] | None = None
+) -> Figure:
     """Published ImageNet top-1 against analyser-measured MACs (log scale) for the zoo, the Pareto
     front drawn as a step line, each point labelled; EfficientNet B0–B7 joined (compound scaling)."""
     points = pareto_points(names, macs=macs)
@@ -183,27 +232,51 @@ def plot_pareto(names: Sequence[str] | None = None, out: str | Path | None = Non
     families = sorted({p.family for p in points})
     for fam in families:
         fp = [p for p in points if p.family == fam]
-        ax.scatter([p.macs / 1e9 for p in fp], [p.top1 for p in fp], s=28, color=family_colour(fam), label=fam,
-                   zorder=3, edgecolors="white", linewidths=0.5)
+        ax.scatter(
+            [p.macs / 1e9 for p in fp],
+            [p.top1 for p in fp],
+            s=28,
+            color=family_colour(fam),
+            label=fam,
+            zorder=3,
+            edgecolors="white",
+            linewidths=0.5,
+        )
     eff = sorted((p for p in points if p.family == "efficientnet"), key=lambda p: p.macs)
     if len(eff) > 1:
-        ax.plot([p.macs / 1e9 for p in eff], [p.top1 for p in eff], color=family_colour("efficientnet"),
-                linewidth=1, alpha=0.6, zorder=2)
+        ax.plot(
+            [p.macs / 1e9 for p in eff],
+            [p.top1 for p in eff],
+            color=family_colour("efficientnet"),
+            linewidth=1,
+            alpha=0.6,
+            zorder=2,
+        )
     front = [p for p in points if p.on_front]
     xs, ys = [front[0].macs / 1e9], [front[0].top1]
     for p in front[1:]:
         xs += [p.macs / 1e9, p.macs / 1e9]
         ys += [ys[-1], p.top1]
     ax.plot(xs, ys, color="#222222", linewidth=1.2, linestyle="--", label="Pareto front", zorder=2)
-    ax.scatter([p.macs / 1e9 for p in front], [p.top1 for p in front], s=90, facecolors="none",
-               edgecolors="#222222", linewidths=1.0, zorder=4)
+    ax.scatter(
+        [p.macs / 1e9 for p in front],
+        [p.top1 for p in front],
+        s=90,
+        facecolors="none",
+        edgecolors="#222222",
+        linewidths=1.0,
+        zorder=4,
+    )
     ax.set_xscale("log")
     ax.set_xlabel("multiply–accumulates per image (GMACs, measured by the analyser, log scale)")
     ax.set_ylabel("published ImageNet-1K top-1 accuracy (%)")
     sources = sorted({p.source for p in points})
     set_title(fig, "Accuracy against cost: the zoo and its Pareto front", fontsize=12)
-    ax.set_title(f"top-1 as published (sources in published.json: {', '.join(sources)}); MACs measured here",
-                 fontsize=8, color="#555555")
+    ax.set_title(
+        f"top-1 as published (sources in published.json: {', '.join(sources)}); MACs measured here",
+        fontsize=8,
+        color="#555555",
+    )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower right", ncol=2)
     _place_labels(fig, ax, points)
@@ -213,9 +286,19 @@ def plot_pareto(names: Sequence[str] | None = None, out: str | Path | None = Non
 # -- effective receptive field ------------------------------------------------------------------
 
 
-def plot_erf(model: str | nn.Module, input_size: tuple[int, ...] | None = None, *, samples: int = 8,
-             fraction: float = 0.95, cap: int | None = 224, seed: int = 0, layer: str | None = None,
-             out: str | Path | None = None, erf=None, label: str | None = None) -> Figure:
+def plot_erf(
+    model: str | nn.Module,
+    input_size: tuple[int, ...] | None = None,
+    *,
+    samples: int = 8,
+    fraction: float = 0.95,
+    cap: int | None = 224,
+    seed: int = 0,
+    layer: str | None = None,
+    out: str | Path | None = None,
+    erf=None,
+    label: str | None = None,
+) -> Figure:
     """The effective receptive field (mean |∂y/∂x| of the centre unit over `samples` Gaussian inputs)
     as a heat map, with the analytic field's square and the square holding `fraction` of the mass.
     A name is built with initialised weights; the input is the model's default, each side capped at
@@ -254,12 +337,31 @@ def plot_erf(model: str | nn.Module, input_size: tuple[int, ...] | None = None, 
         if theo is not None:
             (y0, y1), (x0, x1) = theo.span(tuple(erf.unit))[-2:]
             beyond = x0 < 0 or y0 < 0 or x1 > w - 1 or y1 > h - 1
-            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, edgecolor="#4dac26",
-                                   linewidth=2.5, label=f"analytic field {theo.size[-2]:g}×{theo.size[-1]:g}"
-                                   + (" (reaches beyond the input)" if beyond else "")))
+            ax.add_patch(
+                Rectangle(
+                    (x0 - 0.5, y0 - 0.5),
+                    x1 - x0 + 1,
+                    y1 - y0 + 1,
+                    fill=False,
+                    edgecolor="#4dac26",
+                    linewidth=2.5,
+                    label=f"analytic field {theo.size[-2]:g}×{theo.size[-1]:g}"
+                    + (" (reaches beyond the input)" if beyond else ""),
+                )
+            )
         eh, ew = erf.size[-2:]
-        ax.add_patch(Rectangle((cx - ew / 2, cy - eh / 2), ew, eh, fill=False, edgecolor="#00bfff", linestyle="--",
-                               linewidth=1.4, label=f"{erf.fraction:.0%} of the mass: {eh}×{ew}"))
+        ax.add_patch(
+            Rectangle(
+                (cx - ew / 2, cy - eh / 2),
+                ew,
+                eh,
+                fill=False,
+                edgecolor="#00bfff",
+                linestyle="--",
+                linewidth=1.4,
+                label=f"{erf.fraction:.0%} of the mass: {eh}×{ew}",
+            )
+        )
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_xlabel("input x (pixels)")
@@ -267,8 +369,9 @@ def plot_erf(model: str | nn.Module, input_size: tuple[int, ...] | None = None, 
         ax.legend(fontsize=7.5, loc="upper left", framealpha=0.85)
         ax.set_title(f"heat map{axes_note}", fontsize=9)
         row = grad.sum(0)
-        prof.plot(np.arange(w), row / row.max() if row.max() > 0 else row, color="#b2182b",
-                  label="gradient, summed over rows")
+        prof.plot(
+            np.arange(w), row / row.max() if row.max() > 0 else row, color="#b2182b", label="gradient, summed over rows"
+        )
         if theo is not None:
             prof.axvspan(x0, x1, color="#4dac26", alpha=0.15, label="analytic field")
         prof.axvspan(cx - ew / 2, cx + ew / 2, color="#00bfff", alpha=0.15, label=f"{erf.fraction:.0%} of the mass")
@@ -278,6 +381,10 @@ def plot_erf(model: str | nn.Module, input_size: tuple[int, ...] | None = None, 
         prof.set_title("horizontal profile", fontsize=9)
         prof.legend(fontsize=7.5)
     shape = "×".join(str(s) for s in erf.grad.shape)
-    set_title(fig, f"{label}: effective receptive field of unit {tuple(erf.unit)} of {erf.layer} — input {shape}, "
-                 f"{erf.samples} random inputs, {weights}", fontsize=10)
+    set_title(
+        fig,
+        f"{label}: effective receptive field of unit {tuple(erf.unit)} of {erf.layer} — input {shape}, "
+        f"{erf.samples} random inputs, {weights}",
+        fontsize=10,
+    )
     return save_figure(fig, out)

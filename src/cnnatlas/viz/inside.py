@@ -20,8 +20,10 @@ def _spatial_side(subject: Subject, default: int = 224) -> tuple[int, int]:
     if subject.input_size is None:
         return default, default
     if len(subject.input_size) != 4:
-        raise VizError(f"{subject.label}: this picture is for 2-D image models; its input is "
-                       f"{'×'.join(map(str, subject.input_size))}")
+        raise VizError(
+            f"{subject.label}: this picture is for 2-D image models; its input is "
+            f"{'×'.join(map(str, subject.input_size))}"
+        )
     return subject.input_size[2], subject.input_size[3]
 
 
@@ -41,6 +43,7 @@ def default_layers(model: nn.Module, count: int = 4) -> list[str]:
 def _keeper(store: dict[str, torch.Tensor], name: str):
     def hook(module: nn.Module, args, output) -> None:
         store.setdefault(name, (output if isinstance(output, torch.Tensor) else output[0]).detach())
+
     return hook
 
 
@@ -65,9 +68,15 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> di
     return out
 
 
-def plot_feature_maps(model: str | Path | nn.Module, image: str | Path | None = None,
-                      layers: Sequence[str] | None = None, *, channels: int = 8, checkpoint: str | Path | None = None,
-                      out: str | Path | None = None) -> Figure:
+def plot_feature_maps(
+    model: str | Path | nn.Module,
+    image: str | Path | None = None,
+    layers: Sequence[str] | None = None,
+    *,
+    channels: int = 8,
+    checkpoint: str | Path | None = None,
+    out: str | Path | None = None,
+) -> Figure:
     """Feature maps of `layers` (default: the stage outputs) for a photograph (default: the one
     matplotlib ships), the `channels` most varied maps of each layer. `model` is a name (initialised
     weights), a training run folder (trained weights) or a module."""
@@ -104,8 +113,12 @@ def plot_feature_maps(model: str | Path | nn.Module, image: str | Path | None = 
     for ax in grid.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    set_title(fig, f"{subject.label}: feature maps of a photograph ({subject.weights}); each row a layer, "
-                 f"its {channels} most varied channels", fontsize=9.5)
+    set_title(
+        fig,
+        f"{subject.label}: feature maps of a photograph ({subject.weights}); each row a layer, "
+        f"its {channels} most varied channels",
+        fontsize=9.5,
+    )
     return save_figure(fig, out)
 
 
@@ -126,8 +139,13 @@ def first_conv(model: nn.Module, input_size: tuple[int, ...] | None) -> tuple[st
     raise VizError(f"{type(model).__name__} has no convolution layer")
 
 
-def plot_filters(model: str | Path | nn.Module, *, checkpoint: str | Path | None = None, max_filters: int = 64,
-                 out: str | Path | None = None) -> Figure:
+def plot_filters(
+    model: str | Path | nn.Module,
+    *,
+    checkpoint: str | Path | None = None,
+    max_filters: int = 64,
+    out: str | Path | None = None,
+) -> Figure:
     """First-layer filters of a trained run (or of a model's initial weights): RGB filters as colour
     images, single-channel ones red (positive) and blue (negative); 3-D filters one row per filter,
     one column per time slice (an inflated filter repeats one 2-D slice, divided by T)."""
@@ -183,16 +201,21 @@ def plot_filters(model: str | Path | nn.Module, *, checkpoint: str | Path | None
 
 def _equivariance_net(padding_mode: str, seed: int, in_channels: int) -> nn.Module:
     gen = torch.Generator().manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(in_channels, 8, 5, padding=2, padding_mode=padding_mode), nn.ReLU(),
-                        nn.Conv2d(8, 8, 3, padding=1, padding_mode=padding_mode), nn.ReLU())
+    net = nn.Sequential(
+        nn.Conv2d(in_channels, 8, 5, padding=2, padding_mode=padding_mode),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1, padding_mode=padding_mode),
+        nn.ReLU(),
+    )
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * (0.3 if p.dim() > 1 else 0.05))
     return net.eval()
 
 
-def equivariance_data(image: str | Path | None = None, shift: tuple[int, int] = (9, 17), size: int = 96,
-                      seed: int = 0) -> dict:
+def equivariance_data(
+    image: str | Path | None = None, shift: tuple[int, int] = (9, 17), size: int = 96, seed: int = 0
+) -> dict:
     """Measure f(T x) against T f(x) for a two-layer stride-1 conv net f (random weights) with
     circular and with zero padding, and g(x) = global average of f(x) against g(T x)."""
     if len(shift) != 2 or not all(isinstance(s, int) for s in shift):
@@ -205,13 +228,26 @@ def equivariance_data(image: str | Path | None = None, shift: tuple[int, int] = 
             f = _equivariance_net(mode, seed, 1)
             fx, ftx = f(x), f(tx)
             err = (ftx - torch.roll(fx, shift, dims=(2, 3))).abs().amax(1)[0]
-            result[mode] = {"fx": fx[0], "ftx": ftx[0], "error": err, "max_error": float(err.max()),
-                            "scale": float(fx.abs().max()), "gx": fx.mean((2, 3))[0], "gtx": ftx.mean((2, 3))[0]}
+            result[mode] = {
+                "fx": fx[0],
+                "ftx": ftx[0],
+                "error": err,
+                "max_error": float(err.max()),
+                "scale": float(fx.abs().max()),
+                "gx": fx.mean((2, 3))[0],
+                "gtx": ftx.mean((2, 3))[0],
+            }
     return result
 
 
-def plot_equivariance(image: str | Path | None = None, shift: tuple[int, int] = (9, 17), *, channel: int = 0,
-                      seed: int = 0, out: str | Path | None = None) -> Figure:
+def plot_equivariance(
+    image: str | Path | None = None,
+    shift: tuple[int, int] = (9, 17),
+    *,
+    channel: int = 0,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> Figure:
     """An input, its (circular) shift, the feature maps of both, the equivariance error
     |f(Tx) − T f(x)| with circular and with zero padding, and the pooled (invariant) outputs."""
     d = equivariance_data(image, shift, seed=seed)
@@ -225,10 +261,18 @@ def plot_equivariance(image: str | Path | None = None, shift: tuple[int, int] = 
         (grid[0, 1], d["tx"], f"shifted input T x  (shift {shift[0]}, {shift[1]})", "gray"),
         (grid[0, 2], circ["fx"][channel], f"f(x), channel {channel}", "viridis"),
         (grid[0, 3], circ["ftx"][channel], "f(T x) = T f(x): the map moves with the input", "viridis"),
-        (grid[1, 0], circ["error"], f"|f(Tx) − T f(x)|, circular padding\nmax {circ['max_error']:.1e} "
-                                    f"(maps up to {circ['scale']:.2f})", "magma"),
-        (grid[1, 1], zero["error"], f"|f(Tx) − T f(x)|, zero padding\nmax {zero['max_error']:.2f}: only near "
-                                    "the borders and the wrap seams", "magma"),
+        (
+            grid[1, 0],
+            circ["error"],
+            f"|f(Tx) − T f(x)|, circular padding\nmax {circ['max_error']:.1e} (maps up to {circ['scale']:.2f})",
+            "magma",
+        ),
+        (
+            grid[1, 1],
+            zero["error"],
+            f"|f(Tx) − T f(x)|, zero padding\nmax {zero['max_error']:.2f}: only near the borders and the wrap seams",
+            "magma",
+        ),
     ]
     vmax = max(float(zero["error"].max()), 1e-12)
     for spec, img, title, cmap in panels:
@@ -243,13 +287,17 @@ def plot_equivariance(image: str | Path | None = None, shift: tuple[int, int] = 
     ax.bar(k - 0.2, circ["gx"].numpy(), width=0.4, label="g(f(x))", color="#4477aa")
     ax.bar(k + 0.2, circ["gtx"].numpy(), width=0.4, label="g(f(T x))", color="#ee7733")
     inv = float((circ["gx"] - circ["gtx"]).abs().max())
-    ax.set_title(f"global average pooling g: the same vector for x and T x (invariant; max difference {inv:.1e})",
-                 fontsize=8.5)
+    ax.set_title(
+        f"global average pooling g: the same vector for x and T x (invariant; max difference {inv:.1e})", fontsize=8.5
+    )
     ax.set_xlabel("channel")
     ax.set_ylabel("pooled activation")
     ax.set_xticks(k)
     ax.legend(fontsize=8)
-    set_title(fig, "Convolution is translation-equivariant, f(Tx) = T f(x); after global pooling the output is "
-                 "invariant, g(Tx) = g(x)  (two 5×5 and 3×3 conv + ReLU layers, stride 1, random weights)",
-                 fontsize=10)
+    set_title(
+        fig,
+        "Convolution is translation-equivariant, f(Tx) = T f(x); after global pooling the output is "
+        "invariant, g(Tx) = g(x)  (two 5×5 and 3×3 conv + ReLU layers, stride 1, random weights)",
+        fontsize=10,
+    )
     return save_figure(fig, out)

@@ -18,8 +18,12 @@ from .common import VizError, new_figure, resolve_model, save_figure
 COLOURS = {"compute": "#d62728", "memory": "#1f77b4"}
 
 
-def plot_roofline(model: str | nn.Module, input_size: tuple[int, ...] | None = None, machine: Machine | None = None,
-                  out: str | Path | None = None) -> Figure:
+def plot_roofline(
+    model: str | nn.Module,
+    input_size: tuple[int, ...] | None = None,
+    machine: Machine | None = None,
+    out: str | Path | None = None,
+) -> Figure:
     """Each record of `model` (at `input_size`, default the model's) on the roofline of `machine` (default:
     measured here by `measure_machine`)."""
     module, label, size = resolve_model(model)
@@ -35,30 +39,54 @@ def plot_roofline(model: str | nn.Module, input_size: tuple[int, ...] | None = N
     ax = fig.add_subplot()
     xs = [p.intensity for p, _ in pts]
     lo, hi = min(min(xs), machine.ridge) / 4, max(max(xs), machine.ridge) * 4
-    ax.plot([lo, machine.ridge, hi], [machine.bandwidth * lo / 1e9, machine.peak_flops / 1e9, machine.peak_flops / 1e9],
-            color="black", linewidth=1.6)
+    ax.plot(
+        [lo, machine.ridge, hi],
+        [machine.bandwidth * lo / 1e9, machine.peak_flops / 1e9, machine.peak_flops / 1e9],
+        color="black",
+        linewidth=1.6,
+    )
     ax.axvline(machine.ridge, color="#999999", linestyle=":", linewidth=0.8)
-    ax.annotate(f"ridge {machine.ridge:.2g} FLOP/byte", (machine.ridge, machine.peak_flops / 1e9), fontsize=7,
-                textcoords="offset points", xytext=(4, 4), color="#444444")
+    ax.annotate(
+        f"ridge {machine.ridge:.2g} FLOP/byte",
+        (machine.ridge, machine.peak_flops / 1e9),
+        fontsize=7,
+        textcoords="offset points",
+        xytext=(4, 4),
+        color="#444444",
+    )
     total = sum(p.seconds for p, _ in pts)
     for bound, colour in COLOURS.items():
         sel = [(p, r) for p, r in pts if p.bound == bound]
         if not sel:
             continue
-        ax.scatter([p.intensity for p, _ in sel], [p.flops / p.seconds / 1e9 for p, _ in sel],
-                   s=[8 + 400 * p.seconds / total for p, _ in sel], color=colour, alpha=0.6, edgecolors="none",
-                   label=f"{bound}-bound: {len(sel)} operators, "
-                         f"{sum(p.seconds for p, _ in sel) / total:.0%} of the time")
+        ax.scatter(
+            [p.intensity for p, _ in sel],
+            [p.flops / p.seconds / 1e9 for p, _ in sel],
+            s=[8 + 400 * p.seconds / total for p, _ in sel],
+            color=colour,
+            alpha=0.6,
+            edgecolors="none",
+            label=f"{bound}-bound: {len(sel)} operators, {sum(p.seconds for p, _ in sel) / total:.0%} of the time",
+        )
     for p, rec in sorted(pts, key=lambda t: -t[0].seconds)[:5]:
-        ax.annotate(rec.name or rec.op, (p.intensity, p.flops / p.seconds / 1e9), fontsize=6,
-                    textcoords="offset points", xytext=(3, -8), color="#333333")
+        ax.annotate(
+            rec.name or rec.op,
+            (p.intensity, p.flops / p.seconds / 1e9),
+            fontsize=6,
+            textcoords="offset points",
+            xytext=(3, -8),
+            color="#333333",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_xlabel("arithmetic intensity (FLOPs per byte of inputs, weights and outputs)")
     ax.set_ylabel("attainable GFLOP/s (roofline prediction)")
-    ax.set_title(f"{label} at {'×'.join(map(str, size))} on the roofline: peak {machine.peak_flops / 1e9:.1f} "
-                 f"GFLOP/s, {machine.bandwidth / 1e9:.1f} GB/s", fontsize=10)
+    ax.set_title(
+        f"{label} at {'×'.join(map(str, size))} on the roofline: peak {machine.peak_flops / 1e9:.1f} "
+        f"GFLOP/s, {machine.bandwidth / 1e9:.1f} GB/s",
+        fontsize=10,
+    )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower right")
     return save_figure(fig, out)

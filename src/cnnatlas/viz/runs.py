@@ -18,8 +18,9 @@ from .common import is_run_dir, new_figure, save_figure, set_title
 def _run_dir(run_dir: str | Path) -> Path:
     path = Path(run_dir)
     if not is_run_dir(path):
-        raise CheckpointError(f"{run_dir}: not a training run folder (no config.json; "
-                              f"`cnnatlas train MODEL --out {run_dir}` makes one)")
+        raise CheckpointError(
+            f"{run_dir}: not a training run folder (no config.json; `cnnatlas train MODEL --out {run_dir}` makes one)"
+        )
     return path
 
 
@@ -57,8 +58,11 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Figure:
     loss_ax.set_title("loss", fontsize=10)
     loss_ax.grid(alpha=0.3)
     loss_ax.legend(fontsize=8)
-    for key, label, colour in (("train_acc", "training top-1", "#1f77b4"), ("test_acc", "test top-1", "#d62728"),
-                               ("test_top5", "test top-5", "#2ca02c")):
+    for key, label, colour in (
+        ("train_acc", "training top-1", "#1f77b4"),
+        ("test_acc", "test top-1", "#d62728"),
+        ("test_top5", "test top-5", "#2ca02c"),
+    ):
         if all(key in r for r in rows):
             acc_ax.plot(epochs, [100 * r[key] for r in rows], marker="o", markersize=3, label=label, color=colour)
     acc_ax.set_xlabel("epoch")
@@ -72,8 +76,7 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Figure:
     return save_figure(fig, out)
 
 
-def run_confusion(run_dir: str | Path, data: str | None = None,
-                  checkpoint: str | Path | None = None) -> dict[str, Any]:
+def run_confusion(run_dir: str | Path, data: str | None = None, checkpoint: str | Path | None = None) -> dict[str, Any]:
     """Evaluate the run's weights on its test set (or `data`'s) as `cnnatlas eval` does:
     accuracy, class names and the confusion matrix (rows: true class, columns: predicted)."""
     import torch
@@ -91,12 +94,24 @@ def run_confusion(run_dir: str | Path, data: str | None = None,
     if isinstance(splits.test, TensorImageDataset):  # normalise as the run's training data was
         splits.test.mean, splits.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (info.mean, info.std))
     result = evaluate(run.model, DataLoader(splits.test, batch_size=256), info.num_classes, torch.device("cpu"))
-    return {"model": run.config.model, "data": spec, "acc": result.acc, "count": result.count,
-            "classes": list(info.classes), "confusion": result.confusion.numpy()}
+    return {
+        "model": run.config.model,
+        "data": spec,
+        "acc": result.acc,
+        "count": result.count,
+        "classes": list(info.classes),
+        "confusion": result.confusion.numpy(),
+    }
 
 
-def plot_confusion(run_dir: str | Path, out: str | Path | None = None, *, data: str | None = None,
-                   checkpoint: str | Path | None = None, result: dict[str, Any] | None = None) -> Figure:
+def plot_confusion(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    data: str | None = None,
+    checkpoint: str | Path | None = None,
+    result: dict[str, Any] | None = None,
+) -> Figure:
     """The confusion matrix of a run on its test set: colour = share of the true class (recall),
     numbers = counts. `result` may be a `run_confusion` result already computed."""
     r = result if result is not None else run_confusion(run_dir, data, checkpoint)
@@ -114,14 +129,27 @@ def plot_confusion(run_dir: str | Path, out: str | Path | None = None, *, data: 
         for i in range(n):
             for j in range(n):
                 if m[i, j]:
-                    ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7 if n > 12 else 8,
-                            color="white" if share[i, j] > 0.6 else "#222222")
+                    ax.text(
+                        j,
+                        i,
+                        str(m[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7 if n > 12 else 8,
+                        color="white" if share[i, j] > 0.6 else "#222222",
+                    )
     short = [c if len(c) <= 12 else c[:11] + "…" for c in classes]
-    ax.set_xticks(range(n), short, rotation=45 if max(map(len, short)) > 2 else 0, ha="right"
-                  if max(map(len, short)) > 2 else "center", fontsize=8)
+    ax.set_xticks(
+        range(n),
+        short,
+        rotation=45 if max(map(len, short)) > 2 else 0,
+        ha="right" if max(map(len, short)) > 2 else "center",
+        fontsize=8,
+    )
     ax.set_yticks(range(n), short, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    set_title(fig, f"{r['model']} on {r['data']}: test accuracy {100 * r['acc']:.2f}% over {r['count']:,} images",
-              fontsize=10)
+    set_title(
+        fig, f"{r['model']} on {r['data']}: test accuracy {100 * r['acc']:.2f}% over {r['count']:,} images", fontsize=10
+    )
     return save_figure(fig, out)
