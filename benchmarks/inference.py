@@ -100,7 +100,8 @@ def markdown_table(run: dict) -> str:
         lines.append(
             f"| {model} | {batch} | {cell('cnnatlas')} | {cell('torchvision')} | "
             f"{cell('torchvision channels_last')} | {cell('cnnatlas optimize')} | "
-            f"{opt['ratio_vs_torchvision_channels_last']:.2f}× | {opt['fraction_of_gemm']:.{0 if opt['fraction_of_gemm'] >= 0.1 else 1}%} |"
+            f"{opt['ratio_vs_torchvision_channels_last']:.2f}× | "
+            f"{opt['fraction_of_gemm']:.{0 if opt['fraction_of_gemm'] >= 0.1 else 1}%} |"
         )
     return "\n".join(lines)
 
