@@ -90,7 +90,7 @@ def markdown_table(run: dict) -> str:
         groups.setdefault((row["model"], row["batch"]), {})[row["variant"]] = row
     for (model, batch), v in groups.items():
 
-        def cell(name: str) -> str:
+        def cell(name: str, v: dict[str, dict] = v) -> str:
             r = v[name]
             return f"{r['images_per_s']:.1f} img/s" + (
                 "" if name == "torchvision" else f" ({r['ratio_vs_torchvision']:.2f}×)"

@@ -74,7 +74,7 @@ def dense_channels() -> Measurement:
     k, rows, ok = 32, [], True
     for name, widths in seen.items():
         k0, layers = widths[0], widths[1:]
-        expected = [k0 + k * (l - 1) for l in range(1, len(layers) + 1)]
+        expected = [k0 + k * (i - 1) for i in range(1, len(layers) + 1)]
         ok = ok and layers == expected
         rows.append({"block": name, "k0": k0, "layers": len(layers), "inputs": layers, "formula": expected})
     ok = ok and [r["layers"] for r in rows] == [6, 12, 24, 16] and [r["k0"] for r in rows] == [64, 128, 256, 512]
