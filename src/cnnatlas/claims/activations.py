@@ -79,15 +79,13 @@ def dying_relu() -> Measurement:
     )
     return Measurement(
         measured=f"ReLU: {r['dead']}/128 units dead, {r['zero_gradient']} with zero gradient, "
-        f"{r['still_dead_after_200']} "
-        f"still dead 200 steps later (weights untouched: {r['weights_unchanged']}); Leaky ReLU: {leaky['dead']} "
-        f"negative everywhere, {leaky['zero_gradient']} with zero gradient; GELU: {gelu['dead']}, "
-        f"{gelu['zero_gradient']}",
+        f"{r['still_dead_after_200']} still dead 200 steps later (weights untouched: {r['weights_unchanged']}); "
+        f"Leaky ReLU: {leaky['dead']} negative everywhere, {leaky['zero_gradient']} with zero gradient; GELU: "
+        f"{gelu['dead']}, {gelu['zero_gradient']}",
         expected="ReLU: dead > 0, all with zero gradient, all still dead; Leaky ReLU/GELU: 0 with zero gradient",
         passed=ok,
         conditions="MLP 64→128→10 on the 1,797 digits as raw intensities in [0, 1]; SGD lr 0.05, one step at lr "
-        f"{BAD_LR:g}; "
-        "the same seed and batches for each activation",
+        f"{BAD_LR:g}; the same seed and batches for each activation",
         values=rows,
     )
 

@@ -40,8 +40,7 @@ def inception_bottleneck() -> Measurement:
         expected="with reductions ≈ 159K weights and 128M ops (GoogLeNet paper, Table 1); without: several times more",
         passed=w_n > 2 * w_r and macs_n > 2 * macs_r and abs(macs_r / 128e6 - 1) < 0.05 and abs(w_r / 159e3 - 1) < 0.05,
         conditions="cnnatlas InceptionModule(192 → 64 | 96→128 | 16→32 (5×5) | pool→32), reduce=True vs the paper's "
-        "naive "
-        f"module (reduce=False); MACs by {how}; the paper's figures round and leave out batch norm",
+        f"naive module (reduce=False); MACs by {how}; the paper's figures round and leave out batch norm",
         values={"weights_reduced": w_r, "weights_naive": w_n, "macs_reduced": macs_r, "macs_naive": macs_n},
     )
 
@@ -175,8 +174,7 @@ def vit_tokens() -> Measurement:
     ok = patches.shape[1] == 196 and tokens == 197 and tv_tokens in (None, 197)
     return Measurement(
         measured=f"patch embedding (16×16 conv, stride 16) on 224×224: {patches.shape[1]} patches of "
-        f"{patches.shape[2]}, "
-        f"{tokens} tokens with CLS; {tv_note}",
+        f"{patches.shape[2]}, {tokens} tokens with CLS; {tv_note}",
         expected="196 patches, 197 tokens",
         passed=ok,
         conditions="nn.Conv2d(3, 768, 16, stride=16) on a 1×3×224×224 input; torchvision's vit_b_16 input processing "

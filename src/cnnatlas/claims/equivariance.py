@@ -178,7 +178,6 @@ def rotation() -> Measurement:
         expected="CNN: large (≫ 0); p4: 0 (rounding)",
         passed=err_c1 > 0.1 and err_c3 > 0.1 and err_p4 < 1e-12 and err_pooled < 1e-12,
         conditions=f"cnnatlas lenet5 after {STEPS} SGD steps on the digits (32×32); rotation by 90°; p4 lifting + "
-        "group conv "
-        "(5×5, 1→6→16, zero padding), float64",
+        "group conv (5×5, 1→6→16, zero padding), float64",
         values={"lenet_accuracy": accuracy, "cnn_c1": err_c1, "cnn_c3": err_c3, "p4": err_p4, "p4_pooled": err_pooled},
     )

@@ -136,9 +136,8 @@ def batchnorm_batch1() -> Measurement:
     ok = error is not None and as_instance < 1e-6 and lost < 1e-6 and all(v < 1e-12 for v in independent.values())
     return Measurement(
         measured=f"BN on 1×{C}×1×1: {error or 'no error'}; BN on 1×{C}×{H}×{H} = InstanceNorm (max diff "
-        f"{as_instance:.0e}), "
-        f"a per-channel offset of the image vanishes (diff {lost:.0e}); GroupNorm/LayerNorm alone vs in a batch: "
-        f"{independent['group']:.0e} / {independent['layer']:.0e}",
+        f"{as_instance:.0e}), a per-channel offset of the image vanishes (diff {lost:.0e}); GroupNorm/LayerNorm "
+        f"alone vs in a batch: {independent['group']:.0e} / {independent['layer']:.0e}",
         expected="an error; ≈ 0, ≈ 0 (degenerate); 0 / 0 (independent of the batch)",
         passed=ok,
         conditions=f"torch BatchNorm2d in training mode; cnnatlas get_norm_layer('group', num_groups={G}) and "

@@ -39,9 +39,8 @@ def pooling_no_params() -> Measurement:
     macs_pooled, _ = count_macs(conv, (1, 64, 28, 28))
     return Measurement(
         measured=f"parameters + buffers of {len(own)} pooling layers: {sum(own.values())}; VGG-16's {n_pools} pools "
-        "hold "
-        f"{in_pools} of its {count_params(vgg):,} (all in convs and FCs: {in_layers:,}); a 3×3 conv after a 2×2 "
-        f"pool does {macs_full / macs_pooled:g}× less work",
+        f"hold {in_pools} of its {count_params(vgg):,} (all in convs and FCs: {in_layers:,}); a 3×3 conv after a "
+        f"2×2 pool does {macs_full / macs_pooled:g}× less work",
         expected="0; 0; the next conv's MACs ÷ 4",
         passed=sum(own.values()) == 0
         and in_pools == 0
@@ -106,8 +105,7 @@ def gap_head() -> Measurement:
     share_fc, share_gap = fc / total, gap_params / (convs + gap_params)
     return Measurement(
         measured=f"FC head {fc:,} of {total:,} ({share_fc:.1%}); GAP + one FC: {gap_params:,} of "
-        f"{convs + gap_params:,} "
-        f"({share_gap:.1%}), {fc / gap_params:.0f}× smaller",
+        f"{convs + gap_params:,} ({share_gap:.1%}), {fc / gap_params:.0f}× smaller",
         expected="FC head > 50% (notes: 'most'); GAP head a few %",
         passed=share_fc > 0.5 and share_gap < 0.05 and tuple(out.shape) == (1, 1000),
         conditions="cnnatlas vgg16 (1000 classes, 224×224) on the meta device; GAP head = AdaptiveAvgPool2d(1) → "

@@ -156,9 +156,8 @@ def gridding() -> Measurement:
     eq, hy = rows[(2, 2, 2)], rows[(1, 2, 3)]
     return Measurement(
         measured=f"dilations 2,2,2: field {eq['field']}×{eq['field']}, {eq['unused']} of {eq['field'] ** 2} pixels "
-        "unused, "
-        f"{eq['shared_with_neighbour']} shared with the next unit; 1,2,3: field {hy['field']}×{hy['field']}, "
-        f"{hy['unused']} unused, {hy['shared_with_neighbour']} shared",
+        f"unused, {eq['shared_with_neighbour']} shared with the next unit; 1,2,3: field "
+        f"{hy['field']}×{hy['field']}, {hy['unused']} unused, {hy['shared_with_neighbour']} shared",
         expected="2,2,2: some unused, 0 shared; 1,2,3: 0 unused",
         passed=eq["unused"] > 0
         and eq["shared_with_neighbour"] == 0

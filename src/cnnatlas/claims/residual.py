@@ -108,8 +108,7 @@ def residual_gradient() -> Measurement:
         expected="plain56 ≥ 10× further from 1 (in orders of magnitude) than resnet56",
         passed=off["plain56"] >= off["resnet56"] + 1,
         conditions="cnnatlas CIFAR nets at initialisation, batch norm in training mode, 32 digits at 32×32, "
-        "cross-entropy. "
-        "With batch norm the plain net's gradient explodes rather than vanishes (Yang et al. 2019); "
+        "cross-entropy. With batch norm the plain net's gradient explodes rather than vanishes (Yang et al. 2019); "
         "the notes' 'vanishing' is the same product of Jacobians without normalisation",
         values={"ratios": ratios, "orders_of_magnitude_off": off},
     )
@@ -165,9 +164,8 @@ def degradation() -> Measurement:
         "of the plain gap)",
         passed=gap > 0.1 and excess <= DEGRADATION_NOISE * gap,
         conditions=f"scikit-learn digits (1,437 training images at {cfg['size']}×{cfg['size']}), {cfg['steps']} SGD "
-        "steps of "
-        f"{cfg['batch']} (lr {cfg['lr']}, {cfg['warmup']} warm-up steps then cosine, momentum 0.9, weight decay "
-        "1e-4) from seed 0; loss on the whole training set in eval mode. Both plain20 and resnet56 end near 0, "
-        "where seeds reorder them",
+        f"steps of {cfg['batch']} (lr {cfg['lr']}, {cfg['warmup']} warm-up steps then cosine, momentum 0.9, weight "
+        "decay 1e-4) from seed 0; loss on the whole training set in eval mode. Both plain20 and resnet56 end near "
+        "0, where seeds reorder them",
         values={"final_loss": final, "plain_gap": gap, "resnet56_excess": excess, **cfg},
     )

@@ -50,8 +50,7 @@ def inflation() -> Measurement:
         expected="0 (rounding); 1, 3, 5×; 0",
         passed=ok,
         conditions="3×3 conv 3→8 inflated to T×3×3 by hand, bias-free, float64, an image repeated over 8 frames, no "
-        "time "
-        "padding; the zoo's inflate with replicate time padding on the whole LeNet-5",
+        "time padding; the zoo's inflate with replicate time padding on the whole LeNet-5",
         values={"frame_errors": errors, "ratios_without_division": ratios, "zoo_model_error": zoo_err},
     )
 
@@ -81,7 +80,6 @@ def conv3d_cost() -> Measurement:
         expected="1, 3, 5 (= k_t), for MACs and weights",
         passed=ok,
         conditions=f"nn.Conv3d({c_in}, {c_out}, (k_t, 3, 3)) on {frames}×28×28 vs nn.Conv2d({c_in}, {c_out}, 3) on "
-        "28×28, "
-        f"same padding; MACs by {how}",
+        f"28×28, same padding; MACs by {how}",
         values={"rows": rows, "macs_2d": macs2},
     )

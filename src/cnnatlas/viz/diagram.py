@@ -493,8 +493,7 @@ def model_diagram(
         raise InvalidArgumentError(f"--depth must be ≥ 1; got {depth}")
     title = (
         f"{label}: input {shape}, {fmt_count(report.params, compact=True)} parameters, "
-        f"{fmt_count(report.macs, compact=True)} MACs "
-        f"(modules to depth {depth})"
+        f"{fmt_count(report.macs, compact=True)} MACs (modules to depth {depth})"
     )
     return build_diagram(report, module, depth=depth, title=title)
 
