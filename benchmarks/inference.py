@@ -90,7 +90,7 @@ def markdown_table(run: dict) -> str:
         groups.setdefault((row["model"], row["batch"]), {})[row["variant"]] = row
     for (model, batch), v in groups.items():
 
-        def cell(name: str) -> str:
+        def cell(name: str, v: dict[str, dict] = v) -> str:
             r = v[name]
             return f"{r['images_per_s']:.1f} img/s" + (
                 "" if name == "torchvision" else f" ({r['ratio_vs_torchvision']:.2f}×)"
@@ -100,7 +100,8 @@ def markdown_table(run: dict) -> str:
         lines.append(
             f"| {model} | {batch} | {cell('cnnatlas')} | {cell('torchvision')} | "
             f"{cell('torchvision channels_last')} | {cell('cnnatlas optimize')} | "
-            f"{opt['ratio_vs_torchvision_channels_last']:.2f}× | {opt['fraction_of_gemm']:.{0 if opt['fraction_of_gemm'] >= 0.1 else 1}%} |"
+            f"{opt['ratio_vs_torchvision_channels_last']:.2f}× | "
+            f"{opt['fraction_of_gemm']:.{0 if opt['fraction_of_gemm'] >= 0.1 else 1}%} |"
         )
     return "\n".join(lines)
 

@@ -189,7 +189,7 @@ def _outputs(args: list[str]) -> list[Path]:
 
 def _snapshot(root: Path) -> dict[Path, tuple]:
     found = {}
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         found[Path(folder)] = ("dir",)
         for f in files:
             st_ = (Path(folder) / f).stat()

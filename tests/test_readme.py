@@ -313,7 +313,7 @@ def _fashion_subset(folder: Path) -> Path:
     if not FASHION_MNIST_DIR.is_dir():
         pytest.skip("Debian package dataset-fashion-mnist not installed (apt-get install dataset-fashion-mnist)")
     folder.mkdir(parents=True, exist_ok=True)
-    for (split, (images, labels)), n in zip(IDX_FILES.items(), FASHION_SUBSET):
+    for (_split, (images, labels)), n in zip(IDX_FILES.items(), FASHION_SUBSET):
         for stem in (images, labels):
             write_idx(folder / stem, read_idx(find_idx_file(FASHION_MNIST_DIR, stem))[:n])
     return folder

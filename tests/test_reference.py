@@ -221,7 +221,7 @@ def test_relu_and_tanh():
         dx = bwd(dy, y if uses_output else x)
         assert relative_error(y, yt.detach().numpy()) < AD_TOL
         assert relative_error(dx, xt.grad.numpy()) < AD_TOL
-        assert relative_error(dx, numerical_gradient(lambda: float((fwd(x) * dy).sum()), x)) < FD_TOL
+        assert relative_error(dx, numerical_gradient(lambda fwd=fwd: float((fwd(x) * dy).sum()), x)) < FD_TOL
 
 
 def test_linear():

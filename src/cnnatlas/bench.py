@@ -127,5 +127,6 @@ def parse_input(text: str, channels: int, dims: int) -> tuple[int, ...]:
     if len(parts) == dims + 1:
         return tuple(parts)
     raise InvalidArgumentError(
-        f"--input {text!r} has {len(parts)} sizes; this model takes {dims} spatial sizes (optionally after the channels)"
+        f"--input {text!r} has {len(parts)} sizes; this model takes {dims} spatial sizes (optionally after the "
+        "channels)"
     )

@@ -60,7 +60,8 @@ def after_bad_step(act: type[nn.Module], x: torch.Tensor, y: torch.Tensor) -> di
 
 @claim(
     "dying-relu",
-    "After a bad step, ReLU units whose pre-activation is negative on every input get exactly zero gradient and stay dead; Leaky ReLU and GELU units keep a gradient.",
+    "After a bad step, ReLU units whose pre-activation is negative on every input get exactly zero gradient and stay "
+    "dead; Leaky ReLU and GELU units keep a gradient.",
 )
 def dying_relu() -> Measurement:
     x, y = digits_pixels()
@@ -77,13 +78,14 @@ def dying_relu() -> Measurement:
         and gelu["zero_gradient"] == 0
     )
     return Measurement(
-        measured=f"ReLU: {r['dead']}/128 units dead, {r['zero_gradient']} with zero gradient, {r['still_dead_after_200']} "
-        f"still dead 200 steps later (weights untouched: {r['weights_unchanged']}); Leaky ReLU: {leaky['dead']} "
-        f"negative everywhere, {leaky['zero_gradient']} with zero gradient; GELU: {gelu['dead']}, {gelu['zero_gradient']}",
+        measured=f"ReLU: {r['dead']}/128 units dead, {r['zero_gradient']} with zero gradient, "
+        f"{r['still_dead_after_200']} still dead 200 steps later (weights untouched: {r['weights_unchanged']}); "
+        f"Leaky ReLU: {leaky['dead']} negative everywhere, {leaky['zero_gradient']} with zero gradient; GELU: "
+        f"{gelu['dead']}, {gelu['zero_gradient']}",
         expected="ReLU: dead > 0, all with zero gradient, all still dead; Leaky ReLU/GELU: 0 with zero gradient",
         passed=ok,
-        conditions=f"MLP 64→128→10 on the 1,797 digits as raw intensities in [0, 1]; SGD lr 0.05, one step at lr {BAD_LR:g}; "
-        "the same seed and batches for each activation",
+        conditions="MLP 64→128→10 on the 1,797 digits as raw intensities in [0, 1]; SGD lr 0.05, one step at lr "
+        f"{BAD_LR:g}; the same seed and batches for each activation",
         values=rows,
     )
 
@@ -107,7 +109,8 @@ def relu_backward() -> Measurement:
         f"gradient passed at {passed_share:.1%} of the inputs",
         expected=f"True; True; the share with input > 0, {share:.1%}",
         passed=torch.equal(xt.grad, gate) and torch.equal(ref, gate) and passed_share == share,
-        conditions="torch.relu on a 4×8×6×6 float64 input (three exact zeros included), random upstream gradient; bitwise comparison",
+        conditions="torch.relu on a 4×8×6×6 float64 input (three exact zeros included), random upstream gradient; "
+        "bitwise comparison",
         values={
             "autograd_equals_gate": torch.equal(xt.grad, gate),
             "reference_equals_gate": torch.equal(ref, gate),

@@ -24,7 +24,8 @@ def conv_weights(module: nn.Module) -> int:
 
 @claim(
     "inception-bottleneck",
-    "Placing 1×1 reductions before the 3×3 and 5×5 convs of an Inception module cuts its weights and multiply–accumulates several-fold.",
+    "Placing 1×1 reductions before the 3×3 and 5×5 convs of an Inception module cuts its weights and "
+    "multiply–accumulates several-fold.",
 )
 def inception_bottleneck() -> Measurement:
     reduced = InceptionModule(**INCEPTION_3A, large_kernel_size=5)
@@ -38,8 +39,8 @@ def inception_bottleneck() -> Measurement:
         f"{w_n:,} and {macs_n / 1e6:.0f}M without ({w_n / w_r:.1f}× and {macs_n / macs_r:.1f}×)",
         expected="with reductions ≈ 159K weights and 128M ops (GoogLeNet paper, Table 1); without: several times more",
         passed=w_n > 2 * w_r and macs_n > 2 * macs_r and abs(macs_r / 128e6 - 1) < 0.05 and abs(w_r / 159e3 - 1) < 0.05,
-        conditions=f"cnnatlas InceptionModule(192 → 64 | 96→128 | 16→32 (5×5) | pool→32), reduce=True vs the paper's naive "
-        f"module (reduce=False); MACs by {how}; the paper's figures round and leave out batch norm",
+        conditions="cnnatlas InceptionModule(192 → 64 | 96→128 | 16→32 (5×5) | pool→32), reduce=True vs the paper's "
+        f"naive module (reduce=False); MACs by {how}; the paper's figures round and leave out batch norm",
         values={"weights_reduced": w_r, "weights_naive": w_n, "macs_reduced": macs_r, "macs_naive": macs_n},
     )
 
@@ -72,7 +73,7 @@ def dense_channels() -> Measurement:
     k, rows, ok = 32, [], True
     for name, widths in seen.items():
         k0, layers = widths[0], widths[1:]
-        expected = [k0 + k * (l - 1) for l in range(1, len(layers) + 1)]
+        expected = [k0 + k * (i - 1) for i in range(1, len(layers) + 1)]
         ok = ok and layers == expected
         rows.append({"block": name, "k0": k0, "layers": len(layers), "inputs": layers, "formula": expected})
     ok = ok and [r["layers"] for r in rows] == [6, 12, 24, 16] and [r["k0"] for r in rows] == [64, 128, 256, 512]
@@ -83,14 +84,16 @@ def dense_channels() -> Measurement:
         ),
         expected="k₀ + 32(l − 1): 64…224, 128…480, 256…992, 512…992 (layers 6, 12, 24, 16)",
         passed=ok,
-        conditions="cnnatlas densenet121 (k = 32) on the meta device at 224×224; input widths read by hooks on every dense layer",
+        conditions="cnnatlas densenet121 (k = 32) on the meta device at 224×224; input widths read by hooks on every "
+        "dense layer",
         values={"blocks": rows},
     )
 
 
 @claim(
     "se-cost",
-    "Squeeze-and-excitation adds about 2C²/r parameters per block (≈ 10% for ResNet-50) and almost no multiply–accumulates.",
+    "Squeeze-and-excitation adds about 2C²/r parameters per block (≈ 10% for ResNet-50) and almost no "
+    "multiply–accumulates.",
     needs=("resnet50", "seresnet50"),
 )
 def se_cost() -> Measurement:
@@ -170,10 +173,11 @@ def vit_tokens() -> Measurement:
         tv_note = f"torchvision vit_b_16 not checked ({type(err).__name__})"
     ok = patches.shape[1] == 196 and tokens == 197 and tv_tokens in (None, 197)
     return Measurement(
-        measured=f"patch embedding (16×16 conv, stride 16) on 224×224: {patches.shape[1]} patches of {patches.shape[2]}, "
-        f"{tokens} tokens with CLS; {tv_note}",
+        measured=f"patch embedding (16×16 conv, stride 16) on 224×224: {patches.shape[1]} patches of "
+        f"{patches.shape[2]}, {tokens} tokens with CLS; {tv_note}",
         expected="196 patches, 197 tokens",
         passed=ok,
-        conditions="nn.Conv2d(3, 768, 16, stride=16) on a 1×3×224×224 input; torchvision's vit_b_16 input processing on the meta device",
+        conditions="nn.Conv2d(3, 768, 16, stride=16) on a 1×3×224×224 input; torchvision's vit_b_16 input processing "
+        "on the meta device",
         values={"patches": patches.shape[1], "tokens": tokens, "torchvision_tokens": tv_tokens},
     )

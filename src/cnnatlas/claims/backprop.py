@@ -16,7 +16,8 @@ F64 = torch.float64
 
 @claim(
     "conv-backward",
-    "∂L/∂X is the full convolution of ∂L/∂Y with the kernel rotated by 180°, and ∂L/∂W is the cross-correlation of X with ∂L/∂Y.",
+    "∂L/∂X is the full convolution of ∂L/∂Y with the kernel rotated by 180°, and ∂L/∂W is the cross-correlation of X "
+    "with ∂L/∂Y.",
 )
 def conv_backward() -> Measurement:
     # 1. the formula in three torch calls (stride 1, no padding), against autograd
@@ -45,7 +46,8 @@ def conv_backward() -> Measurement:
         worst = max(worst, reference.relative_error(dx, xs.grad.numpy()), reference.relative_error(dw, ws.grad.numpy()))
     ok = err_dx < 1e-12 and err_dw < 1e-12 and err_noflip > 0.1 and worst < 1e-12
     return Measurement(
-        measured=f"relative error vs autograd: ∂L/∂X {err_dx:.0e}, ∂L/∂W {err_dw:.0e}; without the flip {err_noflip:.2f}; "
+        measured=f"relative error vs autograd: ∂L/∂X {err_dx:.0e}, ∂L/∂W {err_dw:.0e}; without the flip "
+        f"{err_noflip:.2f}; "
         f"NumPy reference over {len(settings)} stride/padding/dilation/groups settings: {worst:.0e}",
         expected="0 (rounding); 0; large; 0",
         passed=ok,

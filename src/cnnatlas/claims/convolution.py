@@ -65,14 +65,16 @@ def conv_params() -> Measurement:
         f"size; 3×3, 64→128: {example:,}",
         expected="(K²·C_in/G + 1)·C_out at every H×W; 3×3, 64→128: 73,856",
         passed=agree and example == 73_856,
-        conditions=f"nn.Conv2d, K ∈ {{1,3,5,7}}, groups 1–32, with and without bias; each run on {', '.join(f'{s}×{s}' for s in sizes)} inputs",
+        conditions=f"nn.Conv2d, K ∈ {{1,3,5,7}}, groups 1–32, with and without bias; each run on "
+        f"{', '.join(f'{s}×{s}' for s in sizes)} inputs",
         values={"layers": rows},
     )
 
 
 @claim(
     "weight-sharing",
-    "Sharing one filter over all positions makes a conv layer ~(H·W)²/K² times smaller than a dense layer between the same maps — over 1000× from 10×10 maps up.",
+    "Sharing one filter over all positions makes a conv layer ~(H·W)²/K² times smaller than a dense layer between the "
+    "same maps — over 1000× from 10×10 maps up.",
 )
 def weight_sharing() -> Measurement:
     c, k = 16, 3
@@ -140,7 +142,8 @@ def output_size() -> Measurement:
 
 @claim(
     "same-padding",
-    "With an odd kernel at stride 1, padding P = D(K − 1)/2 keeps the size ('same'); P = 0 shrinks it by D(K − 1) ('valid').",
+    "With an odd kernel at stride 1, padding P = D(K − 1)/2 keeps the size ('same'); P = 0 shrinks it by D(K − 1) "
+    "('valid').",
 )
 def same_padding() -> Measurement:
     from ..layers import ConvNormAct
@@ -178,7 +181,8 @@ def same_padding() -> Measurement:
 
 @claim(
     "one-by-one",
-    "A 1×1 convolution is a linear layer applied to every pixel: it mixes channels, never positions, with C_in·C_out (+C_out) parameters, 9× fewer weights than a 3×3.",
+    "A 1×1 convolution is a linear layer applied to every pixel: it mixes channels, never positions, with C_in·C_out "
+    "(+C_out) parameters, 9× fewer weights than a 3×3.",
 )
 def one_by_one() -> Measurement:
     c_in, c_out = 16, 32
@@ -200,6 +204,7 @@ def one_by_one() -> Measurement:
         f"{params} parameters; 3×3/1×1 weights = {w3 / (c_in * c_out):g}",
         expected=f"0 (float64 rounding); only (3, 4); {c_in * c_out + c_out}; 9",
         passed=diff <= 1e-12 and reached == {(3, 4)} and params == c_in * c_out + c_out and w3 == 9 * c_in * c_out,
-        conditions=f"nn.Conv2d({c_in}, {c_out}, 1) and nn.Linear({c_in}, {c_out}) with the same weights, float64, input 2×{c_in}×7×9",
+        conditions=f"nn.Conv2d({c_in}, {c_out}, 1) and nn.Linear({c_in}, {c_out}) with the same weights, float64, "
+        f"input 2×{c_in}×7×9",
         values={"max_abs_diff": diff, "positions_reached": sorted(reached), "params": params},
     )

@@ -42,7 +42,9 @@ def translate(x: torch.Tensor, t: tuple[int, int]) -> torch.Tensor:
 
 @claim(
     "equivariance",
-    "Convolution is translation-equivariant, f(T x) = T f(x): exactly for circular shifts with circular padding at stride 1; with zero padding the error stays in a border band; stride breaks it for shifts that are not multiples of it.",
+    "Convolution is translation-equivariant, f(T x) = T f(x): exactly for circular shifts with circular padding at "
+    "stride 1; with zero padding the error stays in a border band; stride breaks it for shifts that are not multiples "
+    "of it.",
 )
 @torch.no_grad()
 def equivariance() -> Measurement:
@@ -62,7 +64,8 @@ def equivariance() -> Measurement:
     by1 = min(relative_error(h(shift(x, (1, 1))), shift(h(x), (a, b))) for a in range(16) for b in range(16))
     ok = circular < 1e-12 and inside < 1e-12 and border > 1e-3 and by2 < 1e-12 and by1 > 0.1
     return Measurement(
-        measured=f"circular: relative error {circular:.0e}; zero padding, shift (3,5): {inside:.0e} inside, {border:.2f} in the "
+        measured=f"circular: relative error {circular:.0e}; zero padding, shift (3,5): {inside:.0e} inside, "
+        f"{border:.2f} in the "
         f"border band; stride 2: shift by 2 → {by2:.0e}, shift by 1 → {by1:.2f} (best over all output shifts)",
         expected="0 (rounding); 0 inside, > 0 at the border; 0 for multiples of the stride, large otherwise",
         passed=ok,
@@ -80,7 +83,8 @@ def equivariance() -> Measurement:
 
 @claim(
     "invariance",
-    "After global pooling and an FC layer the network is translation-invariant, g(T x) = g(x); with a flatten + FC head it is not.",
+    "After global pooling and an FC layer the network is translation-invariant, g(T x) = g(x); with a flatten + FC "
+    "head it is not.",
 )
 @torch.no_grad()
 def invariance() -> Measurement:
@@ -96,7 +100,8 @@ def invariance() -> Measurement:
         measured=f"GAP + FC: logits change by {gap:.0e} (relative) under shifts; flatten + FC: by {flat:.2f} or more",
         expected="0 (rounding); > 0",
         passed=gap < 1e-12 and flat > 0.05,
-        conditions="circular-padded conv features (3→8→8), float64, 32×32 input, circular shifts (1,0), (0,3), (5,−7), (13,21)",
+        conditions="circular-padded conv features (3→8→8), float64, 32×32 input, circular shifts (1,0), (0,3), "
+        "(5,−7), (13,21)",
         values={"gap_head": gap, "flatten_head": flat},
     )
 
@@ -172,7 +177,7 @@ def rotation() -> Measurement:
         f"{err_pooled:.0e} after max over rotations",
         expected="CNN: large (≫ 0); p4: 0 (rounding)",
         passed=err_c1 > 0.1 and err_c3 > 0.1 and err_p4 < 1e-12 and err_pooled < 1e-12,
-        conditions=f"cnnatlas lenet5 after {STEPS} SGD steps on the digits (32×32); rotation by 90°; p4 lifting + group conv "
-        "(5×5, 1→6→16, zero padding), float64",
+        conditions=f"cnnatlas lenet5 after {STEPS} SGD steps on the digits (32×32); rotation by 90°; p4 lifting + "
+        "group conv (5×5, 1→6→16, zero padding), float64",
         values={"lenet_accuracy": accuracy, "cnn_c1": err_c1, "cnn_c3": err_c3, "p4": err_p4, "p4_pooled": err_pooled},
     )

@@ -41,7 +41,8 @@ def normalised_over(y: torch.Tensor) -> str | None:
 
 @claim(
     "batchnorm-axes",
-    "Batch norm normalises each channel over (N, H, W), with γ and β of length C — not over all axes, not per position.",
+    "Batch norm normalises each channel over (N, H, W), with γ and β of length C — not over all axes, not per "
+    "position.",
 )
 def batchnorm_axes() -> Measurement:
     x = feature_maps()
@@ -70,7 +71,8 @@ def batchnorm_axes() -> Measurement:
         f"running stats = 0.9·old + 0.1·batch (unbiased var): error {running_err:.0e}",
         expected=f"per channel, over (N, H, W); 0; both ≠ 0; ({C},); 0",
         passed=ok,
-        conditions=f"nn.BatchNorm2d({C}) in training mode, float64, input {N}×{C}×{H}×{H} with per-sample and per-channel offsets and scales",
+        conditions=f"nn.BatchNorm2d({C}) in training mode, float64, input {N}×{C}×{H}×{H} with per-sample and "
+        "per-channel offsets and scales",
         values={
             "axes": measured_axes,
             "formula_error": formula_err,
@@ -83,7 +85,8 @@ def batchnorm_axes() -> Measurement:
 
 @claim(
     "batchnorm-eval",
-    "At inference batch norm uses running statistics, so one image's output does not depend on its batch; in training mode it does.",
+    "At inference batch norm uses running statistics, so one image's output does not depend on its batch; in training "
+    "mode it does.",
 )
 def batchnorm_eval() -> Measurement:
     block = ConvNormAct(3, 8, 3, norm_layer="batch").double()
@@ -99,7 +102,8 @@ def batchnorm_eval() -> Measurement:
             block.train(mode == "train")
             diffs[mode] = float((block(batch_a)[0] - block(batch_b)[0]).abs().max())
     return Measurement(
-        measured=f"max change of the image's output between two batches: eval {diffs['eval']:.1e}, train {diffs['train']:.2f}",
+        measured=f"max change of the image's output between two batches: eval {diffs['eval']:.1e}, train "
+        f"{diffs['train']:.2f}",
         expected="eval 0; train > 0",
         passed=diffs["eval"] < 1e-12 and diffs["train"] > 1e-2,
         conditions="cnnatlas ConvNormAct(3, 8) with BN after 20 batches of statistics, float64; the same image among 7 "
@@ -131,12 +135,13 @@ def batchnorm_batch1() -> Measurement:
         independent[name] = float((alone - together).abs().max()) if torch.isfinite(alone).all() else float("inf")
     ok = error is not None and as_instance < 1e-6 and lost < 1e-6 and all(v < 1e-12 for v in independent.values())
     return Measurement(
-        measured=f"BN on 1×{C}×1×1: {error or 'no error'}; BN on 1×{C}×{H}×{H} = InstanceNorm (max diff {as_instance:.0e}), "
-        f"a per-channel offset of the image vanishes (diff {lost:.0e}); GroupNorm/LayerNorm alone vs in a batch: "
-        f"{independent['group']:.0e} / {independent['layer']:.0e}",
+        measured=f"BN on 1×{C}×1×1: {error or 'no error'}; BN on 1×{C}×{H}×{H} = InstanceNorm (max diff "
+        f"{as_instance:.0e}), a per-channel offset of the image vanishes (diff {lost:.0e}); GroupNorm/LayerNorm "
+        f"alone vs in a batch: {independent['group']:.0e} / {independent['layer']:.0e}",
         expected="an error; ≈ 0, ≈ 0 (degenerate); 0 / 0 (independent of the batch)",
         passed=ok,
-        conditions=f"torch BatchNorm2d in training mode; cnnatlas get_norm_layer('group', num_groups={G}) and ('layer'), float64",
+        conditions=f"torch BatchNorm2d in training mode; cnnatlas get_norm_layer('group', num_groups={G}) and "
+        "('layer'), float64",
         values={
             "bn_1x1_error": error,
             "bn_equals_instance": as_instance,
@@ -148,7 +153,8 @@ def batchnorm_batch1() -> Measurement:
 
 @claim(
     "norm-axes",
-    "LayerNorm normalises each sample over (C, H, W), InstanceNorm each sample and channel over (H, W), GroupNorm each sample and group over (C/G, H, W).",
+    "LayerNorm normalises each sample over (C, H, W), InstanceNorm each sample and channel over (H, W), GroupNorm "
+    "each sample and group over (C/G, H, W).",
 )
 @torch.no_grad()
 def norm_axes() -> Measurement:
@@ -168,7 +174,8 @@ def norm_axes() -> Measurement:
         measured="; ".join(f"{k}: {v}" for k, v in measured.items()),
         expected="; ".join(f"{k}: {v}" for k, v in expected.items()),
         passed=measured == expected,
-        conditions=f"cnnatlas get_norm_layer (batch, layer, instance, group with G = {G}), training mode, float64, input "
+        conditions=f"cnnatlas get_norm_layer (batch, layer, instance, group with G = {G}), training mode, float64, "
+        "input "
         f"{N}×{C}×{H}×{H} with per-sample and per-channel offsets; the finest grouping with mean 0 and variance 1",
         values={"measured": measured},
     )

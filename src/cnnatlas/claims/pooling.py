@@ -38,15 +38,16 @@ def pooling_no_params() -> Measurement:
     macs_full, how = count_macs(conv, (1, 64, 56, 56))
     macs_pooled, _ = count_macs(conv, (1, 64, 28, 28))
     return Measurement(
-        measured=f"parameters + buffers of {len(own)} pooling layers: {sum(own.values())}; VGG-16's {n_pools} pools hold "
-        f"{in_pools} of its {count_params(vgg):,} (all in convs and FCs: {in_layers:,}); a 3×3 conv after a 2×2 "
-        f"pool does {macs_full / macs_pooled:g}× less work",
+        measured=f"parameters + buffers of {len(own)} pooling layers: {sum(own.values())}; VGG-16's {n_pools} pools "
+        f"hold {in_pools} of its {count_params(vgg):,} (all in convs and FCs: {in_layers:,}); a 3×3 conv after a "
+        f"2×2 pool does {macs_full / macs_pooled:g}× less work",
         expected="0; 0; the next conv's MACs ÷ 4",
         passed=sum(own.values()) == 0
         and in_pools == 0
         and in_layers == count_params(vgg)
         and macs_full == 4 * macs_pooled,
-        conditions=f"torch max/avg/adaptive/LP pooling; vgg16 built on the meta device; MACs by {how} at 56×56 vs 28×28, 64 channels",
+        conditions=f"torch max/avg/adaptive/LP pooling; vgg16 built on the meta device; MACs by {how} at 56×56 vs "
+        "28×28, 64 channels",
         values={
             "layers": own,
             "vgg16_pool_params": in_pools,
@@ -87,7 +88,8 @@ def pool_backward() -> Measurement:
 
 @claim(
     "gap-head",
-    "Most of VGG-16's parameters sit in its fully connected head; a global-average-pooling head, as in ResNet, needs a small fraction of them.",
+    "Most of VGG-16's parameters sit in its fully connected head; a global-average-pooling head, as in ResNet, needs "
+    "a small fraction of them.",
 )
 def gap_head() -> Measurement:
     require_models("vgg16")
@@ -102,10 +104,11 @@ def gap_head() -> Measurement:
         out = gap(vgg.forward_features(torch.empty(1, 3, 224, 224)))
     share_fc, share_gap = fc / total, gap_params / (convs + gap_params)
     return Measurement(
-        measured=f"FC head {fc:,} of {total:,} ({share_fc:.1%}); GAP + one FC: {gap_params:,} of {convs + gap_params:,} "
-        f"({share_gap:.1%}), {fc / gap_params:.0f}× smaller",
+        measured=f"FC head {fc:,} of {total:,} ({share_fc:.1%}); GAP + one FC: {gap_params:,} of "
+        f"{convs + gap_params:,} ({share_gap:.1%}), {fc / gap_params:.0f}× smaller",
         expected="FC head > 50% (notes: 'most'); GAP head a few %",
         passed=share_fc > 0.5 and share_gap < 0.05 and tuple(out.shape) == (1, 1000),
-        conditions="cnnatlas vgg16 (1000 classes, 224×224) on the meta device; GAP head = AdaptiveAvgPool2d(1) → Linear(512, 1000) on its features",
+        conditions="cnnatlas vgg16 (1000 classes, 224×224) on the meta device; GAP head = AdaptiveAvgPool2d(1) → "
+        "Linear(512, 1000) on its features",
         values={"total": total, "fc_head": fc, "gap_head": gap_params, "share_fc": share_fc, "share_gap": share_gap},
     )

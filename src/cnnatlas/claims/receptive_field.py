@@ -25,7 +25,8 @@ def conv_stack(n: int, k: int = 3, channels: int = 2, dilations: tuple[int, ...]
 
 @claim(
     "stacked-3x3",
-    "Two stacked 3×3 convs see the 5×5 field of one 5×5 conv with 18C² instead of 25C² weights (28% fewer); three see 7×7 with 27C² instead of 49C².",
+    "Two stacked 3×3 convs see the 5×5 field of one 5×5 conv with 18C² instead of 25C² weights (28% fewer); three see "
+    "7×7 with 27C² instead of 49C².",
 )
 def stacked_3x3() -> Measurement:
     c = 64
@@ -58,7 +59,8 @@ def stacked_3x3() -> Measurement:
         and three["weights_single"] == 49 * c * c
     )
     return Measurement(
-        measured=f"fields {two['rf_stack']} vs {two['rf_single']} and {three['rf_stack']} vs {three['rf_single']}; weights "
+        measured=f"fields {two['rf_stack']} vs {two['rf_single']} and {three['rf_stack']} vs {three['rf_single']}; "
+        "weights "
         f"{two['weights_stack'] // c**2}C² vs {two['weights_single'] // c**2}C² ({two['saving']:.0%} fewer), "
         f"{three['weights_stack'] // c**2}C² vs {three['weights_single'] // c**2}C² ({three['saving']:.0%} fewer)",
         expected="5 = 5 and 7 = 7; 18C² vs 25C² (28% fewer), 27C² vs 49C² (45% fewer)",
@@ -95,7 +97,8 @@ def receptive_field_growth() -> Measurement:
         f"growth {before} per conv before, {after} after",
         expected=f"{[2 * n + 1 for n in range(1, 7)]} (5 → 11); {predicted}, growth [2, 2] then [4, 4, 4]",
         passed=ok,
-        conditions="3×3 convs (stride 1, padding 1), 2×2 stride-2 average pool; fields measured by gradient of the centre unit",
+        conditions="3×3 convs (stride 1, padding 1), 2×2 stride-2 average pool; fields measured by gradient of the "
+        "centre unit",
         values={"stride1": plain, "with_stride2": strided, "recurrence": predicted},
     )
 
@@ -122,17 +125,20 @@ def dilation() -> Measurement:
     return Measurement(
         measured="spans "
         + ", ".join(f"K{r['K']}D{r['D']}: {r['span']}" for r in rows)
-        + f"; 3×3 at D=2 covers {ex['span']}×{ex['span']} reading {ex['pixels_read']} pixels with {ex['weights']} weights",
+        + f"; 3×3 at D=2 covers {ex['span']}×{ex['span']} reading {ex['pixels_read']} pixels with {ex['weights']} "
+        "weights",
         expected="K + (K−1)(D−1): " + ", ".join(str(r["formula"]) for r in rows) + "; 5×5 with 9 weights",
         passed=ok,
-        conditions="single nn.Conv2d, 1 channel, 31×31 input; span and pixels read from the gradient of the centre unit",
+        conditions="single nn.Conv2d, 1 channel, 31×31 input; span and pixels read from the gradient of the "
+        "centre unit",
         values={"rows": rows},
     )
 
 
 @claim(
     "gridding",
-    "Stacking equal dilations leaves pixels inside the field unused and neighbouring units reading disjoint pixels; a hybrid schedule such as 1, 2, 3 covers them all.",
+    "Stacking equal dilations leaves pixels inside the field unused and neighbouring units reading disjoint pixels; a "
+    "hybrid schedule such as 1, 2, 3 covers them all.",
 )
 def gridding() -> Measurement:
     rows = {}
@@ -149,14 +155,15 @@ def gridding() -> Measurement:
         }
     eq, hy = rows[(2, 2, 2)], rows[(1, 2, 3)]
     return Measurement(
-        measured=f"dilations 2,2,2: field {eq['field']}×{eq['field']}, {eq['unused']} of {eq['field'] ** 2} pixels unused, "
-        f"{eq['shared_with_neighbour']} shared with the next unit; 1,2,3: field {hy['field']}×{hy['field']}, "
-        f"{hy['unused']} unused, {hy['shared_with_neighbour']} shared",
+        measured=f"dilations 2,2,2: field {eq['field']}×{eq['field']}, {eq['unused']} of {eq['field'] ** 2} pixels "
+        f"unused, {eq['shared_with_neighbour']} shared with the next unit; 1,2,3: field "
+        f"{hy['field']}×{hy['field']}, {hy['unused']} unused, {hy['shared_with_neighbour']} shared",
         expected="2,2,2: some unused, 0 shared; 1,2,3: 0 unused",
         passed=eq["unused"] > 0
         and eq["shared_with_neighbour"] == 0
         and hy["unused"] == 0
         and hy["shared_with_neighbour"] > 0,
-        conditions="three 3×3 convs with ReLUs, 1 channel, 41×41 input; units (20, 20) and (20, 21); fields by gradient",
+        conditions="three 3×3 convs with ReLUs, 1 channel, 41×41 input; units (20, 20) and (20, 21); fields by "
+        "gradient",
         values={"2,2,2": eq, "1,2,3": hy},
     )

@@ -26,7 +26,8 @@ def basic_block(channels: int) -> tuple[nn.Module, str]:
 
 @claim(
     "residual-identity",
-    "A residual block y = x + F(x) with F = 0 is the identity, and its Jacobian is I + ∂F/∂x: the skip path contributes exactly I.",
+    "A residual block y = x + F(x) with F = 0 is the identity, and its Jacobian is I + ∂F/∂x: the skip path "
+    "contributes exactly I.",
 )
 def residual_identity() -> Measurement:
     c = 2
@@ -88,7 +89,8 @@ def gradient_ratio(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 @claim(
     "residual-gradient",
-    "At initialisation the identity paths keep the gradient reaching resnet56's first layer on the scale of the last layer's, while plain56 multiplies it through 27 block Jacobians and ends orders of magnitude off.",
+    "At initialisation the identity paths keep the gradient reaching resnet56's first layer on the scale of the last "
+    "layer's, while plain56 multiplies it through 27 block Jacobians and ends orders of magnitude off.",
     needs=("plain20", "resnet20", "plain56", "resnet56"),
 )
 def residual_gradient() -> Measurement:
@@ -105,8 +107,8 @@ def residual_gradient() -> Measurement:
         measured="‖∂L/∂(first layer)‖ / ‖∂L/∂(last layer)‖: " + ", ".join(f"{k} {v:.3g}" for k, v in ratios.items()),
         expected="plain56 ≥ 10× further from 1 (in orders of magnitude) than resnet56",
         passed=off["plain56"] >= off["resnet56"] + 1,
-        conditions="cnnatlas CIFAR nets at initialisation, batch norm in training mode, 32 digits at 32×32, cross-entropy. "
-        "With batch norm the plain net's gradient explodes rather than vanishes (Yang et al. 2019); "
+        conditions="cnnatlas CIFAR nets at initialisation, batch norm in training mode, 32 digits at 32×32, "
+        "cross-entropy. With batch norm the plain net's gradient explodes rather than vanishes (Yang et al. 2019); "
         "the notes' 'vanishing' is the same product of Jacobians without normalisation",
         values={"ratios": ratios, "orders_of_magnitude_off": off},
     )
@@ -142,7 +144,8 @@ def train_loss(name: str, steps: int, lr: float, warmup: int, batch: int, size: 
 
 @claim(
     "degradation",
-    "On real data and the same short budget, plain56 ends with a higher training loss than plain20, and resnet56 does not.",
+    "On real data and the same short budget, plain56 ends with a higher training loss than plain20, and resnet56 does "
+    "not.",
     slow=True,
     needs=("plain20", "plain56", "resnet56"),
 )
@@ -157,11 +160,12 @@ def degradation() -> Measurement:
         measured="final training loss: "
         + ", ".join(f"{k} {v:.3f}" for k, v in final.items())
         + f"; plain56 − plain20 = {gap:+.3f}, resnet56 − plain20 = {excess:+.3f}",
-        expected=f"plain56 − plain20 > 0 (degradation); resnet56 − plain20 ≤ 0 up to noise ({DEGRADATION_NOISE:.0%} of the plain gap)",
+        expected=f"plain56 − plain20 > 0 (degradation); resnet56 − plain20 ≤ 0 up to noise ({DEGRADATION_NOISE:.0%} "
+        "of the plain gap)",
         passed=gap > 0.1 and excess <= DEGRADATION_NOISE * gap,
-        conditions=f"scikit-learn digits (1,437 training images at {cfg['size']}×{cfg['size']}), {cfg['steps']} SGD steps of "
-        f"{cfg['batch']} (lr {cfg['lr']}, {cfg['warmup']} warm-up steps then cosine, momentum 0.9, weight decay "
-        "1e-4) from seed 0; loss on the whole training set in eval mode. Both plain20 and resnet56 end near 0, "
-        "where seeds reorder them",
+        conditions=f"scikit-learn digits (1,437 training images at {cfg['size']}×{cfg['size']}), {cfg['steps']} SGD "
+        f"steps of {cfg['batch']} (lr {cfg['lr']}, {cfg['warmup']} warm-up steps then cosine, momentum 0.9, weight "
+        "decay 1e-4) from seed 0; loss on the whole training set in eval mode. Both plain20 and resnet56 end near "
+        "0, where seeds reorder them",
         values={"final_loss": final, "plain_gap": gap, "resnet56_excess": excess, **cfg},
     )

@@ -22,7 +22,8 @@ def separable_block(c_in: int, c_out: int, k: int) -> tuple[nn.Module, str]:
 
 @claim(
     "separable",
-    "A depthwise-separable conv costs K²·C_in + C_in·C_out instead of K²·C_in·C_out: a ratio of 1/C_out + 1/K², about 8–9× cheaper at K = 3.",
+    "A depthwise-separable conv costs K²·C_in + C_in·C_out instead of K²·C_in·C_out: a ratio of 1/C_out + 1/K², about "
+    "8–9× cheaper at K = 3.",
 )
 def separable() -> Measurement:
     rows, block_name, how = [], "", ""
@@ -91,7 +92,8 @@ def fit_separable(
 
 @claim(
     "separable-expressivity",
-    "A depthwise-separable conv cannot represent a general conv: the best least-squares fit leaves a residual > 0, while a separable target is fitted exactly.",
+    "A depthwise-separable conv cannot represent a general conv: the best least-squares fit leaves a residual > 0, "
+    "while a separable target is fitted exactly.",
 )
 def separable_expressivity() -> Measurement:
     c_in, c_out, k = 4, 8, 3

@@ -24,7 +24,8 @@ def inflate_weight(w: torch.Tensor, t: int, divide: bool = True) -> torch.Tensor
 
 @claim(
     "inflation",
-    "An I3D-inflated filter (the 2-D one repeated T times, divided by T) gives a boring video exactly the 2-D output; without the 1/T it is T× larger.",
+    "An I3D-inflated filter (the 2-D one repeated T times, divided by T) gives a boring video exactly the 2-D output; "
+    "without the 1/T it is T× larger.",
 )
 @torch.no_grad()
 def inflation() -> Measurement:
@@ -48,8 +49,8 @@ def inflation() -> Measurement:
         f"output is {', '.join(f'{r:g}' for r in ratios)}× larger; {zoo}",
         expected="0 (rounding); 1, 3, 5×; 0",
         passed=ok,
-        conditions="3×3 conv 3→8 inflated to T×3×3 by hand, bias-free, float64, an image repeated over 8 frames, no time "
-        "padding; the zoo's inflate with replicate time padding on the whole LeNet-5",
+        conditions="3×3 conv 3→8 inflated to T×3×3 by hand, bias-free, float64, an image repeated over 8 frames, no "
+        "time padding; the zoo's inflate with replicate time padding on the whole LeNet-5",
         values={"frame_errors": errors, "ratios_without_division": ratios, "zoo_model_error": zoo_err},
     )
 
@@ -78,7 +79,7 @@ def conv3d_cost() -> Measurement:
         + ", ".join(f"{r['weight_ratio']:g}" for r in rows),
         expected="1, 3, 5 (= k_t), for MACs and weights",
         passed=ok,
-        conditions=f"nn.Conv3d({c_in}, {c_out}, (k_t, 3, 3)) on {frames}×28×28 vs nn.Conv2d({c_in}, {c_out}, 3) on 28×28, "
-        f"same padding; MACs by {how}",
+        conditions=f"nn.Conv3d({c_in}, {c_out}, (k_t, 3, 3)) on {frames}×28×28 vs nn.Conv2d({c_in}, {c_out}, 3) on "
+        f"28×28, same padding; MACs by {how}",
         values={"rows": rows, "macs_2d": macs2},
     )

@@ -81,7 +81,8 @@ def _rf_stack(a) -> dict[str, Any]:
         "steps": [
             {"layer": layer, "size": s.size, "stride": s.jump, "start": s.start} for layer, s in zip(layers, steps)
         ],
-        "formula": "j_l = j_{l−1}·s_l; r_l = r_{l−1} + d_l(k_l−1)·j_{l−1}; c_l = c_{l−1} + (d_l(k_l−1)/2 − p_l)·j_{l−1}",
+        "formula": "j_l = j_{l−1}·s_l; r_l = r_{l−1} + d_l(k_l−1)·j_{l−1}; "
+        "c_l = c_{l−1} + (d_l(k_l−1)/2 − p_l)·j_{l−1}",
     }
 
 

@@ -265,8 +265,8 @@ def _run(args) -> int:
     if machine is not None:
         total = sum(p.seconds for p in points)
         console.print(
-            f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth "
-            f"{machine.bandwidth / 1e9:.1f} GB/s, ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
+            f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth {machine.bandwidth / 1e9:.1f} GB/s, "
+            f"ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
             f"FLOP/byte = (2·MACs + other FLOPs) / bytes of inputs, weights and outputs at {report.dtype}"
         )
     if args.csv:

@@ -50,7 +50,7 @@ def max_pool2d_backward(
     padding: Pair = 0,
 ) -> np.ndarray:
     """Route each dy to its window's argmax; the other inputs get nothing."""
-    (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(kernel_size if stride is None else stride), pair(padding)
+    (_kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(kernel_size if stride is None else stride), pair(padding)
     n, c, h_out, w_out = dy.shape
     p, q = np.divmod(argmax, kw)  # tap of the maximum inside its window
     rows = np.arange(h_out)[:, None] * sh + p  # position in the padded input

@@ -249,14 +249,16 @@ def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, ctx: DistContext = DistContext()
+    model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, ctx: DistContext | None = None
 ) -> EvalResult:
     """Loss, top-1, top-5 and confusion matrix over a (possibly sharded) test set; for segmentation
     (labels of shape (N, H, W), logits (N, classes, H, W)) every pixel counts as one prediction.
 
     Always in float32, on a GPU without autocast and without TF32 convolutions, so the accuracy a
     run reports is that of its float32 weights, the figure `cnnatlas eval` gives on any device.
+    Without ctx, one process (not distributed).
     """
+    ctx = DistContext() if ctx is None else ctx
     model.eval()
     k = min(5, num_classes)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)

@@ -348,7 +348,8 @@ def _index_html(pages: list[ModelPage], plots: dict[str, str], runs: bool, claim
         rows.append(
             "<tr>"
             f'<td data-sort="{_e(p.name)}"><a href="models/{_e(p.name)}.html">{_e(p.name)}</a></td>'
-            f'<td>{_e(p.family)}</td><td class=num data-sort="{p.input_size[-1] if p.input_size else ""}">{_e(size)}</td>'
+            f"<td>{_e(p.family)}</td><td class=num "
+            f'data-sort="{p.input_size[-1] if p.input_size else ""}">{_e(size)}</td>'
             + (_num_cell(r.params, f"{r.params:,}") if r else _num_cell(None))
             + (_num_cell(r.macs / 1e9, _gmacs(r.macs)) if r else _num_cell(None))
             + _num_cell(p.rf_size, rf_text)

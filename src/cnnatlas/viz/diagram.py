@@ -492,8 +492,8 @@ def model_diagram(
     elif depth < 1:
         raise InvalidArgumentError(f"--depth must be ≥ 1; got {depth}")
     title = (
-        f"{label}: input {shape}, {fmt_count(report.params, compact=True)} parameters, {fmt_count(report.macs, compact=True)} MACs "
-        f"(modules to depth {depth})"
+        f"{label}: input {shape}, {fmt_count(report.params, compact=True)} parameters, "
+        f"{fmt_count(report.macs, compact=True)} MACs (modules to depth {depth})"
     )
     return build_diagram(report, module, depth=depth, title=title)
 
