@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError, did_you_mean
+from .checks import check_dims
 
 NormSpec = Union[str, Callable[..., nn.Module], None]
 ActSpec = Union[str, Callable[..., nn.Module], None]
@@ -39,13 +40,14 @@ def _none(num_channels: int | None = None, **kwargs) -> nn.Identity:
     return nn.Identity()
 
 
-def unless_identity(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """layer(x), without calling an nn.Identity placeholder (an absent norm, activation, SE or drop).
-
-    Each module call costs a few microseconds of Python; where kernels are short (a GPU, small
-    batches) those calls, not the arithmetic, set the speed, so the blocks skip the ones that do nothing.
-    """
-    return x if type(layer) is nn.Identity else layer(x)
+def run_layers(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
+    """x through `layers` in order, as nn.Sequential does, less the nn.Identity placeholders (an
+    absent norm, activation, SE, shortcut or drop path): the analyser lists only the layers a block
+    has, and a forward skips the few microseconds of Python each placeholder call costs."""
+    for layer in layers:
+        if type(layer) is not nn.Identity:
+            x = layer(x)
+    return x
 
 
 NORM_NAMES = ("batch", "group", "layer", "instance", "none")
@@ -59,7 +61,7 @@ def get_norm_layer(norm: NormSpec, dims: int = 2, **kwargs) -> Callable[[int], n
     batch size 1). layer: per sample over (C, *spatial). instance: per sample and channel over space.
     Extra keyword arguments (eps, momentum, num_groups ...) go to the layer.
     """
-    _check_dims(dims)
+    check_dims(dims)
     if norm is None:
         return _none
     if isinstance(norm, str):
@@ -122,7 +124,3 @@ def get_act_layer(act: ActSpec, **kwargs) -> Callable[[], nn.Module]:
         )
     return partial(factory, **kwargs) if kwargs else factory
 
-
-def _check_dims(dims: int) -> None:
-    if dims not in (1, 2, 3):
-        raise InvalidArgumentError(f"dims must be 1, 2 or 3 (audio, image, video); got {dims!r}")

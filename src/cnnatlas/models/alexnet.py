@@ -21,7 +21,8 @@ from torch import nn
 
 from ..layers import ConvNormAct
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate, init_weights
+from ..layers.checks import check_rate
+from .base import Classifier, FeatureInfo, init_weights
 
 
 @dataclass(frozen=True)

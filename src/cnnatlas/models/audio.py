@@ -26,7 +26,8 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..registry import build_model, get_entry, list_models, register_model
-from .base import Classifier, FeatureInfo, check_int, check_rate, init_weights
+from ..layers.checks import check_int, check_rate
+from .base import Classifier, FeatureInfo, init_weights
 
 # -- WaveNet -------------------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ from ..layers.inception import (
     InceptionV3Aux,
 )
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate
+from ..layers.checks import check_rate
+from .base import Classifier, FeatureInfo
 
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
@@ -139,10 +140,6 @@ class GoogLeNet(Classifier):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         if not (self.training and self.aux_logits):
             return super().forward(x)
@@ -221,10 +218,6 @@ class InceptionV3(Classifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | InceptionOutputs:
         if not (self.training and self.aux_logits):

@@ -17,7 +17,8 @@ from torch import nn
 
 from ..layers import ConvNormAct, get_act_layer
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_choice, init_weights
+from ..layers.checks import check_choice
+from .base import Classifier, FeatureInfo, init_weights
 
 STYLES = ("classic", "modern")
 

@@ -25,7 +25,8 @@ from torch import nn
 from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_choice, check_int, check_rate, init_weights
+from ..layers.checks import check_choice, check_int, check_rate
+from .base import Classifier, FeatureInfo, init_weights
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from torch import nn
 
 from ..layers import ConvNormAct
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate, init_weights
+from ..layers.checks import check_rate
+from .base import Classifier, FeatureInfo, init_weights
 
 # Output channels of each 3×3 conv, stage by stage (Table 1 of the paper).
 VGG_STAGES: dict[str, tuple[tuple[int, ...], ...]] = {
