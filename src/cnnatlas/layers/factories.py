@@ -54,6 +54,27 @@ NORM_NAMES = ("batch", "group", "layer", "instance", "none")
 ACT_NAMES = ("relu", "relu6", "leaky_relu", "silu", "gelu", "tanh", "sigmoid", "none")
 
 
+def _resolve(what: str, spec: str | Callable[..., nn.Module], table: dict[str, Callable[..., nn.Module]],
+             names: tuple[str, ...], kwargs: dict) -> Callable[..., nn.Module]:
+    """The factory `spec` names in `table` (case and "-" ignored), or `spec` itself when it is a class or
+    callable; `kwargs` bound to it. `what` is the argument's name, for the one-line error."""
+    if isinstance(spec, str):
+        key = spec.lower().replace("-", "_")
+        if key not in table:
+            raise InvalidArgumentError(
+                f"unknown {what} {spec!r}: expected one of {', '.join(names)} "
+                f"or an nn.Module class.{did_you_mean(key, names)}"
+            )
+        factory = table[key]
+    elif callable(spec):
+        factory = spec
+    else:
+        raise InvalidArgumentError(
+            f"{what} must be a name ({', '.join(names)}), a class or a callable; got {type(spec).__name__}"
+        )
+    return partial(factory, **kwargs) if kwargs else factory
+
+
 def get_norm_layer(norm: NormSpec, dims: int = 2, **kwargs) -> Callable[[int], nn.Module]:
     """A factory `num_channels -> nn.Module` for the norm named `norm` in `dims` spatial dimensions.
 
@@ -64,63 +85,31 @@ def get_norm_layer(norm: NormSpec, dims: int = 2, **kwargs) -> Callable[[int], n
     check_dims(dims)
     if norm is None:
         return _none
-    if isinstance(norm, str):
-        key = norm.lower().replace("-", "_")
-        table = {
-            "batch": _BATCH[dims],
-            "batchnorm": _BATCH[dims],
-            "group": _group_norm,
-            "groupnorm": _group_norm,
-            "layer": _layer_norm,
-            "layernorm": _layer_norm,
-            "instance": partial(_INSTANCE[dims], affine=True),
-            "instancenorm": partial(_INSTANCE[dims], affine=True),
-            "none": _none,
-        }
-        if key not in table:
-            raise InvalidArgumentError(
-                f"unknown norm_layer {norm!r}: expected one of {', '.join(NORM_NAMES)} "
-                f"or an nn.Module class.{did_you_mean(key, NORM_NAMES)}"
-            )
-        factory = table[key]
-    elif callable(norm):
-        factory = norm
-    else:
-        raise InvalidArgumentError(
-            f"norm_layer must be a name ({', '.join(NORM_NAMES)}), a class or a callable; got {type(norm).__name__}"
-        )
-    return partial(factory, **kwargs) if kwargs else factory
+    instance = partial(_INSTANCE[dims], affine=True)
+    table = {
+        "batch": _BATCH[dims], "batchnorm": _BATCH[dims],
+        "group": _group_norm, "groupnorm": _group_norm,
+        "layer": _layer_norm, "layernorm": _layer_norm,
+        "instance": instance, "instancenorm": instance,
+        "none": _none,
+    }
+    return _resolve("norm_layer", norm, table, NORM_NAMES, kwargs)
 
 
 def get_act_layer(act: ActSpec, **kwargs) -> Callable[[], nn.Module]:
     """A factory `() -> nn.Module` for the activation named `act` (or given as a class)."""
     if act is None:
         return nn.Identity
-    if isinstance(act, str):
-        key = act.lower().replace("-", "_")
-        table = {
-            "relu": partial(nn.ReLU, inplace=True),
-            "relu6": partial(nn.ReLU6, inplace=True),
-            "leaky_relu": nn.LeakyReLU,
-            "silu": partial(nn.SiLU, inplace=True),
-            "swish": partial(nn.SiLU, inplace=True),
-            "gelu": nn.GELU,
-            "tanh": nn.Tanh,
-            "sigmoid": nn.Sigmoid,
-            "none": nn.Identity,
-            "identity": nn.Identity,
-        }
-        if key not in table:
-            raise InvalidArgumentError(
-                f"unknown act_layer {act!r}: expected one of {', '.join(ACT_NAMES)} "
-                f"or an nn.Module class.{did_you_mean(key, ACT_NAMES)}"
-            )
-        factory = table[key]
-    elif callable(act):
-        factory = act
-    else:
-        raise InvalidArgumentError(
-            f"act_layer must be a name ({', '.join(ACT_NAMES)}), a class or a callable; got {type(act).__name__}"
-        )
-    return partial(factory, **kwargs) if kwargs else factory
-
+    table = {
+        "relu": partial(nn.ReLU, inplace=True),
+        "relu6": partial(nn.ReLU6, inplace=True),
+        "leaky_relu": nn.LeakyReLU,
+        "silu": partial(nn.SiLU, inplace=True),
+        "swish": partial(nn.SiLU, inplace=True),
+        "gelu": nn.GELU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "none": nn.Identity,
+        "identity": nn.Identity,
+    }
+    return _resolve("act_layer", act, table, ACT_NAMES, kwargs)

@@ -98,9 +98,6 @@ class AlexNet(Classifier):
                       self.head.fc6, self.head.fc7):
                 nn.init.ones_(m.bias)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head(self.pool(x).flatten(1))
         return x if pre_logits else self.fc8(x)

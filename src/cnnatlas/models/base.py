@@ -29,9 +29,10 @@ class FeatureInfo:
 class Classifier(nn.Module):
     """Base of every classifier: logits = forward_head(forward_features(x)).
 
-    Subclasses build their layers, fill `feature_info`, and implement `forward_features` (input →
-    last feature map). The default `forward_head` is global average pool → `self.drop` → `self.fc`
-    (`pre_logits=True` stops before the FC); a family with another head overrides it.
+    Subclasses build their layers and fill `feature_info`. The defaults: `forward_features` (input →
+    last feature map) runs `self.features`; `forward_head` is global average pool → `self.drop` →
+    `self.fc` (`pre_logits=True` stops before the FC), the layers `add_head` builds. A family with
+    another trunk or head overrides them.
     `forward` checks the input's rank and channels first and, when the network cannot take an
     input that small, raises an error naming the smallest size it can.
     """
@@ -47,8 +48,15 @@ class Classifier(nn.Module):
         self.feature_info: list[FeatureInfo] = []
         self._min_size: int | None = None
 
+    def add_head(self, num_features: int, drop_rate: float) -> None:
+        """The usual head on `num_features` channels: global average pool, dropout, FC."""
+        self.pool = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[self.dims - 1](1)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(num_features, self.num_classes)
+        self.num_features = num_features
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(self.pool(x).flatten(1))

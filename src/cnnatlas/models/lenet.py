@@ -58,9 +58,6 @@ class LeNet5(Classifier):
         ]
         init_weights(self, linear_std=0.1)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.act(self.f6(self.pool(x).flatten(1)))
         return x if pre_logits else self.output(x)

@@ -78,16 +78,13 @@ def deepest_per_reduction(stages: Sequence[FeatureInfo]) -> list[FeatureInfo]:
 def add_mobile_body(model: Classifier, stem: nn.Module, built: Stages, head_conv: nn.Module | None,
                     num_features: int, drop_rate: float) -> None:
     """What the mobile families share after their tables: stem → stages [→ 1×1 head conv], feature_info
-    (the deepest stage per stride), global pool, dropout and FC; the attributes in state-dict order."""
+    (the deepest stage per stride), then the usual head; the attributes in state-dict order."""
     model.stem = stem
     model.stages = built.stages
     model.feature_info = deepest_per_reduction(built.feature_info)
     if head_conv is not None:
         model.head_conv = head_conv
-    model.num_features = num_features
-    model.pool = nn.AdaptiveAvgPool2d(1)
-    model.drop = nn.Dropout(drop_rate)
-    model.fc = nn.Linear(num_features, model.num_classes)
+    model.add_head(num_features, drop_rate)
 
 
 

@@ -142,10 +142,7 @@ class ResNet(Classifier):
         self.stages = built.stages
         self.feature_info += built.feature_info
 
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(built.channels, num_classes)
-        self.num_features = built.channels
+        self.add_head(built.channels, drop_rate)
         self.output_stride = built.reduction
         init_weights(self)
 

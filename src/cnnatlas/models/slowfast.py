@@ -133,10 +133,7 @@ class SlowFast(Classifier):
                 fusions.append(FuseFastToSlow(fast_c, ratio, kernel, alpha))
         self.slow_stages, self.fast_stages = nn.ModuleList(slow_stages), nn.ModuleList(fast_stages)
         self.fusions = nn.ModuleList(fusions)
-        self.pool = nn.AdaptiveAvgPool3d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.num_features = slow_c + fast_c
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.add_head(slow_c + fast_c, drop_rate)  # the pool runs in forward_features, on each pathway
         init_weights(self)
 
     def pathways(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

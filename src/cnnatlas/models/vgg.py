@@ -69,9 +69,6 @@ class VGG(Classifier):
         self.num_features = 4096
         init_weights(self)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head(self.pool(x).flatten(1))
         return x if pre_logits else self.fc8(x)

@@ -73,9 +73,6 @@ class C3D(Classifier):
         self.num_features = 4096
         init_weights(self, linear_std=0.005)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(self.act(self.fc6(self.pool(x).flatten(1))))
         x = self.drop(self.act(self.fc7(x)))
@@ -179,10 +176,7 @@ class VideoResNet(Classifier):
                              in_channels=64, reduction=2)
         self.stages = built.stages
         self.feature_info += built.feature_info
-        self.pool = nn.AdaptiveAvgPool3d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(built.channels, num_classes)
-        self.num_features = built.channels
+        self.add_head(built.channels, drop_rate)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
