@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from .conv import ConvNormAct
 from .checks import check_dims, check_positive_ints
+from .conv import ConvNormAct
 from .factories import ActSpec, NormSpec, get_norm_layer
 
 INCEPTION_BN_EPS = 1e-3

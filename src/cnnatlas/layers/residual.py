@@ -144,8 +144,9 @@ class BasicBlock(_ResidualBlock):
         self.conv1 = ConvNormAct(in_channels, channels, 3, stride, dilation=first_dilation, norm_layer=norm_layer,
                                  act_layer=act_layer)
         self.conv2 = ConvNormAct(channels, channels, 3, dilation=dilation, norm_layer=norm_layer, act_layer=None)
-        self._add_skip_path(in_channels=in_channels, out_channels=channels, stride=stride, shortcut=shortcut, skip=skip,
-                            se_ratio=se_ratio, drop_path_rate=drop_path_rate, norm_layer=norm_layer, act_layer=act_layer)
+        self._add_skip_path(in_channels=in_channels, out_channels=channels, stride=stride, shortcut=shortcut,
+                            skip=skip, se_ratio=se_ratio, drop_path_rate=drop_path_rate, norm_layer=norm_layer,
+                            act_layer=act_layer)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct
-from ..registry import register_model
 from ..layers.checks import check_rate
+from ..registry import register_model
 from .base import Classifier, FeatureInfo, init_weights
 
 

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from ..registry import build_model, get_entry, list_models, register_model
 from ..layers.checks import check_int, check_rate
+from ..registry import build_model, get_entry, list_models, register_model
 from .base import Classifier, FeatureInfo, init_weights
 
 # -- WaveNet -------------------------------------------------------------------------------------

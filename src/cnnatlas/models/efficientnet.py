@@ -24,8 +24,8 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct, InvertedResidual, get_norm_layer, make_divisible
-from ..registry import register_model
 from ..layers.checks import check_number, check_rate
+from ..registry import register_model
 from .base import Classifier, init_weights
 from .mobilenet import BASE_RESOLUTION, add_mobile_body
 from .stages import BlockSlot, build_stages

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import InputShapeError
 from ..layers import ConvNormAct, get_norm_layer
+from ..layers.checks import check_rate
 from ..layers.inception import (
     INCEPTION_BN_EPS,
     GoogLeNetAux,
@@ -41,7 +42,6 @@ from ..layers.inception import (
     InceptionV3Aux,
 )
 from ..registry import register_model
-from ..layers.checks import check_rate
 from .base import Classifier, FeatureInfo
 
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])

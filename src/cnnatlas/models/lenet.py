@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct, get_act_layer
-from ..registry import register_model
 from ..layers.checks import check_choice
+from ..registry import register_model
 from .base import Classifier, FeatureInfo, init_weights
 
 STYLES = ("classic", "modern")

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct, InvertedResidual, SeparableConv, make_divisible
-from ..registry import register_model
 from ..layers.checks import check_multiplier, check_rate
+from ..registry import register_model
 from .base import Classifier, FeatureInfo, init_weights
 from .stages import BlockSlot, Stages, build_stages
 

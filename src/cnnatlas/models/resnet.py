@@ -26,9 +26,9 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..layers import BasicBlock, Bottleneck, ConvNormAct
+from ..layers.checks import check_bool, check_choice, check_int, check_rate
 from ..layers.residual import SHORTCUTS, STRIDE_ON
 from ..registry import register_model
-from ..layers.checks import check_bool, check_choice, check_int, check_rate
 from .base import Classifier, FeatureInfo, init_weights
 from .stages import BlockSlot, build_stages
 

@@ -30,8 +30,8 @@ from torch.func import functional_call
 
 from ..errors import InvalidArgumentError
 from ..layers import DeepLabHead, FCNHead
-from ..registry import build_model, get_entry, register_model
 from ..layers.checks import check_int
+from ..registry import build_model, get_entry, register_model
 from .base import Classifier, FeatureInfo
 
 # In training mode with an auxiliary head, forward returns both maps, as torchvision's dict {"out", "aux"}.

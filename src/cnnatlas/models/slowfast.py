@@ -24,8 +24,8 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct
-from ..registry import register_model
 from ..layers.checks import check_choice, check_int, check_rate
+from ..registry import register_model
 from .base import Classifier, FeatureInfo, init_weights
 
 

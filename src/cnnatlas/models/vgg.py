@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct
-from ..registry import register_model
 from ..layers.checks import check_rate
+from ..registry import register_model
 from .base import Classifier, FeatureInfo, init_weights
 
 # Output channels of each 3×3 conv, stage by stage (Table 1 of the paper).

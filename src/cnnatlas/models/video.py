@@ -26,11 +26,11 @@ from torch import nn
 
 from ..inflate import TIME_PADDINGS, inflate_
 from ..layers import ConvNormAct
-from ..registry import register_model
 from ..layers.checks import check_choice, check_rate
+from ..registry import register_model
 from .base import Classifier, FeatureInfo, init_weights
-from .stages import BlockSlot, build_stages
 from .inception import GoogLeNet
+from .stages import BlockSlot, build_stages
 
 # -- C3D ------------------------------------------------------------------------------------------
 
