@@ -87,7 +87,6 @@ def add_mobile_body(model: Classifier, stem: nn.Module, built: Stages, head_conv
     model.add_head(num_features, drop_rate)
 
 
-
 def _record_multipliers(model: Classifier, width_mult: float, resolution_mult: float, drop_rate: float) -> float:
     """Validate α, ρ and the dropout rate; record α, ρ and the input side 224·ρ; return α."""
     name = type(model).__name__
