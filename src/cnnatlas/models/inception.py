@@ -114,7 +114,7 @@ class GoogLeNet(Classifier):
             maxpool2=nn.MaxPool2d(3, stride=2, ceil_mode=True),
         )
         self.feature_info = [FeatureInfo("features.conv1", 64, 2), FeatureInfo("features.conv3", 192, 4)]
-        c, reduction = 192, 8
+        c, reduction, prev = 192, 8, "conv3"
         for name, spec in GOOGLENET_TABLE:
             if spec is None:
                 kernel = 2 if name == "maxpool4" else 3

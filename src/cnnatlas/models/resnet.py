@@ -169,7 +169,8 @@ class CifarResNet(ResNet):
         output_stride: int | None = None,
     ) -> None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
-            raise InvalidArgumentError(f"CifarResNet: depth must be 6n + 2 with n ≥ 1 (20, 32, 44, 56, 110 …); got {depth!r}")
+            raise InvalidArgumentError(f"CifarResNet: depth must be 6n + 2 with n ≥ 1 (20, 32, 44, 56, 110 …); "
+                                       f"got {depth!r}")
         super().__init__(
             cifar_stages((depth - 2) // 6), "basic", "cifar", shortcut, "3x3", skip, se_ratio,
             drop_path_rate, drop_rate, num_classes, in_channels, norm_layer, act_layer, output_stride,
