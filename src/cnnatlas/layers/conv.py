@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
-from .factories import ActSpec, NormSpec, _check_dims, get_act_layer, get_norm_layer, unless_identity
+from .checks import check_dims, check_positive_ints
+from .factories import ActSpec, NormSpec, get_act_layer, get_norm_layer, run_layers
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _Size = int | Sequence[int]
@@ -16,8 +17,7 @@ _Size = int | Sequence[int]
 
 def conv_layer(dims: int) -> type[nn.Module]:
     """nn.Conv1d, nn.Conv2d or nn.Conv3d."""
-    _check_dims(dims)
-    return _CONV[dims]
+    return _CONV[check_dims(dims)]
 
 
 def same_padding(kernel_size: _Size, dilation: _Size = 1) -> int | tuple[int, ...]:
@@ -52,10 +52,8 @@ class ConvNormAct(nn.Sequential):
         act_layer: ActSpec = "relu",
         dims: int = 2,
     ) -> None:
-        _check_dims(dims)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidArgumentError(f"ConvNormAct: {name} must be a positive integer; got {value!r}")
+        check_dims(dims)
+        check_positive_ints("ConvNormAct", in_channels=in_channels, out_channels=out_channels, groups=groups)
         if in_channels % groups or out_channels % groups:
             raise InvalidArgumentError(
                 f"ConvNormAct: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
@@ -79,8 +77,4 @@ class ConvNormAct(nn.Sequential):
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # nn.Sequential's forward, less the calls of nn.Identity placeholders (no norm, no activation,
-        # or those that `cnnatlas.optimize` folded away)
-        for layer in self._modules.values():
-            x = unless_identity(layer, x)
-        return x
+        return run_layers(x, *self)  # conv → norm → act, less the absent ones (or those `optimize` folded)

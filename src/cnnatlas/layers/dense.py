@@ -18,17 +18,11 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError
+from .checks import check_dims, check_positive_ints, check_rate
 from .conv import conv_layer
-from .factories import ActSpec, NormSpec, _check_dims, get_act_layer, get_norm_layer, unless_identity
+from .factories import ActSpec, NormSpec, get_act_layer, get_norm_layer, run_layers
 
 _AVG_POOL = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
-
-
-def _check_positive(owner: str, **values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidArgumentError(f"{owner}: {name} must be a positive integer; got {value!r}")
 
 
 class DenseLayer(nn.Module):
@@ -50,11 +44,10 @@ class DenseLayer(nn.Module):
         dims: int = 2,
     ) -> None:
         super().__init__()
-        _check_dims(dims)
-        _check_positive("DenseLayer", in_channels=in_channels, growth_rate=growth_rate,
-                        bottleneck_factor=bottleneck_factor)
-        if not isinstance(drop_rate, (int, float)) or not 0 <= drop_rate < 1:
-            raise InvalidArgumentError(f"DenseLayer: drop_rate must be in [0, 1); got {drop_rate!r}")
+        check_dims(dims)
+        check_positive_ints("DenseLayer", in_channels=in_channels, growth_rate=growth_rate,
+                            bottleneck_factor=bottleneck_factor)
+        check_rate("DenseLayer", "drop_rate", drop_rate)
         norm, act, conv = get_norm_layer(norm_layer, dims), get_act_layer(act_layer), conv_layer(dims)
         width = bottleneck_factor * growth_rate
         self.norm1 = norm(in_channels)
@@ -68,8 +61,7 @@ class DenseLayer(nn.Module):
         self.out_channels = growth_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(self.act1(self.norm1(x)))
-        return unless_identity(self.drop, self.conv2(self.act2(self.norm2(x))))
+        return run_layers(x, self.norm1, self.act1, self.conv1, self.norm2, self.act2, self.conv2, self.drop)
 
 
 class DenseBlock(nn.Module):
@@ -91,7 +83,7 @@ class DenseBlock(nn.Module):
         dims: int = 2,
     ) -> None:
         super().__init__()
-        _check_positive("DenseBlock", num_layers=num_layers, in_channels=in_channels, growth_rate=growth_rate)
+        check_positive_ints("DenseBlock", num_layers=num_layers, in_channels=in_channels, growth_rate=growth_rate)
         for i in range(num_layers):
             self.add_module(f"denselayer{i + 1}", DenseLayer(in_channels + i * growth_rate, growth_rate,
                                                              bottleneck_factor, drop_rate, norm_layer,
@@ -120,8 +112,8 @@ class Transition(nn.Sequential):
         act_layer: ActSpec = "relu",
         dims: int = 2,
     ) -> None:
-        _check_dims(dims)
-        _check_positive("Transition", in_channels=in_channels, out_channels=out_channels)
+        check_dims(dims)
+        check_positive_ints("Transition", in_channels=in_channels, out_channels=out_channels)
         super().__init__(OrderedDict(
             norm=get_norm_layer(norm_layer, dims)(in_channels),
             act=get_act_layer(act_layer)(),

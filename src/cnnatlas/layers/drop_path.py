@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError
+from .checks import check_rate
 
 
 def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -22,9 +22,7 @@ class DropPath(nn.Module):
 
     def __init__(self, rate: float = 0.0) -> None:
         super().__init__()
-        if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-            raise InvalidArgumentError(f"DropPath: rate must be in [0, 1); got {rate!r}")
-        self.rate = float(rate)
+        self.rate = check_rate("DropPath", "rate", rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return drop_path(x, self.rate, self.training)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError, did_you_mean
+from .checks import check_dims
 
 NormSpec = Union[str, Callable[..., nn.Module], None]
 ActSpec = Union[str, Callable[..., nn.Module], None]
@@ -39,17 +40,39 @@ def _none(num_channels: int | None = None, **kwargs) -> nn.Identity:
     return nn.Identity()
 
 
-def unless_identity(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """layer(x), without calling an nn.Identity placeholder (an absent norm, activation, SE or drop).
-
-    Each module call costs a few microseconds of Python; where kernels are short (a GPU, small
-    batches) those calls, not the arithmetic, set the speed, so the blocks skip the ones that do nothing.
-    """
-    return x if type(layer) is nn.Identity else layer(x)
+def run_layers(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
+    """x through `layers` in order, as nn.Sequential does, less the nn.Identity placeholders (an
+    absent norm, activation, SE, shortcut or drop path): the analyser lists only the layers a block
+    has, and a forward skips the few microseconds of Python each placeholder call costs."""
+    for layer in layers:
+        if type(layer) is not nn.Identity:
+            x = layer(x)
+    return x
 
 
 NORM_NAMES = ("batch", "group", "layer", "instance", "none")
 ACT_NAMES = ("relu", "relu6", "leaky_relu", "silu", "gelu", "tanh", "sigmoid", "none")
+
+
+def _resolve(what: str, spec: str | Callable[..., nn.Module], table: dict[str, Callable[..., nn.Module]],
+             names: tuple[str, ...], kwargs: dict) -> Callable[..., nn.Module]:
+    """The factory `spec` names in `table` (case and "-" ignored), or `spec` itself when it is a class or
+    callable; `kwargs` bound to it. `what` is the argument's name, for the one-line error."""
+    if isinstance(spec, str):
+        key = spec.lower().replace("-", "_")
+        if key not in table:
+            raise InvalidArgumentError(
+                f"unknown {what} {spec!r}: expected one of {', '.join(names)} "
+                f"or an nn.Module class.{did_you_mean(key, names)}"
+            )
+        factory = table[key]
+    elif callable(spec):
+        factory = spec
+    else:
+        raise InvalidArgumentError(
+            f"{what} must be a name ({', '.join(names)}), a class or a callable; got {type(spec).__name__}"
+        )
+    return partial(factory, **kwargs) if kwargs else factory
 
 
 def get_norm_layer(norm: NormSpec, dims: int = 2, **kwargs) -> Callable[[int], nn.Module]:
@@ -59,70 +82,34 @@ def get_norm_layer(norm: NormSpec, dims: int = 2, **kwargs) -> Callable[[int], n
     batch size 1). layer: per sample over (C, *spatial). instance: per sample and channel over space.
     Extra keyword arguments (eps, momentum, num_groups ...) go to the layer.
     """
-    _check_dims(dims)
+    check_dims(dims)
     if norm is None:
         return _none
-    if isinstance(norm, str):
-        key = norm.lower().replace("-", "_")
-        table = {
-            "batch": _BATCH[dims],
-            "batchnorm": _BATCH[dims],
-            "group": _group_norm,
-            "groupnorm": _group_norm,
-            "layer": _layer_norm,
-            "layernorm": _layer_norm,
-            "instance": partial(_INSTANCE[dims], affine=True),
-            "instancenorm": partial(_INSTANCE[dims], affine=True),
-            "none": _none,
-        }
-        if key not in table:
-            raise InvalidArgumentError(
-                f"unknown norm_layer {norm!r}: expected one of {', '.join(NORM_NAMES)} "
-                f"or an nn.Module class.{did_you_mean(key, NORM_NAMES)}"
-            )
-        factory = table[key]
-    elif callable(norm):
-        factory = norm
-    else:
-        raise InvalidArgumentError(
-            f"norm_layer must be a name ({', '.join(NORM_NAMES)}), a class or a callable; got {type(norm).__name__}"
-        )
-    return partial(factory, **kwargs) if kwargs else factory
+    instance = partial(_INSTANCE[dims], affine=True)
+    table = {
+        "batch": _BATCH[dims], "batchnorm": _BATCH[dims],
+        "group": _group_norm, "groupnorm": _group_norm,
+        "layer": _layer_norm, "layernorm": _layer_norm,
+        "instance": instance, "instancenorm": instance,
+        "none": _none,
+    }
+    return _resolve("norm_layer", norm, table, NORM_NAMES, kwargs)
 
 
 def get_act_layer(act: ActSpec, **kwargs) -> Callable[[], nn.Module]:
     """A factory `() -> nn.Module` for the activation named `act` (or given as a class)."""
     if act is None:
         return nn.Identity
-    if isinstance(act, str):
-        key = act.lower().replace("-", "_")
-        table = {
-            "relu": partial(nn.ReLU, inplace=True),
-            "relu6": partial(nn.ReLU6, inplace=True),
-            "leaky_relu": nn.LeakyReLU,
-            "silu": partial(nn.SiLU, inplace=True),
-            "swish": partial(nn.SiLU, inplace=True),
-            "gelu": nn.GELU,
-            "tanh": nn.Tanh,
-            "sigmoid": nn.Sigmoid,
-            "none": nn.Identity,
-            "identity": nn.Identity,
-        }
-        if key not in table:
-            raise InvalidArgumentError(
-                f"unknown act_layer {act!r}: expected one of {', '.join(ACT_NAMES)} "
-                f"or an nn.Module class.{did_you_mean(key, ACT_NAMES)}"
-            )
-        factory = table[key]
-    elif callable(act):
-        factory = act
-    else:
-        raise InvalidArgumentError(
-            f"act_layer must be a name ({', '.join(ACT_NAMES)}), a class or a callable; got {type(act).__name__}"
-        )
-    return partial(factory, **kwargs) if kwargs else factory
-
-
-def _check_dims(dims: int) -> None:
-    if dims not in (1, 2, 3):
-        raise InvalidArgumentError(f"dims must be 1, 2 or 3 (audio, image, video); got {dims!r}")
+    table = {
+        "relu": partial(nn.ReLU, inplace=True),
+        "relu6": partial(nn.ReLU6, inplace=True),
+        "leaky_relu": nn.LeakyReLU,
+        "silu": partial(nn.SiLU, inplace=True),
+        "swish": partial(nn.SiLU, inplace=True),
+        "gelu": nn.GELU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "none": nn.Identity,
+        "identity": nn.Identity,
+    }
+    return _resolve("act_layer", act, table, ACT_NAMES, kwargs)

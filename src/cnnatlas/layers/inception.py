@@ -24,18 +24,13 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from .checks import check_dims, check_positive_ints
 from .conv import ConvNormAct
-from .factories import ActSpec, NormSpec, _check_dims, get_norm_layer
+from .factories import ActSpec, NormSpec, get_norm_layer
 
 INCEPTION_BN_EPS = 1e-3
 
 _MAX_POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
-
-
-def _check_widths(owner: str, **widths: int) -> None:
-    for name, value in widths.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidArgumentError(f"{owner}: {name} must be a positive integer; got {value!r}")
 
 
 class InceptionModule(nn.Module):
@@ -68,9 +63,9 @@ class InceptionModule(nn.Module):
         dims: int = 2,
     ) -> None:
         super().__init__()
-        _check_dims(dims)
-        _check_widths("InceptionModule", in_channels=in_channels, ch1x1=ch1x1, ch3x3red=ch3x3red, ch3x3=ch3x3,
-                      ch5x5red=ch5x5red, ch5x5=ch5x5, pool_proj=pool_proj)
+        check_dims(dims)
+        check_positive_ints("InceptionModule", in_channels=in_channels, ch1x1=ch1x1, ch3x3red=ch3x3red, ch3x3=ch3x3,
+                            ch5x5red=ch5x5red, ch5x5=ch5x5, pool_proj=pool_proj)
         if not isinstance(large_kernel_size, int) or large_kernel_size < 1 or large_kernel_size % 2 == 0:
             raise InvalidArgumentError(f"InceptionModule: large_kernel_size must be a positive odd integer; "
                                        f"got {large_kernel_size!r}")
@@ -123,7 +118,7 @@ class _V3Module(nn.Module):
 
     def __init__(self, in_channels: int, norm_layer: NormSpec, act_layer: ActSpec, norm_eps: float) -> None:
         super().__init__()
-        _check_widths(type(self).__name__, in_channels=in_channels)
+        check_positive_ints(type(self).__name__, in_channels=in_channels)
         self._norm = get_norm_layer(norm_layer, 2, eps=norm_eps)
         self._act = act_layer
         self.in_channels = in_channels
@@ -197,7 +192,7 @@ class InceptionC(_V3Module):
     def __init__(self, in_channels: int, channels_7x7: int, norm_layer: NormSpec = "batch",
                  act_layer: ActSpec = "relu", norm_eps: float = INCEPTION_BN_EPS) -> None:
         super().__init__(in_channels, norm_layer, act_layer, norm_eps)
-        _check_widths("InceptionC", channels_7x7=channels_7x7)
+        check_positive_ints("InceptionC", channels_7x7=channels_7x7)
         c, c7 = self.conv, channels_7x7
         self.branch1x1 = c(in_channels, 192, 1)
         self.branch7x7 = nn.Sequential(c(in_channels, c7, 1), c(c7, c7, (1, 7)), c(c7, 192, (7, 1)))

@@ -4,13 +4,16 @@ with squeeze-excitation and stochastic depth is the MBConv of EfficientNet (Tan 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from .checks import check_number
 from .conv import ConvNormAct
 from .drop_path import drop_path_layer
-from .factories import ActSpec, NormSpec, unless_identity
+from .factories import ActSpec, NormSpec, run_layers
 from .squeeze_excite import SqueezeExcite
 
 
@@ -92,10 +95,8 @@ class InvertedResidual(nn.Module):
         dilation: int = 1,
     ) -> None:
         super().__init__()
-        if not isinstance(expand_ratio, (int, float)) or isinstance(expand_ratio, bool) or expand_ratio < 1:
-            raise InvalidArgumentError(f"InvertedResidual: expand_ratio must be a number ≥ 1; got {expand_ratio!r}")
-        if not isinstance(se_ratio, (int, float)) or isinstance(se_ratio, bool) or not 0 <= se_ratio <= 1:
-            raise InvalidArgumentError(f"InvertedResidual: se_ratio must be in [0, 1]; got {se_ratio!r}")
+        check_number("InvertedResidual", "expand_ratio", expand_ratio, 1, math.inf)
+        check_number("InvertedResidual", "se_ratio", se_ratio, 0, 1)
         hidden = int(round(in_channels * expand_ratio)) if expanded_channels is None else expanded_channels
         self.expand = (nn.Identity() if hidden == in_channels else
                        ConvNormAct(in_channels, hidden, 1, norm_layer=norm_layer, act_layer=act_layer, dims=dims))
@@ -110,10 +111,13 @@ class InvertedResidual(nn.Module):
         self.out_channels = out_channels
         self.expanded_channels = hidden
 
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x): expand → depthwise → squeeze-excite → linear projection (absent parts are skipped)."""
+        return run_layers(x, self.expand, self.dw, self.se, self.project)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.project(unless_identity(self.se, self.dw(unless_identity(self.expand, x))))
-        if not self.has_skip:
-            return out
-        out = unless_identity(self.drop_path, out)
-        out += x  # in place: the block's output is a fresh tensor, never a view of x
+        out = self.residual(x)
+        if self.has_skip:  # y = x + DropPath(F(x)), in place as torchvision's MBConv (out is a fresh tensor)
+            out = run_layers(out, self.drop_path)
+            out += x
         return out

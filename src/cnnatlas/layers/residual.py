@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from .checks import check_choice, check_number
 from .conv import ConvNormAct
 from .drop_path import drop_path_layer
-from .factories import ActSpec, NormSpec, get_act_layer, unless_identity
+from .factories import ActSpec, NormSpec, get_act_layer, run_layers
 from .squeeze_excite import SqueezeExcite
 
 SHORTCUTS = ("A", "B", "C")
@@ -54,8 +55,7 @@ def make_shortcut(
 ) -> nn.Module:
     """S(x) of a residual block: identity when the shape is kept (options A, B), else the shortcut
     of option `kind`; option C projects always."""
-    if kind not in SHORTCUTS:
-        raise InvalidArgumentError(f"shortcut must be one of {', '.join(SHORTCUTS)}; got {kind!r}")
+    check_choice("make_shortcut", "shortcut", kind, SHORTCUTS)
     same_shape = stride == 1 and in_channels == out_channels
     if kind == "A":
         return nn.Identity() if same_shape else ZeroPadShortcut(in_channels, out_channels, stride)
@@ -65,12 +65,15 @@ def make_shortcut(
 
 
 class _ResidualBlock(nn.Module):
-    """What both blocks share: the shortcut, SE and DropPath on the branch, the final activation."""
+    """What both blocks share: y = σ(DropPath(SE(F(x))) + S(x)). A subclass builds the branch F
+    (`residual`) first, then adds the rest with `_add_skip_path` — in that order, so the state-dict
+    keys read conv1 … convN, se, shortcut as in torchvision."""
 
     expansion: int = 1
 
-    def _finish(
+    def _add_skip_path(
         self,
+        *,
         in_channels: int,
         out_channels: int,
         stride: int,
@@ -82,8 +85,7 @@ class _ResidualBlock(nn.Module):
         act_layer: ActSpec,
     ) -> None:
         name = type(self).__name__
-        if not isinstance(se_ratio, (int, float)) or isinstance(se_ratio, bool) or not 0 <= se_ratio <= 1:
-            raise InvalidArgumentError(f"{name}: se_ratio must be a number in [0, 1] (0 = no SE); got {se_ratio!r}")
+        check_number(name, "se_ratio", se_ratio, 0, 1)
         if drop_path_rate and not skip:
             raise InvalidArgumentError(
                 f"{name}: drop_path_rate={drop_path_rate} needs the identity path; a plain block (skip=False) "
@@ -105,9 +107,9 @@ class _ResidualBlock(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = unless_identity(self.drop_path, unless_identity(self.se, self.residual(x)))
+        out = run_layers(self.residual(x), self.se, self.drop_path)  # DropPath(SE(F(x)))
         if self.shortcut is not None:
-            out += unless_identity(self.shortcut, x)  # in place, as torchvision does: no new activation-sized buffer
+            out += run_layers(x, self.shortcut)  # + S(x), in place as torchvision: no new activation-sized buffer
         return self.act(out)
 
 
@@ -142,7 +144,9 @@ class BasicBlock(_ResidualBlock):
         self.conv1 = ConvNormAct(in_channels, channels, 3, stride, dilation=first_dilation, norm_layer=norm_layer,
                                  act_layer=act_layer)
         self.conv2 = ConvNormAct(channels, channels, 3, dilation=dilation, norm_layer=norm_layer, act_layer=None)
-        self._finish(in_channels, channels, stride, shortcut, skip, se_ratio, drop_path_rate, norm_layer, act_layer)
+        self._add_skip_path(in_channels=in_channels, out_channels=channels, stride=stride, shortcut=shortcut,
+                            skip=skip, se_ratio=se_ratio, drop_path_rate=drop_path_rate, norm_layer=norm_layer,
+                            act_layer=act_layer)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))
@@ -177,8 +181,7 @@ class Bottleneck(_ResidualBlock):
         first_dilation: int | None = None,
     ) -> None:
         super().__init__()
-        if stride_on not in STRIDE_ON:
-            raise InvalidArgumentError(f"Bottleneck: stride_on must be '3x3' or '1x1'; got {stride_on!r}")
+        check_choice("Bottleneck", "stride_on", stride_on, STRIDE_ON)
         s1, s3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         out_channels = channels * self.expansion
         self.conv1 = ConvNormAct(in_channels, channels, 1, s1, norm_layer=norm_layer, act_layer=act_layer)
@@ -187,7 +190,9 @@ class Bottleneck(_ResidualBlock):
         self.conv2 = ConvNormAct(channels, channels, 3, s3, dilation=d3, norm_layer=norm_layer, act_layer=act_layer)
         self.conv3 = ConvNormAct(channels, out_channels, 1, norm_layer=norm_layer, act_layer=None)
         self.stride_on = stride_on
-        self._finish(in_channels, out_channels, stride, shortcut, skip, se_ratio, drop_path_rate, norm_layer, act_layer)
+        self._add_skip_path(in_channels=in_channels, out_channels=out_channels, stride=stride, shortcut=shortcut,
+                            skip=skip, se_ratio=se_ratio, drop_path_rate=drop_path_rate, norm_layer=norm_layer,
+                            act_layer=act_layer)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.conv2(self.conv1(x)))

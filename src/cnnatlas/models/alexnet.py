@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct
+from ..layers.checks import check_rate
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate, init_weights
+from .base import Classifier, FeatureInfo, init_weights
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,6 @@ class AlexNet(Classifier):
             for m in (self.features.conv2.conv, self.features.conv4.conv, self.features.conv5.conv,
                       self.head.fc6, self.head.fc7):
                 nn.init.ones_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head(self.pool(x).flatten(1))

@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from ..layers.checks import check_int, check_rate
 from ..registry import build_model, get_entry, list_models, register_model
-from .base import Classifier, FeatureInfo, check_int, check_rate, init_weights
+from .base import Classifier, FeatureInfo, init_weights
 
 # -- WaveNet -------------------------------------------------------------------------------------
 
@@ -93,7 +94,8 @@ class WaveNet(Classifier):
                             ("dilation_depth", dilation_depth), ("stacks", stacks)):
             check_int("WaveNet", name, value)
         if kernel_size < 2:
-            raise InvalidArgumentError(f"WaveNet: kernel_size must be ≥ 2 (a 1-tap conv sees no past); got {kernel_size}")
+            raise InvalidArgumentError(f"WaveNet: kernel_size must be ≥ 2 (a 1-tap conv sees no past); "
+                                       f"got {kernel_size}")
         check_rate("WaveNet", "drop_rate", drop_rate)
         check_int("WaveNet", "pool_size", pool_size, minimum=0)
         self.kernel_size = kernel_size
@@ -149,7 +151,8 @@ def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
+def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0,
+                   f_max: float | None = None) -> torch.Tensor:
     """(n_mels, n_freqs) triangular filters on the STFT bins, centres evenly spaced in mel between
     f_min and f_max (default sample_rate/2); each rises from its left neighbour's centre to 1 at its
     own and falls to 0 at its right neighbour's (torchaudio's `melscale_fbanks`, norm=None, "htk")."""
@@ -184,7 +187,8 @@ class LogMelSpectrogram(nn.Module):
         for name, value in (("sample_rate", sample_rate), ("n_fft", n_fft), ("hop_length", hop_length),
                             ("n_mels", n_mels)):
             check_int("LogMelSpectrogram", name, value)
-        self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.eps = sample_rate, n_fft, hop_length, n_mels, eps
+        self.sample_rate, self.n_fft, self.hop_length = sample_rate, n_fft, hop_length
+        self.n_mels, self.eps = n_mels, eps
         self.register_buffer("basis", stft_basis(n_fft))
         self.register_buffer("mel", mel_filterbank(n_fft // 2 + 1, n_mels, sample_rate, f_min, f_max)[:, :, None])
 

@@ -1,5 +1,6 @@
-"""What every classifier of the zoo shares: the forward_features → forward_head split, input checks
-that name the smallest valid input, argument validation and the default initialisation."""
+"""What every classifier of the zoo shares: the forward_features → forward_head split with the usual
+head (pool → dropout → FC), input checks that name the smallest valid input, the dilation plan of
+segmentation backbones and the default initialisation. Argument checks live in `layers.checks`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import InputShapeError, InvalidArgumentError
+from ..layers.checks import check_int
 
 _AXES = {1: "length", 2: "height × width", 3: "time × height × width"}
 
@@ -27,8 +29,10 @@ class FeatureInfo:
 class Classifier(nn.Module):
     """Base of every classifier: logits = forward_head(forward_features(x)).
 
-    Subclasses build their layers, fill `feature_info`, and implement `forward_features` (input →
-    last feature map) and `forward_head` (feature map → logits, or the pre-logit vector).
+    Subclasses build their layers and fill `feature_info`. The defaults: `forward_features` (input →
+    last feature map) runs `self.features`; `forward_head` is global average pool → `self.drop` →
+    `self.fc` (`pre_logits=True` stops before the FC), the layers `add_head` builds. A family with
+    another trunk or head overrides them.
     `forward` checks the input's rank and channels first and, when the network cannot take an
     input that small, raises an error naming the smallest size it can.
     """
@@ -44,11 +48,19 @@ class Classifier(nn.Module):
         self.feature_info: list[FeatureInfo] = []
         self._min_size: int | None = None
 
+    def add_head(self, num_features: int, drop_rate: float) -> None:
+        """The usual head on `num_features` channels: global average pool, dropout, FC."""
+        self.pool = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[self.dims - 1](1)
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(num_features, self.num_classes)
+        self.num_features = num_features
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        raise NotImplementedError
+        x = self.drop(self.pool(x).flatten(1))
+        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -143,25 +155,7 @@ def smallest_input_size(model: Classifier, limit: int = 4096) -> int:
     return hi
 
 
-# -- argument validation --------------------------------------------------------------------------
-
-
-def check_int(owner: str, name: str, value: object, minimum: int = 1) -> None:
-    """Raise InvalidArgumentError unless `value` is an int ≥ minimum."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InvalidArgumentError(f"{owner}: {name} must be an integer ≥ {minimum}; got {value!r}")
-
-
-def check_rate(owner: str, name: str, value: object) -> None:
-    """Raise InvalidArgumentError unless 0 ≤ value < 1 (dropout and drop-path rates)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-        raise InvalidArgumentError(f"{owner}: {name} must be a number in [0, 1); got {value!r}")
-
-
-def check_choice(owner: str, name: str, value: object, choices: tuple[str, ...]) -> None:
-    """Raise InvalidArgumentError unless value is one of `choices`."""
-    if value not in choices:
-        raise InvalidArgumentError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+# -- dilated stages -------------------------------------------------------------------------------
 
 
 def dilation_plan(

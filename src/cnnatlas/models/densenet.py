@@ -24,8 +24,9 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct, DenseBlock, Transition
+from ..layers.checks import check_int, check_rate
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_int, check_rate
+from .base import Classifier, FeatureInfo
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,6 @@ class DenseNet(Classifier):
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.pool(x).flatten(1)

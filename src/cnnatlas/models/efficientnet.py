@@ -24,9 +24,11 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct, InvertedResidual, get_norm_layer, make_divisible
+from ..layers.checks import check_number, check_rate
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate, dilation_plan, init_weights
-from .mobilenet import BASE_RESOLUTION, deepest_per_reduction
+from .base import Classifier, init_weights
+from .mobilenet import BASE_RESOLUTION, add_mobile_body
+from .stages import BlockSlot, build_stages
 
 
 @dataclass(frozen=True)
@@ -97,21 +99,15 @@ class CompoundScale(NamedTuple):
         return self.depth * self.width**2 * self.resolution**2
 
 
-def _check_number(owner: str, name: str, value: object, low: float, high: float) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidArgumentError(f"{owner}: {name} must be a number in [{low:g}, {high:g}]; got {value!r}")
-    return float(value)
-
-
 PHI_RANGE = (-5.0, 15.0)  # B7 is φ ≈ 7; φ = 15 already has 1.28 billion parameters, φ = −5 1.8 million
 
 
 def compound_scale(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: float = 1.15) -> CompoundScale:
     """EfficientNet's compound scaling (Tan & Le 2019, eq. 3): (d, w, r) = (α^φ, β^φ, γ^φ), with
     α, β, γ ≥ 1; the defaults are the grid-search result for B0 (α·β²·γ² = 1.92 ≈ 2)."""
-    phi = _check_number("compound_scale", "phi", phi, *PHI_RANGE)
+    phi = check_number("compound_scale", "phi", phi, *PHI_RANGE)
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
-        _check_number("compound_scale", name, value, 1.0, 10.0)
+        check_number("compound_scale", name, value, 1.0, 10.0)
     return CompoundScale(alpha**phi, beta**phi, gamma**phi)
 
 
@@ -155,57 +151,42 @@ class EfficientNet(Classifier):
                 "official table; use create_model('efficientnet', phi=...) for the α/β/γ rule)"
             )
         if scaling is None:
-            scaling = scaling_for_phi(0.0 if phi is None else _check_number("EfficientNet", "phi", phi, *PHI_RANGE))
+            scaling = scaling_for_phi(0.0 if phi is None else check_number("EfficientNet", "phi", phi, *PHI_RANGE))
         elif not isinstance(scaling, Scaling):
             raise InvalidArgumentError(f"EfficientNet: scaling must be a Scaling; got {type(scaling).__name__}")
         drop_rate = scaling.dropout if drop_rate is None else drop_rate
         check_rate("EfficientNet", "drop_rate", drop_rate)
         check_rate("EfficientNet", "drop_path_rate", drop_path_rate)
-        _check_number("EfficientNet", "norm_eps", norm_eps, 0.0, 1.0)
-        _check_number("EfficientNet", "norm_momentum", norm_momentum, 0.0, 1.0)
+        check_number("EfficientNet", "norm_eps", norm_eps, 0.0, 1.0)
+        check_number("EfficientNet", "norm_momentum", norm_momentum, 0.0, 1.0)
         self.phi = phi
         self.scaling = scaling
         self.default_input_size = (in_channels, scaling.resolution, scaling.resolution)
         norm = get_norm_layer("batch", eps=norm_eps, momentum=norm_momentum)
         w, d = scaling.width, scaling.depth
 
-        c_in = make_divisible(B0_STEM_CHANNELS * w)
-        self.stem = ConvNormAct(in_channels, c_in, 3, stride=2, norm_layer=norm, act_layer="silu")
-        depths = [int(math.ceil(spec.n * d)) for spec in B0_STAGES]
-        total, block_id = sum(depths), 0
-        stages, info, reduction = [], [], 2
-        plan = dilation_plan("EfficientNet", reduction, tuple(s.s for s in B0_STAGES), output_stride)
-        for i, (spec, n, (stride, first_dilation, dilation)) in enumerate(zip(B0_STAGES, depths, plan)):
-            c_out = make_divisible(spec.c * w)
-            blocks = []
-            for j in range(n):
-                blocks.append(InvertedResidual(
-                    c_in, c_out, spec.k, stride=stride if j == 0 else 1, expand_ratio=spec.t, se_ratio=SE_RATIO,
-                    drop_path_rate=drop_path_rate * block_id / total, expanded_channels=make_divisible(c_in * spec.t),
-                    norm_layer=norm, act_layer="silu", dilation=first_dilation if j == 0 else dilation))
-                c_in = c_out
-                block_id += 1
-            stages.append(nn.Sequential(*blocks))
-            reduction *= stride
-            info.append(FeatureInfo(f"stages.{i}", c_out, reduction))
-        self.stages = nn.Sequential(*stages)
-        self.feature_info = deepest_per_reduction(info)
-        self.num_features = make_divisible(B0_HEAD_CHANNELS * w)
-        self.head_conv = ConvNormAct(c_in, self.num_features, 1, norm_layer=norm, act_layer="silu")
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self.output_stride = reduction
+        def make_block(spec: MBConvStage, slot: BlockSlot) -> nn.Module:  # drop path rises 0 → rate over the blocks
+            return InvertedResidual(
+                slot.in_channels, make_divisible(spec.c * w), spec.k, stride=slot.stride, expand_ratio=spec.t,
+                se_ratio=SE_RATIO, drop_path_rate=drop_path_rate * slot.index / slot.total,
+                expanded_channels=make_divisible(slot.in_channels * spec.t), norm_layer=norm, act_layer="silu",
+                dilation=slot.first_dilation)
+
+        stem = ConvNormAct(in_channels, make_divisible(B0_STEM_CHANNELS * w), 3, stride=2, norm_layer=norm,
+                           act_layer="silu")
+        built = build_stages(B0_STAGES, make_block, depths=[int(math.ceil(s.n * d)) for s in B0_STAGES],
+                             strides=[s.s for s in B0_STAGES], in_channels=stem.out_channels, reduction=2,
+                             output_stride=output_stride, owner="EfficientNet")
+        num_features = make_divisible(B0_HEAD_CHANNELS * w)
+        head_conv = ConvNormAct(built.channels, num_features, 1, norm_layer=norm, act_layer="silu")
+        add_mobile_body(self, stem, built, head_conv, num_features, drop_rate)
+        self.output_stride = built.reduction
         init_weights(self)
         bound = 1.0 / math.sqrt(num_classes)  # torchvision's FC init: U(−1/√classes, 1/√classes)
         nn.init.uniform_(self.fc.weight, -bound, bound)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_conv(self.stages(self.stem(x)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
 
 register_model("efficientnet", EfficientNet, family="efficientnet", input_size=(3, 224, 224))

@@ -35,7 +35,8 @@ class FeatureExtractor(nn.Module):
         self._outputs: dict[str, torch.Tensor] = {}
         for stage in self.feature_info:
             if stage.name not in modules:
-                raise InvalidArgumentError(f"feature_info names {stage.name!r}, which is not a module of {type(model).__name__}")
+                raise InvalidArgumentError(f"feature_info names {stage.name!r}, which is not a module of "
+                                           f"{type(model).__name__}")
             modules[stage.name].register_forward_hook(self._keep(stage.name))
 
     def _keep(self, name: str):

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import InputShapeError
 from ..layers import ConvNormAct, get_norm_layer
+from ..layers.checks import check_rate
 from ..layers.inception import (
     INCEPTION_BN_EPS,
     GoogLeNetAux,
@@ -41,7 +42,7 @@ from ..layers.inception import (
     InceptionV3Aux,
 )
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate
+from .base import Classifier, FeatureInfo
 
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
@@ -113,7 +114,7 @@ class GoogLeNet(Classifier):
             maxpool2=nn.MaxPool2d(3, stride=2, ceil_mode=True),
         )
         self.feature_info = [FeatureInfo("features.conv1", 64, 2), FeatureInfo("features.conv3", 192, 4)]
-        c, reduction = 192, 8
+        c, reduction, prev = 192, 8, "conv3"
         for name, spec in GOOGLENET_TABLE:
             if spec is None:
                 kernel = 2 if name == "maxpool4" else 3
@@ -130,18 +131,8 @@ class GoogLeNet(Classifier):
         self._aux_taps = {"inception4a": "aux1", "inception4d": "aux2"} if aux_logits else {}
         for tap, head in self._aux_taps.items():
             setattr(self, head, GoogLeNetAux(layers[tap].out_channels, num_classes, aux_drop_rate))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(c, num_classes)
-        self.num_features = c
+        self.add_head(c, drop_rate)
         _trunc_normal_init(self, std=0.01)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         if not (self.training and self.aux_logits):
@@ -210,21 +201,11 @@ class InceptionV3(Classifier):
         ]
         self.aux_logits = aux_logits
         self.AuxLogits = InceptionV3Aux(768, num_classes) if aux_logits else None
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(2048, num_classes)
-        self.num_features = 2048
+        self.add_head(2048, drop_rate)
         _trunc_normal_init(self, std=0.1)
         if self.AuxLogits is not None:  # torchvision's `stddev` attributes on the auxiliary head
             nn.init.trunc_normal_(self.AuxLogits.conv1.conv.weight, std=0.01, a=-2.0, b=2.0)
             nn.init.trunc_normal_(self.AuxLogits.fc.weight, std=0.001, a=-2.0, b=2.0)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | InceptionOutputs:
         if not (self.training and self.aux_logits):

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct, get_act_layer
+from ..layers.checks import check_choice
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_choice, init_weights
+from .base import Classifier, FeatureInfo, init_weights
 
 STYLES = ("classic", "modern")
 
@@ -56,9 +57,6 @@ class LeNet5(Classifier):
             FeatureInfo("features.c5", 120, 4),
         ]
         init_weights(self, linear_std=0.1)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.act(self.f6(self.pool(x).flatten(1)))

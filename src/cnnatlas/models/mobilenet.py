@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct, InvertedResidual, SeparableConv, make_divisible
+from ..layers.checks import check_multiplier, check_rate
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate, dilation_plan, init_weights
+from .base import Classifier, FeatureInfo, init_weights
+from .stages import BlockSlot, Stages, build_stages
 
 BASE_RESOLUTION = 224  # the input both papers train and report at (ρ = 1)
 
@@ -69,17 +70,21 @@ MOBILENET_V2_STAGES: tuple[BottleneckStage, ...] = (
 )
 
 
-def check_multiplier(owner: str, name: str, value: object) -> float:
-    """A multiplier (α, ρ, width_mult …) must be a number > 0."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise InvalidArgumentError(f"{owner}: {name} must be a number > 0; got {value!r}")
-    return float(value)
-
-
 def deepest_per_reduction(stages: Sequence[FeatureInfo]) -> list[FeatureInfo]:
     """timm's convention for feature_info: of the stages at one total stride, the last."""
     return [f for i, f in enumerate(stages) if i + 1 == len(stages) or stages[i + 1].reduction != f.reduction]
 
+
+def add_mobile_body(model: Classifier, stem: nn.Module, built: Stages, head_conv: nn.Module | None,
+                    num_features: int, drop_rate: float) -> None:
+    """What the mobile families share after their tables: stem → stages [→ 1×1 head conv], feature_info
+    (the deepest stage per stride), then the usual head; the attributes in state-dict order."""
+    model.stem = stem
+    model.stages = built.stages
+    model.feature_info = deepest_per_reduction(built.feature_info)
+    if head_conv is not None:
+        model.head_conv = head_conv
+    model.add_head(num_features, drop_rate)
 
 
 def _record_multipliers(model: Classifier, width_mult: float, resolution_mult: float, drop_rate: float) -> float:
@@ -119,32 +124,19 @@ class MobileNetV1(Classifier):
         super().__init__(num_classes, in_channels)
         alpha = _record_multipliers(self, width_mult, resolution_mult, drop_rate)
 
-        c_in = make_divisible(32 * alpha)
-        self.stem = ConvNormAct(in_channels, c_in, 3, stride=2, act_layer=act_layer)
-        stages, info, reduction = [], [], 2
-        for i, spec in enumerate(MOBILENET_V1_STAGES):
-            c_out = make_divisible(spec.c * alpha)
-            blocks = []
-            for j in range(spec.n):
-                blocks.append(SeparableConv(c_in, c_out, 3, stride=spec.s if j == 0 else 1, act_layer=act_layer))
-                c_in = c_out
-            stages.append(nn.Sequential(*blocks))
-            reduction *= spec.s
-            info.append(FeatureInfo(f"stages.{i}", c_out, reduction))
-        self.stages = nn.Sequential(*stages)
-        self.feature_info = deepest_per_reduction(info)
-        self.num_features = c_in
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(c_in, num_classes)
+        def make_block(spec: SeparableStage, slot: BlockSlot) -> nn.Module:
+            return SeparableConv(slot.in_channels, make_divisible(spec.c * alpha), 3, stride=slot.stride,
+                                 act_layer=act_layer)
+
+        stem = ConvNormAct(in_channels, make_divisible(32 * alpha), 3, stride=2, act_layer=act_layer)
+        table = MOBILENET_V1_STAGES
+        built = build_stages(table, make_block, depths=[s.n for s in table], strides=[s.s for s in table],
+                             in_channels=stem.out_channels, reduction=2)
+        add_mobile_body(self, stem, built, None, built.channels, drop_rate)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
 
 class MobileNetV2(Classifier):
@@ -170,36 +162,23 @@ class MobileNetV2(Classifier):
         super().__init__(num_classes, in_channels)
         alpha = _record_multipliers(self, width_mult, resolution_mult, drop_rate)
 
-        c_in = make_divisible(32 * alpha)
-        self.stem = ConvNormAct(in_channels, c_in, 3, stride=2, act_layer="relu6")
-        stages, info, reduction = [], [], 2
-        plan = dilation_plan("MobileNetV2", reduction, tuple(s.s for s in MOBILENET_V2_STAGES), output_stride)
-        for i, (spec, (stride, first_dilation, dilation)) in enumerate(zip(MOBILENET_V2_STAGES, plan)):
-            c_out = make_divisible(spec.c * alpha)
-            blocks = []
-            for j in range(spec.n):
-                blocks.append(InvertedResidual(c_in, c_out, 3, stride=stride if j == 0 else 1, expand_ratio=spec.t,
-                                               act_layer="relu6", dilation=first_dilation if j == 0 else dilation))
-                c_in = c_out
-            stages.append(nn.Sequential(*blocks))
-            reduction *= stride
-            info.append(FeatureInfo(f"stages.{i}", c_out, reduction))
-        self.stages = nn.Sequential(*stages)
-        self.feature_info = deepest_per_reduction(info)
-        self.num_features = make_divisible(1280 * max(1.0, alpha))
-        self.head_conv = ConvNormAct(c_in, self.num_features, 1, act_layer="relu6")
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(self.num_features, num_classes)
-        self.output_stride = reduction
+        def make_block(spec: BottleneckStage, slot: BlockSlot) -> nn.Module:  # t, c, n, s
+            return InvertedResidual(slot.in_channels, make_divisible(spec.c * alpha), 3, stride=slot.stride,
+                                    expand_ratio=spec.t, act_layer="relu6", dilation=slot.first_dilation)
+
+        stem = ConvNormAct(in_channels, make_divisible(32 * alpha), 3, stride=2, act_layer="relu6")
+        table = MOBILENET_V2_STAGES
+        built = build_stages(table, make_block, depths=[s.n for s in table], strides=[s.s for s in table],
+                             in_channels=stem.out_channels, reduction=2, output_stride=output_stride,
+                             owner="MobileNetV2")
+        num_features = make_divisible(1280 * max(1.0, alpha))
+        head_conv = ConvNormAct(built.channels, num_features, 1, act_layer="relu6")
+        add_mobile_body(self, stem, built, head_conv, num_features, drop_rate)
+        self.output_stride = built.reduction
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_conv(self.stages(self.stem(x)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
 
 register_model("mobilenet_v1", MobileNetV1, family="mobilenet", input_size=(3, 224, 224))

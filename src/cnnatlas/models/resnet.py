@@ -26,9 +26,11 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..layers import BasicBlock, Bottleneck, ConvNormAct
+from ..layers.checks import check_bool, check_choice, check_int, check_rate
 from ..layers.residual import SHORTCUTS, STRIDE_ON
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_choice, check_int, check_rate, dilation_plan, init_weights
+from .base import Classifier, FeatureInfo, init_weights
+from .stages import BlockSlot, build_stages
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,25 @@ IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
 STEMS: dict[str, tuple[int, int, bool]] = {"imagenet": (7, 2, True), "cifar": (3, 1, False)}
 
 
+def check_resnet_args(name: str, stages: tuple[StageSpec, ...], block: str, stem: str, shortcut: str,
+                      stride_on: str, skip: bool, drop_path_rate: float, drop_rate: float) -> None:
+    """ResNet's arguments, checked once where the user passes them (the blocks trust them)."""
+    check_choice(name, "block", block, BLOCKS)
+    check_choice(name, "stem", stem, STEMS)
+    check_choice(name, "shortcut", shortcut, SHORTCUTS)
+    check_choice(name, "stride_on", stride_on, STRIDE_ON)
+    check_rate(name, "drop_path_rate", drop_path_rate)
+    check_rate(name, "drop_rate", drop_rate)
+    check_bool(name, "skip", skip)
+    if drop_path_rate and not skip:
+        raise InvalidArgumentError(f"{name}: drop_path_rate needs the identity path; it cannot be used with skip=False")
+    if not stages:
+        raise InvalidArgumentError(f"{name}: stages must hold at least one StageSpec")
+    for spec in stages:
+        for field in ("depth", "channels", "stride"):
+            check_int(name, f"stage {field}", getattr(spec, field))
+
+
 class ResNet(Classifier):
     """ResNet: stem → stages of residual blocks y = σ(F(x) + S(x)) → global average pool → FC.
 
@@ -99,23 +120,15 @@ class ResNet(Classifier):
     ) -> None:
         super().__init__(num_classes, in_channels)
         name = type(self).__name__
-        check_choice(name, "block", block, tuple(BLOCKS))
-        check_choice(name, "stem", stem, tuple(STEMS))
-        check_choice(name, "shortcut", shortcut, SHORTCUTS)
-        check_choice(name, "stride_on", stride_on, STRIDE_ON)
-        check_rate(name, "drop_path_rate", drop_path_rate)
-        check_rate(name, "drop_rate", drop_rate)
-        if not isinstance(skip, bool):
-            raise InvalidArgumentError(f"{name}: skip must be True or False; got {skip!r}")
-        if drop_path_rate and not skip:
-            raise InvalidArgumentError(f"{name}: drop_path_rate needs the identity path; it cannot be used with skip=False")
-        if not stages:
-            raise InvalidArgumentError(f"{name}: stages must hold at least one StageSpec")
-        for spec in stages:
-            for field in ("depth", "channels", "stride"):
-                check_int(name, f"stage {field}", getattr(spec, field))
+        check_resnet_args(name, stages, block, stem, shortcut, stride_on, skip, drop_path_rate, drop_rate)
         block_cls = BLOCKS[block]
         extra = {"stride_on": stride_on} if block_cls is Bottleneck else {}
+
+        def make_block(spec: StageSpec, slot: BlockSlot) -> nn.Module:  # stochastic depth: 0 → rate, linearly
+            return block_cls(slot.in_channels, spec.channels, slot.stride, shortcut=shortcut, skip=skip,
+                             se_ratio=se_ratio, drop_path_rate=drop_path_rate * slot.index / max(slot.total - 1, 1),
+                             norm_layer=norm_layer, act_layer=act_layer, dilation=slot.dilation,
+                             first_dilation=slot.first_dilation, **extra)
 
         kernel, stem_stride, stem_pool = STEMS[stem]
         width = stages[0].channels
@@ -124,43 +137,17 @@ class ResNet(Classifier):
         reduction = stem_stride
         self.feature_info.append(FeatureInfo("stem", width, reduction))
         reduction *= 2 if stem_pool else 1
-        plan = dilation_plan(name, reduction, tuple(s.stride for s in stages), output_stride)
+        built = build_stages(stages, make_block, depths=[s.depth for s in stages], strides=[s.stride for s in stages],
+                             in_channels=width, reduction=reduction, output_stride=output_stride, owner=name)
+        self.stages = built.stages
+        self.feature_info += built.feature_info
 
-        total = sum(s.depth for s in stages)
-        index = 0
-        c_in = width
-        stage_modules = []
-        for i, (spec, (stride, first_dilation, dilation)) in enumerate(zip(stages, plan)):
-            blocks = []
-            for j in range(spec.depth):
-                rate = drop_path_rate * index / max(total - 1, 1)
-                blocks.append(
-                    block_cls(
-                        c_in, spec.channels, stride if j == 0 else 1, shortcut=shortcut, skip=skip,
-                        se_ratio=se_ratio, drop_path_rate=rate, norm_layer=norm_layer, act_layer=act_layer,
-                        dilation=dilation, first_dilation=first_dilation if j == 0 else dilation, **extra,
-                    )
-                )
-                c_in = spec.channels * block_cls.expansion
-                index += 1
-            stage_modules.append(nn.Sequential(*blocks))
-            reduction *= stride
-            self.feature_info.append(FeatureInfo(f"stages.{i}", c_in, reduction))
-        self.stages = nn.Sequential(*stage_modules)
-
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(c_in, num_classes)
-        self.num_features = c_in
-        self.output_stride = reduction
+        self.add_head(built.channels, drop_rate)
+        self.output_stride = built.reduction
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem_pool(self.stem(x)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
 
 class CifarResNet(ResNet):
@@ -182,7 +169,8 @@ class CifarResNet(ResNet):
         output_stride: int | None = None,
     ) -> None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
-            raise InvalidArgumentError(f"CifarResNet: depth must be 6n + 2 with n ≥ 1 (20, 32, 44, 56, 110 …); got {depth!r}")
+            raise InvalidArgumentError(f"CifarResNet: depth must be 6n + 2 with n ≥ 1 (20, 32, 44, 56, 110 …); "
+                                       f"got {depth!r}")
         super().__init__(
             cifar_stages((depth - 2) // 6), "basic", "cifar", shortcut, "3x3", skip, se_ratio,
             drop_path_rate, drop_rate, num_classes, in_channels, norm_layer, act_layer, output_stride,

@@ -30,8 +30,9 @@ from torch.func import functional_call
 
 from ..errors import InvalidArgumentError
 from ..layers import DeepLabHead, FCNHead
+from ..layers.checks import check_int
 from ..registry import build_model, get_entry, register_model
-from .base import Classifier, FeatureInfo, check_int
+from .base import Classifier, FeatureInfo
 
 # In training mode with an auxiliary head, forward returns both maps, as torchvision's dict {"out", "aux"}.
 SegmentationOutputs = namedtuple("SegmentationOutputs", ["out", "aux"])

@@ -24,8 +24,9 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from ..layers import ConvNormAct
+from ..layers.checks import check_choice, check_int, check_rate
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_choice, check_int, check_rate, init_weights
+from .base import Classifier, FeatureInfo, init_weights
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,7 @@ class SlowFast(Classifier):
                 fusions.append(FuseFastToSlow(fast_c, ratio, kernel, alpha))
         self.slow_stages, self.fast_stages = nn.ModuleList(slow_stages), nn.ModuleList(fast_stages)
         self.fusions = nn.ModuleList(fusions)
-        self.pool = nn.AdaptiveAvgPool3d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.num_features = slow_c + fast_c
-        self.fc = nn.Linear(self.num_features, num_classes)
+        self.add_head(slow_c + fast_c, drop_rate)  # the pool runs in forward_features, on each pathway
         init_weights(self)
 
     def pathways(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

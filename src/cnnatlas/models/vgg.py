@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from ..layers import ConvNormAct
+from ..layers.checks import check_rate
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_rate, init_weights
+from .base import Classifier, FeatureInfo, init_weights
 
 # Output channels of each 3×3 conv, stage by stage (Table 1 of the paper).
 VGG_STAGES: dict[str, tuple[tuple[int, ...], ...]] = {
@@ -67,9 +68,6 @@ class VGG(Classifier):
         self.fc8 = nn.Linear(4096, num_classes)
         self.num_features = 4096
         init_weights(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head(self.pool(x).flatten(1))

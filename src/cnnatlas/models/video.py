@@ -26,9 +26,11 @@ from torch import nn
 
 from ..inflate import TIME_PADDINGS, inflate_
 from ..layers import ConvNormAct
+from ..layers.checks import check_choice, check_rate
 from ..registry import register_model
-from .base import Classifier, FeatureInfo, check_choice, check_rate, init_weights
+from .base import Classifier, FeatureInfo, init_weights
 from .inception import GoogLeNet
+from .stages import BlockSlot, build_stages
 
 # -- C3D ------------------------------------------------------------------------------------------
 
@@ -70,9 +72,6 @@ class C3D(Classifier):
         self.fc8 = nn.Linear(4096, num_classes)
         self.num_features = 4096
         init_weights(self, linear_std=0.005)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(self.act(self.fc6(self.pool(x).flatten(1))))
@@ -122,6 +121,7 @@ class VideoBasicBlock(nn.Module):
             if stride != 1 or in_channels != channels else nn.Identity()
         )
         self.act = nn.ReLU(inplace=True)
+        self.out_channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
@@ -168,26 +168,19 @@ class VideoResNet(Classifier):
             self.stem = nn.Sequential(ConvNormAct(in_channels, 45, (1, 7, 7), (1, 2, 2), dims=3),
                                       ConvNormAct(45, 64, (3, 1, 1), dims=3))
         self.feature_info.append(FeatureInfo("stem", 64, 2))
-        c, reduction, stage_modules = 64, 2, []
-        for i, spec in enumerate(stages):
-            blocks = [VideoBasicBlock(c if j == 0 else spec.channels, spec.channels, spec.conv,
-                                      spec.stride if j == 0 else 1) for j in range(spec.depth)]
-            c, reduction = spec.channels, reduction * spec.stride
-            stage_modules.append(nn.Sequential(*blocks))
-            self.feature_info.append(FeatureInfo(f"stages.{i}", c, reduction))
-        self.stages = nn.Sequential(*stage_modules)
-        self.pool = nn.AdaptiveAvgPool3d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(c, num_classes)
-        self.num_features = c
+
+        def make_block(spec: VideoStageSpec, slot: BlockSlot) -> nn.Module:
+            return VideoBasicBlock(slot.in_channels, spec.channels, spec.conv, slot.stride)
+
+        built = build_stages(stages, make_block, depths=[s.depth for s in stages], strides=[s.stride for s in stages],
+                             in_channels=64, reduction=2)
+        self.stages = built.stages
+        self.feature_info += built.feature_info
+        self.add_head(built.channels, drop_rate)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.fc(x)
 
 
 # -- I3D: inflated GoogLeNet ----------------------------------------------------------------------
