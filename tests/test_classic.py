@@ -4,11 +4,11 @@ as torchvision given the same weights."""
 import pytest
 import torch
 import torchvision
+from equivalence import assert_same_outputs, randomize_norm_stats
 from torch import nn
 
 import cnnatlas
 from cnnatlas import WeightsError, load_torchvision_weights
-from equivalence import assert_same_outputs, randomize_norm_stats
 
 VGG_NAMES = [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")]
 
@@ -32,7 +32,12 @@ def test_lenet5_layer_sizes_follow_the_paper():
     f = model.features
     # per-layer parameters as tabulated from §II.B, with C3 fully connected: (25·C_in + 1)·C_out
     assert [_params(f.c1), _params(f.c3), _params(f.c5), _params(model.f6), _params(model.output)] == [
-        156, 2416, 48120, 10164, 850]
+        156,
+        2416,
+        48120,
+        10164,
+        850,
+    ]
     assert _params(f.s2) == _params(f.s4) == 0
 
 
@@ -47,7 +52,9 @@ def test_lenet5_classic_and_modern_forms():
 def test_lenet5_other_sizes():
     model = cnnatlas.create_model("lenet5").eval()
     assert model(torch.randn(2, 1, 48, 40)).shape == (2, 10)  # larger: C5's map is averaged
-    with pytest.raises(cnnatlas.InputShapeError, match="28×28 is too small.*smallest input this network accepts is 32×32"):
+    with pytest.raises(
+        cnnatlas.InputShapeError, match="28×28 is too small.*smallest input this network accepts is 32×32"
+    ):
         model(torch.randn(2, 1, 28, 28))
 
 
@@ -85,7 +92,11 @@ def test_two_tower_weights_do_not_fit_the_single_tower():
     theirs = torchvision.models.alexnet().state_dict()
     model = cnnatlas.create_model("alexnet_2012")
     before = model.features.conv1.conv.weight.clone()
-    with pytest.raises(WeightsError, match="has shape \\(64, 3, 11, 11\\) but its counterpart 'features.conv1.conv.weight' has shape \\(96, 3, 11, 11\\)"):
+    with pytest.raises(
+        WeightsError,
+        match="has shape \\(64, 3, 11, 11\\) but its counterpart 'features.conv1.conv.weight' "
+        "has shape \\(96, 3, 11, 11\\)",
+    ):
         load_torchvision_weights(model, theirs)
     assert torch.equal(model.features.conv1.conv.weight, before)  # untouched
 

@@ -4,12 +4,12 @@ figures, equal outputs to torchvision on the same weights, features and gradient
 import pytest
 import torch
 import torchvision
+from equivalence import assert_same_outputs, randomize_norm_stats
 
 import cnnatlas
 from cnnatlas.layers import DenseBlock, DenseLayer, Transition
 from cnnatlas.models.base import count_params
 from cnnatlas.models.densenet import DENSENET_CONFIGS
-from equivalence import assert_same_outputs, randomize_norm_stats
 
 NAMES = ["densenet121", "densenet161", "densenet169", "densenet201"]
 # The three larger ones take several seconds each where only the block counts differ from densenet121.
@@ -126,8 +126,10 @@ def test_equals_torchvision(name):
 def _stage_maps(model, size):
     modules = dict(model.named_modules())
     maps = {}
-    hooks = [modules[s.name].register_forward_hook(lambda m, a, out, n=s.name: maps.__setitem__(n, out.shape))
-             for s in model.feature_info]
+    hooks = [
+        modules[s.name].register_forward_hook(lambda m, a, out, n=s.name: maps.__setitem__(n, out.shape))
+        for s in model.feature_info
+    ]
     with torch.no_grad():
         model.forward_features(torch.randn(1, 3, size, size))
     for h in hooks:
@@ -141,7 +143,12 @@ def test_feature_info_channels_and_reduction():
     model = cnnatlas.create_model("densenet121").eval()
     small, large = _stage_maps(model, 64), _stage_maps(model, 128)
     assert [(s.channels, s.reduction) for s in model.feature_info] == [
-        (64, 2), (256, 4), (512, 8), (1024, 16), (1024, 32)]
+        (64, 2),
+        (256, 4),
+        (512, 8),
+        (1024, 16),
+        (1024, 32),
+    ]
     for stage in model.feature_info:
         assert small[stage.name][1] == stage.channels, stage
         assert large[stage.name][-1] - small[stage.name][-1] == 64 // stage.reduction, stage

@@ -81,18 +81,28 @@ def test_phi_and_official_scaling_are_exclusive():
 
 def test_compound_rule_against_the_official_table():
     """Where the α/β/γ rule at φ = N and the official B_N coefficients agree, and where they differ."""
-    rows, lines = {}, [f"official table: {OFFICIAL_SCALING_SOURCE}",
-                       "model: rule/official − 1 for width, depth, resolution; φ each official coefficient implies; params"]
+    rows, lines = (
+        {},
+        [
+            f"official table: {OFFICIAL_SCALING_SOURCE}",
+            "model: rule/official − 1 for width, depth, resolution; φ each official coefficient implies; params",
+        ],
+    )
     for n, (variant, official) in enumerate(OFFICIAL_SCALING.items()):
         d, w, r = compound_scale(n)
         diff = (w / official.width - 1, d / official.depth - 1, 224 * r / official.resolution - 1)
-        implied = (math.log(official.width) / math.log(1.1), math.log(official.depth) / math.log(1.2),
-                   math.log(official.resolution / 224) / math.log(1.15))
+        implied = (
+            math.log(official.width) / math.log(1.1),
+            math.log(official.depth) / math.log(1.2),
+            math.log(official.resolution / 224) / math.log(1.15),
+        )
         params = (count_params(_meta("efficientnet", phi=float(n))), count_params(_meta(f"efficientnet_{variant}")))
         rows[n] = diff, params
-        lines.append(f"{variant}: width {diff[0]:+.1%}, depth {diff[1]:+.1%}, resolution {diff[2]:+.1%}; "
-                     f"implied φ {implied[0]:.2f}/{implied[1]:.2f}/{implied[2]:.2f}; "
-                     f"params rule {params[0]:,} vs official {params[1]:,} ({params[0] / params[1] - 1:+.1%})")
+        lines.append(
+            f"{variant}: width {diff[0]:+.1%}, depth {diff[1]:+.1%}, resolution {diff[2]:+.1%}; "
+            f"implied φ {implied[0]:.2f}/{implied[1]:.2f}/{implied[2]:.2f}; "
+            f"params rule {params[0]:,} vs official {params[1]:,} ({params[0] / params[1] - 1:+.1%})"
+        )
     table = "\n".join(lines)
     # B0 is the baseline of both.
     assert rows[0][0] == (0.0, 0.0, 0.0) and rows[0][1][0] == rows[0][1][1], table
@@ -185,6 +195,7 @@ def test_feature_maps_have_the_listed_channels_and_strides():
     model = cnnatlas.create_model("efficientnet_b0", features_only=True).eval()
     with torch.no_grad():
         maps = model(torch.randn(1, 3, 64, 64))
-    assert [tuple(m.shape[1:]) for m in maps] == [(f.channels, 64 // f.reduction, 64 // f.reduction)
-                                                  for f in model.feature_info]
+    assert [tuple(m.shape[1:]) for m in maps] == [
+        (f.channels, 64 // f.reduction, 64 // f.reduction) for f in model.feature_info
+    ]
     assert [(f.channels, f.reduction) for f in model.feature_info] == [(16, 2), (24, 4), (40, 8), (112, 16), (320, 32)]

@@ -4,6 +4,7 @@ figures, equal outputs to torchvision on the same weights, auxiliary heads, feat
 import pytest
 import torch
 import torchvision
+from equivalence import assert_same_outputs, max_relative_difference, randomize_norm_stats
 from torch import nn
 
 import cnnatlas
@@ -20,7 +21,6 @@ from cnnatlas.layers import (
 )
 from cnnatlas.models.base import count_params
 from cnnatlas.models.inception import GOOGLENET_TABLE, GoogLeNetOutputs, InceptionOutputs
-from equivalence import assert_same_outputs, max_relative_difference, randomize_norm_stats
 
 # The torchvision references: no input transform, torchvision's own initialisation.
 TV = {
@@ -141,7 +141,9 @@ def test_params_equal_published(name):
     assert count_params(_meta(name)) == published.params
 
 
-@pytest.mark.parametrize("name, weights", [("googlenet", "GoogLeNet_Weights"), ("inception_v3", "Inception_V3_Weights")])
+@pytest.mark.parametrize(
+    "name, weights", [("googlenet", "GoogLeNet_Weights"), ("inception_v3", "Inception_V3_Weights")]
+)
 def test_smallest_input_agrees_with_torchvision(name, weights):
     """Found by tracing on meta tensors; torchvision states it in its weights' `min_size`."""
     stated = getattr(torchvision.models, weights).IMAGENET1K_V1.meta["min_size"]
@@ -215,8 +217,10 @@ def test_inception_v3_auxiliary_head_needs_299_in_training():
 def _stage_maps(model, size):
     modules = dict(model.named_modules())
     maps = {}
-    hooks = [modules[s.name].register_forward_hook(lambda m, a, out, n=s.name: maps.__setitem__(n, out.shape))
-             for s in model.feature_info]
+    hooks = [
+        modules[s.name].register_forward_hook(lambda m, a, out, n=s.name: maps.__setitem__(n, out.shape))
+        for s in model.feature_info
+    ]
     with torch.no_grad():
         model.forward_features(torch.randn(1, 3, size, size))
     for h in hooks:

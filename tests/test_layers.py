@@ -65,9 +65,14 @@ def test_every_activation_by_name(name):
     x = torch.linspace(-3, 3, 13)
     y = act(x.clone())
     reference = {
-        "relu": torch.relu(x), "relu6": torch.clamp(x, 0, 6), "leaky_relu": nn.functional.leaky_relu(x),
-        "silu": nn.functional.silu(x), "gelu": nn.functional.gelu(x), "tanh": torch.tanh(x),
-        "sigmoid": torch.sigmoid(x), "none": x,
+        "relu": torch.relu(x),
+        "relu6": torch.clamp(x, 0, 6),
+        "leaky_relu": nn.functional.leaky_relu(x),
+        "silu": nn.functional.silu(x),
+        "gelu": nn.functional.gelu(x),
+        "tanh": torch.tanh(x),
+        "sigmoid": torch.sigmoid(x),
+        "none": x,
     }[name]
     assert torch.allclose(y, reference)
 

@@ -248,6 +248,7 @@ def test_feature_maps_have_the_listed_channels_and_strides(name):
     model = cnnatlas.create_model(name, features_only=True).eval()
     with torch.no_grad():
         maps = model(torch.randn(1, 3, 64, 64))
-    assert [tuple(m.shape[1:]) for m in maps] == [(f.channels, 64 // f.reduction, 64 // f.reduction)
-                                                  for f in model.feature_info]
+    assert [tuple(m.shape[1:]) for m in maps] == [
+        (f.channels, 64 // f.reduction, 64 // f.reduction) for f in model.feature_info
+    ]
     assert [f.reduction for f in model.feature_info] == [2, 4, 8, 16, 32]

@@ -46,12 +46,15 @@ def test_dilated_resnet50_equals_torchvisions(output_stride, replace):
     assert ours.output_stride == output_stride and ours.feature_info[-1].reduction == output_stride
 
 
-@pytest.mark.parametrize("name, kwargs, strides", [
-    ("resnet18", {}, (8, 16)),
-    ("resnet50", {"stride_on": "1x1"}, (8,)),  # the stride on the first 1×1: the 3×3 comes after it
-    ("resnet20", {}, (1, 2)),  # CIFAR: option A shortcuts subsample, stride 4 at most
-    ("mobilenet_v2", {}, (8, 16)),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, strides",
+    [
+        ("resnet18", {}, (8, 16)),
+        ("resnet50", {"stride_on": "1x1"}, (8,)),  # the stride on the first 1×1: the 3×3 comes after it
+        ("resnet20", {}, (1, 2)),  # CIFAR: option A shortcuts subsample, stride 4 at most
+        ("mobilenet_v2", {}, (8, 16)),
+    ],
+)
 def test_a_trous_the_dilated_map_subsampled_is_the_strided_map(name, kwargs, strides):
     """Same weights: the dilated network's last map, taken every (32 / output_stride) pixels, is exactly
     the strided network's map (Chen et al. 2017 §3.1, the algorithme à trous) — borders included."""
@@ -80,8 +83,9 @@ def test_efficientnet_dilates_with_the_same_parameters():
 
 
 def test_output_stride_errors_name_the_choices():
-    with pytest.raises(InvalidArgumentError,
-                       match=r"CifarResNet: output_stride must be one of 1, 2, 4 \(or None: 4\); got 8"):
+    with pytest.raises(
+        InvalidArgumentError, match=r"CifarResNet: output_stride must be one of 1, 2, 4 \(or None: 4\); got 8"
+    ):
         create_model("resnet20", output_stride=8)
     with pytest.raises(InvalidArgumentError, match="MobileNetV2: output_stride must be one of 2, 4, 8, 16, 32"):
         create_model("mobilenet_v2", output_stride=64)
@@ -149,8 +153,10 @@ def test_training_mode_returns_the_auxiliary_map_too():
     x = torch.randn(2, 3, 32, 32)
     out = model(x)
     assert isinstance(out, SegmentationOutputs) and out.out.shape == out.aux.shape == (2, 4, 32, 32)
-    (F.cross_entropy(out.out, torch.zeros(2, 32, 32, dtype=torch.long))
-     + 0.5 * F.cross_entropy(out.aux, torch.zeros(2, 32, 32, dtype=torch.long))).backward()
+    (
+        F.cross_entropy(out.out, torch.zeros(2, 32, 32, dtype=torch.long))
+        + 0.5 * F.cross_entropy(out.aux, torch.zeros(2, 32, 32, dtype=torch.long))
+    ).backward()
     assert all(p.grad is not None for p in model.parameters())
     assert model.eval()(x).shape == (2, 4, 32, 32)  # eval: the main map only
     twin = copy.deepcopy(model).train()  # the hook that keeps the auxiliary map follows the copy
@@ -160,13 +166,21 @@ def test_training_mode_returns_the_auxiliary_map_too():
 # -- the small models ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backbone, output_stride, rates", [
-    ("resnet20", None, (3, 6, 9)), ("resnet20", 1, (12, 24, 36)), ("resnet20", 2, (6, 12, 18)),
-    ("resnet18", 8, (2, 3, 5)), ("resnet18", 32, (1, 1, 1)), ("mobilenet_v2", 16, (1, 2, 2)),
-])
+@pytest.mark.parametrize(
+    "backbone, output_stride, rates",
+    [
+        ("resnet20", None, (3, 6, 9)),
+        ("resnet20", 1, (12, 24, 36)),
+        ("resnet20", 2, (6, 12, 18)),
+        ("resnet18", 8, (2, 3, 5)),
+        ("resnet18", 32, (1, 1, 1)),
+        ("mobilenet_v2", 16, (1, 2, 2)),
+    ],
+)
 def test_small_deeplabv3_on_zoo_backbones(backbone, output_stride, rates):
-    model = create_model("deeplabv3", backbone=backbone, num_classes=11, in_channels=1,
-                         output_stride=output_stride).eval()
+    model = create_model(
+        "deeplabv3", backbone=backbone, num_classes=11, in_channels=1, output_stride=output_stride
+    ).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 1, 64, 64)).shape == (2, 11, 64, 64)
     assert model.atrous_rates == rates
@@ -192,7 +206,7 @@ def test_small_deeplabv3_learns_a_mask():
     model = create_model("deeplabv3", backbone="resnet20", num_classes=2, in_channels=1).train()
     x = torch.zeros(4, 1, 32, 32)
     for i, (top, left) in enumerate(((2, 3), (14, 10), (5, 18), (20, 20))):  # a bright square to find in each
-        x[i, 0, top:top + 10, left:left + 10] = 1.0
+        x[i, 0, top : top + 10, left : left + 10] = 1.0
     y = (x[:, 0] > 0.5).long()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
@@ -240,11 +254,14 @@ def test_cli_info_and_pretrained_list_show_segmentation_metrics(capsys):
     assert (row["name"], row["miou"], row["pixel_acc"], row["num_classes"]) == ("fcn_resnet50", 60.5, 91.4, 21)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["summary", "vgg11", "--output-stride", "8"], "'vgg11' is not a registry model with an output_stride"),
-    (["rf", "resnet20", "--output-stride", "8"], "output_stride must be one of 1, 2, 4"),
-    (["summary", "resnet50", "--output-stride", "8,x"], "expected integers separated by commas"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["summary", "vgg11", "--output-stride", "8"], "'vgg11' is not a registry model with an output_stride"),
+        (["rf", "resnet20", "--output-stride", "8"], "output_stride must be one of 1, 2, 4"),
+        (["summary", "resnet50", "--output-stride", "8,x"], "expected integers separated by commas"),
+    ],
+)
 def test_cli_output_stride_errors(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -270,8 +287,7 @@ def test_diagram_shows_the_aspp_branches_and_the_upsampling():
 def test_atlas_pages_of_segmentation_models(tmp_path):
     from cnnatlas.viz.atlas import build_atlas
 
-    build_atlas(tmp_path, models="deeplabv3,deeplabv3_resnet50", claims=None, erf_cap=32, erf_samples=1,
-                diagrams=False)
+    build_atlas(tmp_path, models="deeplabv3,deeplabv3_resnet50", claims=None, erf_cap=32, erf_samples=1, diagrams=False)
     small = (tmp_path / "models" / "deeplabv3.html").read_text()
     assert "deeplabv3/erf.png" in small and "of the output" in small  # the scores are the last spatial map
     big = (tmp_path / "models" / "deeplabv3_resnet50.html").read_text()

@@ -8,13 +8,14 @@ import math
 import pytest
 import torch
 import torchvision
+from equivalence import assert_same_outputs, randomize_norm_stats
 
 import cnnatlas
 from cnnatlas.data import load_dataset
 from cnnatlas.data.moving_fashion import DIRECTIONS, load_moving_fashion_splits
 from cnnatlas.models.base import count_params
 from cnnatlas.models.video import C3D_LAYERS, midplanes
-from equivalence import assert_same_outputs, randomize_norm_stats
+
 
 def _meta(name, **kwargs):
     with torch.device("meta"):
@@ -28,9 +29,19 @@ def test_c3d_layers_and_parameters():
     """Layer sizes of the released Sports-1M C3D (Keras port's README, litao1381/C3D_Sport1M_keras;
     notes/PUBLISHED.md §3.9): 79,991,015 parameters with 487 classes at 3×16×112×112."""
     model = _meta("c3d")
-    published = {"conv1": 5_248, "conv2": 221_312, "conv3a": 884_992, "conv3b": 1_769_728, "conv4a": 3_539_456,
-                 "conv4b": 7_078_400, "conv5a": 7_078_400, "conv5b": 7_078_400,
-                 "fc6": 33_558_528, "fc7": 16_781_312, "fc8": 1_995_239}
+    published = {
+        "conv1": 5_248,
+        "conv2": 221_312,
+        "conv3a": 884_992,
+        "conv3b": 1_769_728,
+        "conv4a": 3_539_456,
+        "conv4b": 7_078_400,
+        "conv5a": 7_078_400,
+        "conv5b": 7_078_400,
+        "fc6": 33_558_528,
+        "fc7": 16_781_312,
+        "fc8": 1_995_239,
+    }
     measured = {name: count_params(getattr(model.features, name, None) or getattr(model, name)) for name in published}
     assert measured == published
     assert count_params(model) == 79_991_015 == cnnatlas.get_entry("c3d").published.params
@@ -89,8 +100,7 @@ def test_r2plus1d_midplanes_keep_the_3d_parameter_budget():
 def test_time_receptive_fields_of_the_video_resnets():
     """MC3 uses 3-D convs only in the stem and the first stage: its units see 1 + 2 + 4·2 = 11 frames.
     R(2+1)D has the temporal kernels and strides of R3D, so the same field in time and space."""
-    rf = {name: cnnatlas.analyze(_meta(name), (1, 3, 16, 112, 112)).receptive_field_of("stages.3")
-          for name in TV_VIDEO}
+    rf = {name: cnnatlas.analyze(_meta(name), (1, 3, 16, 112, 112)).receptive_field_of("stages.3") for name in TV_VIDEO}
     assert rf["mc3_18"].size[0] == 11 and rf["mc3_18"].stride[0] == 1
     assert rf["r3d_18"].size[0] > 11 and rf["r3d_18"].stride[0] == 8
     assert rf["r2plus1d_18"].size == rf["r3d_18"].size and rf["r2plus1d_18"].stride == rf["r3d_18"].stride
@@ -156,9 +166,14 @@ def test_moving_fashion_clips_move_one_step_per_frame(clips):
     assert clips.info.classes == DIRECTIONS and clips.info.num_classes == 4
     for i in range(40):
         video, label = data.clips[i, 0], int(data.labels[i])
-        matches = [v for v in (1, 2, 3) if all(
-            torch.equal(torch.roll(video[t], (steps[label][0] * v, steps[label][1] * v), (0, 1)), video[t + 1])
-            for t in range(5))]
+        matches = [
+            v
+            for v in (1, 2, 3)
+            if all(
+                torch.equal(torch.roll(video[t], (steps[label][0] * v, steps[label][1] * v), (0, 1)), video[t + 1])
+                for t in range(5)
+            )
+        ]
         assert len(matches) == 1, f"clip {i} does not move {DIRECTIONS[label]} at a constant speed"
     assert set(data.labels.tolist()) == {0, 1, 2, 3}
 
@@ -169,8 +184,12 @@ def test_a_single_frame_says_nothing_about_the_direction(clips):
     first frame per direction is the same up to sampling noise (a 2-D model sees no cue)."""
     frames = clips.train.clips[:, 0, 0].float()
     labels = clips.train.labels
-    centre = torch.stack([(frames[labels == d].mean(0) * torch.arange(16)[:, None]).sum() / frames[labels == d].mean(0).sum()
-                          for d in range(4)])
+    centre = torch.stack(
+        [
+            (frames[labels == d].mean(0) * torch.arange(16)[:, None]).sum() / frames[labels == d].mean(0).sum()
+            for d in range(4)
+        ]
+    )
     assert centre.std() < 1.0  # centre of mass of the mean frame, in pixels (the canvas is 16)
     single = load_moving_fashion_splits(size=16, frames=6, train_clips=8, test_clips=8, frame=0)
     assert single.train[0][0].shape == (1, 16, 16)
@@ -186,8 +205,16 @@ def test_the_trainer_takes_moving_fashion_and_a_short_run_learns(tmp_path):
     data = load_moving_fashion_splits(size=32, frames=8, train_clips=1024, test_clips=128)
     torch.manual_seed(0)
     model = cnnatlas.inflate(cnnatlas.create_model("lenet5", num_classes=4, style="modern"), time_stride=1)
-    config = TrainConfig("lenet5", data="moving-fashion-mnist", epochs=4, batch_size=32, lr=0.02, warmup_epochs=0.5,
-                         out=str(tmp_path), quiet=True)
+    config = TrainConfig(
+        "lenet5",
+        data="moving-fashion-mnist",
+        epochs=4,
+        batch_size=32,
+        lr=0.02,
+        warmup_epochs=0.5,
+        out=str(tmp_path),
+        quiet=True,
+    )
     metrics = train(config, data=data, model=model)
     last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     assert metrics["epochs"] == 4 and (tmp_path / "model.safetensors").is_file()
@@ -211,5 +238,6 @@ def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_pat
     metrics = train(config, data=data)
     assert metrics["epochs"] == 1 and math.isfinite(metrics["train_loss"])
     with pytest.raises(cnnatlas.InvalidArgumentError, match="pass --inflate"):
-        train(TrainConfig("lenet5", data="moving-fashion-mnist", epochs=1, out=str(tmp_path / "b"), quiet=True),
-              data=data)
+        train(
+            TrainConfig("lenet5", data="moving-fashion-mnist", epochs=1, out=str(tmp_path / "b"), quiet=True), data=data
+        )

@@ -26,8 +26,11 @@ def _meta(name, **kwargs):
 WITHOUT_FIGURE = {
     "efficientnet": "the compound-scaling rule at any φ: no released network to compare with",
     "i3d": "Carreira & Zisserman 2017 give no parameter count (its published top-1/top-5 are kept)",
-    **{f"plain{d}": "He et al. 2016, Table 6 counts the parameters of the ResNets only; the plain twins "
-                    "have the same layers (shortcut A adds no parameter)" for d in (20, 32, 44, 56, 110)},
+    **{
+        f"plain{d}": "He et al. 2016, Table 6 counts the parameters of the ResNets only; the plain twins "
+        "have the same layers (shortcut A adds no parameter)"
+        for d in (20, 32, 44, 56, 110)
+    },
     "spectrogram_cnn": "cnnatlas's own: a log-mel front end on a backbone of the zoo",
     "wavenet": "van den Oord et al. 2016 give no parameter count, and the classifier head is cnnatlas's",
     "fcn": "cnnatlas's own: FCN's head on any backbone of the zoo (torchvision's fcn_resnet50 has its figure)",
@@ -45,8 +48,9 @@ def test_params_agree_with_published(name):
         if name.startswith("plain"):  # the ResNet twin's count is published: the plain net has the same
             assert measured == count_params(_meta(name.replace("plain", "resnet")))
         return
-    assert agreement.status in ("exact", "approx"), \
+    assert agreement.status in ("exact", "approx"), (
         f"{name}: measured {measured:,} vs published {entry.published.params} ({entry.published.citation})"
+    )
 
 
 def test_the_models_without_a_published_count_are_the_known_ones():
@@ -101,7 +105,9 @@ def test_too_small_input_names_the_smallest(name):
 
 def test_rank_and_channel_errors():
     model = _meta("vgg11")
-    with pytest.raises(cnnatlas.InputShapeError, match=r"expects a 4-D input \(N, C, H, W\); got shape \(3, 32, 32\).*unsqueeze"):
+    with pytest.raises(
+        cnnatlas.InputShapeError, match=r"expects a 4-D input \(N, C, H, W\); got shape \(3, 32, 32\).*unsqueeze"
+    ):
         model(torch.empty(3, 32, 32, device="meta"))
     with pytest.raises(cnnatlas.InputShapeError, match="in_channels=3 but the input has 1 channels"):
         model(torch.empty(1, 1, 32, 32, device="meta"))

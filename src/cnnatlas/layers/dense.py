@@ -45,8 +45,9 @@ class DenseLayer(nn.Module):
     ) -> None:
         super().__init__()
         check_dims(dims)
-        check_positive_ints("DenseLayer", in_channels=in_channels, growth_rate=growth_rate,
-                            bottleneck_factor=bottleneck_factor)
+        check_positive_ints(
+            "DenseLayer", in_channels=in_channels, growth_rate=growth_rate, bottleneck_factor=bottleneck_factor
+        )
         check_rate("DenseLayer", "drop_rate", drop_rate)
         norm, act, conv = get_norm_layer(norm_layer, dims), get_act_layer(act_layer), conv_layer(dims)
         width = bottleneck_factor * growth_rate
@@ -85,9 +86,18 @@ class DenseBlock(nn.Module):
         super().__init__()
         check_positive_ints("DenseBlock", num_layers=num_layers, in_channels=in_channels, growth_rate=growth_rate)
         for i in range(num_layers):
-            self.add_module(f"denselayer{i + 1}", DenseLayer(in_channels + i * growth_rate, growth_rate,
-                                                             bottleneck_factor, drop_rate, norm_layer,
-                                                             act_layer, dims))
+            self.add_module(
+                f"denselayer{i + 1}",
+                DenseLayer(
+                    in_channels + i * growth_rate,
+                    growth_rate,
+                    bottleneck_factor,
+                    drop_rate,
+                    norm_layer,
+                    act_layer,
+                    dims,
+                ),
+            )
         self.in_channels = in_channels
         self.growth_rate = growth_rate
         self.out_channels = in_channels + num_layers * growth_rate
@@ -114,11 +124,13 @@ class Transition(nn.Sequential):
     ) -> None:
         check_dims(dims)
         check_positive_ints("Transition", in_channels=in_channels, out_channels=out_channels)
-        super().__init__(OrderedDict(
-            norm=get_norm_layer(norm_layer, dims)(in_channels),
-            act=get_act_layer(act_layer)(),
-            conv=conv_layer(dims)(in_channels, out_channels, 1, bias=False),
-            pool=_AVG_POOL[dims](kernel_size=2, stride=2),
-        ))
+        super().__init__(
+            OrderedDict(
+                norm=get_norm_layer(norm_layer, dims)(in_channels),
+                act=get_act_layer(act_layer)(),
+                conv=conv_layer(dims)(in_channels, out_channels, 1, bias=False),
+                pool=_AVG_POOL[dims](kernel_size=2, stride=2),
+            )
+        )
         self.in_channels = in_channels
         self.out_channels = out_channels

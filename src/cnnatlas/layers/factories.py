@@ -54,8 +54,13 @@ NORM_NAMES = ("batch", "group", "layer", "instance", "none")
 ACT_NAMES = ("relu", "relu6", "leaky_relu", "silu", "gelu", "tanh", "sigmoid", "none")
 
 
-def _resolve(what: str, spec: str | Callable[..., nn.Module], table: dict[str, Callable[..., nn.Module]],
-             names: tuple[str, ...], kwargs: dict) -> Callable[..., nn.Module]:
+def _resolve(
+    what: str,
+    spec: str | Callable[..., nn.Module],
+    table: dict[str, Callable[..., nn.Module]],
+    names: tuple[str, ...],
+    kwargs: dict,
+) -> Callable[..., nn.Module]:
     """The factory `spec` names in `table` (case and "-" ignored), or `spec` itself when it is a class or
     callable; `kwargs` bound to it. `what` is the argument's name, for the one-line error."""
     if isinstance(spec, str):
@@ -87,10 +92,14 @@ def get_norm_layer(norm: NormSpec, dims: int = 2, **kwargs) -> Callable[[int], n
         return _none
     instance = partial(_INSTANCE[dims], affine=True)
     table = {
-        "batch": _BATCH[dims], "batchnorm": _BATCH[dims],
-        "group": _group_norm, "groupnorm": _group_norm,
-        "layer": _layer_norm, "layernorm": _layer_norm,
-        "instance": instance, "instancenorm": instance,
+        "batch": _BATCH[dims],
+        "batchnorm": _BATCH[dims],
+        "group": _group_norm,
+        "groupnorm": _group_norm,
+        "layer": _layer_norm,
+        "layernorm": _layer_norm,
+        "instance": instance,
+        "instancenorm": instance,
         "none": _none,
     }
     return _resolve("norm_layer", norm, table, NORM_NAMES, kwargs)

@@ -64,11 +64,20 @@ class InceptionModule(nn.Module):
     ) -> None:
         super().__init__()
         check_dims(dims)
-        check_positive_ints("InceptionModule", in_channels=in_channels, ch1x1=ch1x1, ch3x3red=ch3x3red, ch3x3=ch3x3,
-                            ch5x5red=ch5x5red, ch5x5=ch5x5, pool_proj=pool_proj)
+        check_positive_ints(
+            "InceptionModule",
+            in_channels=in_channels,
+            ch1x1=ch1x1,
+            ch3x3red=ch3x3red,
+            ch3x3=ch3x3,
+            ch5x5red=ch5x5red,
+            ch5x5=ch5x5,
+            pool_proj=pool_proj,
+        )
         if not isinstance(large_kernel_size, int) or large_kernel_size < 1 or large_kernel_size % 2 == 0:
-            raise InvalidArgumentError(f"InceptionModule: large_kernel_size must be a positive odd integer; "
-                                       f"got {large_kernel_size!r}")
+            raise InvalidArgumentError(
+                f"InceptionModule: large_kernel_size must be a positive odd integer; got {large_kernel_size!r}"
+            )
         norm = get_norm_layer(norm_layer, dims, eps=norm_eps)
 
         def conv(c_in: int, c_out: int, k: int) -> ConvNormAct:
@@ -95,8 +104,9 @@ class GoogLeNetAux(nn.Module):
     """GoogLeNet's auxiliary classifier (section 5), used only in training: adaptive 4×4 average
     pool → 1×1 conv to 128 → FC 2048 → 1024 (ReLU, dropout) → FC to classes. (N, C, H, W) → (N, classes)."""
 
-    def __init__(self, in_channels: int, num_classes: int, drop_rate: float = 0.7,
-                 norm_eps: float = INCEPTION_BN_EPS) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, drop_rate: float = 0.7, norm_eps: float = INCEPTION_BN_EPS
+    ) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d((4, 4))
         self.conv = ConvNormAct(in_channels, 128, 1, norm_layer=get_norm_layer("batch", 2, eps=norm_eps))
@@ -123,8 +133,9 @@ class _V3Module(nn.Module):
         self._act = act_layer
         self.in_channels = in_channels
 
-    def conv(self, c_in: int, c_out: int, kernel_size: int | tuple[int, int], stride: int = 1,
-             padding: int | None = None) -> ConvNormAct:
+    def conv(
+        self, c_in: int, c_out: int, kernel_size: int | tuple[int, int], stride: int = 1, padding: int | None = None
+    ) -> ConvNormAct:
         """ConvNormAct with "same" padding unless `padding` is given (0 for the paper's VALID convs)."""
         return ConvNormAct(c_in, c_out, kernel_size, stride, padding, norm_layer=self._norm, act_layer=self._act)
 
@@ -153,8 +164,14 @@ class InceptionA(_V3Module):
     3×3 avg-pool → 1×1 (pool_features). Output 224 + pool_features channels, same grid.
     torchvision keeps a 5×5 branch here where the paper factorises it into two 3×3s."""
 
-    def __init__(self, in_channels: int, pool_features: int, norm_layer: NormSpec = "batch",
-                 act_layer: ActSpec = "relu", norm_eps: float = INCEPTION_BN_EPS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        pool_features: int,
+        norm_layer: NormSpec = "batch",
+        act_layer: ActSpec = "relu",
+        norm_eps: float = INCEPTION_BN_EPS,
+    ) -> None:
         super().__init__(in_channels, norm_layer, act_layer, norm_eps)
         c = self.conv
         self.branch1x1 = c(in_channels, 64, 1)
@@ -171,8 +188,13 @@ class InceptionB(_V3Module):
     """Grid reduction 35 → 17 (figure 10): 3×3/2 (384) | 1×1 (64) → 3×3 (96) → 3×3/2 (96) |
     3×3/2 max-pool. Output 480 + in_channels channels."""
 
-    def __init__(self, in_channels: int, norm_layer: NormSpec = "batch", act_layer: ActSpec = "relu",
-                 norm_eps: float = INCEPTION_BN_EPS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        norm_layer: NormSpec = "batch",
+        act_layer: ActSpec = "relu",
+        norm_eps: float = INCEPTION_BN_EPS,
+    ) -> None:
         super().__init__(in_channels, norm_layer, act_layer, norm_eps)
         c = self.conv
         self.branch3x3 = c(in_channels, 384, 3, stride=2, padding=0)
@@ -189,15 +211,22 @@ class InceptionC(_V3Module):
     1×1 (c7) → 7×1 → 1×7 → 7×1 → 1×7 (192) | avg-pool → 1×1 (192). Output 768 channels.
     A 1×7 then a 7×1 sees 7×7 with 14 instead of 49 weights per channel pair."""
 
-    def __init__(self, in_channels: int, channels_7x7: int, norm_layer: NormSpec = "batch",
-                 act_layer: ActSpec = "relu", norm_eps: float = INCEPTION_BN_EPS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels_7x7: int,
+        norm_layer: NormSpec = "batch",
+        act_layer: ActSpec = "relu",
+        norm_eps: float = INCEPTION_BN_EPS,
+    ) -> None:
         super().__init__(in_channels, norm_layer, act_layer, norm_eps)
         check_positive_ints("InceptionC", channels_7x7=channels_7x7)
         c, c7 = self.conv, channels_7x7
         self.branch1x1 = c(in_channels, 192, 1)
         self.branch7x7 = nn.Sequential(c(in_channels, c7, 1), c(c7, c7, (1, 7)), c(c7, 192, (7, 1)))
-        self.branch7x7dbl = nn.Sequential(c(in_channels, c7, 1), c(c7, c7, (7, 1)), c(c7, c7, (1, 7)),
-                                          c(c7, c7, (7, 1)), c(c7, 192, (1, 7)))
+        self.branch7x7dbl = nn.Sequential(
+            c(in_channels, c7, 1), c(c7, c7, (7, 1)), c(c7, c7, (1, 7)), c(c7, c7, (7, 1)), c(c7, 192, (1, 7))
+        )
         self.branch_pool = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), c(in_channels, 192, 1))
         self.out_channels = 4 * 192
 
@@ -209,13 +238,19 @@ class InceptionD(_V3Module):
     """Grid reduction 17 → 8: 1×1 (192) → 3×3/2 (320) | 1×1 (192) → 1×7 → 7×1 → 3×3/2 (192) |
     3×3/2 max-pool. Output 512 + in_channels channels."""
 
-    def __init__(self, in_channels: int, norm_layer: NormSpec = "batch", act_layer: ActSpec = "relu",
-                 norm_eps: float = INCEPTION_BN_EPS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        norm_layer: NormSpec = "batch",
+        act_layer: ActSpec = "relu",
+        norm_eps: float = INCEPTION_BN_EPS,
+    ) -> None:
         super().__init__(in_channels, norm_layer, act_layer, norm_eps)
         c = self.conv
         self.branch3x3 = nn.Sequential(c(in_channels, 192, 1), c(192, 320, 3, stride=2, padding=0))
-        self.branch7x7x3 = nn.Sequential(c(in_channels, 192, 1), c(192, 192, (1, 7)), c(192, 192, (7, 1)),
-                                         c(192, 192, 3, stride=2, padding=0))
+        self.branch7x7x3 = nn.Sequential(
+            c(in_channels, 192, 1), c(192, 192, (1, 7)), c(192, 192, (7, 1)), c(192, 192, 3, stride=2, padding=0)
+        )
         self.branch_pool = nn.MaxPool2d(3, stride=2)
         self.out_channels = 320 + 192 + in_channels
 
@@ -227,8 +262,13 @@ class InceptionE(_V3Module):
     """8×8 module with expanded filter banks (figure 7): 1×1 (320) | 1×1 (384) → [1×3 | 3×1] (2·384) |
     1×1 (448) → 3×3 (384) → [1×3 | 3×1] (2·384) | avg-pool → 1×1 (192). Output 2048 channels."""
 
-    def __init__(self, in_channels: int, norm_layer: NormSpec = "batch", act_layer: ActSpec = "relu",
-                 norm_eps: float = INCEPTION_BN_EPS) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        norm_layer: NormSpec = "batch",
+        act_layer: ActSpec = "relu",
+        norm_eps: float = INCEPTION_BN_EPS,
+    ) -> None:
         super().__init__(in_channels, norm_layer, act_layer, norm_eps)
         c = self.conv
         self.branch1x1 = c(in_channels, 320, 1)

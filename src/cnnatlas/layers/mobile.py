@@ -55,10 +55,21 @@ class SeparableConv(nn.Sequential):
         dims: int = 2,
     ) -> None:
         super().__init__()
-        self.dw = ConvNormAct(in_channels, in_channels, kernel_size, stride, dilation=dilation, groups=in_channels,
-                              bias=bias, norm_layer=norm_layer, act_layer=act_layer, dims=dims)
-        self.pw = ConvNormAct(in_channels, out_channels, 1, bias=bias, norm_layer=norm_layer, act_layer=act_layer,
-                              dims=dims)
+        self.dw = ConvNormAct(
+            in_channels,
+            in_channels,
+            kernel_size,
+            stride,
+            dilation=dilation,
+            groups=in_channels,
+            bias=bias,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+            dims=dims,
+        )
+        self.pw = ConvNormAct(
+            in_channels, out_channels, 1, bias=bias, norm_layer=norm_layer, act_layer=act_layer, dims=dims
+        )
         self.in_channels = in_channels
         self.out_channels = out_channels
 
@@ -98,12 +109,27 @@ class InvertedResidual(nn.Module):
         check_number("InvertedResidual", "expand_ratio", expand_ratio, 1, math.inf)
         check_number("InvertedResidual", "se_ratio", se_ratio, 0, 1)
         hidden = int(round(in_channels * expand_ratio)) if expanded_channels is None else expanded_channels
-        self.expand = (nn.Identity() if hidden == in_channels else
-                       ConvNormAct(in_channels, hidden, 1, norm_layer=norm_layer, act_layer=act_layer, dims=dims))
-        self.dw = ConvNormAct(hidden, hidden, kernel_size, stride, dilation=dilation, groups=hidden,
-                              norm_layer=norm_layer, act_layer=act_layer, dims=dims)
-        self.se = (SqueezeExcite(hidden, squeeze_channels=max(1, int(in_channels * se_ratio)), act_layer=act_layer,
-                                 dims=dims) if se_ratio > 0 else nn.Identity())
+        self.expand = (
+            nn.Identity()
+            if hidden == in_channels
+            else ConvNormAct(in_channels, hidden, 1, norm_layer=norm_layer, act_layer=act_layer, dims=dims)
+        )
+        self.dw = ConvNormAct(
+            hidden,
+            hidden,
+            kernel_size,
+            stride,
+            dilation=dilation,
+            groups=hidden,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+            dims=dims,
+        )
+        self.se = (
+            SqueezeExcite(hidden, squeeze_channels=max(1, int(in_channels * se_ratio)), act_layer=act_layer, dims=dims)
+            if se_ratio > 0
+            else nn.Identity()
+        )
         self.project = ConvNormAct(hidden, out_channels, 1, norm_layer=norm_layer, act_layer=None, dims=dims)
         self.has_skip = stride == 1 and in_channels == out_channels
         self.drop_path = drop_path_layer(drop_path_rate, self.has_skip)

@@ -141,12 +141,21 @@ class BasicBlock(_ResidualBlock):
     ) -> None:
         super().__init__()
         first_dilation = dilation if first_dilation is None else first_dilation
-        self.conv1 = ConvNormAct(in_channels, channels, 3, stride, dilation=first_dilation, norm_layer=norm_layer,
-                                 act_layer=act_layer)
+        self.conv1 = ConvNormAct(
+            in_channels, channels, 3, stride, dilation=first_dilation, norm_layer=norm_layer, act_layer=act_layer
+        )
         self.conv2 = ConvNormAct(channels, channels, 3, dilation=dilation, norm_layer=norm_layer, act_layer=None)
-        self._add_skip_path(in_channels=in_channels, out_channels=channels, stride=stride, shortcut=shortcut,
-                            skip=skip, se_ratio=se_ratio, drop_path_rate=drop_path_rate, norm_layer=norm_layer,
-                            act_layer=act_layer)
+        self._add_skip_path(
+            in_channels=in_channels,
+            out_channels=channels,
+            stride=stride,
+            shortcut=shortcut,
+            skip=skip,
+            se_ratio=se_ratio,
+            drop_path_rate=drop_path_rate,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+        )
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))
@@ -190,9 +199,17 @@ class Bottleneck(_ResidualBlock):
         self.conv2 = ConvNormAct(channels, channels, 3, s3, dilation=d3, norm_layer=norm_layer, act_layer=act_layer)
         self.conv3 = ConvNormAct(channels, out_channels, 1, norm_layer=norm_layer, act_layer=None)
         self.stride_on = stride_on
-        self._add_skip_path(in_channels=in_channels, out_channels=out_channels, stride=stride, shortcut=shortcut,
-                            skip=skip, se_ratio=se_ratio, drop_path_rate=drop_path_rate, norm_layer=norm_layer,
-                            act_layer=act_layer)
+        self._add_skip_path(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            stride=stride,
+            shortcut=shortcut,
+            skip=skip,
+            se_ratio=se_ratio,
+            drop_path_rate=drop_path_rate,
+            norm_layer=norm_layer,
+            act_layer=act_layer,
+        )
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.conv2(self.conv1(x)))

@@ -24,8 +24,9 @@ from .factories import NormSpec
 def _check_rates(owner: str, atrous_rates: Sequence[int]) -> tuple[int, ...]:
     rates = tuple(atrous_rates) if isinstance(atrous_rates, (list, tuple)) else ()
     if not rates or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in rates):
-        raise InvalidArgumentError(f"{owner}: atrous_rates must be a non-empty sequence of integers ≥ 1; "
-                                   f"got {atrous_rates!r}")
+        raise InvalidArgumentError(
+            f"{owner}: atrous_rates must be a non-empty sequence of integers ≥ 1; got {atrous_rates!r}"
+        )
     return rates
 
 
@@ -34,8 +35,9 @@ class FCNHead(nn.Sequential):
     classes. (N, C, h, w) → (N, classes, h, w); parameters 9·C·C/4 + C/2 + (C/4 + 1)·classes.
     Also DeepLab's and torchvision's auxiliary head on the third stage."""
 
-    def __init__(self, in_channels: int, num_classes: int, drop_rate: float = 0.1,
-                 norm_layer: NormSpec = "batch") -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, drop_rate: float = 0.1, norm_layer: NormSpec = "batch"
+    ) -> None:
         channels = in_channels // 4
         if channels < 1:
             raise InvalidArgumentError(f"FCNHead: in_channels must be at least 4; got {in_channels!r}")
@@ -68,8 +70,14 @@ class ASPP(nn.Module):
     The paper's rates are (6, 12, 18) at output stride 16, doubled to (12, 24, 36) at 8.
     """
 
-    def __init__(self, in_channels: int, atrous_rates: Sequence[int] = (12, 24, 36), out_channels: int = 256,
-                 drop_rate: float = 0.5, norm_layer: NormSpec = "batch") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        atrous_rates: Sequence[int] = (12, 24, 36),
+        out_channels: int = 256,
+        drop_rate: float = 0.5,
+        norm_layer: NormSpec = "batch",
+    ) -> None:
         super().__init__()
         rates = _check_rates("ASPP", atrous_rates)
         branches: list[nn.Module] = [ConvNormAct(in_channels, out_channels, 1, norm_layer=norm_layer)]
@@ -89,8 +97,14 @@ class DeepLabHead(nn.Sequential):
     """DeepLab v3's classifier: ASPP → 3×3 conv + BN + ReLU → 1×1 conv to the classes.
     (N, C, h, w) → (N, classes, h, w)."""
 
-    def __init__(self, in_channels: int, num_classes: int, atrous_rates: Sequence[int] = (12, 24, 36),
-                 channels: int = 256, norm_layer: NormSpec = "batch") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        atrous_rates: Sequence[int] = (12, 24, 36),
+        channels: int = 256,
+        norm_layer: NormSpec = "batch",
+    ) -> None:
         super().__init__()
         self.aspp = ASPP(in_channels, atrous_rates, channels, norm_layer=norm_layer)
         self.conv = ConvNormAct(channels, channels, 3, norm_layer=norm_layer)

@@ -94,8 +94,13 @@ class AlexNet(Classifier):
         ]
         init_weights(self)
         if config.lrn:  # section 5: biases of conv2, conv4, conv5 and the hidden FC layers start at 1
-            for m in (self.features.conv2.conv, self.features.conv4.conv, self.features.conv5.conv,
-                      self.head.fc6, self.head.fc7):
+            for m in (
+                self.features.conv2.conv,
+                self.features.conv4.conv,
+                self.features.conv5.conv,
+                self.head.fc6,
+                self.head.fc7,
+            ):
                 nn.init.ones_(m.bias)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -103,6 +108,7 @@ class AlexNet(Classifier):
         return x if pre_logits else self.fc8(x)
 
 
-register_model("alexnet", AlexNet, family="alexnet", input_size=(3, 224, 224), torchvision="alexnet",
-               config=ONE_WEIRD_TRICK)
+register_model(
+    "alexnet", AlexNet, family="alexnet", input_size=(3, 224, 224), torchvision="alexnet", config=ONE_WEIRD_TRICK
+)
 register_model("alexnet_2012", AlexNet, family="alexnet", input_size=(3, 227, 227), config=TWO_TOWER_2012)

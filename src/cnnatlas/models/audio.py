@@ -52,8 +52,15 @@ class GatedResidualLayer(nn.Module):
     """One WaveNet layer: z = tanh(W_f ∗_d x) ⊙ σ(W_g ∗_d x); returns (x + W_r z, W_s z).
     (N, R, L) → ((N, R, L), (N, S, L)), causal. The last layer feeds only the skips (`residual=False`)."""
 
-    def __init__(self, residual_channels: int, dilation_channels: int, skip_channels: int, kernel_size: int,
-                 dilation: int, residual: bool = True) -> None:
+    def __init__(
+        self,
+        residual_channels: int,
+        dilation_channels: int,
+        skip_channels: int,
+        kernel_size: int,
+        dilation: int,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
         self.conv = CausalConv1d(residual_channels, 2 * dilation_channels, kernel_size, dilation)  # filter | gate
         self.residual = nn.Conv1d(dilation_channels, residual_channels, 1) if residual else None
@@ -89,28 +96,42 @@ class WaveNet(Classifier):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__(num_classes, in_channels)
-        for name, value in (("residual_channels", residual_channels), ("dilation_channels", dilation_channels),
-                            ("skip_channels", skip_channels), ("kernel_size", kernel_size),
-                            ("dilation_depth", dilation_depth), ("stacks", stacks)):
+        for name, value in (
+            ("residual_channels", residual_channels),
+            ("dilation_channels", dilation_channels),
+            ("skip_channels", skip_channels),
+            ("kernel_size", kernel_size),
+            ("dilation_depth", dilation_depth),
+            ("stacks", stacks),
+        ):
             check_int("WaveNet", name, value)
         if kernel_size < 2:
-            raise InvalidArgumentError(f"WaveNet: kernel_size must be ≥ 2 (a 1-tap conv sees no past); "
-                                       f"got {kernel_size}")
+            raise InvalidArgumentError(
+                f"WaveNet: kernel_size must be ≥ 2 (a 1-tap conv sees no past); got {kernel_size}"
+            )
         check_rate("WaveNet", "drop_rate", drop_rate)
         check_int("WaveNet", "pool_size", pool_size, minimum=0)
         self.kernel_size = kernel_size
         self.dilations = tuple(2**i for _ in range(stacks) for i in range(dilation_depth))
         self.stem = CausalConv1d(in_channels, residual_channels, kernel_size)
         last = len(self.dilations) - 1
-        self.layers = nn.ModuleList(GatedResidualLayer(residual_channels, dilation_channels, skip_channels,
-                                                       kernel_size, d, residual=i < last)
-                                    for i, d in enumerate(self.dilations))
+        self.layers = nn.ModuleList(
+            GatedResidualLayer(residual_channels, dilation_channels, skip_channels, kernel_size, d, residual=i < last)
+            for i, d in enumerate(self.dilations)
+        )
         self.post = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU())
         # §3.4: mean-pool to frames of `pool_size` samples, then non-causal convs over the frames
-        self.frames = nn.Sequential(
-            nn.AvgPool1d(pool_size, pool_size, ceil_mode=True), nn.Conv1d(skip_channels, skip_channels, 3, padding=1),
-            nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 3, padding=1), nn.ReLU(),
-        ) if pool_size else nn.Identity()
+        self.frames = (
+            nn.Sequential(
+                nn.AvgPool1d(pool_size, pool_size, ceil_mode=True),
+                nn.Conv1d(skip_channels, skip_channels, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv1d(skip_channels, skip_channels, 3, padding=1),
+                nn.ReLU(),
+            )
+            if pool_size
+            else nn.Identity()
+        )
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(skip_channels, num_classes)
         self.num_features = skip_channels
@@ -151,8 +172,9 @@ def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0,
-                   f_max: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
     """(n_mels, n_freqs) triangular filters on the STFT bins, centres evenly spaced in mel between
     f_min and f_max (default sample_rate/2); each rises from its left neighbour's centre to 1 at its
     own and falls to 0 at its right neighbour's (torchaudio's `melscale_fbanks`, norm=None, "htk")."""
@@ -181,11 +203,23 @@ class LogMelSpectrogram(nn.Module):
     STFT (a strided conv with fixed Hann-windowed Fourier kernels, no centring) → power |X|² →
     mel filterbank (a fixed 1×1 conv) → log(· + ε). No trainable parameters."""
 
-    def __init__(self, sample_rate: int = 8000, n_fft: int = 256, hop_length: int = 128, n_mels: int = 40,
-                 f_min: float = 0.0, f_max: float | None = None, eps: float = 1e-6) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 8000,
+        n_fft: int = 256,
+        hop_length: int = 128,
+        n_mels: int = 40,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        eps: float = 1e-6,
+    ) -> None:
         super().__init__()
-        for name, value in (("sample_rate", sample_rate), ("n_fft", n_fft), ("hop_length", hop_length),
-                            ("n_mels", n_mels)):
+        for name, value in (
+            ("sample_rate", sample_rate),
+            ("n_fft", n_fft),
+            ("hop_length", hop_length),
+            ("n_mels", n_mels),
+        ):
             check_int("LogMelSpectrogram", name, value)
         self.sample_rate, self.n_fft, self.hop_length = sample_rate, n_fft, hop_length
         self.n_mels, self.eps = n_mels, eps
@@ -225,18 +259,23 @@ class SpectrogramCNN(Classifier):
     ) -> None:
         super().__init__(num_classes, in_channels)
         if not isinstance(backbone, str) or backbone not in list_models():
-            raise InvalidArgumentError(f"SpectrogramCNN: backbone must be the name of a 2-D model of the zoo "
-                                       f"(e.g. 'resnet20', 'lenet5', 'resnet18'); got {backbone!r}")
+            raise InvalidArgumentError(
+                f"SpectrogramCNN: backbone must be the name of a 2-D model of the zoo "
+                f"(e.g. 'resnet20', 'lenet5', 'resnet18'); got {backbone!r}"
+            )
         if len(get_entry(backbone).input_size) != 3:
-            raise InvalidArgumentError(f"SpectrogramCNN: backbone {backbone!r} is not a 2-D image model "
-                                       f"(its input is {get_entry(backbone).input_size})")
+            raise InvalidArgumentError(
+                f"SpectrogramCNN: backbone {backbone!r} is not a 2-D image model "
+                f"(its input is {get_entry(backbone).input_size})"
+            )
         self.frontend = LogMelSpectrogram(sample_rate, n_fft, hop_length, n_mels)
         no_aux = {"aux_logits": False} if "aux_logits" in get_entry(backbone).accepted_kwargs() else {}
         self.backbone = build_model(backbone, num_classes=num_classes, in_channels=in_channels, **no_aux)
         self.backbone_name = backbone
         self.num_features = getattr(self.backbone, "num_features", None)
-        self.feature_info = [FeatureInfo(f"backbone.{f.name}", f.channels, f.reduction)
-                             for f in self.backbone.feature_info]
+        self.feature_info = [
+            FeatureInfo(f"backbone.{f.name}", f.channels, f.reduction) for f in self.backbone.feature_info
+        ]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(self.frontend(x))

@@ -175,8 +175,9 @@ def dilation_plan(
         output_stride = reachable[-1]
     if not isinstance(output_stride, int) or isinstance(output_stride, bool) or output_stride not in reachable:
         choices = ", ".join(map(str, sorted(set(reachable))))
-        raise InvalidArgumentError(f"{owner}: output_stride must be one of {choices} (or None: {reachable[-1]}); "
-                                   f"got {output_stride!r}")
+        raise InvalidArgumentError(
+            f"{owner}: output_stride must be one of {choices} (or None: {reachable[-1]}); got {output_stride!r}"
+        )
     plan, dilation = [], 1
     for s in strides:
         if reduction * s > output_stride:

@@ -167,16 +167,32 @@ class EfficientNet(Classifier):
 
         def make_block(spec: MBConvStage, slot: BlockSlot) -> nn.Module:  # drop path rises 0 → rate over the blocks
             return InvertedResidual(
-                slot.in_channels, make_divisible(spec.c * w), spec.k, stride=slot.stride, expand_ratio=spec.t,
-                se_ratio=SE_RATIO, drop_path_rate=drop_path_rate * slot.index / slot.total,
-                expanded_channels=make_divisible(slot.in_channels * spec.t), norm_layer=norm, act_layer="silu",
-                dilation=slot.first_dilation)
+                slot.in_channels,
+                make_divisible(spec.c * w),
+                spec.k,
+                stride=slot.stride,
+                expand_ratio=spec.t,
+                se_ratio=SE_RATIO,
+                drop_path_rate=drop_path_rate * slot.index / slot.total,
+                expanded_channels=make_divisible(slot.in_channels * spec.t),
+                norm_layer=norm,
+                act_layer="silu",
+                dilation=slot.first_dilation,
+            )
 
-        stem = ConvNormAct(in_channels, make_divisible(B0_STEM_CHANNELS * w), 3, stride=2, norm_layer=norm,
-                           act_layer="silu")
-        built = build_stages(B0_STAGES, make_block, depths=[int(math.ceil(s.n * d)) for s in B0_STAGES],
-                             strides=[s.s for s in B0_STAGES], in_channels=stem.out_channels, reduction=2,
-                             output_stride=output_stride, owner="EfficientNet")
+        stem = ConvNormAct(
+            in_channels, make_divisible(B0_STEM_CHANNELS * w), 3, stride=2, norm_layer=norm, act_layer="silu"
+        )
+        built = build_stages(
+            B0_STAGES,
+            make_block,
+            depths=[int(math.ceil(s.n * d)) for s in B0_STAGES],
+            strides=[s.s for s in B0_STAGES],
+            in_channels=stem.out_channels,
+            reduction=2,
+            output_stride=output_stride,
+            owner="EfficientNet",
+        )
         num_features = make_divisible(B0_HEAD_CHANNELS * w)
         head_conv = ConvNormAct(built.channels, num_features, 1, norm_layer=norm, act_layer="silu")
         add_mobile_body(self, stem, built, head_conv, num_features, drop_rate)
@@ -192,6 +208,13 @@ class EfficientNet(Classifier):
 register_model("efficientnet", EfficientNet, family="efficientnet", input_size=(3, 224, 224))
 for _variant, _scaling in OFFICIAL_SCALING.items():
     _tf_bn = {"norm_eps": 1e-3, "norm_momentum": 0.01} if _variant in ("b5", "b6", "b7") else {}
-    register_model(f"efficientnet_{_variant}", EfficientNet, family="efficientnet",
-                   input_size=(3, _scaling.resolution, _scaling.resolution), torchvision=f"efficientnet_{_variant}",
-                   scaling=_scaling, phi=None, **_tf_bn)
+    register_model(
+        f"efficientnet_{_variant}",
+        EfficientNet,
+        family="efficientnet",
+        input_size=(3, _scaling.resolution, _scaling.resolution),
+        torchvision=f"efficientnet_{_variant}",
+        scaling=_scaling,
+        phi=None,
+        **_tf_bn,
+    )

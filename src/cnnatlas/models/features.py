@@ -21,8 +21,9 @@ class FeatureExtractor(nn.Module):
         if not info:
             raise InvalidArgumentError(f"{type(model).__name__} lists no feature stages (feature_info is empty)")
         if out_indices is not None and (not isinstance(out_indices, Sequence) or isinstance(out_indices, str)):
-            raise InvalidArgumentError(f"out_indices must be a list of stage indices such as [1, 2, 3]; "
-                                       f"got {out_indices!r}")
+            raise InvalidArgumentError(
+                f"out_indices must be a list of stage indices such as [1, 2, 3]; got {out_indices!r}"
+            )
         indices = list(range(len(info))) if out_indices is None else list(out_indices)
         for i in indices:
             if not isinstance(i, int) or isinstance(i, bool) or not -len(info) <= i < len(info):
@@ -35,13 +36,15 @@ class FeatureExtractor(nn.Module):
         self._outputs: dict[str, torch.Tensor] = {}
         for stage in self.feature_info:
             if stage.name not in modules:
-                raise InvalidArgumentError(f"feature_info names {stage.name!r}, which is not a module of "
-                                           f"{type(model).__name__}")
+                raise InvalidArgumentError(
+                    f"feature_info names {stage.name!r}, which is not a module of {type(model).__name__}"
+                )
             modules[stage.name].register_forward_hook(self._keep(stage.name))
 
     def _keep(self, name: str):
         def hook(module: nn.Module, args, output: torch.Tensor) -> None:
             self._outputs[name] = output
+
         return hook
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -172,26 +172,28 @@ class InceptionV3(Classifier):
         def conv(c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0) -> ConvNormAct:
             return ConvNormAct(c_in, c_out, kernel, stride, padding, norm_layer=norm)
 
-        self.features = nn.Sequential(OrderedDict(
-            Conv2d_1a_3x3=conv(in_channels, 32, 3, stride=2),
-            Conv2d_2a_3x3=conv(32, 32, 3),
-            Conv2d_2b_3x3=conv(32, 64, 3, padding=1),
-            maxpool1=nn.MaxPool2d(3, stride=2),
-            Conv2d_3b_1x1=conv(64, 80, 1),
-            Conv2d_4a_3x3=conv(80, 192, 3),
-            maxpool2=nn.MaxPool2d(3, stride=2),
-            Mixed_5b=InceptionA(192, pool_features=32),
-            Mixed_5c=InceptionA(256, pool_features=64),
-            Mixed_5d=InceptionA(288, pool_features=64),
-            Mixed_6a=InceptionB(288),
-            Mixed_6b=InceptionC(768, channels_7x7=128),
-            Mixed_6c=InceptionC(768, channels_7x7=160),
-            Mixed_6d=InceptionC(768, channels_7x7=160),
-            Mixed_6e=InceptionC(768, channels_7x7=192),
-            Mixed_7a=InceptionD(768),
-            Mixed_7b=InceptionE(1280),
-            Mixed_7c=InceptionE(2048),
-        ))
+        self.features = nn.Sequential(
+            OrderedDict(
+                Conv2d_1a_3x3=conv(in_channels, 32, 3, stride=2),
+                Conv2d_2a_3x3=conv(32, 32, 3),
+                Conv2d_2b_3x3=conv(32, 64, 3, padding=1),
+                maxpool1=nn.MaxPool2d(3, stride=2),
+                Conv2d_3b_1x1=conv(64, 80, 1),
+                Conv2d_4a_3x3=conv(80, 192, 3),
+                maxpool2=nn.MaxPool2d(3, stride=2),
+                Mixed_5b=InceptionA(192, pool_features=32),
+                Mixed_5c=InceptionA(256, pool_features=64),
+                Mixed_5d=InceptionA(288, pool_features=64),
+                Mixed_6a=InceptionB(288),
+                Mixed_6b=InceptionC(768, channels_7x7=128),
+                Mixed_6c=InceptionC(768, channels_7x7=160),
+                Mixed_6d=InceptionC(768, channels_7x7=160),
+                Mixed_6e=InceptionC(768, channels_7x7=192),
+                Mixed_7a=InceptionD(768),
+                Mixed_7b=InceptionE(1280),
+                Mixed_7c=InceptionE(2048),
+            )
+        )
         self.feature_info = [
             FeatureInfo("features.Conv2d_2b_3x3", 64, 2),
             FeatureInfo("features.Conv2d_4a_3x3", 192, 4),
@@ -217,7 +219,8 @@ class InceptionV3(Classifier):
             raise InputShapeError(
                 f"InceptionV3: in training mode the auxiliary head needs a 17×17 Mixed_6e map, i.e. an input of "
                 f"at least {AUX_MIN_INPUT}×{AUX_MIN_INPUT}; got {'×'.join(map(str, x.shape[2:]))} "
-                f"(build with aux_logits=False, or call .eval(), for smaller inputs)")
+                f"(build with aux_logits=False, or call .eval(), for smaller inputs)"
+            )
         for name, layer in self.features.named_children():
             x = layer(x)
             if name == "Mixed_6e":
@@ -234,5 +237,4 @@ class InceptionV3(Classifier):
 
 
 register_model("googlenet", GoogLeNet, family="inception", input_size=(3, 224, 224), torchvision="googlenet")
-register_model("inception_v3", InceptionV3, family="inception", input_size=(3, 299, 299),
-               torchvision="inception_v3")
+register_model("inception_v3", InceptionV3, family="inception", input_size=(3, 299, 299), torchvision="inception_v3")

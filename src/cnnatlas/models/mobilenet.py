@@ -75,8 +75,9 @@ def deepest_per_reduction(stages: Sequence[FeatureInfo]) -> list[FeatureInfo]:
     return [f for i, f in enumerate(stages) if i + 1 == len(stages) or stages[i + 1].reduction != f.reduction]
 
 
-def add_mobile_body(model: Classifier, stem: nn.Module, built: Stages, head_conv: nn.Module | None,
-                    num_features: int, drop_rate: float) -> None:
+def add_mobile_body(
+    model: Classifier, stem: nn.Module, built: Stages, head_conv: nn.Module | None, num_features: int, drop_rate: float
+) -> None:
     """What the mobile families share after their tables: stem → stages [→ 1×1 head conv], feature_info
     (the deepest stage per stride), then the usual head; the attributes in state-dict order."""
     model.stem = stem
@@ -125,13 +126,20 @@ class MobileNetV1(Classifier):
         alpha = _record_multipliers(self, width_mult, resolution_mult, drop_rate)
 
         def make_block(spec: SeparableStage, slot: BlockSlot) -> nn.Module:
-            return SeparableConv(slot.in_channels, make_divisible(spec.c * alpha), 3, stride=slot.stride,
-                                 act_layer=act_layer)
+            return SeparableConv(
+                slot.in_channels, make_divisible(spec.c * alpha), 3, stride=slot.stride, act_layer=act_layer
+            )
 
         stem = ConvNormAct(in_channels, make_divisible(32 * alpha), 3, stride=2, act_layer=act_layer)
         table = MOBILENET_V1_STAGES
-        built = build_stages(table, make_block, depths=[s.n for s in table], strides=[s.s for s in table],
-                             in_channels=stem.out_channels, reduction=2)
+        built = build_stages(
+            table,
+            make_block,
+            depths=[s.n for s in table],
+            strides=[s.s for s in table],
+            in_channels=stem.out_channels,
+            reduction=2,
+        )
         add_mobile_body(self, stem, built, None, built.channels, drop_rate)
         init_weights(self)
 
@@ -163,14 +171,28 @@ class MobileNetV2(Classifier):
         alpha = _record_multipliers(self, width_mult, resolution_mult, drop_rate)
 
         def make_block(spec: BottleneckStage, slot: BlockSlot) -> nn.Module:  # t, c, n, s
-            return InvertedResidual(slot.in_channels, make_divisible(spec.c * alpha), 3, stride=slot.stride,
-                                    expand_ratio=spec.t, act_layer="relu6", dilation=slot.first_dilation)
+            return InvertedResidual(
+                slot.in_channels,
+                make_divisible(spec.c * alpha),
+                3,
+                stride=slot.stride,
+                expand_ratio=spec.t,
+                act_layer="relu6",
+                dilation=slot.first_dilation,
+            )
 
         stem = ConvNormAct(in_channels, make_divisible(32 * alpha), 3, stride=2, act_layer="relu6")
         table = MOBILENET_V2_STAGES
-        built = build_stages(table, make_block, depths=[s.n for s in table], strides=[s.s for s in table],
-                             in_channels=stem.out_channels, reduction=2, output_stride=output_stride,
-                             owner="MobileNetV2")
+        built = build_stages(
+            table,
+            make_block,
+            depths=[s.n for s in table],
+            strides=[s.s for s in table],
+            in_channels=stem.out_channels,
+            reduction=2,
+            output_stride=output_stride,
+            owner="MobileNetV2",
+        )
         num_features = make_divisible(1280 * max(1.0, alpha))
         head_conv = ConvNormAct(built.channels, num_features, 1, act_layer="relu6")
         add_mobile_body(self, stem, built, head_conv, num_features, drop_rate)

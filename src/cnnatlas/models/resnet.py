@@ -67,8 +67,17 @@ IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
 STEMS: dict[str, tuple[int, int, bool]] = {"imagenet": (7, 2, True), "cifar": (3, 1, False)}
 
 
-def check_resnet_args(name: str, stages: tuple[StageSpec, ...], block: str, stem: str, shortcut: str,
-                      stride_on: str, skip: bool, drop_path_rate: float, drop_rate: float) -> None:
+def check_resnet_args(
+    name: str,
+    stages: tuple[StageSpec, ...],
+    block: str,
+    stem: str,
+    shortcut: str,
+    stride_on: str,
+    skip: bool,
+    drop_path_rate: float,
+    drop_rate: float,
+) -> None:
     """ResNet's arguments, checked once where the user passes them (the blocks trust them)."""
     check_choice(name, "block", block, BLOCKS)
     check_choice(name, "stem", stem, STEMS)
@@ -125,10 +134,20 @@ class ResNet(Classifier):
         extra = {"stride_on": stride_on} if block_cls is Bottleneck else {}
 
         def make_block(spec: StageSpec, slot: BlockSlot) -> nn.Module:  # stochastic depth: 0 → rate, linearly
-            return block_cls(slot.in_channels, spec.channels, slot.stride, shortcut=shortcut, skip=skip,
-                             se_ratio=se_ratio, drop_path_rate=drop_path_rate * slot.index / max(slot.total - 1, 1),
-                             norm_layer=norm_layer, act_layer=act_layer, dilation=slot.dilation,
-                             first_dilation=slot.first_dilation, **extra)
+            return block_cls(
+                slot.in_channels,
+                spec.channels,
+                slot.stride,
+                shortcut=shortcut,
+                skip=skip,
+                se_ratio=se_ratio,
+                drop_path_rate=drop_path_rate * slot.index / max(slot.total - 1, 1),
+                norm_layer=norm_layer,
+                act_layer=act_layer,
+                dilation=slot.dilation,
+                first_dilation=slot.first_dilation,
+                **extra,
+            )
 
         kernel, stem_stride, stem_pool = STEMS[stem]
         width = stages[0].channels
@@ -137,8 +156,16 @@ class ResNet(Classifier):
         reduction = stem_stride
         self.feature_info.append(FeatureInfo("stem", width, reduction))
         reduction *= 2 if stem_pool else 1
-        built = build_stages(stages, make_block, depths=[s.depth for s in stages], strides=[s.stride for s in stages],
-                             in_channels=width, reduction=reduction, output_stride=output_stride, owner=name)
+        built = build_stages(
+            stages,
+            make_block,
+            depths=[s.depth for s in stages],
+            strides=[s.stride for s in stages],
+            in_channels=width,
+            reduction=reduction,
+            output_stride=output_stride,
+            owner=name,
+        )
         self.stages = built.stages
         self.feature_info += built.feature_info
 
@@ -169,22 +196,51 @@ class CifarResNet(ResNet):
         output_stride: int | None = None,
     ) -> None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
-            raise InvalidArgumentError(f"CifarResNet: depth must be 6n + 2 with n ≥ 1 (20, 32, 44, 56, 110 …); "
-                                       f"got {depth!r}")
+            raise InvalidArgumentError(
+                f"CifarResNet: depth must be 6n + 2 with n ≥ 1 (20, 32, 44, 56, 110 …); got {depth!r}"
+            )
         super().__init__(
-            cifar_stages((depth - 2) // 6), "basic", "cifar", shortcut, "3x3", skip, se_ratio,
-            drop_path_rate, drop_rate, num_classes, in_channels, norm_layer, act_layer, output_stride,
+            cifar_stages((depth - 2) // 6),
+            "basic",
+            "cifar",
+            shortcut,
+            "3x3",
+            skip,
+            se_ratio,
+            drop_path_rate,
+            drop_rate,
+            num_classes,
+            in_channels,
+            norm_layer,
+            act_layer,
+            output_stride,
         )
         self.depth = depth
 
 
 for _depth, (_block, _depths) in IMAGENET_DEPTHS.items():
-    register_model(f"resnet{_depth}", ResNet, family="resnet", input_size=(3, 224, 224),
-                   torchvision=f"resnet{_depth}", stages=imagenet_stages(_depths), block=_block, stem="imagenet")
+    register_model(
+        f"resnet{_depth}",
+        ResNet,
+        family="resnet",
+        input_size=(3, 224, 224),
+        torchvision=f"resnet{_depth}",
+        stages=imagenet_stages(_depths),
+        block=_block,
+        stem="imagenet",
+    )
 
 for _depth in (20, 32, 44, 56, 110):
     register_model(f"resnet{_depth}", CifarResNet, family="resnet", input_size=(3, 32, 32), depth=_depth)
     register_model(f"plain{_depth}", CifarResNet, family="plain", input_size=(3, 32, 32), depth=_depth, skip=False)
 
-register_model("seresnet50", ResNet, family="senet", input_size=(3, 224, 224),
-               stages=imagenet_stages((3, 4, 6, 3)), block="bottleneck", stem="imagenet", se_ratio=1 / 16)
+register_model(
+    "seresnet50",
+    ResNet,
+    family="senet",
+    input_size=(3, 224, 224),
+    stages=imagenet_stages((3, 4, 6, 3)),
+    block="bottleneck",
+    stem="imagenet",
+    se_ratio=1 / 16,
+)

@@ -52,15 +52,17 @@ def strip_head(model: Classifier) -> int:
     FC, auxiliary classifiers) by nn.Identity, found by running it once on meta tensors; returns the
     channels of `forward_features`' output."""
     called: set[str] = set()
-    hooks = [child.register_forward_hook(lambda m, a, o, n=name: called.add(n))
-             for name, child in model.named_children()]
+    hooks = [
+        child.register_forward_hook(lambda m, a, o, n=name: called.add(n)) for name, child in model.named_children()
+    ]
     state = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict(keep_vars=True).items()}
     size = getattr(model, "default_input_size", None) or (model.in_channels, 224, 224)
     training = model.training
     try:
         model.eval()
-        out = functional_call(_FeaturesOnly(model), {f"inner.{k}": v for k, v in state.items()},
-                              (torch.empty((2, *size), device="meta"),))
+        out = functional_call(
+            _FeaturesOnly(model), {f"inner.{k}": v for k, v in state.items()}, (torch.empty((2, *size), device="meta"),)
+        )
     finally:
         model.train(training)
         for h in hooks:
@@ -92,8 +94,15 @@ class SegmentationModel(Classifier):
     resolution, upsampled to `size` when given.
     """
 
-    def __init__(self, backbone: str, num_classes: int, in_channels: int, output_stride: int | None,
-                 aux_loss: bool, backbone_args: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        in_channels: int,
+        output_stride: int | None,
+        aux_loss: bool,
+        backbone_args: dict[str, Any] | None,
+    ) -> None:
         super().__init__(num_classes, in_channels)
         name = type(self).__name__
         if not isinstance(backbone, str):
@@ -102,13 +111,16 @@ class SegmentationModel(Classifier):
             raise InvalidArgumentError(f"{name}: aux_loss must be True or False; got {aux_loss!r}")
         entry = get_entry(backbone)
         if entry.family == "segmentation" or len(entry.input_size) != 3:
-            raise InvalidArgumentError(f"{name}: backbone must be an image classifier of the zoo; got {backbone!r} "
-                                       f"({entry.family})")
+            raise InvalidArgumentError(
+                f"{name}: backbone must be an image classifier of the zoo; got {backbone!r} ({entry.family})"
+            )
         args = dict(backbone_args or {})
         if output_stride is not None:
             if "output_stride" not in entry.accepted_kwargs():
-                raise InvalidArgumentError(f"{name}: backbone {backbone!r} has no output_stride (the ResNets, "
-                                           "MobileNet-v2 and EfficientNet have); leave output_stride=None")
+                raise InvalidArgumentError(
+                    f"{name}: backbone {backbone!r} has no output_stride (the ResNets, "
+                    "MobileNet-v2 and EfficientNet have); leave output_stride=None"
+                )
             args["output_stride"] = output_stride
         net = build_model(backbone, num_classes=1, in_channels=in_channels, **args)
         self.num_features = strip_head(net)
@@ -139,8 +151,9 @@ class SegmentationModel(Classifier):
         aux, self._aux_map = self._aux_map, None
         return [out] if aux is None else [out, aux]
 
-    def forward_head(self, x: list[torch.Tensor], pre_logits: bool = False,
-                     size: Sequence[int] | None = None) -> torch.Tensor:
+    def forward_head(
+        self, x: list[torch.Tensor], pre_logits: bool = False, size: Sequence[int] | None = None
+    ) -> torch.Tensor:
         out = self.head[:-1](x[0]) if pre_logits else self.head(x[0])
         return out if size is None else upsample(out, size)
 
@@ -238,7 +251,11 @@ class DeepLabV3ResNet50(DeepLabV3):
 register_model("fcn", FCN, family="segmentation", input_size=(3, 64, 64))
 register_model("deeplabv3", DeepLabV3, family="segmentation", input_size=(3, 64, 64))
 # torchvision's builders measure and publish at 520×520 (their weights' resize).
-register_model("fcn_resnet50", FCNResNet50, family="segmentation", input_size=(3, 520, 520),
-               torchvision="fcn_resnet50")
-register_model("deeplabv3_resnet50", DeepLabV3ResNet50, family="segmentation", input_size=(3, 520, 520),
-               torchvision="deeplabv3_resnet50")
+register_model("fcn_resnet50", FCNResNet50, family="segmentation", input_size=(3, 520, 520), torchvision="fcn_resnet50")
+register_model(
+    "deeplabv3_resnet50",
+    DeepLabV3ResNet50,
+    family="segmentation",
+    input_size=(3, 520, 520),
+    torchvision="deeplabv3_resnet50",
+)

@@ -56,8 +56,11 @@ class VideoBottleneck(nn.Module):
         self.conv1 = ConvNormAct(in_channels, channels, (time_kernel, 1, 1), dims=3)
         self.conv2 = ConvNormAct(channels, channels, (1, 3, 3), (1, stride, stride), dims=3)
         self.conv3 = ConvNormAct(channels, out, 1, dims=3, act_layer=None)
-        self.shortcut = (ConvNormAct(in_channels, out, 1, (1, stride, stride), dims=3, act_layer=None)
-                         if stride != 1 or in_channels != out else nn.Identity())
+        self.shortcut = (
+            ConvNormAct(in_channels, out, 1, (1, stride, stride), dims=3, act_layer=None)
+            if stride != 1 or in_channels != out
+            else nn.Identity()
+        )
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,8 +68,12 @@ class VideoBottleneck(nn.Module):
 
 
 def make_stage(blocks: int, in_channels: int, channels: int, stride: int, time_kernel: int) -> nn.Sequential:
-    return nn.Sequential(*[VideoBottleneck(in_channels if i == 0 else 4 * channels, channels,
-                                           stride if i == 0 else 1, time_kernel) for i in range(blocks)])
+    return nn.Sequential(
+        *[
+            VideoBottleneck(in_channels if i == 0 else 4 * channels, channels, stride if i == 0 else 1, time_kernel)
+            for i in range(blocks)
+        ]
+    )
 
 
 class FuseFastToSlow(nn.Module):
@@ -75,8 +82,9 @@ class FuseFastToSlow(nn.Module):
 
     def __init__(self, fast_channels: int, ratio: int, kernel: int, alpha: int) -> None:
         super().__init__()
-        self.conv = ConvNormAct(fast_channels, fast_channels * ratio, (kernel, 1, 1), (alpha, 1, 1),
-                                padding=(kernel // 2, 0, 0), dims=3)
+        self.conv = ConvNormAct(
+            fast_channels, fast_channels * ratio, (kernel, 1, 1), (alpha, 1, 1), padding=(kernel // 2, 0, 0), dims=3
+        )
         self.out_channels = fast_channels * ratio
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> torch.Tensor:
@@ -116,10 +124,13 @@ class SlowFast(Classifier):
         ratio = spec.fusion_channel_ratio
         fast_w = 64 // beta_inv
 
-        self.slow_stem = nn.Sequential(ConvNormAct(in_channels, 64, (1, 7, 7), (1, 2, 2), dims=3),
-                                       nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
-        self.fast_stem = nn.Sequential(ConvNormAct(in_channels, fast_w, (5, 7, 7), (1, 2, 2), dims=3),
-                                       nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
+        self.slow_stem = nn.Sequential(
+            ConvNormAct(in_channels, 64, (1, 7, 7), (1, 2, 2), dims=3), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+        )
+        self.fast_stem = nn.Sequential(
+            ConvNormAct(in_channels, fast_w, (5, 7, 7), (1, 2, 2), dims=3),
+            nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+        )
         slow_c, fast_c = 64, fast_w
         fusions, slow_stages, fast_stages = [FuseFastToSlow(fast_c, ratio, kernel, alpha)], [], []
         self.feature_info.append(FeatureInfo("slow_stem", slow_c, 4))

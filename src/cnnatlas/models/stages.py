@@ -59,8 +59,9 @@ def build_stages(
         blocks = []
         for j in range(depth):
             first = j == 0
-            slot = BlockSlot(channels, stride if first else 1, dilation, first_dilation if first else dilation,
-                             index, total)
+            slot = BlockSlot(
+                channels, stride if first else 1, dilation, first_dilation if first else dilation, index, total
+            )
             blocks.append(make_block(row, slot))
             channels, index = blocks[-1].out_channels, index + 1
         stages.append(nn.Sequential(*blocks))

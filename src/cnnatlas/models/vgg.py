@@ -77,5 +77,12 @@ class VGG(Classifier):
 for _depth, _cfg in ((11, "A"), (13, "B"), (16, "D"), (19, "E")):
     for _bn in (False, True):
         _name = f"vgg{_depth}" + ("_bn" if _bn else "")
-        register_model(_name, VGG, family="vgg", input_size=(3, 224, 224), torchvision=_name,
-                       stages=VGG_STAGES[_cfg], batch_norm=_bn)
+        register_model(
+            _name,
+            VGG,
+            family="vgg",
+            input_size=(3, 224, 224),
+            torchvision=_name,
+            stages=VGG_STAGES[_cfg],
+            batch_norm=_bn,
+        )

@@ -36,8 +36,19 @@ from .stages import BlockSlot, build_stages
 
 # (name, output channels) of each 3×3×3 conv, and "pool" marks; Tran et al. 2015 §3.3, figure 3.
 C3D_LAYERS: tuple[tuple[str, int], ...] = (
-    ("conv1", 64), ("pool1", 0), ("conv2", 128), ("pool2", 0), ("conv3a", 256), ("conv3b", 256), ("pool3", 0),
-    ("conv4a", 512), ("conv4b", 512), ("pool4", 0), ("conv5a", 512), ("conv5b", 512), ("pool5", 0),
+    ("conv1", 64),
+    ("pool1", 0),
+    ("conv2", 128),
+    ("pool2", 0),
+    ("conv3a", 256),
+    ("conv3b", 256),
+    ("pool3", 0),
+    ("conv4a", 512),
+    ("conv4b", 512),
+    ("pool4", 0),
+    ("conv5a", 512),
+    ("conv5b", 512),
+    ("pool5", 0),
 )
 
 
@@ -89,8 +100,14 @@ def midplanes(in_channels: int, out_channels: int) -> int:
     return (in_channels * out_channels * 27) // (in_channels * 9 + 3 * out_channels)
 
 
-def spatiotemporal_conv(conv: str, in_channels: int, out_channels: int, stride: int = 1,
-                        act_layer: str | None = "relu", mid_channels: int | None = None) -> nn.Module:
+def spatiotemporal_conv(
+    conv: str,
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    act_layer: str | None = "relu",
+    mid_channels: int | None = None,
+) -> nn.Module:
     """One 3×3×3-equivalent conv → BN → activation of the given type, (N, C_in, T, H, W) →
     (N, C_out, T/s_t, H/s, W/s); "2d" never strides time."""
     if conv == "3d":
@@ -118,7 +135,8 @@ class VideoBasicBlock(nn.Module):
         time_stride = 1 if conv == "2d" else stride
         self.shortcut = (
             ConvNormAct(in_channels, channels, 1, (time_stride, stride, stride), dims=3, act_layer=None)
-            if stride != 1 or in_channels != channels else nn.Identity()
+            if stride != 1 or in_channels != channels
+            else nn.Identity()
         )
         self.act = nn.ReLU(inplace=True)
         self.out_channels = channels
@@ -165,15 +183,22 @@ class VideoResNet(Classifier):
         if stem == "3d":
             self.stem = ConvNormAct(in_channels, 64, (3, 7, 7), (1, 2, 2), dims=3)
         else:
-            self.stem = nn.Sequential(ConvNormAct(in_channels, 45, (1, 7, 7), (1, 2, 2), dims=3),
-                                      ConvNormAct(45, 64, (3, 1, 1), dims=3))
+            self.stem = nn.Sequential(
+                ConvNormAct(in_channels, 45, (1, 7, 7), (1, 2, 2), dims=3), ConvNormAct(45, 64, (3, 1, 1), dims=3)
+            )
         self.feature_info.append(FeatureInfo("stem", 64, 2))
 
         def make_block(spec: VideoStageSpec, slot: BlockSlot) -> nn.Module:
             return VideoBasicBlock(slot.in_channels, spec.channels, spec.conv, slot.stride)
 
-        built = build_stages(stages, make_block, depths=[s.depth for s in stages], strides=[s.stride for s in stages],
-                             in_channels=64, reduction=2)
+        built = build_stages(
+            stages,
+            make_block,
+            depths=[s.depth for s in stages],
+            strides=[s.stride for s in stages],
+            in_channels=64,
+            reduction=2,
+        )
         self.stages = built.stages
         self.feature_info += built.feature_info
         self.add_head(built.channels, drop_rate)
@@ -199,8 +224,9 @@ class I3D(GoogLeNet):
 
     dims = 3
 
-    def __init__(self, num_classes: int = 400, in_channels: int = 3, drop_rate: float = 0.5,
-                 time_padding: str = "zeros") -> None:
+    def __init__(
+        self, num_classes: int = 400, in_channels: int = 3, drop_rate: float = 0.5, time_padding: str = "zeros"
+    ) -> None:
         check_choice("I3D", "time_padding", time_padding, TIME_PADDINGS)
         super().__init__(num_classes, in_channels, aux_logits=False, drop_rate=drop_rate)
         inflate_(self, time_padding=time_padding, **I3D_INFLATION)
@@ -209,10 +235,31 @@ class I3D(GoogLeNet):
 
 
 register_model("c3d", C3D, family="c3d", input_size=(3, 16, 112, 112))
-register_model("r3d_18", VideoResNet, family="video_resnet", input_size=(3, 16, 112, 112), torchvision="r3d_18",
-               stages=video_resnet18_stages(("3d", "3d", "3d", "3d")), stem="3d")
-register_model("mc3_18", VideoResNet, family="video_resnet", input_size=(3, 16, 112, 112), torchvision="mc3_18",
-               stages=video_resnet18_stages(("3d", "2d", "2d", "2d")), stem="3d")
-register_model("r2plus1d_18", VideoResNet, family="video_resnet", input_size=(3, 16, 112, 112),
-               torchvision="r2plus1d_18", stages=video_resnet18_stages(("2+1d",) * 4), stem="2+1d")
+register_model(
+    "r3d_18",
+    VideoResNet,
+    family="video_resnet",
+    input_size=(3, 16, 112, 112),
+    torchvision="r3d_18",
+    stages=video_resnet18_stages(("3d", "3d", "3d", "3d")),
+    stem="3d",
+)
+register_model(
+    "mc3_18",
+    VideoResNet,
+    family="video_resnet",
+    input_size=(3, 16, 112, 112),
+    torchvision="mc3_18",
+    stages=video_resnet18_stages(("3d", "2d", "2d", "2d")),
+    stem="3d",
+)
+register_model(
+    "r2plus1d_18",
+    VideoResNet,
+    family="video_resnet",
+    input_size=(3, 16, 112, 112),
+    torchvision="r2plus1d_18",
+    stages=video_resnet18_stages(("2+1d",) * 4),
+    stem="2+1d",
+)
 register_model("i3d", I3D, family="i3d", input_size=(3, 64, 224, 224))
