@@ -27,7 +27,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -603,31 +603,51 @@ def _train_in(
     claim: dict[str, Any],
     ckpt: Checkpoint | None,
 ) -> dict[str, Any]:
-    main = ctx.is_main
-    show = main and not config.quiet
-    console = console or Console()
-    run_dir = claim["run_dir"]
-    per_rank_batch = config.batch_size // ctx.world_size
-    on_gpu = device.type == "cuda"
-    amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else None
+    """The recipe in the claimed folder: set up, restore a resume, record the config, train, finish."""
+    run = _Run.set_up(config, data, model, console or Console(), device, ctx, claim)
+    if resume:
+        if ckpt is None:  # the other ranks load what rank 0 checked
+            ckpt = load_checkpoint(claim["ckpt"])
+        run.restore(ckpt)
+    if ctx.is_main:
+        run.record_config(claim, resume, ckpt)
+    run.wrap_for_processes()
+    if run.show:
+        run.announce(resume)
+    last = run.train_epochs()
+    return run.finish(last)
 
-    # data: each process reads its own shard of the training set and of the test set
-    if data is None:
-        image_size = choose_image_size(config)
-        if model is None:
-            check_memory(config, image_size, per_rank_batch, device)
-        data = load_dataset(config.data, image_size, config.augment, dataset_channels(config.data))
-    info = data.info
-    saved = claim.get("saved")
-    if saved is not None:  # the same data as the run was trained on: classes, channels, size
-        before = saved["data"]
-        for key in ("classes", "in_channels", "image_size"):
-            now = list(info.classes) if key == "classes" else getattr(info, key)
-            if before.get(key) != now:
-                raise ResumeError(
-                    f"{config.data} now gives {key} {now!r}; the run {run_dir} was trained with "
-                    f"{before.get(key)!r} (expected the same data to resume it)"
-                )
+
+def _load_data(
+    config: TrainConfig, data: DataSplits | None, model: nn.Module | None, per_rank_batch: int, device: torch.device
+) -> DataSplits:
+    """The datasets the config names (after `check_memory` where the config builds the model), unless given."""
+    if data is not None:
+        return data
+    image_size = choose_image_size(config)
+    if model is None:
+        check_memory(config, image_size, per_rank_batch, device)
+    return load_dataset(config.data, image_size, config.augment, dataset_channels(config.data))
+
+
+def _check_same_data(config: TrainConfig, info: DataInfo, saved: dict[str, Any] | None, run_dir: Path) -> None:
+    """A resume reads the data the run was trained on: the same classes, channels and size."""
+    if saved is None:
+        return
+    before = saved["data"]
+    for key in ("classes", "in_channels", "image_size"):
+        now = list(info.classes) if key == "classes" else getattr(info, key)
+        if before.get(key) != now:
+            raise ResumeError(
+                f"{config.data} now gives {key} {now!r}; the run {run_dir} was trained with "
+                f"{before.get(key)!r} (expected the same data to resume it)"
+            )
+
+
+def _make_loaders(
+    config: TrainConfig, data: DataSplits, ctx: DistContext, per_rank_batch: int, on_gpu: bool
+) -> tuple[DistributedSampler, DataLoader, DataLoader]:
+    """Each process reads its own shard of the training set (shuffled from `seed`) and of the test set."""
     sampler = DistributedSampler(data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed)
     workers = config.workers if config.workers is not None else (4 if on_gpu else 0)
     shard = math.ceil(len(data.train) / ctx.world_size)
@@ -641,58 +661,168 @@ def _train_in(
     )
     test_shard = Subset(data.test, range(ctx.rank, len(data.test), ctx.world_size))
     test_loader = DataLoader(test_shard, batch_size=2 * per_rank_batch, num_workers=workers, pin_memory=on_gpu)
-    steps_per_epoch = len(train_loader)
+    return sampler, train_loader, test_loader
 
-    # model, optimiser, gradient scaler (fp16 only); same initial weights on every rank
+
+def _seeded_model(
+    config: TrainConfig, data: DataSplits, model: nn.Module | None, device: torch.device
+) -> tuple[nn.Module, bool]:
+    """The model from `seed` (the same initial weights on every rank), checked against the data, on the
+    device; and whether it runs channels_last (NHWC suits tensor cores; 2-D images on a GPU only)."""
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
-    model = model if model is not None else build_model(config, info)
+    model = model if model is not None else build_model(config, data.info)
     check_model_fits_data(model, config, *data.train[0])
-    channels_last = on_gpu and getattr(model, "dims", 2) == 2  # NHWC suits tensor cores; 2-D images only
+    channels_last = device.type == "cuda" and getattr(model, "dims", 2) == 2
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    optimizer = make_optimizer(model, config)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return model, channels_last
 
-    start_epoch, step = 1, 0
-    if resume:
-        if ckpt is None:  # the other ranks load what rank 0 checked
-            ckpt = load_checkpoint(claim["ckpt"])
+
+@dataclass
+class _Tally:
+    """One epoch's running training totals on this process."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: int = 0
+    pixels: int = 1  # labels per sample: 1, or H·W for segmentation
+    start: float = field(default_factory=time.perf_counter)
+    train_seconds: float = 0.0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Count one batch: its summed loss, correct top-1 predictions, samples and labels per sample."""
+        self.loss_sum += loss.detach() * len(y)
+        self.correct += (logits.detach().argmax(1) == y).sum()
+        self.seen += len(y)
+        self.pixels = y[0].numel()
+
+
+@dataclass
+class _Run:
+    """One process's run while it trains: what it trains with, and where it stands (epoch, step)."""
+
+    config: TrainConfig
+    ctx: DistContext
+    device: torch.device
+    console: Console
+    run_dir: Path
+    data: DataSplits
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    sampler: DistributedSampler
+    train_loader: DataLoader
+    test_loader: DataLoader
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    net: nn.Module | None = None  # the model, wrapped in DistributedDataParallel under torchrun
+    start_epoch: int = 1
+    step: int = 0
+    progress: Progress | None = None
+    task: Any = None
+
+    @classmethod
+    def set_up(
+        cls,
+        config: TrainConfig,
+        data: DataSplits | None,
+        model: nn.Module | None,
+        console: Console,
+        device: torch.device,
+        ctx: DistContext,
+        claim: dict[str, Any],
+    ) -> _Run:
+        """Data and loaders, then the model, optimiser and gradient scaler (fp16 only)."""
+        per_rank_batch = config.batch_size // ctx.world_size
+        on_gpu = device.type == "cuda"
+        amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else None
+        data = _load_data(config, data, model, per_rank_batch, device)
+        _check_same_data(config, data.info, claim.get("saved"), claim["run_dir"])
+        sampler, train_loader, test_loader = _make_loaders(config, data, ctx, per_rank_batch, on_gpu)
+        model, channels_last = _seeded_model(config, data, model, device)
+        optimizer = make_optimizer(model, config)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        return cls(
+            config=config,
+            ctx=ctx,
+            device=device,
+            console=console,
+            run_dir=claim["run_dir"],
+            data=data,
+            model=model,
+            optimizer=optimizer,
+            scaler=scaler,
+            sampler=sampler,
+            train_loader=train_loader,
+            test_loader=test_loader,
+            amp_dtype=amp_dtype,
+            channels_last=channels_last,
+        )
+
+    @property
+    def info(self) -> DataInfo:
+        return self.data.info
+
+    @property
+    def main(self) -> bool:
+        return self.ctx.is_main
+
+    @property
+    def show(self) -> bool:
+        return self.ctx.is_main and not self.config.quiet
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_loader)
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Weights, optimiser, scaler and RNG state of the resumed checkpoint; training goes on after its epoch."""
+        config, info = self.config, self.info
         fit_weights(
-            model,
+            self.model,
             ckpt.weights,
             ckpt.path,
             f"{config.model} ({info.num_classes} classes, {info.in_channels} channel(s))",
         )
         try:
-            optimizer.load_state_dict(ckpt.state["optimizer"])
-            scaler.load_state_dict(ckpt.state["scaler"])
+            self.optimizer.load_state_dict(ckpt.state["optimizer"])
+            self.scaler.load_state_dict(ckpt.state["scaler"])
             set_rng_state(ckpt.state["rng"])
-            start_epoch, step = ckpt.epoch + 1, int(ckpt.meta["step"])
+            self.start_epoch, self.step = ckpt.epoch + 1, int(ckpt.meta["step"])
         except (KeyError, ValueError, TypeError, RuntimeError) as err:
             raise CheckpointError(
                 f"{ckpt.path}: its optimiser or RNG state does not fit this run (expected the "
                 f"state of a {config.optimizer} run; {type(err).__name__}: "
                 f"{str(err).splitlines()[0] if str(err) else ''})"
             ) from None
-    if main:
+
+    def record_config(self, claim: dict[str, Any], resume: bool | str, ckpt: Checkpoint | None) -> None:
+        """Rank 0: config.json (what the run is; a resume appended to its "resumes"), the history cut
+        to the epochs kept, and a resume's later timeline set aside."""
+        run_dir, config, ctx = self.run_dir, self.config, self.ctx
         clean_partial_checkpoints(run_dir)
         record = {
             "train": {**config.to_json(), "out": str(run_dir)},
-            "data": info.to_json(),
-            "data_origin": data_origin(config.data, data),
+            "data": self.info.to_json(),
+            "data_origin": data_origin(config.data, self.data),
             "world_size": ctx.world_size,
             "cnnatlas": __version__,
         }
-        discarded = _keep_history(run_dir / HISTORY_FILE, start_epoch - 1)
-        set_aside = _set_aside_later_timeline(run_dir, start_epoch - 1) if resume else []
+        discarded = _keep_history(run_dir / HISTORY_FILE, self.start_epoch - 1)
+        set_aside = _set_aside_later_timeline(run_dir, self.start_epoch - 1) if resume else []
+        saved = claim.get("saved")
         if saved is not None:
             record["resumes"] = saved.get("resumes", []) if isinstance(saved.get("resumes"), list) else []
             record["resumes"].append(
                 {
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "checkpoint": str(ckpt.path),
-                    "after_epoch": start_epoch - 1,
+                    "after_epoch": self.start_epoch - 1,
                     "changed": claim.get("changed", {}),
                     "world_size": ctx.world_size,
                     "cnnatlas": __version__,
@@ -703,147 +833,197 @@ def _train_in(
             for key in ("world_size", "cnnatlas"):  # what the run was started with stays on record
                 record[key] = saved.get(key, record[key])
         write_json_atomic(run_dir / CONFIG_FILE, record)
-    net = DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None) if ctx.enabled else model
 
-    if show:
-        console.print(
-            f"[bold]{config.model}[/] on {data.source}; {info.in_channels}×{info.image_size}×"
+    def wrap_for_processes(self) -> None:
+        """Under torchrun, DistributedDataParallel around the model; else the model itself."""
+        device_ids = [self.device.index] if self.on_gpu else None
+        self.net = DistributedDataParallel(self.model, device_ids=device_ids) if self.ctx.enabled else self.model
+
+    def announce(self, resume: bool | str) -> None:
+        """Two lines: the model and data; the recipe, the devices and the run folder."""
+        config, info = self.config, self.info
+        self.console.print(
+            f"[bold]{config.model}[/] on {self.data.source}; {info.in_channels}×{info.image_size}×"
             f"{info.image_size}, augment {','.join(info.augment) or 'none'}"
         )
-        console.print(
+        self.console.print(
             f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
-            f"{config.schedule}, {device.type} × {ctx.world_size} process(es)"
-            + (f", amp {str(amp_dtype)[6:]}" if on_gpu else "")
-            + (", channels_last" if channels_last else "")
-            + f" → {run_dir}"
-            + (f" (resumed after epoch {start_epoch - 1})" if resume else "")
+            f"{config.schedule}, {self.device.type} × {self.ctx.world_size} process(es)"
+            + (f", amp {str(self.amp_dtype)[6:]}" if self.on_gpu else "")
+            + (", channels_last" if self.channels_last else "")
+            + f" → {self.run_dir}"
+            + (f" (resumed after epoch {self.start_epoch - 1})" if resume else "")
         )
 
-    progress = _progress(console) if show else None
-    task = None
-    if progress:
-        progress.start()
-        task = progress.add_task(
+    def start_progress(self) -> None:
+        """The progress bar, where this process shows its progress."""
+        if not self.show:
+            return
+        self.progress = _progress(self.console)
+        self.progress.start()
+        self.task = self.progress.add_task(
             "train",
-            total=config.epochs * steps_per_epoch,
-            completed=step,
-            epoch=f"{start_epoch}/{config.epochs}",
+            total=self.config.epochs * self.steps_per_epoch,
+            completed=self.step,
+            epoch=f"{self.start_epoch}/{self.config.epochs}",
             loss=0.0,
             acc=0.0,
             ips=0.0,
         )
-    last: dict[str, Any] = {}
-    try:
-        for epoch in range(start_epoch, config.epochs + 1):
-            # -- one epoch of training --
-            net.train()
-            sampler.set_epoch(epoch)
-            torch.manual_seed(epoch_seed(config.seed, epoch, ctx.rank))
-            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            seen, pixels = 0, 1
-            start = time.perf_counter()
-            for i, (x, y) in enumerate(train_loader, 1):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(step, steps_per_epoch, config)
-                with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=on_gpu):
-                    logits = net(x)
-                    aux = None
-                    if isinstance(logits, tuple) and hasattr(logits, "aux"):  # a segmentation model's auxiliary head
-                        logits, aux = logits.out, logits.aux
-                    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-                    if aux is not None:  # torchvision's segmentation recipe: loss(out) + 0.5 · loss(aux)
-                        loss = loss + 0.5 * F.cross_entropy(aux.float(), y, label_smoothing=config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if config.grad_clip:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                step += 1
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
-                seen += len(y)
-                pixels = y[0].numel()  # labels per sample: 1, or H·W for segmentation
-                if i % LOG_EVERY == 0 or i == steps_per_epoch:
-                    mean_loss = loss_sum.item() / seen
-                    _check_finite(mean_loss, epoch, i, run_dir, ctx, device)
-                    if progress:
-                        progress.update(
-                            task,
-                            completed=step,
-                            epoch=f"{epoch}/{config.epochs}",
-                            loss=mean_loss,
-                            acc=correct.item() / (seen * pixels),
-                            ips=seen * ctx.world_size / (time.perf_counter() - start),
-                        )
-            train_seconds = time.perf_counter() - start
 
-            # -- end of epoch: totals over processes, test set, metrics, checkpoint --
-            totals = all_reduce_sum(
-                torch.stack(
-                    [loss_sum, correct.double(), torch.tensor(float(seen), device=device, dtype=torch.float64)]
-                ),
-                ctx,
-            ).tolist()
-            train_loss, train_acc = totals[0] / totals[2], totals[1] / (totals[2] * pixels)
-            _check_finite(train_loss, epoch, steps_per_epoch, run_dir, ctx, device)
-            weights_ok = bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
-            _check_finite(0.0 if weights_ok else float("nan"), epoch, steps_per_epoch, run_dir, ctx, device, "a weight")
-            result = evaluate(net, test_loader, info.num_classes, device, ctx)
-            last = {
-                "epoch": epoch,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": result.loss,
-                "test_acc": result.acc,
-                "test_top5": result.top5,
-                "train_seconds": train_seconds,
-                "seconds": time.perf_counter() - start,
-                "images_per_s": totals[2] / train_seconds,
-            }
-            if info.task == "segmentation":
-                last.update(segmentation_metrics(result, info.classes))
-            if main:
-                with open(run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(last) + "\n")
-                save_checkpoint(
-                    run_dir,
-                    epoch,
-                    model.state_dict(),
-                    {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state()},
-                    {
-                        "step": step,
-                        "model": config.model,
-                        "data": info.name,
-                        "metrics": {
-                            k: last[k] for k in ("train_loss", "test_acc", "test_top5", "test_miou") if k in last
-                        },
-                    },
-                    keep=config.keep_checkpoints,
-                )
-            if progress:
-                progress.console.print(
-                    f"epoch {epoch:>3}/{config.epochs}  loss {train_loss:.4f}  train {train_acc:6.1%}  "
-                    f"test {result.acc:6.1%}  "
-                    + (f"mIoU {result.miou:6.1%}  " if info.task == "segmentation" else f"top-5 {result.top5:6.1%}  ")
-                    + f"{last['images_per_s']:>6,.0f} img/s  "
-                    f"{last['seconds']:.1f} s"
-                )
-            barrier(ctx)
-    finally:
-        if progress:
-            progress.stop()
+    def train_epochs(self) -> dict[str, Any]:
+        """Every epoch still to train: train, evaluate, log, checkpoint; the last epoch's metrics ({} if none)."""
+        self.start_progress()
+        last: dict[str, Any] = {}
+        try:
+            for epoch in range(self.start_epoch, self.config.epochs + 1):
+                tally = self.train_epoch(epoch)
+                last, result = self.end_epoch(epoch, tally)
+                if self.main:
+                    self.log_and_checkpoint(epoch, last)
+                if self.progress:
+                    self.print_epoch(epoch, last, result)
+                barrier(self.ctx)
+        finally:
+            if self.progress:
+                self.progress.stop()
+        return last
 
-    # -- the run's result --
-    history = read_history(run_dir / HISTORY_FILE) if main else []
-    if not last:  # resumed a finished run: evaluate what is there
-        result = evaluate(net, test_loader, info.num_classes, device, ctx)
+    def train_epoch(self, epoch: int) -> _Tally:
+        """One pass over this process's shard: data order from (seed, epoch), augmentation and dropout
+        from (seed, epoch, rank); a finite-loss check every LOG_EVERY steps."""
+        config, ctx, device = self.config, self.ctx, self.device
+        self.net.train()
+        self.sampler.set_epoch(epoch)
+        torch.manual_seed(epoch_seed(config.seed, epoch, ctx.rank))
+        tally = _Tally(
+            torch.zeros((), device=device, dtype=torch.float64), torch.zeros((), device=device, dtype=torch.long)
+        )
+        for i, (x, y) in enumerate(self.train_loader, 1):
+            loss, logits, y = self.train_step(x, y)
+            tally.add(loss, logits, y)
+            if i % LOG_EVERY == 0 or i == self.steps_per_epoch:
+                mean_loss = tally.loss_sum.item() / tally.seen
+                _check_finite(mean_loss, epoch, i, self.run_dir, ctx, device)
+                if self.progress:
+                    self.progress.update(
+                        self.task,
+                        completed=self.step,
+                        epoch=f"{epoch}/{config.epochs}",
+                        loss=mean_loss,
+                        acc=tally.correct.item() / (tally.seen * tally.pixels),
+                        ips=tally.seen * ctx.world_size / (time.perf_counter() - tally.start),
+                    )
+        tally.train_seconds = time.perf_counter() - tally.start
+        return tally
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimiser step on one batch (autocast and channels_last on a GPU); (loss, logits, labels)."""
+        config, device, optimizer, scaler = self.config, self.device, self.optimizer, self.scaler
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, self.steps_per_epoch, config)
+        with torch.autocast(device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.on_gpu):
+            logits = self.net(x)
+            aux = None
+            if isinstance(logits, tuple) and hasattr(logits, "aux"):  # a segmentation model's auxiliary head
+                logits, aux = logits.out, logits.aux
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            if aux is not None:  # torchvision's segmentation recipe: loss(out) + 0.5 · loss(aux)
+                loss = loss + 0.5 * F.cross_entropy(aux.float(), y, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if config.grad_clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        self.step += 1
+        return loss, logits, y
+
+    def end_epoch(self, epoch: int, tally: _Tally) -> tuple[dict[str, Any], EvalResult]:
+        """Totals over processes, finite loss and weights, the test set: the epoch's metrics.jsonl line."""
+        ctx, device, info = self.ctx, self.device, self.info
+        totals = all_reduce_sum(
+            torch.stack(
+                [
+                    tally.loss_sum,
+                    tally.correct.double(),
+                    torch.tensor(float(tally.seen), device=device, dtype=torch.float64),
+                ]
+            ),
+            ctx,
+        ).tolist()
+        train_loss, train_acc = totals[0] / totals[2], totals[1] / (totals[2] * tally.pixels)
+        _check_finite(train_loss, epoch, self.steps_per_epoch, self.run_dir, ctx, device)
+        weights_ok = bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())
+        nan_if_bad = 0.0 if weights_ok else float("nan")
+        _check_finite(nan_if_bad, epoch, self.steps_per_epoch, self.run_dir, ctx, device, "a weight")
+        result = evaluate(self.net, self.test_loader, info.num_classes, device, ctx)
+        last = {
+            "epoch": epoch,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": result.loss,
+            "test_acc": result.acc,
+            "test_top5": result.top5,
+            "train_seconds": tally.train_seconds,
+            "seconds": time.perf_counter() - tally.start,
+            "images_per_s": totals[2] / tally.train_seconds,
+        }
+        if info.task == "segmentation":
+            last.update(segmentation_metrics(result, info.classes))
+        return last, result
+
+    def log_and_checkpoint(self, epoch: int, last: dict[str, Any]) -> None:
+        """Rank 0: the epoch's line in metrics.jsonl, then its checkpoint (written atomically)."""
+        with open(self.run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(last) + "\n")
+        save_checkpoint(
+            self.run_dir,
+            epoch,
+            self.model.state_dict(),
+            {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state()},
+            {
+                "step": self.step,
+                "model": self.config.model,
+                "data": self.info.name,
+                "metrics": {k: last[k] for k in ("train_loss", "test_acc", "test_top5", "test_miou") if k in last},
+            },
+            keep=self.config.keep_checkpoints,
+        )
+
+    def print_epoch(self, epoch: int, last: dict[str, Any], result: EvalResult) -> None:
+        """The epoch's line above the progress bar."""
+        self.progress.console.print(
+            f"epoch {epoch:>3}/{self.config.epochs}  loss {last['train_loss']:.4f}  train {last['train_acc']:6.1%}  "
+            f"test {result.acc:6.1%}  "
+            + (f"mIoU {result.miou:6.1%}  " if self.info.task == "segmentation" else f"top-5 {result.top5:6.1%}  ")
+            + f"{last['images_per_s']:>6,.0f} img/s  "
+            f"{last['seconds']:.1f} s"
+        )
+
+    def finish(self, last: dict[str, Any]) -> dict[str, Any]:
+        """The run's result: metrics.json and the final weights (rank 0), and its summary lines."""
+        history = read_history(self.run_dir / HISTORY_FILE) if self.main else []
+        if not last:  # resumed a finished run: evaluate what is there
+            last = self.evaluate_as_is(history)
+        metrics = self.final_metrics(last, history)
+        if self.main:
+            save_final_weights(self.run_dir, self.model.state_dict())
+            write_json_atomic(self.run_dir / "metrics.json", metrics)
+            if self.show:
+                self.print_result(metrics)
+        barrier(self.ctx)
+        return metrics
+
+    def evaluate_as_is(self, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """A finished run resumed: the test set on the weights it has, the train loss from its history."""
+        info = self.info
+        result = evaluate(self.net, self.test_loader, info.num_classes, self.device, self.ctx)
         last = {
             "train_loss": history[-1].get("train_loss", float("nan")) if history else float("nan"),
             "test_acc": result.acc,
@@ -851,43 +1031,44 @@ def _train_in(
         }
         if info.task == "segmentation":
             last.update(segmentation_metrics(result, info.classes))
-    train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
-    images = sum(h.get("images_per_s", 0.0) * h.get("train_seconds", 0.0) for h in history)
-    metrics = {
-        "model": config.model,
-        "data": info.name,
-        "test_acc": last["test_acc"],
-        "test_top5": last["test_top5"],
-        "train_loss": last["train_loss"],
-        "epochs": config.epochs,
-        "seconds": sum(h.get("seconds", 0.0) for h in history),
-        "images_per_s": images / train_seconds if train_seconds else 0.0,
-        "world_size": ctx.world_size,
-        "device": device.type,
-        "run_dir": str(run_dir),
-    }
-    if info.task == "segmentation":
+        return last
+
+    def final_metrics(self, last: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+        """metrics.json: the last epoch's test figures, the run's time and its throughput over all epochs."""
+        train_seconds = sum(h.get("train_seconds", 0.0) for h in history)
+        images = sum(h.get("images_per_s", 0.0) * h.get("train_seconds", 0.0) for h in history)
         metrics = {
-            **metrics,
-            "task": "segmentation",
-            **{k: last[k] for k in ("test_pixel_acc", "test_miou", "test_iou")},
+            "model": self.config.model,
+            "data": self.info.name,
+            "test_acc": last["test_acc"],
+            "test_top5": last["test_top5"],
+            "train_loss": last["train_loss"],
+            "epochs": self.config.epochs,
+            "seconds": sum(h.get("seconds", 0.0) for h in history),
+            "images_per_s": images / train_seconds if train_seconds else 0.0,
+            "world_size": self.ctx.world_size,
+            "device": self.device.type,
+            "run_dir": str(self.run_dir),
         }
-    if main:
-        save_final_weights(run_dir, model.state_dict())
-        write_json_atomic(run_dir / "metrics.json", metrics)
-        if show:
-            if info.task == "segmentation":
-                console.print(
-                    f"[bold green]test mean IoU {metrics['test_miou']:.2%}[/] (pixel accuracy "
-                    f"{metrics['test_acc']:.2%})"
-                )
-            console.print(
-                f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%}) "
-                f"after {config.epochs} epochs, {metrics['seconds']:.1f} s, "
-                f"{metrics['images_per_s']:,.0f} img/s → {run_dir}"
+        if self.info.task == "segmentation":
+            metrics = {
+                **metrics,
+                "task": "segmentation",
+                **{k: last[k] for k in ("test_pixel_acc", "test_miou", "test_iou")},
+            }
+        return metrics
+
+    def print_result(self, metrics: dict[str, Any]) -> None:
+        """The run's result in one or two lines."""
+        if self.info.task == "segmentation":
+            self.console.print(
+                f"[bold green]test mean IoU {metrics['test_miou']:.2%}[/] (pixel accuracy {metrics['test_acc']:.2%})"
             )
-    barrier(ctx)
-    return metrics
+        self.console.print(
+            f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%}) "
+            f"after {self.config.epochs} epochs, {metrics['seconds']:.1f} s, "
+            f"{metrics['images_per_s']:,.0f} img/s → {self.run_dir}"
+        )
 
 
 def _check_finite(
