@@ -26,24 +26,50 @@ def confusion_table(confusion, classes: tuple[str, ...]) -> Table:
 
 
 def _run(args) -> int:
+    """Load the run, evaluate it on its test set (or --data's), then print the report or its JSON."""
     import torch
-    from torch.utils.data import DataLoader
 
-    from ..data import DatasetError, TensorImageDataset, load_dataset
-    from ..data.scenes import SceneDataset
     from ..train import evaluate, load_run
 
     run = load_run(args.run_dir, args.checkpoint)
-    info = run.info
     spec = args.data or run.data_spec
+    data = _test_data(run, spec)
+    loader = _loader(data)
+    torch.manual_seed(0)
+    result = evaluate(run.model, loader, run.info.num_classes, torch.device("cpu"))
+    if args.json:
+        print(json.dumps(_report(run, spec, data, result), indent=1))
+        return 0
+    _print_report(run, data, result)
+    return 0
+
+
+def _test_data(run, spec: str):
+    """The data at the run's size and channels, with its number of classes, normalised as the run's was."""
+    import torch
+
+    from ..data import DatasetError, TensorImageDataset, load_dataset
+    from ..data.scenes import SceneDataset
+
+    info = run.info
     data = load_dataset(spec, info.image_size, "none", info.in_channels)
     if data.info.num_classes != info.num_classes:
         raise DatasetError(f"{spec} has {data.info.num_classes} classes; the run was trained on {info.num_classes}")
     if isinstance(data.test, (TensorImageDataset, SceneDataset)):  # normalise as the run's training data was
         data.test.mean, data.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (info.mean, info.std))
-    loader = DataLoader(data.test, batch_size=256)
-    torch.manual_seed(0)
-    result = evaluate(run.model, loader, info.num_classes, torch.device("cpu"))
+    return data
+
+
+def _loader(data):
+    """The test set in batches of 256, in order."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(data.test, batch_size=256)
+
+
+def _report(run, spec: str, data, result) -> dict:
+    """The --json report: accuracy, top-5, loss and confusion matrix; pixel accuracy and IoU for segmentation."""
+    info = run.info
     report = {
         "run_dir": str(run.path),
         "weights": str(run.weights_from),
@@ -55,8 +81,7 @@ def _run(args) -> int:
         "classes": list(info.classes),
         "confusion": result.confusion.tolist(),
     }
-    segmentation = info.task == "segmentation"
-    if segmentation:
+    if info.task == "segmentation":
         report.update(
             {
                 "task": "segmentation",
@@ -67,12 +92,15 @@ def _run(args) -> int:
                 "test_iou": {c: (None if math.isnan(v) else v) for c, v in zip(info.classes, result.iou)},
             }
         )
-    if args.json:
-        print(json.dumps(report, indent=1))
-        return 0
+    return report
+
+
+def _print_report(run, data, result) -> None:
+    """The report as text: the headline figures, IoU per class for segmentation, the confusion matrix."""
+    info = run.info
     console = Console()
     console.print(f"[bold]{run.config.model}[/] from {run.weights_from} on {data.source}")
-    if segmentation:
+    if info.task == "segmentation":
         console.print(
             f"mean IoU [bold]{result.miou:.2%}[/]   pixel accuracy {result.acc:.2%}   "
             f"loss {result.loss:.4f}   "
@@ -90,7 +118,6 @@ def _run(args) -> int:
             f"loss {result.loss:.4f}   ({result.count:,} test images)"
         )
     console.print(confusion_table(result.confusion, info.classes))
-    return 0
 
 
 def add_parser(sub) -> None:
