@@ -247,10 +247,32 @@ def zoo_predictions(
     (the default, a tag or a file) gives each image (or clip, for the video models). A clip longer
     than the model's window is slid over (`stride` frames, default half the window): its entry
     gains "windows" (each window's first and last frame and top classes) and "top" is their average."""
-    from ..errors import InvalidArgumentError
-    from ..pretrained import get_weights
     from ..registry import get_entry
     from ..zoo import create_model
+
+    w = _predicting_weights(name, weights)
+    video = w.transforms.kind != "image"
+    clips = [read_clip(item) if video else read_image_uint8(item) for item in inputs]  # bad files fail first
+    model = create_model(name, weights=w.path or w.tag)
+    k = min(top, len(w.categories))
+    window = get_entry(name).input_size[1] if video else 0
+    stride = stride or max(1, window // 2)
+    results = []
+    for item, x in zip(inputs, clips):
+        x = 255 - x if invert else x
+        if video and x.shape[0] > window:  # (T, C, H, W) longer than the model's window
+            results.append(_slide_over(model, w, item, x, k, window, stride))
+            continue
+        with torch.inference_mode():
+            probs = model(w.transforms(x)[None]).softmax(-1)[0]
+        results.append({"image": item, "weights": w.tag, "top": _ranked(probs, w.categories, k)})
+    return results
+
+
+def _predicting_weights(name: str, weights: str | None):
+    """The weights asked for (published by default), refused where they carry no preprocessing and categories."""
+    from ..errors import InvalidArgumentError
+    from ..pretrained import get_weights
 
     w = get_weights(name, True if weights is None else weights)
     if w.transforms is None or not w.categories:
@@ -258,44 +280,35 @@ def zoo_predictions(
             f"{name}: the weights {w.tag} carry no preprocessing and categories to predict "
             f"with; use the model's published weights, or a file named as they are"
         )
-    video = w.transforms.kind != "image"
-    clips = [read_clip(item) if video else read_image_uint8(item) for item in inputs]  # bad files fail first
-    model = create_model(name, weights=w.path or w.tag)
-    k = min(top, len(w.categories))
-    window = get_entry(name).input_size[1] if video else 0
-    stride = stride or max(1, window // 2)
+    return w
 
-    def ranked(probs: torch.Tensor) -> list[dict]:
-        best = probs.topk(k)
-        return [
-            {"class": w.categories[i], "index": i, "probability": p}
-            for p, i in zip(best.values.tolist(), best.indices.tolist())
-        ]
 
-    results = []
-    for item, x in zip(inputs, clips):
-        x = 255 - x if invert else x
-        if video and x.shape[0] > window:  # (T, C, H, W) longer than the model's window
-            from ..windows import sliding_window
+def _ranked(probs: torch.Tensor, categories, k: int) -> list[dict]:
+    """The `k` most probable categories, best first, with their index and probability."""
+    best = probs.topk(k)
+    return [
+        {"class": categories[i], "index": i, "probability": p}
+        for p, i in zip(best.values.tolist(), best.indices.tolist())
+    ]
 
-            with torch.inference_mode():
-                starts, per_window, probs = sliding_window(model, w.transforms(x), window, stride)
-            results.append(
-                {
-                    "image": item,
-                    "weights": w.tag,
-                    "frames": x.shape[0],
-                    "window": window,
-                    "stride": stride,
-                    "top": ranked(probs),
-                    "windows": [{"frames": [s, s + window - 1], "top": ranked(p)} for s, p in zip(starts, per_window)],
-                }
-            )
-            continue
-        with torch.inference_mode():
-            probs = model(w.transforms(x)[None]).softmax(-1)[0]
-        results.append({"image": item, "weights": w.tag, "top": ranked(probs)})
-    return results
+
+def _slide_over(model, w, item: str, x: torch.Tensor, k: int, window: int, stride: int) -> dict:
+    """A clip longer than the model's window: each window's top classes, and "top" their average."""
+    from ..windows import sliding_window
+
+    with torch.inference_mode():
+        starts, per_window, probs = sliding_window(model, w.transforms(x), window, stride)
+    return {
+        "image": item,
+        "weights": w.tag,
+        "frames": x.shape[0],
+        "window": window,
+        "stride": stride,
+        "top": _ranked(probs, w.categories, k),
+        "windows": [
+            {"frames": [s, s + window - 1], "top": _ranked(p, w.categories, k)} for s, p in zip(starts, per_window)
+        ],
+    }
 
 
 def _run_zoo(args) -> int:
