@@ -667,4 +667,4 @@ def _explain(model: nn.Module, inputs: list[torch.Tensor], err: Exception) -> An
         hint = (f" The inputs are {dtypes}: give the dtype the model computes in (analyze(..., dtype=...) casts "
                 "inputs given as shapes and floating-point weights to it).")
     return AnalysisError(f"could not trace {type(model).__name__} at input {shapes}: "
-                         f"{type(err).__name__}: {text}.{hint}")
+                         f"{type(err).__name__}: {text.rstrip('.')}.{hint}")
