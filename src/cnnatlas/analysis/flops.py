@@ -18,7 +18,8 @@ output element; linear upsampling 2^d per output element; anti-aliased upsamplin
 run as two separable passes) 2 per tap of each pass, a pass along an axis shrunk by r > 1 having
 ⌈support · r⌉ taps per output (support 2 bilinear, 4 bicubic); grid sampling one per tap per output
 element (1 nearest, 2^d linear, 4^d bicubic). Data movement (views, copies, padding, concatenation,
-im2col/col2im, unsafe_split) costs 0 and is known. Any other operator is *unsupported*: counted by name, never
+im2col/col2im, unsafe_split, nonzero, unique) costs 0 and is known; torchvision's NMS is
+10 FLOPs per pair of boxes (an upper bound). Any other operator is *unsupported*: counted by name, never
 silently taken as zero.
 """
 
@@ -153,6 +154,24 @@ def _aa_upsample(support: int):
     return cost
 
 
+def _nms(args, kwargs, outs):
+    """An upper bound: every pair of the N boxes compared, 10 FLOPs an IoU (4 min/max, 2 differences, 1
+    product for the intersection; 2 for the union; 1 division). NMS skips pairs with suppressed boxes."""
+    n = args[0].shape[0] if isinstance(args[0], torch.Tensor) and args[0].dim() else 0
+    return 0, 10 * n * (n - 1) // 2
+
+
+def _roi_align(args, kwargs, outs):
+    """4 FLOPs (bilinear taps) per sample, s² samples per output bin: s = sampling_ratio, or 2 where it is
+    adaptive (-1: ⌈RoI side / bins⌉ depends on each box, so 2 is an estimate)."""
+    ratio = args[5] if len(args) > 5 and isinstance(args[5], int) and args[5] > 0 else 2
+    return 0, 4 * ratio * ratio * _numel(_out0(outs))
+
+
+# torchvision's operators (torch.ops.torchvision.*), by name: torchvision need not be installed
+TORCHVISION_OPS = {"nms": _nms, "roi_align": _roi_align, "roi_pool": _per_out(1)}
+
+
 def _grid_sampler(d: int):
     """One FLOP per tap: 2^d (bilinear/trilinear), 1 (nearest), 4^d (bicubic) per output element."""
     def cost(args, kwargs, outs):
@@ -230,7 +249,8 @@ ZERO_COST = {
     aten.randint, aten.randperm, aten.normal_, aten.uniform_, aten.eye, aten.linspace,
     aten.argmax, aten.argmin, aten.topk, aten.sort, aten.tril, aten.triu, aten.masked_fill,
     aten.masked_fill_, aten.im2col, aten.col2im, aten.unsafe_split, aten.unsafe_split_with_sizes,
-    aten.unsafe_chunk, aten._unsafe_view, aten._reshape_alias, aten.reshape, aten.as_strided_, aten.view_copy,
+    aten.unsafe_chunk, aten.nonzero, aten._unique2, aten.unique_dim, aten.unique_consecutive,
+    aten._unsafe_view, aten._reshape_alias, aten.reshape, aten.as_strided_, aten.view_copy,
 }
 
 _POINTWISE_TAG = torch.Tag.pointwise
@@ -241,6 +261,9 @@ def cost_for(func) -> Any:
     """The cost function of one operator overload, resolved once: (args, kwargs, outs) →
     (MACs, other FLOPs, supported)."""
     packet = func.overloadpacket
+    if getattr(func, "namespace", "aten") == "torchvision" and packet.__name__ in TORCHVISION_OPS:
+        fn = TORCHVISION_OPS[packet.__name__]
+        return lambda args, kwargs, outs: (0, fn(args, kwargs, outs)[1], True)
     fn = MAC_OPS.get(packet)
     if fn is not None:
         return lambda args, kwargs, outs: (*fn(args, kwargs, outs), True)

@@ -106,6 +106,9 @@ class LayerRecord:
     inputs: list[int] = field(default_factory=list, repr=False)  # producing records (-1: a model input)
     layout: Layout | None = field(default=None, repr=False)
     n_axes: int = field(default=0, repr=False)
+    # how its output size was learnt: "meta" (from the shapes), "cpu-run" (a run on values, forced by another
+    # operator) or "measured" (the size depends on values: nonzero, nms, unique), see Report.sizing
+    sizing: str = "meta"
 
     @property
     def receptive_field(self) -> ReceptiveField | None:
@@ -117,7 +120,7 @@ class LayerRecord:
                 "input_shapes": [list(s) for s in self.input_shapes], "output_shape": list(self.output_shape),
                 "params": self.params, "macs": self.macs, "other_flops": self.other_flops,
                 "activation_bytes": self.activation_bytes,
-                "receptive_field": None if rf is None else rf.as_dict()}
+                "receptive_field": None if rf is None else rf.as_dict(), "sizing": self.sizing}
 
 
 @dataclass(slots=True)
@@ -164,6 +167,11 @@ class Report:
     unused_params: int = 0
     receptive_field_layer: str | None = None  # the outermost module whose output is that map
     seconds: float = 0.0
+    # {} when every output size followed from shapes on meta tensors. A model that reads values (nonzero, nms,
+    # .item(): detection) runs once for real on the CPU, on a seeded random input of the requested shape
+    # (made-up weights where the model is on meta): then "*" → "cpu-run" and each operator whose output size
+    # depends on the values (e.g. "aten.nonzero", "torchvision.nms") → "measured" — true of that input only.
+    sizing: dict[str, str] = field(default_factory=dict)
 
     @property
     def flops(self) -> int:
@@ -234,6 +242,7 @@ class Report:
             "unsupported_ops": dict(self.unsupported_ops),
             "unused_params": self.unused_params,
             "receptive_field_layer": self.receptive_field_layer,
+            "sizing": dict(self.sizing),
         }
         if layers:
             d["layers"] = [r.as_dict() for r in self.layers]

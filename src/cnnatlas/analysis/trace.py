@@ -78,6 +78,35 @@ class AnalysisError(CnnAtlasError, RuntimeError):
     """The model could not be traced on meta tensors."""
 
 
+# -- value-dependent operators -----------------------------------------------------------------
+# Their output's size (nonzero, unique, masked_select, torchvision's nms) or a Python value the model
+# reads (.item(), `if tensor:`) depends on the tensor's values, which meta tensors do not have.
+
+_VALUE_TAGS = {t for t in (getattr(torch.Tag, "dynamic_output_shape", None),
+                           getattr(torch.Tag, "data_dependent_output", None)) if t is not None}
+_VALUE_OPS = {"nms", "_local_scalar_dense", "is_nonzero", "item", "equal", "nonzero", "_unique2", "unique_dim",
+              "unique_consecutive", "masked_select", "repeat_interleave", "bincount", "histc"}
+META_SIZED = "meta"  # shapes follow from the shapes: the trace ran on meta tensors
+CPU_RUN = "cpu-run"  # a CPU run (the model reads values); the shape follows from the shapes all the same
+MEASURED = "measured"  # the output's size depends on values: measured on that CPU run
+
+
+def _op_name(func) -> str:
+    packet = func.overloadpacket
+    ns = getattr(func, "namespace", "aten")
+    return f"{ns}.{packet.__name__}"
+
+
+def data_dependent(func) -> bool:
+    """Whether an operator's output size, or the value it returns to Python, depends on values."""
+    if func is None:
+        return False
+    try:
+        return bool(_VALUE_TAGS.intersection(func.tags)) or func.overloadpacket.__name__ in _VALUE_OPS
+    except AttributeError:
+        return False
+
+
 # -- inputs ------------------------------------------------------------------------------------
 
 
@@ -136,8 +165,11 @@ class _Trace(TorchDispatchMode):
     """Sees every operator; keeps records, layouts and the producer graph."""
 
     def __init__(self, module_names: dict[int, str], param_ids: dict[int, Any], n_axes: int,
-                 param_storages: set[int]) -> None:
+                 param_storages: set[int], real: bool = False) -> None:
         super().__init__()
+        self.real = real  # tensors hold values (a CPU run): operators run as they are, nothing goes to meta
+        self.failed: Any = None  # the operator that raised, if one did
+        self.measured: Counter[str] = Counter()  # value-dependent operators of a CPU run, by name
         self.names = module_names
         self.param_of = param_ids  # id(tensor) → parameter tensor (parameters and views of them)
         self.n_axes = n_axes
@@ -264,11 +296,26 @@ class _Trace(TorchDispatchMode):
         kwargs = kwargs or {}
         if func in _CREATE:  # a fresh tensor that depends on nothing: nothing to record
             return func(*args, **kwargs)
+        if self.real:
+            out = func(*args, **kwargs)
+            n = len(self.records)
+            self._record(func, args, kwargs, out)
+            if data_dependent(func):
+                self.measured[_op_name(func)] += 1
+                if len(self.records) > n:
+                    self.records[-1].sizing = MEASURED
+            elif len(self.records) > n:
+                self.records[-1].sizing = CPU_RUN
+            return out
         fast = FAST.get(func)
         out = fast(args, kwargs) if fast is not None else None
         if out is None:
             args, kwargs = _to_meta(args, kwargs)
-            out = func(*args, **kwargs)
+            try:
+                out = func(*args, **kwargs)
+            except Exception:
+                self.failed = func
+                raise
         self._record(func, args, kwargs, out)
         return out
 
@@ -333,7 +380,7 @@ class _Trace(TorchDispatchMode):
                     producer[id(o)] = prev.inputs[0]
         macs, other, ok = plan.cost(args, kwargs, out)
         if not ok:
-            self.unsupported[f"aten.{plan.name}"] += 1
+            self.unsupported[f"{getattr(func, 'namespace', 'aten')}.{plan.name}"] += 1
         params = 0
         used = self.used
         tids = [id(t) for t in tin]
@@ -393,14 +440,26 @@ class _MetaSwap:
     requires_grad (one per shared tensor), and put them back afterwards — what
     `torch.func.functional_call` does, in one pass over the modules. Also sets train/eval mode."""
 
-    def __init__(self, model: nn.Module, training: bool, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, model: nn.Module, training: bool, dtype: torch.dtype | None = None,
+                 device: torch.device = META) -> None:
         self.model = model
+        self.device = device  # META, or the CPU for a run on values (copies of the weights; made-up where meta)
         self.training = training
         self.dtype = dtype  # floating-point parameters and buffers take this dtype
         self.names: dict[int, str] = {}
         self.params: dict[int, torch.Tensor] = {}  # id(meta parameter) → meta parameter
         self.buffers: list[torch.Tensor] = []
         self.saved: list[tuple[nn.Module, bool, dict, dict]] = []
+        self.attributes: list[dict] = []  # each module's attributes as they were (see restore_attributes)
+
+    def restore_attributes(self) -> None:
+        """Put back plain attributes the forward replaced (torchvision's anchor generator caches its
+        anchors moved to the input's device: meta), so that a second run finds the model as it was."""
+        for (m, *_), before in zip(self.saved, self.attributes):
+            d = m.__dict__
+            for k, v in before.items():
+                if d.get(k, _ABSENT) is not v and k not in ("forward", "training"):
+                    d[k] = v
 
     def __enter__(self) -> "_MetaSwap":
         copies: dict[int, torch.Tensor] = {}
@@ -417,6 +476,7 @@ class _MetaSwap:
             names[id(m)] = name
             mp, mb = m._parameters, m._buffers
             saved.append((m, m.training, dict(mp) if mp else None, dict(mb) if mb else None))
+            self.attributes.append(m.__dict__.copy())
             if m.training != training:
                 set_attr(m, "training", training)
             for k, p in mp.items():
@@ -425,7 +485,10 @@ class _MetaSwap:
                 meta = copies.get(id(p))
                 if meta is None:
                     dt = dtype if dtype is not None and p.is_floating_point() else p.dtype
-                    meta = empty_like(p, dtype=dt, device=META, requires_grad=p.requires_grad)
+                    if self.device is META:
+                        meta = empty_like(p, dtype=dt, device=META, requires_grad=p.requires_grad)
+                    else:
+                        meta = _cpu_copy(k, p, dt).requires_grad_(p.requires_grad)
                     copies[id(p)] = meta
                     params[id(meta)] = meta
                 mp[k] = meta
@@ -435,7 +498,7 @@ class _MetaSwap:
                 meta = copies.get(id(b))
                 if meta is None:
                     dt = dtype if dtype is not None and b.is_floating_point() else b.dtype
-                    meta = empty_like(b, dtype=dt, device=META)
+                    meta = empty_like(b, dtype=dt, device=META) if self.device is META else _cpu_copy(k, b, dt)
                     copies[id(b)] = meta
                     buffers.append(meta)
                 mb[k] = meta
@@ -454,6 +517,28 @@ class _MetaSwap:
     @property
     def param_storages(self) -> set[int]:
         return {t.untyped_storage()._cdata for t in self.params.values()}
+
+
+def _cpu_copy(name: str, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A CPU copy of a weight for a run on values; a weight built on meta gets made-up values that keep
+    activations in range: 1/√fan-in normal matrices, ones for 1-D weights and variances, zeros elsewhere."""
+    if t.device.type != "meta":
+        return t.detach().to("cpu", dtype, copy=True)
+    out = torch.zeros(t.shape, dtype=dtype)
+    if not out.is_floating_point():
+        return out
+    if "var" in name or (out.dim() <= 1 and name.endswith("weight")):
+        out.fill_(1.0)
+    elif out.dim() >= 2 and out.numel():
+        out.normal_(0.0, (out.numel() // out.shape[0]) ** -0.5, generator=torch.Generator().manual_seed(out.numel()))
+    return out
+
+
+def _cpu_inputs(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Random inputs in [0, 1) of the requested shapes and dtypes (zeros for integers), seeded."""
+    gen = torch.Generator().manual_seed(0)
+    return [torch.rand(x.shape, dtype=x.dtype, generator=gen) if x.is_floating_point() else
+            torch.zeros(x.shape, dtype=x.dtype) for x in inputs]
 
 
 @contextlib.contextmanager
@@ -543,28 +628,26 @@ def analyze(
     sdims = _spatial_dims(rf_x, spatial_dims)
 
     start = time.perf_counter()
+    state: dict[str, Any] = {}
     try:
-        with _cyclic_gc_paused(), _MetaSwap(model, training, dtype if dtype.is_floating_point else None) as swap:
-            tracer = _Trace(swap.names, dict(swap.params), len(sdims),
-                            swap.param_storages if training_memory else set())  # only pack() reads them
-            for i, x in enumerate(inputs):
-                tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
-                tracer.producer[id(x)] = -1
-                tracer.keep.append(x)
-            unwatch = tracer.watch_forwards([m for m, *_ in swap.saved])
-            try:
-                if training_memory:
-                    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
-                        output = model(*args, **kwargs)
-                else:
-                    with torch.no_grad(), tracer:
-                        output = model(*args, **kwargs)
-            finally:
-                unwatch()
+        output, tracer, swap = _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory,
+                                    META, state)
     except CnnAtlasError:
         raise
     except Exception as err:  # noqa: BLE001 — any failure of the user's forward, explained
-        raise _explain(model, inputs, err) from err
+        if not data_dependent(state.get("failed")):
+            raise _explain(model, inputs, err) from err
+        # the forward reads values (nonzero, nms, .item()): run it for real on the CPU, on a random input
+        real = _cpu_inputs(inputs)
+        it = iter(real)
+        rargs, rkwargs = tuple(next(it) for _ in args), {k: next(it) for k in kwargs}
+        try:
+            output, tracer, swap = _run(model, rargs, rkwargs, real, rf_input, sdims, training, dtype,
+                                        training_memory, torch.device("cpu"), state)
+        except CnnAtlasError:
+            raise
+        except Exception as err2:  # noqa: BLE001
+            raise _explain(model, inputs, err2) from err2
     seconds = time.perf_counter() - start
 
     outputs = [t for t in _flatten(output) if isinstance(t, torch.Tensor)]
@@ -602,7 +685,46 @@ def analyze(
         unused_params=total_params - used,
         receptive_field_layer=rf_module,
         seconds=seconds,
+        sizing=_sizing(tracer),
     )
+
+
+def _sizing(tracer: _Trace) -> dict[str, str]:
+    """How the trace learnt each operator's output size: {} when all from shapes on meta tensors; after a
+    CPU run, each value-dependent operator → "measured", and "*" (every other one) → "cpu-run"."""
+    if not tracer.real:
+        return {}
+    return {"*": CPU_RUN, **{name: MEASURED for name in sorted(tracer.measured)}}
+
+
+def _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory, device, state):
+    """One trace of the forward, on meta tensors or (device CPU) on values; `state["failed"]` names the
+    operator that raised, if one did."""
+    real = device is not META
+    with _cyclic_gc_paused(), _MetaSwap(model, training, dtype if dtype.is_floating_point else None,
+                                        device) as swap:
+        tracer = _Trace(swap.names, dict(swap.params), len(sdims),
+                        swap.param_storages if training_memory else set(), real)  # only pack() reads them
+        for i, x in enumerate(inputs):
+            tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
+            tracer.producer[id(x)] = -1
+            tracer.keep.append(x)
+        unwatch = tracer.watch_forwards([m for m, *_ in swap.saved])
+        try:
+            if training_memory:
+                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
+                    output = model(*args, **kwargs)
+            else:
+                with torch.no_grad(), tracer:
+                    output = model(*args, **kwargs)
+        except BaseException:
+            state["failed"] = tracer.failed
+            if data_dependent(tracer.failed):
+                swap.restore_attributes()
+            raise
+        finally:
+            unwatch()
+    return output, tracer, swap
 
 
 def _flatten(obj: Any) -> list[Any]:
