@@ -109,6 +109,7 @@ class LayerRecord:
     # how its output size was learnt: "meta" (from the shapes), "cpu-run" (a run on values, forced by another
     # operator) or "measured" (the size depends on values: nonzero, nms, unique), see Report.sizing
     sizing: str = "meta"
+    output_stride: tuple[int, ...] = ()  # the strides of its output tensor (its memory layout)
 
     @property
     def receptive_field(self) -> ReceptiveField | None:

@@ -14,7 +14,6 @@ one ATen call they make (`fastmeta.MODULE_CALLS`), without running their forward
 from __future__ import annotations
 
 import contextlib
-import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import CnnAtlasError, InvalidArgumentError
+from . import _fast
 from .fastmeta import FAST, module_call
 from .flops import cost_for
 from .receptive_field import RULES, Layout, elementwise, input_layout
@@ -39,8 +39,6 @@ _HIDDEN = {aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like
 
 
 _CREATE = {aten.empty.memory_format, aten.empty_strided.default}
-_PYTHON_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) | \
-    torch._C.DispatchKeySet(torch._C.DispatchKey.PythonTLSSnapshot)
 
 
 class _Plan(NamedTuple):
@@ -189,12 +187,6 @@ class _Trace(TorchDispatchMode):
         self._clone_src: torch.Tensor | None = None
         self._clone_outs: list[torch.Tensor] = []
 
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # TorchDispatchMode wraps a subclass's __torch_dispatch__ to keep torch.compile out of it, at a
-        # few microseconds per operator; nothing in the trace compiles, so it goes without the wrapper
-        return False
-
     # the module stack ------------------------------------------------------------------------
     def watch_forwards(self, modules: list[nn.Module]) -> Callable[[], None]:
         """Wrap each module's forward (an attribute of the instance, removed by the returned undo) to
@@ -206,7 +198,7 @@ class _Trace(TorchDispatchMode):
             d = m.__dict__
             before = d.get("forward", _ABSENT)
             wrapped.append((m, before))
-            shortcut = module_call(type(m)) if before is _ABSENT else None
+            shortcut = module_call(type(m)) if before is _ABSENT and self.fast else None
             d["forward"] = self._watched(m.forward, self.names[id(m)], type(m).__name__,
                                          None if shortcut is None else (m, shortcut))
 
@@ -249,7 +241,7 @@ class _Trace(TorchDispatchMode):
         if made is None:
             return None
         func, args = made
-        with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # as inside __torch_dispatch__: the mode skips its own tensors
+        with _fast.outside_mode():  # as inside __torch_dispatch__: the mode skips its own tensors
             out = FAST[func](args, {})
             if out is None:
                 return None
@@ -285,13 +277,15 @@ class _Trace(TorchDispatchMode):
             storage = t.untyped_storage()
         except (RuntimeError, NotImplementedError):
             return t
-        key = storage._cdata
+        key = id(storage)  # a storage keeps its one Python object while it lives (the trace keeps them all)
         if key not in self.saved_storages and key not in self.param_storages:
             self.saved_storages.add(key)
             self.saved_bytes += storage.nbytes()
         return t
 
     # operators ------------------------------------------------------------------------------
+    fast = False  # the public path: PyTorch's own meta kernels, every module's forward run
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _CREATE:  # a fresh tensor that depends on nothing: nothing to record
@@ -307,15 +301,12 @@ class _Trace(TorchDispatchMode):
             elif len(self.records) > n:
                 self.records[-1].sizing = CPU_RUN
             return out
-        fast = FAST.get(func)
-        out = fast(args, kwargs) if fast is not None else None
-        if out is None:
-            args, kwargs = _to_meta(args, kwargs)
-            try:
-                out = func(*args, **kwargs)
-            except Exception:
-                self.failed = func
-                raise
+        args, kwargs = _to_meta(args, kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception:
+            self.failed = func
+            raise
         self._record(func, args, kwargs, out)
         return out
 
@@ -396,7 +387,7 @@ class _Trace(TorchDispatchMode):
         records.append(LayerRecord(
             index, name, mtype, plan.name, [tuple(t.shape) for t in tin], tuple(o0.shape), params, macs, other,
             o0.numel() * o0.element_size() if new else 0, [producer.get(tid, -1) for tid in tids],
-            layouts.get(id(o0)), self.n_axes))
+            layouts.get(id(o0)), self.n_axes, META_SIZED, o0.stride()))
         for o in louts:
             producer[id(o)] = index
         if plan.name == "clone":
@@ -404,6 +395,29 @@ class _Trace(TorchDispatchMode):
 
 
 _ABSENT = object()
+
+
+def _fast_dispatch(self, func, types, args=(), kwargs=None):
+    """The fast path's __torch_dispatch__: fastmeta's shape arithmetic first, the meta kernel where it
+    declines."""
+    kwargs = kwargs or {}
+    if func in _CREATE:  # a fresh tensor that depends on nothing: nothing to record
+        return func(*args, **kwargs)
+    fast = FAST.get(func)
+    out = fast(args, kwargs) if fast is not None else None
+    if out is None:
+        args, kwargs = _to_meta(args, kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception:
+            self.failed = func
+            raise
+    self._record(func, args, kwargs, out)
+    return out
+
+
+_FastTrace = _fast.fast_mode_class(_Trace, _fast_dispatch) if _fast.AVAILABLE else _Trace
+_FastTrace.fast = _fast.AVAILABLE
 
 
 def _unpack(t: torch.Tensor) -> torch.Tensor:
@@ -441,8 +455,9 @@ class _MetaSwap:
     `torch.func.functional_call` does, in one pass over the modules. Also sets train/eval mode."""
 
     def __init__(self, model: nn.Module, training: bool, dtype: torch.dtype | None = None,
-                 device: torch.device = META) -> None:
+                 device: torch.device = META, fast: bool = False) -> None:
         self.model = model
+        self.fast = fast  # write modules' dictionaries directly (_fast); else through nn.Module's setattr
         self.device = device  # META, or the CPU for a run on values (copies of the weights; made-up where meta)
         self.training = training
         self.dtype = dtype  # floating-point parameters and buffers take this dtype
@@ -465,8 +480,9 @@ class _MetaSwap:
         copies: dict[int, torch.Tensor] = {}
         training, dtype, empty_like = self.training, self.dtype, torch.empty_like
         names, saved, params, buffers = self.names, self.saved, self.params, self.buffers
-        set_attr = object.__setattr__  # nn.Module.__setattr__ is slow and `training` is a plain attribute
-        for name, m in _walk(self.model):
+        fast = self.fast
+        set_attr = _fast.set_plain_attribute if fast else setattr
+        for name, m in (_walk(self.model) if fast else self.model.named_modules()):
             if isinstance(m, torch.jit.ScriptModule):  # its parameters and code are out of the trace's reach
                 self.__exit__()  # put back what is already swapped: the model is left as it was
                 where = f"module {name!r} is" if name else "got"
@@ -474,7 +490,11 @@ class _MetaSwap:
                                            f"({type(m).__name__}), whose parameters and code the meta trace "
                                            "cannot swap or see: pass the model before torch.jit.script/trace")
             names[id(m)] = name
-            mp, mb = m._parameters, m._buffers
+            if fast:
+                mp, mb = _fast.parameters(m), _fast.buffers(m)
+            else:
+                mp = dict(m.named_parameters(recurse=False, remove_duplicate=False))
+                mb = dict(m.named_buffers(recurse=False, remove_duplicate=False))
             saved.append((m, m.training, dict(mp) if mp else None, dict(mb) if mb else None))
             self.attributes.append(m.__dict__.copy())
             if m.training != training:
@@ -489,9 +509,14 @@ class _MetaSwap:
                         meta = empty_like(p, dtype=dt, device=META, requires_grad=p.requires_grad)
                     else:
                         meta = _cpu_copy(k, p, dt).requires_grad_(p.requires_grad)
+                    if not fast:
+                        meta = nn.Parameter(meta, requires_grad=p.requires_grad)
                     copies[id(p)] = meta
                     params[id(meta)] = meta
-                mp[k] = meta
+                if fast:
+                    mp[k] = meta
+                else:
+                    setattr(m, k, meta)
             for k, b in mb.items():
                 if b is None:
                     continue
@@ -501,22 +526,32 @@ class _MetaSwap:
                     meta = empty_like(b, dtype=dt, device=META) if self.device is META else _cpu_copy(k, b, dt)
                     copies[id(b)] = meta
                     buffers.append(meta)
-                mb[k] = meta
+                if fast:
+                    mb[k] = meta
+                else:
+                    setattr(m, k, meta)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        set_attr = object.__setattr__
+        fast = self.fast
+        set_attr = _fast.set_plain_attribute if fast else setattr
         for m, mode, params, buffers in self.saved:
             if m.training != mode:
                 set_attr(m, "training", mode)
-            if params:
-                m._parameters.update(params)
-            if buffers:
-                m._buffers.update(buffers)
+            if fast:
+                if params:
+                    _fast.parameters(m).update(params)
+                if buffers:
+                    _fast.buffers(m).update(buffers)
+                continue
+            for k, v in (params or {}).items():
+                setattr(m, k, v)
+            for k, v in (buffers or {}).items():
+                setattr(m, k, v)
 
     @property
     def param_storages(self) -> set[int]:
-        return {t.untyped_storage()._cdata for t in self.params.values()}
+        return {id(t.untyped_storage()) for t in self.params.values()}
 
 
 def _cpu_copy(name: str, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -541,19 +576,6 @@ def _cpu_inputs(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
             torch.zeros(x.shape, dtype=x.dtype) for x in inputs]
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused():
-    """The trace allocates thousands of objects and frees none of them before it ends, so Python's
-    cyclic collector would only walk them (and the whole model) again and again meanwhile."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(dotted name, module) for every module once, named and ordered as by `named_modules` (pre-order,
     a shared module under the name of its first visit), without its nested generators."""
@@ -566,7 +588,7 @@ def _walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
             continue
         seen.add(id(m))
         out.append((name, m))
-        children = m._modules
+        children = _fast.children(m)
         if children:
             prefix = name + "." if name else ""
             stack.extend([(prefix + k, c) for k, c in reversed(children.items()) if c is not None])
@@ -701,10 +723,12 @@ def _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training
     """One trace of the forward, on meta tensors or (device CPU) on values; `state["failed"]` names the
     operator that raised, if one did."""
     real = device is not META
-    with _cyclic_gc_paused(), _MetaSwap(model, training, dtype if dtype.is_floating_point else None,
-                                        device) as swap:
-        tracer = _Trace(swap.names, dict(swap.params), len(sdims),
-                        swap.param_storages if training_memory else set(), real)  # only pack() reads them
+    fast = _fast.enabled()
+    with _fast.cyclic_gc_paused() if fast else contextlib.nullcontext(), \
+            _MetaSwap(model, training, dtype if dtype.is_floating_point else None, device, fast) as swap:
+        mode = _FastTrace if fast and not real else _Trace
+        tracer = mode(swap.names, dict(swap.params), len(sdims),
+                      swap.param_storages if training_memory else set(), real)  # only pack() reads them
         for i, x in enumerate(inputs):
             tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
             tracer.producer[id(x)] = -1
