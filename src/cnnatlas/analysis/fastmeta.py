@@ -24,13 +24,24 @@ _CL = {4: torch.channels_last, 5: torch.channels_last_3d}
 def _fmt(x: torch.Tensor) -> torch.memory_format | None:
     """The input's memory format where it has a standard one (contiguous, channels-last); None for any
     other layout (a permuted or sliced view), whose output strides only the meta kernel knows: PyTorch's
-    TensorIterator gives an element-wise output the permutation of its inputs' strides."""
-    if x.is_contiguous():
-        return torch.contiguous_format
-    fmt = _CL.get(x.dim())
-    if fmt is not None and x.is_contiguous(memory_format=fmt):
-        return fmt
-    return None
+    TensorIterator gives an element-wise output the permutation of its inputs' strides. The strides must be
+    exactly the format's, size-1 dimensions included."""
+    key = (x.shape, x.stride())
+    fmt = _FORMATS.get(key, _UNKNOWN)
+    if fmt is _UNKNOWN:
+        fmt = None
+        for f in (torch.contiguous_format, _CL.get(x.dim())):
+            if f is not None and torch.empty(x.shape, device=META, memory_format=f).stride() == key[1]:
+                fmt = f
+                break
+        if len(_FORMATS) > 65536:
+            _FORMATS.clear()
+        _FORMATS[key] = fmt
+    return fmt
+
+
+_UNKNOWN = object()
+_FORMATS: dict[tuple, torch.memory_format | None] = {}
 
 
 def _like(x: torch.Tensor) -> torch.Tensor | None:
@@ -100,7 +111,7 @@ def _batch_norm(args, kwargs):
 
 def _layer_norm(args, kwargs):
     x, shape = args[0], args[1]
-    if x.dtype not in _FLOATS or not x.is_contiguous():
+    if x.dtype not in _FLOATS or _fmt(x) is not torch.contiguous_format:
         return None
     axis = x.dim() - len(shape)
     if tuple(x.shape[axis:]) != tuple(shape):
@@ -212,7 +223,7 @@ def _bmm(args, kwargs):
 def _mean_dim(args, kwargs):
     x = args[0]
     if x.dtype not in _FLOATS or kwargs.get("dtype") is not None or (len(args) > 3 and args[3] is not None) or \
-            not x.is_contiguous():
+            _fmt(x) is not torch.contiguous_format:
         return None  # a reduction's output keeps the permutation of its input's strides
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
     if dims is None or len(dims) == 0:
@@ -342,7 +353,8 @@ for _name in ("add", "sub", "mul", "div"):
         if _ov in _packet.overloads():
             FAST[getattr(_packet, _ov)] = _inplace_binary
 FAST[aten.clone.default] = _clone
-FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dtype in _FLOATS and not args[2] else None
+FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dtype in _FLOATS and not args[2] and \
+    _fmt(args[0]) is torch.contiguous_format else None  # the kernel's output is contiguous
 
 
 # -- leaf modules: the one ATen call they make ---------------------------------------------------

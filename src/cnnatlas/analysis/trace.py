@@ -95,6 +95,21 @@ def _op_name(func) -> str:
     return f"{ns}.{packet.__name__}"
 
 
+def value_sized(func) -> bool:
+    """Whether an operator's output *size* depends on values (nonzero, unique, nms): the trigger of a CPU
+    run. A forward that only reads a value to branch on (`if x.sum() > 0`) stays an error: its analysis
+    would depend on the made-up input."""
+    if func is None:
+        return False
+    try:
+        return _SIZE_TAG in func.tags or func.overloadpacket.__name__ in ("nms", "nonzero", "_unique2")
+    except AttributeError:
+        return False
+
+
+_SIZE_TAG = getattr(torch.Tag, "dynamic_output_shape", None)
+
+
 def data_dependent(func) -> bool:
     """Whether an operator's output size, or the value it returns to Python, depends on values."""
     if func is None:
@@ -657,7 +672,7 @@ def analyze(
     except CnnAtlasError:
         raise
     except Exception as err:  # noqa: BLE001 — any failure of the user's forward, explained
-        if not data_dependent(state.get("failed")):
+        if not value_sized(state.get("failed")):
             raise _explain(model, inputs, err) from err
         # the forward reads values (nonzero, nms, .item()): run it for real on the CPU, on a random input
         real = _cpu_inputs(inputs)
@@ -743,7 +758,7 @@ def _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training
                     output = model(*args, **kwargs)
         except BaseException:
             state["failed"] = tracer.failed
-            if data_dependent(tracer.failed):
+            if value_sized(tracer.failed):
                 swap.restore_attributes()
             raise
         finally:
