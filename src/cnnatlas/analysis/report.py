@@ -110,6 +110,7 @@ class LayerRecord:
     # operator) or "measured" (the size depends on values: nonzero, nms, unique), see Report.sizing
     sizing: str = "meta"
     output_stride: tuple[int, ...] = ()  # the strides of its output tensor (its memory layout)
+    backward_macs: int = 0  # MACs of its gradients in a training step (see Report.backward_macs)
 
     @property
     def receptive_field(self) -> ReceptiveField | None:
@@ -179,6 +180,24 @@ class Report:
         return 2 * self.macs
 
     @property
+    def backward_macs(self) -> int:
+        """Multiply–accumulates of the backward pass, by the convention of `macs` (convolutions, linear
+        layers, matrix products and attention; nothing else): for each such product, its forward MACs once
+        for the gradient of its input (dX = dY ⋆ Wᵀ) if that input needs one, and once for the gradient of
+        its weight (dW = Xᵀ ⋆ dY) if the weight is trainable — 2 × forward for a conv or linear layer
+        inside the network, 1 × for the first layer (the model's input needs no gradient) and for a layer
+        whose input comes only from frozen layers, 0 for a frozen layer that nothing trainable precedes.
+        Bias gradients (sums) and the backward of everything else are not counted, as in `macs`."""
+        return sum(r.backward_macs for r in self.layers)
+
+    @property
+    def training_step_flops(self) -> int:
+        """FLOPs of one training step's forward and backward products: 2 × (macs + backward_macs), the
+        convention of torch.utils.flop_counter.FlopCounterMode around a forward and `loss.backward()`
+        (2 FLOPs a MAC; normalisation, activations, the loss and the optimizer update not included)."""
+        return 2 * (self.macs + self.backward_macs)
+
+    @property
     def training_peak_bytes(self) -> int | None:
         """Estimated peak of one training step: parameters and buffers, their gradients, and the
         activations autograd saves for backward (optimizer state not included)."""
@@ -239,6 +258,8 @@ class Report:
             "activation_bytes": self.activation_bytes,
             "saved_activation_bytes": self.saved_activation_bytes,
             "training_peak_bytes": self.training_peak_bytes,
+            "backward_macs": self.backward_macs,
+            "training_step_flops": self.training_step_flops,
             "receptive_field": None if rf is None else rf.as_dict(),
             "unsupported_ops": dict(self.unsupported_ops),
             "unused_params": self.unused_params,

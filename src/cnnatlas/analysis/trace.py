@@ -89,6 +89,22 @@ CPU_RUN = "cpu-run"  # a CPU run (the model reads values); the shape follows fro
 MEASURED = "measured"  # the output's size depends on values: measured on that CPU run
 
 
+# which tensor arguments (by position among the operator's tensor arguments) each product differentiates
+_PRODUCT_OPERANDS = {"convolution": (0, 1), "_convolution": (0, 1), "mm": (0, 1), "addmm": (1, 2), "bmm": (0, 1),
+                     "baddbmm": (1, 2), "mv": (0, 1), "dot": (0, 1)}
+
+
+def backward_macs(op: str, macs: int, needs_grad: list[bool]) -> int:
+    """MACs of the backward of one product (conv, linear, matmul) of `macs` forward MACs: the gradient of
+    each operand that needs one is another product of the same size (dX = dY ⋆ Wᵀ, dW = Xᵀ ⋆ dY), so
+    macs for the input's gradient plus macs for the weight's. Fused attention: 2 × forward (dQ, dK, dV and
+    dP, as FlopCounterMode counts them) where any of Q, K, V needs a gradient."""
+    operands = _PRODUCT_OPERANDS.get(op)
+    if operands is None:
+        return 2 * macs if any(needs_grad[:3]) else 0
+    return sum(macs for i in operands if i < len(needs_grad) and needs_grad[i])
+
+
 def _op_name(func) -> str:
     packet = func.overloadpacket
     ns = getattr(func, "namespace", "aten")
@@ -195,6 +211,9 @@ class _Trace(TorchDispatchMode):
         self.producer: dict[int, int] = {}
         self.keep: list[Any] = []  # keep every traced tensor alive so that ids stay unique
         self.used: set[int] = set()
+        # ids of tensors autograd would differentiate: trainable parameters, inputs that require grad and
+        # whatever is computed from them (whether or not the trace itself runs with autograd)
+        self.grad: set[int] = {i for i, p in param_ids.items() if p.requires_grad}
         self.unsupported: Counter[str] = Counter()
         self.saved_storages: set[int] = set()
         self.saved_bytes = 0
@@ -366,10 +385,13 @@ class _Trace(TorchDispatchMode):
                 keep.append(o)
 
         producer, param_of = self.producer, self.param_of
+        grad = self.grad
         if plan.hidden:
             src = producer.get(id(tin[0]), -1) if tin else -1
             for o in louts:
                 producer[id(o)] = src
+            if tin and id(tin[0]) in grad:
+                grad.update([id(o) for o in louts])
             if tin and id(tin[0]) in param_of:
                 for o in louts:
                     param_of[id(o)] = param_of[id(tin[0])]
@@ -397,12 +419,19 @@ class _Trace(TorchDispatchMode):
                 params += p.numel()
         o0 = louts[0]
         new = not plan.inplace and id(o0) not in tids
+        backward = 0
+        for tid in tids:
+            if tid in grad:
+                grad.update([id(o) for o in louts])
+                if macs:
+                    backward = backward_macs(plan.name, macs, [t in grad for t in tids])
+                break
         index = len(records)
         name, mtype = self.stack[-1]
         records.append(LayerRecord(
             index, name, mtype, plan.name, [tuple(t.shape) for t in tin], tuple(o0.shape), params, macs, other,
             o0.numel() * o0.element_size() if new else 0, [producer.get(tid, -1) for tid in tids],
-            layouts.get(id(o0)), self.n_axes, META_SIZED, o0.stride()))
+            layouts.get(id(o0)), self.n_axes, META_SIZED, o0.stride(), backward))
         for o in louts:
             producer[id(o)] = index
         if plan.name == "clone":
@@ -746,6 +775,8 @@ def _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training
                       swap.param_storages if training_memory else set(), real)  # only pack() reads them
         for i, x in enumerate(inputs):
             tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
+            if x.requires_grad:
+                tracer.grad.add(id(x))
             tracer.producer[id(x)] = -1
             tracer.keep.append(x)
         unwatch = tracer.watch_forwards([m for m, *_ in swap.saved])
