@@ -87,9 +87,8 @@ def _conv(args, kwargs):
     if min(spatial) <= 0 or xs[1] != c_in:
         return None  # let the meta kernel raise its own error
     fmt = _fmt(x)
-    if fmt is None or (fmt is not torch.contiguous_format and _fmt(w) is torch.contiguous_format and
-                       not w.is_contiguous(memory_format=fmt)):
-        return None  # a channels-last input with a contiguous weight: the kernel's choice of layout
+    if fmt is None or (fmt is not torch.contiguous_format and _fmt(w) is not fmt):
+        return None  # a channels-last input with a weight that is not: the kernel's choice of layout
     return torch.empty((xs[0], c_out, *spatial), dtype=x.dtype, device=META, memory_format=fmt)
 
 
