@@ -422,9 +422,12 @@ class _Trace(TorchDispatchMode):
         backward = 0
         for tid in tids:
             if tid in grad:
-                grad.update([id(o) for o in louts])
                 if macs:
                     backward = backward_macs(plan.name, macs, [t in grad for t in tids])
+                if len(louts) == 1:
+                    grad.add(id(o0))
+                else:
+                    grad.update([id(o) for o in louts])
                 break
         index = len(records)
         name, mtype = self.stack[-1]
@@ -493,6 +496,9 @@ def _to_meta(args, kwargs):
 # -- the analysis ------------------------------------------------------------------------------
 
 
+_OWN_CLASS: dict[type, bool] = {}  # module class → defined outside torch.nn (may cache tensors in attributes)
+
+
 class _MetaSwap:
     """Replace every parameter and buffer by a meta tensor of the same shape, dtype and
     requires_grad (one per shared tensor), and put them back afterwards — what
@@ -513,8 +519,11 @@ class _MetaSwap:
 
     def restore_attributes(self) -> None:
         """Put back plain attributes the forward replaced (torchvision's anchor generator caches its
-        anchors moved to the input's device: meta), so that a second run finds the model as it was."""
+        anchors moved to the input's device: meta), so that a second run finds the model as it was.
+        PyTorch's own modules (torch.nn) keep no such cache and are not copied."""
         for (m, *_), before in zip(self.saved, self.attributes):
+            if before is None:
+                continue
             d = m.__dict__
             for k, v in before.items():
                 if d.get(k, _ABSENT) is not v and k not in ("forward", "training"):
@@ -540,7 +549,11 @@ class _MetaSwap:
                 mp = dict(m.named_parameters(recurse=False, remove_duplicate=False))
                 mb = dict(m.named_buffers(recurse=False, remove_duplicate=False))
             saved.append((m, m.training, dict(mp) if mp else None, dict(mb) if mb else None))
-            self.attributes.append(m.__dict__.copy())
+            cls = type(m)
+            own = _OWN_CLASS.get(cls)
+            if own is None:
+                own = _OWN_CLASS[cls] = not cls.__module__.startswith("torch.nn.")
+            self.attributes.append(m.__dict__.copy() if own else None)
             if m.training != training:
                 set_attr(m, "training", training)
             for k, p in mp.items():
