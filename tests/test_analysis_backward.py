@@ -59,7 +59,8 @@ def test_training_step_flops_equal_flop_counter_on_forward_and_backward(name):
             (out[0] if isinstance(out, (tuple, list)) else out).float().sum().backward()
     report = analyze(model, shape)
     assert report.training_step_flops + _flop_counter_overcount(report) == counter.get_total_flops()
-    assert report.macs < report.backward_macs < 2 * report.macs  # the first layer's input needs no gradient
+    # < 2×: the first layer's input needs no gradient (nor a fixed front end's: spectrogram_cnn's mel filters)
+    assert 0 < report.backward_macs < 2 * report.macs
     assert report.to_dict(layers=False)["training_step_flops"] == report.training_step_flops
 
 
