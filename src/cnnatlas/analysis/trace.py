@@ -691,6 +691,9 @@ def analyze(
     runs without autograd and records standard convolution, eval batch-norm and activation modules
     from their one ATen call without running their forward (1.3–1.7× faster on torchvision's CNNs);
     `saved_activation_bytes` and `training_peak_bytes` are None, everything else is the same.
+    A model with an operator whose output size depends on values (nonzero, nms, unique: detection)
+    is traced once for real on the CPU instead, on a seeded random input of the shape: see
+    `Report.sizing`.
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
