@@ -10,9 +10,9 @@ Inputs: timm's `default_cfg["input_size"]`; torchvision 224×224 (inception_v3 2
 MViT and Swin3D 16×224×224, optical flow two 1×3×128×128 frames). cnnatlas runs its default analysis
 (the training-memory estimate included); a model whose operators size their output from values
 (detection) is run once on the CPU (`report.sizing`), where FlopCounterMode on meta tensors cannot run
-at all. A model whose constructor reads tensor values
-(torchvision's RegNets) is built on the CPU instead. FlopCounterMode runs on the same model under no_grad, and again with autograd where its
-module tracker fails under no_grad. Times are one call of each, wall clock (the first model's include
+at all. A model whose constructor reads tensor values (torchvision's RegNets) is built on
+the CPU instead. FlopCounterMode runs on the same model under no_grad, and again with autograd where
+its module tracker fails under no_grad. Times are one call of each, wall clock (the first model's include
 one-off set-up), so the ratio of a single model is noisy; the median is not.
 Writes a Markdown table (default benchmarks/RESULTS-coverage.md) and, with --json, every row.
 """

@@ -377,7 +377,7 @@ def _everything(r):
     return rows, mods, totals
 
 
-FAST_ONLY = pytest.mark.skipif(not _fast.enabled(), reason="module shortcuts belong to the fast path (analysis/_fast.py)")
+FAST_ONLY = pytest.mark.skipif(not _fast.enabled(), reason="module shortcuts belong to the fast path (_fast.py)")
 
 
 @FAST_ONLY

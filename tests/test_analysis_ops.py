@@ -26,7 +26,7 @@ def test_new_operators_are_known_with_hand_worked_costs():
     assert r.unsupported_ops == {}
     cost = {rec.op: (rec.macs, rec.other_flops) for rec in r.layers}
     assert cost["im2col"] == cost["col2im"] == cost["unsafe_split"] == (0, 0)
-    # 16 → 8 on both axes: r = 2, ⌈support · 2⌉ taps; W pass 16×8 outputs, H pass 8×8; 2 FLOPs a tap; 3 channels
+    # 16 → 8 on both axes: r = 2, ⌈support · 2⌉ taps; W pass 16×8 outputs, H pass 8×8; 2 FLOPs a tap; 3 maps
     assert cost["_upsample_bilinear2d_aa"] == (0, 2 * 3 * (16 * 8 * 4 + 8 * 8 * 4))
     assert cost["_upsample_bicubic2d_aa"] == (0, 2 * 3 * (16 * 8 * 8 + 8 * 8 * 8))
     assert cost["grid_sampler_2d"] == (0, 4 * 3 * 8 * 8)  # bilinear: four taps per output

@@ -18,9 +18,9 @@ output element; linear upsampling 2^d per output element; anti-aliased upsamplin
 run as two separable passes) 2 per tap of each pass, a pass along an axis shrunk by r > 1 having
 ⌈support · r⌉ taps per output (support 2 bilinear, 4 bicubic); grid sampling one per tap per output
 element (1 nearest, 2^d linear, 4^d bicubic). Data movement (views, copies, padding, concatenation,
-im2col/col2im, unsafe_split, nonzero, unique) costs 0 and is known; torchvision's NMS is
-10 FLOPs per pair of boxes (an upper bound). Any other operator is *unsupported*: counted by name, never
-silently taken as zero.
+im2col/col2im, unsafe_split, nonzero, unique) costs 0 and is known; torchvision's NMS is 10 FLOPs
+per pair of boxes (an upper bound), RoI align 4 per bilinear sample. Any other operator is
+*unsupported*: counted by name, never silently taken as zero.
 """
 
 from __future__ import annotations
