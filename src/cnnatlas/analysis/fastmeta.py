@@ -40,6 +40,16 @@ def _fmt(x: torch.Tensor) -> torch.memory_format | None:
     return fmt
 
 
+def _alloc_fmt(x: torch.Tensor) -> torch.memory_format | None:
+    """The memory format a kernel that allocates its output afresh (convolution, pooling) picks for it:
+    the strides of size-1 dimensions do not matter here, only whether the input is contiguous or
+    channels-last (cheaper than `_fmt`'s exact test)."""
+    if x.is_contiguous():
+        return torch.contiguous_format
+    fmt = _CL.get(x.dim())
+    return fmt if fmt is not None and x.is_contiguous(memory_format=fmt) else None
+
+
 _UNKNOWN = object()
 _FORMATS: dict[tuple, torch.memory_format | None] = {}
 
@@ -54,7 +64,7 @@ def _like(x: torch.Tensor) -> torch.Tensor | None:
 def _empty(shape, x: torch.Tensor, dtype=None) -> torch.Tensor | None:
     if len(shape) != x.dim():
         return torch.empty(shape, dtype=dtype or x.dtype, device=META)
-    fmt = _fmt(x)
+    fmt = _alloc_fmt(x)
     return None if fmt is None else torch.empty(shape, dtype=dtype or x.dtype, device=META, memory_format=fmt)
 
 
@@ -86,8 +96,8 @@ def _conv(args, kwargs):
         c_out, c_in = ws[0], ws[1] * groups
     if min(spatial) <= 0 or xs[1] != c_in:
         return None  # let the meta kernel raise its own error
-    fmt = _fmt(x)
-    if fmt is None or (fmt is not torch.contiguous_format and _fmt(w) is not fmt):
+    fmt = _alloc_fmt(x)
+    if fmt is None or (fmt is not torch.contiguous_format and _alloc_fmt(w) is not fmt):
         return None  # a channels-last input with a weight that is not: the kernel's choice of layout
     return torch.empty((xs[0], c_out, *spatial), dtype=x.dtype, device=META, memory_format=fmt)
 
@@ -261,7 +271,7 @@ def _max_pool2d(args, kwargs):
     if min(spatial) <= 0:
         return None
     shape = (*x.shape[:-2], *spatial)
-    if _fmt(x) is None:
+    if _alloc_fmt(x) is None:
         return None
     return _empty(shape, x), _empty(shape, x, torch.int64)
 

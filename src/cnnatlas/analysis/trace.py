@@ -214,6 +214,7 @@ class _Trace(TorchDispatchMode):
         # ids of tensors autograd would differentiate: trainable parameters, inputs that require grad and
         # whatever is computed from them (whether or not the trace itself runs with autograd)
         self.grad: set[int] = {i for i, p in param_ids.items() if p.requires_grad}
+        self.autograd = False  # True while autograd runs through the trace (then requires_grad tells)
         self.unsupported: Counter[str] = Counter()
         self.saved_storages: set[int] = set()
         self.saved_bytes = 0
@@ -390,7 +391,7 @@ class _Trace(TorchDispatchMode):
             src = producer.get(id(tin[0]), -1) if tin else -1
             for o in louts:
                 producer[id(o)] = src
-            if tin and id(tin[0]) in grad:
+            if tin and not self.autograd and id(tin[0]) in grad:
                 grad.update([id(o) for o in louts])
             if tin and id(tin[0]) in param_of:
                 for o in louts:
@@ -420,15 +421,19 @@ class _Trace(TorchDispatchMode):
         o0 = louts[0]
         new = not plan.inplace and id(o0) not in tids
         backward = 0
-        for tid in tids:
-            if tid in grad:
-                if macs:
-                    backward = backward_macs(plan.name, macs, [t in grad for t in tids])
-                if len(louts) == 1:
-                    grad.add(id(o0))
-                else:
-                    grad.update([id(o) for o in louts])
-                break
+        if self.autograd:  # autograd runs through the trace: it knows which inputs need a gradient
+            if macs:
+                backward = backward_macs(plan.name, macs, [t.requires_grad for t in tin])
+        else:
+            for tid in tids:
+                if tid in grad:
+                    if macs:
+                        backward = backward_macs(plan.name, macs, [t in grad for t in tids])
+                    if len(louts) == 1:
+                        grad.add(id(o0))
+                    else:
+                        grad.update([id(o) for o in louts])
+                    break
         index = len(records)
         name, mtype = self.stack[-1]
         records.append(LayerRecord(
@@ -796,6 +801,7 @@ def _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training
             tracer.producer[id(x)] = -1
             tracer.keep.append(x)
         unwatch = tracer.watch_forwards([m for m, *_ in swap.saved])
+        tracer.autograd = training_memory
         try:
             if training_memory:
                 with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
