@@ -7,7 +7,7 @@ compared, the parameter count checked, failures grouped by cause, the two times 
     python benchmarks/analysis_coverage.py --models timm:resnet18 tv:fasterrcnn_resnet50_fpn
 
 Inputs: timm's `default_cfg["input_size"]`; torchvision 224×224 (inception_v3 299, video 16×112×112,
-MViT and Swin3D 16×224×224, optical flow two 1×3×128×128 frames). cnnatlas runs its default analysis
+MViT, Swin3D and S3D 16×224×224, optical flow two 1×3×128×128 frames). cnnatlas runs its default analysis
 (the training-memory estimate included); a model whose operators size their output from values
 (detection) is run once on the CPU (`report.sizing`), where FlopCounterMode on meta tensors cannot run
 at all. A model whose constructor reads tensor values (torchvision's RegNets) is built on
@@ -69,7 +69,7 @@ def build(spec: str, device: str = "meta"):
     if name in torchvision.models.list_models(module=torchvision.models.optical_flow):
         return model, [(1, 3, 128, 128), (1, 3, 128, 128)]
     if name in torchvision.models.list_models(module=torchvision.models.video):
-        side = 224 if name.startswith(("mvit", "swin3d")) else 112
+        side = 224 if name.startswith(("mvit", "swin3d", "s3d")) else 112
         return model, [(1, 3, 16, side, side)]
     return model, [(1, 3, 299 if "inception" in name else 224, 299 if "inception" in name else 224)]
 
