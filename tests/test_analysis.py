@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import cnnatlas
 import cnnatlas.analysis.trace as trace_module
 from cnnatlas import analyze, create_model
-from cnnatlas.analysis import AnalysisError
+from cnnatlas.analysis import AnalysisError, _fast
 from cnnatlas.errors import CnnAtlasError, InvalidArgumentError
 
 
@@ -377,6 +377,10 @@ def _everything(r):
     return rows, mods, totals
 
 
+FAST_ONLY = pytest.mark.skipif(not _fast.enabled(), reason="module shortcuts belong to the fast path (_fast.py)")
+
+
+@FAST_ONLY
 @pytest.mark.parametrize("build, shape, kw", [
     (lambda: torchvision.models.resnet18(), (2, 3, 64, 64), {}),
     (lambda: torchvision.models.efficientnet_b0(), (1, 3, 64, 64), {}),
@@ -417,6 +421,7 @@ def test_module_shortcuts_record_what_the_modules_run(build, shape, kw, monkeypa
         assert set(taken) == expected
 
 
+@FAST_ONLY
 def test_module_shortcuts_wait_for_autograd(monkeypatch):
     """With the training-memory estimate autograd runs through every module: no shortcut is taken."""
     model = meta(lambda: torchvision.models.resnet18())

@@ -21,21 +21,51 @@ _FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _CL = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
-def _fmt(x: torch.Tensor) -> torch.memory_format:
-    """Keep channels-last where the input is channels-last; contiguous otherwise."""
+def _fmt(x: torch.Tensor) -> torch.memory_format | None:
+    """The input's memory format where it has a standard one (contiguous, channels-last); None for any
+    other layout (a permuted or sliced view), whose output strides only the meta kernel knows: PyTorch's
+    TensorIterator gives an element-wise output the permutation of its inputs' strides. The strides must be
+    exactly the format's, size-1 dimensions included."""
+    key = (x.shape, x.stride())
+    fmt = _FORMATS.get(key, _UNKNOWN)
+    if fmt is _UNKNOWN:
+        fmt = None
+        for f in (torch.contiguous_format, _CL.get(x.dim())):
+            if f is not None and torch.empty(x.shape, device=META, memory_format=f).stride() == key[1]:
+                fmt = f
+                break
+        if len(_FORMATS) > 65536:
+            _FORMATS.clear()
+        _FORMATS[key] = fmt
+    return fmt
+
+
+def _alloc_fmt(x: torch.Tensor) -> torch.memory_format | None:
+    """The memory format a kernel that allocates its output afresh (convolution, pooling) picks for it:
+    the strides of size-1 dimensions do not matter here, only whether the input is contiguous or
+    channels-last (cheaper than `_fmt`'s exact test)."""
+    if x.is_contiguous():
+        return torch.contiguous_format
     fmt = _CL.get(x.dim())
-    if fmt is not None and not x.is_contiguous() and x.is_contiguous(memory_format=fmt):
-        return fmt
-    return torch.contiguous_format
+    return fmt if fmt is not None and x.is_contiguous(memory_format=fmt) else None
 
 
-def _like(x: torch.Tensor) -> torch.Tensor:
-    """empty_like without the Python reference implementation it takes on meta."""
-    return torch.empty(x.shape, dtype=x.dtype, device=META, memory_format=_fmt(x))
+_UNKNOWN = object()
+_FORMATS: dict[tuple, torch.memory_format | None] = {}
 
 
-def _empty(shape, x: torch.Tensor, dtype=None) -> torch.Tensor:
-    return torch.empty(shape, dtype=dtype or x.dtype, device=META, memory_format=_fmt(x) if len(shape) == x.dim() else torch.contiguous_format)
+def _like(x: torch.Tensor) -> torch.Tensor | None:
+    """empty_like without the Python reference implementation it takes on meta (None: a layout it leaves
+    to the meta kernel)."""
+    fmt = _fmt(x)
+    return None if fmt is None else torch.empty(x.shape, dtype=x.dtype, device=META, memory_format=fmt)
+
+
+def _empty(shape, x: torch.Tensor, dtype=None) -> torch.Tensor | None:
+    if len(shape) != x.dim():
+        return torch.empty(shape, dtype=dtype or x.dtype, device=META)
+    fmt = _alloc_fmt(x)
+    return None if fmt is None else torch.empty(shape, dtype=dtype or x.dtype, device=META, memory_format=fmt)
 
 
 def _ints(v, n: int) -> list[int] | tuple[int, ...]:
@@ -66,7 +96,10 @@ def _conv(args, kwargs):
         c_out, c_in = ws[0], ws[1] * groups
     if min(spatial) <= 0 or xs[1] != c_in:
         return None  # let the meta kernel raise its own error
-    return torch.empty((xs[0], c_out, *spatial), dtype=x.dtype, device=META, memory_format=_fmt(x))
+    fmt = _alloc_fmt(x)
+    if fmt is None or (fmt is not torch.contiguous_format and _alloc_fmt(w) is not fmt):
+        return None  # a channels-last input with a weight that is not: the kernel's choice of layout
+    return torch.empty((xs[0], c_out, *spatial), dtype=x.dtype, device=META, memory_format=fmt)
 
 
 def _stat_dtype(x: torch.Tensor) -> torch.dtype:
@@ -79,12 +112,15 @@ def _batch_norm(args, kwargs):
         return None
     c = x.shape[1]
     sd = _stat_dtype(x)
-    return (_like(x), torch.empty((c,), dtype=sd, device=META), torch.empty((c,), dtype=sd, device=META))
+    out = _like(x)
+    if out is None:
+        return None
+    return (out, torch.empty((c,), dtype=sd, device=META), torch.empty((c,), dtype=sd, device=META))
 
 
 def _layer_norm(args, kwargs):
     x, shape = args[0], args[1]
-    if x.dtype not in _FLOATS:
+    if x.dtype not in _FLOATS or _fmt(x) is not torch.contiguous_format:
         return None
     axis = x.dim() - len(shape)
     if tuple(x.shape[axis:]) != tuple(shape):
@@ -144,12 +180,14 @@ def _binary(args, kwargs):
         return None  # a 0-dim tensor of another dtype does not promote a float tensor; others might
     sa, sb = tuple(a.shape), tuple(b.shape)
     shape = _broadcast(sa, sb)
-    if shape is None:
-        return None
+    if shape is None or (b.dim() and _fmt(b) is None):
+        return None  # an operand with a permuted layout: its strides may set the output's
     if shape == sa:
         return _like(a)
     if shape == sb and b.dtype == a.dtype:
-        return _like(b)
+        return _like(b) if _fmt(a) is not None else None
+    if _fmt(a) is not torch.contiguous_format or (b.dim() and _fmt(b) is not torch.contiguous_format):
+        return None
     return torch.empty(shape, dtype=a.dtype, device=META)
 
 
@@ -193,8 +231,9 @@ def _bmm(args, kwargs):
 
 def _mean_dim(args, kwargs):
     x = args[0]
-    if x.dtype not in _FLOATS or kwargs.get("dtype") is not None or (len(args) > 3 and args[3] is not None):
-        return None
+    if x.dtype not in _FLOATS or kwargs.get("dtype") is not None or (len(args) > 3 and args[3] is not None) or \
+            _fmt(x) is not torch.contiguous_format:
+        return None  # a reduction's output keeps the permutation of its input's strides
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
     if dims is None or len(dims) == 0:
         return None
@@ -232,6 +271,8 @@ def _max_pool2d(args, kwargs):
     if min(spatial) <= 0:
         return None
     shape = (*x.shape[:-2], *spatial)
+    if _alloc_fmt(x) is None:
+        return None
     return _empty(shape, x), _empty(shape, x, torch.int64)
 
 
@@ -270,7 +311,7 @@ def _cat(args, kwargs):
     dim %= rank
     total = 0
     for t in tensors:
-        if t.dim() != rank or t.dtype != first.dtype:
+        if t.dim() != rank or t.dtype != first.dtype or _fmt(t) is not _fmt(first):
             return None
         for i in range(rank):
             if i != dim and t.shape[i] != first.shape[i]:
@@ -321,7 +362,8 @@ for _name in ("add", "sub", "mul", "div"):
         if _ov in _packet.overloads():
             FAST[getattr(_packet, _ov)] = _inplace_binary
 FAST[aten.clone.default] = _clone
-FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dtype in _FLOATS and not args[2] else None
+FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dtype in _FLOATS and not args[2] and \
+    _fmt(args[0]) is torch.contiguous_format else None  # the kernel's output is contiguous
 
 
 # -- leaf modules: the one ATen call they make ---------------------------------------------------

@@ -14,9 +14,13 @@ one FLOP per output element of an element-wise operator (ReLU, addition, sigmoid
 normalisation 2 per element at inference (y = a·x + b with folded statistics) and 5 when the
 statistics are computed (training batch norm, layer and group norm); pooling one per window
 element per output; reductions one per input element; softmax 3 per element; bias additions one per
-output element; linear upsampling 2^d per output element. Data movement (views, copies, padding,
-concatenation) costs 0 and is known. Any other operator is *unsupported*: counted by name, never
-silently taken as zero.
+output element; linear upsampling 2^d per output element; anti-aliased upsampling (PIL's filter,
+run as two separable passes) 2 per tap of each pass, a pass along an axis shrunk by r > 1 having
+⌈support · r⌉ taps per output (support 2 bilinear, 4 bicubic); grid sampling one per tap per output
+element (1 nearest, 2^d linear, 4^d bicubic). Data movement (views, copies, padding, concatenation,
+im2col/col2im, unsafe_split, nonzero, unique) costs 0 and is known; torchvision's NMS is 10 FLOPs
+per pair of boxes (an upper bound), RoI align 4 per bilinear sample. Any other operator is
+*unsupported*: counted by name, never silently taken as zero.
 """
 
 from __future__ import annotations
@@ -137,6 +141,46 @@ def _linear_upsample(d: int):
     return lambda args, kwargs, outs: (0, 2 ** d * _numel(outs))
 
 
+def _aa_upsample(support: int):
+    """Two separable passes, W then H (PIL/torch's order): 2 FLOPs per tap, ⌈support · max(1, in/out)⌉
+    taps per output of each pass."""
+    def cost(args, kwargs, outs):
+        x, out = args[0], _out0(outs)
+        (h_in, w_in), (h_out, w_out) = x.shape[-2:], out.shape[-2:]
+        lead = math.prod(x.shape[:-2])
+        taps_w = math.ceil(support * max(1.0, w_in / w_out))
+        taps_h = math.ceil(support * max(1.0, h_in / h_out))
+        return 0, 2 * lead * (h_in * w_out * taps_w + h_out * w_out * taps_h)
+    return cost
+
+
+def _nms(args, kwargs, outs):
+    """An upper bound: every pair of the N boxes compared, 10 FLOPs an IoU (4 min/max, 2 differences, 1
+    product for the intersection; 2 for the union; 1 division). NMS skips pairs with suppressed boxes."""
+    n = args[0].shape[0] if isinstance(args[0], torch.Tensor) and args[0].dim() else 0
+    return 0, 10 * n * (n - 1) // 2
+
+
+def _roi_align(args, kwargs, outs):
+    """4 FLOPs (bilinear taps) per sample, s² samples per output bin: s = sampling_ratio, or 2 where it is
+    adaptive (-1: ⌈RoI side / bins⌉ depends on each box, so 2 is an estimate)."""
+    ratio = args[5] if len(args) > 5 and isinstance(args[5], int) and args[5] > 0 else 2
+    return 0, 4 * ratio * ratio * _numel(_out0(outs))
+
+
+# torchvision's operators (torch.ops.torchvision.*), by name: torchvision need not be installed
+TORCHVISION_OPS = {"nms": _nms, "roi_align": _roi_align, "roi_pool": _per_out(1)}
+
+
+def _grid_sampler(d: int):
+    """One FLOP per tap: 2^d (bilinear/trilinear), 1 (nearest), 4^d (bicubic) per output element."""
+    def cost(args, kwargs, outs):
+        mode = args[2] if len(args) > 2 else 0  # 0 bilinear, 1 nearest, 2 bicubic
+        taps = {1: 1, 2: 4 ** d}.get(mode, 2 ** d)
+        return 0, taps * _numel(_out0(outs))
+    return cost
+
+
 OTHER_OPS = {
     aten.native_batch_norm: _batch_norm,
     aten._native_batch_norm_legit: _batch_norm,
@@ -164,6 +208,10 @@ OTHER_OPS = {
     aten.upsample_bilinear2d: _linear_upsample(2),
     aten.upsample_bicubic2d: _linear_upsample(4),
     aten.upsample_trilinear3d: _linear_upsample(3),
+    aten._upsample_bilinear2d_aa: _aa_upsample(2),
+    aten._upsample_bicubic2d_aa: _aa_upsample(4),
+    aten.grid_sampler_2d: _grid_sampler(2),
+    aten.grid_sampler_3d: _grid_sampler(3),
     aten.var: _per_in(2),
     aten.std: _per_in(3),
     aten.var_mean: _per_in(3),
@@ -200,7 +248,9 @@ ZERO_COST = {
     aten.sym_stride, aten.sym_storage_offset, aten.rand, aten.randn, aten.rand_like, aten.randn_like,
     aten.randint, aten.randperm, aten.normal_, aten.uniform_, aten.eye, aten.linspace,
     aten.argmax, aten.argmin, aten.topk, aten.sort, aten.tril, aten.triu, aten.masked_fill,
-    aten.masked_fill_, aten._unsafe_view, aten._reshape_alias, aten.reshape, aten.as_strided_, aten.view_copy,
+    aten.masked_fill_, aten.im2col, aten.col2im, aten.unsafe_split, aten.unsafe_split_with_sizes,
+    aten.unsafe_chunk, aten.nonzero, aten._unique2, aten.unique_dim, aten.unique_consecutive,
+    aten._unsafe_view, aten._reshape_alias, aten.reshape, aten.as_strided_, aten.view_copy,
 }
 
 _POINTWISE_TAG = torch.Tag.pointwise
@@ -211,6 +261,9 @@ def cost_for(func) -> Any:
     """The cost function of one operator overload, resolved once: (args, kwargs, outs) →
     (MACs, other FLOPs, supported)."""
     packet = func.overloadpacket
+    if getattr(func, "namespace", "aten") == "torchvision" and packet.__name__ in TORCHVISION_OPS:
+        fn = TORCHVISION_OPS[packet.__name__]
+        return lambda args, kwargs, outs: (0, fn(args, kwargs, outs)[1], True)
     fn = MAC_OPS.get(packet)
     if fn is not None:
         return lambda args, kwargs, outs: (*fn(args, kwargs, outs), True)

@@ -106,6 +106,11 @@ class LayerRecord:
     inputs: list[int] = field(default_factory=list, repr=False)  # producing records (-1: a model input)
     layout: Layout | None = field(default=None, repr=False)
     n_axes: int = field(default=0, repr=False)
+    # how its output size was learnt: "meta" (from the shapes), "cpu-run" (a run on values, forced by another
+    # operator) or "measured" (the size depends on values: nonzero, nms, unique), see Report.sizing
+    sizing: str = "meta"
+    output_stride: tuple[int, ...] = ()  # the strides of its output tensor (its memory layout)
+    backward_macs: int = 0  # MACs of its gradients in a training step (see Report.backward_macs)
 
     @property
     def receptive_field(self) -> ReceptiveField | None:
@@ -117,7 +122,7 @@ class LayerRecord:
                 "input_shapes": [list(s) for s in self.input_shapes], "output_shape": list(self.output_shape),
                 "params": self.params, "macs": self.macs, "other_flops": self.other_flops,
                 "activation_bytes": self.activation_bytes,
-                "receptive_field": None if rf is None else rf.as_dict()}
+                "receptive_field": None if rf is None else rf.as_dict(), "sizing": self.sizing}
 
 
 @dataclass(slots=True)
@@ -164,10 +169,33 @@ class Report:
     unused_params: int = 0
     receptive_field_layer: str | None = None  # the outermost module whose output is that map
     seconds: float = 0.0
+    # {} when every output size followed from shapes on meta tensors. A model that reads values (nonzero, nms,
+    # .item(): detection) runs once for real on the CPU, on a seeded random input of the requested shape
+    # (made-up weights where the model is on meta): then "*" → "cpu-run" and each operator whose output size
+    # depends on the values (e.g. "aten.nonzero", "torchvision.nms") → "measured" — true of that input only.
+    sizing: dict[str, str] = field(default_factory=dict)
 
     @property
     def flops(self) -> int:
         return 2 * self.macs
+
+    @property
+    def backward_macs(self) -> int:
+        """Multiply–accumulates of the backward pass, by the convention of `macs` (convolutions, linear
+        layers, matrix products and attention; nothing else): for each such product, its forward MACs once
+        for the gradient of its input (dX = dY ⋆ Wᵀ) if that input needs one, and once for the gradient of
+        its weight (dW = Xᵀ ⋆ dY) if the weight is trainable — 2 × forward for a conv or linear layer
+        inside the network, 1 × for the first layer (the model's input needs no gradient) and for a layer
+        whose input comes only from frozen layers, 0 for a frozen layer that nothing trainable precedes.
+        Bias gradients (sums) and the backward of everything else are not counted, as in `macs`."""
+        return sum(r.backward_macs for r in self.layers)
+
+    @property
+    def training_step_flops(self) -> int:
+        """FLOPs of one training step's forward and backward products: 2 × (macs + backward_macs), the
+        convention of torch.utils.flop_counter.FlopCounterMode around a forward and `loss.backward()`
+        (2 FLOPs a MAC; normalisation, activations, the loss and the optimizer update not included)."""
+        return 2 * (self.macs + self.backward_macs)
 
     @property
     def training_peak_bytes(self) -> int | None:
@@ -230,10 +258,13 @@ class Report:
             "activation_bytes": self.activation_bytes,
             "saved_activation_bytes": self.saved_activation_bytes,
             "training_peak_bytes": self.training_peak_bytes,
+            "backward_macs": self.backward_macs,
+            "training_step_flops": self.training_step_flops,
             "receptive_field": None if rf is None else rf.as_dict(),
             "unsupported_ops": dict(self.unsupported_ops),
             "unused_params": self.unused_params,
             "receptive_field_layer": self.receptive_field_layer,
+            "sizing": dict(self.sizing),
         }
         if layers:
             d["layers"] = [r.as_dict() for r in self.layers]

@@ -14,7 +14,6 @@ one ATen call they make (`fastmeta.MODULE_CALLS`), without running their forward
 from __future__ import annotations
 
 import contextlib
-import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import CnnAtlasError, InvalidArgumentError
+from . import _fast
 from .fastmeta import FAST, module_call
 from .flops import cost_for
 from .receptive_field import RULES, Layout, elementwise, input_layout
@@ -39,8 +39,6 @@ _HIDDEN = {aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like
 
 
 _CREATE = {aten.empty.memory_format, aten.empty_strided.default}
-_PYTHON_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) | \
-    torch._C.DispatchKeySet(torch._C.DispatchKey.PythonTLSSnapshot)
 
 
 class _Plan(NamedTuple):
@@ -76,6 +74,66 @@ def _plan(func) -> _Plan:
 
 class AnalysisError(CnnAtlasError, RuntimeError):
     """The model could not be traced on meta tensors."""
+
+
+# -- value-dependent operators -----------------------------------------------------------------
+# Their output's size (nonzero, unique, masked_select, torchvision's nms) or a Python value the model
+# reads (.item(), `if tensor:`) depends on the tensor's values, which meta tensors do not have.
+
+_VALUE_TAGS = {t for t in (getattr(torch.Tag, "dynamic_output_shape", None),
+                           getattr(torch.Tag, "data_dependent_output", None)) if t is not None}
+_VALUE_OPS = {"nms", "_local_scalar_dense", "is_nonzero", "item", "equal", "nonzero", "_unique2", "unique_dim",
+              "unique_consecutive", "masked_select", "repeat_interleave", "bincount", "histc"}
+META_SIZED = "meta"  # shapes follow from the shapes: the trace ran on meta tensors
+CPU_RUN = "cpu-run"  # a CPU run (the model reads values); the shape follows from the shapes all the same
+MEASURED = "measured"  # the output's size depends on values: measured on that CPU run
+
+
+# which tensor arguments (by position among the operator's tensor arguments) each product differentiates
+_PRODUCT_OPERANDS = {"convolution": (0, 1), "_convolution": (0, 1), "mm": (0, 1), "addmm": (1, 2), "bmm": (0, 1),
+                     "baddbmm": (1, 2), "mv": (0, 1), "dot": (0, 1)}
+
+
+def backward_macs(op: str, macs: int, needs_grad: list[bool]) -> int:
+    """MACs of the backward of one product (conv, linear, matmul) of `macs` forward MACs: the gradient of
+    each operand that needs one is another product of the same size (dX = dY ⋆ Wᵀ, dW = Xᵀ ⋆ dY), so
+    macs for the input's gradient plus macs for the weight's. Fused attention: 2 × forward (dQ, dK, dV and
+    dP, as FlopCounterMode counts them) where any of Q, K, V needs a gradient."""
+    operands = _PRODUCT_OPERANDS.get(op)
+    if operands is None:
+        return 2 * macs if any(needs_grad[:3]) else 0
+    return sum(macs for i in operands if i < len(needs_grad) and needs_grad[i])
+
+
+def _op_name(func) -> str:
+    packet = func.overloadpacket
+    ns = getattr(func, "namespace", "aten")
+    return f"{ns}.{packet.__name__}"
+
+
+def value_sized(func) -> bool:
+    """Whether an operator's output *size* depends on values (nonzero, unique, nms): the trigger of a CPU
+    run. A forward that only reads a value to branch on (`if x.sum() > 0`) stays an error: its analysis
+    would depend on the made-up input."""
+    if func is None:
+        return False
+    try:
+        return _SIZE_TAG in func.tags or func.overloadpacket.__name__ in ("nms", "nonzero", "_unique2")
+    except AttributeError:
+        return False
+
+
+_SIZE_TAG = getattr(torch.Tag, "dynamic_output_shape", None)
+
+
+def data_dependent(func) -> bool:
+    """Whether an operator's output size, or the value it returns to Python, depends on values."""
+    if func is None:
+        return False
+    try:
+        return bool(_VALUE_TAGS.intersection(func.tags)) or func.overloadpacket.__name__ in _VALUE_OPS
+    except AttributeError:
+        return False
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -136,8 +194,11 @@ class _Trace(TorchDispatchMode):
     """Sees every operator; keeps records, layouts and the producer graph."""
 
     def __init__(self, module_names: dict[int, str], param_ids: dict[int, Any], n_axes: int,
-                 param_storages: set[int]) -> None:
+                 param_storages: set[int], real: bool = False) -> None:
         super().__init__()
+        self.real = real  # tensors hold values (a CPU run): operators run as they are, nothing goes to meta
+        self.failed: Any = None  # the operator that raised, if one did
+        self.measured: Counter[str] = Counter()  # value-dependent operators of a CPU run, by name
         self.names = module_names
         self.param_of = param_ids  # id(tensor) → parameter tensor (parameters and views of them)
         self.n_axes = n_axes
@@ -150,18 +211,16 @@ class _Trace(TorchDispatchMode):
         self.producer: dict[int, int] = {}
         self.keep: list[Any] = []  # keep every traced tensor alive so that ids stay unique
         self.used: set[int] = set()
+        # ids of tensors autograd would differentiate: trainable parameters, inputs that require grad and
+        # whatever is computed from them (whether or not the trace itself runs with autograd)
+        self.grad: set[int] = {i for i, p in param_ids.items() if p.requires_grad}
+        self.autograd = False  # True while autograd runs through the trace (then requires_grad tells)
         self.unsupported: Counter[str] = Counter()
         self.saved_storages: set[int] = set()
         self.saved_bytes = 0
         self._layout_of = lambda t, get=self.layouts.get: get(id(t))
         self._clone_src: torch.Tensor | None = None
         self._clone_outs: list[torch.Tensor] = []
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # TorchDispatchMode wraps a subclass's __torch_dispatch__ to keep torch.compile out of it, at a
-        # few microseconds per operator; nothing in the trace compiles, so it goes without the wrapper
-        return False
 
     # the module stack ------------------------------------------------------------------------
     def watch_forwards(self, modules: list[nn.Module]) -> Callable[[], None]:
@@ -174,7 +233,7 @@ class _Trace(TorchDispatchMode):
             d = m.__dict__
             before = d.get("forward", _ABSENT)
             wrapped.append((m, before))
-            shortcut = module_call(type(m)) if before is _ABSENT else None
+            shortcut = module_call(type(m)) if before is _ABSENT and self.fast else None
             d["forward"] = self._watched(m.forward, self.names[id(m)], type(m).__name__,
                                          None if shortcut is None else (m, shortcut))
 
@@ -217,7 +276,7 @@ class _Trace(TorchDispatchMode):
         if made is None:
             return None
         func, args = made
-        with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # as inside __torch_dispatch__: the mode skips its own tensors
+        with _fast.outside_mode():  # as inside __torch_dispatch__: the mode skips its own tensors
             out = FAST[func](args, {})
             if out is None:
                 return None
@@ -253,22 +312,36 @@ class _Trace(TorchDispatchMode):
             storage = t.untyped_storage()
         except (RuntimeError, NotImplementedError):
             return t
-        key = storage._cdata
+        key = id(storage)  # a storage keeps its one Python object while it lives (the trace keeps them all)
         if key not in self.saved_storages and key not in self.param_storages:
             self.saved_storages.add(key)
             self.saved_bytes += storage.nbytes()
         return t
 
     # operators ------------------------------------------------------------------------------
+    fast = False  # the public path: PyTorch's own meta kernels, every module's forward run
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _CREATE:  # a fresh tensor that depends on nothing: nothing to record
             return func(*args, **kwargs)
-        fast = FAST.get(func)
-        out = fast(args, kwargs) if fast is not None else None
-        if out is None:
-            args, kwargs = _to_meta(args, kwargs)
+        if self.real:
             out = func(*args, **kwargs)
+            n = len(self.records)
+            self._record(func, args, kwargs, out)
+            if data_dependent(func):
+                self.measured[_op_name(func)] += 1
+                if len(self.records) > n:
+                    self.records[-1].sizing = MEASURED
+            elif len(self.records) > n:
+                self.records[-1].sizing = CPU_RUN
+            return out
+        args, kwargs = _to_meta(args, kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception:
+            self.failed = func
+            raise
         self._record(func, args, kwargs, out)
         return out
 
@@ -313,10 +386,13 @@ class _Trace(TorchDispatchMode):
                 keep.append(o)
 
         producer, param_of = self.producer, self.param_of
+        grad = self.grad
         if plan.hidden:
             src = producer.get(id(tin[0]), -1) if tin else -1
             for o in louts:
                 producer[id(o)] = src
+            if tin and not self.autograd and id(tin[0]) in grad:
+                grad.update([id(o) for o in louts])
             if tin and id(tin[0]) in param_of:
                 for o in louts:
                     param_of[id(o)] = param_of[id(tin[0])]
@@ -333,7 +409,7 @@ class _Trace(TorchDispatchMode):
                     producer[id(o)] = prev.inputs[0]
         macs, other, ok = plan.cost(args, kwargs, out)
         if not ok:
-            self.unsupported[f"aten.{plan.name}"] += 1
+            self.unsupported[f"{getattr(func, 'namespace', 'aten')}.{plan.name}"] += 1
         params = 0
         used = self.used
         tids = [id(t) for t in tin]
@@ -344,12 +420,26 @@ class _Trace(TorchDispatchMode):
                 params += p.numel()
         o0 = louts[0]
         new = not plan.inplace and id(o0) not in tids
+        backward = 0
+        if self.autograd:  # autograd runs through the trace: it knows which inputs need a gradient
+            if macs:
+                backward = backward_macs(plan.name, macs, [t.requires_grad for t in tin])
+        else:
+            for tid in tids:
+                if tid in grad:
+                    if macs:
+                        backward = backward_macs(plan.name, macs, [t in grad for t in tids])
+                    if len(louts) == 1:
+                        grad.add(id(o0))
+                    else:
+                        grad.update([id(o) for o in louts])
+                    break
         index = len(records)
         name, mtype = self.stack[-1]
         records.append(LayerRecord(
             index, name, mtype, plan.name, [tuple(t.shape) for t in tin], tuple(o0.shape), params, macs, other,
             o0.numel() * o0.element_size() if new else 0, [producer.get(tid, -1) for tid in tids],
-            layouts.get(id(o0)), self.n_axes))
+            layouts.get(id(o0)), self.n_axes, META_SIZED, o0.stride(), backward))
         for o in louts:
             producer[id(o)] = index
         if plan.name == "clone":
@@ -357,6 +447,29 @@ class _Trace(TorchDispatchMode):
 
 
 _ABSENT = object()
+
+
+def _fast_dispatch(self, func, types, args=(), kwargs=None):
+    """The fast path's __torch_dispatch__: fastmeta's shape arithmetic first, the meta kernel where it
+    declines."""
+    kwargs = kwargs or {}
+    if func in _CREATE:  # a fresh tensor that depends on nothing: nothing to record
+        return func(*args, **kwargs)
+    fast = FAST.get(func)
+    out = fast(args, kwargs) if fast is not None else None
+    if out is None:
+        args, kwargs = _to_meta(args, kwargs)
+        try:
+            out = func(*args, **kwargs)
+        except Exception:
+            self.failed = func
+            raise
+    self._record(func, args, kwargs, out)
+    return out
+
+
+_FastTrace = _fast.fast_mode_class(_Trace, _fast_dispatch) if _fast.AVAILABLE else _Trace
+_FastTrace.fast = _fast.AVAILABLE
 
 
 def _unpack(t: torch.Tensor) -> torch.Tensor:
@@ -388,26 +501,46 @@ def _to_meta(args, kwargs):
 # -- the analysis ------------------------------------------------------------------------------
 
 
+_OWN_CLASS: dict[type, bool] = {}  # module class → defined outside torch.nn (may cache tensors in attributes)
+
+
 class _MetaSwap:
     """Replace every parameter and buffer by a meta tensor of the same shape, dtype and
     requires_grad (one per shared tensor), and put them back afterwards — what
     `torch.func.functional_call` does, in one pass over the modules. Also sets train/eval mode."""
 
-    def __init__(self, model: nn.Module, training: bool, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, model: nn.Module, training: bool, dtype: torch.dtype | None = None,
+                 device: torch.device = META, fast: bool = False) -> None:
         self.model = model
+        self.fast = fast  # write modules' dictionaries directly (_fast); else through nn.Module's setattr
+        self.device = device  # META, or the CPU for a run on values (copies of the weights; made-up where meta)
         self.training = training
         self.dtype = dtype  # floating-point parameters and buffers take this dtype
         self.names: dict[int, str] = {}
         self.params: dict[int, torch.Tensor] = {}  # id(meta parameter) → meta parameter
         self.buffers: list[torch.Tensor] = []
         self.saved: list[tuple[nn.Module, bool, dict, dict]] = []
+        self.attributes: list[dict] = []  # each module's attributes as they were (see restore_attributes)
+
+    def restore_attributes(self) -> None:
+        """Put back plain attributes the forward replaced (torchvision's anchor generator caches its
+        anchors moved to the input's device: meta), so that a second run finds the model as it was.
+        PyTorch's own modules (torch.nn) keep no such cache and are not copied."""
+        for (m, *_), before in zip(self.saved, self.attributes):
+            if before is None:
+                continue
+            d = m.__dict__
+            for k, v in before.items():
+                if d.get(k, _ABSENT) is not v and k not in ("forward", "training"):
+                    d[k] = v
 
     def __enter__(self) -> "_MetaSwap":
         copies: dict[int, torch.Tensor] = {}
         training, dtype, empty_like = self.training, self.dtype, torch.empty_like
         names, saved, params, buffers = self.names, self.saved, self.params, self.buffers
-        set_attr = object.__setattr__  # nn.Module.__setattr__ is slow and `training` is a plain attribute
-        for name, m in _walk(self.model):
+        fast = self.fast
+        set_attr = _fast.set_plain_attribute if fast else setattr
+        for name, m in (_walk(self.model) if fast else self.model.named_modules()):
             if isinstance(m, torch.jit.ScriptModule):  # its parameters and code are out of the trace's reach
                 self.__exit__()  # put back what is already swapped: the model is left as it was
                 where = f"module {name!r} is" if name else "got"
@@ -415,8 +548,17 @@ class _MetaSwap:
                                            f"({type(m).__name__}), whose parameters and code the meta trace "
                                            "cannot swap or see: pass the model before torch.jit.script/trace")
             names[id(m)] = name
-            mp, mb = m._parameters, m._buffers
+            if fast:
+                mp, mb = _fast.parameters(m), _fast.buffers(m)
+            else:
+                mp = dict(m.named_parameters(recurse=False, remove_duplicate=False))
+                mb = dict(m.named_buffers(recurse=False, remove_duplicate=False))
             saved.append((m, m.training, dict(mp) if mp else None, dict(mb) if mb else None))
+            cls = type(m)
+            own = _OWN_CLASS.get(cls)
+            if own is None:
+                own = _OWN_CLASS[cls] = not cls.__module__.startswith("torch.nn.")
+            self.attributes.append(m.__dict__.copy() if own else None)
             if m.training != training:
                 set_attr(m, "training", training)
             for k, p in mp.items():
@@ -425,48 +567,75 @@ class _MetaSwap:
                 meta = copies.get(id(p))
                 if meta is None:
                     dt = dtype if dtype is not None and p.is_floating_point() else p.dtype
-                    meta = empty_like(p, dtype=dt, device=META, requires_grad=p.requires_grad)
+                    if self.device is META:
+                        meta = empty_like(p, dtype=dt, device=META, requires_grad=p.requires_grad)
+                    else:
+                        meta = _cpu_copy(k, p, dt).requires_grad_(p.requires_grad)
+                    if not fast:
+                        meta = nn.Parameter(meta, requires_grad=p.requires_grad)
                     copies[id(p)] = meta
                     params[id(meta)] = meta
-                mp[k] = meta
+                if fast:
+                    mp[k] = meta
+                else:
+                    setattr(m, k, meta)
             for k, b in mb.items():
                 if b is None:
                     continue
                 meta = copies.get(id(b))
                 if meta is None:
                     dt = dtype if dtype is not None and b.is_floating_point() else b.dtype
-                    meta = empty_like(b, dtype=dt, device=META)
+                    meta = empty_like(b, dtype=dt, device=META) if self.device is META else _cpu_copy(k, b, dt)
                     copies[id(b)] = meta
                     buffers.append(meta)
-                mb[k] = meta
+                if fast:
+                    mb[k] = meta
+                else:
+                    setattr(m, k, meta)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        set_attr = object.__setattr__
+        fast = self.fast
+        set_attr = _fast.set_plain_attribute if fast else setattr
         for m, mode, params, buffers in self.saved:
             if m.training != mode:
                 set_attr(m, "training", mode)
-            if params:
-                m._parameters.update(params)
-            if buffers:
-                m._buffers.update(buffers)
+            if fast:
+                if params:
+                    _fast.parameters(m).update(params)
+                if buffers:
+                    _fast.buffers(m).update(buffers)
+                continue
+            for k, v in (params or {}).items():
+                setattr(m, k, v)
+            for k, v in (buffers or {}).items():
+                setattr(m, k, v)
 
     @property
     def param_storages(self) -> set[int]:
-        return {t.untyped_storage()._cdata for t in self.params.values()}
+        return {id(t.untyped_storage()) for t in self.params.values()}
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused():
-    """The trace allocates thousands of objects and frees none of them before it ends, so Python's
-    cyclic collector would only walk them (and the whole model) again and again meanwhile."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _cpu_copy(name: str, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A CPU copy of a weight for a run on values; a weight built on meta gets made-up values that keep
+    activations in range: 1/√fan-in normal matrices, ones for 1-D weights and variances, zeros elsewhere."""
+    if t.device.type != "meta":
+        return t.detach().to("cpu", dtype, copy=True)
+    out = torch.zeros(t.shape, dtype=dtype)
+    if not out.is_floating_point():
+        return out
+    if "var" in name or (out.dim() <= 1 and name.endswith("weight")):
+        out.fill_(1.0)
+    elif out.dim() >= 2 and out.numel():
+        out.normal_(0.0, (out.numel() // out.shape[0]) ** -0.5, generator=torch.Generator().manual_seed(out.numel()))
+    return out
+
+
+def _cpu_inputs(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Random inputs in [0, 1) of the requested shapes and dtypes (zeros for integers), seeded."""
+    gen = torch.Generator().manual_seed(0)
+    return [torch.rand(x.shape, dtype=x.dtype, generator=gen) if x.is_floating_point() else
+            torch.zeros(x.shape, dtype=x.dtype) for x in inputs]
 
 
 def _walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -481,7 +650,7 @@ def _walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
             continue
         seen.add(id(m))
         out.append((name, m))
-        children = m._modules
+        children = _fast.children(m)
         if children:
             prefix = name + "." if name else ""
             stack.extend([(prefix + k, c) for k, c in reversed(children.items()) if c is not None])
@@ -527,6 +696,9 @@ def analyze(
     runs without autograd and records standard convolution, eval batch-norm and activation modules
     from their one ATen call without running their forward (1.3–1.7× faster on torchvision's CNNs);
     `saved_activation_bytes` and `training_peak_bytes` are None, everything else is the same.
+    A model with an operator whose output size depends on values (nonzero, nms, unique: detection)
+    is traced once for real on the CPU instead, on a seeded random input of the shape: see
+    `Report.sizing`.
     """
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
@@ -543,28 +715,26 @@ def analyze(
     sdims = _spatial_dims(rf_x, spatial_dims)
 
     start = time.perf_counter()
+    state: dict[str, Any] = {}
     try:
-        with _cyclic_gc_paused(), _MetaSwap(model, training, dtype if dtype.is_floating_point else None) as swap:
-            tracer = _Trace(swap.names, dict(swap.params), len(sdims),
-                            swap.param_storages if training_memory else set())  # only pack() reads them
-            for i, x in enumerate(inputs):
-                tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
-                tracer.producer[id(x)] = -1
-                tracer.keep.append(x)
-            unwatch = tracer.watch_forwards([m for m, *_ in swap.saved])
-            try:
-                if training_memory:
-                    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
-                        output = model(*args, **kwargs)
-                else:
-                    with torch.no_grad(), tracer:
-                        output = model(*args, **kwargs)
-            finally:
-                unwatch()
+        output, tracer, swap = _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory,
+                                    META, state)
     except CnnAtlasError:
         raise
     except Exception as err:  # noqa: BLE001 — any failure of the user's forward, explained
-        raise _explain(model, inputs, err) from err
+        if not value_sized(state.get("failed")):
+            raise _explain(model, inputs, err) from err
+        # the forward reads values (nonzero, nms, .item()): run it for real on the CPU, on a random input
+        real = _cpu_inputs(inputs)
+        it = iter(real)
+        rargs, rkwargs = tuple(next(it) for _ in args), {k: next(it) for k in kwargs}
+        try:
+            output, tracer, swap = _run(model, rargs, rkwargs, real, rf_input, sdims, training, dtype,
+                                        training_memory, torch.device("cpu"), state)
+        except CnnAtlasError:
+            raise
+        except Exception as err2:  # noqa: BLE001
+            raise _explain(model, inputs, err2) from err2
     seconds = time.perf_counter() - start
 
     outputs = [t for t in _flatten(output) if isinstance(t, torch.Tensor)]
@@ -602,7 +772,51 @@ def analyze(
         unused_params=total_params - used,
         receptive_field_layer=rf_module,
         seconds=seconds,
+        sizing=_sizing(tracer),
     )
+
+
+def _sizing(tracer: _Trace) -> dict[str, str]:
+    """How the trace learnt each operator's output size: {} when all from shapes on meta tensors; after a
+    CPU run, each value-dependent operator → "measured", and "*" (every other one) → "cpu-run"."""
+    if not tracer.real:
+        return {}
+    return {"*": CPU_RUN, **{name: MEASURED for name in sorted(tracer.measured)}}
+
+
+def _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory, device, state):
+    """One trace of the forward, on meta tensors or (device CPU) on values; `state["failed"]` names the
+    operator that raised, if one did."""
+    real = device is not META
+    fast = _fast.enabled()
+    with _fast.cyclic_gc_paused() if fast else contextlib.nullcontext(), \
+            _MetaSwap(model, training, dtype if dtype.is_floating_point else None, device, fast) as swap:
+        mode = _FastTrace if fast and not real else _Trace
+        tracer = mode(swap.names, dict(swap.params), len(sdims),
+                      swap.param_storages if training_memory else set(), real)  # only pack() reads them
+        for i, x in enumerate(inputs):
+            tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
+            if x.requires_grad:
+                tracer.grad.add(id(x))
+            tracer.producer[id(x)] = -1
+            tracer.keep.append(x)
+        unwatch = tracer.watch_forwards([m for m, *_ in swap.saved])
+        tracer.autograd = training_memory
+        try:
+            if training_memory:
+                with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(tracer.pack, _unpack), tracer:
+                    output = model(*args, **kwargs)
+            else:
+                with torch.no_grad(), tracer:
+                    output = model(*args, **kwargs)
+        except BaseException:
+            state["failed"] = tracer.failed
+            if value_sized(tracer.failed):
+                swap.restore_attributes()
+            raise
+        finally:
+            unwatch()
+    return output, tracer, swap
 
 
 def _flatten(obj: Any) -> list[Any]:
@@ -667,4 +881,4 @@ def _explain(model: nn.Module, inputs: list[torch.Tensor], err: Exception) -> An
         hint = (f" The inputs are {dtypes}: give the dtype the model computes in (analyze(..., dtype=...) casts "
                 "inputs given as shapes and floating-point weights to it).")
     return AnalysisError(f"could not trace {type(model).__name__} at input {shapes}: "
-                         f"{type(err).__name__}: {text}.{hint}")
+                         f"{type(err).__name__}: {text.rstrip('.')}.{hint}")
