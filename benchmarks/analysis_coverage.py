@@ -60,6 +60,7 @@ def build(spec: str, device: str = "meta"):
     with torch.device(device):
         if source == "timm":
             import timm
+
             model = timm.create_model(name)
             return model.eval(), [(1, *model.default_cfg["input_size"])]
         kw = {"weights": None}
@@ -114,9 +115,13 @@ def measure(spec: str) -> dict:
     except Exception as err:  # noqa: BLE001
         row["error"] = cause(err)
     else:
-        row.update(macs=report.macs, seconds=report.seconds, sizing=report.sizing,
-                   unsupported=report.unsupported_ops,
-                   params_exact=report.params == sum(p.numel() for p in model.parameters()))
+        row.update(
+            macs=report.macs,
+            seconds=report.seconds,
+            sizing=report.sizing,
+            unsupported=report.unsupported_ops,
+            params_exact=report.params == sum(p.numel() for p in model.parameters()),
+        )
     try:
         flops, seconds = flop_counter(model, shapes)
     except Exception as err:  # noqa: BLE001
@@ -154,7 +159,8 @@ def summarise(rows: list[dict], scope: str, elapsed: float) -> str:
         "# Analyser coverage: timm and torchvision on the meta device",
         "",
         f"Written by `benchmarks/analysis_coverage.py` ({scope}); torch {torch.__version__}, torchvision "
-        f"{torchvision.__version__}" + (f", timm {sys.modules['timm'].__version__}" if "timm" in sys.modules else "")
+        f"{torchvision.__version__}"
+        + (f", timm {sys.modules['timm'].__version__}" if "timm" in sys.modules else "")
         + f"; {platform.machine()}, {elapsed / 60:.1f} minutes.",
         "",
         "| measure | count |",
@@ -173,21 +179,33 @@ def summarise(rows: list[dict], scope: str, elapsed: float) -> str:
         f"| analysed by cnnatlas where FlopCounterMode fails | {len(peer_only_fails)} |",
     ]
     if ratios:
-        lines += ["", f"FlopCounterMode's time over cnnatlas's (both on meta tensors, cnnatlas's default analysis): "
-                      f"median {statistics.median(ratios):.1f}×, middle 80% {q(0.1):.1f}–{q(0.9):.1f}×, "
-                      f"over {len(ratios)} models."]
+        lines += [
+            "",
+            f"FlopCounterMode's time over cnnatlas's (both on meta tensors, cnnatlas's default analysis): "
+            f"median {statistics.median(ratios):.1f}×, middle 80% {q(0.1):.1f}–{q(0.9):.1f}×, "
+            f"over {len(ratios)} models.",
+        ]
     if failures:
         lines += ["", "## cnnatlas failures by cause", "", "| cause | models |", "|---|---|"]
-        lines += [f"| {c.replace('|', '/')} | {len(m)}: {', '.join(m[:6])}{' …' if len(m) > 6 else ''} |"
-                  for c, m in sorted(failures.items(), key=lambda kv: -len(kv[1]))]
+        lines += [
+            f"| {c.replace('|', '/')} | {len(m)}: {', '.join(m[:6])}{' …' if len(m) > 6 else ''} |"
+            for c, m in sorted(failures.items(), key=lambda kv: -len(kv[1]))
+        ]
     if differ:
-        lines += ["", "## MACs that differ from FlopCounterMode's", "", "| model | cnnatlas | FlopCounterMode |",
-                  "|---|---:|---:|"]
+        lines += [
+            "",
+            "## MACs that differ from FlopCounterMode's",
+            "",
+            "| model | cnnatlas | FlopCounterMode |",
+            "|---|---:|---:|",
+        ]
         lines += [f"| {r['model']} | {r['macs']:,} | {r['peer_macs']:,} |" for r in differ]
     if peer_failures:
         lines += ["", "## FlopCounterMode failures (cnnatlas analysed these)", "", "| cause | models |", "|---|---|"]
-        lines += [f"| {c.replace('|', '/')} | {len(m)}: {', '.join(m[:6])}{' …' if len(m) > 6 else ''} |"
-                  for c, m in sorted(peer_failures.items(), key=lambda kv: -len(kv[1]))]
+        lines += [
+            f"| {c.replace('|', '/')} | {len(m)}: {', '.join(m[:6])}{' …' if len(m) > 6 else ''} |"
+            for c, m in sorted(peer_failures.items(), key=lambda kv: -len(kv[1]))
+        ]
     if unsupported:
         lines += ["", "## Operators without a formula (models that use each)", ""]
         lines += [f"- `{op}`: {n}" for op, n in sorted(unsupported.items(), key=lambda kv: -kv[1])]
@@ -200,8 +218,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sample", type=int, help="a seeded random sample of this many models")
     ap.add_argument("--output", default=str(HERE / "RESULTS-coverage.md"), help="the Markdown results file")
     ap.add_argument("--json", help="also write every row to this JSON file")
-    ap.add_argument("--every", type=int, default=50, help="rewrite the results after this many models (a run "
-                    "stopped early leaves a table of a random sample: the models go in a seeded random order)")
+    ap.add_argument(
+        "--every",
+        type=int,
+        default=50,
+        help="rewrite the results after this many models (a run "
+        "stopped early leaves a table of a random sample: the models go in a seeded random order)",
+    )
     args = ap.parse_args(argv)
     names = args.models or all_models()
     scope = f"{len(names)} named models" if args.models else f"all {len(names)} models of timm and torchvision"
@@ -215,8 +238,11 @@ def main(argv: list[str] | None = None) -> dict:
     for i, spec in enumerate(names):
         row = measure(spec)
         rows.append(row)
-        state = row.get("error") or row.get("build_error") or (
-            f"{row['macs']:,} MACs" + ("" if row.get("peer_macs") in (None, row["macs"]) else " ≠ FlopCounterMode"))
+        state = (
+            row.get("error")
+            or row.get("build_error")
+            or (f"{row['macs']:,} MACs" + ("" if row.get("peer_macs") in (None, row["macs"]) else " ≠ FlopCounterMode"))
+        )
         print(f"[{i + 1}/{len(names)}] {spec}: {state}", flush=True)
         if (i + 1) % args.every == 0 and i + 1 < len(names):
             partial = f"a partial run: the first {i + 1} of {scope}, in a seeded random order"

@@ -79,8 +79,9 @@ def ptflops(model, shape):
     from ptflops import get_model_complexity_info
 
     with contextlib.redirect_stdout(io.StringIO()):
-        macs, params = get_model_complexity_info(model, tuple(shape[1:]), as_strings=False,
-                                                 print_per_layer_stat=False, verbose=False)
+        macs, params = get_model_complexity_info(
+            model, tuple(shape[1:]), as_strings=False, print_per_layer_stat=False, verbose=False
+        )
     return macs, params
 
 
@@ -94,7 +95,8 @@ def thop(model, shape):
 
 
 def _strip_thop(model):
-    """thop leaves total_ops/total_params buffers on every module; remove them so the next tool sees the model as it was."""
+    """thop leaves total_ops/total_params buffers on every module; remove them so the next tool sees the
+    model as it was."""
     for m in model.modules():
         for key in ("total_ops", "total_params"):
             m._buffers.pop(key, None)
@@ -150,15 +152,45 @@ def best_time(fn: Callable, repeat: int) -> tuple[float, object]:
 
 # -- explaining the differences -----------------------------------------------------------------------
 
-_ACT = {"relu", "relu_", "silu", "silu_", "sigmoid", "sigmoid_", "hardswish", "hardswish_", "hardsigmoid",
-        "hardsigmoid_", "gelu", "hardtanh", "hardtanh_", "tanh", "leaky_relu", "leaky_relu_"}
+_ACT = {
+    "relu",
+    "relu_",
+    "silu",
+    "silu_",
+    "sigmoid",
+    "sigmoid_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "gelu",
+    "hardtanh",
+    "hardtanh_",
+    "tanh",
+    "leaky_relu",
+    "leaky_relu_",
+}
 
 
 def components(model, shape) -> dict[str, int]:
     """Element counts of what we keep out of MACs, read from our per-operator records."""
     r = analyze(model, shape)
-    comp = dict.fromkeys(("bias", "BN", "BN params", "act", "maxpool in", "maxpool window", "maxpool out",
-                          "avgpool in", "avgpool out", "add", "mul"), 0)
+    comp = dict.fromkeys(
+        (
+            "bias",
+            "BN",
+            "BN params",
+            "act",
+            "maxpool in",
+            "maxpool window",
+            "maxpool out",
+            "avgpool in",
+            "avgpool out",
+            "add",
+            "mul",
+        ),
+        0,
+    )
     for rec in r.layers:
         out = 1
         for d in rec.output_shape:
@@ -207,20 +239,21 @@ def explain(diff: int, comp: dict[str, int]) -> str:
 
 NOTES = {
     "fvcore": "a torch.jit trace with per-operator handles; counts one 'flop' per multiply-add (so MACs) of conv, "
-              "matmul, linear and einsum, and adds batch norm (1 per element, 2 with affine) and adaptive average "
-              "pooling (1 per input element); element-wise operators (add_, mul, silu, sigmoid) are skipped with a warning",
+    "matmul, linear and einsum, and adds batch norm (1 per element, 2 with affine) and adaptive average "
+    "pooling (1 per input element); element-wise operators (add_, mul, silu, sigmoid) are skipped with a warning",
     "ptflops": "module hooks plus patched torch.nn.functional calls (pytorch backend): adds Linear biases, batch norm "
-               "(1 per element, 2 with affine), activations (1 per element) and pooling (1 per input element) to the "
-               "'MACs' — and a module whose forward calls the patched function (nn.ReLU → F.relu, pooling) is counted "
-               "twice, by its hook and by the patch",
-    "thop": "module hooks: batch norm 2 per element, doubled with affine (4); adaptive average pooling (kernel + 1) per "
-            "output; ReLU and max-pooling 0; functional calls (x + y, torch.cat, F.relu, x * s) are not seen",
+    "(1 per element, 2 with affine), activations (1 per element) and pooling (1 per input element) to the "
+    "'MACs' — and a module whose forward calls the patched function (nn.ReLU → F.relu, pooling) is counted "
+    "twice, by its hook and by the patch",
+    "thop": "module hooks: batch norm 2 per element, doubled with affine (4); adaptive average pooling "
+    "(kernel + 1) per output; ReLU and max-pooling 0; functional calls (x + y, torch.cat, F.relu, x * s) are "
+    "not seen",
     "torchinfo": "module hooks on leaf layers: conv and linear mult-adds including their bias additions; other layers "
-                 "with parameters add their parameter count (batch norm: 2·C)",
+    "with parameters add their parameter count (batch norm: 2·C)",
     "torchscan": "per-module formulas: besides conv/linear (with bias) its 'macs' include normalisation, activation "
-                 "and pooling layers",
+    "and pooling layers",
     "FlopCounterMode": "dispatch-level like cnnatlas: conv, mm, addmm, bmm and attention at 2 FLOPs per MAC, nothing "
-                       "else; it gives no shapes per module path, parameters, memory or receptive field",
+    "else; it gives no shapes per module path, parameters, memory or receptive field",
 }
 
 
@@ -251,7 +284,7 @@ def run(case: str, repeat: int, peer_repeat: int) -> dict:
     bigs = [shape[:-2] + (shape[-2] * k, shape[-1] * k) for k in (1, 2, 4)]
     for _ in range(repeat):
         for big in bigs:
-            sizes.setdefault("×".join(map(str, big)), []).append(_timed(lambda: analyze(model, big))[0])
+            sizes.setdefault("×".join(map(str, big)), []).append(_timed(lambda big=big: analyze(model, big))[0])
     comp = components(model, shape)
     rows = {}
     for name, fn in list(META_PEERS.items()) + list(PEERS.items()):
@@ -262,41 +295,76 @@ def run(case: str, repeat: int, peer_repeat: int) -> dict:
             for _ in range(peer_repeat):
                 our_times.append(_timed(analysis)[0])
                 full_times.append(_timed(default)[0])
-                t, (pm, pp) = _timed(lambda: fn(target, shape))
+                t, (pm, pp) = _timed(lambda fn=fn, target=target: fn(target, shape))
                 peer_times.append(t)
         except ImportError as err:  # a peer that is not installed
-            rows[name] = (name, None, None, None, f"{err.name or err} is not installed: pip install 'cnnatlas[bench]'",
-                          None, None)
+            rows[name] = (
+                name,
+                None,
+                None,
+                None,
+                f"{err.name or err} is not installed: pip install 'cnnatlas[bench]'",
+                None,
+                None,
+            )
             continue
         except Exception as err:  # noqa: BLE001 — a peer that cannot run this model
-            rows[name] = (name, None, None, None, f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}", None, None)
+            rows[name] = (
+                name,
+                None,
+                None,
+                None,
+                f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}",
+                None,
+                None,
+            )
             continue
         if pm is None:
             rows[name] = (name, None, None, None, "reported no MAC total", None, None)
             continue
         t_ours, t_full = min(t_ours, *our_times), min(t_full, *full_times)
-        rows[name] = (name, min(peer_times), int(pm), int(pp), explain(int(pm) - macs, comp),
-                      min(peer_times) / min(our_times), min(peer_times) / min(full_times))
+        rows[name] = (
+            name,
+            min(peer_times),
+            int(pm),
+            int(pp),
+            explain(int(pm) - macs, comp),
+            min(peer_times) / min(our_times),
+            min(peer_times) / min(full_times),
+        )
     peers = [rows[name] for name in list(PEERS) + list(META_PEERS)]  # the table lists them as documented first
-    table = [("cnnatlas", t_ours, macs, params, "", None, None),  # the best of all its timed calls
-             ("cnnatlas, training memory too", t_full, macs, params, "", None, None)] + peers
+    table = [
+        ("cnnatlas", t_ours, macs, params, "", None, None),  # the best of all its timed calls
+        ("cnnatlas, training memory too", t_full, macs, params, "", None, None),
+    ] + peers
     timed = [r for r in peers if r[1] is not None]
     documented = [r for r in timed if "(meta)" not in r[0]]
     fastest = min(documented, key=lambda r: r[1]) if documented else None
     fastest_any = min(timed, key=lambda r: r[1]) if timed else None
     best = lambda r: None if r is None else {"tool": r[0], "ms": r[1] * 1000, "faster": r[5]}  # noqa: E731
-    return {"case": case, "shape": list(shape), "macs": macs, "params": params, "components": comp,
-            "rows": [{"tool": name, "ms": None if t is None else t * 1000, "faster": ratio, "macs": m, "params": p,
-                      "why": why} for name, t, m, p, why, ratio, _ in table],
-            "fastest": best(fastest), "fastest_any": best(fastest_any),
-            "default": {"ms": t_full * 1000, "faster": None if fastest_any is None else fastest_any[6]},
-            "sizes_ms": {k: min(v) * 1000 for k, v in sizes.items()}}
+    return {
+        "case": case,
+        "shape": list(shape),
+        "macs": macs,
+        "params": params,
+        "components": comp,
+        "rows": [
+            {"tool": name, "ms": None if t is None else t * 1000, "faster": ratio, "macs": m, "params": p, "why": why}
+            for name, t, m, p, why, ratio, _ in table
+        ],
+        "fastest": best(fastest),
+        "fastest_any": best(fastest_any),
+        "default": {"ms": t_full * 1000, "faster": None if fastest_any is None else fastest_any[6]},
+        "sizes_ms": {k: min(v) * 1000 for k, v in sizes.items()},
+    }
 
 
 def machine_line() -> str:
-    return (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch "
-            f"{torch.__version__}, {torch.get_num_threads()} intra-op threads. "
-            "Times: best of several calls after a warm-up.")
+    return (
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} intra-op threads. "
+        "Times: best of several calls after a warm-up."
+    )
 
 
 def report(results: list[dict], machine: str | None = None) -> str:
@@ -305,10 +373,15 @@ def report(results: list[dict], machine: str | None = None) -> str:
     lines = [machine or machine_line(), ""]
     for res in results:
         lines.append(f"### {res['case']} at {'×'.join(map(str, res['shape']))}")
-        lines.append(f"ours: {res['macs']:,} MACs, {res['params']:,} parameters. Uncounted components (elements): "
-                     + ", ".join(f"{k} {v:,}" for k, v in res["components"].items()))
+        lines.append(
+            f"ours: {res['macs']:,} MACs, {res['params']:,} parameters. Uncounted components (elements): "
+            + ", ".join(f"{k} {v:,}" for k, v in res["components"].items())
+        )
         lines.append("")
-        lines.append("| tool | time | cnnatlas is … faster | MACs reported | params | MACs vs ours, and the components that make up the difference |")
+        lines.append(
+            "| tool | time | cnnatlas is … faster | MACs reported | params "
+            "| MACs vs ours, and the components that make up the difference |"
+        )
         lines.append("|---|---:|---:|---:|---:|---|")
         for row in res["rows"]:
             if row["ms"] is None:
@@ -316,25 +389,33 @@ def report(results: list[dict], machine: str | None = None) -> str:
                 continue
             faster = "—" if row["faster"] is None else f"{row['faster']:.1f}×"
             diff = "" if row["faster"] is None else f"{(row['macs'] - res['macs']) / res['macs']:+.2%} {row['why']}"
-            lines.append(f"| {row['tool']} | {row['ms']:.0f} ms | {faster} | {row['macs']:,} | {row['params']:,} "
-                         f"| {diff} |")
+            lines.append(
+                f"| {row['tool']} | {row['ms']:.0f} ms | {faster} | {row['macs']:,} | {row['params']:,} | {diff} |"
+            )
         lines.append("")
-        for label, best in (("Fastest peer as documented (real forward)", res["fastest"]),
-                            ("Fastest peer of all", res["fastest_any"])):
+        for label, best in (
+            ("Fastest peer as documented (real forward)", res["fastest"]),
+            ("Fastest peer of all", res["fastest_any"]),
+        ):
             if best is not None:
-                lines.append(f"{label}: {best['tool']}, {best['ms']:.0f} ms → cnnatlas "
-                             f"{best['faster']:.2f}× faster.")
+                lines.append(f"{label}: {best['tool']}, {best['ms']:.0f} ms → cnnatlas {best['faster']:.2f}× faster.")
         if res["fastest_any"] is not None:
-            lines.append(f"With the training-memory estimate (the default analysis): {res['default']['ms']:.0f} ms, "
-                         f"{res['default']['faster']:.2f}× faster than the fastest peer of all (in the same rounds).")
-        lines.append("The default analysis's time against input size: "
-                     + ", ".join(f"{k}: {v:.0f} ms" for k, v in res["sizes_ms"].items()))
+            lines.append(
+                f"With the training-memory estimate (the default analysis): {res['default']['ms']:.0f} ms, "
+                f"{res['default']['faster']:.2f}× faster than the fastest peer of all (in the same rounds)."
+            )
+        lines.append(
+            "The default analysis's time against input size: "
+            + ", ".join(f"{k}: {v:.0f} ms" for k, v in res["sizes_ms"].items())
+        )
         lines.append("")
-    lines.append("The last column decomposes each difference into our per-operator element counts (bias additions, "
-                 "batch-norm elements and parameters, activation elements, pooling inputs/windows/outputs, element-wise "
-                 "sums and products) with coefficients 0, 1, 2 or 4 — the simplest combination that fits; where two "
-                 "components happen to be equal, another combination may fit as well. The conventions, read in each "
-                 "tool's source:")
+    lines.append(
+        "The last column decomposes each difference into our per-operator element counts (bias additions, "
+        "batch-norm elements and parameters, activation elements, pooling inputs/windows/outputs, element-wise "
+        "sums and products) with coefficients 0, 1, 2 or 4 — the simplest combination that fits; where two "
+        "components happen to be equal, another combination may fit as well. The conventions, read in each "
+        "tool's source:"
+    )
     for name, note in NOTES.items():
         lines.append(f"- {name}: {note}.")
     return "\n".join(lines)
@@ -358,26 +439,48 @@ def parse_report(text: str) -> dict:
     cases: list[dict] = []
     for line in lines[1:]:
         if m := re.fullmatch(r"### (\S+) at ([\d×]+)", line):
-            res = {"case": m[1], "shape": [int(d) for d in m[2].split("×")], "rows": [], "fastest": None,
-                   "fastest_any": None, "default": {"ms": None, "faster": None}}
+            res = {
+                "case": m[1],
+                "shape": [int(d) for d in m[2].split("×")],
+                "rows": [],
+                "fastest": None,
+                "fastest_any": None,
+                "default": {"ms": None, "faster": None},
+            }
             cases.append(res)
-        elif m := re.fullmatch(r"ours: ([\d,]+) MACs, ([\d,]+) parameters\. "
-                               r"Uncounted components \(elements\): (.*)", line):
+        elif m := re.fullmatch(
+            r"ours: ([\d,]+) MACs, ([\d,]+) parameters\. "
+            r"Uncounted components \(elements\): (.*)",
+            line,
+        ):
             res["macs"], res["params"] = _int(m[1]), _int(m[2])
             res["components"] = {k: _int(v) for k, v in (c.rsplit(" ", 1) for c in m[3].split(", "))}
         elif line.startswith("| ") and not line.startswith("| tool |"):
             tool, ms, faster, macs, params, why = (c.strip() for c in line[1:-1].split("|"))
             timed = ms != "—"
             ratio = None if faster == "—" else float(faster.removesuffix("×"))
-            res["rows"].append({"tool": tool, "ms": int(ms.removesuffix(" ms")) if timed else None, "faster": ratio,
-                                "macs": _int(macs) if timed else None, "params": _int(params) if timed else None,
-                                "why": why if not timed else (why.split(" ", 1)[1] if ratio is not None else "")})
-        elif m := re.fullmatch(r"(Fastest peer as documented \(real forward\)|Fastest peer of all): (.+), (\d+) ms "
-                               r"→ cnnatlas ([\d.]+)× faster\.", line):
+            res["rows"].append(
+                {
+                    "tool": tool,
+                    "ms": int(ms.removesuffix(" ms")) if timed else None,
+                    "faster": ratio,
+                    "macs": _int(macs) if timed else None,
+                    "params": _int(params) if timed else None,
+                    "why": why if not timed else (why.split(" ", 1)[1] if ratio is not None else ""),
+                }
+            )
+        elif m := re.fullmatch(
+            r"(Fastest peer as documented \(real forward\)|Fastest peer of all): (.+), (\d+) ms "
+            r"→ cnnatlas ([\d.]+)× faster\.",
+            line,
+        ):
             key = "fastest" if m[1].startswith("Fastest peer as") else "fastest_any"
             res[key] = {"tool": m[2], "ms": int(m[3]), "faster": float(m[4])}
-        elif m := re.fullmatch(r"With the training-memory estimate \(the default analysis\): (\d+) ms, ([\d.]+)× "
-                               r"faster than the fastest peer of all \(in the same rounds\)\.", line):
+        elif m := re.fullmatch(
+            r"With the training-memory estimate \(the default analysis\): (\d+) ms, ([\d.]+)× "
+            r"faster than the fastest peer of all \(in the same rounds\)\.",
+            line,
+        ):
             res["default"] = {"ms": int(m[1]), "faster": float(m[2])}
         elif line.startswith("The default analysis's time against input size: "):
             sizes = line.split(": ", 1)[1].split(", ")
@@ -393,16 +496,22 @@ def readme_table(saved: dict) -> str:
     """The README's table ("## The analyser") of a saved run: per case the ratio to the fastest peer as
     documented and to the fastest in any mode, the default analysis against the latter, and the
     default analysis's time at 1×, 2× and 4× the input side."""
+
     def peer(best: dict | None) -> str:
         return f"{best['faster']:.2f}× ({best['tool'].replace(' (meta)', ' on meta')})" if best else "—"
 
-    lines = ["| case | faster than the fastest peer as documented | than the fastest peer in any mode | the default "
-             "analysis against that peer | default analysis at 1×, 2×, 4× the input side |", "|---|---|---|---|---|"]
+    lines = [
+        "| case | faster than the fastest peer as documented | than the fastest peer in any mode | the default "
+        "analysis against that peer | default analysis at 1×, 2×, 4× the input side |",
+        "|---|---|---|---|---|",
+    ]
     for res in saved["cases"]:
         default = "—" if res["default"]["faster"] is None else f"{res['default']['faster']:.2f}×"
         sizes = " / ".join(f"{v:.0f}" for v in res["sizes_ms"].values())
-        lines.append(f"| {res['case']}, {'×'.join(map(str, res['shape']))} | {peer(res['fastest'])} | "
-                     f"{peer(res['fastest_any'])} | {default} | {sizes} ms |")
+        lines.append(
+            f"| {res['case']}, {'×'.join(map(str, res['shape']))} | {peer(res['fastest'])} | "
+            f"{peer(res['fastest_any'])} | {default} | {sizes} ms |"
+        )
     return "\n".join(lines)
 
 
@@ -410,12 +519,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     parser.add_argument("--repeat", type=_count, default=5, help="timed calls of cnnatlas (best is kept)")
-    parser.add_argument("--peer-repeat", type=_count, default=3, help="timed rounds of each peer against cnnatlas (best is kept)")
+    parser.add_argument(
+        "--peer-repeat", type=_count, default=3, help="timed rounds of each peer against cnnatlas (best is kept)"
+    )
     parser.add_argument("--markdown", help="also write the results to this Markdown file")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--table", metavar="JSON", help="print the README's Markdown table of a saved run and exit")
-    parser.add_argument("--from-markdown", metavar="MD", help="read the figures of a report written by --markdown "
-                        "instead of measuring (with --json: save them)")
+    parser.add_argument(
+        "--from-markdown",
+        metavar="MD",
+        help="read the figures of a report written by --markdown instead of measuring (with --json: save them)",
+    )
     args = parser.parse_args()
     if args.table:
         with open(args.table, encoding="utf-8") as fh:
@@ -423,8 +537,10 @@ def main() -> None:
         return
     if args.from_markdown:
         with open(args.from_markdown, encoding="utf-8") as fh:
-            saved = {"source": f"the figures of the report {args.from_markdown}, as it prints them",
-                     **parse_report(fh.read())}
+            saved = {
+                "source": f"the figures of the report {args.from_markdown}, as it prints them",
+                **parse_report(fh.read()),
+            }
     else:
         results = []
         for case in args.cases:

@@ -202,15 +202,19 @@ def test_batch_scales_macs_and_activations_linearly():
 
 def test_dtype_halves_activation_bytes():
     model = meta(lambda: create_model("resnet18"))
-    assert analyze(model, (1, 3, 64, 64), dtype=torch.float16).activation_bytes * 2 == \
-        analyze(model, (1, 3, 64, 64)).activation_bytes
+    assert (
+        analyze(model, (1, 3, 64, 64), dtype=torch.float16).activation_bytes * 2
+        == analyze(model, (1, 3, 64, 64)).activation_bytes
+    )
 
 
 # -- memory ---------------------------------------------------------------------------------------
 
 
 def test_memory_accounting_conv_relu_conv():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(8, 8, 3, padding=1, bias=False))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(8, 8, 3, padding=1, bias=False)
+    )
     r = analyze(model, (2, 3, 32, 32))
     act = 2 * 8 * 32 * 32 * 4
     assert r.activation_bytes == 2 * act  # two convs write; the in-place ReLU writes nothing new
@@ -225,21 +229,25 @@ def test_memory_accounting_conv_relu_conv():
     assert frozen.gradient_bytes == 0 and frozen.saved_activation_bytes < saved
 
 
-@pytest.mark.parametrize("build, shape, training", [
-    (lambda: torchvision.models.resnet18(), (2, 3, 64, 64), False),
-    (lambda: create_model("efficientnet_b0"), (1, 3, 96, 96), True),  # in-place SiLU, batch statistics
-    (lambda: create_model("densenet121"), (1, 3, 64, 64), False),
-    (lambda: torchvision.models.video.r3d_18(), (1, 3, 8, 32, 32), False),
-    (lambda: create_model("inception_v3"), (2, 3, 299, 299), True),  # auxiliary head in training
-])
+@pytest.mark.parametrize(
+    "build, shape, training",
+    [
+        (lambda: torchvision.models.resnet18(), (2, 3, 64, 64), False),
+        (lambda: create_model("efficientnet_b0"), (1, 3, 96, 96), True),  # in-place SiLU, batch statistics
+        (lambda: create_model("densenet121"), (1, 3, 64, 64), False),
+        (lambda: torchvision.models.video.r3d_18(), (1, 3, 8, 32, 32), False),
+        (lambda: create_model("inception_v3"), (2, 3, 299, 299), True),  # auxiliary head in training
+    ],
+)
 def test_skipping_the_training_memory_estimate_changes_nothing_else(build, shape, training):
     model = meta(build)
     full = analyze(model, shape, training=training).to_dict()
     quick = analyze(model, shape, training=training, training_memory=False).to_dict()
     assert full["saved_activation_bytes"] > 0 and full["training_peak_bytes"] > full["saved_activation_bytes"]
     assert quick["saved_activation_bytes"] is None and quick["training_peak_bytes"] is None
-    assert {k: v for k, v in quick.items() if v is not None} == \
-        {k: v for k, v in full.items() if k not in ("saved_activation_bytes", "training_peak_bytes")}
+    assert {k: v for k, v in quick.items() if v is not None} == {
+        k: v for k, v in full.items() if k not in ("saved_activation_bytes", "training_peak_bytes")
+    }
 
 
 _HUGE = """
@@ -266,7 +274,7 @@ def test_huge_inputs_need_no_memory_and_no_more_time():
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
     (small_macs, big_macs), (small_bytes, big_bytes) = got["macs"], got["activation_bytes"]
-    assert big_bytes > 400 * 2 ** 30  # what a real forward would write (> 400 GiB)
+    assert big_bytes > 400 * 2**30  # what a real forward would write (> 400 GiB)
     assert got["grown_mib"] < 300, f"the two traces grew the peak resident size by {got['grown_mib']:.0f} MiB"
     scale = 64 * (1024 / 600) ** 2
     assert big_macs > scale * small_macs * 0.9 and big_bytes > scale * small_bytes * 0.9
@@ -297,33 +305,48 @@ def _flop_counter(model, shape):
     return counter.get_total_flops()
 
 
-@pytest.mark.parametrize("name, shape", [
-    ("resnet50", (2, 3, 96, 96)), ("efficientnet_b0", (1, 3, 96, 96)), ("densenet121", (1, 3, 64, 64)),
-    ("inception_v3", (1, 3, 96, 96)), ("mobilenet_v2", (1, 3, 64, 64)), ("googlenet", (1, 3, 64, 64)),
-])
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("resnet50", (2, 3, 96, 96)),
+        ("efficientnet_b0", (1, 3, 96, 96)),
+        ("densenet121", (1, 3, 64, 64)),
+        ("inception_v3", (1, 3, 96, 96)),
+        ("mobilenet_v2", (1, 3, 64, 64)),
+        ("googlenet", (1, 3, 64, 64)),
+    ],
+)
 def test_macs_are_half_of_flop_counter_mode(name, shape):
     """torch.utils.flop_counter counts 2 FLOPs per MAC of the same operators."""
     model = meta(lambda: create_model(name)).eval()
     assert 2 * analyze(model, shape).macs == _flop_counter(model, shape)
 
 
-@pytest.mark.parametrize("build, shape", [
-    (lambda: create_model("resnet18"), (2, 3, 64, 64)),
-    (lambda: create_model("efficientnet_b0"), (1, 3, 64, 64)),
-    (lambda: create_model("inception_v3"), (1, 3, 80, 80)),
-    (lambda: torchvision.models.convnext_tiny(), (1, 3, 64, 64)),
-    (lambda: torchvision.models.shufflenet_v2_x0_5(), (1, 3, 64, 64)),
-    (lambda: torchvision.models.vit_b_32(image_size=64), (1, 3, 64, 64)),
-    (lambda: torchvision.models.video.r2plus1d_18(), (1, 3, 8, 32, 32)),
-], ids=["resnet18", "efficientnet_b0", "inception_v3", "convnext", "shufflenet", "vit", "r2plus1d"])
+@pytest.mark.parametrize(
+    "build, shape",
+    [
+        (lambda: create_model("resnet18"), (2, 3, 64, 64)),
+        (lambda: create_model("efficientnet_b0"), (1, 3, 64, 64)),
+        (lambda: create_model("inception_v3"), (1, 3, 80, 80)),
+        (lambda: torchvision.models.convnext_tiny(), (1, 3, 64, 64)),
+        (lambda: torchvision.models.shufflenet_v2_x0_5(), (1, 3, 64, 64)),
+        (lambda: torchvision.models.vit_b_32(image_size=64), (1, 3, 64, 64)),
+        (lambda: torchvision.models.video.r2plus1d_18(), (1, 3, 8, 32, 32)),
+    ],
+    ids=["resnet18", "efficientnet_b0", "inception_v3", "convnext", "shufflenet", "vit", "r2plus1d"],
+)
 def test_shortcut_shapes_equal_the_meta_kernels(build, shape, monkeypatch):
     model = meta(build)
     fast = analyze(model, shape)
     monkeypatch.setattr(trace_module, "FAST", {})
     slow = analyze(model, shape)
     assert [(r.op, r.output_shape) for r in fast.layers] == [(r.op, r.output_shape) for r in slow.layers]
-    assert (fast.macs, fast.other_flops, fast.activation_bytes, fast.saved_activation_bytes) == \
-        (slow.macs, slow.other_flops, slow.activation_bytes, slow.saved_activation_bytes)
+    assert (fast.macs, fast.other_flops, fast.activation_bytes, fast.saved_activation_bytes) == (
+        slow.macs,
+        slow.other_flops,
+        slow.activation_bytes,
+        slow.saved_activation_bytes,
+    )
 
 
 class _Odd(nn.Module):
@@ -352,8 +375,15 @@ class _Odd(nn.Module):
         self.bn = nn.BatchNorm2d(8, momentum=None, eps=1e-3)
         self.bn_plain = nn.BatchNorm2d(8, affine=False)
         self.bn_batch = nn.BatchNorm2d(8, track_running_stats=False)
-        self.acts = nn.Sequential(nn.ReLU(inplace=True), nn.SiLU(), nn.Hardswish(inplace=True), nn.Hardsigmoid(),
-                                  nn.Sigmoid(), nn.Tanh(), nn.ReLU())
+        self.acts = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.SiLU(),
+            nn.Hardswish(inplace=True),
+            nn.Hardsigmoid(),
+            nn.Sigmoid(),
+            nn.Tanh(),
+            nn.ReLU(),
+        )
         self.own_forward = nn.ReLU()
         self.own_forward.forward = lambda x: x + 1
         self.conv1d = nn.Conv1d(8, 4, 3, dilation=2)
@@ -370,8 +400,23 @@ class _Odd(nn.Module):
 
 
 def _everything(r):
-    rows = [(x.index, x.name, x.module_type, x.op, [tuple(s) for s in x.input_shapes], tuple(x.output_shape),
-             x.params, x.macs, x.other_flops, x.activation_bytes, x.inputs, x.receptive_field) for x in r.layers]
+    rows = [
+        (
+            x.index,
+            x.name,
+            x.module_type,
+            x.op,
+            [tuple(s) for s in x.input_shapes],
+            tuple(x.output_shape),
+            x.params,
+            x.macs,
+            x.other_flops,
+            x.activation_bytes,
+            x.inputs,
+            x.receptive_field,
+        )
+        for x in r.layers
+    ]
     mods = [(m.name, m.module_type, m.depth, m.output_shapes, m.first, m.last, m.receptive_field) for m in r.modules]
     totals = {k: v for k, v in r.to_dict(layers=False).items() if k != "seconds"}
     return rows, mods, totals
@@ -381,19 +426,33 @@ FAST_ONLY = pytest.mark.skipif(not _fast.enabled(), reason="module shortcuts bel
 
 
 @FAST_ONLY
-@pytest.mark.parametrize("build, shape, kw", [
-    (lambda: torchvision.models.resnet18(), (2, 3, 64, 64), {}),
-    (lambda: torchvision.models.efficientnet_b0(), (1, 3, 64, 64), {}),
-    (lambda: torchvision.models.efficientnet_b0(), (1, 3, 64, 64), {"training": True}),
-    (lambda: torchvision.models.mobilenet_v3_small(), (1, 3, 64, 64), {"dtype": torch.float16}),
-    (lambda: torchvision.models.video.r3d_18(), (1, 3, 4, 32, 32), {}),
-    (lambda: create_model("inception_v3"), (1, 3, 80, 80), {}),
-    (lambda: create_model("densenet121"), (1, 3, 64, 64), {}),
-    (lambda: create_model("wavenet"), (1, 1, 256), {}),
-    (_Odd, (2, 3, 16, 16), {}),
-    (_Odd, (2, 3, 16, 16), {"training": True}),
-], ids=["resnet18", "efficientnet_b0", "efficientnet_b0-train", "mobilenet_v3-half", "r3d_18", "inception_v3",
-        "densenet121", "wavenet", "odd", "odd-train"])
+@pytest.mark.parametrize(
+    "build, shape, kw",
+    [
+        (lambda: torchvision.models.resnet18(), (2, 3, 64, 64), {}),
+        (lambda: torchvision.models.efficientnet_b0(), (1, 3, 64, 64), {}),
+        (lambda: torchvision.models.efficientnet_b0(), (1, 3, 64, 64), {"training": True}),
+        (lambda: torchvision.models.mobilenet_v3_small(), (1, 3, 64, 64), {"dtype": torch.float16}),
+        (lambda: torchvision.models.video.r3d_18(), (1, 3, 4, 32, 32), {}),
+        (lambda: create_model("inception_v3"), (1, 3, 80, 80), {}),
+        (lambda: create_model("densenet121"), (1, 3, 64, 64), {}),
+        (lambda: create_model("wavenet"), (1, 1, 256), {}),
+        (_Odd, (2, 3, 16, 16), {}),
+        (_Odd, (2, 3, 16, 16), {"training": True}),
+    ],
+    ids=[
+        "resnet18",
+        "efficientnet_b0",
+        "efficientnet_b0-train",
+        "mobilenet_v3-half",
+        "r3d_18",
+        "inception_v3",
+        "densenet121",
+        "wavenet",
+        "odd",
+        "odd-train",
+    ],
+)
 def test_module_shortcuts_record_what_the_modules_run(build, shape, kw, monkeypatch):
     """A leaf module recorded from its one ATen call (fastmeta.MODULE_CALLS) gives the same records,
     module calls and totals as running its forward through the dispatcher."""
@@ -416,8 +475,19 @@ def test_module_shortcuts_record_what_the_modules_run(build, shape, kw, monkeypa
     slow = analyze(model, shape, training_memory=False, **kw)
     assert _everything(fast) == _everything(slow)
     if build is _Odd:
-        expected = {"conv", "plain_sub", "hooked", "acts.0", "acts.1", "acts.2", "acts.3", "acts.4", "acts.5", "acts.6",
-                    "conv1d"} | (set() if kw else {"bn", "bn_plain", "bn1d", "bn_flat"})
+        expected = {
+            "conv",
+            "plain_sub",
+            "hooked",
+            "acts.0",
+            "acts.1",
+            "acts.2",
+            "acts.3",
+            "acts.4",
+            "acts.5",
+            "acts.6",
+            "conv1d",
+        } | (set() if kw else {"bn", "bn_plain", "bn1d", "bn_flat"})
         assert set(taken) == expected
 
 
@@ -427,8 +497,9 @@ def test_module_shortcuts_wait_for_autograd(monkeypatch):
     model = meta(lambda: torchvision.models.resnet18())
     results = []
     original = trace_module._Trace._shortcut
-    monkeypatch.setattr(trace_module._Trace, "_shortcut",
-                        lambda self, *a: results.append(original(self, *a)) or results[-1])
+    monkeypatch.setattr(
+        trace_module._Trace, "_shortcut", lambda self, *a: results.append(original(self, *a)) or results[-1]
+    )
     r = analyze(model, (1, 3, 64, 64))
     assert results and all(out is None for out in results)  # asked at every leaf, declined every time
     assert r.saved_activation_bytes > 0
@@ -545,8 +616,18 @@ def test_not_a_module_and_a_too_small_input():
 def test_report_json_keys():
     r = analyze(meta(lambda: create_model("resnet18")), (1, 3, 64, 64))
     d = r.to_dict()
-    for key in ("params", "trainable_params", "macs", "flops", "other_flops", "param_bytes", "activation_bytes",
-                "receptive_field", "layers", "unsupported_ops"):
+    for key in (
+        "params",
+        "trainable_params",
+        "macs",
+        "flops",
+        "other_flops",
+        "param_bytes",
+        "activation_bytes",
+        "receptive_field",
+        "layers",
+        "unsupported_ops",
+    ):
         assert key in d
     assert d["flops"] == 2 * d["macs"]
     assert set(d["receptive_field"]) >= {"size", "stride", "start"}
@@ -562,7 +643,9 @@ def test_rows_aggregate_by_depth():
         assert sum(row["macs"] for row in rows) == r.macs
         assert sum(row["params"] for row in rows) == r.params
         assert all(row["name"].count(".") < depth for row in rows if row["name"])
-    assert math.isclose(sum(row["macs"] for row in r.rows(1) if row["name"].startswith("stages")) / r.macs, 0.9, abs_tol=0.1)
+    assert math.isclose(
+        sum(row["macs"] for row in r.rows(1) if row["name"].startswith("stages")) / r.macs, 0.9, abs_tol=0.1
+    )
 
 
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
@@ -573,5 +656,10 @@ def test_clone_shortcut_keeps_the_strides_of_the_meta_kernel(fmt):
     for args, kwargs in [((x,), {}), ((x,), {"memory_format": torch.preserve_format})]:
         fast = FAST[torch.ops.aten.clone.default](args, kwargs)
         real = torch.ops.aten.clone.default(*args, **kwargs)
-        assert (fast.shape, fast.stride(), fast.dtype, fast.device) == (real.shape, real.stride(), real.dtype, real.device)
+        assert (fast.shape, fast.stride(), fast.dtype, fast.device) == (
+            real.shape,
+            real.stride(),
+            real.dtype,
+            real.device,
+        )
     assert FAST[torch.ops.aten.clone.default]((x,), {"memory_format": torch.contiguous_format}) is None

@@ -41,8 +41,9 @@ def _flop_counter_overcount(report) -> int:
     return extra
 
 
-@pytest.mark.parametrize("name", [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in cnnatlas.list_models()])
+@pytest.mark.parametrize(
+    "name", [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in cnnatlas.list_models()]
+)
 def test_training_step_flops_equal_flop_counter_on_forward_and_backward(name):
     torch.manual_seed(0)
     model = cnnatlas.create_model(name).eval()

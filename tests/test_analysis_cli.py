@@ -19,8 +19,18 @@ def run_json(capsys, *args) -> dict:
 
 def test_summary_json_keys_and_published_check(capsys):
     d = run_json(capsys, "summary", "resnet50", "--json")
-    for key in ("params", "trainable_params", "macs", "flops", "other_flops", "param_bytes", "activation_bytes",
-                "receptive_field", "layers", "unsupported_ops"):
+    for key in (
+        "params",
+        "trainable_params",
+        "macs",
+        "flops",
+        "other_flops",
+        "param_bytes",
+        "activation_bytes",
+        "receptive_field",
+        "layers",
+        "unsupported_ops",
+    ):
         assert key in d, key
     assert d["params"] == 25_557_032 and round(d["macs"] / 1e9, 3) == 4.089 and d["flops"] == 2 * d["macs"]
     rf = d["receptive_field"]
@@ -45,7 +55,8 @@ def test_summary_torchvision_timm_and_file(capsys, tmp_path):
     d = run_json(capsys, "summary", "timm:resnet18", "--json", "--input", "2x3x64x64")
     assert d["input_shapes"] == [[2, 3, 64, 64]] and d["params"] == 11_689_512
     path = tmp_path / "mine.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         import torch
         from torch import nn
 
@@ -60,7 +71,8 @@ def test_summary_torchvision_timm_and_file(capsys, tmp_path):
 
         def build():
             return TwoInputs()
-    """))
+    """)
+    )
     d = run_json(capsys, "summary", f"{path}:build", "--json", "--input", "1x3x10x10,1x4")
     assert d["input_shapes"] == [[1, 3, 10, 10], [1, 4]]
     assert d["macs"] == 8 * 8 * 8 * 27 + 4 * 8
@@ -95,18 +107,25 @@ def test_rf_effective(capsys):
     assert all(0 < s <= t for s, t in zip(erf["size"], erf["theoretical"]["size"]))
 
 
-@pytest.mark.parametrize("args, key, value", [
-    (["conv-params", "--in-channels", "64", "--out-channels", "128"], "value", 73_856),
-    (["conv-output", "--input", "224", "--kernel", "7", "--stride", "2", "--padding", "3"], "value", 112),
-    (["same-padding", "--kernel", "3", "--dilation", "2"], "value", 2),
-    (["conv-macs", "--output", "112,112", "--kernel", "7", "--in-channels", "3", "--out-channels", "64"], "value", 118_013_952),
-    (["stacked-rf", "--n", "5"], "value", 11),
-    (["dilation", "--kernel", "3", "--dilation", "2"], "value", 5),
-    (["se", "--channels", "256", "--no-bias"], "value", 8192),
-    (["densenet-channels", "--initial", "64", "--growth", "32", "--layer", "6"], "value", 224),
-    (["vit-tokens", "--image", "224", "--patch", "16"], "value", 197),
-    (["dense-params", "--height", "2", "--width", "2", "--in-channels", "1", "--out-channels", "1"], "value", 16),
-])
+@pytest.mark.parametrize(
+    "args, key, value",
+    [
+        (["conv-params", "--in-channels", "64", "--out-channels", "128"], "value", 73_856),
+        (["conv-output", "--input", "224", "--kernel", "7", "--stride", "2", "--padding", "3"], "value", 112),
+        (["same-padding", "--kernel", "3", "--dilation", "2"], "value", 2),
+        (
+            ["conv-macs", "--output", "112,112", "--kernel", "7", "--in-channels", "3", "--out-channels", "64"],
+            "value",
+            118_013_952,
+        ),
+        (["stacked-rf", "--n", "5"], "value", 11),
+        (["dilation", "--kernel", "3", "--dilation", "2"], "value", 5),
+        (["se", "--channels", "256", "--no-bias"], "value", 8192),
+        (["densenet-channels", "--initial", "64", "--growth", "32", "--layer", "6"], "value", 224),
+        (["vit-tokens", "--image", "224", "--patch", "16"], "value", 197),
+        (["dense-params", "--height", "2", "--width", "2", "--in-channels", "1", "--out-channels", "1"], "value", 16),
+    ],
+)
 def test_calc_values(capsys, args, key, value):
     assert run_json(capsys, "calc", "--json", *args)[key] == value
 
@@ -120,7 +139,20 @@ def test_calc_comparisons(capsys):
     assert d["value"] == {"size": 11, "stride": 4, "start": 0}
     d = run_json(capsys, "calc", "compound-scaling", "--phi", "2", "--json")
     assert d["value"]["depth"] == pytest.approx(1.44)
-    d = run_json(capsys, "calc", "inflation", "--time", "3", "--kernel", "3", "--in-channels", "4", "--out-channels", "4", "--json")
+    d = run_json(
+        capsys,
+        "calc",
+        "inflation",
+        "--time",
+        "3",
+        "--kernel",
+        "3",
+        "--in-channels",
+        "4",
+        "--out-channels",
+        "4",
+        "--json",
+    )
     assert d["value"]["ratio"] == 3
     d = run_json(capsys, "calc", "pointwise", "--in-channels", "8", "--out-channels", "8", "--no-bias", "--json")
     assert d["value"]["ratio"] == pytest.approx(1 / 9)
@@ -132,15 +164,18 @@ def test_calc_text(capsys):
     assert "73,856" in out and "formula" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["summary", "resnet5O"], "unknown model 'resnet5O'"),
-    (["summary", "torchvision:resnet5"], "torchvision has no model 'resnet5'"),
-    (["summary", "resnet18", "--input", "1x3xbig"], "--input: expected sizes"),
-    (["summary", "resnet18", "--sweep", "a,b"], "--sweep: expected sizes"),
-    (["summary", "no/such/file.py:build"], "no file"),
-    (["summary", "vgg16", "--input", "1x3x8x8"], "smallest input"),
-    (["calc", "conv-output", "--input", "2", "--kernel", "7"], "does not fit"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["summary", "resnet5O"], "unknown model 'resnet5O'"),
+        (["summary", "torchvision:resnet5"], "torchvision has no model 'resnet5'"),
+        (["summary", "resnet18", "--input", "1x3xbig"], "--input: expected sizes"),
+        (["summary", "resnet18", "--sweep", "a,b"], "--sweep: expected sizes"),
+        (["summary", "no/such/file.py:build"], "no file"),
+        (["summary", "vgg16", "--input", "1x3x8x8"], "smallest input"),
+        (["calc", "conv-output", "--input", "2", "--kernel", "7"], "does not fit"),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_2(capsys, args, message):
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -149,8 +184,12 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, args, message):
 
 
 def test_usage_error_in_a_subprocess_prints_no_traceback():
-    proc = subprocess.run([sys.executable, "-m", "cnnatlas", "summary", "resnet18", "--input", "1x3xbig"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnatlas", "summary", "resnet18", "--input", "1x3xbig"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2 and "--input: expected sizes" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -11,13 +11,38 @@ import pytest
 
 pytest.importorskip("timm")
 
-SAMPLE = ["tv:resnet18", "tv:mobilenet_v3_small", "tv:squeezenet1_0", "tv:shufflenet_v2_x0_5", "tv:mnasnet0_5",
-          "tv:regnet_x_400mf", "tv:efficientnet_b0", "tv:googlenet", "tv:densenet121", "tv:alexnet",
-          "tv:convnext_tiny", "tv:r3d_18", "tv:raft_small", "tv:ssdlite320_mobilenet_v3_large",
-          "tv:lraspp_mobilenet_v3_large", "tv:vit_b_32", "tv:swin_t", "tv:quantized_mobilenet_v2",
-          "timm:resnet10t", "timm:resmlp_12_224", "timm:pvt_v2_b0", "timm:cait_xxs24_224", "timm:volo_d1_224",
-          "timm:tnt_s_patch16_224", "timm:mobilevitv2_050", "timm:convnext_atto", "timm:efficientformer_l1",
-          "timm:poolformer_s12", "timm:levit_128s", "timm:coat_lite_tiny"]
+SAMPLE = [
+    "tv:resnet18",
+    "tv:mobilenet_v3_small",
+    "tv:squeezenet1_0",
+    "tv:shufflenet_v2_x0_5",
+    "tv:mnasnet0_5",
+    "tv:regnet_x_400mf",
+    "tv:efficientnet_b0",
+    "tv:googlenet",
+    "tv:densenet121",
+    "tv:alexnet",
+    "tv:convnext_tiny",
+    "tv:r3d_18",
+    "tv:raft_small",
+    "tv:ssdlite320_mobilenet_v3_large",
+    "tv:lraspp_mobilenet_v3_large",
+    "tv:vit_b_32",
+    "tv:swin_t",
+    "tv:quantized_mobilenet_v2",
+    "timm:resnet10t",
+    "timm:resmlp_12_224",
+    "timm:pvt_v2_b0",
+    "timm:cait_xxs24_224",
+    "timm:volo_d1_224",
+    "timm:tnt_s_patch16_224",
+    "timm:mobilevitv2_050",
+    "timm:convnext_atto",
+    "timm:efficientformer_l1",
+    "timm:poolformer_s12",
+    "timm:levit_128s",
+    "timm:coat_lite_tiny",
+]
 
 
 def _load():

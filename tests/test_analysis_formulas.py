@@ -13,10 +13,16 @@ from cnnatlas.errors import InvalidArgumentError
 from cnnatlas.layers import SqueezeExcite
 
 
-@pytest.mark.parametrize("k, cin, cout, groups, bias, dims", [
-    (3, 64, 128, 1, True, 2), (3, 64, 64, 64, False, 2), (5, 32, 64, 4, True, 2), (7, 16, 16, 1, True, 1),
-    ((3, 7, 7), 3, 64, 1, False, 3),
-])
+@pytest.mark.parametrize(
+    "k, cin, cout, groups, bias, dims",
+    [
+        (3, 64, 128, 1, True, 2),
+        (3, 64, 64, 64, False, 2),
+        (5, 32, 64, 4, True, 2),
+        (7, 16, 16, 1, True, 1),
+        ((3, 7, 7), 3, 64, 1, False, 3),
+    ],
+)
 def test_conv_params(k, cin, cout, groups, bias, dims):
     conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims](cin, cout, k, groups=groups, bias=bias)
     shape = (1, cin) + (16,) * dims
@@ -32,8 +38,10 @@ def test_dense_layer_between_maps_is_about_a_thousand_times_a_conv():
     assert F.dense_params(56, 56, 64, 64) / F.conv_params(3, 64, 64, bias=False) > 1000
 
 
-@pytest.mark.parametrize("i, k, s, p, d", [(224, 7, 2, 3, 1), (56, 3, 1, 1, 1), (57, 3, 2, 0, 1), (64, 3, 1, 2, 2),
-                                           (17, 5, 3, 1, 2), (10, 1, 2, 0, 1)])
+@pytest.mark.parametrize(
+    "i, k, s, p, d",
+    [(224, 7, 2, 3, 1), (56, 3, 1, 1, 1), (57, 3, 2, 0, 1), (64, 3, 1, 2, 2), (17, 5, 3, 1, 2), (10, 1, 2, 0, 1)],
+)
 def test_conv_output_size(i, k, s, p, d):
     out = analyze(nn.Conv2d(1, 1, k, s, p, d), (1, 1, i, i)).output_shapes[0][2]
     assert F.conv_output_size(i, k, s, p, d) == out
@@ -124,10 +132,13 @@ def test_compound_scaling_flops_of_a_plain_cnn_scale_as_d_w2_r2():
 
     base = analyze(plain(2, 8), (1, 8, 16, 16)).macs
     s = F.compound_scaling(1, alpha=2, beta=2, gamma=2)
-    scaled = analyze(plain(round(2 * s.depth), round(8 * s.width)), (1, round(8 * s.width), round(16 * s.resolution), round(16 * s.resolution))).macs
+    scaled = analyze(
+        plain(round(2 * s.depth), round(8 * s.width)),
+        (1, round(8 * s.width), round(16 * s.resolution), round(16 * s.resolution)),
+    ).macs
     assert scaled / base == s.flops == 32
     b0 = F.compound_scaling(1)
-    assert b0.flops == pytest.approx(1.2 * 1.1 ** 2 * 1.15 ** 2) and abs(b0.flops - 2) < 0.1
+    assert b0.flops == pytest.approx(1.2 * 1.1**2 * 1.15**2) and abs(b0.flops - 2) < 0.1
 
 
 def test_inflation_costs_k_t_times_the_2d_conv():
@@ -146,11 +157,18 @@ def test_vit_tokens_from_the_traced_encoder():
     assert encoder_in.input_shapes[0][1] == F.vit_tokens(224, 16) == 197
 
 
-@pytest.mark.parametrize("call", [
-    lambda: F.conv_params(3, 64, 100, groups=3), lambda: F.conv_output_size(2, 7), lambda: F.same_padding(4),
-    lambda: F.receptive_field_stack([(3, 1, 1, 1, 1)]), lambda: F.compound_scaling(1, alpha=0.5),
-    lambda: F.vit_tokens(224, 15), lambda: F.conv_params(0, 3, 3),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: F.conv_params(3, 64, 100, groups=3),
+        lambda: F.conv_output_size(2, 7),
+        lambda: F.same_padding(4),
+        lambda: F.receptive_field_stack([(3, 1, 1, 1, 1)]),
+        lambda: F.compound_scaling(1, alpha=0.5),
+        lambda: F.vit_tokens(224, 15),
+        lambda: F.conv_params(0, 3, 3),
+    ],
+)
 def test_bad_arguments_are_explained(call):
     with pytest.raises(InvalidArgumentError):
         call()

@@ -36,6 +36,7 @@ def test_error_message_ends_with_one_full_stop():
     class Bad(nn.Module):
         def forward(self, x):
             raise RuntimeError("shapes do not match.")
+
     try:
         analyze(Bad(), (1, 3, 8, 8))
     except Exception as err:  # noqa: BLE001

@@ -16,16 +16,51 @@ from cnnatlas.analysis import _fast
 timm = pytest.importorskip("timm")
 
 ZOO = cnnatlas.list_models()
-QUICK_ZOO = {"resnet18", "mobilenet_v2", "efficientnet_b0", "densenet121", "inception_v3", "lenet5", "r3d_18",
-             "wavenet", "deeplabv3_resnet50"}
-TIMM = ["resmlp_12_224", "pvt_v2_b0", "cait_xxs24_224", "vit_relpos_small_patch16_rpn_224", "convnext_atto",
-        "mobilevitv2_050", "efficientformer_l1", "poolformer_s12", "swin_tiny_patch4_window7_224", "coat_lite_tiny"]
+QUICK_ZOO = {
+    "resnet18",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "densenet121",
+    "inception_v3",
+    "lenet5",
+    "r3d_18",
+    "wavenet",
+    "deeplabv3_resnet50",
+}
+TIMM = [
+    "resmlp_12_224",
+    "pvt_v2_b0",
+    "cait_xxs24_224",
+    "vit_relpos_small_patch16_rpn_224",
+    "convnext_atto",
+    "mobilevitv2_050",
+    "efficientformer_l1",
+    "poolformer_s12",
+    "swin_tiny_patch4_window7_224",
+    "coat_lite_tiny",
+]
 
 
 def _everything(r):
-    rows = [(x.index, x.name, x.module_type, x.op, [tuple(s) for s in x.input_shapes], tuple(x.output_shape),
-             tuple(x.output_stride), x.params, x.macs, x.other_flops, x.activation_bytes, x.inputs, x.sizing,
-             x.receptive_field) for x in r.layers]
+    rows = [
+        (
+            x.index,
+            x.name,
+            x.module_type,
+            x.op,
+            [tuple(s) for s in x.input_shapes],
+            tuple(x.output_shape),
+            tuple(x.output_stride),
+            x.params,
+            x.macs,
+            x.other_flops,
+            x.activation_bytes,
+            x.inputs,
+            x.sizing,
+            x.receptive_field,
+        )
+        for x in r.layers
+    ]
     mods = [(m.name, m.module_type, m.depth, m.output_shapes, m.first, m.last, m.receptive_field) for m in r.modules]
     totals = {k: v for k, v in r.to_dict(layers=False).items() if k != "seconds"}
     return rows, mods, totals
@@ -56,6 +91,7 @@ def test_fast_and_public_paths_give_the_same_report_on_the_zoo(name):
     def build():
         with torch.device("meta"):
             return cnnatlas.create_model(name)
+
     shape = (1, *build().default_input_size)
     for kw in ({}, {"training_memory": False}):
         _assert_same(*_both(build, shape, **kw))
@@ -66,9 +102,11 @@ def test_fast_and_public_paths_give_the_same_report_on_the_zoo(name):
 def test_fast_and_public_paths_give_the_same_layouts_on_timm(name):
     if name not in timm.list_models():
         pytest.skip(f"timm {timm.__version__} has no {name}")
+
     def build():
         with torch.device("meta"):
             return timm.create_model(name)
+
     fast, public = _both(build, (1, *build().default_cfg["input_size"]))
     _assert_same(fast, public)
 

@@ -40,10 +40,12 @@ def test_registry_model_equals_torchvision_published_figures(name):
     else:
         report = analyze(model, (1, *size))
         macs = report.macs
-    assert pub.macs_agreement(macs).status == "exact", \
+    assert pub.macs_agreement(macs).status == "exact", (
         f"{name}: measured {macs / 1e9:.4f} GMACs at {size}, published {pub.gmacs} ({pub.citation})"
-    assert pub.params_agreement(report.params).status == "exact", \
+    )
+    assert pub.params_agreement(report.params).status == "exact", (
         f"{name}: measured {report.params:,} parameters, published {pub.params:,}"
+    )
 
 
 def test_the_registry_has_models_to_check():
@@ -96,8 +98,9 @@ def test_torchvision_model_equals_its_weights_metadata(name):
         model = torchvision.models.get_model(name, **_BUILD_ARGS.get(name, {}))
     assert all(p.is_meta for p in model.parameters())
     report = analyze(model, _input_shape(name, weights))
-    assert pub.macs_agreement(report.macs).status == "exact", \
+    assert pub.macs_agreement(report.macs).status == "exact", (
         f"{name}: measured {report.macs / 1e9:.4f} GMACs, published {pub.gmacs}"
+    )
     assert pub.params_agreement(report.params).status == "exact"
     assert report.unsupported_ops == {}
 

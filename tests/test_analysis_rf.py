@@ -27,13 +27,15 @@ from cnnatlas.analysis import formulas
 def _positive(model: nn.Module) -> nn.Module:
     """float64 copy, every weight positive (1/fan-in scale), max-pools swapped for average pools."""
     model = copy.deepcopy(model).double().eval()
-    for name, module in list(model.named_modules()):
+    for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
                 dims = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}[type(child)]
                 pool = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[dims]
                 assert child.dilation in (1, (1,) * dims)
-                setattr(module, child_name, pool(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode))
+                setattr(
+                    module, child_name, pool(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode)
+                )
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():
@@ -81,8 +83,10 @@ class Plain(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(2, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 3, stride=2, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(3, 2, 1),
             nn.Conv2d(4, 4, 5, padding=2, groups=4),  # depthwise
             nn.Conv2d(4, 6, 1),
@@ -142,8 +146,11 @@ class Dense(nn.Module):
     def __init__(self, k0: int = 4, k: int = 3, layers: int = 4) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            nn.Sequential(nn.BatchNorm2d(k0 + i * k), nn.ReLU(), nn.Conv2d(k0 + i * k, 4, 1), nn.Conv2d(4, k, 3, padding=1))
-            for i in range(layers))
+            nn.Sequential(
+                nn.BatchNorm2d(k0 + i * k), nn.ReLU(), nn.Conv2d(k0 + i * k, 4, 1), nn.Conv2d(4, k, 3, padding=1)
+            )
+            for i in range(layers)
+        )
         self.transition = nn.Sequential(nn.Conv2d(k0 + layers * k, 8, 1), nn.AvgPool2d(2))
         self.head = nn.Conv2d(8, 8, 3, padding=1)
 
@@ -159,7 +166,7 @@ class WaveNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(nn.Conv1d(4, 4, 2, dilation=2 ** i) for i in range(4))
+        self.convs = nn.ModuleList(nn.Conv1d(4, 4, 2, dilation=2**i) for i in range(4))
         self.inp = nn.Conv1d(1, 4, 1)
 
     def forward(self, x):
@@ -228,14 +235,18 @@ class Wrap(nn.Module):
         return self.out(self.net(x))
 
 
-@pytest.mark.parametrize("net, shape", [
-    (Plain(), (1, 2, 64, 64)),
-    (Residual(), (1, 3, 48, 48)),
-    (Inception(), (1, 3, 64, 64)),
-    (Dense(), (1, 4, 40, 40)),
-    (ASPP(), (1, 3, 48, 48)),
-    (ChannelsLast(), (1, 3, 48, 48)),
-], ids=["plain", "residual", "inception", "densenet", "dilated-aspp", "channels-last"])
+@pytest.mark.parametrize(
+    "net, shape",
+    [
+        (Plain(), (1, 2, 64, 64)),
+        (Residual(), (1, 3, 48, 48)),
+        (Inception(), (1, 3, 64, 64)),
+        (Dense(), (1, 4, 40, 40)),
+        (ASPP(), (1, 3, 48, 48)),
+        (ChannelsLast(), (1, 3, 48, 48)),
+    ],
+    ids=["plain", "residual", "inception", "densenet", "dilated-aspp", "channels-last"],
+)
 def test_analytic_field_equals_measured_2d(net, shape):
     check(Wrap(net), shape, "out")
 
@@ -332,8 +343,11 @@ def test_five_stacked_3x3_see_11_and_a_stride_2_pool_doubles_the_growth():
     each later layer add 2·(K−1) instead of K−1."""
     five = nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(5)])
     assert analyze(five, (1, 1, 64, 64)).receptive_field.size == (11, 11)
-    pooled = nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(2)], nn.AvgPool2d(2),
-                           *[nn.Conv2d(1, 1, 3, padding=1) for _ in range(3)])
+    pooled = nn.Sequential(
+        *[nn.Conv2d(1, 1, 3, padding=1) for _ in range(2)],
+        nn.AvgPool2d(2),
+        *[nn.Conv2d(1, 1, 3, padding=1) for _ in range(3)],
+    )
     assert analyze(pooled, (1, 1, 64, 64)).receptive_field.size == (5 + 1 + 3 * 2 * 2,) * 2
 
 
@@ -347,7 +361,7 @@ LAYER_STACKS = [
 
 @pytest.mark.parametrize("layers", LAYER_STACKS)
 def test_general_recurrence_equals_the_traced_field(layers):
-    net = nn.Sequential(*[nn.Conv2d(1, 1, k, s, p, dilation=d) for k, s, p, d in ((*l, 1)[:4] for l in layers)])
+    net = nn.Sequential(*[nn.Conv2d(1, 1, k, s, p, dilation=d) for k, s, p, d in ((*layer, 1)[:4] for layer in layers)])
     rf = analyze(net, (1, 1, 200, 200)).receptive_field
     last = formulas.receptive_field_stack(layers)[-1]
     assert rf.size == (last.size,) * 2 and rf.stride == (last.jump,) * 2 and rf.start == (last.start,) * 2
@@ -416,11 +430,14 @@ def _tf_slim_striding(model: nn.Module) -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("depth, table", [
-    (50, [(35, 8), (99, 16), (291, 32), (483, 32)]),
-    (101, [(35, 8), (99, 16), (835, 32), (1027, 32)]),
-    (152, [(35, 8), (163, 16), (1315, 32), (1507, 32)]),
-])
+@pytest.mark.parametrize(
+    "depth, table",
+    [
+        (50, [(35, 8), (99, 16), (291, 32), (483, 32)]),
+        (101, [(35, 8), (99, 16), (835, 32), (1027, 32)]),
+        (152, [(35, 8), (163, 16), (1315, 32), (1507, 32)]),
+    ],
+)
 def test_resnet_blocks_match_rf_table_with_tf_slim_striding(depth, table):
     """RF-TABLE resnet_v1_{50,101,152} block1..4 (RF / stride) and block4's effective padding at 321
     (239 + 2, 511 + 2, 751 + 2: the odd-size column, see the MobileNet test). The table does not apply

@@ -5,4 +5,14 @@ from .erf import EffectiveReceptiveField, effective_receptive_field, gradient_ma
 from .report import LayerRecord, ModuleRecord, ReceptiveField, Report
 from .trace import AnalysisError, analyze
 
-__all__ = ["AnalysisError", "EffectiveReceptiveField", "effective_receptive_field", "gradient_map", "LayerRecord", "ModuleRecord", "ReceptiveField", "Report", "analyze"]
+__all__ = [
+    "AnalysisError",
+    "EffectiveReceptiveField",
+    "effective_receptive_field",
+    "gradient_map",
+    "LayerRecord",
+    "ModuleRecord",
+    "ReceptiveField",
+    "Report",
+    "analyze",
+]

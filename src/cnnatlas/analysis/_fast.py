@@ -31,8 +31,12 @@ ENV = "CNNATLAS_ANALYSIS_FAST"
 
 def _internals_present() -> bool:
     c = torch._C
-    return (hasattr(c, "_ExcludeDispatchKeyGuard") and hasattr(c, "DispatchKeySet")
-            and hasattr(c.DispatchKey, "Python") and hasattr(c.DispatchKey, "PythonTLSSnapshot"))
+    return (
+        hasattr(c, "_ExcludeDispatchKeyGuard")
+        and hasattr(c, "DispatchKeySet")
+        and hasattr(c.DispatchKey, "Python")
+        and hasattr(c.DispatchKey, "PythonTLSSnapshot")
+    )
 
 
 AVAILABLE = _internals_present()
@@ -55,8 +59,9 @@ def enabled() -> bool:
 
 
 if AVAILABLE:
-    _PYTHON_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) | \
-        torch._C.DispatchKeySet(torch._C.DispatchKey.PythonTLSSnapshot)
+    _PYTHON_KEYS = torch._C.DispatchKeySet(torch._C.DispatchKey.Python) | torch._C.DispatchKeySet(
+        torch._C.DispatchKey.PythonTLSSnapshot
+    )
 
 
 def outside_mode():
@@ -67,8 +72,15 @@ def outside_mode():
 def fast_mode_class(base: type, dispatch: Callable) -> type:
     """A subclass of the tracing mode without the torch.compile wrapper TorchDispatchMode puts around
     each `__torch_dispatch__` call (a few microseconds an operator): nothing in a trace compiles."""
-    return type("_FastTrace", (base,), {"_should_skip_dynamo": classmethod(lambda cls: False),
-                                        "__torch_dispatch__": dispatch, "__module__": base.__module__})
+    return type(
+        "_FastTrace",
+        (base,),
+        {
+            "_should_skip_dynamo": classmethod(lambda cls: False),
+            "__torch_dispatch__": dispatch,
+            "__module__": base.__module__,
+        },
+    )
 
 
 set_plain_attribute: Callable[[Any, str, Any], None] = object.__setattr__  # `training` is a plain attribute

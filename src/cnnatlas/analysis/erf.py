@@ -37,9 +37,15 @@ class EffectiveReceptiveField:
     samples: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "unit": list(self.unit), "centre": list(self.centre),
-                "fraction": self.fraction, "size": list(self.size), "samples": self.samples,
-                "theoretical": None if self.theoretical is None else self.theoretical.as_dict()}
+        return {
+            "layer": self.layer,
+            "unit": list(self.unit),
+            "centre": list(self.centre),
+            "fraction": self.fraction,
+            "size": list(self.size),
+            "samples": self.samples,
+            "theoretical": None if self.theoretical is None else self.theoretical.as_dict(),
+        }
 
 
 def gradient_map(model: nn.Module, x: torch.Tensor, layer: str, unit: tuple[int, ...] | None = None) -> torch.Tensor:
@@ -49,7 +55,9 @@ def gradient_map(model: nn.Module, x: torch.Tensor, layer: str, unit: tuple[int,
     if layer not in modules:
         raise InvalidArgumentError(f"{type(model).__name__} has no module {layer!r}.{did_you_mean(layer, modules)}")
     captured: list[torch.Tensor] = []
-    handle = modules[layer].register_forward_hook(lambda m, a, out: captured.append(out if isinstance(out, torch.Tensor) else out[0]))
+    handle = modules[layer].register_forward_hook(
+        lambda m, a, out: captured.append(out if isinstance(out, torch.Tensor) else out[0])
+    )
     x = x.detach().clone().requires_grad_(True)
     try:
         model(x)
@@ -77,9 +85,11 @@ def _check_memory(samples: int, per_sample: int, device: torch.device) -> None:
         return
     need = samples * per_sample
     if need > total:
-        raise InvalidArgumentError(f"the effective receptive field at this input needs about {need / 2 ** 30:,.1f} GiB "
-                                   f"({samples} samples); expected at most this machine's "
-                                   f"{total / 2 ** 30:,.1f} GiB — give a smaller input or fewer samples")
+        raise InvalidArgumentError(
+            f"the effective receptive field at this input needs about {need / 2**30:,.1f} GiB "
+            f"({samples} samples); expected at most this machine's "
+            f"{total / 2**30:,.1f} GiB — give a smaller input or fewer samples"
+        )
 
 
 def _mass_interval(marginal: torch.Tensor, centre: float, fraction: float) -> int:
@@ -116,12 +126,16 @@ def effective_receptive_field(
             raise InvalidArgumentError(f"{key} must be an integer ≥ {1 if key == 'samples' else 0}; got {value!r}")
     if layer is not None and not isinstance(layer, str):
         raise InvalidArgumentError(f"layer must be a module name such as 'features.3'; got {layer!r}")
-    if unit is not None and (not isinstance(unit, (tuple, list)) or not all(
-            isinstance(i, int) and not isinstance(i, bool) for i in unit)):
+    if unit is not None and (
+        not isinstance(unit, (tuple, list)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in unit)
+    ):
         raise InvalidArgumentError(f"unit must be a tuple of integers, one per spatial axis; got {unit!r}")
     shape = tuple(input_size) if isinstance(input_size, (tuple, list, torch.Size)) else None
-    if shape is None or len(shape) < 3 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
-                                                  for d in shape):
+    if (
+        shape is None
+        or len(shape) < 3
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+    ):
         raise InvalidArgumentError(f"input_size must be (N, C, *spatial) with positive whole sizes; got {input_size!r}")
     probe = analyze(model, (1,) + shape[1:], training_memory=False)
     sample_shape = shape[1:]
@@ -129,8 +143,9 @@ def effective_receptive_field(
     if name is None and probe.receptive_field is not None:
         name = ""  # the output itself is the last spatial map (a segmentation model's scores)
     if name is None:
-        raise InvalidArgumentError(f"{type(model).__name__}: no module outputs the last spatial feature map; "
-                                   "name one with layer=...")
+        raise InvalidArgumentError(
+            f"{type(model).__name__}: no module outputs the last spatial feature map; name one with layer=..."
+        )
     theoretical = probe.receptive_field_of(name)
     param = next(iter(model.parameters()), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
@@ -158,4 +173,3 @@ def effective_receptive_field(
         marginal = grads.sum(dim=others) if others else grads
         sizes.append(_mass_interval(marginal, centre[axis], fraction) if total > 0 else 0)
     return EffectiveReceptiveField(grads, name, pos, centre, fraction, tuple(sizes), theoretical, samples)
-

@@ -79,8 +79,13 @@ def _ints(v, n: int) -> list[int] | tuple[int, ...]:
 
 def _conv(args, kwargs):
     x, w = args[0], args[1]
-    if len(args) < 9 or x.dtype not in _FLOATS or x.dim() != w.dim() or w.dtype != x.dtype or \
-            (args[2] is not None and args[2].dtype != x.dtype):
+    if (
+        len(args) < 9
+        or x.dtype not in _FLOATS
+        or x.dim() != w.dim()
+        or w.dtype != x.dtype
+        or (args[2] is not None and args[2].dtype != x.dtype)
+    ):
         return None  # mixed dtypes: the meta kernel raises the error a real run would
     stride, padding, dilation, transposed, out_pad, groups = args[3:9]
     n = w.dim() - 2
@@ -127,8 +132,11 @@ def _layer_norm(args, kwargs):
         return None
     stat = tuple(x.shape[:axis]) + (1,) * len(shape)
     sd = _stat_dtype(x)
-    return (torch.empty(x.shape, dtype=x.dtype, device=META), torch.empty(stat, dtype=sd, device=META),
-            torch.empty(stat, dtype=sd, device=META))
+    return (
+        torch.empty(x.shape, dtype=x.dtype, device=META),
+        torch.empty(stat, dtype=sd, device=META),
+        torch.empty(stat, dtype=sd, device=META),
+    )
 
 
 def _unary(args, kwargs):
@@ -231,8 +239,12 @@ def _bmm(args, kwargs):
 
 def _mean_dim(args, kwargs):
     x = args[0]
-    if x.dtype not in _FLOATS or kwargs.get("dtype") is not None or (len(args) > 3 and args[3] is not None) or \
-            _fmt(x) is not torch.contiguous_format:
+    if (
+        x.dtype not in _FLOATS
+        or kwargs.get("dtype") is not None
+        or (len(args) > 3 and args[3] is not None)
+        or _fmt(x) is not torch.contiguous_format
+    ):
         return None  # a reduction's output keeps the permutation of its input's strides
     dims = args[1] if len(args) > 1 else kwargs.get("dim")
     if dims is None or len(dims) == 0:
@@ -337,8 +349,24 @@ FAST: dict[Any, Callable] = {
     aten._adaptive_avg_pool2d.default: _adaptive_avg_pool2d,
 }
 
-for _name in ("relu", "sigmoid", "tanh", "silu", "gelu", "hardswish", "hardsigmoid", "elu", "mish",
-              "relu6", "neg", "exp", "sqrt", "rsqrt", "reciprocal", "abs"):
+for _name in (
+    "relu",
+    "sigmoid",
+    "tanh",
+    "silu",
+    "gelu",
+    "hardswish",
+    "hardsigmoid",
+    "elu",
+    "mish",
+    "relu6",
+    "neg",
+    "exp",
+    "sqrt",
+    "rsqrt",
+    "reciprocal",
+    "abs",
+):
     _op = getattr(aten, _name, None)
     if _op is not None and "default" in _op.overloads():
         FAST[_op.default] = _unary
@@ -362,8 +390,9 @@ for _name in ("add", "sub", "mul", "div"):
         if _ov in _packet.overloads():
             FAST[getattr(_packet, _ov)] = _inplace_binary
 FAST[aten.clone.default] = _clone
-FAST[aten._softmax.default] = lambda args, kwargs: _like(args[0]) if args[0].dtype in _FLOATS and not args[2] and \
-    _fmt(args[0]) is torch.contiguous_format else None  # the kernel's output is contiguous
+FAST[aten._softmax.default] = lambda args, kwargs: (
+    _like(args[0]) if args[0].dtype in _FLOATS and not args[2] and _fmt(args[0]) is torch.contiguous_format else None
+)  # the kernel's output is contiguous
 
 
 # -- leaf modules: the one ATen call they make ---------------------------------------------------
@@ -381,8 +410,17 @@ def _conv_call(m, x):
     n = len(m.kernel_size)
     if m.padding_mode != "zeros" or isinstance(m.padding, str) or x.dim() != n + 2:
         return None
-    return aten.convolution.default, (x, m._parameters["weight"], m._parameters["bias"], list(m.stride),
-                                      list(m.padding), list(m.dilation), False, [0] * n, m.groups)
+    return aten.convolution.default, (
+        x,
+        m._parameters["weight"],
+        m._parameters["bias"],
+        list(m.stride),
+        list(m.padding),
+        list(m.dilation),
+        False,
+        [0] * n,
+        m.groups,
+    )
 
 
 def _batch_norm_call(rank: int | tuple[int, ...]):
@@ -393,8 +431,17 @@ def _batch_norm_call(rank: int | tuple[int, ...]):
         if m.training or mean is None or var is None or x.dim() not in ranks:
             return None  # training mode also counts num_batches_tracked and may use batch statistics
         momentum = 0.0 if m.momentum is None else m.momentum
-        return aten.native_batch_norm.default, (x, m._parameters["weight"], m._parameters["bias"], mean, var,
-                                                False, momentum, m.eps)
+        return aten.native_batch_norm.default, (
+            x,
+            m._parameters["weight"],
+            m._parameters["bias"],
+            mean,
+            var,
+            False,
+            momentum,
+            m.eps,
+        )
+
     return call
 
 
@@ -403,6 +450,7 @@ def _activation_call(name: str):
 
     def call(m, x):
         return (op_ if m.__dict__.get("inplace", False) else op), (x,)
+
     return call
 
 
@@ -427,8 +475,22 @@ MODULE_CALLS: dict[type, Callable] = {
 }
 
 # what a subclass must leave alone for its call to be the base class's
-_FORWARD_READS = frozenset({"forward", "_conv_forward", "__call__", "_call_impl", "__getattr__", "__getattribute__",
-                            "weight", "bias", "running_mean", "running_var", "inplace", "training"})
+_FORWARD_READS = frozenset(
+    {
+        "forward",
+        "_conv_forward",
+        "__call__",
+        "_call_impl",
+        "__getattr__",
+        "__getattribute__",
+        "weight",
+        "bias",
+        "running_mean",
+        "running_var",
+        "inplace",
+        "training",
+    }
+)
 _RESOLVED: weakref.WeakKeyDictionary[type, Callable | None] = weakref.WeakKeyDictionary()
 
 

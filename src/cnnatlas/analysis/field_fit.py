@@ -11,13 +11,13 @@ pixels; part of every field lies in the padding.
 *The centre unit* is the unit whose field centre is nearest the input centre (L − 1)/2:
     i* = ((L − 1)/2 − c) / j rounded to a whole number ≥ 0 (at a tie, either of the two);
 its field *fits* when c + i*·j − (r − 1)/2 ≥ 0 and c + i*·j + (r − 1)/2 ≤ L − 1. This depends on padding
-through c: with "same" padding (c = 0) the grid of unit centres starts at pixel 0, so the fit needs L ≥ r and a unit centre
-within the slack (L − r)/2 of the middle; without padding (c = (r − 1)/2) unit 0 already fits once L ≥ r. The
-smallest fitting side is found from (r, j, c) alone, by trying L = ⌈r⌉, ⌈r⌉ + 1, … (it lies below
-r + 2j + 2|p| + 2, p = (r − 1)/2 − c the effective padding). A unit whose whole field lies inside the input is computed by every
-convolution and pooling layer on the way, so the centre unit exists at that side. Where the field itself changes
-with the input (adaptive pooling, upsampling: `exact` False), `field_fit` traces the model again at the side found
-and repeats until the side no longer moves, and says whether that trace confirms the fit.
+through c: with "same" padding (c = 0) the grid of unit centres starts at pixel 0, so the fit needs L ≥ r and a
+unit centre within the slack (L − r)/2 of the middle; without padding (c = (r − 1)/2) unit 0 already fits once
+L ≥ r. The smallest fitting side is found from (r, j, c) alone, by trying L = ⌈r⌉, ⌈r⌉ + 1, … (it lies below
+r + 2j + 2|p| + 2, p = (r − 1)/2 − c the effective padding). A unit whose whole field lies inside the input is
+computed by every convolution and pooling layer on the way, so the centre unit exists at that side. Where the
+field itself changes with the input (adaptive pooling, upsampling: `exact` False), `field_fit` traces the model
+again at the side found and repeats until the side no longer moves, and says whether that trace confirms the fit.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def _centre_units(side: int, start: float, jump: float) -> list[int]:
 def centre_fits(side: int, size: float, jump: float, start: float) -> bool:
     """Does the field of a centre unit along one axis lie inside an input of `side` pixels?"""
     half = (size - 1) / 2
-    return any(start + i * jump - half >= 0 and start + i * jump + half <= side - 1
-               for i in _centre_units(side, start, jump))
+    return any(
+        start + i * jump - half >= 0 and start + i * jump + half <= side - 1 for i in _centre_units(side, start, jump)
+    )
 
 
 def smallest_fitting_side(size: float, jump: float, start: float) -> int:
@@ -74,21 +75,33 @@ class FieldFit:
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"input_sides": list(self.input_sides), "field": None if self.field is None else self.field.as_dict(),
-                "field_layer": self.field_layer, "exceeds_from": self.exceeds_from, "exceeds_op": self.exceeds_op,
-                "fits": self.fits, "min_side": None if self.min_side is None else list(self.min_side),
-                "checked": self.checked, "note": self.note}
+        return {
+            "input_sides": list(self.input_sides),
+            "field": None if self.field is None else self.field.as_dict(),
+            "field_layer": self.field_layer,
+            "exceeds_from": self.exceeds_from,
+            "exceeds_op": self.exceeds_op,
+            "fits": self.fits,
+            "min_side": None if self.min_side is None else list(self.min_side),
+            "checked": self.checked,
+            "note": self.note,
+        }
 
     def __str__(self) -> str:
         sides = "×".join(map(str, self.input_sides))
         if self.field is None:
             return f"no spatial receptive field at input {sides}"
-        where = (f"the field exceeds the {sides} input from {self.exceeds_from or '(model)'} ({self.exceeds_op}) on"
-                 if self.exceeds_op is not None else f"the field stays within the {sides} input")
+        where = (
+            f"the field exceeds the {sides} input from {self.exceeds_from or '(model)'} ({self.exceeds_op}) on"
+            if self.exceeds_op is not None
+            else f"the field stays within the {sides} input"
+        )
         need = "×".join(map(str, self.min_side or ()))
-        return (f"{where}; the centre unit's field of the last map ({'×'.join(map(str, self.field.size))}) "
-                f"{'fits' if self.fits else 'does not fit'} at {sides}; smallest input it fits: {need}"
-                + ("" if self.checked is None else f" ({'confirmed' if self.checked else 'NOT confirmed'} by a trace)"))
+        return (
+            f"{where}; the centre unit's field of the last map ({'×'.join(map(str, self.field.size))}) "
+            f"{'fits' if self.fits else 'does not fit'} at {sides}; smallest input it fits: {need}"
+            + ("" if self.checked is None else f" ({'confirmed' if self.checked else 'NOT confirmed'} by a trace)")
+        )
 
 
 def _fit_of(rf: ReceptiveField, sides: tuple[int, ...]) -> tuple[bool, tuple[int, ...]]:
@@ -103,16 +116,37 @@ def fit_from_report(report: Report, sides: tuple[int, ...] | None = None) -> Fie
     rf = report.receptive_field
     if rf is None or len(rf.size) != len(sides):
         return FieldFit(sides, None, None, None, None, None, None, note="no spatial receptive field")
-    first = next((rec for rec in report.layers if (f := rec.receptive_field) is not None and len(f.size) == len(sides)
-                  and any(r > L for r, L in zip(f.size, sides))), None)
+    first = next(
+        (
+            rec
+            for rec in report.layers
+            if (f := rec.receptive_field) is not None
+            and len(f.size) == len(sides)
+            and any(r > L for r, L in zip(f.size, sides))
+        ),
+        None,
+    )
     fits, need = _fit_of(rf, sides)
-    return FieldFit(sides, rf, report.receptive_field_layer, None if first is None else first.name,
-                    None if first is None else first.op, fits, need,
-                    note="local paths only; a global path (+global) sees the whole input" if rf.global_context else "")
+    return FieldFit(
+        sides,
+        rf,
+        report.receptive_field_layer,
+        None if first is None else first.name,
+        None if first is None else first.op,
+        fits,
+        need,
+        note="local paths only; a global path (+global) sees the whole input" if rf.global_context else "",
+    )
 
 
-def field_fit(model: nn.Module, input_shape: tuple[int, ...], *, check: bool = True, traces: int = 64,
-              report: Report | None = None) -> FieldFit:
+def field_fit(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    check: bool = True,
+    traces: int = 64,
+    report: Report | None = None,
+) -> FieldFit:
     """`fit_from_report` at `input_shape`; with `check`, the model is traced again at the side found (other axes
     of the input kept), and where the field there differs so that the centre unit does not fit (adaptive pooling,
     upsampling), at larger sides in turn — the side the field there asks for, at least one more — until one fits
@@ -148,5 +182,6 @@ def field_fit(model: nn.Module, input_shape: tuple[int, ...], *, check: bool = T
     if confirmed is False:
         need = fit.min_side
         note = (note + "; " if note else "") + "the field changes with the input: no side confirmed by a trace"
-    return FieldFit(fit.input_sides, fit.field, fit.field_layer, fit.exceeds_from, fit.exceeds_op, fit.fits, need,
-                    confirmed, note)
+    return FieldFit(
+        fit.input_sides, fit.field, fit.field_layer, fit.exceeds_from, fit.exceeds_op, fit.fits, need, confirmed, note
+    )

@@ -128,8 +128,13 @@ def _batch_norm(args, kwargs, outs):
 def _pool(n: int):
     def cost(args, kwargs, outs):
         k = args[1]
-        window = math.prod(k) if isinstance(k, (list, tuple)) and len(k) == n else (k[0] if isinstance(k, (list, tuple)) else k) ** n
+        window = (
+            math.prod(k)
+            if isinstance(k, (list, tuple)) and len(k) == n
+            else (k[0] if isinstance(k, (list, tuple)) else k) ** n
+        )
         return 0, window * _numel(_out0(outs))
+
     return cost
 
 
@@ -138,12 +143,13 @@ def _adaptive(args, kwargs, outs):
 
 
 def _linear_upsample(d: int):
-    return lambda args, kwargs, outs: (0, 2 ** d * _numel(outs))
+    return lambda args, kwargs, outs: (0, 2**d * _numel(outs))
 
 
 def _aa_upsample(support: int):
     """Two separable passes, W then H (PIL/torch's order): 2 FLOPs per tap, ⌈support · max(1, in/out)⌉
     taps per output of each pass."""
+
     def cost(args, kwargs, outs):
         x, out = args[0], _out0(outs)
         (h_in, w_in), (h_out, w_out) = x.shape[-2:], out.shape[-2:]
@@ -151,6 +157,7 @@ def _aa_upsample(support: int):
         taps_w = math.ceil(support * max(1.0, w_in / w_out))
         taps_h = math.ceil(support * max(1.0, h_in / h_out))
         return 0, 2 * lead * (h_in * w_out * taps_w + h_out * w_out * taps_h)
+
     return cost
 
 
@@ -174,10 +181,12 @@ TORCHVISION_OPS = {"nms": _nms, "roi_align": _roi_align, "roi_pool": _per_out(1)
 
 def _grid_sampler(d: int):
     """One FLOP per tap: 2^d (bilinear/trilinear), 1 (nearest), 4^d (bicubic) per output element."""
+
     def cost(args, kwargs, outs):
         mode = args[2] if len(args) > 2 else 0  # 0 bilinear, 1 nearest, 2 bicubic
-        taps = {1: 1, 2: 4 ** d}.get(mode, 2 ** d)
+        taps = {1: 1, 2: 4**d}.get(mode, 2**d)
         return 0, taps * _numel(_out0(outs))
+
     return cost
 
 
@@ -232,25 +241,105 @@ OTHER_OPS = {
 
 # Operators that move or create data, or only describe it: known, and free.
 ZERO_COST = {
-    aten.clone, aten.contiguous, aten._to_copy, aten.copy_, aten.copy, aten.cat, aten.stack,
-    aten.constant_pad_nd, aten.reflection_pad1d, aten.reflection_pad2d, aten.reflection_pad3d,
-    aten.replication_pad1d, aten.replication_pad2d, aten.replication_pad3d,
-    aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d,
-    aten._upsample_nearest_exact1d, aten._upsample_nearest_exact2d, aten._upsample_nearest_exact3d,
-    aten.pixel_shuffle, aten.pixel_unshuffle, aten.flip, aten.roll, aten.repeat, aten.tile,
-    aten.index, aten._unsafe_index, aten.index_select, aten.gather, aten.embedding, aten.slice_scatter,
-    aten.select_scatter, aten.index_put, aten.index_put_, aten.scatter, aten.masked_select,
-    aten.empty, aten.empty_like, aten.empty_strided, aten.zeros, aten.zeros_like, aten.ones,
-    aten.ones_like, aten.full, aten.full_like, aten.fill_, aten.zero_, aten.arange, aten.lift_fresh,
-    aten.lift_fresh_copy, aten.scalar_tensor, aten.new_empty, aten.new_zeros, aten.new_ones,
-    aten.new_full, aten.new_empty_strided, aten.split_with_sizes_copy, aten.unbind_copy,
-    aten.clamp_min_, aten.set_, aten.resize_, aten._local_scalar_dense, aten.sym_size, aten.sym_numel,
-    aten.sym_stride, aten.sym_storage_offset, aten.rand, aten.randn, aten.rand_like, aten.randn_like,
-    aten.randint, aten.randperm, aten.normal_, aten.uniform_, aten.eye, aten.linspace,
-    aten.argmax, aten.argmin, aten.topk, aten.sort, aten.tril, aten.triu, aten.masked_fill,
-    aten.masked_fill_, aten.im2col, aten.col2im, aten.unsafe_split, aten.unsafe_split_with_sizes,
-    aten.unsafe_chunk, aten.nonzero, aten._unique2, aten.unique_dim, aten.unique_consecutive,
-    aten._unsafe_view, aten._reshape_alias, aten.reshape, aten.as_strided_, aten.view_copy,
+    aten.clone,
+    aten.contiguous,
+    aten._to_copy,
+    aten.copy_,
+    aten.copy,
+    aten.cat,
+    aten.stack,
+    aten.constant_pad_nd,
+    aten.reflection_pad1d,
+    aten.reflection_pad2d,
+    aten.reflection_pad3d,
+    aten.replication_pad1d,
+    aten.replication_pad2d,
+    aten.replication_pad3d,
+    aten.upsample_nearest1d,
+    aten.upsample_nearest2d,
+    aten.upsample_nearest3d,
+    aten._upsample_nearest_exact1d,
+    aten._upsample_nearest_exact2d,
+    aten._upsample_nearest_exact3d,
+    aten.pixel_shuffle,
+    aten.pixel_unshuffle,
+    aten.flip,
+    aten.roll,
+    aten.repeat,
+    aten.tile,
+    aten.index,
+    aten._unsafe_index,
+    aten.index_select,
+    aten.gather,
+    aten.embedding,
+    aten.slice_scatter,
+    aten.select_scatter,
+    aten.index_put,
+    aten.index_put_,
+    aten.scatter,
+    aten.masked_select,
+    aten.empty,
+    aten.empty_like,
+    aten.empty_strided,
+    aten.zeros,
+    aten.zeros_like,
+    aten.ones,
+    aten.ones_like,
+    aten.full,
+    aten.full_like,
+    aten.fill_,
+    aten.zero_,
+    aten.arange,
+    aten.lift_fresh,
+    aten.lift_fresh_copy,
+    aten.scalar_tensor,
+    aten.new_empty,
+    aten.new_zeros,
+    aten.new_ones,
+    aten.new_full,
+    aten.new_empty_strided,
+    aten.split_with_sizes_copy,
+    aten.unbind_copy,
+    aten.clamp_min_,
+    aten.set_,
+    aten.resize_,
+    aten._local_scalar_dense,
+    aten.sym_size,
+    aten.sym_numel,
+    aten.sym_stride,
+    aten.sym_storage_offset,
+    aten.rand,
+    aten.randn,
+    aten.rand_like,
+    aten.randn_like,
+    aten.randint,
+    aten.randperm,
+    aten.normal_,
+    aten.uniform_,
+    aten.eye,
+    aten.linspace,
+    aten.argmax,
+    aten.argmin,
+    aten.topk,
+    aten.sort,
+    aten.tril,
+    aten.triu,
+    aten.masked_fill,
+    aten.masked_fill_,
+    aten.im2col,
+    aten.col2im,
+    aten.unsafe_split,
+    aten.unsafe_split_with_sizes,
+    aten.unsafe_chunk,
+    aten.nonzero,
+    aten._unique2,
+    aten.unique_dim,
+    aten.unique_consecutive,
+    aten._unsafe_view,
+    aten._reshape_alias,
+    aten.reshape,
+    aten.as_strided_,
+    aten.view_copy,
 }
 
 _POINTWISE_TAG = torch.Tag.pointwise

@@ -33,13 +33,22 @@ def _per_axis(name: str, value: int | Sequence[int], dims: int) -> tuple[int, ..
 # -- convolution layer ---------------------------------------------------------------------------
 
 
-def conv_params(kernel_size: int | Sequence[int], in_channels: int, out_channels: int, *, groups: int = 1,
-                bias: bool = True, dims: int = 2) -> int:
+def conv_params(
+    kernel_size: int | Sequence[int],
+    in_channels: int,
+    out_channels: int,
+    *,
+    groups: int = 1,
+    bias: bool = True,
+    dims: int = 2,
+) -> int:
     """(K^d · C_in/G + 1) · C_out — the +1 is the bias. Independent of H and W."""
     k = _per_axis("kernel_size", kernel_size, dims)
     _pos("in_channels", in_channels), _pos("out_channels", out_channels), _pos("groups", groups)
     if in_channels % groups or out_channels % groups:
-        raise InvalidArgumentError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+        raise InvalidArgumentError(
+            f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+        )
     return (math.prod(k) * in_channels // groups + (1 if bias else 0)) * out_channels
 
 
@@ -56,25 +65,37 @@ def conv_output_size(input_size: int, kernel_size: int, stride: int = 1, padding
     out = (input_size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
     if out < 1:
         raise InvalidArgumentError(
-            f"a {kernel_size}-wide kernel (dilation {dilation}) does not fit an input of {input_size} with padding {padding}")
+            f"a {kernel_size}-wide kernel (dilation {dilation}) does not fit an input of {input_size} "
+            f"with padding {padding}"
+        )
     return out
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
-    """"Same" padding at stride 1, odd K: P = D·(K−1)/2."""
+    """ "Same" padding at stride 1, odd K: P = D·(K−1)/2."""
     if _pos("kernel_size", kernel_size) % 2 == 0:
         raise InvalidArgumentError(f"symmetric 'same' padding needs an odd kernel; got {kernel_size}")
     return _pos("dilation", dilation) * (kernel_size - 1) // 2
 
 
-def conv_macs(output_size: int | Sequence[int], kernel_size: int | Sequence[int], in_channels: int, out_channels: int,
-              *, groups: int = 1, batch: int = 1, dims: int = 2) -> int:
+def conv_macs(
+    output_size: int | Sequence[int],
+    kernel_size: int | Sequence[int],
+    in_channels: int,
+    out_channels: int,
+    *,
+    groups: int = 1,
+    batch: int = 1,
+    dims: int = 2,
+) -> int:
     """H_out·W_out·C_out·K·K·C_in/G multiply–accumulates (per sample; × batch). FLOPs ≈ 2 × MACs."""
     out = _per_axis("output_size", output_size, dims)
     k = _per_axis("kernel_size", kernel_size, dims)
     _pos("in_channels", in_channels), _pos("out_channels", out_channels), _pos("groups", groups)
     if in_channels % groups or out_channels % groups:
-        raise InvalidArgumentError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+        raise InvalidArgumentError(
+            f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+        )
     return _pos("batch", batch) * math.prod(out) * out_channels * math.prod(k) * in_channels // groups
 
 
@@ -106,7 +127,7 @@ def receptive_field_stack(layers: Sequence[Sequence[int]]) -> list[FieldStep]:
     for i, layer in enumerate(layers):
         if not isinstance(layer, Sequence) or isinstance(layer, str) or not 1 <= len(layer) <= 4:
             raise InvalidArgumentError(f"layer {i}: expected (k, s[, p[, d]]); got {layer!r}")
-        k, s, p, d = (*layer, *(1, 1, 0, 1)[len(layer):])
+        k, s, p, d = (*layer, *(1, 1, 0, 1)[len(layer) :])
         _pos(f"layer {i} kernel", k), _pos(f"layer {i} stride", s), _pos(f"layer {i} padding", p, 0)
         _pos(f"layer {i} dilation", d)
         ext = d * (k - 1)
@@ -150,8 +171,10 @@ def stacked_vs_single(channels: int, kernel_size: int = 3, n: int = 2) -> Compar
 
 def pointwise_vs_kxk(in_channels: int, out_channels: int, kernel_size: int = 3, bias: bool = True) -> Comparison:
     """1×1 conv: C_in·C_out (+C_out) weights, against a K×K conv at the same widths (9× more for K = 3)."""
-    return Comparison(first=conv_params(kernel_size, in_channels, out_channels, bias=bias),
-                      second=conv_params(1, in_channels, out_channels, bias=bias))
+    return Comparison(
+        first=conv_params(kernel_size, in_channels, out_channels, bias=bias),
+        second=conv_params(1, in_channels, out_channels, bias=bias),
+    )
 
 
 def separable_vs_standard(kernel_size: int, in_channels: int, out_channels: int) -> Comparison:
@@ -199,9 +222,11 @@ def compound_scaling(phi: float, alpha: float = 1.2, beta: float = 1.1, gamma: f
     log_base = math.log(alpha) + 2 * math.log(beta) + 2 * math.log(gamma)  # ln(α·β²·γ²): α·β²·γ² may overflow
     limit = 0.99 * math.log(sys.float_info.max) / log_base if log_base > 0 else math.inf
     if abs(phi) >= limit:  # beyond, d·w²·r² overflows to inf (or underflows to 0)
-        raise InvalidArgumentError(f"phi must be a finite number with |phi| < {limit:.4g} at α = {alpha:g}, "
-                                   f"β = {beta:g}, γ = {gamma:g} (FLOPs scale by (α·β²·γ²)^φ); got {phi!r}")
-    d, w, r = alpha ** phi, beta ** phi, gamma ** phi
+        raise InvalidArgumentError(
+            f"phi must be a finite number with |phi| < {limit:.4g} at α = {alpha:g}, "
+            f"β = {beta:g}, γ = {gamma:g} (FLOPs scale by (α·β²·γ²)^φ); got {phi!r}"
+        )
+    d, w, r = alpha**phi, beta**phi, gamma**phi
     return CompoundScale(d, w, r, d * w * w * r * r)
 
 
@@ -212,9 +237,10 @@ def _real(v: object) -> bool:
 def inflation_cost(kernel_time: int, kernel_size: int, in_channels: int, out_channels: int) -> Comparison:
     """A k_t×k×k 3D conv against the k×k 2D conv it inflates, per output position: k_t× the MACs
     (and weights); I3D initialises it with W_3d[:, :, t] = W_2d / k_t."""
-    return Comparison(first=conv_params(kernel_size, in_channels, out_channels, bias=False),
-                      second=conv_params((kernel_time, kernel_size, kernel_size), in_channels, out_channels,
-                                         bias=False, dims=3))
+    return Comparison(
+        first=conv_params(kernel_size, in_channels, out_channels, bias=False),
+        second=conv_params((kernel_time, kernel_size, kernel_size), in_channels, out_channels, bias=False, dims=3),
+    )
 
 
 def vit_tokens(image_size: int, patch_size: int, cls_token: bool = True) -> int:

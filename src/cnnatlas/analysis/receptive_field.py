@@ -106,7 +106,9 @@ def _union_entry(a, b):
     return a if type(a) is Merged else b
 
 
-def broadcast_union(layouts: list[Layout | None], shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> Layout | None:
+def broadcast_union(
+    layouts: list[Layout | None], shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]
+) -> Layout | None:
     """Element-wise operators: align the inputs from the right, take the union per dimension. An
     input of size 1 broadcast along a spatial dimension spreads one unit over all positions, so its
     field covers the whole input (global context)."""
@@ -148,8 +150,9 @@ def transposed_window(f: Field, k: int, s: int, p: int, d: int = 1) -> Field:
     """Transposed conv: output o gathers the inputs i with i·s = o + p − m·d, m < k — about
     ceil((d(k−1)+1)/s) neighbours; the grid becomes s times finer."""
     n = -(-(d * (k - 1) + 1) // s)
-    return Field(f.axis, f.size + (n - 1) * f.jump, f.jump / s,
-                 f.start + (p - d * (k - 1) / 2) * f.jump / s, f.exact and s == 1)
+    return Field(
+        f.axis, f.size + (n - 1) * f.jump, f.jump / s, f.start + (p - d * (k - 1) / 2) * f.jump / s, f.exact and s == 1
+    )
 
 
 def adaptive_window(f: Field, n_in: int, n_out: int) -> Field | None:
@@ -164,8 +167,7 @@ def adaptive_window(f: Field, n_in: int, n_out: int) -> Field | None:
         return window(f, k, k, 0)
     k = max(-(-((i + 1) * n_in) // n_out) - (i * n_in) // n_out for i in range(n_out))
     first = -(-n_in // n_out)
-    return Field(f.axis, f.size + (k - 1) * f.jump, f.jump * n_in / n_out,
-                 f.start + (first - 1) / 2 * f.jump, False)
+    return Field(f.axis, f.size + (k - 1) * f.jump, f.jump * n_in / n_out, f.start + (first - 1) / 2 * f.jump, False)
 
 
 def upsample(f: Field, n_in: int, n_out: int, linear: bool, align_corners: bool = False) -> Field:
@@ -250,6 +252,7 @@ def _pool(n: int, has_dilation: bool):
         d = _ints(args[4], n) if has_dilation and len(args) > 4 else [1] * n
         lay = _spatial_op(L(x), x.dim(), n, lambda i, f: window(f, k[i], s[i], p[i], d[i]), channel_mix=False)
         return [lay, lay] if isinstance(outs, (tuple, list)) else lay
+
     return rule
 
 
@@ -260,6 +263,7 @@ def _adaptive(n: int):
         ins, os_ = x.shape[-n:], out.shape[-n:]
         lay = _spatial_op(L(x), x.dim(), n, lambda i, f: adaptive_window(f, ins[i], os_[i]), channel_mix=False)
         return [lay, lay] if isinstance(outs, (tuple, list)) else lay
+
     return rule
 
 
@@ -269,12 +273,15 @@ def _upsample(n: int, linear: bool):
         align = bool(args[2]) if linear and len(args) > 2 and isinstance(args[2], bool) else False
         ins, os_ = x.shape[-n:], outs.shape[-n:]
         return _spatial_op(L(x), x.dim(), n, lambda i, f: upsample(f, ins[i], os_[i], linear, align), channel_mix=False)
+
     return rule
 
 
 def _pixel_shuffle(args, kwargs, outs, L):
     x, r = args[0], args[1]
-    return _spatial_op(L(x), x.dim(), 2, lambda i, f: upsample(f, x.shape[-2 + i], x.shape[-2 + i] * r, False), channel_mix=False)
+    return _spatial_op(
+        L(x), x.dim(), 2, lambda i, f: upsample(f, x.shape[-2 + i], x.shape[-2 + i] * r, False), channel_mix=False
+    )
 
 
 def _pixel_unshuffle(args, kwargs, outs, L):
@@ -410,7 +417,7 @@ def _layer_norm(args, kwargs, outs, L):
     x, shape = args[0], args[1]
     lay = L(x)
     if lay is not None:
-        norm_dims = lay.dims[x.dim() - len(shape):]
+        norm_dims = lay.dims[x.dim() - len(shape) :]
         if any(e is not None for e in norm_dims):
             lay = Layout(lay.dims, True)
     return [lay, None, None]
@@ -745,8 +752,9 @@ def elementwise(outs, L: Getter, tensors_in: list, pointwise: bool):
             if math.prod(shape) and all(len(s) <= len(shape) for s in shapes):
                 lay = broadcast_union(lays, shapes, shape)
                 if not pointwise and lay is not None:
-                    lay = Layout(tuple(e._replace(exact=False) if type(e) is Field else e for e in lay.dims),
-                                 lay.global_context)
+                    lay = Layout(
+                        tuple(e._replace(exact=False) if type(e) is Field else e for e in lay.dims), lay.global_context
+                    )
                 return lay
         except IndexError:
             pass

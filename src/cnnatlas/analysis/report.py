@@ -43,17 +43,26 @@ class ReceptiveField:
     def span(self, index: tuple[int, ...] | int = 0) -> tuple[tuple[float, float], ...]:
         """Input interval [first, last] pixel seen by unit `index`, per axis (unclipped)."""
         idx = (index,) * len(self.size) if isinstance(index, int) else tuple(index)
-        return tuple((c + i * j - (s - 1) / 2, c + i * j + (s - 1) / 2)
-                     for s, j, c, i in zip(self.size, self.stride, self.start, idx))
+        return tuple(
+            (c + i * j - (s - 1) / 2, c + i * j + (s - 1) / 2)
+            for s, j, c, i in zip(self.size, self.stride, self.start, idx)
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"size": list(self.size), "stride": list(self.stride), "start": list(self.start),
-                "padding": list(self.padding), "axes": list(self.axes), "exact": self.exact,
-                "global_context": self.global_context}
+        return {
+            "size": list(self.size),
+            "stride": list(self.stride),
+            "start": list(self.start),
+            "padding": list(self.padding),
+            "axes": list(self.axes),
+            "exact": self.exact,
+            "global_context": self.global_context,
+        }
 
     def __str__(self) -> str:
         def fmt(v):
             return "×".join(str(x) for x in v) if len(set(v)) > 1 else str(v[0])
+
         flags = ("" if self.exact else " ≈") + (" +global" if self.global_context else "")
         return f"size {fmt(self.size)}, stride {fmt(self.stride)}, start {fmt(self.start)}{flags}"
 
@@ -118,11 +127,19 @@ class LayerRecord:
 
     def as_dict(self) -> dict[str, Any]:
         rf = self.receptive_field
-        return {"name": self.name, "op": self.op, "module_type": self.module_type,
-                "input_shapes": [list(s) for s in self.input_shapes], "output_shape": list(self.output_shape),
-                "params": self.params, "macs": self.macs, "other_flops": self.other_flops,
-                "activation_bytes": self.activation_bytes,
-                "receptive_field": None if rf is None else rf.as_dict(), "sizing": self.sizing}
+        return {
+            "name": self.name,
+            "op": self.op,
+            "module_type": self.module_type,
+            "input_shapes": [list(s) for s in self.input_shapes],
+            "output_shape": list(self.output_shape),
+            "params": self.params,
+            "macs": self.macs,
+            "other_flops": self.other_flops,
+            "activation_bytes": self.activation_bytes,
+            "receptive_field": None if rf is None else rf.as_dict(),
+            "sizing": self.sizing,
+        }
 
 
 @dataclass(slots=True)
@@ -210,8 +227,10 @@ class Report:
         for m in self.modules:
             if m.name == name:
                 return m.receptive_field
-        raise InvalidArgumentError(f"{self.model} has no module {name!r} that ran in the trace."
-                                   f"{did_you_mean(name, [m.name for m in self.modules])}")
+        raise InvalidArgumentError(
+            f"{self.model} has no module {name!r} that ran in the trace."
+            f"{did_you_mean(name, [m.name for m in self.modules])}"
+        )
 
     def rows(self, depth: int) -> list[dict[str, Any]]:
         """Per-module totals at a depth of the module tree (1: the model's children). Operators of a
@@ -224,8 +243,17 @@ class Report:
             key = ".".join(parts[:depth])
             row = index.get(key)
             if row is None or out[-1] is not row:
-                row = {"name": key, "module_type": None, "params": 0, "macs": 0, "other_flops": 0,
-                       "activation_bytes": 0, "output_shape": rec.output_shape, "ops": 0, "last": rec.index}
+                row = {
+                    "name": key,
+                    "module_type": None,
+                    "params": 0,
+                    "macs": 0,
+                    "other_flops": 0,
+                    "activation_bytes": 0,
+                    "output_shape": rec.output_shape,
+                    "ops": 0,
+                    "last": rec.index,
+                }
                 out.append(row)
                 index[key] = row
             row["params"] += rec.params

@@ -49,8 +49,13 @@ class Machine:
         return self.peak_flops / self.bandwidth
 
     def as_dict(self) -> dict[str, Any]:
-        return {"peak_gflops": self.peak_flops / 1e9, "bandwidth_gbs": self.bandwidth / 1e9,
-                "ridge_flops_per_byte": self.ridge, "source": self.source, "threads": self.threads}
+        return {
+            "peak_gflops": self.peak_flops / 1e9,
+            "bandwidth_gbs": self.bandwidth / 1e9,
+            "ridge_flops_per_byte": self.ridge,
+            "source": self.source,
+            "threads": self.threads,
+        }
 
 
 def _best_of(fn, repeats: int) -> float:
@@ -63,8 +68,9 @@ def _best_of(fn, repeats: int) -> float:
     return best
 
 
-def measure_machine(*, matmul_side: int = 1024, triad_floats: int = 1 << 23, repeats: int = 5,
-                    threads: int | None = None) -> Machine:
+def measure_machine(
+    *, matmul_side: int = 1024, triad_floats: int = 1 << 23, repeats: int = 5, threads: int | None = None
+) -> Machine:
     """Peak float32 FLOP/s (best of `repeats` n×n matmuls, 2n³ FLOPs each) and memory bytes/s (best of
     `repeats` triads a = b + s·c over `triad_floats` floats: 12 bytes per float), with torch's threads
     (`threads` sets them for the measurement)."""
@@ -81,10 +87,12 @@ def measure_machine(*, matmul_side: int = 1024, triad_floats: int = 1 << 23, rep
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(saved)
-    flops, moved = 2 * n ** 3, 3 * triad_floats * 4
-    source = (f"measured with {used} thread(s): float32 {n}×{n} matmul, best of {repeats} "
-              f"({t_mm * 1e3:.2f} ms for {flops / 1e9:.2f} GFLOP); triad a = b + 3·c over {triad_floats:,} floats, "
-              f"best of {repeats} ({t_triad * 1e3:.2f} ms for {moved / 1e6:.0f} MB read and written)")
+    flops, moved = 2 * n**3, 3 * triad_floats * 4
+    source = (
+        f"measured with {used} thread(s): float32 {n}×{n} matmul, best of {repeats} "
+        f"({t_mm * 1e3:.2f} ms for {flops / 1e9:.2f} GFLOP); triad a = b + 3·c over {triad_floats:,} floats, "
+        f"best of {repeats} ({t_triad * 1e3:.2f} ms for {moved / 1e6:.0f} MB read and written)"
+    )
     return Machine(flops / t_mm, moved / t_triad, source, used)
 
 
@@ -116,8 +124,13 @@ class LayerRoofline:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"flops": self.flops, "bytes_moved": self.bytes, "arithmetic_intensity": self.intensity,
-                "bound": self.bound, "predicted_seconds": self.seconds}
+        return {
+            "flops": self.flops,
+            "bytes_moved": self.bytes,
+            "arithmetic_intensity": self.intensity,
+            "bound": self.bound,
+            "predicted_seconds": self.seconds,
+        }
 
 
 def itemsize_of(dtype: str) -> int:
@@ -146,8 +159,13 @@ def row_roofline(points: list[LayerRoofline]) -> dict[str, Any]:
     f, b, t = sum(p.flops for p in points), sum(p.bytes for p in points), sum(p.seconds for p in points)
     by_bound = {k: sum(p.seconds for p in points if p.bound == k) for k in ("compute", "memory")}
     bound = None if t == 0 else max(by_bound, key=by_bound.get)
-    return {"flops": f, "bytes_moved": b, "arithmetic_intensity": f / b if b else None, "bound": bound,
-            "predicted_seconds": t}
+    return {
+        "flops": f,
+        "bytes_moved": b,
+        "arithmetic_intensity": f / b if b else None,
+        "bound": bound,
+        "predicted_seconds": t,
+    }
 
 
 def predicted_by_module(report: Report, points: list[LayerRoofline]) -> dict[str, float]:
@@ -217,8 +235,9 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     return cov / math.sqrt(va * vb) if va and vb else None  # type: ignore[return-value]  # a constant list
 
 
-def check_against_measured(model: nn.Module, input_shape: tuple[int, ...], machine: Machine, *,
-                           repeats: int = 5, top: int = 10) -> dict[str, Any]:
+def check_against_measured(
+    model: nn.Module, input_shape: tuple[int, ...], machine: Machine, *, repeats: int = 5, top: int = 10
+) -> dict[str, Any]:
     """Predicted against measured time per leaf module of `model` (real weights, CPU, torch's current threads)
     at `input_shape`: the Spearman correlation over every leaf module that costs something, and over the
     `top` slowest measured ones, and how many of the `top` slowest measured are predicted among the `top` slowest
@@ -232,9 +251,12 @@ def check_against_measured(model: nn.Module, input_shape: tuple[int, ...], machi
     p, m = [predicted[k] for k in common], [measured[k] for k in common]
     slow = sorted(common, key=measured.get, reverse=True)[:top]
     cut = sorted(p, reverse=True)[min(top, len(p)) - 1]  # the top-th largest prediction: ties count as in the top
-    return {"modules": len(common), "spearman": spearman(p, m),
-            f"spearman_top{top}": spearman([predicted[k] for k in slow], [measured[k] for k in slow]),
-            f"top{top}_overlap": sum(predicted[k] >= cut for k in slow),
-            "predicted_seconds": sum(p), "measured_seconds": sum(m),
-            "slowest": [{"module": k, "measured_seconds": measured[k], "predicted_seconds": predicted[k]}
-                        for k in slow]}
+    return {
+        "modules": len(common),
+        "spearman": spearman(p, m),
+        f"spearman_top{top}": spearman([predicted[k] for k in slow], [measured[k] for k in slow]),
+        f"top{top}_overlap": sum(predicted[k] >= cut for k in slow),
+        "predicted_seconds": sum(p),
+        "measured_seconds": sum(m),
+        "slowest": [{"module": k, "measured_seconds": measured[k], "predicted_seconds": predicted[k]} for k in slow],
+    }

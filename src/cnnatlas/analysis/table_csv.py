@@ -13,8 +13,23 @@ from typing import Any, TextIO
 
 from .report import Report
 
-COLUMNS = ["index", "layer", "type", "op", "input_shapes", "output_shape", "params", "macs", "other_flops",
-           "activation_bytes", "rf_size", "rf_stride", "rf_start", "rf_exact", "rf_global"]
+COLUMNS = [
+    "index",
+    "layer",
+    "type",
+    "op",
+    "input_shapes",
+    "output_shape",
+    "params",
+    "macs",
+    "other_flops",
+    "activation_bytes",
+    "rf_size",
+    "rf_stride",
+    "rf_start",
+    "rf_exact",
+    "rf_global",
+]
 ROOFLINE_COLUMNS = ["flops", "bytes_moved", "arithmetic_intensity", "bound", "predicted_seconds"]
 
 
@@ -27,17 +42,32 @@ def csv_rows(report: Report, roofline: list | None = None) -> list[dict[str, Any
     rows = []
     for i, rec in enumerate(report.layers):
         rf = rec.receptive_field
-        row = {"index": rec.index, "layer": rec.name, "type": rec.module_type, "op": rec.op,
-               "input_shapes": ";".join(_shape(s) for s in rec.input_shapes), "output_shape": _shape(rec.output_shape),
-               "params": rec.params, "macs": rec.macs, "other_flops": rec.other_flops,
-               "activation_bytes": rec.activation_bytes,
-               "rf_size": "" if rf is None else _shape(rf.size), "rf_stride": "" if rf is None else _shape(rf.stride),
-               "rf_start": "" if rf is None else _shape(rf.start), "rf_exact": "" if rf is None else rf.exact,
-               "rf_global": "" if rf is None else rf.global_context}
+        row = {
+            "index": rec.index,
+            "layer": rec.name,
+            "type": rec.module_type,
+            "op": rec.op,
+            "input_shapes": ";".join(_shape(s) for s in rec.input_shapes),
+            "output_shape": _shape(rec.output_shape),
+            "params": rec.params,
+            "macs": rec.macs,
+            "other_flops": rec.other_flops,
+            "activation_bytes": rec.activation_bytes,
+            "rf_size": "" if rf is None else _shape(rf.size),
+            "rf_stride": "" if rf is None else _shape(rf.stride),
+            "rf_start": "" if rf is None else _shape(rf.start),
+            "rf_exact": "" if rf is None else rf.exact,
+            "rf_global": "" if rf is None else rf.global_context,
+        }
         if roofline is not None:
             p = roofline[i]
-            row.update(flops=p.flops, bytes_moved=p.bytes, bound=p.bound or "", predicted_seconds=p.seconds,
-                       arithmetic_intensity="" if p.intensity is None else p.intensity)
+            row.update(
+                flops=p.flops,
+                bytes_moved=p.bytes,
+                bound=p.bound or "",
+                predicted_seconds=p.seconds,
+                arithmetic_intensity="" if p.intensity is None else p.intensity,
+            )
         rows.append(row)
     return rows
 

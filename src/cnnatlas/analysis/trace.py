@@ -34,8 +34,19 @@ META = torch.device("meta")
 aten = torch.ops.aten
 
 # Operators that neither compute nor produce a tensor anyone should see as a layer.
-_HIDDEN = {aten.detach, aten.alias, aten.lift_fresh, aten.empty, aten.empty_like, aten.empty_strided,
-           aten._unsafe_view, aten._reshape_alias, aten.reshape, aten.as_strided_, aten.view_copy}
+_HIDDEN = {
+    aten.detach,
+    aten.alias,
+    aten.lift_fresh,
+    aten.empty,
+    aten.empty_like,
+    aten.empty_strided,
+    aten._unsafe_view,
+    aten._reshape_alias,
+    aten.reshape,
+    aten.as_strided_,
+    aten.view_copy,
+}
 
 
 _CREATE = {aten.empty.memory_format, aten.empty_strided.default}
@@ -61,13 +72,26 @@ def _plan(func) -> _Plan:
     plan = _PLANS.get(func)
     if plan is None:
         schema = func._schema
-        inplace = bool(schema.arguments) and schema.arguments[0].alias_info is not None and \
-            schema.arguments[0].alias_info.is_write
+        inplace = (
+            bool(schema.arguments)
+            and schema.arguments[0].alias_info is not None
+            and schema.arguments[0].alias_info.is_write
+        )
         packet = func.overloadpacket
-        tensor_args = tuple((i, str(a.type).startswith("List")) for i, a in enumerate(schema.arguments)
-                            if not a.kwarg_only and str(a.type) in _TENSOR_TYPES)
-        plan = _Plan(packet.__name__, func.is_view or packet in _HIDDEN, inplace,
-                     torch.Tag.pointwise in func.tags, RULES.get(packet), cost_for(func), tensor_args)
+        tensor_args = tuple(
+            (i, str(a.type).startswith("List"))
+            for i, a in enumerate(schema.arguments)
+            if not a.kwarg_only and str(a.type) in _TENSOR_TYPES
+        )
+        plan = _Plan(
+            packet.__name__,
+            func.is_view or packet in _HIDDEN,
+            inplace,
+            torch.Tag.pointwise in func.tags,
+            RULES.get(packet),
+            cost_for(func),
+            tensor_args,
+        )
         _PLANS[func] = plan
     return plan
 
@@ -80,18 +104,42 @@ class AnalysisError(CnnAtlasError, RuntimeError):
 # Their output's size (nonzero, unique, masked_select, torchvision's nms) or a Python value the model
 # reads (.item(), `if tensor:`) depends on the tensor's values, which meta tensors do not have.
 
-_VALUE_TAGS = {t for t in (getattr(torch.Tag, "dynamic_output_shape", None),
-                           getattr(torch.Tag, "data_dependent_output", None)) if t is not None}
-_VALUE_OPS = {"nms", "_local_scalar_dense", "is_nonzero", "item", "equal", "nonzero", "_unique2", "unique_dim",
-              "unique_consecutive", "masked_select", "repeat_interleave", "bincount", "histc"}
+_VALUE_TAGS = {
+    t
+    for t in (getattr(torch.Tag, "dynamic_output_shape", None), getattr(torch.Tag, "data_dependent_output", None))
+    if t is not None
+}
+_VALUE_OPS = {
+    "nms",
+    "_local_scalar_dense",
+    "is_nonzero",
+    "item",
+    "equal",
+    "nonzero",
+    "_unique2",
+    "unique_dim",
+    "unique_consecutive",
+    "masked_select",
+    "repeat_interleave",
+    "bincount",
+    "histc",
+}
 META_SIZED = "meta"  # shapes follow from the shapes: the trace ran on meta tensors
 CPU_RUN = "cpu-run"  # a CPU run (the model reads values); the shape follows from the shapes all the same
 MEASURED = "measured"  # the output's size depends on values: measured on that CPU run
 
 
 # which tensor arguments (by position among the operator's tensor arguments) each product differentiates
-_PRODUCT_OPERANDS = {"convolution": (0, 1), "_convolution": (0, 1), "mm": (0, 1), "addmm": (1, 2), "bmm": (0, 1),
-                     "baddbmm": (1, 2), "mv": (0, 1), "dot": (0, 1)}
+_PRODUCT_OPERANDS = {
+    "convolution": (0, 1),
+    "_convolution": (0, 1),
+    "mm": (0, 1),
+    "addmm": (1, 2),
+    "bmm": (0, 1),
+    "baddbmm": (1, 2),
+    "mv": (0, 1),
+    "dot": (0, 1),
+}
 
 
 def backward_macs(op: str, macs: int, needs_grad: list[bool]) -> int:
@@ -140,21 +188,29 @@ def data_dependent(func) -> bool:
 
 
 def _is_shape(v: Any) -> bool:
-    return isinstance(v, (tuple, list, torch.Size)) and len(v) > 0 and all(
-        isinstance(d, int) and not isinstance(d, bool) for d in v)
+    return (
+        isinstance(v, (tuple, list, torch.Size))
+        and len(v) > 0
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in v)
+    )
 
 
 def _flat_shape(spec: Any, where: str) -> tuple[int, ...] | None:
     """A flat sequence meant as a shape whose sizes are not all Python ints: its sizes as ints where they
     are whole numbers of another type (numpy), else an error naming the size at fault; None when `spec`
     is no flat sequence (then it may be a list of inputs)."""
-    if not isinstance(spec, (tuple, list, torch.Size)) or not spec or any(
-            isinstance(d, (tuple, list, torch.Size, torch.Tensor, Mapping)) for d in spec):
+    if (
+        not isinstance(spec, (tuple, list, torch.Size))
+        or not spec
+        or any(isinstance(d, (tuple, list, torch.Size, torch.Tensor, Mapping)) for d in spec)
+    ):
         return None
     for d in spec:
         if isinstance(d, bool) or not hasattr(d, "__index__"):
-            raise InvalidArgumentError(f"{where}: expected a shape of whole numbers such as (1, 3, 224, 224); got "
-                                       f"{tuple(spec)!r}, in which {d!r} is not a whole number")
+            raise InvalidArgumentError(
+                f"{where}: expected a shape of whole numbers such as (1, 3, 224, 224); got "
+                f"{tuple(spec)!r}, in which {d!r} is not a whole number"
+            )
     return tuple(d.__index__() for d in spec)
 
 
@@ -168,10 +224,11 @@ def _meta_input(spec: Any, dtype: torch.dtype, where: str) -> torch.Tensor:
         try:
             return torch.empty(tuple(shape), dtype=dtype, device=META)
         except (RuntimeError, TypeError, OverflowError) as err:  # more elements than a tensor can index
-            raise InvalidArgumentError(f"{where}: expected a shape a tensor can have; got {tuple(shape)}, which is "
-                                       f"too large ({str(err).splitlines()[0][:80]})") from None
-    raise InvalidArgumentError(
-        f"{where}: expected a shape such as (1, 3, 224, 224) or a tensor; got {spec!r}")
+            raise InvalidArgumentError(
+                f"{where}: expected a shape a tensor can have; got {tuple(shape)}, which is "
+                f"too large ({str(err).splitlines()[0][:80]})"
+            ) from None
+    raise InvalidArgumentError(f"{where}: expected a shape such as (1, 3, 224, 224) or a tensor; got {spec!r}")
 
 
 def make_inputs(input_size: Any, dtype: torch.dtype) -> tuple[tuple, dict]:
@@ -184,7 +241,8 @@ def make_inputs(input_size: Any, dtype: torch.dtype) -> tuple[tuple, dict]:
         return tuple(_meta_input(s, dtype, f"input {i}") for i, s in enumerate(input_size)), {}
     raise InvalidArgumentError(
         "input_size: expected a shape such as (1, 3, 224, 224), a tensor, a list of those (one per "
-        f"input) or a dict of them (keyword inputs); got {input_size!r}")
+        f"input) or a dict of them (keyword inputs); got {input_size!r}"
+    )
 
 
 # -- the tracer --------------------------------------------------------------------------------
@@ -193,8 +251,14 @@ def make_inputs(input_size: Any, dtype: torch.dtype) -> tuple[tuple, dict]:
 class _Trace(TorchDispatchMode):
     """Sees every operator; keeps records, layouts and the producer graph."""
 
-    def __init__(self, module_names: dict[int, str], param_ids: dict[int, Any], n_axes: int,
-                 param_storages: set[int], real: bool = False) -> None:
+    def __init__(
+        self,
+        module_names: dict[int, str],
+        param_ids: dict[int, Any],
+        n_axes: int,
+        param_storages: set[int],
+        real: bool = False,
+    ) -> None:
         super().__init__()
         self.real = real  # tensors hold values (a CPU run): operators run as they are, nothing goes to meta
         self.failed: Any = None  # the operator that raised, if one did
@@ -234,8 +298,9 @@ class _Trace(TorchDispatchMode):
             before = d.get("forward", _ABSENT)
             wrapped.append((m, before))
             shortcut = module_call(type(m)) if before is _ABSENT and self.fast else None
-            d["forward"] = self._watched(m.forward, self.names[id(m)], type(m).__name__,
-                                         None if shortcut is None else (m, shortcut))
+            d["forward"] = self._watched(
+                m.forward, self.names[id(m)], type(m).__name__, None if shortcut is None else (m, shortcut)
+            )
 
         def undo() -> None:
             for m, before in wrapped:
@@ -243,6 +308,7 @@ class _Trace(TorchDispatchMode):
                     del m.__dict__["forward"]
                 else:
                     m.__dict__["forward"] = before
+
         return undo
 
     def _watched(self, forward: Callable, name: str, mtype: str, shortcut: tuple | None = None) -> Callable:
@@ -264,6 +330,7 @@ class _Trace(TorchDispatchMode):
                 raise
             self._close(entry, output)
             return output
+
         return watched_forward
 
     def _shortcut(self, shortcut: tuple, x: Any, entry: tuple[str, str]) -> torch.Tensor | None:
@@ -293,16 +360,35 @@ class _Trace(TorchDispatchMode):
         name, mtype = entry
         depth = name.count(".") + 1 if name else 0
         if isinstance(output, torch.Tensor):
-            self.modules.append(ModuleRecord(name, mtype, depth, [tuple(output.shape)], first, len(self.records) - 1,
-                                             self.layouts.get(id(output)), self.n_axes))
+            self.modules.append(
+                ModuleRecord(
+                    name,
+                    mtype,
+                    depth,
+                    [tuple(output.shape)],
+                    first,
+                    len(self.records) - 1,
+                    self.layouts.get(id(output)),
+                    self.n_axes,
+                )
+            )
             return
         if isinstance(output, (tuple, list)):
             outs = [o for o in output if isinstance(o, torch.Tensor)]
         else:
             outs = []
-        self.modules.append(ModuleRecord(
-            name, mtype, depth, [tuple(o.shape) for o in outs], first,
-            len(self.records) - 1, self.layouts.get(id(outs[0])) if outs else None, self.n_axes))
+        self.modules.append(
+            ModuleRecord(
+                name,
+                mtype,
+                depth,
+                [tuple(o.shape) for o in outs],
+                first,
+                len(self.records) - 1,
+                self.layouts.get(id(outs[0])) if outs else None,
+                self.n_axes,
+            )
+        )
 
     # saved tensors --------------------------------------------------------------------------
     def pack(self, t: torch.Tensor) -> torch.Tensor:
@@ -436,10 +522,26 @@ class _Trace(TorchDispatchMode):
                     break
         index = len(records)
         name, mtype = self.stack[-1]
-        records.append(LayerRecord(
-            index, name, mtype, plan.name, [tuple(t.shape) for t in tin], tuple(o0.shape), params, macs, other,
-            o0.numel() * o0.element_size() if new else 0, [producer.get(tid, -1) for tid in tids],
-            layouts.get(id(o0)), self.n_axes, META_SIZED, o0.stride(), backward))
+        records.append(
+            LayerRecord(
+                index,
+                name,
+                mtype,
+                plan.name,
+                [tuple(t.shape) for t in tin],
+                tuple(o0.shape),
+                params,
+                macs,
+                other,
+                o0.numel() * o0.element_size() if new else 0,
+                [producer.get(tid, -1) for tid in tids],
+                layouts.get(id(o0)),
+                self.n_axes,
+                META_SIZED,
+                o0.stride(),
+                backward,
+            )
+        )
         for o in louts:
             producer[id(o)] = index
         if plan.name == "clone":
@@ -495,6 +597,7 @@ def _to_meta(args, kwargs):
         if isinstance(a, (list, tuple)) and any(isinstance(t, torch.Tensor) and t.device.type != "meta" for t in a):
             return type(a)(conv(t) for t in a)
         return a
+
     return tuple(conv(a) for a in args), {k: conv(v) for k, v in kwargs.items()}
 
 
@@ -509,8 +612,14 @@ class _MetaSwap:
     requires_grad (one per shared tensor), and put them back afterwards — what
     `torch.func.functional_call` does, in one pass over the modules. Also sets train/eval mode."""
 
-    def __init__(self, model: nn.Module, training: bool, dtype: torch.dtype | None = None,
-                 device: torch.device = META, fast: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        training: bool,
+        dtype: torch.dtype | None = None,
+        device: torch.device = META,
+        fast: bool = False,
+    ) -> None:
         self.model = model
         self.fast = fast  # write modules' dictionaries directly (_fast); else through nn.Module's setattr
         self.device = device  # META, or the CPU for a run on values (copies of the weights; made-up where meta)
@@ -540,13 +649,15 @@ class _MetaSwap:
         names, saved, params, buffers = self.names, self.saved, self.params, self.buffers
         fast = self.fast
         set_attr = _fast.set_plain_attribute if fast else setattr
-        for name, m in (_walk(self.model) if fast else self.model.named_modules()):
+        for name, m in _walk(self.model) if fast else self.model.named_modules():
             if isinstance(m, torch.jit.ScriptModule):  # its parameters and code are out of the trace's reach
                 self.__exit__()  # put back what is already swapped: the model is left as it was
                 where = f"module {name!r} is" if name else "got"
-                raise InvalidArgumentError(f"analyze expects an eager nn.Module; {where} a TorchScript module "
-                                           f"({type(m).__name__}), whose parameters and code the meta trace "
-                                           "cannot swap or see: pass the model before torch.jit.script/trace")
+                raise InvalidArgumentError(
+                    f"analyze expects an eager nn.Module; {where} a TorchScript module "
+                    f"({type(m).__name__}), whose parameters and code the meta trace "
+                    "cannot swap or see: pass the model before torch.jit.script/trace"
+                )
             names[id(m)] = name
             if fast:
                 mp, mb = _fast.parameters(m), _fast.buffers(m)
@@ -634,8 +745,12 @@ def _cpu_copy(name: str, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _cpu_inputs(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
     """Random inputs in [0, 1) of the requested shapes and dtypes (zeros for integers), seeded."""
     gen = torch.Generator().manual_seed(0)
-    return [torch.rand(x.shape, dtype=x.dtype, generator=gen) if x.is_floating_point() else
-            torch.zeros(x.shape, dtype=x.dtype) for x in inputs]
+    return [
+        torch.rand(x.shape, dtype=x.dtype, generator=gen)
+        if x.is_floating_point()
+        else torch.zeros(x.shape, dtype=x.dtype)
+        for x in inputs
+    ]
 
 
 def _walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -662,9 +777,12 @@ def _spatial_dims(x: torch.Tensor | None, spatial_dims: Sequence[int] | None) ->
         return ()
     if spatial_dims is not None:
         if not isinstance(spatial_dims, Sequence) or not all(
-                isinstance(d, int) and not isinstance(d, bool) and -x.dim() <= d < x.dim() for d in spatial_dims):
-            raise InvalidArgumentError(f"spatial_dims must be dimensions of the {x.dim()}-D input (integers from "
-                                       f"{-x.dim()} to {x.dim() - 1}); got {spatial_dims!r}")
+            isinstance(d, int) and not isinstance(d, bool) and -x.dim() <= d < x.dim() for d in spatial_dims
+        ):
+            raise InvalidArgumentError(
+                f"spatial_dims must be dimensions of the {x.dim()}-D input (integers from "
+                f"{-x.dim()} to {x.dim() - 1}); got {spatial_dims!r}"
+            )
         dims = tuple(d % x.dim() for d in spatial_dims)
         if len(set(dims)) != len(dims):
             raise InvalidArgumentError(f"spatial_dims must be distinct dimensions; got {tuple(spatial_dims)}")
@@ -717,8 +835,9 @@ def analyze(
     start = time.perf_counter()
     state: dict[str, Any] = {}
     try:
-        output, tracer, swap = _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory,
-                                    META, state)
+        output, tracer, swap = _run(
+            model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory, META, state
+        )
     except CnnAtlasError:
         raise
     except Exception as err:  # noqa: BLE001 — any failure of the user's forward, explained
@@ -729,8 +848,19 @@ def analyze(
         it = iter(real)
         rargs, rkwargs = tuple(next(it) for _ in args), {k: next(it) for k in kwargs}
         try:
-            output, tracer, swap = _run(model, rargs, rkwargs, real, rf_input, sdims, training, dtype,
-                                        training_memory, torch.device("cpu"), state)
+            output, tracer, swap = _run(
+                model,
+                rargs,
+                rkwargs,
+                real,
+                rf_input,
+                sdims,
+                training,
+                dtype,
+                training_memory,
+                torch.device("cpu"),
+                state,
+            )
         except CnnAtlasError:
             raise
         except Exception as err2:  # noqa: BLE001
@@ -789,11 +919,14 @@ def _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training
     operator that raised, if one did."""
     real = device is not META
     fast = _fast.enabled()
-    with _fast.cyclic_gc_paused() if fast else contextlib.nullcontext(), \
-            _MetaSwap(model, training, dtype if dtype.is_floating_point else None, device, fast) as swap:
+    with (
+        _fast.cyclic_gc_paused() if fast else contextlib.nullcontext(),
+        _MetaSwap(model, training, dtype if dtype.is_floating_point else None, device, fast) as swap,
+    ):
         mode = _FastTrace if fast and not real else _Trace
-        tracer = mode(swap.names, dict(swap.params), len(sdims),
-                      swap.param_storages if training_memory else set(), real)  # only pack() reads them
+        tracer = mode(
+            swap.names, dict(swap.params), len(sdims), swap.param_storages if training_memory else set(), real
+        )  # only pack() reads them
         for i, x in enumerate(inputs):
             tracer.layouts[id(x)] = input_layout(x.dim(), sdims) if i == rf_input and sdims else None
             if x.requires_grad:
@@ -849,8 +982,14 @@ def _last_spatial_map(records: list[LayerRecord], out_producers: list[int], n_ax
     return None
 
 
-_QUANTIZED = ("torch.ao.nn.quantized", "torch.nn.quantized", "torch.ao.nn.intrinsic.quantized",
-              "torch.ao.nn.intrinsic.qat", "torch.ao.nn.qat", "torch.ao.quantization")
+_QUANTIZED = (
+    "torch.ao.nn.quantized",
+    "torch.nn.quantized",
+    "torch.ao.nn.intrinsic.quantized",
+    "torch.ao.nn.intrinsic.qat",
+    "torch.ao.nn.qat",
+    "torch.ao.quantization",
+)
 
 
 def _quantized_module(model: nn.Module) -> tuple[str, nn.Module] | None:
@@ -870,15 +1009,21 @@ def _explain(model: nn.Module, inputs: list[torch.Tensor], err: Exception) -> An
         return AnalysisError(
             f"analyze expects a floating-point model; got a quantized one ({name or 'the model'} is "
             f"{type(m).__module__}.{type(m).__name__}), which cannot run on meta tensors: analyse the model before "
-            f"quantization (prepare/convert, quantize_dynamic). The trace stopped at {type(err).__name__}: {text}")
+            f"quantization (prepare/convert, quantize_dynamic). The trace stopped at {type(err).__name__}: {text}"
+        )
     hint = ""
     low = text.lower()
     if "meta" in low and any(w in low for w in ("item", "data-dependent", "nonzero", "is_nonzero", "cannot copy out")):
-        hint = (" The forward reads tensor values (.item(), a data-dependent `if`, nonzero), which a "
-                "trace on meta tensors cannot know.")
+        hint = (
+            " The forward reads tensor values (.item(), a data-dependent `if`, nonzero), which a "
+            "trace on meta tensors cannot know."
+        )
     elif any(w in low for w in ("should be the same", "same dtype", "expected scalar type", "expected both")):
         dtypes = ", ".join(sorted({str(x.dtype).replace("torch.", "") for x in inputs}))
-        hint = (f" The inputs are {dtypes}: give the dtype the model computes in (analyze(..., dtype=...) casts "
-                "inputs given as shapes and floating-point weights to it).")
-    return AnalysisError(f"could not trace {type(model).__name__} at input {shapes}: "
-                         f"{type(err).__name__}: {text.rstrip('.')}.{hint}")
+        hint = (
+            f" The inputs are {dtypes}: give the dtype the model computes in (analyze(..., dtype=...) casts "
+            "inputs given as shapes and floating-point weights to it)."
+        )
+    return AnalysisError(
+        f"could not trace {type(model).__name__} at input {shapes}: {type(err).__name__}: {text.rstrip('.')}.{hint}"
+    )
