@@ -18,42 +18,21 @@ MAX_ROUNDS = 10_000  # timed or warm-up runs: more measures nothing new, and a t
 MAX_INPUT_GIB = 16  # float32 input batch
 
 
-def _run(args) -> int:
-    entry = get_entry(args.model)
-    batches = parse_sizes(args.batch, "--batch")
-    if not 1 <= args.repeats <= MAX_ROUNDS or not 0 <= args.warmup <= MAX_ROUNDS:
-        raise InvalidArgumentError(
-            f"--repeats must be ≥ 1 and --warmup ≥ 0, both at most {MAX_ROUNDS}; got {args.repeats} and {args.warmup}"
-        )
-    device = _device(args.device)
-    autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
-    torch.manual_seed(0)
-    ours = create_model(args.model).eval()
-    sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input is not None else entry.input_size
-    gib = max(batches) * math.prod(sample) * 4 / 2**30
-    if gib > MAX_INPUT_GIB:  # refused before torch.randn asks the system for it
-        raise InvalidArgumentError(
-            f"--batch {max(batches)} of {'×'.join(map(str, sample))} inputs takes "
-            f"{gib:,.1f} GiB; expected at most {MAX_INPUT_GIB} GiB of input"
-        )
-    theirs = None
-    if args.vs:
-        if not entry.torchvision:
-            raise InvalidArgumentError(f"{args.model} has no torchvision counterpart to compare with")
-        import torchvision
+def _torchvision_twin(model: str, entry, ours):
+    """--vs: torchvision's model of the same name, holding our weights."""
+    if not entry.torchvision:
+        raise InvalidArgumentError(f"{model} has no torchvision counterpart to compare with")
+    import torchvision
 
-        from ..weights import load_torchvision_weights
+    from ..weights import load_torchvision_weights
 
-        theirs = getattr(torchvision.models, entry.torchvision)(**_tv_kwargs(entry.torchvision)).eval()
-        load_torchvision_weights(ours, theirs.state_dict())
-    label = args.model
-    ours = ours.to(device)
-    theirs = theirs.to(device) if theirs is not None else None
-    if args.optimize:
-        from ..optimize import optimize
+    theirs = getattr(torchvision.models, entry.torchvision)(**_tv_kwargs(entry.torchvision)).eval()
+    load_torchvision_weights(ours, theirs.state_dict())
+    return theirs
 
-        ours = optimize(ours, example_input=torch.randn((1,) + tuple(sample), device=device))
-        label += " (optimized)"
+
+def _time_batches(args, entry, label: str, ours, theirs, sample, batches, device, autocast) -> list:
+    """Time each batch size, the models alternating; with --vs, ours against torchvision's as a ratio."""
     rows = []
     for batch in batches:
         x = torch.randn((batch,) + tuple(sample), device=device)
@@ -65,9 +44,11 @@ def _run(args) -> int:
         if theirs is not None:
             results[0].ratio_vs = results[0].images_per_s / results[1].images_per_s
         rows.extend(results)
-    if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=1))
-        return 0
+    return rows
+
+
+def _print_table(rows: list, sample, device: torch.device) -> None:
+    """The timings as a table titled with the input and where they were measured."""
     where = (
         f"{torch.cuda.get_device_name(device)}, float16 autocast"
         if device.type == "cuda"
@@ -88,6 +69,41 @@ def _run(args) -> int:
             "" if r.ratio_vs is None else f"{r.ratio_vs:.2f}×",
         )
     Console().print(table)
+
+
+def _run(args) -> int:
+    """`cnnatlas bench`: check the rounds and input size, build the model(s), time them, print JSON or a table."""
+    entry = get_entry(args.model)
+    batches = parse_sizes(args.batch, "--batch")
+    if not 1 <= args.repeats <= MAX_ROUNDS or not 0 <= args.warmup <= MAX_ROUNDS:
+        raise InvalidArgumentError(
+            f"--repeats must be ≥ 1 and --warmup ≥ 0, both at most {MAX_ROUNDS}; got {args.repeats} and {args.warmup}"
+        )
+    device = _device(args.device)
+    autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
+    torch.manual_seed(0)
+    ours = create_model(args.model).eval()
+    sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input is not None else entry.input_size
+    gib = max(batches) * math.prod(sample) * 4 / 2**30
+    if gib > MAX_INPUT_GIB:  # refused before torch.randn asks the system for it
+        raise InvalidArgumentError(
+            f"--batch {max(batches)} of {'×'.join(map(str, sample))} inputs takes "
+            f"{gib:,.1f} GiB; expected at most {MAX_INPUT_GIB} GiB of input"
+        )
+    theirs = _torchvision_twin(args.model, entry, ours) if args.vs else None
+    label = args.model
+    ours = ours.to(device)
+    theirs = theirs.to(device) if theirs is not None else None
+    if args.optimize:
+        from ..optimize import optimize
+
+        ours = optimize(ours, example_input=torch.randn((1,) + tuple(sample), device=device))
+        label += " (optimized)"
+    rows = _time_batches(args, entry, label, ours, theirs, sample, batches, device, autocast)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=1))
+        return 0
+    _print_table(rows, sample, device)
     return 0
 
 

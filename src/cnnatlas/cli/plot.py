@@ -111,36 +111,32 @@ def _run(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "plot",
-        help="draw one picture: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
-        "training, confusion, diagram, roofline",
-        description="Draw one picture from what cnnatlas measures; --out FILE.png or FILE.svg.",
-    )
-    p.set_defaults(run=_run, draw=None)
-    kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=type(p))
+_IMAGE_HELP = "any image file (default: the photograph matplotlib ships)"
+_CHECKPOINT_HELP = "a checkpoint of the run instead of its final weights"
+_MODEL_HELP = "registry name, torchvision:NAME, timm:NAME or file.py:factory"
 
-    def kind(name: str, draw, help: str):
-        k = kinds.add_parser(name, help=help, description=help)
-        k.add_argument("--out", type=out_file, required=True, metavar="FILE", help="output file, .png or .svg")
-        k.set_defaults(draw=draw)
-        return k
 
-    k = kind("rf-growth", _rf_growth, "receptive field against depth (log scale) for several models, from the analyser")
+def _rf_growth_args(k) -> None:
+    """Arguments of `plot rf-growth`: the models compared."""
     k.add_argument(
         "models",
         nargs="*",
         metavar="MODEL",
         help="models (default: vgg16 resnet50 inception_v3 densenet121 mobilenet_v2 efficientnet_b0)",
     )
-    k = kind("pareto", _pareto, "published top-1 against measured MACs for the zoo, the Pareto front marked")
+
+
+def _pareto_args(k) -> None:
+    """Arguments of `plot pareto`: which models."""
     k.add_argument(
         "--models",
         metavar="PATTERN",
         help="models to include: a pattern or comma list (default: all with a published ImageNet top-1)",
     )
-    k = kind("erf", _erf, "effective receptive field heat map beside the analytic field")
+
+
+def _erf_args(k) -> None:
+    """Arguments of `plot erf`: model, input, samples, mass fraction and probed layer."""
     k.add_argument("model", metavar="MODEL")
     k.add_argument(
         "--input",
@@ -153,43 +149,47 @@ def add_parser(sub) -> None:
     k.add_argument("--samples", type=integer(1), default=8, help="random inputs averaged (default 8)")
     k.add_argument("--fraction", type=FRACTION, default=0.95, help="gradient mass the ERF square holds (0.95)")
     k.add_argument("--layer", metavar="NAME", help="module whose centre unit is probed (default: the last spatial map)")
-    k = kind("feature-maps", _feature_maps, "feature maps of chosen layers for a real photograph")
+
+
+def _feature_maps_args(k) -> None:
+    """Arguments of `plot feature-maps`: model or run, image, layers, channels, checkpoint."""
     k.add_argument("model", metavar="MODEL", help="a model name (initialised weights) or a training run folder")
-    k.add_argument(
-        "--image", type=PATH, metavar="PATH", help="any image file (default: the photograph matplotlib ships)"
-    )
+    k.add_argument("--image", type=PATH, metavar="PATH", help=_IMAGE_HELP)
     k.add_argument("--layers", metavar="A,B", help="module paths (default: the stage outputs)")
     k.add_argument("--channels", type=integer(1), default=8, help="maps per layer (default 8)")
-    k.add_argument(
-        "--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights"
-    )
-    k = kind("filters", _filters, "first-layer filters of a trained checkpoint")
+    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help=_CHECKPOINT_HELP)
+
+
+def _filters_args(k) -> None:
+    """Arguments of `plot filters`: the run and its checkpoint."""
     k.add_argument("model", metavar="RUN_DIR", help="a training run folder (or a model name: initial weights)")
-    k.add_argument(
-        "--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights"
-    )
-    k = kind("equivariance", _equivariance, "an input, its shift, both feature maps, and the pooled (invariant) output")
-    k.add_argument(
-        "--image", type=PATH, metavar="PATH", help="any image file (default: the photograph matplotlib ships)"
-    )
+    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help=_CHECKPOINT_HELP)
+
+
+def _equivariance_args(k) -> None:
+    """Arguments of `plot equivariance`: image, shift and channel shown."""
+    k.add_argument("--image", type=PATH, metavar="PATH", help=_IMAGE_HELP)
     k.add_argument(
         "--shift", type=integer(None), nargs=2, default=(9, 17), metavar=("DY", "DX"), help="the shift (9 17)"
     )
     k.add_argument("--channel", type=integer(0), default=0, help="feature channel shown (default 0)")
-    k = kind("training", _training, "loss and accuracy curves of a training run")
+
+
+def _training_args(k) -> None:
+    """Arguments of `plot training`: the run."""
     k.add_argument("run_dir", type=PATH, metavar="RUN_DIR")
-    k = kind("confusion", _confusion, "confusion matrix of a training run on its test set")
+
+
+def _confusion_args(k) -> None:
+    """Arguments of `plot confusion`: the run, the data evaluated and the checkpoint."""
     k.add_argument("run_dir", type=PATH, metavar="RUN_DIR")
     k.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's)")
-    k.add_argument(
-        "--checkpoint", type=PATH, metavar="DIR", help="a checkpoint of the run instead of its final weights"
-    )
-    k = kind(
-        "diagram",
-        _diagram,
-        "the architecture from the traced operator graph (Graphviz), shapes, parameters and MACs on the nodes",
-    )
-    k.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or file.py:factory")
+    k.add_argument("--checkpoint", type=PATH, metavar="DIR", help=_CHECKPOINT_HELP)
+
+
+def _diagram_args(k) -> None:
+    """Arguments of `plot diagram`: model, block, depth and input."""
+    k.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     k.add_argument(
         "--block",
         metavar="NAME",
@@ -203,12 +203,11 @@ def add_parser(sub) -> None:
         help="module depth of a whole-model diagram (default: the deepest that stays readable)",
     )
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
-    k = kind(
-        "roofline",
-        _roofline,
-        "each operator of a model on this machine's roofline (log-log: attainable FLOP/s against FLOPs per byte)",
-    )
-    k.add_argument("model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or file.py:factory")
+
+
+def _roofline_args(k) -> None:
+    """Arguments of `plot roofline`: model, input and the machine's peaks (measured when not given)."""
+    k.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
     k.add_argument(
         "--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS", help="peak compute (default: measured)"
@@ -219,3 +218,55 @@ def add_parser(sub) -> None:
         metavar="GBS",
         help="memory bandwidth in GB/s (default: measured)",
     )
+
+
+# (name, drawing function, help, arguments) of each plot kind, in the order `plot --help` lists them
+_KINDS = (
+    (
+        "rf-growth",
+        _rf_growth,
+        "receptive field against depth (log scale) for several models, from the analyser",
+        _rf_growth_args,
+    ),
+    ("pareto", _pareto, "published top-1 against measured MACs for the zoo, the Pareto front marked", _pareto_args),
+    ("erf", _erf, "effective receptive field heat map beside the analytic field", _erf_args),
+    ("feature-maps", _feature_maps, "feature maps of chosen layers for a real photograph", _feature_maps_args),
+    ("filters", _filters, "first-layer filters of a trained checkpoint", _filters_args),
+    (
+        "equivariance",
+        _equivariance,
+        "an input, its shift, both feature maps, and the pooled (invariant) output",
+        _equivariance_args,
+    ),
+    ("training", _training, "loss and accuracy curves of a training run", _training_args),
+    ("confusion", _confusion, "confusion matrix of a training run on its test set", _confusion_args),
+    (
+        "diagram",
+        _diagram,
+        "the architecture from the traced operator graph (Graphviz), shapes, parameters and MACs on the nodes",
+        _diagram_args,
+    ),
+    (
+        "roofline",
+        _roofline,
+        "each operator of a model on this machine's roofline (log-log: attainable FLOP/s against FLOPs per byte)",
+        _roofline_args,
+    ),
+)
+
+
+def add_parser(sub) -> None:
+    """The `plot` command: one sub-command per picture, each with --out and its own arguments."""
+    p = sub.add_parser(
+        "plot",
+        help="draw one picture: rf-growth, pareto, erf, feature-maps, filters, equivariance, "
+        "training, confusion, diagram, roofline",
+        description="Draw one picture from what cnnatlas measures; --out FILE.png or FILE.svg.",
+    )
+    p.set_defaults(run=_run, draw=None)
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", parser_class=type(p))
+    for name, draw, help, add_args in _KINDS:
+        k = kinds.add_parser(name, help=help, description=help)
+        k.add_argument("--out", type=out_file, required=True, metavar="FILE", help="output file, .png or .svg")
+        k.set_defaults(draw=draw)
+        add_args(k)

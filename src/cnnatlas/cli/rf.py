@@ -32,43 +32,29 @@ def rf_rows(report, depth: int) -> list[dict]:
     return rows
 
 
-def _run(args) -> int:
-    from . import output_stride as os_
-
-    strides = os_.output_strides(args.output_stride) if args.output_stride else []
-    if len(strides) > 1:
-        return os_.run_output_strides(args)
-    meta = not args.erf  # the effective field needs real weights
-    loaded = os_.load_strided(args.model, strides[0], meta) if strides else load_model(args.model, meta=meta)
-    shapes = parse_inputs(args.input, loaded)
-    report = analyze(loaded.model, input_arg(shapes), training_memory=False)
-    rows = rf_rows(report, args.depth)
-    from ..analysis.field_fit import field_fit
-
-    fit = field_fit(loaded.model, shapes[0], report=report, check=len(shapes) == 1)
-    erf = None
-    if args.erf:
-        erf = effective_receptive_field(loaded.model, shapes[0], fraction=args.fraction, samples=args.samples)
-    if args.json:
-        rf = report.receptive_field
-        print(
-            json.dumps(
-                {
-                    "model": loaded.label,
-                    "input_shapes": [list(s) for s in report.input_shapes],
-                    "receptive_field": None if rf is None else rf.as_dict(),
-                    "receptive_field_layer": report.receptive_field_layer,
-                    "layers": rows,
-                    "field_fit": fit.as_dict(),
-                    "effective_receptive_field": None if erf is None else erf.as_dict(),
-                },
-                indent=1,
-            )
+def _print_json(loaded, report, rows: list[dict], fit, erf) -> None:
+    """The whole answer as one JSON object."""
+    rf = report.receptive_field
+    print(
+        json.dumps(
+            {
+                "model": loaded.label,
+                "input_shapes": [list(s) for s in report.input_shapes],
+                "receptive_field": None if rf is None else rf.as_dict(),
+                "receptive_field_layer": report.receptive_field_layer,
+                "layers": rows,
+                "field_fit": fit.as_dict(),
+                "effective_receptive_field": None if erf is None else erf.as_dict(),
+            },
+            indent=1,
         )
-        return 0
-    console = Console()
+    )
+
+
+def _field_table(label: str, rows: list[dict]) -> Table:
+    """One table row per module: output shape and the field's size, stride, start and effective padding."""
     table = Table(
-        title=f"{loaded.label}: receptive field of each module's output (input pixels; start = centre of unit 0)",
+        title=f"{label}: receptive field of each module's output (input pixels; start = centre of unit 0)",
         title_justify="left",
     )
     for col, kw in (
@@ -99,7 +85,11 @@ def _run(args) -> int:
             axes_text(rf["padding"]),
             flags,
         )
-    console.print(table)
+    return table
+
+
+def _print_summary(console: Console, report, fit, erf) -> None:
+    """The lines under the table: the last map's field, what its marks mean, the fit and the effective field."""
     rf = report.receptive_field
     if rf is None:
         console.print("no spatial input axes: no receptive field")
@@ -123,6 +113,32 @@ def _run(args) -> int:
             f"{'×'.join(map(str, erf.size))} pixels, against a theoretical "
             f"{'×'.join(map(str, erf.theoretical.size)) if erf.theoretical else '—'}"
         )
+
+
+def _run(args) -> int:
+    """`cnnatlas rf`: analyse the model, then print its fields as a table or JSON."""
+    from . import output_stride as os_
+
+    strides = os_.output_strides(args.output_stride) if args.output_stride else []
+    if len(strides) > 1:
+        return os_.run_output_strides(args)
+    meta = not args.erf  # the effective field needs real weights
+    loaded = os_.load_strided(args.model, strides[0], meta) if strides else load_model(args.model, meta=meta)
+    shapes = parse_inputs(args.input, loaded)
+    report = analyze(loaded.model, input_arg(shapes), training_memory=False)
+    rows = rf_rows(report, args.depth)
+    from ..analysis.field_fit import field_fit
+
+    fit = field_fit(loaded.model, shapes[0], report=report, check=len(shapes) == 1)
+    erf = None
+    if args.erf:
+        erf = effective_receptive_field(loaded.model, shapes[0], fraction=args.fraction, samples=args.samples)
+    if args.json:
+        _print_json(loaded, report, rows, fit, erf)
+        return 0
+    console = Console()
+    console.print(_field_table(loaded.label, rows))
+    _print_summary(console, report, fit, erf)
     return 0
 
 

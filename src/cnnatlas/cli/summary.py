@@ -189,7 +189,73 @@ def resized(shape: tuple[int, ...], size: int) -> tuple[int, ...]:
     return shape[:2] + (size,) * (len(shape) - 2)
 
 
+def _sweep_rows(loaded, shapes: list, sizes) -> list[dict]:
+    """--sweep: analyse the model at each side of the first input, the other inputs kept."""
+    rows = []
+    for size in sizes:
+        inputs = [resized(shapes[0], size)] + shapes[1:]
+        r = analyze(loaded.model, input_arg(inputs))
+        rows.append(
+            {
+                "input": [list(s) for s in inputs],
+                "macs": r.macs,
+                "flops": r.flops,
+                "other_flops": r.other_flops,
+                "activation_bytes": r.activation_bytes,
+                "training_peak_bytes": r.training_peak_bytes,
+                "seconds": r.seconds,
+                "output_shapes": [list(s) for s in r.output_shapes],
+            }
+        )
+    return rows
+
+
+def _run_sweep(args, loaded, shapes: list) -> int:
+    """--sweep: the cost against input size, as a table or JSON."""
+    rows = _sweep_rows(loaded, shapes, sweep_sizes(args.sweep))
+    if args.json:
+        print(json.dumps({"model": loaded.label, "sweep": rows}, indent=1))
+        return 0
+    table = Table(title=f"{loaded.label}: cost against input size", title_justify="left")
+    for col in ("input", "MACs", "other FLOPs", "activations", "training step", "trace"):
+        table.add_column(col, justify="right" if col != "input" else "left")
+    for row in rows:
+        table.add_row(
+            ", ".join("×".join(map(str, s)) for s in row["input"]),
+            fmt_count(row["macs"]),
+            fmt_count(row["other_flops"]),
+            fmt_bytes(row["activation_bytes"]),
+            fmt_bytes(row["training_peak_bytes"]),
+            f"{row['seconds'] * 1000:.0f} ms",
+        )
+    Console().print(table)
+    return 0
+
+
+def _print_json(loaded, report: Report, check, machine, points) -> None:
+    """The report as JSON, with the published check and, when asked, each layer's roofline point."""
+    data = report.to_dict()
+    data["model"] = loaded.label
+    data["published"] = check
+    if points is not None:
+        for layer, p in zip(data["layers"], points):
+            layer.update(p.as_dict())
+        data["roofline"] = {**machine.as_dict(), "predicted_seconds": sum(p.seconds for p in points)}
+    print(json.dumps(data, indent=1))
+
+
+def _print_roofline_line(console: Console, report: Report, machine, points) -> None:
+    """The machine's peaks and ridge, and the forward time the roofline predicts."""
+    total = sum(p.seconds for p in points)
+    console.print(
+        f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth {machine.bandwidth / 1e9:.1f} GB/s, "
+        f"ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
+        f"FLOP/byte = (2·MACs + other FLOPs) / bytes of inputs, weights and outputs at {report.dtype}"
+    )
+
+
 def _run(args) -> int:
+    """`cnnatlas summary`: one model's cost table, a sweep over input sizes, JSON, CSV or the roofline."""
     from . import output_stride as os_
 
     strides = os_.output_strides(args.output_stride) if args.output_stride else []
@@ -203,40 +269,7 @@ def _run(args) -> int:
             "--roofline, --peak-gflops, --bandwidth-gbs and --csv describe one input; got them with --sweep"
         )
     if args.sweep is not None:
-        sizes = sweep_sizes(args.sweep)
-        rows = []
-        for size in sizes:
-            inputs = [resized(shapes[0], size)] + shapes[1:]
-            r = analyze(loaded.model, input_arg(inputs))
-            rows.append(
-                {
-                    "input": [list(s) for s in inputs],
-                    "macs": r.macs,
-                    "flops": r.flops,
-                    "other_flops": r.other_flops,
-                    "activation_bytes": r.activation_bytes,
-                    "training_peak_bytes": r.training_peak_bytes,
-                    "seconds": r.seconds,
-                    "output_shapes": [list(s) for s in r.output_shapes],
-                }
-            )
-        if args.json:
-            print(json.dumps({"model": loaded.label, "sweep": rows}, indent=1))
-            return 0
-        table = Table(title=f"{loaded.label}: cost against input size", title_justify="left")
-        for col in ("input", "MACs", "other FLOPs", "activations", "training step", "trace"):
-            table.add_column(col, justify="right" if col != "input" else "left")
-        for row in rows:
-            table.add_row(
-                ", ".join("×".join(map(str, s)) for s in row["input"]),
-                fmt_count(row["macs"]),
-                fmt_count(row["other_flops"]),
-                fmt_bytes(row["activation_bytes"]),
-                fmt_bytes(row["training_peak_bytes"]),
-                f"{row['seconds'] * 1000:.0f} ms",
-            )
-        Console().print(table)
-        return 0
+        return _run_sweep(args, loaded, shapes)
     report = analyze(loaded.model, input_arg(shapes))
     check = published_check(loaded, report)
     machine = points = None
@@ -248,14 +281,7 @@ def _run(args) -> int:
     if args.csv:
         write_csv_file(report, args.csv, points)
     if args.json:
-        data = report.to_dict()
-        data["model"] = loaded.label
-        data["published"] = check
-        if points is not None:
-            for layer, p in zip(data["layers"], points):
-                layer.update(p.as_dict())
-            data["roofline"] = {**machine.as_dict(), "predicted_seconds": sum(p.seconds for p in points)}
-        print(json.dumps(data, indent=1))
+        _print_json(loaded, report, check, machine, points)
         return 0
     console = Console()
     rows = None if points is None else roofline_rows(report, args.depth, points)
@@ -263,12 +289,7 @@ def _run(args) -> int:
     console.print(summary_table(report, args.depth, title, rows))
     print_totals(console, report, check)
     if machine is not None:
-        total = sum(p.seconds for p in points)
-        console.print(
-            f"roofline: peak {machine.peak_flops / 1e9:.1f} GFLOP/s, bandwidth {machine.bandwidth / 1e9:.1f} GB/s, "
-            f"ridge {machine.ridge:.2f} FLOP/byte ({machine.source}); predicted forward {_seconds(total)}; "
-            f"FLOP/byte = (2·MACs + other FLOPs) / bytes of inputs, weights and outputs at {report.dtype}"
-        )
+        _print_roofline_line(console, report, machine, points)
     if args.csv:
         console.print(f"wrote {args.csv} ({len(report.layers)} rows, one per operator record)")
     return 0

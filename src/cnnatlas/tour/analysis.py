@@ -41,8 +41,8 @@ def _macs_as_published(name: str, model: torch.nn.Module, shape: tuple[int, ...]
     return analyze(model, (2, *shape[1:]), training=True, training_memory=False).macs // 2
 
 
-def analysis_section(console: Console) -> bool:
-    """Every registered model traced once; MACs against published, receptive field of the last map."""
+def _macs_table() -> Table:
+    """The empty table of the section: one row per model will follow."""
     table = Table(
         title="MACs and receptive field, measured by the analyser (meta tensors) vs published", title_justify="left"
     )
@@ -56,46 +56,91 @@ def analysis_section(console: Console) -> bool:
         ("trace", {"justify": "right"}),
     ):
         table.add_column(col, **kw)
-    failures, flagged, rf_checks = [], [], []
+    return table
+
+
+def _macs_agreement(
+    name: str, model, shape, report, sources: dict[str, str], failures: list[str], flagged: list[str]
+) -> tuple[str, str]:
+    """(agreement, published) cells; a torchvision figure missed joins `failures`, a paper's joins `flagged`."""
+    pub = get_entry(name).published
+    if pub.gmacs is None:
+        return "[dim]no published figure[/]", "—"
+    a = pub.macs_agreement(_macs_as_published(name, model, shape, report))
+    published = f"{pub.gmacs:g} G"
+    sources.setdefault(pub.source, pub.citation)
+    if a.status == "exact":
+        agreement = f"[green]{a.text}[/] [dim]{pub.source}[/]"
+    elif pub.source and pub.source.startswith("torchvision"):
+        agreement = f"[red]{a.text}[/] [dim]{pub.source}[/]"
+        failures.append(name)
+    else:  # a paper's figure: other conventions or another variant of the architecture
+        agreement = f"[yellow]{a.text}[/] [dim]{pub.source}[/]"
+        flagged.append(f"{name} ({pub.note})" if pub.note else name)
+    return agreement, published
+
+
+def _rf_text(rf) -> str:
+    """The field's size/stride, ≈ when units differ, +global when a path sees the whole input."""
+    if rf is None:
+        return "—"
+    return (
+        f"{_axes(rf.size)}/{_axes(rf.stride)}"
+        + (" ≈" if not rf.exact else "")
+        + (" +global" if rf.global_context else "")
+    )
+
+
+def _print_rf_checks(console: Console, rf_checks: list, failures: list[str]) -> None:
+    """Each field of RF_TABLE against its published size, stride and padding; a difference joins `failures`."""
+    for name, rf in rf_checks:
+        label, size, stride, padding = RF_TABLE[name]
+        ok = rf.size[0] == size and rf.stride[0] == stride and rf.padding[0] == padding
+        colour = "green" if ok else "red"
+        console.print(
+            f"receptive field of {name}: {rf.size[0]} / {rf.stride[0]} / effective padding {rf.padding[0]}; "
+            f"published {label}: {size} / {stride} / {padding} [{colour}]{'agrees' if ok else 'differs'}[/] "
+            f"[dim]({RF_TABLE_SOURCE})[/]"
+        )
+        if not ok:
+            failures.append(f"{name} receptive field")
+
+
+def _print_verdict(console: Console, flagged: list[str], failures: list[str]) -> None:
+    """The closing lines: the papers' figures that differ, then torchvision's agreement or what disagrees."""
+    if flagged:
+        console.print(
+            "[yellow]Differs from a paper's figure (rounded, counted another way, or another variant "
+            f"of the architecture): {'; '.join(flagged)}[/]"
+        )
+    if failures:
+        console.print(f"[red]Disagreeing with torchvision's published figures: {', '.join(failures)}[/]")
+    else:
+        console.print("[green]Every MAC count torchvision publishes is reproduced to all its digits.[/]")
+
+
+def analysis_section(console: Console) -> bool:
+    """Every registered model traced once; MACs against published, receptive field of the last map."""
+    table = _macs_table()
+    failures: list[str] = []
+    flagged: list[str] = []
+    rf_checks = []
     sources: dict[str, str] = {}
     start = time.perf_counter()
     for name in list_models():
-        pub = get_entry(name).published
         shape = _input(name)
         with torch.device("meta"):
             model = create_model(name)
         report = analyze(model, shape, training_memory=False)
-        if pub.gmacs is None:
-            agreement, published = "[dim]no published figure[/]", "—"
-        else:
-            a = pub.macs_agreement(_macs_as_published(name, model, shape, report))
-            published = f"{pub.gmacs:g} G"
-            sources.setdefault(pub.source, pub.citation)
-            if a.status == "exact":
-                agreement = f"[green]{a.text}[/] [dim]{pub.source}[/]"
-            elif pub.source and pub.source.startswith("torchvision"):
-                agreement = f"[red]{a.text}[/] [dim]{pub.source}[/]"
-                failures.append(name)
-            else:  # a paper's figure: other conventions or another variant of the architecture
-                agreement = f"[yellow]{a.text}[/] [dim]{pub.source}[/]"
-                flagged.append(f"{name} ({pub.note})" if pub.note else name)
+        agreement, published = _macs_agreement(name, model, shape, report, sources, failures, flagged)
         rf = report.receptive_field
-        rf_text = (
-            "—"
-            if rf is None
-            else (
-                f"{_axes(rf.size)}/{_axes(rf.stride)}"
-                + (" ≈" if not rf.exact else "")
-                + (" +global" if rf.global_context else "")
-            )
-        )
         table.add_row(
             name,
             "×".join(map(str, shape[1:])),
             f"{report.macs / 1e9:.3f} G",
             published,
             agreement,
-            rf_text,
+            _rf_text(rf),
             f"{report.seconds * 1000:.0f} ms",
         )
         if name in RF_TABLE and rf is not None:
@@ -108,26 +153,8 @@ def analysis_section(console: Console) -> bool:
     )
     for key, citation in sources.items():
         console.print(f"[dim]{key}: {citation}[/]")
-    for name, rf in rf_checks:
-        label, size, stride, padding = RF_TABLE[name]
-        ok = rf.size[0] == size and rf.stride[0] == stride and rf.padding[0] == padding
-        colour = "green" if ok else "red"
-        console.print(
-            f"receptive field of {name}: {rf.size[0]} / {rf.stride[0]} / effective padding {rf.padding[0]}; "
-            f"published {label}: {size} / {stride} / {padding} [{colour}]{'agrees' if ok else 'differs'}[/] "
-            f"[dim]({RF_TABLE_SOURCE})[/]"
-        )
-        if not ok:
-            failures.append(f"{name} receptive field")
-    if flagged:
-        console.print(
-            "[yellow]Differs from a paper's figure (rounded, counted another way, or another variant "
-            f"of the architecture): {'; '.join(flagged)}[/]"
-        )
-    if failures:
-        console.print(f"[red]Disagreeing with torchvision's published figures: {', '.join(failures)}[/]")
-    else:
-        console.print("[green]Every MAC count torchvision publishes is reproduced to all its digits.[/]")
+    _print_rf_checks(console, rf_checks, failures)
+    _print_verdict(console, flagged, failures)
     return not failures
 
 

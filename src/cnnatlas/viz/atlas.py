@@ -413,16 +413,25 @@ def _field_fit_text(p: ModelPage) -> str:
     return _e(str(fit) + (f" ({fit.note})" if fit.note else ""))
 
 
-def _model_html(p: ModelPage, runs: bool) -> str:
-    entry = get_entry(p.name)
+def _published_line(pub) -> tuple[str, str]:
+    """The facts row of the published accuracy: mean IoU and pixel accuracy for segmentation, else top-1/top-5."""
+    if pub.miou is not None:
+        return ("published mean IoU / pixel accuracy", _e(f"{pub.miou} / {pub.pixel_acc} % on {pub.dataset}"))
+    return (
+        "published top-1 / top-5",
+        _e(
+            f"{pub.top1 if pub.top1 is not None else '—'} / "
+            f"{pub.top5 if pub.top5 is not None else '—'}" + (f" % on {pub.dataset}" if pub.dataset else "")
+        ),
+    )
+
+
+def _model_facts(p: ModelPage, entry) -> list[tuple[str, str]]:
+    """The model page's facts table: measured counts beside the published ones, field, memory and source."""
     pub = entry.published
-    pre = "../"
-    if p.error or p.report is None:
-        body = f"<h1>{_e(p.name)}</h1><p class=lead>{_e(p.summary)}</p><p>Could not be analysed: {_e(p.error)}</p>"
-        return _page(f"{p.name} — cnnatlas", body, prefix=pre, runs=runs)
     r = p.report
     rf = r.receptive_field
-    facts = [
+    return [
         ("family", _e(p.family)),
         ("input", _e("×".join(map(str, p.input_size[1:])) if p.input_size else "—")),
         (
@@ -443,19 +452,14 @@ def _model_html(p: ModelPage, runs: bool) -> str:
         ("receptive field", "—" if rf is None else _e(f"{rf} of {r.receptive_field_layer or 'the last spatial map'}")),
         ("field against input", _field_fit_text(p)),
         ("activations (inference)", _e(f"{r.activation_bytes / 2**20:.1f} MiB")),
-        ("published mean IoU / pixel accuracy", _e(f"{pub.miou} / {pub.pixel_acc} % on {pub.dataset}"))
-        if pub.miou is not None
-        else (
-            "published top-1 / top-5",
-            _e(
-                f"{pub.top1 if pub.top1 is not None else '—'} / "
-                f"{pub.top5 if pub.top5 is not None else '—'}" + (f" % on {pub.dataset}" if pub.dataset else "")
-            ),
-        ),
+        _published_line(pub),
         ("source", _e(pub.citation or "—") + (f"<br><span class=small>{_e(pub.note)}</span>" if pub.note else "")),
         ("torchvision equivalent", _e(entry.torchvision or "—")),
     ]
-    fact_rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
+
+
+def _layers_table(r) -> str:
+    """The sortable table of modules at depth 2: type, output shape, parameters, MACs, receptive field."""
     rows = []
     for row in r.rows(2):
         rrf = row["receptive_field"]
@@ -467,17 +471,18 @@ def _model_html(p: ModelPage, runs: bool) -> str:
             + _num_cell(None if rrf is None else float(max(rrf.size)), None if rrf is None else axes_text(rrf.size))
             + "</tr>"
         )
-    table = (
+    return (
         "<table id=layers class=sortable><thead><tr><th data-type=text>module</th><th data-type=text>type</th>"
         "<th class=num data-type=text>output</th><th class=num data-type=num>parameters</th>"
         "<th class=num data-type=num>MACs</th><th class=num data-type=num>receptive field</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _model_figures(p: ModelPage, pre: str) -> list[str]:
+    """The model page's pictures: architecture (whole and per block), then analytic and effective fields."""
     blocks = [k for k in p.assets if k.startswith("block-")]
-    body = [
-        f'<p class=small><a href="../index.html">← all models</a></p><h1>{_e(p.name)}</h1>',
-        f'<p class="lead">{_e(p.summary)}</p>',
-        f'<table class="facts">{fact_rows}</table>',
+    return [
         "<h2>Architecture</h2>",
         '<p class="muted small">Drawn by Graphviz from the analyser\'s traced operator graph: every node is a module '
         "call or a functional operator, with its output shape (channels × spatial), parameters and MACs.</p>",
@@ -496,8 +501,24 @@ def _model_html(p: ModelPage, runs: bool) -> str:
             p.notes.get("erf"),
         ),
         "</div>",
-        f"<h2>Modules (depth 2), at input {_e('×'.join(map(str, r.input_shapes[0])))}</h2>",
-        table,
+    ]
+
+
+def _model_html(p: ModelPage, runs: bool) -> str:
+    """One model's page: facts, pictures and the table of its modules (or why it could not be analysed)."""
+    entry = get_entry(p.name)
+    pre = "../"
+    if p.error or p.report is None:
+        body = f"<h1>{_e(p.name)}</h1><p class=lead>{_e(p.summary)}</p><p>Could not be analysed: {_e(p.error)}</p>"
+        return _page(f"{p.name} — cnnatlas", body, prefix=pre, runs=runs)
+    fact_rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in _model_facts(p, entry))
+    body = [
+        f'<p class=small><a href="../index.html">← all models</a></p><h1>{_e(p.name)}</h1>',
+        f'<p class="lead">{_e(p.summary)}</p>',
+        f'<table class="facts">{fact_rows}</table>',
+        *_model_figures(p, pre),
+        f"<h2>Modules (depth 2), at input {_e('×'.join(map(str, p.report.input_shapes[0])))}</h2>",
+        _layers_table(p.report),
     ]
     return _page(f"{p.name} — cnnatlas", "\n".join(body), prefix=pre, runs=runs)
 
@@ -576,41 +597,34 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
 # -- the whole atlas ----------------------------------------------------------------------------
 
 
-def build_atlas(
-    out: str | Path,
-    *,
-    models: str | Sequence[str] | None = None,
-    runs: str | Path | None = None,
-    claims: str | Path | None = "auto",
-    erf: bool = True,
-    erf_cap: int = 128,
-    erf_samples: int = 4,
-    diagrams: bool = True,
-    quick_claims: bool = False,
-    log: Log | None = None,
-) -> Path:
-    """Write the atlas to `out` and return the path of its index.html."""
-    log = log or (lambda msg: None)
+def _check_erf_settings(erf_cap: int, erf_samples: int) -> None:
+    """Refuse an effective-field picture too small to read or drawn from no sample."""
     if erf_cap < 8:
         raise InvalidArgumentError(f"--erf-size must be ≥ 8 pixels; got {erf_cap}")
     if erf_samples < 1:
         raise InvalidArgumentError(f"--erf-samples must be ≥ 1; got {erf_samples}")
-    names = select_models(models)
-    run_dirs = find_runs(runs) if runs is not None else []
-    out = Path(out)
+
+
+def _write_static(out: Path) -> None:
+    """Create the atlas folders and write its style sheet and script."""
     (out / "assets").mkdir(parents=True, exist_ok=True)
     (out / "models").mkdir(exist_ok=True)
     (out / "assets" / "style.css").write_text(atlas_static.STYLE.lstrip(), encoding="utf-8")
     (out / "assets" / "atlas.js").write_text(atlas_static.SCRIPT.lstrip(), encoding="utf-8")
-    start = time.perf_counter()
 
+
+def _analyse_all(names: list[str], log: Log) -> list[ModelPage]:
+    """Trace every named model, logging the time each took."""
     pages = []
     for i, name in enumerate(names, 1):
         t = time.perf_counter()
         pages.append(_analyse(name))
         log(f"[{i}/{len(names)}] traced {name} ({time.perf_counter() - t:.1f} s)")
-    traced = {p.name: p.report for p in pages if p.report is not None}
+    return pages
 
+
+def _summary_plots(traced: dict[str, Any], out: Path) -> dict[str, str]:
+    """Draw the index page's Pareto and field-growth plots; a plot that cannot be drawn leaves a note."""
     from .fields import RF_GROWTH_MODELS, plot_pareto, plot_rf_growth
 
     plots: dict[str, str] = {}
@@ -630,7 +644,13 @@ def build_atlas(
         plots["rf-growth"] = "assets/rf-growth.svg"
     else:
         plots["rf-growth-note"] = "no image model with a spatial receptive field in this atlas"
+    return plots
 
+
+def _draw_models(
+    pages: list[ModelPage], out: Path, erf: bool, erf_cap: int, erf_samples: int, diagrams: bool, log: Log
+) -> None:
+    """Draw each analysed model's pictures, reusing those cached from an earlier build with the same settings."""
     cache = _Cache(
         out,
         {
@@ -654,26 +674,61 @@ def build_atlas(
         cache.save()
         log(f"[{i}/{len(pages)}] drew {page.name} ({time.perf_counter() - t:.1f} s)")
 
-    claim_rows, claim_note = collect_claims(claims, log, quick=quick_claims)
+
+def _claims_summary(claim_rows: list[dict] | None) -> str:
+    """The index page's line on the claims: how many passed, linked to their page."""
     if claim_rows is None:
-        claims_summary = "claims not measured"
-    else:
-        passed = sum(r["status"] == "passed" for r in claim_rows)
-        claims_summary = f'<a href="claims.html">{passed} of {len(claim_rows)} claims passed</a>'
+        return "claims not measured"
+    passed = sum(r["status"] == "passed" for r in claim_rows)
+    return f'<a href="claims.html">{passed} of {len(claim_rows)} claims passed</a>'
+
+
+def _write_runs(run_dirs: list[Path], runs: str | Path, out: Path, log: Log) -> None:
+    """Draw each training run (a slug unique within the atlas) and write runs.html."""
+    run_pages = []
+    slugs: set[str] = set()
+    for path in run_dirs:
+        slug = path.name if path.name not in slugs else f"{path.parent.name}-{path.name}"
+        slugs.add(slug)
+        t = time.perf_counter()
+        run_pages.append(_draw_run(path, slug, out))
+        log(f"run {slug} ({time.perf_counter() - t:.1f} s)")
+    (out / "runs.html").write_text(_runs_html(run_pages, str(runs)), encoding="utf-8")
+
+
+def build_atlas(
+    out: str | Path,
+    *,
+    models: str | Sequence[str] | None = None,
+    runs: str | Path | None = None,
+    claims: str | Path | None = "auto",
+    erf: bool = True,
+    erf_cap: int = 128,
+    erf_samples: int = 4,
+    diagrams: bool = True,
+    quick_claims: bool = False,
+    log: Log | None = None,
+) -> Path:
+    """Write the atlas to `out` and return the path of its index.html."""
+    log = log or (lambda msg: None)
+    _check_erf_settings(erf_cap, erf_samples)
+    names = select_models(models)
+    run_dirs = find_runs(runs) if runs is not None else []
+    out = Path(out)
+    _write_static(out)
+    start = time.perf_counter()
+
+    pages = _analyse_all(names, log)
+    plots = _summary_plots({p.name: p.report for p in pages if p.report is not None}, out)
+    _draw_models(pages, out, erf, erf_cap, erf_samples, diagrams, log)
+
+    claim_rows, claim_note = collect_claims(claims, log, quick=quick_claims)
     has_runs = runs is not None
-    (out / "index.html").write_text(_index_html(pages, plots, has_runs, claims_summary), encoding="utf-8")
+    (out / "index.html").write_text(_index_html(pages, plots, has_runs, _claims_summary(claim_rows)), encoding="utf-8")
     for page in pages:
         (out / "models" / f"{page.name}.html").write_text(_model_html(page, has_runs), encoding="utf-8")
     (out / "claims.html").write_text(_claims_html(claim_rows, claim_note, has_runs), encoding="utf-8")
-    if has_runs:
-        run_pages = []
-        slugs: set[str] = set()
-        for path in run_dirs:
-            slug = path.name if path.name not in slugs else f"{path.parent.name}-{path.name}"
-            slugs.add(slug)
-            t = time.perf_counter()
-            run_pages.append(_draw_run(path, slug, out))
-            log(f"run {slug} ({time.perf_counter() - t:.1f} s)")
-        (out / "runs.html").write_text(_runs_html(run_pages, str(runs)), encoding="utf-8")
+    if runs is not None:
+        _write_runs(run_dirs, runs, out, log)
     log(f"atlas of {len(pages)} models written to {out / 'index.html'} in {time.perf_counter() - start:.0f} s")
     return out / "index.html"

@@ -305,6 +305,82 @@ def _group_key(rec, index: _Index, block: str | None, depth: int | None) -> tupl
     return (name, index.call_of(name, rec.index))
 
 
+def _consumers(layers) -> dict[int, list[int]]:
+    """For each record, the records that read its output."""
+    consumers: dict[int, list[int]] = defaultdict(list)
+    for r in layers:
+        for i in r.inputs:
+            if i >= 0:
+                consumers[i].append(r.index)
+    return consumers
+
+
+def _group_nodes(scope, layers, index: _Index, block: str | None, depth: int | None) -> tuple[dict, dict[int, Node]]:
+    """The records in scope gathered into nodes (one per module at `depth`, or per operator), each described."""
+    nodes: dict[tuple, Node] = {}
+    node_of: dict[int, Node] = {}
+    for r in scope:
+        key = _group_key(r, index, block, depth)
+        node = nodes.get(key)
+        if node is None:
+            node = nodes[key] = Node(key, "", "", "" if key[0] == "op" else key[0], r.output_shape)
+        node.records.append(r.index)
+        node.params += r.params
+        node.macs += r.macs
+        node.shape = r.output_shape
+        node_of[r.index] = node
+    for node in nodes.values():
+        _describe(node, layers, index, collapsed=depth is not None)
+    return nodes, node_of
+
+
+class _Edges(list):
+    """Edges as (from id, to id), each once, in the order first added; no self-loops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def add(self, a: Node, b: Node) -> None:
+        """Join `a` to `b` unless they are one node or already joined."""
+        if a is not b and (a.id, b.id) not in self.seen:
+            self.seen.add((a.id, b.id))
+            self.append((a.id, b.id))
+
+
+def _wire_inputs(scope, layers, in_scope: set[int], node_of: dict[int, Node], model_input, edges: _Edges) -> list:
+    """Edges between nodes in scope; an input from outside the scope (or the model's input) gets an input node."""
+    inputs: dict[int, Node] = {}
+    for r in scope:
+        for k, i in enumerate(r.inputs):
+            if i in in_scope:
+                edges.add(node_of[i], node_of[r.index])
+            elif i >= 0 or (k == 0 and tuple(r.input_shapes[0]) == tuple(model_input or ())):
+                src = inputs.get(i)
+                if src is None:
+                    shape = layers[i].output_shape if i >= 0 else tuple(model_input)
+                    src = inputs[i] = Node(("in", len(inputs)), "io", "input", "", shape)
+                edges.add(src, node_of[r.index])
+    return list(inputs.values())
+
+
+def _wire_outputs(scope, layers, in_scope: set[int], node_of: dict[int, Node], nodes: dict, edges: _Edges) -> list:
+    """An output node after each node read from outside the scope (or holding the model's last record)."""
+    consumers = _consumers(layers)
+    outs = [
+        r.index
+        for r in scope
+        if any(c not in in_scope for c in consumers[r.index]) or (not consumers[r.index] and r is layers[-1])
+    ]
+    out_nodes: list[Node] = []
+    for i in dict.fromkeys(node_of[i].id for i in outs):
+        src = next(n for n in nodes.values() if n.id == i)
+        out = Node(("out", len(out_nodes)), "io", "output", "", src.shape)
+        out_nodes.append(out)
+        edges.add(src, out)
+    return out_nodes
+
+
 def build_diagram(
     report: Report,
     model: nn.Module | None = None,
@@ -320,59 +396,12 @@ def build_diagram(
     if not scope:
         raise InvalidArgumentError(f"no traced operator runs in {block!r}")
     in_scope = {r.index for r in scope}
-    consumers: dict[int, list[int]] = defaultdict(list)
-    for r in layers:
-        for i in r.inputs:
-            if i >= 0:
-                consumers[i].append(r.index)
-    nodes: dict[tuple, Node] = {}
-    node_of: dict[int, Node] = {}
-    for r in scope:
-        key = _group_key(r, index, block, depth)
-        node = nodes.get(key)
-        if node is None:
-            node = nodes[key] = Node(key, "", "", "" if key[0] == "op" else key[0], r.output_shape)
-        node.records.append(r.index)
-        node.params += r.params
-        node.macs += r.macs
-        node.shape = r.output_shape
-        node_of[r.index] = node
-    for node in nodes.values():
-        _describe(node, layers, index, collapsed=depth is not None)
-
-    edges: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    inputs: dict[int, Node] = {}
+    nodes, node_of = _group_nodes(scope, layers, index, block, depth)
+    edges = _Edges()
     model_input = report.input_shapes[0] if report.input_shapes else None
-
-    def add(a: Node, b: Node) -> None:
-        if a is not b and (a.id, b.id) not in seen:
-            seen.add((a.id, b.id))
-            edges.append((a.id, b.id))
-
-    for r in scope:
-        for k, i in enumerate(r.inputs):
-            if i in in_scope:
-                add(node_of[i], node_of[r.index])
-            elif i >= 0 or (k == 0 and tuple(r.input_shapes[0]) == tuple(model_input or ())):
-                src = inputs.get(i)
-                if src is None:
-                    shape = layers[i].output_shape if i >= 0 else tuple(model_input)
-                    src = inputs[i] = Node(("in", len(inputs)), "io", "input", "", shape)
-                add(src, node_of[r.index])
-    outs = [
-        r.index
-        for r in scope
-        if any(c not in in_scope for c in consumers[r.index]) or (not consumers[r.index] and r is layers[-1])
-    ]
-    out_nodes = []
-    for i in dict.fromkeys(node_of[i].id for i in outs):
-        src = next(n for n in nodes.values() if n.id == i)
-        out = Node(("out", len(out_nodes)), "io", "output", "", src.shape)
-        out_nodes.append(out)
-        add(src, out)
-    all_nodes = list(inputs.values()) + list(nodes.values()) + out_nodes
-    return Diagram(title, all_nodes, edges, depth)
+    in_nodes = _wire_inputs(scope, layers, in_scope, node_of, model_input, edges)
+    out_nodes = _wire_outputs(scope, layers, in_scope, node_of, nodes, edges)
+    return Diagram(title, in_nodes + list(nodes.values()) + out_nodes, list(edges), depth)
 
 
 def _describe(node: Node, layers, index: _Index, collapsed: bool) -> None:

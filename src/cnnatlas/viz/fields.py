@@ -219,16 +219,8 @@ def _place_labels(fig: Figure, ax, points: list[ParetoPoint]) -> None:
         placed.append(best[2])
 
 
-def plot_pareto(
-    names: Sequence[str] | None = None, out: str | Path | None = None, macs: dict[str, int] | None = None
-) -> Figure:
-    """Published ImageNet top-1 against analyser-measured MACs (log scale) for the zoo, the Pareto
-    front drawn as a step line, each point labelled; EfficientNet B0–B7 joined (compound scaling)."""
-    points = pareto_points(names, macs=macs)
-    if len(points) < 2:
-        raise VizError("pareto needs at least two models with a published ImageNet-1K top-1")
-    fig = new_figure(10, 6.2)
-    ax = fig.add_subplot()
+def _pareto_families(ax, points: list[ParetoPoint]) -> None:
+    """One coloured scatter per family; the EfficientNet points joined in order of cost."""
     families = sorted({p.family for p in points})
     for fam in families:
         fp = [p for p in points if p.family == fam]
@@ -252,6 +244,10 @@ def plot_pareto(
             alpha=0.6,
             zorder=2,
         )
+
+
+def _pareto_front(ax, points: list[ParetoPoint]) -> None:
+    """The Pareto front as a dashed step line, its points ringed."""
     front = [p for p in points if p.on_front]
     xs, ys = [front[0].macs / 1e9], [front[0].top1]
     for p in front[1:]:
@@ -267,6 +263,20 @@ def plot_pareto(
         linewidths=1.0,
         zorder=4,
     )
+
+
+def plot_pareto(
+    names: Sequence[str] | None = None, out: str | Path | None = None, macs: dict[str, int] | None = None
+) -> Figure:
+    """Published ImageNet top-1 against analyser-measured MACs (log scale) for the zoo, the Pareto
+    front drawn as a step line, each point labelled; EfficientNet B0–B7 joined (compound scaling)."""
+    points = pareto_points(names, macs=macs)
+    if len(points) < 2:
+        raise VizError("pareto needs at least two models with a published ImageNet-1K top-1")
+    fig = new_figure(10, 6.2)
+    ax = fig.add_subplot()
+    _pareto_families(ax, points)
+    _pareto_front(ax, points)
     ax.set_xscale("log")
     ax.set_xlabel("multiply–accumulates per image (GMACs, measured by the analyser, log scale)")
     ax.set_ylabel("published ImageNet-1K top-1 accuracy (%)")
@@ -284,6 +294,82 @@ def plot_pareto(
 
 
 # -- effective receptive field ------------------------------------------------------------------
+
+
+def _erf_line(fig: Figure, grad: np.ndarray, erf, theo) -> None:
+    """A one-dimensional field (audio, text): the gradient share along the input, the analytic span shaded."""
+    ax = fig.add_subplot()
+    ax.plot(np.arange(grad.size), grad, color="#b2182b", label="|∂y/∂x| (normalised)")
+    if theo is not None:
+        (lo, hi) = theo.span(tuple(erf.unit))[-1]
+        ax.axvspan(lo, hi, color="#2166ac", alpha=0.12, label=f"analytic field ({theo.size[-1]:g})")
+    ax.set_xlabel("input position (samples)")
+    ax.set_ylabel("gradient share")
+    ax.legend(fontsize=8)
+
+
+def _erf_heat_map(fig: Figure, ax, grad: np.ndarray, erf, theo, axes_note: str) -> tuple[float, float] | None:
+    """The 2-D heat map with the analytic field's square and the mass square; returns the analytic x span."""
+    h, w = grad.shape
+    im = ax.imshow(grad, cmap="magma", origin="upper", extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+    fig.colorbar(im, ax=ax, shrink=0.8, label="share of |∂y/∂x|")
+    cy, cx = erf.centre[-2:]
+    x_span = None
+    if theo is not None:
+        (y0, y1), (x0, x1) = theo.span(tuple(erf.unit))[-2:]
+        x_span = (x0, x1)
+        beyond = x0 < 0 or y0 < 0 or x1 > w - 1 or y1 > h - 1
+        ax.add_patch(
+            Rectangle(
+                (x0 - 0.5, y0 - 0.5),
+                x1 - x0 + 1,
+                y1 - y0 + 1,
+                fill=False,
+                edgecolor="#4dac26",
+                linewidth=2.5,
+                label=f"analytic field {theo.size[-2]:g}×{theo.size[-1]:g}"
+                + (" (reaches beyond the input)" if beyond else ""),
+            )
+        )
+    eh, ew = erf.size[-2:]
+    ax.add_patch(
+        Rectangle(
+            (cx - ew / 2, cy - eh / 2),
+            ew,
+            eh,
+            fill=False,
+            edgecolor="#00bfff",
+            linestyle="--",
+            linewidth=1.4,
+            label=f"{erf.fraction:.0%} of the mass: {eh}×{ew}",
+        )
+    )
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xlabel("input x (pixels)")
+    ax.set_ylabel("input y (pixels)")
+    ax.legend(fontsize=7.5, loc="upper left", framealpha=0.85)
+    ax.set_title(f"heat map{axes_note}", fontsize=9)
+    return x_span
+
+
+def _erf_profile(prof, grad: np.ndarray, erf, x_span: tuple[float, float] | None) -> None:
+    """The horizontal profile: the gradient summed over rows, the analytic and mass spans shaded."""
+    w = grad.shape[1]
+    cx = erf.centre[-1]
+    ew = erf.size[-1]
+    row = grad.sum(0)
+    prof.plot(
+        np.arange(w), row / row.max() if row.max() > 0 else row, color="#b2182b", label="gradient, summed over rows"
+    )
+    if x_span is not None:
+        prof.axvspan(*x_span, color="#4dac26", alpha=0.15, label="analytic field")
+    prof.axvspan(cx - ew / 2, cx + ew / 2, color="#00bfff", alpha=0.15, label=f"{erf.fraction:.0%} of the mass")
+    prof.set_xlim(-0.5, w - 0.5)
+    prof.set_xlabel("input x (pixels)")
+    prof.set_ylabel("relative gradient")
+    prof.set_title("horizontal profile", fontsize=9)
+    prof.legend(fontsize=7.5)
 
 
 def plot_erf(
@@ -320,66 +406,11 @@ def plot_erf(
     weights = "weights as built (initialisation)" if isinstance(model, str) else "the model's weights"
     fig = new_figure(11, 4.6)
     if grad.ndim == 1:
-        ax = fig.add_subplot()
-        ax.plot(np.arange(grad.size), grad, color="#b2182b", label="|∂y/∂x| (normalised)")
-        if theo is not None:
-            (lo, hi) = theo.span(tuple(erf.unit))[-1]
-            ax.axvspan(lo, hi, color="#2166ac", alpha=0.12, label=f"analytic field ({theo.size[-1]:g})")
-        ax.set_xlabel("input position (samples)")
-        ax.set_ylabel("gradient share")
-        ax.legend(fontsize=8)
+        _erf_line(fig, grad, erf, theo)
     else:
         ax, prof = fig.subplots(1, 2, width_ratios=[1.15, 1])
-        h, w = grad.shape
-        im = ax.imshow(grad, cmap="magma", origin="upper", extent=(-0.5, w - 0.5, h - 0.5, -0.5))
-        fig.colorbar(im, ax=ax, shrink=0.8, label="share of |∂y/∂x|")
-        cy, cx = erf.centre[-2:]
-        if theo is not None:
-            (y0, y1), (x0, x1) = theo.span(tuple(erf.unit))[-2:]
-            beyond = x0 < 0 or y0 < 0 or x1 > w - 1 or y1 > h - 1
-            ax.add_patch(
-                Rectangle(
-                    (x0 - 0.5, y0 - 0.5),
-                    x1 - x0 + 1,
-                    y1 - y0 + 1,
-                    fill=False,
-                    edgecolor="#4dac26",
-                    linewidth=2.5,
-                    label=f"analytic field {theo.size[-2]:g}×{theo.size[-1]:g}"
-                    + (" (reaches beyond the input)" if beyond else ""),
-                )
-            )
-        eh, ew = erf.size[-2:]
-        ax.add_patch(
-            Rectangle(
-                (cx - ew / 2, cy - eh / 2),
-                ew,
-                eh,
-                fill=False,
-                edgecolor="#00bfff",
-                linestyle="--",
-                linewidth=1.4,
-                label=f"{erf.fraction:.0%} of the mass: {eh}×{ew}",
-            )
-        )
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        ax.set_xlabel("input x (pixels)")
-        ax.set_ylabel("input y (pixels)")
-        ax.legend(fontsize=7.5, loc="upper left", framealpha=0.85)
-        ax.set_title(f"heat map{axes_note}", fontsize=9)
-        row = grad.sum(0)
-        prof.plot(
-            np.arange(w), row / row.max() if row.max() > 0 else row, color="#b2182b", label="gradient, summed over rows"
-        )
-        if theo is not None:
-            prof.axvspan(x0, x1, color="#4dac26", alpha=0.15, label="analytic field")
-        prof.axvspan(cx - ew / 2, cx + ew / 2, color="#00bfff", alpha=0.15, label=f"{erf.fraction:.0%} of the mass")
-        prof.set_xlim(-0.5, w - 0.5)
-        prof.set_xlabel("input x (pixels)")
-        prof.set_ylabel("relative gradient")
-        prof.set_title("horizontal profile", fontsize=9)
-        prof.legend(fontsize=7.5)
+        x_span = _erf_heat_map(fig, ax, grad, erf, theo, axes_note)
+        _erf_profile(prof, grad, erf, x_span)
     shape = "×".join(str(s) for s in erf.grad.shape)
     set_title(
         fig,

@@ -240,22 +240,9 @@ def equivariance_data(
     return result
 
 
-def plot_equivariance(
-    image: str | Path | None = None,
-    shift: tuple[int, int] = (9, 17),
-    *,
-    channel: int = 0,
-    seed: int = 0,
-    out: str | Path | None = None,
-) -> Figure:
-    """An input, its (circular) shift, the feature maps of both, the equivariance error
-    |f(Tx) − T f(x)| with circular and with zero padding, and the pooled (invariant) outputs."""
-    d = equivariance_data(image, shift, seed=seed)
-    if not 0 <= channel < d["circular"]["fx"].shape[0]:
-        raise InvalidArgumentError(f"--channel must be in 0..{d['circular']['fx'].shape[0] - 1}; got {channel}")
+def _equivariance_panels(fig: Figure, grid, d: dict, shift: tuple[int, int], channel: int) -> None:
+    """The six image panels: x, T x, f(x), f(T x) and the error with circular and with zero padding."""
     circ, zero = d["circular"], d["zeros"]
-    fig = new_figure(13, 6.4)
-    grid = fig.add_gridspec(2, 4)
     panels = [
         (grid[0, 0], d["x"], "input x", "gray"),
         (grid[0, 1], d["tx"], f"shifted input T x  (shift {shift[0]}, {shift[1]})", "gray"),
@@ -282,7 +269,10 @@ def plot_equivariance(
         ax.set_title(title, fontsize=8.5)
         ax.set_xticks([])
         ax.set_yticks([])
-    ax = fig.add_subplot(grid[1, 2:])
+
+
+def _pooled_bars(ax, circ: dict) -> None:
+    """The globally pooled vectors of x and T x side by side, channel by channel."""
     k = np.arange(circ["gx"].numel())
     ax.bar(k - 0.2, circ["gx"].numpy(), width=0.4, label="g(f(x))", color="#4477aa")
     ax.bar(k + 0.2, circ["gtx"].numpy(), width=0.4, label="g(f(T x))", color="#ee7733")
@@ -294,6 +284,25 @@ def plot_equivariance(
     ax.set_ylabel("pooled activation")
     ax.set_xticks(k)
     ax.legend(fontsize=8)
+
+
+def plot_equivariance(
+    image: str | Path | None = None,
+    shift: tuple[int, int] = (9, 17),
+    *,
+    channel: int = 0,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> Figure:
+    """An input, its (circular) shift, the feature maps of both, the equivariance error
+    |f(Tx) − T f(x)| with circular and with zero padding, and the pooled (invariant) outputs."""
+    d = equivariance_data(image, shift, seed=seed)
+    if not 0 <= channel < d["circular"]["fx"].shape[0]:
+        raise InvalidArgumentError(f"--channel must be in 0..{d['circular']['fx'].shape[0] - 1}; got {channel}")
+    fig = new_figure(13, 6.4)
+    grid = fig.add_gridspec(2, 4)
+    _equivariance_panels(fig, grid, d, shift, channel)
+    _pooled_bars(fig.add_subplot(grid[1, 2:]), d["circular"])
     set_title(
         fig,
         "Convolution is translation-equivariant, f(Tx) = T f(x); after global pooling the output is "

@@ -18,27 +18,8 @@ from .common import VizError, new_figure, resolve_model, save_figure
 COLOURS = {"compute": "#d62728", "memory": "#1f77b4"}
 
 
-def plot_roofline(
-    model: str | nn.Module,
-    input_size: tuple[int, ...] | None = None,
-    machine: Machine | None = None,
-    out: str | Path | None = None,
-) -> Figure:
-    """Each record of `model` (at `input_size`, default the model's) on the roofline of `machine` (default:
-    measured here by `measure_machine`)."""
-    module, label, size = resolve_model(model)
-    size = input_size or size
-    if size is None:
-        raise InvalidArgumentError(f"{label}: no default input size is known; give --input")
-    machine = machine or measure_machine()
-    report = analyze(module, size, training_memory=False)
-    pts = [(p, rec) for p, rec in zip(roofline(report, machine), report.layers) if p.intensity and p.flops]
-    if not pts:
-        raise VizError(f"{label}: no operator that computes anything")
-    fig = new_figure(8.5, 5.4)
-    ax = fig.add_subplot()
-    xs = [p.intensity for p, _ in pts]
-    lo, hi = min(min(xs), machine.ridge) / 4, max(max(xs), machine.ridge) * 4
+def _draw_roof(ax, machine: Machine, lo: float, hi: float) -> None:
+    """The roof itself: the bandwidth slope up to the ridge, then the compute peak; the ridge marked."""
     ax.plot(
         [lo, machine.ridge, hi],
         [machine.bandwidth * lo / 1e9, machine.peak_flops / 1e9, machine.peak_flops / 1e9],
@@ -54,6 +35,10 @@ def plot_roofline(
         xytext=(4, 4),
         color="#444444",
     )
+
+
+def _draw_operators(ax, pts: list) -> None:
+    """One dot per operator, coloured by what bounds it and sized by its share of the time; the 5 slowest named."""
     total = sum(p.seconds for p, _ in pts)
     for bound, colour in COLOURS.items():
         sel = [(p, r) for p, r in pts if p.bound == bound]
@@ -77,6 +62,31 @@ def plot_roofline(
             xytext=(3, -8),
             color="#333333",
         )
+
+
+def plot_roofline(
+    model: str | nn.Module,
+    input_size: tuple[int, ...] | None = None,
+    machine: Machine | None = None,
+    out: str | Path | None = None,
+) -> Figure:
+    """Each record of `model` (at `input_size`, default the model's) on the roofline of `machine` (default:
+    measured here by `measure_machine`)."""
+    module, label, size = resolve_model(model)
+    size = input_size or size
+    if size is None:
+        raise InvalidArgumentError(f"{label}: no default input size is known; give --input")
+    machine = machine or measure_machine()
+    report = analyze(module, size, training_memory=False)
+    pts = [(p, rec) for p, rec in zip(roofline(report, machine), report.layers) if p.intensity and p.flops]
+    if not pts:
+        raise VizError(f"{label}: no operator that computes anything")
+    fig = new_figure(8.5, 5.4)
+    ax = fig.add_subplot()
+    xs = [p.intensity for p, _ in pts]
+    lo, hi = min(min(xs), machine.ridge) / 4, max(max(xs), machine.ridge) * 4
+    _draw_roof(ax, machine, lo, hi)
+    _draw_operators(ax, pts)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
