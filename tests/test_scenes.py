@@ -44,13 +44,15 @@ class TinyFCN(nn.Module):
         return nn.functional.interpolate(self.body(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _register_tiny_fcn() -> str:
-    """TinyFCN in the registry, so that a run folder of it can be read back by eval and predict."""
+@pytest.fixture
+def tiny_fcn_registered(monkeypatch) -> str:
+    """TinyFCN in the registry for one test, so that a run folder of it can be read back by eval and predict;
+    the registry is as it was afterwards (other tests list every registered model)."""
     from cnnatlas import registry
 
-    registry._load_zoo()
-    if "test_tiny_fcn" not in registry._REGISTRY:
-        registry.register_model("test_tiny_fcn", TinyFCN, family="test_tiny_fcn", input_size=(1, 64, 64))
+    monkeypatch.setitem(registry._REGISTRY, "test_tiny_fcn", None)
+    del registry._REGISTRY["test_tiny_fcn"]  # monkeypatch now removes whatever is registered under it at teardown
+    registry.register_model("test_tiny_fcn", TinyFCN, family="test_tiny_fcn", input_size=(1, 64, 64))
     return "test_tiny_fcn"
 
 
@@ -196,13 +198,13 @@ def test_a_classifier_on_scenes_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_eval_and_predict_commands(tmp_path, scenes, capsys):
+def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered):
     from PIL import Image
 
     from cnnatlas.cli import main
     from cnnatlas.cli.predict import MASK_COLOURS
 
-    name = _register_tiny_fcn()
+    name = tiny_fcn_registered
     small = DataSplits(scenes.train, torch.utils.data.Subset(scenes.test, range(50)), scenes.info, "scenes")
     config = TrainConfig(
         name,
