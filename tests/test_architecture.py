@@ -1,4 +1,5 @@
-"""The package's imports point one way: errors → layers → models → analysis → claims / train / viz → cli and tour.
+"""The package's imports point one way: errors → layers → models → analysis → claims / train / viz → cli
+(the tour included).
 
 Every import of a cnnatlas module is read from the source (at module level and inside functions), so
 a lazy import cannot hide an upward dependency or a cycle.
@@ -40,7 +41,6 @@ LAYERS = {
     "viz": 4,
     "cli": 5,
     "__main__": 5,
-    "tour": 5,  # the tour presents what the command line shows
 }
 
 

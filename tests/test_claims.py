@@ -145,8 +145,7 @@ def test_verify_list(capsys):
 
 
 def test_tour_has_the_claims_section(monkeypatch):
-    from cnnatlas import tour
-    from cnnatlas.cli import verify
+    from cnnatlas.cli import tour, verify
 
     assert "claims" in [s.name for s in tour.SECTIONS]
     monkeypatch.setattr(verify, "list_claims", lambda: ["dilation", "degradation"])
