@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
-from ..loading import LoadedModel, build_on_meta
+from ..loading import LoadedModel, build_on_meta, load_model
 from ..units import axes_text, fmt_bytes, fmt_count
 from .inputs import parse_inputs
 
@@ -32,6 +32,18 @@ def output_strides(text: str) -> list[int]:
     if not strides or any(s < 1 for s in strides):
         raise InvalidArgumentError(f"--output-stride: strides must be ≥ 1; got {text!r}")
     return strides
+
+
+def wants_table(args) -> bool:
+    """Several --output-stride values: the side-by-side table instead of one analysis."""
+    return bool(args.output_stride) and len(output_strides(args.output_stride)) > 1
+
+
+def load_requested(args, meta: bool = True) -> LoadedModel:
+    """MODEL as `summary` and `rf` analyse it: built with the one --output-stride given, else as named."""
+    if args.output_stride:
+        return load_strided(args.model, output_strides(args.output_stride)[0], meta)
+    return load_model(args.model, meta=meta)
 
 
 def load_strided(spec: str, stride: int, meta: bool = True) -> LoadedModel:

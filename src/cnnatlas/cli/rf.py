@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analysis import analyze, effective_receptive_field
-from ..loading import load_model
 from ..units import axes_text
 from .argtypes import FRACTION, integer
 from .inputs import input_arg, parse_inputs
+from .output_stride import add_argument, load_requested, run_output_strides, wants_table
 
 
 def rf_rows(report, depth: int) -> list[dict]:
@@ -117,13 +117,9 @@ def _print_summary(console: Console, report, fit, erf) -> None:
 
 def _run(args) -> int:
     """`cnnatlas rf`: analyse the model, then print its fields as a table or JSON."""
-    from . import output_stride as os_
-
-    strides = os_.output_strides(args.output_stride) if args.output_stride else []
-    if len(strides) > 1:
-        return os_.run_output_strides(args)
-    meta = not args.erf  # the effective field needs real weights
-    loaded = os_.load_strided(args.model, strides[0], meta) if strides else load_model(args.model, meta=meta)
+    if wants_table(args):
+        return run_output_strides(args)
+    loaded = load_requested(args, meta=not args.erf)  # the effective field needs real weights
     shapes = parse_inputs(args.input, loaded)
     report = analyze(loaded.model, input_arg(shapes), training_memory=False)
     rows = rf_rows(report, args.depth)
@@ -153,7 +149,5 @@ def add_parser(sub) -> None:
     p.add_argument("--erf", action="store_true", help="also measure the effective receptive field (real gradients)")
     p.add_argument("--samples", type=integer(1), default=8, help="random inputs averaged for --erf (default 8)")
     p.add_argument("--fraction", type=FRACTION, default=0.95, help="gradient mass the --erf size holds (default 0.95)")
-    from .output_stride import add_argument
-
     add_argument(p)
     p.set_defaults(run=_run)

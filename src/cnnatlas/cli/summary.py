@@ -15,10 +15,11 @@ from rich.table import Table
 
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
-from ..loading import LoadedModel, load_model
+from ..loading import LoadedModel
 from ..units import axes_text, fmt_bytes, fmt_count
 from .argtypes import integer, number, out_file
 from .inputs import input_arg, parse_inputs
+from .output_stride import add_argument, load_requested, run_output_strides, wants_table
 
 
 def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | None:
@@ -256,12 +257,9 @@ def _print_roofline_line(console: Console, report: Report, machine, points) -> N
 
 def _run(args) -> int:
     """`cnnatlas summary`: one model's cost table, a sweep over input sizes, JSON, CSV or the roofline."""
-    from . import output_stride as os_
-
-    strides = os_.output_strides(args.output_stride) if args.output_stride else []
-    if len(strides) > 1:
-        return os_.run_output_strides(args)
-    loaded = os_.load_strided(args.model, strides[0]) if strides else load_model(args.model)
+    if wants_table(args):
+        return run_output_strides(args)
+    loaded = load_requested(args)
     shapes = parse_inputs(args.input, loaded)
     use_roofline = args.roofline or args.peak_gflops is not None or args.bandwidth_gbs is not None
     if args.sweep is not None and (use_roofline or args.csv):
@@ -341,7 +339,5 @@ def add_parser(sub) -> None:
         metavar="GBS",
         help="memory bandwidth in GB/s for --roofline instead of measuring it",
     )
-    from .output_stride import add_argument
-
     add_argument(p)
     p.set_defaults(run=_run)
