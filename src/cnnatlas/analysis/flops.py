@@ -212,7 +212,6 @@ OTHER_OPS = {
     aten.adaptive_max_pool3d: _adaptive,
     aten._softmax: _per_in(3),
     aten._log_softmax: _per_in(3),
-    aten._safe_softmax: _per_in(3),
     aten.upsample_linear1d: _linear_upsample(1),
     aten.upsample_bilinear2d: _linear_upsample(2),
     aten.upsample_bicubic2d: _linear_upsample(4),
@@ -238,6 +237,9 @@ OTHER_OPS = {
     aten.linalg_vector_norm: _per_in(2),
     aten.norm: _per_in(2),
 }
+# _safe_softmax (torch ≥ 2.5) is absent on the oldest torch the analyser supports.
+if hasattr(aten, "_safe_softmax"):
+    OTHER_OPS[aten._safe_softmax] = _per_in(3)
 
 # Operators that move or create data, or only describe it: known, and free.
 ZERO_COST = {
@@ -344,6 +346,28 @@ ZERO_COST = {
 
 _POINTWISE_TAG = torch.Tag.pointwise
 _REDUCTION_TAG = getattr(torch.Tag, "reduction", None)
+# Operators that torch's tags call pointwise, or reductions, only from versions after 2.4 on (torch 2.4
+# has no reduction tag at all): named here so that the oldest supported torch counts them the same.
+_POINTWISE_NAMES = frozenset(
+    "celu celu_ elu elu_ hardshrink hardsigmoid hardsigmoid_ hardtanh hardtanh_ leaky_relu leaky_relu_ mish "
+    "rad2deg rad2deg_ relu6 selu selu_ softplus softshrink threshold".split()
+)
+_REDUCTION_NAMES = frozenset(
+    "all amax amin aminmax any argmax argmin count_nonzero linalg_vector_norm logsumexp max mean min nansum "
+    "norm prod std std_mean sum var var_mean".split()
+)
+
+
+def is_pointwise(func) -> bool:
+    """Whether an operator overload works element by element (torch's pointwise tag, or a name above)."""
+    return _POINTWISE_TAG in func.tags or func.overloadpacket.__name__ in _POINTWISE_NAMES
+
+
+def is_reduction(func) -> bool:
+    """Whether an operator overload reduces its input (torch's reduction tag, or a name above)."""
+    return (_REDUCTION_TAG is not None and _REDUCTION_TAG in func.tags) or (
+        func.overloadpacket.__name__ in _REDUCTION_NAMES
+    )
 
 
 def cost_for(func) -> Any:
@@ -361,10 +385,9 @@ def cost_for(func) -> Any:
         return lambda args, kwargs, outs: (0, fn(args, kwargs, outs)[1], True)
     if func.is_view or packet in ZERO_COST:
         return _free
-    tags = func.tags
-    if _POINTWISE_TAG in tags:
+    if is_pointwise(func):
         return _pointwise
-    if _REDUCTION_TAG is not None and _REDUCTION_TAG in tags:
+    if is_reduction(func):
         return _reduce
     return _unsupported
 

@@ -692,7 +692,6 @@ RULES: dict[Any, Callable] = {
     aten.std_mean: _var,
     aten._softmax: _softmax,
     aten._log_softmax: _softmax,
-    aten._safe_softmax: _softmax,
     aten.cumsum: _softmax,
     aten.native_batch_norm: _batch_norm,
     aten._native_batch_norm_legit: _batch_norm,
@@ -728,6 +727,9 @@ RULES: dict[Any, Callable] = {
     aten.native_dropout: lambda a, k, o, L: [L(a[0]), None],
     aten.as_strided_: _view,
 }
+# _safe_softmax (torch ≥ 2.5) is absent on the oldest torch the analyser supports.
+if hasattr(aten, "_safe_softmax"):
+    RULES[aten._safe_softmax] = _softmax
 
 
 def elementwise(outs, L: Getter, tensors_in: list, pointwise: bool):

@@ -26,7 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ..errors import CnnAtlasError, InvalidArgumentError
 from . import _fast
 from .fastmeta import FAST, module_call
-from .flops import cost_for
+from .flops import cost_for, is_pointwise
 from .receptive_field import RULES, Layout, elementwise, input_layout
 from .report import LayerRecord, ModuleRecord, Report, field_from_layout
 
@@ -87,7 +87,7 @@ def _plan(func) -> _Plan:
             packet.__name__,
             func.is_view or packet in _HIDDEN,
             inplace,
-            torch.Tag.pointwise in func.tags,
+            is_pointwise(func),
             RULES.get(packet),
             cost_for(func),
             tensor_args,
