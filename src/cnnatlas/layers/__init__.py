@@ -17,7 +17,7 @@ from .inception import (
 )
 from .mobile import InvertedResidual, SeparableConv, make_divisible
 from .residual import BasicBlock, Bottleneck, ZeroPadShortcut
-from .segmentation import ASPP, ASPPPooling, DeepLabHead, FCNHead
+from .segmentation import ASPP, ASPPPooling, DeepLabHead, DeepLabV3PlusHead, FCNHead
 from .squeeze_excite import SqueezeExcite
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Bottleneck",
     "ConvNormAct",
     "DeepLabHead",
+    "DeepLabV3PlusHead",
     "DenseBlock",
     "DenseLayer",
     "DropPath",

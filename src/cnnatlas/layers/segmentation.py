@@ -1,6 +1,7 @@
 """Heads for dense prediction: FCN's (Long, Shelhamer & Darrell, "Fully Convolutional Networks for
-Semantic Segmentation", CVPR 2015) and DeepLab v3's atrous spatial pyramid pooling (Chen,
-Papandreou, Schroff & Adam, "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017).
+Semantic Segmentation", CVPR 2015), DeepLab v3's atrous spatial pyramid pooling (Chen,
+Papandreou, Schroff & Adam, "Rethinking Atrous Convolution for Semantic Image Segmentation", 2017)
+and DeepLab v3+'s decoder (`DeepLabV3PlusHead`).
 
 Both map a feature map (N, C, h, w) to per-pixel class scores (N, classes, h, w) at the same
 resolution; the model upsamples them to the input's. Layer order and widths are torchvision's
@@ -109,3 +110,39 @@ class DeepLabHead(nn.Sequential):
         self.aspp = ASPP(in_channels, atrous_rates, channels, norm_layer=norm_layer)
         self.conv = ConvNormAct(channels, channels, 3, norm_layer=norm_layer)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+
+class DeepLabV3PlusHead(nn.Module):
+    """DeepLab v3+'s encoder head and decoder (Chen, Zhu, Papandreou, Schroff & Adam, "Encoder-Decoder
+    with Atrous Separable Convolution for Semantic Image Segmentation", ECCV 2018, §3.1 and Fig. 2):
+    ASPP on the deep map, upsampled bilinearly to the low-level map's size; the low-level features
+    reduced by a 1×1 conv + BN + ReLU to `low_level_reduced` channels (48 in the paper) so they do not
+    outweigh the encoder's; both concatenated, refined by two 3×3 convs + BN + ReLU (`channels`), and a
+    1×1 conv to the classes.
+
+    forward(deep (N, C, h, w), low (N, C_low, H', W')) → (N, classes, H', W').
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        low_level_channels: int,
+        num_classes: int,
+        atrous_rates: Sequence[int] = (6, 12, 18),
+        channels: int = 256,
+        low_level_reduced: int = 48,
+        norm_layer: NormSpec = "batch",
+    ) -> None:
+        super().__init__()
+        self.aspp = ASPP(in_channels, atrous_rates, channels, norm_layer=norm_layer)
+        self.reduce = ConvNormAct(low_level_channels, low_level_reduced, 1, norm_layer=norm_layer)
+        self.refine = nn.Sequential(
+            ConvNormAct(channels + low_level_reduced, channels, 3, norm_layer=norm_layer),
+            ConvNormAct(channels, channels, 3, norm_layer=norm_layer),
+        )
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor, low: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = F.interpolate(self.aspp(x), size=low.shape[-2:], mode="bilinear", align_corners=False)
+        x = self.refine(torch.cat([x, self.reduce(low)], dim=1))
+        return x if pre_logits else self.classifier(x)

@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import InvalidArgumentError
-from ..layers import DeepLabHead, FCNHead
+from ..layers import DeepLabHead, DeepLabV3PlusHead, FCNHead
 from ..layers.checks import check_int
 from ..registry import build_model, get_entry, register_model
 from .base import Classifier, FeatureInfo
@@ -230,6 +230,74 @@ class DeepLabV3(SegmentationModel):
         self.atrous_rates = self.head.aspp.atrous_rates
 
 
+class DeepLabV3Plus(SegmentationModel):
+    """DeepLab v3+ (Chen et al., ECCV 2018): DeepLab v3's dilated backbone and ASPP as the encoder, and a
+    decoder that brings back the detail a coarse map loses — the ASPP output, upsampled to the
+    `low_level_stride` stage of the backbone, concatenated with that stage's features reduced to
+    `low_level_reduced` channels, refined by two 3×3 convs and classified; then bilinear upsampling to
+    the input (`DeepLabV3PlusHead`).
+
+    `low_level_stride` default: output_stride / 4 (the paper's output stride 16 encoder with stride 4
+    features), at least 1; the backbone must have a stage at that stride. `atrous_rates` default as
+    DeepLab v3's small models (`small_rates`). The paper's separable convolutions and Xception backbone
+    are not used: the encoder is the zoo backbone's.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet20",
+        num_classes: int = 21,
+        in_channels: int = 3,
+        output_stride: int | None = None,
+        atrous_rates: Sequence[int] | None = None,
+        channels: int = 64,
+        low_level_stride: int | None = None,
+        low_level_reduced: int = 16,
+        aux_loss: bool = False,
+        backbone_args: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(backbone, num_classes, in_channels, output_stride, aux_loss, backbone_args)
+        name = type(self).__name__
+        check_int(name, "channels", channels)
+        check_int(name, "low_level_reduced", low_level_reduced)
+        stride = max(1, self.output_stride // 4) if low_level_stride is None else low_level_stride
+        check_int(name, "low_level_stride", stride)
+        at_stride = [f for f in self.backbone.feature_info if f.reduction == stride]
+        if not at_stride:
+            strides = sorted({f.reduction for f in self.backbone.feature_info})
+            raise InvalidArgumentError(
+                f"{name}: backbone {backbone!r} has no stage at low_level_stride {stride}; "
+                f"its stages have strides {strides}"
+            )
+        self._low_stage = at_stride[-1]
+        self._low_map: torch.Tensor | None = None
+        self.backbone.get_submodule(self._low_stage.name).register_forward_hook(self._keep_low)
+        rates = small_rates(self.output_stride) if atrous_rates is None else atrous_rates
+        self._build_heads(
+            DeepLabV3PlusHead(
+                self.num_features, self._low_stage.channels, num_classes, rates, channels, low_level_reduced
+            )
+        )
+        self.atrous_rates = self.head.aspp.atrous_rates
+        self.low_level_stride = stride
+
+    def _keep_low(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:
+        self._low_map = output
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """[last map, (auxiliary map,) low-level map]."""
+        self._low_map = None
+        features = super().forward_features(x)
+        low, self._low_map = self._low_map, None
+        return [*features, low]
+
+    def forward_head(
+        self, x: list[torch.Tensor], pre_logits: bool = False, size: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        out = self.head(x[0], x[-1], pre_logits=pre_logits)
+        return out if size is None else upsample(out, size)
+
+
 class FCNResNet50(FCN):
     """FCN-ResNet50 as torchvision builds it: ResNet-50 dilated to output stride 8 (stages 3 and 4 at
     dilations 2 and 4), an FCN head on its 2048-channel map and, with `aux_loss` (default True, as
@@ -250,6 +318,7 @@ class DeepLabV3ResNet50(DeepLabV3):
 
 register_model("fcn", FCN, family="segmentation", input_size=(3, 64, 64))
 register_model("deeplabv3", DeepLabV3, family="segmentation", input_size=(3, 64, 64))
+register_model("deeplabv3plus", DeepLabV3Plus, family="segmentation", input_size=(3, 64, 64))
 # torchvision's builders measure and publish at 520×520 (their weights' resize).
 register_model("fcn_resnet50", FCNResNet50, family="segmentation", input_size=(3, 520, 520), torchvision="fcn_resnet50")
 register_model(
