@@ -215,6 +215,33 @@ def test_each_option_changes_the_step_as_written(tmp_path, one_batch, option, va
         assert all(torch.allclose(got[k], without[k], rtol=1e-4, atol=1e-6) for k in got if got[k].ndim <= 1)
 
 
+def test_bfloat16_precision_autocasts_on_the_cpu_and_evaluates_in_float32(tmp_path, small_digits):
+    from cnnatlas import create_model
+
+    model = create_model("lenet5", num_classes=10, in_channels=1)
+    seen = []
+    model.features[0].register_forward_hook(lambda m, a, out: seen.append((m.training, out.dtype)))
+    metrics = train(_config(tmp_path, precision="bfloat16", device="cpu"), data=small_digits, model=model)
+    assert {dtype for training, dtype in seen if training} == {torch.bfloat16}  # every training forward
+    assert {dtype for training, dtype in seen if not training} == {torch.float32}  # evaluation: float32
+    assert next(model.parameters()).dtype == torch.float32  # the weights stay float32
+    assert metrics["test_acc"] > 0.3  # it learns (chance 0.1)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["precision"] == "bfloat16"
+    seen.clear()
+    train(_config(tmp_path / "f", epochs=1, device="cpu"), data=small_digits, model=model)  # auto: float32 on CPU
+    assert {dtype for _, dtype in seen} == {torch.float32}
+
+
+def test_float16_precision_needs_a_gpu(tmp_path, small_digits, capsys):
+    with pytest.raises(InvalidArgumentError, match="precision float16 needs a GPU.*use bfloat16 or float32"):
+        train(_config(tmp_path, precision="float16", device="cpu"), data=small_digits)
+    with pytest.raises(InvalidArgumentError, match="precision must be one of auto, float32, bfloat16, float16"):
+        _config(tmp_path, precision="half")
+    code = main(["train", "lenet5", "--precision", "float16", "--device", "cpu", "--out", str(tmp_path / "c")])
+    assert code == 2 and "precision float16 needs a GPU" in capsys.readouterr().err
+
+
 def test_step_schedule_divides_the_rate_by_ten_at_half_and_three_quarters(tmp_path, one_batch):
     from cnnatlas import create_model
 

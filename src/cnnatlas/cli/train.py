@@ -49,6 +49,7 @@ def config_from_args(args):
         "grad_clip": args.grad_clip,
         "seed": args.seed,
         "device": args.device,
+        "precision": args.precision,
         "image_size": args.image_size,
         "augment": args.augment,
         "workers": args.workers,
@@ -124,6 +125,11 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, metavar="S")
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels (same result twice)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="auto: mixed on a GPU, float32 on the CPU; bfloat16 autocasts on the CPU too",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g = p.add_argument_group("more settings")
     g.add_argument("--momentum", type=float)

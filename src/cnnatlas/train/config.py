@@ -13,6 +13,7 @@ from ..errors import InvalidArgumentError
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 RESERVED_MODEL_KWARGS = ("num_classes", "in_channels")  # set from the data, never by --model-arg
 
 
@@ -35,6 +36,9 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
+    # auto: mixed precision on a GPU (bfloat16, or float16 with loss scaling), float32 on the CPU;
+    # bfloat16: autocast to bfloat16 on the CPU too (about 1.6× faster where the CPU has AVX-512 BF16)
+    precision: str = "auto"
     image_size: int | None = None  # None: the model's input if ≤ 64, else what it needs at least
     augment: str = "auto"  # 'auto', 'none', or a comma list of crop, flip, jitter
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, 4 on a GPU
@@ -79,6 +83,7 @@ class TrainConfig:
                 f"(expected other model arguments; pick data with --data)",
             )
         check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
+        check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         check(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         check(
             self.device in DEVICES or self.device.startswith("cuda:"),

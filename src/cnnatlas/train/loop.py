@@ -1,8 +1,9 @@
 """The training loop: one function, `train(config)`, that reads top to bottom.
 
-Per step: forward under autocast (GPU only), cross-entropy with optional label smoothing (per pixel
-for segmentation, where the dataset's `DataInfo.task` is "segmentation": labels (H, W), logits
-(classes, H, W), plus 0.5 × that of an auxiliary head where the model has one, as torchvision),
+Per step: forward under autocast (on a GPU, or on the CPU with `precision="bfloat16"`), cross-entropy
+with optional label smoothing (per pixel for segmentation, where the dataset's `DataInfo.task` is
+"segmentation": labels (H, W), logits (classes, H, W), plus 0.5 × that of an auxiliary head where the
+model has one, as torchvision),
 backward through the gradient scaler (fp16 only), optional gradient clipping, optimiser step,
 learning rate from the schedule. Per epoch: test-set evaluation (float32), one line in metrics.jsonl,
 an atomic checkpoint. Under torchrun the model is wrapped in DistributedDataParallel, each process
@@ -664,17 +665,35 @@ def _make_loaders(
     return sampler, train_loader, test_loader
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype the forward autocasts to, or None for float32 throughout: `precision` "auto" is mixed
+    precision on a GPU (bfloat16 where it has it, else float16 with loss scaling) and float32 on the
+    CPU; "bfloat16" autocasts on either; "float16" needs a GPU."""
+    if precision == "float32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if precision == "float16" and device.type != "cuda":
+        raise InvalidArgumentError(
+            f"train: precision float16 needs a GPU (its loss scaling); on the {device.type} use bfloat16 or float32"
+        )
+    if precision == "float16" or not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
 def _seeded_model(
-    config: TrainConfig, data: DataSplits, model: nn.Module | None, device: torch.device
+    config: TrainConfig, data: DataSplits, model: nn.Module | None, device: torch.device, mixed: bool
 ) -> tuple[nn.Module, bool]:
     """The model from `seed` (the same initial weights on every rank), checked against the data, on the
-    device; and whether it runs channels_last (NHWC suits tensor cores; 2-D images on a GPU only)."""
+    device; and whether it runs channels_last (2-D images on a GPU, where NHWC suits tensor cores, or in
+    mixed precision on the CPU, where oneDNN's bfloat16 convolutions are faster in NHWC)."""
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     model = model if model is not None else build_model(config, data.info)
     check_model_fits_data(model, config, *data.train[0])
-    channels_last = device.type == "cuda" and getattr(model, "dims", 2) == 2
+    channels_last = (device.type == "cuda" or mixed) and getattr(model, "dims", 2) == 2
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     return model, channels_last
 
@@ -736,11 +755,11 @@ class _Run:
         """Data and loaders, then the model, optimiser and gradient scaler (fp16 only)."""
         per_rank_batch = config.batch_size // ctx.world_size
         on_gpu = device.type == "cuda"
-        amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if on_gpu else None
+        amp_dtype = autocast_dtype(config.precision, device)
         data = _load_data(config, data, model, per_rank_batch, device)
         _check_same_data(config, data.info, claim.get("saved"), claim["run_dir"])
         sampler, train_loader, test_loader = _make_loaders(config, data, ctx, per_rank_batch, on_gpu)
-        model, channels_last = _seeded_model(config, data, model, device)
+        model, channels_last = _seeded_model(config, data, model, device, amp_dtype is not None)
         optimizer = make_optimizer(model, config)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         return cls(
@@ -849,7 +868,7 @@ class _Run:
         self.console.print(
             f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
             f"{config.schedule}, {self.device.type} × {self.ctx.world_size} process(es)"
-            + (f", amp {str(self.amp_dtype)[6:]}" if self.on_gpu else "")
+            + (f", amp {str(self.amp_dtype)[6:]}" if self.amp_dtype else "")
             + (", channels_last" if self.channels_last else "")
             + f" → {self.run_dir}"
             + (f" (resumed after epoch {self.start_epoch - 1})" if resume else "")
@@ -918,14 +937,15 @@ class _Run:
         return tally
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One optimiser step on one batch (autocast and channels_last on a GPU); (loss, logits, labels)."""
+        """One optimiser step on one batch (autocast and channels_last where `precision` asks); (loss, logits,
+        labels)."""
         config, device, optimizer, scaler = self.config, self.device, self.optimizer, self.scaler
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(self.step, self.steps_per_epoch, config)
-        with torch.autocast(device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.on_gpu):
+        with torch.autocast(device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
             logits = self.net(x)
             aux = None
             if isinstance(logits, tuple) and hasattr(logits, "aux"):  # a segmentation model's auxiliary head
