@@ -31,12 +31,12 @@ def make_scenes(
     images: torch.Tensor, labels: torch.Tensor, count: int, size: int, max_items: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`count` scenes from (N, h, w) uint8 items and their (N,) classes → images (count, 1, size, size)
-    uint8, masks (count, size, size) int64, and the indices of the items used (count, max_items; −1: none)."""
+    uint8, masks (count, size, size) uint8 (class indices), and the indices of the items used (count, max_items; −1: none)."""
     n, h, w = images.shape
     if size < max(h, w):
         raise DatasetError(f"Fashion-MNIST scenes: the canvas ({size}) must be at least the items' size ({h})")
     scenes = torch.zeros(count, size, size, dtype=torch.uint8)
-    masks = torch.full((count, size, size), BACKGROUND, dtype=torch.long)
+    masks = torch.full((count, size, size), BACKGROUND, dtype=torch.uint8)
     k = torch.randint(1, max_items + 1, (count,), generator=generator)
     picks = torch.randint(0, n, (count, max_items), generator=generator)
     rows = torch.randint(0, size - h + 1, (count, max_items), generator=generator)
@@ -48,13 +48,14 @@ def make_scenes(
             on = item > ITEM_THRESHOLD
             r, c = int(rows[i, j]), int(cols[i, j])
             scenes[i, r : r + h, c : c + w][on] = item[on]
-            masks[i, r : r + h, c : c + w][on] = labels[picks[i, j]]
+            masks[i, r : r + h, c : c + w][on] = int(labels[picks[i, j]])
             used[i, j] = picks[i, j]
     return scenes[:, None], masks, used
 
 
 class SceneDataset(Dataset):
-    """Scenes (N, 1, H, W) uint8 and masks (N, H, W); items are (normalised float image, int64 mask)."""
+    """Scenes (N, 1, H, W) uint8 and masks (N, H, W) of class indices, kept as uint8 (a 64×64 int64 mask
+    is 32 KiB a scene); items are (normalised float image, int64 mask)."""
 
     def __init__(self, images: torch.Tensor, masks: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]):
         if images.shape[0] != masks.shape[0]:
@@ -67,7 +68,7 @@ class SceneDataset(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return (self.images[index].float() / 255.0 - self.mean) / self.std, self.masks[index]
+        return (self.images[index].float() / 255.0 - self.mean) / self.std, self.masks[index].long()
 
 
 def load_scene_splits(
