@@ -2,7 +2,8 @@
 (the tour included).
 
 Every import of a cnnatlas module is read from the source (at module level and inside functions), so
-a lazy import cannot hide an upward dependency or a cycle.
+a lazy import cannot hide an upward dependency or a cycle. And no function is longer than 60 lines: a
+longer one is split into named steps.
 """
 
 from __future__ import annotations
@@ -149,3 +150,32 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
         assert imports_of(probe) == [("cnnatlas.cli", 2)]
     finally:
         probe.unlink()
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(path: Path, text: str | None = None) -> list[str]:
+    """'module:line name (n lines)' for each function or method over MAX_FUNCTION_LINES, counted from its
+    `def` to its last line (docstring included, decorators not)."""
+    tree = ast.parse(path.read_text(encoding="utf-8") if text is None else text)
+    return [
+        f"{module_name(path)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    found = [entry for path in SOURCES for entry in long_functions(path)]
+    assert not found, "split these into named steps:\n" + "\n".join(found)
+
+
+def test_the_length_check_counts_from_def_to_the_last_line():
+    """60 lines pass and 61 fail (else the check above could pass vacuously)."""
+    sixty = '    def f(self):\n        """doc"""\n' + "".join(f"        x{i} = {i}\n" for i in range(58))
+    assert long_functions(PACKAGE / "probe.py", "class C:\n" + sixty) == []
+    assert long_functions(PACKAGE / "probe.py", "class C:\n" + sixty + "        return x0\n") == [
+        "cnnatlas.probe:2 f (61 lines)"
+    ]

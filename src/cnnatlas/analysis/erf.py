@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidArgumentError, did_you_mean
-from .report import ReceptiveField
+from .report import ReceptiveField, Report
 from .trace import analyze
 
 
@@ -103,20 +103,16 @@ def _mass_interval(marginal: torch.Tensor, centre: float, fraction: float) -> in
     return min(k + 1, n)
 
 
-def effective_receptive_field(
+def _checked_input_size(
     model: nn.Module,
     input_size: tuple[int, ...],
-    *,
-    layer: str | None = None,
-    unit: tuple[int, ...] | None = None,
-    fraction: float = 0.95,
-    samples: int = 16,
-    seed: int = 0,
-) -> EffectiveReceptiveField:
-    """Effective receptive field of the centre unit of `layer` (default: the last spatial feature
-    map, as in `analyze(...).receptive_field`), averaged over `samples` Gaussian inputs of
-    `input_size` (N, C, *spatial) — N is replaced by `samples`. The model is evaluated in eval
-    mode with its current weights and left as it was."""
+    layer: str | None,
+    unit: tuple[int, ...] | None,
+    fraction: float,
+    samples: int,
+    seed: int,
+) -> tuple[int, ...]:
+    """effective_receptive_field's arguments checked, one line per mistake; the input shape as a tuple."""
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"effective_receptive_field expects a torch.nn.Module; got {type(model).__name__}")
     if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
@@ -137,8 +133,11 @@ def effective_receptive_field(
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
     ):
         raise InvalidArgumentError(f"input_size must be (N, C, *spatial) with positive whole sizes; got {input_size!r}")
-    probe = analyze(model, (1,) + shape[1:], training_memory=False)
-    sample_shape = shape[1:]
+    return shape
+
+
+def _target_layer(model: nn.Module, probe: Report, layer: str | None) -> str:
+    """The module whose centre unit is studied: `layer`, else the one giving the last spatial map."""
     name = layer if layer is not None else probe.receptive_field_layer
     if name is None and probe.receptive_field is not None:
         name = ""  # the output itself is the last spatial map (a segmentation model's scores)
@@ -146,19 +145,45 @@ def effective_receptive_field(
         raise InvalidArgumentError(
             f"{type(model).__name__}: no module outputs the last spatial feature map; name one with layer=..."
         )
+    return name
+
+
+def _mean_gradient_in_eval(model: nn.Module, x: torch.Tensor, name: str, unit: tuple[int, ...] | None) -> torch.Tensor:
+    """gradient_map averaged over the samples, with the model in eval mode; each module's mode put back."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        return gradient_map(model, x, name, unit).mean(0).detach().cpu()
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def effective_receptive_field(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    *,
+    layer: str | None = None,
+    unit: tuple[int, ...] | None = None,
+    fraction: float = 0.95,
+    samples: int = 16,
+    seed: int = 0,
+) -> EffectiveReceptiveField:
+    """Effective receptive field of the centre unit of `layer` (default: the last spatial feature
+    map, as in `analyze(...).receptive_field`), averaged over `samples` Gaussian inputs of
+    `input_size` (N, C, *spatial) — N is replaced by `samples`. The model is evaluated in eval
+    mode with its current weights and left as it was."""
+    shape = _checked_input_size(model, input_size, layer, unit, fraction, samples, seed)
+    probe = analyze(model, (1,) + shape[1:], training_memory=False)
+    sample_shape = shape[1:]
+    name = _target_layer(model, probe, layer)
     theoretical = probe.receptive_field_of(name)
     param = next(iter(model.parameters()), None)
     device, dtype = (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
     _check_memory(samples, probe.activation_bytes + 2 * math.prod(sample_shape) * 4, device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     x = torch.randn((samples,) + sample_shape, generator=gen).to(device=device, dtype=dtype)
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        grads = gradient_map(model, x, name, unit).mean(0).detach().cpu()
-    finally:
-        for m, mode in modes:
-            m.training = mode
+    grads = _mean_gradient_in_eval(model, x, name, unit)
     total = float(grads.sum())
     grads = grads / total if total > 0 else grads
     out_spatial = next(m.output_shapes[0][2:] for m in probe.modules if m.name == name)

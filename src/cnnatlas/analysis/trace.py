@@ -432,6 +432,8 @@ class _Trace(TorchDispatchMode):
         return out
 
     def _record(self, func, args, kwargs, out) -> None:
+        """One operator: its outputs' layouts, then (unless it is a view or alias) its LayerRecord with its
+        cost, the parameters it reads first and its producers."""
         plan = _PLANS.get(func) or _plan(func)
         tin: list[torch.Tensor] = []
         n_args = len(args)
@@ -448,15 +450,58 @@ class _Trace(TorchDispatchMode):
             louts = [o for o in out if isinstance(o, torch.Tensor)] if isinstance(out, (tuple, list)) else []
             if not louts:
                 return
-        layouts, L = self.layouts, self._layout_of
+        self._set_layouts(plan, args, kwargs, out, tin, louts)
+        if plan.hidden:
+            self._pass_through(tin, louts)
+            return
+        records, producer = self.records, self.producer
+        if plan.inplace and records and tin and records[-1].op == "clone":
+            self._drop_autograd_clone(tin[0])
+        macs, other, ok = plan.cost(args, kwargs, out)
+        if not ok:
+            self.unsupported[f"{getattr(func, 'namespace', 'aten')}.{plan.name}"] += 1
+        tids = [id(t) for t in tin]
+        o0 = louts[0]
+        new = not plan.inplace and id(o0) not in tids
+        index = len(records)
+        name, mtype = self.stack[-1]
+        records.append(
+            LayerRecord(
+                index,
+                name,
+                mtype,
+                plan.name,
+                [tuple(t.shape) for t in tin],
+                tuple(o0.shape),
+                self._first_use_params(tids),
+                macs,
+                other,
+                o0.numel() * o0.element_size() if new else 0,
+                [producer.get(tid, -1) for tid in tids],
+                self.layouts.get(id(o0)),
+                self.n_axes,
+                META_SIZED,
+                o0.stride(),
+                self._backward(plan.name, macs, tin, tids, louts),
+            )
+        )
+        for o in louts:
+            producer[id(o)] = index
+        if plan.name == "clone":
+            self._clone_src, self._clone_outs = (tin[0] if tin else None), louts
+
+    def _set_layouts(self, plan: _Plan, args, kwargs, out, tin: list, louts: list) -> None:
+        """Each output's receptive-field layout, by the operator's rule (else the element-wise union of its
+        inputs'); a rule that fails or loses count gives an unknown layout where an input had one. The
+        outputs are kept alive, so that their ids stay unique."""
+        layouts, keep = self.layouts, self.keep
         try:
             if plan.rule is not None:
-                lay = plan.rule(args, kwargs, out, L)
+                lay = plan.rule(args, kwargs, out, self._layout_of)
             else:
-                lay = elementwise(out, L, tin, plan.pointwise)
+                lay = elementwise(out, self._layout_of, tin, plan.pointwise)
         except (IndexError, TypeError, ValueError, ZeroDivisionError):
             lay = Layout(tuple([None] * louts[0].dim()), True) if any(layouts.get(id(t)) for t in tin) else None
-        keep = self.keep
         if isinstance(lay, list):
             for o, lo in zip(louts, lay):
                 if lo is not None and len(lo.dims) != o.dim():  # a rule that lost count: stay safe
@@ -471,81 +516,54 @@ class _Trace(TorchDispatchMode):
                 layouts[id(o)] = lo
                 keep.append(o)
 
+    def _pass_through(self, tin: list, louts: list) -> None:
+        """A view or alias, not a layer: its outputs take the producer, the need of a gradient and the
+        parameter of its first input."""
         producer, param_of = self.producer, self.param_of
-        grad = self.grad
-        if plan.hidden:
-            src = producer.get(id(tin[0]), -1) if tin else -1
+        src = producer.get(id(tin[0]), -1) if tin else -1
+        for o in louts:
+            producer[id(o)] = src
+        if tin and not self.autograd and id(tin[0]) in self.grad:
+            self.grad.update([id(o) for o in louts])
+        if tin and id(tin[0]) in param_of:
             for o in louts:
-                producer[id(o)] = src
-            if tin and not self.autograd and id(tin[0]) in grad:
-                grad.update([id(o) for o in louts])
-            if tin and id(tin[0]) in param_of:
-                for o in louts:
-                    param_of[id(o)] = param_of[id(tin[0])]
-            return
+                param_of[id(o)] = param_of[id(tin[0])]
 
-        records = self.records
-        if plan.inplace and records and tin:
-            prev = records[-1]
-            if prev.op == "clone" and prev.inputs and self._clone_src is tin[0]:
-                # autograd copied this tensor to save it before the in-place operator overwrites
-                # it: memory of training only (counted in the saved bytes), not a layer
-                records.pop()
-                for o in self._clone_outs:
-                    producer[id(o)] = prev.inputs[0]
-        macs, other, ok = plan.cost(args, kwargs, out)
-        if not ok:
-            self.unsupported[f"{getattr(func, 'namespace', 'aten')}.{plan.name}"] += 1
+    def _drop_autograd_clone(self, target: torch.Tensor) -> None:
+        """Autograd copied `target` to save it before the in-place operator overwrites it: memory of
+        training only (counted in the saved bytes), not a layer — the clone's record goes."""
+        prev = self.records[-1]
+        if prev.inputs and self._clone_src is target:
+            self.records.pop()
+            for o in self._clone_outs:
+                self.producer[id(o)] = prev.inputs[0]
+
+    def _first_use_params(self, tids: list[int]) -> int:
+        """Elements of the parameters among the inputs that no earlier operator read (each counted once)."""
         params = 0
-        used = self.used
-        tids = [id(t) for t in tin]
+        param_of, used = self.param_of, self.used
         for tid in tids:
             p = param_of.get(tid)
             if p is not None and id(p) not in used:
                 used.add(id(p))
                 params += p.numel()
-        o0 = louts[0]
-        new = not plan.inplace and id(o0) not in tids
-        backward = 0
+        return params
+
+    def _backward(self, op: str, macs: int, tin: list, tids: list[int], louts: list) -> int:
+        """MACs of the operator's backward, for the inputs that need a gradient; without autograd, its
+        outputs are marked as needing one when an input does."""
         if self.autograd:  # autograd runs through the trace: it knows which inputs need a gradient
-            if macs:
-                backward = backward_macs(plan.name, macs, [t.requires_grad for t in tin])
-        else:
-            for tid in tids:
-                if tid in grad:
-                    if macs:
-                        backward = backward_macs(plan.name, macs, [t in grad for t in tids])
-                    if len(louts) == 1:
-                        grad.add(id(o0))
-                    else:
-                        grad.update([id(o) for o in louts])
-                    break
-        index = len(records)
-        name, mtype = self.stack[-1]
-        records.append(
-            LayerRecord(
-                index,
-                name,
-                mtype,
-                plan.name,
-                [tuple(t.shape) for t in tin],
-                tuple(o0.shape),
-                params,
-                macs,
-                other,
-                o0.numel() * o0.element_size() if new else 0,
-                [producer.get(tid, -1) for tid in tids],
-                layouts.get(id(o0)),
-                self.n_axes,
-                META_SIZED,
-                o0.stride(),
-                backward,
-            )
-        )
-        for o in louts:
-            producer[id(o)] = index
-        if plan.name == "clone":
-            self._clone_src, self._clone_outs = (tin[0] if tin else None), louts
+            return backward_macs(op, macs, [t.requires_grad for t in tin]) if macs else 0
+        grad = self.grad
+        for tid in tids:
+            if tid in grad:
+                backward = backward_macs(op, macs, [t in grad for t in tids]) if macs else 0
+                if len(louts) == 1:
+                    grad.add(id(louts[0]))
+                else:
+                    grad.update([id(o) for o in louts])
+                return backward
+        return 0
 
 
 _ABSENT = object()
@@ -652,12 +670,7 @@ class _MetaSwap:
         for name, m in _walk(self.model) if fast else self.model.named_modules():
             if isinstance(m, torch.jit.ScriptModule):  # its parameters and code are out of the trace's reach
                 self.__exit__()  # put back what is already swapped: the model is left as it was
-                where = f"module {name!r} is" if name else "got"
-                raise InvalidArgumentError(
-                    f"analyze expects an eager nn.Module; {where} a TorchScript module "
-                    f"({type(m).__name__}), whose parameters and code the meta trace "
-                    "cannot swap or see: pass the model before torch.jit.script/trace"
-                )
+                raise _torchscript_refused(name, m)
             names[id(m)] = name
             if fast:
                 mp, mb = _fast.parameters(m), _fast.buffers(m)
@@ -725,6 +738,16 @@ class _MetaSwap:
     @property
     def param_storages(self) -> set[int]:
         return {id(t.untyped_storage()) for t in self.params.values()}
+
+
+def _torchscript_refused(name: str, m: nn.Module) -> InvalidArgumentError:
+    """The error for a TorchScript module found in the model (named `name`)."""
+    where = f"module {name!r} is" if name else "got"
+    return InvalidArgumentError(
+        f"analyze expects an eager nn.Module; {where} a TorchScript module "
+        f"({type(m).__name__}), whose parameters and code the meta trace "
+        "cannot swap or see: pass the model before torch.jit.script/trace"
+    )
 
 
 def _cpu_copy(name: str, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -818,6 +841,22 @@ def analyze(
     is traced once for real on the CPU instead, on a seeded random input of the shape: see
     `Report.sizing`.
     """
+    _check_flags(model, dtype, training, training_memory)
+    args, kwargs = make_inputs(input_size, dtype)
+    inputs = list(args) + list(kwargs.values())
+    if not isinstance(rf_input, int) or isinstance(rf_input, bool) or not 0 <= rf_input < len(inputs):
+        raise InvalidArgumentError(f"rf_input must index one of the {len(inputs)} inputs; got {rf_input}")
+    sdims = _spatial_dims(inputs[rf_input], spatial_dims)
+    start = time.perf_counter()
+    output, tracer, swap = _trace_forward(
+        model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory
+    )
+    seconds = time.perf_counter() - start
+    return _report(model, inputs, output, tracer, swap, dtype, len(sdims), training_memory, seconds)
+
+
+def _check_flags(model: Any, dtype: Any, training: Any, training_memory: Any) -> None:
+    """analyze's model, dtype and flags checked before anything runs."""
     if not isinstance(model, nn.Module):
         raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
     for flag, value in (("training", training), ("training_memory", training_memory)):
@@ -825,48 +864,39 @@ def analyze(
             raise InvalidArgumentError(f"{flag} must be True or False; got {value!r}")
     if not isinstance(dtype, torch.dtype):
         raise InvalidArgumentError(f"dtype must be a torch.dtype such as torch.float32; got {dtype!r}")
-    args, kwargs = make_inputs(input_size, dtype)
-    inputs = list(args) + list(kwargs.values())
-    if not isinstance(rf_input, int) or isinstance(rf_input, bool) or not 0 <= rf_input < len(inputs):
-        raise InvalidArgumentError(f"rf_input must index one of the {len(inputs)} inputs; got {rf_input}")
-    rf_x = inputs[rf_input]
-    sdims = _spatial_dims(rf_x, spatial_dims)
 
-    start = time.perf_counter()
+
+def _trace_forward(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory):
+    """(output, tracer, swap) of one trace on meta tensors; any failure explained, except where the
+    forward reads values (nonzero, nms, .item()): then it runs for real on the CPU, on a random input."""
     state: dict[str, Any] = {}
     try:
-        output, tracer, swap = _run(
-            model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory, META, state
-        )
+        return _run(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory, META, state)
     except CnnAtlasError:
         raise
     except Exception as err:  # noqa: BLE001 — any failure of the user's forward, explained
         if not value_sized(state.get("failed")):
             raise _explain(model, inputs, err) from err
-        # the forward reads values (nonzero, nms, .item()): run it for real on the CPU, on a random input
-        real = _cpu_inputs(inputs)
-        it = iter(real)
-        rargs, rkwargs = tuple(next(it) for _ in args), {k: next(it) for k in kwargs}
-        try:
-            output, tracer, swap = _run(
-                model,
-                rargs,
-                rkwargs,
-                real,
-                rf_input,
-                sdims,
-                training,
-                dtype,
-                training_memory,
-                torch.device("cpu"),
-                state,
-            )
-        except CnnAtlasError:
-            raise
-        except Exception as err2:  # noqa: BLE001
-            raise _explain(model, inputs, err2) from err2
-    seconds = time.perf_counter() - start
+        return _run_on_cpu(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory, state)
 
+
+def _run_on_cpu(model, args, kwargs, inputs, rf_input, sdims, training, dtype, training_memory, state):
+    """The forward run for real on the CPU, on seeded random inputs of the requested shapes (see `_run`)."""
+    real = _cpu_inputs(inputs)
+    it = iter(real)
+    rargs, rkwargs = tuple(next(it) for _ in args), {k: next(it) for k in kwargs}
+    cpu = torch.device("cpu")
+    try:
+        return _run(model, rargs, rkwargs, real, rf_input, sdims, training, dtype, training_memory, cpu, state)
+    except CnnAtlasError:
+        raise
+    except Exception as err2:  # noqa: BLE001
+        raise _explain(model, inputs, err2) from err2
+
+
+def _report(model, inputs, output, tracer: _Trace, swap: _MetaSwap, dtype, n_axes, training_memory, seconds) -> Report:
+    """The Report of a finished trace: totals over its records and the model's (meta) parameters and
+    buffers, and the receptive field of the last spatial map on a path to an output."""
     outputs = [t for t in _flatten(output) if isinstance(t, torch.Tensor)]
     records = tracer.records
     params_all = list(swap.params.values())  # one meta copy per parameter, in the analysed dtype
@@ -875,7 +905,7 @@ def analyze(
     trainable = [p for p in params_all if p.requires_grad]
     used = sum(r.params for r in records)
     total_params = sum(p.numel() for p in params_all)
-    rf_index = _last_spatial_map(records, [tracer.producer.get(id(o), -1) for o in outputs], len(sdims))
+    rf_index = _last_spatial_map(records, [tracer.producer.get(id(o), -1) for o in outputs], n_axes)
     rf_layout = records[rf_index].layout if rf_index is not None else None
     rf_module = None
     if rf_index is not None:
@@ -895,7 +925,7 @@ def analyze(
         activation_bytes=sum(r.activation_bytes for r in records),
         saved_activation_bytes=tracer.saved_bytes if training_memory else None,
         gradient_bytes=sum(p.numel() * p.element_size() for p in trainable),
-        receptive_field=field_from_layout(rf_layout, len(sdims)),
+        receptive_field=field_from_layout(rf_layout, n_axes),
         layers=records,
         modules=tracer.modules,
         unsupported_ops=dict(tracer.unsupported.most_common()),

@@ -146,6 +146,39 @@ class WaveformDataset(Dataset):
         return ((x - self.mean) / self.std).unsqueeze(0), int(self.labels[index])
 
 
+def _prepared_recording(path: str | Path, length: int, factor: int, lowpass: np.ndarray, mu_law: bool) -> tuple:
+    """One recording as the model sees it: decimated by `factor` after the low-pass, peak-normalised,
+    μ-law companded if asked, then fitted to `length` → (window, real length)."""
+    x, rate = read_wav(path)
+    if rate != FSDD_SAMPLE_RATE:
+        raise DatasetError(f"{path}: sample rate {rate} Hz; FSDD recordings are {FSDD_SAMPLE_RATE} Hz")
+    if factor > 1:
+        x = np.convolve(x, lowpass, mode="same")[::factor].astype(np.float32)
+    x = x / max(float(np.abs(x).max()), 1e-8)
+    if mu_law:
+        x = mu_law_compand(x)
+    return fit_length(x, length)
+
+
+def _split_recordings(files: list, length: int, factor: int, mu_law: bool) -> dict[str, tuple[list, list, list]]:
+    """(waves, labels, lengths) of the test takes (0–4) and the train takes (5–49); neither may be empty."""
+    lowpass = decimation_filter(factor)
+    splits: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "test": ([], [], [])}
+    for path, digit, _speaker, take in files:
+        window, real = _prepared_recording(path, length, factor, lowpass, mu_law)
+        waves, labels, lengths = splits["test" if take in FSDD_TEST_TAKES else "train"]
+        waves.append(window)
+        labels.append(digit)
+        lengths.append(real)
+    for split, (waves, _, _) in splits.items():
+        if not waves:
+            raise DatasetError(
+                f"FSDD: the {split} split is empty (takes {'0–4' if split == 'test' else '5–49'} "
+                f"of each speaker and digit); is the folder complete?"
+            )
+    return splits
+
+
 def load_fsdd_splits(
     root: str | Path | None = None,
     length: int = 8000,
@@ -164,32 +197,10 @@ def load_fsdd_splits(
         raise DatasetError(
             f"FSDD: sample_rate must divide {FSDD_SAMPLE_RATE} (8000, 4000, 2000 …); got {sample_rate!r}"
         )
-    factor = FSDD_SAMPLE_RATE // sample_rate
-    lowpass = decimation_filter(factor)
     files = fsdd_files(root)
     if speakers is not None:
         files = [f for f in files if f[2] in speakers]
-    splits: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "test": ([], [], [])}
-    for path, digit, _speaker, take in files:
-        x, rate = read_wav(path)
-        if rate != FSDD_SAMPLE_RATE:
-            raise DatasetError(f"{path}: sample rate {rate} Hz; FSDD recordings are {FSDD_SAMPLE_RATE} Hz")
-        if factor > 1:
-            x = np.convolve(x, lowpass, mode="same")[::factor].astype(np.float32)
-        x = x / max(float(np.abs(x).max()), 1e-8)
-        if mu_law:
-            x = mu_law_compand(x)
-        window, real = fit_length(x, length)
-        waves, labels, lengths = splits["test" if take in FSDD_TEST_TAKES else "train"]
-        waves.append(window)
-        labels.append(digit)
-        lengths.append(real)
-    for split, (waves, _, _) in splits.items():
-        if not waves:
-            raise DatasetError(
-                f"FSDD: the {split} split is empty (takes {'0–4' if split == 'test' else '5–49'} "
-                f"of each speaker and digit); is the folder complete?"
-            )
+    splits = _split_recordings(files, length, FSDD_SAMPLE_RATE // sample_rate, mu_law)
     tensors = {k: (torch.from_numpy(np.stack(w)), torch.tensor(y), torch.tensor(n)) for k, (w, y, n) in splits.items()}
     x_train = tensors["train"][0]
     mean, std = round(float(x_train.mean()), 6), round(float(x_train.std()), 6)

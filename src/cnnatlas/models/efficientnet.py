@@ -118,6 +118,20 @@ def scaling_for_phi(phi: float) -> Scaling:
     return Scaling(w, d, round(BASE_RESOLUTION * r), 0.2 + 0.3 * min(max(phi, 0.0), 7.0) / 7.0)
 
 
+def _scaling_of(phi: float | None, scaling: Scaling | None) -> Scaling:
+    """The Scaling asked for: `scaling` as given, else the α/β/γ rule's for `phi` (B0 when neither is given)."""
+    if phi is not None and scaling is not None:
+        raise InvalidArgumentError(
+            "EfficientNet: give phi or scaling, not both (efficientnet_b0 … b7 fix the scaling of the "
+            "official table; use create_model('efficientnet', phi=...) for the α/β/γ rule)"
+        )
+    if scaling is None:
+        return scaling_for_phi(0.0 if phi is None else check_number("EfficientNet", "phi", phi, *PHI_RANGE))
+    if not isinstance(scaling, Scaling):
+        raise InvalidArgumentError(f"EfficientNet: scaling must be a Scaling; got {type(scaling).__name__}")
+    return scaling
+
+
 class EfficientNet(Classifier):
     """EfficientNet: 3×3 stem conv, the seven MBConv stages of B0's Table 1 scaled in width and
     depth, 1×1 conv to 1280·w, global average pool, dropout, FC. SiLU throughout.
@@ -145,15 +159,7 @@ class EfficientNet(Classifier):
         output_stride: int | None = None,
     ) -> None:
         super().__init__(num_classes, in_channels)
-        if phi is not None and scaling is not None:
-            raise InvalidArgumentError(
-                "EfficientNet: give phi or scaling, not both (efficientnet_b0 … b7 fix the scaling of the "
-                "official table; use create_model('efficientnet', phi=...) for the α/β/γ rule)"
-            )
-        if scaling is None:
-            scaling = scaling_for_phi(0.0 if phi is None else check_number("EfficientNet", "phi", phi, *PHI_RANGE))
-        elif not isinstance(scaling, Scaling):
-            raise InvalidArgumentError(f"EfficientNet: scaling must be a Scaling; got {type(scaling).__name__}")
+        scaling = _scaling_of(phi, scaling)
         drop_rate = scaling.dropout if drop_rate is None else drop_rate
         check_rate("EfficientNet", "drop_rate", drop_rate)
         check_rate("EfficientNet", "drop_path_rate", drop_path_rate)

@@ -149,13 +149,8 @@ class ResNet(Classifier):
                 **extra,
             )
 
-        kernel, stem_stride, stem_pool = STEMS[stem]
         width = stages[0].channels
-        self.stem = ConvNormAct(in_channels, width, kernel, stem_stride, norm_layer=norm_layer, act_layer=act_layer)
-        self.stem_pool = nn.MaxPool2d(3, 2, 1) if stem_pool else nn.Identity()
-        reduction = stem_stride
-        self.feature_info.append(FeatureInfo("stem", width, reduction))
-        reduction *= 2 if stem_pool else 1
+        reduction = self._build_stem(stem, in_channels, width, norm_layer, act_layer)
         built = build_stages(
             stages,
             make_block,
@@ -172,6 +167,15 @@ class ResNet(Classifier):
         self.add_head(built.channels, drop_rate)
         self.output_stride = built.reduction
         init_weights(self)
+
+    def _build_stem(self, stem: str, in_channels: int, width: int, norm_layer: str, act_layer: str) -> int:
+        """Conv-norm-act (7×7/2 "imagenet", 3×3/1 "cifar") and, for ImageNet, a 3×3/2 max-pool; returns the
+        stem's output stride."""
+        kernel, stride, pool = STEMS[stem]
+        self.stem = ConvNormAct(in_channels, width, kernel, stride, norm_layer=norm_layer, act_layer=act_layer)
+        self.stem_pool = nn.MaxPool2d(3, 2, 1) if pool else nn.Identity()
+        self.feature_info.append(FeatureInfo("stem", width, stride))
+        return stride * (2 if pool else 1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem_pool(self.stem(x)))
