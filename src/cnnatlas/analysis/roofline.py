@@ -18,7 +18,7 @@ FLOP per output, one FLOP per element of an element-wise operator. A class witho
 
 `measure_machine` measures P and W on this machine: P from a large float32 matmul (2·n³ FLOPs), W from
 a STREAM-style triad a = b + s·c (3 arrays of n floats moved: two read, one written), and the class ceilings from
-a 3×3 depthwise convolution (1×144×56×56), a 3×3/2 max-pool and avg-pool (1×64×112×112) and an addition
+3×3 depthwise convolutions (MobileNet-v2's shapes), a 3×3/2 max-pool and avg-pool (1×64×112×112) and an addition
 (1×256×56×56), each the best of a few repeats. `measure_layer_times` times each leaf module of a real model with
 hooks, to check the predictions: `spearman` and `kendall_tau_b` give the rank correlation of predicted against
 measured times.
@@ -107,29 +107,34 @@ def _best_of(fn, repeats: int) -> float:
     return best
 
 
+# 3×3 depthwise convolutions of MobileNet-v2's stages (channels, side, stride), timed together for the ceiling
+DEPTHWISE_SHAPES = ((32, 112, 1), (96, 112, 2), (144, 56, 1), (192, 28, 1), (384, 14, 1), (960, 7, 1))
+
+
 def measure_ceilings(repeats: int = 5) -> dict[str, float]:
-    """FLOP/s of one small kernel per operator class with its own ceiling, FLOPs counted as the analyser counts
-    them (best of `repeats`, torch's current threads): a 3×3 depthwise convolution on 1×144×56×56 (2 FLOPs per
-    MAC), a 3×3/2 max-pool and avg-pool (padding 1) on 1×64×112×112 (9 FLOPs per output: one per window element),
-    and an addition of two 1×256×56×56 tensors (1 FLOP per element)."""
+    """FLOP/s of small kernels per operator class with its own ceiling, FLOPs counted as the analyser counts
+    them (best of `repeats`, torch's current threads): 3×3 depthwise convolutions at the shapes of MobileNet-v2
+    (DEPTHWISE_SHAPES, padding 1; 2 FLOPs per MAC; their FLOPs summed over their best times summed: the speed
+    of one depthwise kernel varies with its shape by up to 10× on some CPUs), a 3×3/2 max-pool and avg-pool
+    (padding 1) on 1×64×112×112 (9 FLOPs per output: one per window element), and an addition of two
+    1×256×56×56 tensors (1 FLOP per element)."""
     f = torch.nn.functional
-    x_dw, w_dw = torch.randn(1, 144, 56, 56), torch.randn(144, 1, 3, 3)
     x_pool = torch.randn(1, 64, 112, 112)
     a, b = torch.randn(1, 256, 56, 56), torch.randn(1, 256, 56, 56)
     out = torch.empty_like(a)
+    t_dw, f_dw = 0.0, 0
     with torch.no_grad():
+        for c, side, stride in DEPTHWISE_SHAPES:
+            x, w = torch.randn(1, c, side, side), torch.randn(c, 1, 3, 3)
+            t_dw += _best_of(lambda x=x, w=w, c=c, s=stride: f.conv2d(x, w, None, s, 1, 1, c), repeats)
+            f_dw += 2 * c * ((side - 1) // stride + 1) ** 2 * 9
         t = {
-            "depthwise": _best_of(lambda: f.conv2d(x_dw, w_dw, None, 1, 1, 1, 144), repeats),
+            "depthwise": t_dw,
             "max_pool": _best_of(lambda: f.max_pool2d(x_pool, 3, 2, 1), repeats),
             "avg_pool": _best_of(lambda: f.avg_pool2d(x_pool, 3, 2, 1), repeats),
             "elementwise": _best_of(lambda: torch.add(a, b, out=out), repeats),
         }
-    flops = {
-        "depthwise": 2 * 144 * 56 * 56 * 9,
-        "max_pool": 9 * 64 * 56 * 56,
-        "avg_pool": 9 * 64 * 56 * 56,
-        "elementwise": a.numel(),
-    }
+    flops = {"depthwise": f_dw, "max_pool": 9 * 64 * 56 * 56, "avg_pool": 9 * 64 * 56 * 56, "elementwise": a.numel()}
     return {c: flops[c] / t[c] for c in CEILING_CLASSES}
 
 
@@ -167,7 +172,8 @@ def measure_machine(
     if classes:
         source += (
             "; class ceilings, best of "
-            f"{repeats}: 3×3 depthwise conv 1×144×56×56, 3×3/2 max- and avg-pool 1×64×112×112, add 1×256×56×56"
+            f"{repeats}: 3×3 depthwise convs at MobileNet-v2's 6 shapes, 3×3/2 max- and avg-pool 1×64×112×112, add "
+            "1×256×56×56"
         )
     return Machine(flops / t_mm, moved / t_triad, source, used, **{f"{c}_flops": v for c, v in classes.items()})
 
