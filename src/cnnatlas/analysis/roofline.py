@@ -114,11 +114,17 @@ DEPTHWISE_SHAPES = ((32, 112, 1), (96, 112, 2), (144, 56, 1), (192, 28, 1), (384
 def measure_ceilings(repeats: int = 5) -> dict[str, float]:
     """FLOP/s of small kernels per operator class with its own ceiling, FLOPs counted as the analyser counts
     them (best of `repeats`, torch's current threads): 3×3 depthwise convolutions at the shapes of MobileNet-v2
-    (DEPTHWISE_SHAPES, padding 1; 2 FLOPs per MAC; their FLOPs summed over their best times summed: the speed
-    of one depthwise kernel varies with its shape by up to 10× on some CPUs), a 3×3/2 max-pool and avg-pool
-    (padding 1) on 1×64×112×112 (9 FLOPs per output: one per window element), and an addition of two
-    1×256×56×56 tensors (1 FLOP per element)."""
+    (DEPTHWISE_SHAPES, padding 1; 2 FLOPs per MAC; their FLOPs summed over their best times summed), a 3×3/2
+    max-pool and avg-pool (padding 1) on 1×64×112×112 (9 FLOPs per output: one per window element), and an
+    addition of two 1×256×56×56 tensors (1 FLOP per element).
+
+    A tensor larger than any output timed is allocated and freed first: in a model's forward pass freed
+    activations are reused, while a kernel timed alone can get a fresh output from the system each call and pay
+    its page faults on first touch (glibc maps blocks over its mmap threshold afresh until a freed one raises the
+    threshold): on the machine this was written on, that made a 1×144×56×56 depthwise convolution 12× slower."""
     f = torch.nn.functional
+    warm = torch.empty(1 << 21)  # 8 MB, larger than every output below
+    del warm
     x_pool = torch.randn(1, 64, 112, 112)
     a, b = torch.randn(1, 256, 56, 56), torch.randn(1, 256, 56, 56)
     out = torch.empty_like(a)
