@@ -232,3 +232,122 @@ def test_readme_roofline_table_is_the_saved_run():
     assert bench.readme_table(saved) in (root / "README.md").read_text(encoding="utf-8")
     assert bench.report(saved) == (root / "benchmarks" / "RESULTS-roofline.md").read_text(encoding="utf-8")
     assert set(saved["cases"]) == {"resnet50", "mobilenet_v2"}
+
+
+class _Classes(nn.Module):
+    """One record of each class: dense conv, depthwise conv, max-pool, avg-pool, addition."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = nn.Conv2d(4, 8, 3, padding=1, bias=False)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2, bias=False)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.avgpool = nn.AvgPool2d(2)
+
+    def forward(self, x):
+        y = self.grouped(self.dw(self.dense(x)))
+        return self.avgpool(self.maxpool(y + y))
+
+
+_CEILINGS = {"depthwise_flops": 2e9, "max_pool_flops": 1e8, "avg_pool_flops": 4e8, "elementwise_flops": 3e9}
+
+
+def _class_records():
+    report = analyze(_Classes(), (1, 4, 16, 16))
+    return report, {rec.name or rec.op: rec for rec in report.layers}
+
+
+def test_operator_class_of_each_record():
+    from cnnatlas.analysis.roofline import operator_class
+
+    _, recs = _class_records()
+    got = {name: operator_class(rec) for name, rec in recs.items()}
+    assert got == {
+        "dense": "dense",
+        "dw": "depthwise",
+        "grouped": "dense",  # groups 2 < 8 input channels: not depthwise
+        "add": "elementwise",
+        "maxpool": "max_pool",
+        "avgpool": "avg_pool",
+    }, got
+
+
+def test_prediction_uses_the_class_ceiling():
+    report, recs = _class_records()
+    machine = Machine(1e10, 1e12, **_CEILINGS)  # memory so fast that every record is compute-bound
+    points = {rec.name or rec.op: p for rec, p in zip(report.layers, roofline(report, machine))}
+    want = {
+        "dense": ("compute", 1e10),
+        "grouped": ("compute", 1e10),
+        "dw": ("compute (depthwise)", 2e9),
+        "maxpool": ("compute (max-pool)", 1e8),
+        "avgpool": ("compute (avg-pool)", 4e8),
+        "add": ("compute (element-wise)", 3e9),
+    }
+    for name, (bound, ceiling) in want.items():
+        p = points[name]
+        assert p.bound == bound and math.isclose(p.seconds, layer_flops(recs[name]) / ceiling), (name, p)
+    mp = recs["maxpool"]
+    assert layer_flops(mp) == 9 * 8 * 8 * 8  # one FLOP per window element per output, as analysis/flops.py counts
+    slow_memory = roofline(report, Machine(1e10, 1e6, **_CEILINGS))  # now memory binds everything
+    assert {p.bound for p in slow_memory} == {"memory"}
+    single = roofline(report, Machine(1e10, 1e12))  # no ceilings given: every class at the peak, plain "compute"
+    assert {p.bound for p in single} == {"compute"}
+    assert all(math.isclose(p.seconds, p.flops / 1e10) for p in single)
+    assert Machine(1e10, 1e12, **_CEILINGS).peak_only() == Machine(1e10, 1e12)
+
+
+def test_a_ceiling_is_never_above_the_peak_and_must_be_positive():
+    assert Machine(1e9, 1e9, depthwise_flops=5e9).ceiling("depthwise") == 1e9
+    assert Machine(1e9, 1e9, max_pool_flops=5e8).ceiling("max_pool") == 5e8
+    assert Machine(1e9, 1e9).ceiling("max_pool") == 1e9 and Machine(1e9, 1e9).ceiling("dense") == 1e9
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(InvalidArgumentError, match="max_pool ceiling"):
+            Machine(1e9, 1e9, max_pool_flops=bad)
+
+
+def test_row_roofline_names_the_bound_with_most_time():
+    from cnnatlas.analysis.roofline import row_roofline
+
+    report, _ = _class_records()
+    points = roofline(report, Machine(1e10, 1e12, **_CEILINGS))
+    row = row_roofline(points)
+    assert row["bound"] == "compute (max-pool)"  # the max-pool, at 0.1 GFLOP/s, takes most of the time
+    assert math.isclose(row["predicted_seconds"], sum(p.seconds for p in points))
+
+
+def test_kendall_tau_b_against_scipy():
+    from cnnatlas.analysis.roofline import kendall_tau_b
+
+    stats = pytest.importorskip("scipy.stats")
+    a = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
+    b = [2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0]
+    assert math.isclose(kendall_tau_b(a, b), stats.kendalltau(a, b).statistic)
+    assert kendall_tau_b([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert kendall_tau_b([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_measure_machine_measures_the_class_ceilings():
+    m = measure_machine(matmul_side=128, triad_floats=1 << 18, repeats=1, threads=1)
+    ceilings = m.as_dict()["ceilings_gflops"]
+    assert set(ceilings) == {"depthwise", "max_pool", "avg_pool", "elementwise"}
+    assert all(v > 0 for v in ceilings.values()) and "class ceilings" in m.source
+    bare = measure_machine(matmul_side=128, triad_floats=1 << 18, repeats=1, threads=1, ceilings=False)
+    assert set(bare.as_dict()["ceilings_gflops"].values()) == {None} and "class ceilings" not in bare.source
+
+
+def test_ceiling_flags(capsys):
+    argv = ["roofline", "--peak-gflops", "10", "--bandwidth-gbs", "5", "--max-pool-gflops", "0.5", "--json"]
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["peak_gflops"] == 10 and d["ceilings_gflops"]["max_pool"] == 0.5
+    assert d["ceilings_gflops"]["depthwise"] is None and "--max-pool-gflops" in d["source"]
+    argv = ["summary", "resnet18", "--peak-gflops", "100", "--bandwidth-gbs", "1000", "--max-pool-gflops", "1"]
+    assert main([*argv, "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    pool = next(x for x in layers if "max_pool" in x["op"])
+    assert pool["bound"] == "compute (max-pool)" and pool["operator_class"] == "max_pool"
+    assert pool["predicted_seconds"] == pytest.approx(pool["flops"] / 1e9)
+    assert main(["summary", "lenet5", "--avg-pool-gflops", "0"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import InvalidArgumentError
 from .argtypes import FRACTION, PATH, integer, number, out_file, writing
 from .inputs import parse_shape
+from .roofline import add_ceiling_args
 
 
 def _out(args) -> Path:
@@ -218,6 +219,7 @@ def _roofline_args(k) -> None:
         metavar="GBS",
         help="memory bandwidth in GB/s (default: measured)",
     )
+    add_ceiling_args(k)
 
 
 # (name, drawing function, help, arguments) of each plot kind, in the order `plot --help` lists them

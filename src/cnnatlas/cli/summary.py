@@ -20,6 +20,7 @@ from ..units import axes_text, fmt_bytes, fmt_count
 from .argtypes import integer, number, out_file
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
+from .roofline import CEILING_FLAGS, add_ceiling_args
 
 
 def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | None:
@@ -47,20 +48,11 @@ def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | Non
 
 
 def machine_of(args):
-    """The roofline's machine: --peak-gflops and --bandwidth-gbs as given, what is missing measured here."""
-    from ..analysis.roofline import Machine, measure_machine
+    """The roofline's machine: --peak-gflops, --bandwidth-gbs and the class ceilings as given, what is missing
+    measured here (see cli.roofline.machine_from_args)."""
+    from .roofline import machine_from_args
 
-    peak, bw = getattr(args, "peak_gflops", None), getattr(args, "bandwidth_gbs", None)
-    if peak is not None and bw is not None:
-        return Machine(peak * 1e9, bw * 1e9, "given (--peak-gflops, --bandwidth-gbs)")
-    m = measure_machine()
-    given = [f for f, v in (("--peak-gflops", peak), ("--bandwidth-gbs", bw)) if v is not None]
-    return Machine(
-        m.peak_flops if peak is None else peak * 1e9,
-        m.bandwidth if bw is None else bw * 1e9,
-        m.source + (f"; {given[0]} as given" if given else ""),
-        m.threads,
-    )
+    return machine_from_args(args)
 
 
 def roofline_rows(report: Report, depth: int, points) -> list[dict[str, Any]]:
@@ -261,7 +253,8 @@ def _run(args) -> int:
         return run_output_strides(args)
     loaded = load_requested(args)
     shapes = parse_inputs(args.input, loaded)
-    use_roofline = args.roofline or args.peak_gflops is not None or args.bandwidth_gbs is not None
+    given = [args.peak_gflops, args.bandwidth_gbs] + [getattr(args, c + "_gflops") for c in CEILING_FLAGS]
+    use_roofline = args.roofline or any(v is not None for v in given)
     if args.sweep is not None and (use_roofline or args.csv):
         raise InvalidArgumentError(
             "--roofline, --peak-gflops, --bandwidth-gbs and --csv describe one input; got them with --sweep"
@@ -339,5 +332,6 @@ def add_parser(sub) -> None:
         metavar="GBS",
         help="memory bandwidth in GB/s for --roofline instead of measuring it",
     )
+    add_ceiling_args(p)
     add_argument(p)
     p.set_defaults(run=_run)

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..analysis import analyze
-from ..analysis.roofline import Machine, measure_machine, roofline
+from ..analysis.roofline import CEILING_CLASSES, Machine, measure_machine, roofline
 from ..errors import InvalidArgumentError
 from .common import VizError, new_figure, resolve_model, save_figure
 
@@ -37,11 +37,22 @@ def _draw_roof(ax, machine: Machine, lo: float, hi: float) -> None:
     )
 
 
+def _draw_ceilings(ax, machine: Machine, hi: float) -> None:
+    """The class ceilings below the peak (Williams et al.'s "multiple ceilings"): dashed, from where each meets
+    the memory roof."""
+    for cls, word in CEILING_CLASSES.items():
+        if getattr(machine, f"{cls}_flops") is None:
+            continue
+        c = machine.ceiling(cls)
+        ax.plot([c / machine.bandwidth, hi], [c / 1e9, c / 1e9], color="#666666", linestyle="--", linewidth=0.8)
+        ax.annotate(f"{word} ceiling", (hi, c / 1e9), fontsize=6, ha="right", va="bottom", color="#444444")
+
+
 def _draw_operators(ax, pts: list) -> None:
     """One dot per operator, coloured by what bounds it and sized by its share of the time; the 5 slowest named."""
     total = sum(p.seconds for p, _ in pts)
     for bound, colour in COLOURS.items():
-        sel = [(p, r) for p, r in pts if p.bound == bound]
+        sel = [(p, r) for p, r in pts if p.bound and p.bound.split(" ")[0] == bound]  # "compute (depthwise)" too
         if not sel:
             continue
         ax.scatter(
@@ -86,6 +97,7 @@ def plot_roofline(
     xs = [p.intensity for p, _ in pts]
     lo, hi = min(min(xs), machine.ridge) / 4, max(max(xs), machine.ridge) * 4
     _draw_roof(ax, machine, lo, hi)
+    _draw_ceilings(ax, machine, hi)
     _draw_operators(ax, pts)
     ax.set_xscale("log")
     ax.set_yscale("log")
