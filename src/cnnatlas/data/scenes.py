@@ -31,7 +31,8 @@ def make_scenes(
     images: torch.Tensor, labels: torch.Tensor, count: int, size: int, max_items: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`count` scenes from (N, h, w) uint8 items and their (N,) classes → images (count, 1, size, size)
-    uint8, masks (count, size, size) uint8 (class indices), and the indices of the items used (count, max_items; −1: none)."""
+    uint8, masks (count, size, size) uint8 (class indices), and the indices of the items used
+    (count, max_items; −1: none)."""
     n, h, w = images.shape
     if size < max(h, w):
         raise DatasetError(f"Fashion-MNIST scenes: the canvas ({size}) must be at least the items' size ({h})")
