@@ -242,6 +242,48 @@ def test_float16_precision_needs_a_gpu(tmp_path, small_digits, capsys):
     assert code == 2 and "precision float16 needs a GPU" in capsys.readouterr().err
 
 
+def test_init_transfers_a_classifier_into_a_segmentation_backbone(tmp_path):
+    from cnnatlas import create_model
+    from cnnatlas.train.checkpoint import CheckpointError, read_init_weights, save_weights, transfer_weights
+
+    classifier = create_model("resnet20", num_classes=10, in_channels=1)
+    seg = create_model("deeplabv3plus", backbone="resnet20", num_classes=11, in_channels=1)
+    head_before = {k: v.clone() for k, v in seg.state_dict().items() if not k.startswith("backbone.")}
+    file = tmp_path / "classifier.safetensors"
+    save_weights(file, classifier.state_dict())
+    loaded, total = transfer_weights(seg, read_init_weights(file), file)
+    own = classifier.state_dict()
+    backbone = {k: v for k, v in seg.state_dict().items() if k.startswith("backbone.")}
+    assert loaded == len(backbone) == len(own) - 2 and total == len(seg.state_dict())  # all but fc.weight, fc.bias
+    assert all(torch.equal(v, own[k[len("backbone.") :]]) for k, v in backbone.items())
+    assert all(torch.equal(v, seg.state_dict()[k]) for k, v in head_before.items())  # the new head untouched
+    with pytest.raises(CheckpointError, match=r"stem.conv.weight is 16×3×3×3 in the file but backbone.stem.conv"):
+        transfer_weights(seg, create_model("resnet20", in_channels=3).state_dict(), "rgb")
+    with pytest.raises(CheckpointError, match="none of its .* tensors has a place in the model"):
+        transfer_weights(seg, create_model("lenet5").state_dict(), "lenet")
+    with pytest.raises(CheckpointError, match="no such file or folder"):
+        read_init_weights(tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="a folder without model.safetensors"):
+        read_init_weights(tmp_path)
+
+
+def test_trainer_starts_from_init_weights(tmp_path, small_digits, capsys):
+    first = _config(tmp_path / "a", epochs=1, quiet=False)
+    train(first, data=small_digits)
+    trained = load_run(tmp_path / "a" / "run").model.state_dict()
+    # a second run from the first's weights at a learning rate too small to move them: it ends where the first did
+    second = _config(tmp_path / "b", epochs=1, lr=1e-12, warmup_epochs=0.0, init=str(tmp_path / "a" / "run"))
+    train(second, data=small_digits)
+    again = load_run(tmp_path / "b" / "run").model.state_dict()
+    assert all(torch.allclose(v.float(), trained[k].float(), atol=1e-6) for k, v in again.items())
+    scratch = _config(tmp_path / "c", epochs=1, lr=1e-12, warmup_epochs=0.0)
+    train(scratch, data=small_digits)
+    fresh = load_run(tmp_path / "c" / "run").model.state_dict()
+    assert not all(torch.allclose(v.float(), trained[k].float(), atol=1e-6) for k, v in fresh.items())
+    code = main(["train", "lenet5", "--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d"), "--quiet"])
+    assert code == 2 and "--init" in capsys.readouterr().err
+
+
 def test_step_schedule_divides_the_rate_by_ten_at_half_and_three_quarters(tmp_path, one_batch):
     from cnnatlas import create_model
 

@@ -58,6 +58,7 @@ def config_from_args(args):
         "deterministic": args.deterministic or None,
         "quiet": args.quiet or None,
         "inflate": args.inflate or None,
+        "init": args.init,
     }
     if not args.resume or args.out == "":
         return default_config(args.model, _data(args), **flags)  # (--out "" is refused there)
@@ -125,6 +126,12 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, metavar="S")
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels (same result twice)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--init",
+        metavar="PATH",
+        help="start from another run's weights (a run, checkpoint or .safetensors): a classifier's for a "
+        "segmentation model's backbone, …",
+    )
     p.add_argument(
         "--precision",
         choices=("auto", "float32", "bfloat16", "float16"),

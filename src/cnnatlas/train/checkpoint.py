@@ -362,3 +362,51 @@ def load_latest_checkpoint(run_dir: str | Path) -> Checkpoint:
                 f"{err}. The previous checkpoint {older} is intact: resume from it with --resume {older}"
             ) from None
         raise
+
+
+def read_init_weights(source: str | Path) -> dict[str, torch.Tensor]:
+    """The weights `--init SOURCE` names: a run folder's final weights, a checkpoint folder's, or a
+    .safetensors file (each checked against its recorded SHA-256 where a run wrote one)."""
+    path = Path(source)
+    if not path.exists():
+        raise CheckpointError(
+            f"--init {path}: no such file or folder (expected a run folder, a checkpoint folder or a .safetensors file)"
+        )
+    if path.is_dir() and (path / META_FILE).is_file():
+        return load_checkpoint(path).weights
+    if path.is_dir():
+        if not (path / FINAL_WEIGHTS).is_file():
+            raise CheckpointError(
+                f"--init {path}: a folder without {FINAL_WEIGHTS} or {META_FILE} (expected a finished run "
+                "or a checkpoint folder)"
+            )
+        return load_final_weights(path)[0]
+    return load_verified_weights(path)
+
+
+def transfer_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: str | Path) -> tuple[int, int]:
+    """Start `model` from another model's weights (transfer learning): each tensor of `weights` goes
+    where the model has the same name, or the same name under `backbone.` (a classifier's weights
+    into a segmentation model's backbone), and must have the same shape there; tensors with no place
+    (the classifier's head) are left out. Returns (tensors loaded, tensors of the model); refuses, in
+    one line, a shape that differs or a file of which nothing fits."""
+    own = model.state_dict()
+    placed = {}
+    for name, tensor in weights.items():
+        target = name if name in own else f"backbone.{name}" if f"backbone.{name}" in own else None
+        if target is None:
+            continue
+        if tuple(own[target].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"--init {source}: {name} is {_shape(tensor)} in the file but {target} is "
+                f"{_shape(own[target])} in the model"
+            )
+        placed[target] = tensor
+    if not placed:
+        raise CheckpointError(
+            f"--init {source}: none of its {len(weights)} tensors has a place in the model "
+            f"(expected names like {next(iter(own))!r}, or the same under 'backbone.'; the file has "
+            f"{next(iter(weights), 'none')!r})"
+        )
+    model.load_state_dict(placed, strict=False)
+    return len(placed), len(own)

@@ -44,6 +44,7 @@ class TrainConfig:
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, 4 on a GPU
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     inflate: bool = False  # a 2-D model made 3-D for video clips by I3D inflation (cnnatlas.inflate)
+    init: str | None = None  # start from these weights (a run, a checkpoint or a .safetensors file): transfer
     out: str | None = None
     keep_checkpoints: int = 2
     quiet: bool = False
@@ -101,6 +102,10 @@ class TrainConfig:
         )
         check(self.workers is None or self.workers >= 0, f"workers must be ≥ 0; got {self.workers!r}")
         check(isinstance(self.inflate, bool), f"inflate must be true or false; got {self.inflate!r}")
+        check(
+            self.init is None or (isinstance(self.init, str) and self.init.strip() != ""),
+            f"init must name a run folder, a checkpoint folder or a .safetensors file; got {self.init!r}",
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

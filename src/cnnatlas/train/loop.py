@@ -54,8 +54,10 @@ from .checkpoint import (
     fit_weights,
     load_checkpoint,
     load_latest_checkpoint,
+    read_init_weights,
     save_checkpoint,
     save_final_weights,
+    transfer_weights,
     write_json_atomic,
 )
 from .config import TrainConfig
@@ -93,6 +95,7 @@ FIXED_ON_RESUME = (
     "augment",
     "model_kwargs",
     "inflate",
+    "init",
     "optimizer",
     "batch_size",
     "seed",
@@ -735,6 +738,7 @@ class _Run:
     test_loader: DataLoader
     amp_dtype: torch.dtype | None
     channels_last: bool
+    init_note: str = ""  # which weights --init loaded, for the announcement
     net: nn.Module | None = None  # the model, wrapped in DistributedDataParallel under torchrun
     start_epoch: int = 1
     step: int = 0
@@ -760,6 +764,10 @@ class _Run:
         _check_same_data(config, data.info, claim.get("saved"), claim["run_dir"])
         sampler, train_loader, test_loader = _make_loaders(config, data, ctx, per_rank_batch, on_gpu)
         model, channels_last = _seeded_model(config, data, model, device, amp_dtype is not None)
+        init_note = ""
+        if config.init:  # transfer: a resumed run's checkpoint replaces these weights afterwards
+            loaded, total = transfer_weights(model, read_init_weights(config.init), config.init)
+            init_note = f"initial weights: {loaded} of the model's {total} tensors from {config.init}"
         optimizer = make_optimizer(model, config)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         return cls(
@@ -777,6 +785,7 @@ class _Run:
             test_loader=test_loader,
             amp_dtype=amp_dtype,
             channels_last=channels_last,
+            init_note=init_note,
         )
 
     @property
@@ -859,7 +868,8 @@ class _Run:
         self.net = DistributedDataParallel(self.model, device_ids=device_ids) if self.ctx.enabled else self.model
 
     def announce(self, resume: bool | str) -> None:
-        """Two lines: the model and data; the recipe, the devices and the run folder."""
+        """Two lines: the model and data; the recipe, the devices and the run folder (and a third: the
+        weights --init started from)."""
         config, info = self.config, self.info
         self.console.print(
             f"[bold]{config.model}[/] on {self.data.source}; {info.in_channels}×{info.image_size}×"
@@ -873,6 +883,8 @@ class _Run:
             + f" → {self.run_dir}"
             + (f" (resumed after epoch {self.start_epoch - 1})" if resume else "")
         )
+        if self.init_note and not resume:
+            self.console.print(self.init_note)
 
     def start_progress(self) -> None:
         """The progress bar, where this process shows its progress."""
