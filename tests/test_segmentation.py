@@ -230,6 +230,9 @@ def test_deeplabv3plus_head_fuses_the_low_level_map_and_counts_its_parameters():
     assert count_params(head) == aspp + reduce + refine + 16 * 5 + 5
     # the decoder uses the low-level features: changing them changes the output
     assert not torch.allclose(head(deep, low), head(deep, low + 1))
+    narrow = DeepLabV3PlusHead(32, 8, 5, (1, 2), channels=16, low_level_reduced=4, decoder_channels=6)
+    assert narrow(deep, low, pre_logits=True).shape == (2, 6, 16, 20)
+    assert count_params(narrow) == aspp + reduce + 9 * (16 + 4) * 6 + 2 * 6 + 9 * 6 * 6 + 2 * 6 + 6 * 5 + 5
 
 
 @pytest.mark.parametrize(

@@ -117,8 +117,8 @@ class DeepLabV3PlusHead(nn.Module):
     with Atrous Separable Convolution for Semantic Image Segmentation", ECCV 2018, §3.1 and Fig. 2):
     ASPP on the deep map, upsampled bilinearly to the low-level map's size; the low-level features
     reduced by a 1×1 conv + BN + ReLU to `low_level_reduced` channels (48 in the paper) so they do not
-    outweigh the encoder's; both concatenated, refined by two 3×3 convs + BN + ReLU (`channels`), and a
-    1×1 conv to the classes.
+    outweigh the encoder's; both concatenated, refined by two 3×3 convs + BN + ReLU (`decoder_channels`,
+    by default `channels`: 256 in the paper), and a 1×1 conv to the classes.
 
     forward(deep (N, C, h, w), low (N, C_low, H', W')) → (N, classes, H', W').
     """
@@ -131,16 +131,18 @@ class DeepLabV3PlusHead(nn.Module):
         atrous_rates: Sequence[int] = (6, 12, 18),
         channels: int = 256,
         low_level_reduced: int = 48,
+        decoder_channels: int | None = None,
         norm_layer: NormSpec = "batch",
     ) -> None:
         super().__init__()
+        decoder = channels if decoder_channels is None else decoder_channels
         self.aspp = ASPP(in_channels, atrous_rates, channels, norm_layer=norm_layer)
         self.reduce = ConvNormAct(low_level_channels, low_level_reduced, 1, norm_layer=norm_layer)
         self.refine = nn.Sequential(
-            ConvNormAct(channels + low_level_reduced, channels, 3, norm_layer=norm_layer),
-            ConvNormAct(channels, channels, 3, norm_layer=norm_layer),
+            ConvNormAct(channels + low_level_reduced, decoder, 3, norm_layer=norm_layer),
+            ConvNormAct(decoder, decoder, 3, norm_layer=norm_layer),
         )
-        self.classifier = nn.Conv2d(channels, num_classes, 1)
+        self.classifier = nn.Conv2d(decoder, num_classes, 1)
 
     def forward(self, x: torch.Tensor, low: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = F.interpolate(self.aspp(x), size=low.shape[-2:], mode="bilinear", align_corners=False)

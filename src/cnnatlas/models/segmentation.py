@@ -234,8 +234,8 @@ class DeepLabV3Plus(SegmentationModel):
     """DeepLab v3+ (Chen et al., ECCV 2018): DeepLab v3's dilated backbone and ASPP as the encoder, and a
     decoder that brings back the detail a coarse map loses — the ASPP output, upsampled to the
     `low_level_stride` stage of the backbone, concatenated with that stage's features reduced to
-    `low_level_reduced` channels, refined by two 3×3 convs and classified; then bilinear upsampling to
-    the input (`DeepLabV3PlusHead`).
+    `low_level_reduced` channels, refined by two 3×3 convs (`decoder_channels`, by default `channels`)
+    and classified; then bilinear upsampling to the input (`DeepLabV3PlusHead`).
 
     `low_level_stride` default: output_stride / 4 (the paper's output stride 16 encoder with stride 4
     features), at least 1; the backbone must have a stage at that stride. `atrous_rates` default as
@@ -253,6 +253,7 @@ class DeepLabV3Plus(SegmentationModel):
         channels: int = 64,
         low_level_stride: int | None = None,
         low_level_reduced: int = 16,
+        decoder_channels: int | None = None,
         aux_loss: bool = False,
         backbone_args: dict[str, Any] | None = None,
     ) -> None:
@@ -260,6 +261,8 @@ class DeepLabV3Plus(SegmentationModel):
         name = type(self).__name__
         check_int(name, "channels", channels)
         check_int(name, "low_level_reduced", low_level_reduced)
+        if decoder_channels is not None:
+            check_int(name, "decoder_channels", decoder_channels)
         stride = max(1, self.output_stride // 4) if low_level_stride is None else low_level_stride
         check_int(name, "low_level_stride", stride)
         at_stride = [f for f in self.backbone.feature_info if f.reduction == stride]
@@ -275,7 +278,13 @@ class DeepLabV3Plus(SegmentationModel):
         rates = small_rates(self.output_stride) if atrous_rates is None else atrous_rates
         self._build_heads(
             DeepLabV3PlusHead(
-                self.num_features, self._low_stage.channels, num_classes, rates, channels, low_level_reduced
+                self.num_features,
+                self._low_stage.channels,
+                num_classes,
+                rates,
+                channels,
+                low_level_reduced,
+                decoder_channels,
             )
         )
         self.atrous_rates = self.head.aspp.atrous_rates
