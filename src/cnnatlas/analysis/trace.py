@@ -422,6 +422,10 @@ class _Trace(TorchDispatchMode):
             elif len(self.records) > n:
                 self.records[-1].sizing = CPU_RUN
             return out
+        return self._on_meta(func, args, kwargs)
+
+    def _on_meta(self, func, args, kwargs):
+        """`func` run on meta copies of its arguments and recorded; the operator that fails is kept in `failed`."""
         args, kwargs = _to_meta(args, kwargs)
         try:
             out = func(*args, **kwargs)
@@ -578,12 +582,7 @@ def _fast_dispatch(self, func, types, args=(), kwargs=None):
     fast = FAST.get(func)
     out = fast(args, kwargs) if fast is not None else None
     if out is None:
-        args, kwargs = _to_meta(args, kwargs)
-        try:
-            out = func(*args, **kwargs)
-        except Exception:
-            self.failed = func
-            raise
+        return self._on_meta(func, args, kwargs)
     self._record(func, args, kwargs, out)
     return out
 
