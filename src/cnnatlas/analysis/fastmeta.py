@@ -363,14 +363,12 @@ for _name in (
     "rsqrt",
     "reciprocal",
     "abs",
+    # these four take scalars too (bounds, slope, β), which leave the shape alone
+    "hardtanh",
+    "leaky_relu",
+    "clamp_min",
+    "softplus",
 ):
-    _op = getattr(aten, _name, None)
-    if _op is not None and "default" in _op.overloads():
-        FAST[_op.default] = _unary
-    _op = getattr(aten, _name + "_", None)
-    if _op is not None and "default" in _op.overloads():
-        FAST[_op.default] = _inplace_unary
-for _name in ("hardtanh", "leaky_relu", "clamp_min", "softplus"):
     _op = getattr(aten, _name, None)
     if _op is not None and "default" in _op.overloads():
         FAST[_op.default] = _unary
