@@ -268,40 +268,37 @@ def pool_out_size(i: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> in
     return o
 
 
-def _max_pool2d(args, kwargs):
+def _pool_shape(args, kwargs, dilated: bool):
+    """The output shape of max_pool2d_with_indices (x, k, s, p, d, ceil) when `dilated`, else of avg_pool2d
+    (x, k, s, p, ceil, …); None where the meta kernel should decide."""
     x = args[0]
     if x.dtype not in _FLOATS or x.dim() not in (3, 4) or kwargs:
         return None
     k = _ints(args[1], 2)
     s = _ints(args[2], 2) if len(args) > 2 and args[2] else k
     p = _ints(args[3], 2) if len(args) > 3 else [0, 0]
-    d = _ints(args[4], 2) if len(args) > 4 else [1, 1]
-    ceil = bool(args[5]) if len(args) > 5 else False
+    d = _ints(args[4], 2) if dilated and len(args) > 4 else [1, 1]
+    at = 5 if dilated else 4
+    ceil = bool(args[at]) if len(args) > at else False
     if any(pp * 2 > kk for pp, kk in zip(p, k)):
         return None
     spatial = [pool_out_size(x.shape[-2 + i], k[i], s[i], p[i], d[i], ceil) for i in range(2)]
     if min(spatial) <= 0:
         return None
-    shape = (*x.shape[:-2], *spatial)
-    if _alloc_fmt(x) is None:
+    return (*x.shape[:-2], *spatial)
+
+
+def _max_pool2d(args, kwargs):
+    shape = _pool_shape(args, kwargs, dilated=True)
+    x = args[0]
+    if shape is None or _alloc_fmt(x) is None:
         return None
     return _empty(shape, x), _empty(shape, x, torch.int64)
 
 
 def _avg_pool2d(args, kwargs):
-    x = args[0]
-    if x.dtype not in _FLOATS or x.dim() not in (3, 4) or kwargs:
-        return None
-    k = _ints(args[1], 2)
-    s = _ints(args[2], 2) if len(args) > 2 and args[2] else k
-    p = _ints(args[3], 2) if len(args) > 3 else [0, 0]
-    ceil = bool(args[4]) if len(args) > 4 else False
-    if any(pp * 2 > kk for pp, kk in zip(p, k)):
-        return None
-    spatial = [pool_out_size(x.shape[-2 + i], k[i], s[i], p[i], 1, ceil) for i in range(2)]
-    if min(spatial) <= 0:
-        return None
-    return _empty((*x.shape[:-2], *spatial), x)
+    shape = _pool_shape(args, kwargs, dilated=False)
+    return None if shape is None else _empty(shape, args[0])
 
 
 def _adaptive_avg_pool2d(args, kwargs):
@@ -366,14 +363,12 @@ for _name in (
     "rsqrt",
     "reciprocal",
     "abs",
+    # these four take scalars too (bounds, slope, β), which leave the shape alone
+    "hardtanh",
+    "leaky_relu",
+    "clamp_min",
+    "softplus",
 ):
-    _op = getattr(aten, _name, None)
-    if _op is not None and "default" in _op.overloads():
-        FAST[_op.default] = _unary
-    _op = getattr(aten, _name + "_", None)
-    if _op is not None and "default" in _op.overloads():
-        FAST[_op.default] = _inplace_unary
-for _name in ("hardtanh", "leaky_relu", "clamp_min", "softplus"):
     _op = getattr(aten, _name, None)
     if _op is not None and "default" in _op.overloads():
         FAST[_op.default] = _unary

@@ -422,6 +422,10 @@ class _Trace(TorchDispatchMode):
             elif len(self.records) > n:
                 self.records[-1].sizing = CPU_RUN
             return out
+        return self._on_meta(func, args, kwargs)
+
+    def _on_meta(self, func, args, kwargs):
+        """`func` run on meta copies of its arguments and recorded; the operator that fails is kept in `failed`."""
         args, kwargs = _to_meta(args, kwargs)
         try:
             out = func(*args, **kwargs)
@@ -578,12 +582,7 @@ def _fast_dispatch(self, func, types, args=(), kwargs=None):
     fast = FAST.get(func)
     out = fast(args, kwargs) if fast is not None else None
     if out is None:
-        args, kwargs = _to_meta(args, kwargs)
-        try:
-            out = func(*args, **kwargs)
-        except Exception:
-            self.failed = func
-            raise
+        return self._on_meta(func, args, kwargs)
     self._record(func, args, kwargs, out)
     return out
 
@@ -663,8 +662,8 @@ class _MetaSwap:
 
     def __enter__(self) -> "_MetaSwap":
         copies: dict[int, torch.Tensor] = {}
-        training, dtype, empty_like = self.training, self.dtype, torch.empty_like
-        names, saved, params, buffers = self.names, self.saved, self.params, self.buffers
+        training = self.training
+        names, saved = self.names, self.saved
         fast = self.fast
         set_attr = _fast.set_plain_attribute if fast else setattr
         for name, m in _walk(self.model) if fast else self.model.named_modules():
@@ -685,38 +684,37 @@ class _MetaSwap:
             self.attributes.append(m.__dict__.copy() if own else None)
             if m.training != training:
                 set_attr(m, "training", training)
-            for k, p in mp.items():
-                if p is None:
-                    continue
-                meta = copies.get(id(p))
-                if meta is None:
-                    dt = dtype if dtype is not None and p.is_floating_point() else p.dtype
-                    if self.device is META:
-                        meta = empty_like(p, dtype=dt, device=META, requires_grad=p.requires_grad)
+            for slots, is_param in ((mp, True), (mb, False)):
+                for k, t in slots.items():
+                    if t is None:
+                        continue
+                    meta = copies.get(id(t))
+                    if meta is None:
+                        meta = copies[id(t)] = self._stand_in(k, t, is_param)
+                    if fast:
+                        slots[k] = meta
                     else:
-                        meta = _cpu_copy(k, p, dt).requires_grad_(p.requires_grad)
-                    if not fast:
-                        meta = nn.Parameter(meta, requires_grad=p.requires_grad)
-                    copies[id(p)] = meta
-                    params[id(meta)] = meta
-                if fast:
-                    mp[k] = meta
-                else:
-                    setattr(m, k, meta)
-            for k, b in mb.items():
-                if b is None:
-                    continue
-                meta = copies.get(id(b))
-                if meta is None:
-                    dt = dtype if dtype is not None and b.is_floating_point() else b.dtype
-                    meta = empty_like(b, dtype=dt, device=META) if self.device is META else _cpu_copy(k, b, dt)
-                    copies[id(b)] = meta
-                    buffers.append(meta)
-                if fast:
-                    mb[k] = meta
-                else:
-                    setattr(m, k, meta)
+                        setattr(m, k, meta)
         return self
+
+    def _stand_in(self, name: str, t: torch.Tensor, is_param: bool) -> torch.Tensor:
+        """What the trace sees for a parameter or buffer: an empty meta tensor (a CPU copy on the CPU), in
+        `dtype` if floating; a parameter's keeps requires_grad, is an nn.Parameter on the public path and is
+        listed in `params`, a buffer's in `buffers`."""
+        dt = self.dtype if self.dtype is not None and t.is_floating_point() else t.dtype
+        on_meta = self.device is META
+        if not is_param:
+            meta = torch.empty_like(t, dtype=dt, device=META) if on_meta else _cpu_copy(name, t, dt)
+            self.buffers.append(meta)
+            return meta
+        if on_meta:
+            meta = torch.empty_like(t, dtype=dt, device=META, requires_grad=t.requires_grad)
+        else:
+            meta = _cpu_copy(name, t, dt).requires_grad_(t.requires_grad)
+        if not self.fast:
+            meta = nn.Parameter(meta, requires_grad=t.requires_grad)
+        self.params[id(meta)] = meta
+        return meta
 
     def __exit__(self, *exc: Any) -> None:
         fast = self.fast

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
-from .argtypes import FRACTION, PATH, integer, number, out_file, writing
+from .argtypes import FRACTION, PATH, integer, out_file, writing
 from .inputs import parse_shape
-from .roofline import add_ceiling_args
+from .roofline import add_machine_args
 
 
 def _out(args) -> Path:
@@ -210,16 +210,7 @@ def _roofline_args(k) -> None:
     """Arguments of `plot roofline`: model, input and the machine's peaks (measured when not given)."""
     k.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
-    k.add_argument(
-        "--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS", help="peak compute (default: measured)"
-    )
-    k.add_argument(
-        "--bandwidth-gbs",
-        type=number(0, open_min=True),
-        metavar="GBS",
-        help="memory bandwidth in GB/s (default: measured)",
-    )
-    add_ceiling_args(k)
+    add_machine_args(k, "peak compute (default: measured)", "memory bandwidth in GB/s (default: measured)")
 
 
 # (name, drawing function, help, arguments) of each plot kind, in the order `plot --help` lists them

@@ -30,6 +30,13 @@ def add_ceiling_args(p) -> None:
         )
 
 
+def add_machine_args(p, peak_help: str, bandwidth_help: str) -> None:
+    """--peak-gflops, --bandwidth-gbs (each command words its own help) and the class ceilings."""
+    p.add_argument("--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS", help=peak_help)
+    p.add_argument("--bandwidth-gbs", type=number(0, open_min=True), metavar="GBS", help=bandwidth_help)
+    add_ceiling_args(p)
+
+
 def machine_from_args(args, **measure):
     """The roofline's machine: --peak-gflops, --bandwidth-gbs and the class ceilings as given; where peak or
     bandwidth is missing, everything not given is measured here (`measure`: arguments of measure_machine). With
@@ -74,11 +81,7 @@ def _run(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("roofline", help="this machine's peak FLOP/s and memory bandwidth (the roofline's two roofs)")
-    p.add_argument("--peak-gflops", type=number(0, open_min=True), metavar="GFLOPS", help="peak compute, not measured")
-    p.add_argument(
-        "--bandwidth-gbs", type=number(0, open_min=True), metavar="GBS", help="bandwidth in GB/s, not measured"
-    )
-    add_ceiling_args(p)
+    add_machine_args(p, "peak compute, not measured", "bandwidth in GB/s, not measured")
     p.add_argument("--threads", type=integer(1, 1024), help="torch threads for the measurement (default: torch's)")
     p.add_argument("--repeats", type=integer(1, 100), default=5, help="repeats, the best kept (default 5)")
     p.add_argument("--json", action="store_true", help="print JSON")

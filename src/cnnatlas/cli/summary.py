@@ -17,10 +17,10 @@ from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
 from ..loading import LoadedModel
 from ..units import axes_text, fmt_bytes, fmt_count
-from .argtypes import integer, number, out_file
+from .argtypes import integer, out_file
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
-from .roofline import CEILING_FLAGS, add_ceiling_args
+from .roofline import CEILING_FLAGS, add_machine_args
 
 
 def published_check(loaded: LoadedModel, report: Report) -> dict[str, Any] | None:
@@ -320,18 +320,10 @@ def add_parser(sub) -> None:
         help="arithmetic intensity, bound and predicted time of each "
         "layer on this machine's roofline (measured unless given)",
     )
-    p.add_argument(
-        "--peak-gflops",
-        type=number(0, open_min=True),
-        metavar="GFLOPS",
-        help="peak compute for --roofline instead of measuring it",
+    add_machine_args(
+        p,
+        "peak compute for --roofline instead of measuring it",
+        "memory bandwidth in GB/s for --roofline instead of measuring it",
     )
-    p.add_argument(
-        "--bandwidth-gbs",
-        type=number(0, open_min=True),
-        metavar="GBS",
-        help="memory bandwidth in GB/s for --roofline instead of measuring it",
-    )
-    add_ceiling_args(p)
     add_argument(p)
     p.set_defaults(run=_run)

@@ -161,3 +161,31 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     x = images.float() / (255.0 if images.dtype == torch.uint8 else 1.0)
     x = x.transpose(0, 1).reshape(x.shape[1], -1)
     return tuple(round(v, 4) for v in x.mean(1).tolist()), tuple(round(v, 4) for v in x.std(1).tolist())
+
+
+def image_splits(
+    name: str,
+    classes: tuple[str, ...],
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    native_size: int,
+    image_size: int,
+    augment: str | tuple[str, ...] | None,
+    default_augment: tuple[str, ...],
+    source: str,
+    folder: str | None = None,
+) -> DataSplits:
+    """In-memory (images, labels) train and test sets, images (N, C, image_size, image_size) already fitted,
+    normalised with the training set's per-channel statistics; `augment` ("auto": `default_augment`) applies to
+    the training set only."""
+    (x_train, y_train), (x_test, y_test) = train, test
+    channels = x_train.shape[1]
+    mean, std = channel_stats(x_train)
+    names = parse_augment(augment, default_augment)
+    return DataSplits(
+        train=TensorImageDataset(x_train, y_train, mean, std, build_augmentation(names, image_size, channels)),
+        test=TensorImageDataset(x_test, y_test, mean, std),
+        info=DataInfo(name, tuple(classes), channels, native_size, image_size, mean, std, names),
+        source=source,
+        folder=folder,
+    )

@@ -19,16 +19,7 @@ import numpy as np
 import torch
 
 from ..download import data_dir
-from .base import (
-    DataInfo,
-    DatasetError,
-    DataSplits,
-    TensorImageDataset,
-    build_augmentation,
-    channel_stats,
-    fit_to_size,
-    parse_augment,
-)
+from .base import DatasetError, DataSplits, fit_to_size, image_splits
 from .fetch import CIFAR10_FOLDER, fetch_cifar10
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -102,12 +93,15 @@ def load_cifar10_splits(
     if image_size != 32:
         fit = lambda x: fit_to_size(x.float(), image_size).round_().clamp_(0, 255).to(torch.uint8)  # noqa: E731
         x_train, x_test = fit(x_train), fit(x_test)
-    mean, std = channel_stats(x_train)
-    names = parse_augment(augment, CIFAR10_AUGMENT)
-    return DataSplits(
-        train=TensorImageDataset(x_train, y_train, mean, std, build_augmentation(names, image_size, 3)),
-        test=TensorImageDataset(x_test, y_test, mean, std),
-        info=DataInfo("cifar10", classes, 3, 32, image_size, mean, std, names),
+    return image_splits(
+        "cifar10",
+        classes,
+        (x_train, y_train),
+        (x_test, y_test),
+        32,
+        image_size,
+        augment,
+        CIFAR10_AUGMENT,
         source=f"CIFAR-10 binary batches in {folder} ({len(y_train):,} train / {len(y_test):,} test)",
         folder=str(folder.resolve()),
     )

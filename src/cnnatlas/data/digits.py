@@ -10,15 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import (
-    DataInfo,
-    DataSplits,
-    TensorImageDataset,
-    build_augmentation,
-    channel_stats,
-    fit_to_size,
-    parse_augment,
-)
+from .base import DataSplits, fit_to_size, image_splits
 
 DIGITS_CLASSES = tuple(str(d) for d in range(10))
 DIGITS_SPLIT_SEED = 0  # the fixed split; changing it changes every published digits result
@@ -49,13 +41,15 @@ def load_digits_splits(image_size: int = 32, augment: str | tuple[str, ...] | No
     x_train, y_train, x_test, y_test = digits_arrays()
     x_train = fit_to_size(x_train, image_size).clamp_(0, 1)
     x_test = fit_to_size(x_test, image_size).clamp_(0, 1)
-    mean, std = channel_stats(x_train)
-    names = parse_augment(augment, DIGITS_AUGMENT)
-    info = DataInfo("digits", DIGITS_CLASSES, 1, 8, image_size, mean, std, names)
-    return DataSplits(
-        train=TensorImageDataset(x_train, y_train, mean, std, build_augmentation(names, image_size, 1)),
-        test=TensorImageDataset(x_test, y_test, mean, std),
-        info=info,
+    return image_splits(
+        "digits",
+        DIGITS_CLASSES,
+        (x_train, y_train),
+        (x_test, y_test),
+        8,
+        image_size,
+        augment,
+        DIGITS_AUGMENT,
         source="scikit-learn load_digits (1,797 8×8 images), stratified 80/20 split, seed 0",
     )
 

@@ -15,16 +15,7 @@ from pathlib import Path
 import torch
 
 from ..download import data_dir
-from .base import (
-    DataInfo,
-    DatasetError,
-    DataSplits,
-    TensorImageDataset,
-    build_augmentation,
-    channel_stats,
-    fit_to_size,
-    parse_augment,
-)
+from .base import DatasetError, DataSplits, fit_to_size, image_splits
 from .fetch import FASHION_MNIST_FOLDER, fetch_fashion_mnist
 from .idx import read_idx
 
@@ -161,12 +152,15 @@ def load_idx_folder(
     # fitted once, kept as bytes: 70,000 × 32 × 32 is 72 MB
     fit = lambda x: fit_to_size(x.unsqueeze(1).float(), image_size).round_().clamp_(0, 255).to(torch.uint8)  # noqa: E731
     x_train, x_test = fit(x_train), fit(x_test)
-    mean, std = channel_stats(x_train)
-    names = parse_augment(augment, FASHION_MNIST_AUGMENT)
-    return DataSplits(
-        train=TensorImageDataset(x_train, y_train, mean, std, build_augmentation(names, image_size, 1)),
-        test=TensorImageDataset(x_test, y_test, mean, std),
-        info=DataInfo(name, tuple(classes), 1, 28, image_size, mean, std, names),
+    return image_splits(
+        name,
+        classes,
+        (x_train, y_train),
+        (x_test, y_test),
+        28,
+        image_size,
+        augment,
+        FASHION_MNIST_AUGMENT,
         source=f"{name}, IDX files in {folder} ({len(y_train):,} train / {len(y_test):,} test)",
         folder=str(folder.resolve()),
     )

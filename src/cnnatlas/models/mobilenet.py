@@ -101,6 +101,26 @@ def _record_multipliers(model: Classifier, width_mult: float, resolution_mult: f
     return alpha
 
 
+def _build_table(
+    table: Sequence[SeparableStage | BottleneckStage],
+    make_block,
+    stem: nn.Module,
+    output_stride: int | None = None,
+    owner: str = "",
+) -> Stages:
+    """The stages of a paper's table after the stride-2 stem: row i holds `n` blocks, the first strided by `s`."""
+    return build_stages(
+        table,
+        make_block,
+        depths=[row.n for row in table],
+        strides=[row.s for row in table],
+        in_channels=stem.out_channels,
+        reduction=2,
+        output_stride=output_stride,
+        owner=owner,
+    )
+
+
 class MobileNetV1(Classifier):
     """MobileNet v1: a 3×3 stem conv, then 13 depthwise-separable convs (BN + ReLU6 after both
     the depthwise and the pointwise conv), global average pool, FC.
@@ -131,15 +151,7 @@ class MobileNetV1(Classifier):
             )
 
         stem = ConvNormAct(in_channels, make_divisible(32 * alpha), 3, stride=2, act_layer=act_layer)
-        table = MOBILENET_V1_STAGES
-        built = build_stages(
-            table,
-            make_block,
-            depths=[s.n for s in table],
-            strides=[s.s for s in table],
-            in_channels=stem.out_channels,
-            reduction=2,
-        )
+        built = _build_table(MOBILENET_V1_STAGES, make_block, stem)
         add_mobile_body(self, stem, built, None, built.channels, drop_rate)
         init_weights(self)
 
@@ -182,17 +194,7 @@ class MobileNetV2(Classifier):
             )
 
         stem = ConvNormAct(in_channels, make_divisible(32 * alpha), 3, stride=2, act_layer="relu6")
-        table = MOBILENET_V2_STAGES
-        built = build_stages(
-            table,
-            make_block,
-            depths=[s.n for s in table],
-            strides=[s.s for s in table],
-            in_channels=stem.out_channels,
-            reduction=2,
-            output_stride=output_stride,
-            owner="MobileNetV2",
-        )
+        built = _build_table(MOBILENET_V2_STAGES, make_block, stem, output_stride, owner="MobileNetV2")
         num_features = make_divisible(1280 * max(1.0, alpha))
         head_conv = ConvNormAct(built.channels, num_features, 1, act_layer="relu6")
         add_mobile_body(self, stem, built, head_conv, num_features, drop_rate)

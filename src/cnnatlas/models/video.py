@@ -235,31 +235,19 @@ class I3D(GoogLeNet):
 
 
 register_model("c3d", C3D, family="c3d", input_size=(3, 16, 112, 112))
-register_model(
-    "r3d_18",
-    VideoResNet,
-    family="video_resnet",
-    input_size=(3, 16, 112, 112),
-    torchvision="r3d_18",
-    stages=video_resnet18_stages(("3d", "3d", "3d", "3d")),
-    stem="3d",
-)
-register_model(
-    "mc3_18",
-    VideoResNet,
-    family="video_resnet",
-    input_size=(3, 16, 112, 112),
-    torchvision="mc3_18",
-    stages=video_resnet18_stages(("3d", "2d", "2d", "2d")),
-    stem="3d",
-)
-register_model(
-    "r2plus1d_18",
-    VideoResNet,
-    family="video_resnet",
-    input_size=(3, 16, 112, 112),
-    torchvision="r2plus1d_18",
-    stages=video_resnet18_stages(("2+1d",) * 4),
-    stem="2+1d",
-)
+# (name, each stage's convs, stem) of Tran et al. 2018's ResNet-18 variants, as torchvision names them
+for _name, _kinds, _stem in (
+    ("r3d_18", ("3d", "3d", "3d", "3d"), "3d"),
+    ("mc3_18", ("3d", "2d", "2d", "2d"), "3d"),
+    ("r2plus1d_18", ("2+1d",) * 4, "2+1d"),
+):
+    register_model(
+        _name,
+        VideoResNet,
+        family="video_resnet",
+        input_size=(3, 16, 112, 112),
+        torchvision=_name,
+        stages=video_resnet18_stages(_kinds),
+        stem=_stem,
+    )
 register_model("i3d", I3D, family="i3d", input_size=(3, 64, 224, 224))
