@@ -105,7 +105,7 @@ def add_parser(sub) -> None:
         "--data",
         metavar="DATA",
         help="digits (default), fashion-mnist, cifar10, fsdd, "
-        "moving-fashion-mnist (found in, or downloaded into, the data folder $CNNATLAS_DATA or "
+        "moving-fashion-mnist, fashion-mnist-scenes (found in, or downloaded into, the data folder $CNNATLAS_DATA or "
         "~/.cache/cnnatlas), NAME:DIR (its files in DIR), or a folder "
         "(of MNIST-format IDX files, or of images with one sub-folder per class)",
     )
@@ -114,6 +114,13 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
     p.add_argument("--schedule", choices=("cosine", "step"), help="cosine, or ÷10 at 50%% and 75%% of the epochs")
+    _add_run_args(p)
+    _add_more_settings(p.add_argument_group("more settings"))
+    p.set_defaults(run=_run)
+
+
+def _add_run_args(p) -> None:
+    """Where the run goes and how it runs: its folder, resume, seed, device, precision, initial weights."""
     p.add_argument("--out", metavar="DIR", help="run folder (default runs/MODEL-DATA, numbered when taken)")
     p.add_argument(
         "--resume",
@@ -138,7 +145,10 @@ def add_parser(sub) -> None:
         help="auto: mixed on a GPU, float32 on the CPU; bfloat16 autocasts on the CPU too",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    g = p.add_argument_group("more settings")
+
+
+def _add_more_settings(g) -> None:
+    """The recipe's finer settings: regularisation, augmentation, input size, loader, model arguments."""
     g.add_argument("--momentum", type=float)
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--warmup-epochs", type=float)
@@ -153,4 +163,3 @@ def add_parser(sub) -> None:
         action="store_true",
         help="train the 3-D inflation of a 2-D model (I3D; the default for video clips)",
     )
-    p.set_defaults(run=_run)
