@@ -35,6 +35,8 @@ WITHOUT_FIGURE = {
     "wavenet": "van den Oord et al. 2016 give no parameter count, and the classifier head is cnnatlas's",
     "fcn": "cnnatlas's own: FCN's head on any backbone of the zoo (torchvision's fcn_resnet50 has its figure)",
     "deeplabv3": "cnnatlas's own: DeepLab v3's head on any backbone of the zoo (deeplabv3_resnet50 has its figure)",
+    "deeplabv3plus": "cnnatlas's own: DeepLab v3+'s head and decoder on any backbone of the zoo, at small widths "
+    "(no released network of this size to compare with)",
 }
 
 
