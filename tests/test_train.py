@@ -280,6 +280,11 @@ def test_trainer_starts_from_init_weights(tmp_path, small_digits, capsys):
     train(scratch, data=small_digits)
     fresh = load_run(tmp_path / "c" / "run").model.state_dict()
     assert not all(torch.allclose(v.float(), trained[k].float(), atol=1e-6) for k, v in fresh.items())
+    # resuming needs only the run's own checkpoint: the --init folder may be gone by then
+    moved = tmp_path / "a-moved"
+    (tmp_path / "a").rename(moved)
+    train(_config(tmp_path / "b", epochs=2, init=str(tmp_path / "a" / "run")), data=small_digits, resume=True)
+    assert json.loads((tmp_path / "b" / "run" / "metrics.json").read_text())["epochs"] == 2
     code = main(["train", "lenet5", "--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "d"), "--quiet"])
     assert code == 2 and "--init" in capsys.readouterr().err
 

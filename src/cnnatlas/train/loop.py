@@ -765,7 +765,7 @@ class _Run:
         sampler, train_loader, test_loader = _make_loaders(config, data, ctx, per_rank_batch, on_gpu)
         model, channels_last = _seeded_model(config, data, model, device, amp_dtype is not None)
         init_note = ""
-        if config.init:  # transfer: a resumed run's checkpoint replaces these weights afterwards
+        if config.init and "ckpt" not in claim:  # transfer, for a new run (a resumed one restores its checkpoint)
             loaded, total = transfer_weights(model, read_init_weights(config.init), config.init)
             init_note = f"initial weights: {loaded} of the model's {total} tensors from {config.init}"
         optimizer = make_optimizer(model, config)
