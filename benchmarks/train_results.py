@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -230,26 +231,60 @@ def render(records: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(DEFAULT_ITEMS), help=f"comma list of {', '.join(ITEMS)}")
+def run_items(
+    argv: list[str] | None,
+    doc: str,
+    items: tuple[str, ...],
+    run_item: Callable[[str, argparse.Namespace], dict],
+    records_path: Path,
+    report_path: Path,
+    render: Callable[[dict], str],
+    default_items: tuple[str, ...] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """The command line the results scripts share: `--only` (a comma list of items), `--threads`,
+    `--render` (only rebuild the Markdown). Each item is measured by `run_item(item, args)`; its record
+    is saved to `records_path` as soon as it is done, and the Markdown is rebuilt from every record."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(default_items or items), help=f"comma list of {', '.join(items)}")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's choice)")
-    parser.add_argument("--resnet-epochs", type=int, help="epochs for resnet20 (default: cnnatlas's default)")
     parser.add_argument("--render", action="store_true", help="only rebuild the markdown from the JSON records")
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    records = json.loads(RECORDS.read_text()) if RECORDS.exists() else {}
+    records = json.loads(records_path.read_text()) if records_path.exists() else {}
     if not args.render:
         for item in args.only.split(","):
-            if item not in ITEMS:
-                parser.error(f"unknown item {item!r}; choose from {', '.join(ITEMS)}")
+            if item not in items:
+                parser.error(f"unknown item {item!r}; choose from {', '.join(items)}")
             print(f"== {item}", flush=True)
-            records[item] = measure(item, args.resnet_epochs)
-            RECORDS.write_text(json.dumps(records, indent=1) + "\n")
-    REPORT.write_text(render(records))
-    print(f"wrote {REPORT}")
+            start = time.perf_counter()
+            records[item] = run_item(item, args)
+            print(f"{item}: done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+            records_path.write_text(json.dumps(records, indent=1) + "\n")
+            report_path.write_text(render(records))
+    report_path.write_text(render(records))
+    print(f"wrote {report_path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    def more(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--resnet-epochs", type=int, help="epochs for resnet20 (default: cnnatlas's default)")
+
+    return run_items(
+        argv,
+        __doc__,
+        ITEMS,
+        lambda item, args: measure(item, args.resnet_epochs),
+        RECORDS,
+        REPORT,
+        render,
+        default_items=DEFAULT_ITEMS,
+        add_arguments=more,
+    )
 
 
 if __name__ == "__main__":

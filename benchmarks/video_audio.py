@@ -24,7 +24,6 @@ them with the machine and load each was measured under.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -36,7 +35,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from train_results import machine  # noqa: E402  (one description of the machine for every results file)
+from train_results import machine, run_items  # noqa: E402  (one description of the machine for every results file)
 
 RECORDS = HERE / "video_audio_results.json"
 REPORT = HERE / "RESULTS-video-audio.md"
@@ -354,26 +353,7 @@ def render(records: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(ITEMS), help=f"comma list of {', '.join(ITEMS)}")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's choice)")
-    parser.add_argument("--render", action="store_true", help="only rebuild the markdown from the JSON records")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    records = json.loads(RECORDS.read_text()) if RECORDS.exists() else {}
-    if not args.render:
-        for item in args.only.split(","):
-            if item not in ITEMS:
-                parser.error(f"unknown item {item!r}; choose from {', '.join(ITEMS)}")
-            print(f"== {item}", flush=True)
-            start = time.perf_counter()
-            records[item] = run(item)
-            print(f"{item}: done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
-            RECORDS.write_text(json.dumps(records, indent=1) + "\n")
-    REPORT.write_text(render(records))
-    print(f"wrote {REPORT}")
-    return 0
+    return run_items(argv, __doc__, ITEMS, lambda item, args: run(item), RECORDS, REPORT, render)
 
 
 if __name__ == "__main__":
