@@ -256,7 +256,7 @@ def test_deeplabv3plus_takes_the_low_level_stage_at_a_quarter_of_the_output_stri
         assert model(x).shape == (2, 11, 64, 64)
         features = model.forward_features(x)
     assert features[-1].shape[-1] == 64 // low_stride  # the low-level map, as the hook kept it
-    assert model._low_map is None  # not kept past the forward
+    assert model._maps == {}  # not kept past the forward
 
 
 def test_deeplabv3plus_errors_and_aux_loss():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -89,9 +90,9 @@ class SegmentationModel(Classifier):
 
     `forward(x)` gives (N, num_classes, H, W) logits at the input's size; in training mode with
     `aux_loss` it gives `SegmentationOutputs(out, aux)`, aux from an FCN head on the stage before
-    the last (torchvision adds 0.5 × its loss). `forward_features(x)` returns [last map] or
-    [last map, auxiliary map]; `forward_head(features, size=None)` the scores at the map's
-    resolution, upsampled to `size` when given.
+    the last (torchvision adds 0.5 × its loss). `forward_features(x)` returns [last map] followed
+    by the maps of the stages the model taps (the auxiliary map, DeepLab v3+'s low-level map);
+    `forward_head(features, size=None)` the scores at the map's resolution, upsampled to `size` when given.
     """
 
     def __init__(
@@ -133,12 +134,19 @@ class SegmentationModel(Classifier):
         self._aux_stage = info[-2] if len(info) > 1 else None
         if aux_loss and self._aux_stage is None:
             raise InvalidArgumentError(f"{name}: backbone {backbone!r} has one stage only: no map for aux_loss")
-        self._aux_map: torch.Tensor | None = None
+        self._taps: list[str] = []  # backbone stages whose maps forward_features returns after the last one
+        self._maps: dict[str, torch.Tensor] = {}  # their outputs, kept during one forward only
         if aux_loss:
-            net.get_submodule(self._aux_stage.name).register_forward_hook(self._keep_aux)
+            self._tap(self._aux_stage.name)
 
-    def _keep_aux(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:
-        self._aux_map = output
+    def _tap(self, stage: str) -> None:
+        """Keep the output of the backbone's `stage` during each forward: `forward_features` returns it
+        after the last map, in the order the stages were tapped."""
+        self._taps.append(stage)
+        self.backbone.get_submodule(stage).register_forward_hook(partial(self._keep, stage))
+
+    def _keep(self, stage: str, module: nn.Module, args: Any, output: torch.Tensor) -> None:
+        self._maps[stage] = output
 
     def _build_heads(self, head: nn.Module) -> None:
         """Register the head, then the auxiliary head: torchvision's order (classifier, aux_classifier)."""
@@ -146,10 +154,11 @@ class SegmentationModel(Classifier):
         self.aux_head = FCNHead(self._aux_stage.channels, self.num_classes) if self.aux_loss else None
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        self._aux_map = None
+        """[last map, then the tapped stages' maps]: the auxiliary map with aux_loss, …"""
+        self._maps = {}
         out = self.backbone.forward_features(x)
-        aux, self._aux_map = self._aux_map, None
-        return [out] if aux is None else [out, aux]
+        maps, self._maps = self._maps, {}
+        return [out, *(maps[stage] for stage in self._taps)]
 
     def forward_head(
         self, x: list[torch.Tensor], pre_logits: bool = False, size: Sequence[int] | None = None
@@ -273,8 +282,7 @@ class DeepLabV3Plus(SegmentationModel):
                 f"its stages have strides {strides}"
             )
         self._low_stage = at_stride[-1]
-        self._low_map: torch.Tensor | None = None
-        self.backbone.get_submodule(self._low_stage.name).register_forward_hook(self._keep_low)
+        self._tap(self._low_stage.name)  # after the auxiliary map: forward_features()[-1]
         rates = small_rates(self.output_stride) if atrous_rates is None else atrous_rates
         self._build_heads(
             DeepLabV3PlusHead(
@@ -289,16 +297,6 @@ class DeepLabV3Plus(SegmentationModel):
         )
         self.atrous_rates = self.head.aspp.atrous_rates
         self.low_level_stride = stride
-
-    def _keep_low(self, module: nn.Module, args: Any, output: torch.Tensor) -> None:
-        self._low_map = output
-
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """[last map, (auxiliary map,) low-level map]."""
-        self._low_map = None
-        features = super().forward_features(x)
-        low, self._low_map = self._low_map, None
-        return [*features, low]
 
     def forward_head(
         self, x: list[torch.Tensor], pre_logits: bool = False, size: Sequence[int] | None = None
