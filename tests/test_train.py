@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -150,16 +151,23 @@ def _hand_step(
     weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
     grad_clip: float = 0.0,
+    class_weights: str = "none",
 ) -> tuple[dict, float]:
     """The weights after one step, written out, and the gradient norm: cross-entropy against (1 − ε)·one-hot + ε/K
     (Szegedy et al. 2016, §7); the gradient scaled by min(1, c / (‖g‖ + 1e-6)) (global norm);
     SGD's first step p − lr·(g + λp) (the momentum buffer starts as the gradient), or AdamW's first
     step p·(1 − lr·λ) − lr·g / (|g| + 1e-8) (bias-corrected m̂ = g, v̂ = g²; Loshchilov & Hutter 2019);
-    λ only on weights of rank ≥ 2."""
+    λ only on weights of rank ≥ 2. Class weights w_c = median(f) / f_c from the batch's label frequencies
+    (its square root for sqrt-median-frequency): the loss is Σ w_y·ℓ / Σ w_y."""
     params = dict(model.named_parameters())
     logp = torch.log_softmax(model(x), 1)
     target = (1 - label_smoothing) * F.one_hot(y, logp.shape[1]) + label_smoothing / logp.shape[1]
-    loss = -(target * logp).sum(1).mean()
+    w = torch.ones(len(y))
+    if class_weights != "none":
+        freq = {c: (y == c).float().mean().item() for c in y.unique().tolist()}
+        mid = statistics.median(freq.values())
+        w = torch.tensor([(mid / freq[c]) ** (0.5 if class_weights.startswith("sqrt") else 1.0) for c in y.tolist()])
+    loss = (w * -(target * logp).sum(1)).sum() / w.sum()
     grads = torch.autograd.grad(loss, list(params.values()))
     norm = torch.sqrt(sum((g**2).sum() for g in grads))
     scale = min(1.0, grad_clip / (float(norm) + 1e-6)) if grad_clip else 1.0
@@ -175,12 +183,20 @@ def _close(a: dict, b: dict) -> bool:
 
 
 @pytest.mark.parametrize(
-    "option, value", [("optimizer", "adamw"), ("label_smoothing", 0.3), ("grad_clip", 0.05), ("weight_decay", 0.5)]
+    "option, value",
+    [
+        ("optimizer", "adamw"),
+        ("label_smoothing", 0.3),
+        ("grad_clip", 0.05),
+        ("weight_decay", 0.5),
+        ("class_weights", "median-frequency"),
+        ("class_weights", "sqrt-median-frequency"),
+    ],
 )
 def test_each_option_changes_the_step_as_written(tmp_path, one_batch, option, value):
     from cnnatlas import create_model
 
-    base = {"optimizer": "sgd", "weight_decay": 0.0, "label_smoothing": 0.0, "grad_clip": 0.0}
+    base = {"optimizer": "sgd", "weight_decay": 0.0, "label_smoothing": 0.0, "grad_clip": 0.0, "class_weights": "none"}
     lr = 1e-3 if option == "optimizer" else 0.05
     torch.manual_seed(0)
     model = create_model("lenet5")
@@ -435,3 +451,33 @@ def test_two_processes_under_torchrun_match_one_process(tmp_path):
     assert [json.loads(x)["epoch"] for x in lines] == list(range(1, 7))  # one writer, not two
     assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
     assert (tmp_path / "two" / "train.lock").read_text() == ""  # rank 0 held the run folder, and let it go
+
+
+def test_label_counts_per_image_per_pixel_and_item_by_item():
+    from torch.utils.data import TensorDataset
+
+    from cnnatlas.data.base import DatasetError, TensorImageDataset, label_counts
+    from cnnatlas.data.scenes import SceneDataset
+
+    images = torch.zeros(5, 1, 4, 4, dtype=torch.uint8)
+    labels = torch.tensor([0, 2, 2, 1, 2])
+    assert label_counts(TensorImageDataset(images, labels, (0.0,), (1.0,)), 4).tolist() == [1, 1, 3, 0]
+    assert label_counts(TensorDataset(images.float(), labels), 3).tolist() == [1, 1, 3]  # item by item
+    masks = torch.zeros(5, 4, 4, dtype=torch.uint8)
+    masks[:, :2] = 3  # half of every scene's pixels are class 3
+    assert label_counts(SceneDataset(images, masks, (0.0,), (1.0,)), 4).tolist() == [40, 0, 0, 40]
+    with pytest.raises(DatasetError, match=r"class indices 0–1; got values 0–2"):
+        label_counts(TensorDataset(images.float(), labels), 2)
+
+
+def test_class_weights_balance_the_frequencies():
+    from cnnatlas.train.loop import class_weights
+
+    counts = torch.tensor([10, 30, 60, 0])  # f = 0.1, 0.3, 0.6; median 0.3
+    w = class_weights("median-frequency", counts)
+    raw = torch.tensor([3.0, 1.0, 0.5, 0.0])  # median(f) / f_c; absent: 0
+    assert torch.allclose(w, raw / (raw[:3] * torch.tensor([0.1, 0.3, 0.6])).sum())
+    assert float((w[:3] * torch.tensor([0.1, 0.3, 0.6])).sum()) == pytest.approx(1.0)  # a label's mean weight is 1
+    s = class_weights("sqrt-median-frequency", counts)
+    assert torch.allclose(s / s[1], raw.sqrt())
+    assert class_weights("none", counts) is None

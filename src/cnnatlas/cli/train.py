@@ -46,6 +46,7 @@ def config_from_args(args):
         "weight_decay": args.weight_decay,
         "warmup_epochs": args.warmup_epochs,
         "label_smoothing": args.label_smoothing,
+        "class_weights": args.class_weights,
         "grad_clip": args.grad_clip,
         "seed": args.seed,
         "device": args.device,
@@ -153,6 +154,11 @@ def _add_more_settings(g) -> None:
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--warmup-epochs", type=float)
     g.add_argument("--label-smoothing", type=float)
+    g.add_argument(
+        "--class-weights",
+        choices=("none", "median-frequency", "sqrt-median-frequency"),
+        help="weight the loss per class from the training labels' frequencies (median frequency balancing)",
+    )
     g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm (0 = off)")
     g.add_argument("--augment", metavar="LIST", help="auto, none, or a comma list of crop, flip, jitter")
     g.add_argument("--image-size", type=int, metavar="PX", help="side of the model's input")

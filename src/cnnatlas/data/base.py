@@ -156,6 +156,23 @@ class TensorImageDataset(Dataset):
         return (x - self.mean) / self.std, int(self.labels[index])
 
 
+def label_counts(dataset: Dataset, num_classes: int) -> torch.Tensor:
+    """How often each class occurs among a dataset's labels (num_classes,) int64: one count per image for
+    a classifier's labels, one per pixel for segmentation masks. Read from the dataset's `masks` or
+    `labels` tensor where it keeps one, else item by item."""
+    held = getattr(dataset, "masks", None)
+    if held is None:
+        held = getattr(dataset, "labels", None)
+    if not isinstance(held, torch.Tensor):
+        held = torch.cat([torch.as_tensor(dataset[i][1]).reshape(-1) for i in range(len(dataset))])
+    held = held.reshape(-1).long()
+    if held.numel() and (held.min() < 0 or held.max() >= num_classes):
+        raise DatasetError(
+            f"labels must be class indices 0–{num_classes - 1}; got values {int(held.min())}–{int(held.max())}"
+        )
+    return torch.bincount(held, minlength=num_classes)
+
+
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of (N, C, H, W) images scaled to [0, 1]."""
     x = images.float() / (255.0 if images.dtype == torch.uint8 else 1.0)

@@ -14,6 +14,8 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+# the loss's class weights: none, median frequency balancing (Eigen & Fergus 2015), or its square root
+CLASS_WEIGHTS = ("none", "median-frequency", "sqrt-median-frequency")
 RESERVED_MODEL_KWARGS = ("num_classes", "in_channels")  # set from the data, never by --model-arg
 
 
@@ -32,6 +34,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine: SGDR without restarts; step: ÷10 at 50% and 75% (He et al. 2016)
     warmup_epochs: float = 1.0  # linear warm-up from lr/100 (Goyal et al. 2017)
     label_smoothing: float = 0.0  # Szegedy et al. 2016, §7
+    class_weights: str = "none"  # one of CLASS_WEIGHTS, from the training labels' class frequencies
     grad_clip: float = 0.0  # max global gradient norm; 0 = off
     seed: int = 0
     deterministic: bool = False
@@ -85,6 +88,10 @@ class TrainConfig:
             )
         check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
         check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        check(
+            self.class_weights in CLASS_WEIGHTS,
+            f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}; got {self.class_weights!r}",
+        )
         check(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
         check(
             self.device in DEVICES or self.device.startswith("cuda:"),

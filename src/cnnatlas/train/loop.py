@@ -42,6 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset
+from ..data.base import label_counts
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry
 from ..version import __version__
@@ -249,6 +250,22 @@ def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float
         return config.lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
     epoch = step // steps_per_epoch
     return config.lr * 0.1 ** sum(epoch >= max(1, int(config.epochs * m)) for m in (0.5, 0.75))
+
+
+def class_weights(kind: str, counts: torch.Tensor) -> torch.Tensor | None:
+    """The loss's weight per class from the training labels' counts n_c (frequency f_c = n_c / Σn):
+    "median-frequency" w_c = median(f) / f_c (median frequency balancing, Eigen & Fergus 2015, with f over
+    all training labels and the median over the classes present), its square root for "sqrt-median-frequency", None for "none". Scaled so that Σ f_c·w_c = 1 (a label's mean
+    weight is 1, the loss keeps its scale); a class absent from training gets weight 0."""
+    if kind == "none":
+        return None
+    freq = counts.double() / counts.sum().clamp(min=1)
+    present = freq > 0
+    weights = torch.zeros_like(freq)
+    weights[present] = torch.quantile(freq[present], 0.5) / freq[present]
+    if kind == "sqrt-median-frequency":
+        weights = weights.sqrt()
+    return (weights / (weights * freq).sum()).float()
 
 
 @torch.no_grad()
@@ -738,6 +755,7 @@ class _Run:
     test_loader: DataLoader
     amp_dtype: torch.dtype | None
     channels_last: bool
+    loss_weight: torch.Tensor | None = None  # per class (config.class_weights), on the device
     init_note: str = ""  # which weights --init loaded, for the announcement
     net: nn.Module | None = None  # the model, wrapped in DistributedDataParallel under torchrun
     start_epoch: int = 1
@@ -770,6 +788,7 @@ class _Run:
             init_note = f"initial weights: {loaded} of the model's {total} tensors from {config.init}"
         optimizer = make_optimizer(model, config)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        weights = class_weights(config.class_weights, label_counts(data.train, data.info.num_classes))
         return cls(
             config=config,
             ctx=ctx,
@@ -785,6 +804,7 @@ class _Run:
             test_loader=test_loader,
             amp_dtype=amp_dtype,
             channels_last=channels_last,
+            loss_weight=None if weights is None else weights.to(device),
             init_note=init_note,
         )
 
@@ -962,9 +982,10 @@ class _Run:
             aux = None
             if isinstance(logits, tuple) and hasattr(logits, "aux"):  # a segmentation model's auxiliary head
                 logits, aux = logits.out, logits.aux
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            smoothing, weight = config.label_smoothing, self.loss_weight
+            loss = F.cross_entropy(logits.float(), y, weight=weight, label_smoothing=smoothing)
             if aux is not None:  # torchvision's segmentation recipe: loss(out) + 0.5 · loss(aux)
-                loss = loss + 0.5 * F.cross_entropy(aux.float(), y, label_smoothing=config.label_smoothing)
+                loss = loss + 0.5 * F.cross_entropy(aux.float(), y, weight=weight, label_smoothing=smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if config.grad_clip:
