@@ -253,10 +253,12 @@ def learning_rate(step: int, steps_per_epoch: int, config: TrainConfig) -> float
 
 
 def class_weights(kind: str, counts: torch.Tensor) -> torch.Tensor | None:
-    """The loss's weight per class from the training labels' counts n_c (frequency f_c = n_c / Σn):
-    "median-frequency" w_c = median(f) / f_c (median frequency balancing, Eigen & Fergus 2015, with f over
-    all training labels and the median over the classes present), its square root for "sqrt-median-frequency", None for "none". Scaled so that Σ f_c·w_c = 1 (a label's mean
-    weight is 1, the loss keeps its scale); a class absent from training gets weight 0."""
+    """The loss's weight per class from the training labels' counts n_c (frequency f_c = n_c / Σn).
+
+    "median-frequency": w_c = median(f) / f_c (median frequency balancing, Eigen & Fergus 2015, with f
+    over all training labels and the median over the classes present); "sqrt-median-frequency": its
+    square root; "none": None. Scaled so that Σ f_c·w_c = 1 (a label's mean weight is 1); a class
+    absent from training gets weight 0."""
     if kind == "none":
         return None
     freq = counts.double() / counts.sum().clamp(min=1)
