@@ -406,6 +406,10 @@ def test_train_eval_predict_commands(tmp_path, capsys):
 
 def test_command_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "lenet5", "--optimizer", "rmsprop"]) == 2
+    assert main(["train", "lenet5", "--class-weights", "inverse"]) == 2
+    assert "--class-weights: invalid choice: 'inverse'" in capsys.readouterr().err
+    with pytest.raises(InvalidArgumentError, match="class_weights must be one of none, median-frequency"):
+        TrainConfig("lenet5", class_weights="inverse")
     assert main(["train", "nonet"]) == 2
     assert "unknown model 'nonet'" in capsys.readouterr().err
     assert main(["train", "lenet5", "--data", str(tmp_path / "nowhere")]) == 2
@@ -481,3 +485,11 @@ def test_class_weights_balance_the_frequencies():
     s = class_weights("sqrt-median-frequency", counts)
     assert torch.allclose(s / s[1], raw.sqrt())
     assert class_weights("none", counts) is None
+
+
+def test_class_weights_flag_reaches_the_run(tmp_path):
+    out = tmp_path / "run"
+    flags = ["--epochs", "1", "--batch-size", "64", "--class-weights", "sqrt-median-frequency", "--quiet"]
+    assert main(["train", "lenet5", *flags, "--device", "cpu", "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["class_weights"] == "sqrt-median-frequency"
