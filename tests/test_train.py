@@ -458,7 +458,7 @@ def test_two_processes_under_torchrun_match_one_process(tmp_path):
 
 
 def test_label_counts_per_image_per_pixel_and_item_by_item():
-    from torch.utils.data import TensorDataset
+    from torch.utils.data import Subset, TensorDataset
 
     from cnnatlas.data.base import DatasetError, TensorImageDataset, label_counts
     from cnnatlas.data.scenes import SceneDataset
@@ -470,6 +470,10 @@ def test_label_counts_per_image_per_pixel_and_item_by_item():
     masks = torch.zeros(5, 4, 4, dtype=torch.uint8)
     masks[:, :2] = 3  # half of every scene's pixels are class 3
     assert label_counts(SceneDataset(images, masks, (0.0,), (1.0,)), 4).tolist() == [40, 0, 0, 40]
+    # ImageFolder keeps `targets`: read there (not item by item, whose labels differ here), and a Subset's
+    folder_like = type("Folder", (TensorDataset,), {"targets": [1, 1, 0, 0, 0]})(images.float(), labels)
+    assert label_counts(folder_like, 3).tolist() == [3, 2, 0]
+    assert label_counts(Subset(folder_like, [1, 2, 3]), 3).tolist() == [2, 1, 0]
     with pytest.raises(DatasetError, match=r"class indices 0–1; got values 0–2"):
         label_counts(TensorDataset(images.float(), labels), 2)
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
 from ..errors import CnnAtlasError
@@ -156,14 +156,24 @@ class TensorImageDataset(Dataset):
         return (x - self.mean) / self.std, int(self.labels[index])
 
 
+def _held_labels(dataset: Dataset) -> torch.Tensor | None:
+    """The labels a dataset keeps as a whole (`masks`, `labels` or `targets`; a Subset's, of its parent's
+    at its indices), or None."""
+    if isinstance(dataset, Subset):
+        parent = _held_labels(dataset.dataset)
+        return None if parent is None else parent[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    held = next((getattr(dataset, k) for k in ("masks", "labels", "targets") if hasattr(dataset, k)), None)
+    if isinstance(held, list) and all(isinstance(v, int) for v in held):  # torchvision's ImageFolder.targets
+        held = torch.tensor(held, dtype=torch.long)
+    return held if isinstance(held, torch.Tensor) else None
+
+
 def label_counts(dataset: Dataset, num_classes: int) -> torch.Tensor:
     """How often each class occurs among a dataset's labels (num_classes,) int64: one count per image for
-    a classifier's labels, one per pixel for segmentation masks. Read from the dataset's `masks` or
-    `labels` tensor where it keeps one, else item by item."""
-    held = getattr(dataset, "masks", None)
+    a classifier's labels, one per pixel for segmentation masks. Read from the dataset's `masks`,
+    `labels` or `targets` where it keeps them, else item by item."""
+    held = _held_labels(dataset)
     if held is None:
-        held = getattr(dataset, "labels", None)
-    if not isinstance(held, torch.Tensor):
         held = torch.cat([torch.as_tensor(dataset[i][1]).reshape(-1) for i in range(len(dataset))])
     held = held.reshape(-1).long()
     if held.numel() and (held.min() < 0 or held.max() >= num_classes):

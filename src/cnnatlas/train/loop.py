@@ -790,7 +790,9 @@ class _Run:
             init_note = f"initial weights: {loaded} of the model's {total} tensors from {config.init}"
         optimizer = make_optimizer(model, config)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        weights = class_weights(config.class_weights, label_counts(data.train, data.info.num_classes))
+        weights = None  # counting the labels may read every item: only when asked
+        if config.class_weights != "none":
+            weights = class_weights(config.class_weights, label_counts(data.train, data.info.num_classes))
         return cls(
             config=config,
             ctx=ctx,
