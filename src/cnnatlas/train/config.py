@@ -86,13 +86,7 @@ class TrainConfig:
                 f"model argument {key}={self.model_kwargs.get(key)!r} is not accepted: the data sets it "
                 f"(expected other model arguments; pick data with --data)",
             )
-        check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        check(
-            self.class_weights in CLASS_WEIGHTS,
-            f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}; got {self.class_weights!r}",
-        )
-        check(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        self._check_choices()
         check(
             self.device in DEVICES or self.device.startswith("cuda:"),
             f"device must be one of {', '.join(DEVICES)}; got {self.device!r}",
@@ -113,6 +107,18 @@ class TrainConfig:
             self.init is None or (isinstance(self.init, str) and self.init.strip() != ""),
             f"init must name a run folder, a checkpoint folder or a .safetensors file; got {self.init!r}",
         )
+
+    def _check_choices(self) -> None:
+        """The settings that name one of a fixed set."""
+        for name, choices in (
+            ("optimizer", OPTIMIZERS),
+            ("precision", PRECISIONS),
+            ("class_weights", CLASS_WEIGHTS),
+            ("schedule", SCHEDULES),
+        ):
+            v = getattr(self, name)
+            if v not in choices:
+                raise InvalidArgumentError(f"train: {name} must be one of {', '.join(choices)}; got {v!r}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
