@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data.base import DataInfo, DatasetError, DataSplits, channel_stats
+from ..data.base import DataInfo, DatasetError, DataSplits, channel_stats, label_counts
 from ..zoo import create_model
 from ._measure import count_macs, count_params
 from .base import ClaimSkipped, Measurement, claim
@@ -113,7 +113,7 @@ def measure_gap_dense(budget: Budget = GAP_DENSE) -> Measurement:
     dense_miou = _train(dense, data, budget.epochs)[-1]["test_miou"]
     gap_miou = _train(pooled, data, budget.epochs)[-1]["test_miou"]
     # the floor: background everywhere (the most frequent class of every pixel)
-    counts = torch.bincount(data.test.masks.flatten(), minlength=11)
+    counts = label_counts(data.test, 11)
     floor = float(counts[-1] / counts.sum()) / int((counts > 0).sum())
     ok = dense_miou >= 2 * gap_miou and dense_miou - gap_miou >= 0.15
     return Measurement(
