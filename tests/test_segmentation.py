@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from equivalence import randomize_norm_stats
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import cnnatlas
 from cnnatlas import InvalidArgumentError, analyze, create_model
 from cnnatlas.cli import main
-from cnnatlas.layers.segmentation import ASPP, DeepLabHead, DeepLabV3PlusHead, FCNHead
+from cnnatlas.layers.segmentation import ASPP, DeepLabHead, DeepLabV3PlusHead, FCNHead, upsample
 from cnnatlas.models.base import count_params, dilation_plan
-from cnnatlas.models.segmentation import SegmentationOutputs, upsample
+from cnnatlas.models.segmentation import SegmentationOutputs
 from cnnatlas.weights import load_torchvision_weights
 
 # -- dilated backbones ---------------------------------------------------------------------------------
@@ -233,6 +234,40 @@ def test_deeplabv3plus_head_fuses_the_low_level_map_and_counts_its_parameters():
     narrow = DeepLabV3PlusHead(32, 8, 5, (1, 2), channels=16, low_level_reduced=4, decoder_channels=6)
     assert narrow(deep, low, pre_logits=True).shape == (2, 6, 16, 20)
     assert count_params(narrow) == aspp + reduce + 9 * (16 + 4) * 6 + 2 * 6 + 9 * 6 * 6 + 2 * 6 + 6 * 5 + 5
+
+
+class _GradLayouts(TorchDispatchMode):
+    """Records whether each bilinear-resize backward receives a channels_last gradient."""
+
+    def __enter__(self):
+        self.seen = []
+        super().__enter__()
+        return self.seen
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.upsample_bilinear2d_backward.default:
+            self.seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+        return func(*args, **(kwargs or {}))
+
+
+def test_upsample_is_torchvisions_resize_and_hands_on_its_gradient_in_the_maps_layout():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 4, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    assert upsample(x, (4, 5)) is x  # the same size: no resize at all
+    ref = x.detach().clone().requires_grad_()
+    ours, theirs = upsample(x, (16, 20)), F.interpolate(ref, size=(16, 20), mode="bilinear", align_corners=False)
+    assert torch.equal(ours, theirs)
+    # after a concatenation, each input's gradient is a channel slice of the output's: the resize gets
+    # it back in its output's layout (channels_last here), and the gradient itself is unchanged
+    other = torch.randn(2, 3, 16, 20).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(2, 9, 16, 20)
+    with _GradLayouts() as seen:
+        (torch.cat([ours, other], dim=1) * weight).sum().backward()
+    (torch.cat([theirs, other], dim=1) * weight).sum().backward()
+    assert torch.equal(x.grad, ref.grad)
+    assert seen == [True]  # without the copy: False, the slow path
+    with torch.no_grad():  # inference: the plain resize
+        assert torch.equal(upsample(x, (16, 20)), theirs)
 
 
 @pytest.mark.parametrize(

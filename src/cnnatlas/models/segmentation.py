@@ -25,13 +25,13 @@ from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
 from ..errors import InvalidArgumentError
 from ..layers import DeepLabHead, DeepLabV3PlusHead, FCNHead
 from ..layers.checks import check_int
+from ..layers.segmentation import upsample
 from ..registry import build_model, get_entry, register_model
 from .base import Classifier, FeatureInfo
 
@@ -41,11 +41,6 @@ SegmentationOutputs = namedtuple("SegmentationOutputs", ["out", "aux"])
 # DeepLab's rates are (6, 12, 18) at output stride 16 on 513-pixel crops: taps 96, 192 and 288 pixels
 # apart in the input (19%, 37%, 56% of it). The small models keep those fractions of a 64-pixel input.
 SMALL_RATE_PIXELS = (12, 24, 36)
-
-
-def upsample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinear resize of a score map to `size` (align_corners=False), as torchvision's models do."""
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def strip_head(model: Classifier) -> int:
