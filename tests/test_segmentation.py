@@ -302,6 +302,20 @@ def test_deeplabv3plus_errors_and_aux_loss():
     assert out.out.shape == out.aux.shape == (2, 3, 32, 32)
 
 
+@pytest.mark.parametrize("name", ["deeplabv3", "deeplabv3plus"])
+def test_aspp_dropout_rate(name):
+    x = torch.randn(4, 1, 32, 32)
+    for rate, same in ((0.5, False), (0.0, True)):
+        torch.manual_seed(0)
+        model = create_model(name, backbone="resnet20", num_classes=3, in_channels=1, drop_rate=rate).train()
+        assert model.head.aspp.drop.p == rate if rate else isinstance(model.head.aspp.drop, torch.nn.Identity)
+        with torch.no_grad():  # training mode, batch statistics: only the dropout can differ between passes
+            assert torch.equal(model(x), model(x)) is same
+    for bad in (1.5, -0.1, "half"):
+        with pytest.raises(InvalidArgumentError, match=r"drop_rate.* must be .*; got"):
+            create_model(name, backbone="resnet20", drop_rate=bad)
+
+
 def test_deeplabv3plus_recovers_detail_that_deeplabv3_upsampling_loses():
     """Thin one-pixel stripes at output stride 4: v3's bilinear ×4 upsampling of its 8×8 map cannot draw
     them; v3+'s decoder, fed the stride-1 features, can. Same data, steps and optimiser for both."""

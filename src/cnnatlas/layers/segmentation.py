@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidArgumentError
+from .checks import check_rate
 from .conv import ConvNormAct
 from .factories import NormSpec
 
@@ -94,7 +95,8 @@ class ASPPPooling(nn.Module):
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling (DeepLab v3 §3.3): parallel branches on one map — a 1×1 conv,
     one 3×3 conv per rate r (dilation r, padding r: the size is kept) and the image pooling —
-    each to `out_channels`, concatenated and projected by a 1×1 conv + BN + ReLU, then dropout 0.5.
+    each to `out_channels`, concatenated and projected by a 1×1 conv + BN + ReLU, then dropout
+    (`drop_rate`, 0.5 as DeepLab and torchvision; none at 0).
 
     (N, C, h, w) → (N, out_channels, h, w). A 3×3 at rate r sees a (2r + 1)² window with 9 weights.
     The paper's rates are (6, 12, 18) at output stride 16, doubled to (12, 24, 36) at 8.
@@ -110,12 +112,13 @@ class ASPP(nn.Module):
     ) -> None:
         super().__init__()
         rates = _check_rates("ASPP", atrous_rates)
+        check_rate("ASPP", "drop_rate", drop_rate)
         branches: list[nn.Module] = [ConvNormAct(in_channels, out_channels, 1, norm_layer=norm_layer)]
         branches += [ConvNormAct(in_channels, out_channels, 3, dilation=r, norm_layer=norm_layer) for r in rates]
         branches.append(ASPPPooling(in_channels, out_channels, norm_layer))
         self.convs = nn.ModuleList(branches)
         self.project = ConvNormAct(len(branches) * out_channels, out_channels, 1, norm_layer=norm_layer)
-        self.drop = nn.Dropout(drop_rate)
+        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.atrous_rates = rates
         self.out_channels = out_channels
 
@@ -134,9 +137,10 @@ class DeepLabHead(nn.Sequential):
         atrous_rates: Sequence[int] = (12, 24, 36),
         channels: int = 256,
         norm_layer: NormSpec = "batch",
+        drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
-        self.aspp = ASPP(in_channels, atrous_rates, channels, norm_layer=norm_layer)
+        self.aspp = ASPP(in_channels, atrous_rates, channels, drop_rate, norm_layer)
         self.conv = ConvNormAct(channels, channels, 3, norm_layer=norm_layer)
         self.classifier = nn.Conv2d(channels, num_classes, 1)
 
@@ -147,7 +151,7 @@ class DeepLabV3PlusHead(nn.Module):
     ASPP on the deep map, upsampled bilinearly to the low-level map's size; the low-level features
     reduced by a 1×1 conv + BN + ReLU to `low_level_reduced` channels (48 in the paper) so they do not
     outweigh the encoder's; both concatenated, refined by two 3×3 convs + BN + ReLU (`decoder_channels`,
-    by default `channels`: 256 in the paper), and a 1×1 conv to the classes.
+    by default `channels`: 256 in the paper), and a 1×1 conv to the classes. `drop_rate` is ASPP's.
 
     forward(deep (N, C, h, w), low (N, C_low, H', W')) → (N, classes, H', W').
     """
@@ -162,10 +166,11 @@ class DeepLabV3PlusHead(nn.Module):
         low_level_reduced: int = 48,
         decoder_channels: int | None = None,
         norm_layer: NormSpec = "batch",
+        drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
         decoder = channels if decoder_channels is None else decoder_channels
-        self.aspp = ASPP(in_channels, atrous_rates, channels, norm_layer=norm_layer)
+        self.aspp = ASPP(in_channels, atrous_rates, channels, drop_rate, norm_layer)
         self.reduce = ConvNormAct(low_level_channels, low_level_reduced, 1, norm_layer=norm_layer)
         self.refine = nn.Sequential(
             ConvNormAct(channels + low_level_reduced, decoder, 3, norm_layer=norm_layer),

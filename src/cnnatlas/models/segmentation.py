@@ -214,6 +214,7 @@ class DeepLabV3(SegmentationModel):
     `atrous_rates` default: for the small models, SMALL_RATE_PIXELS / output_stride (3, 6, 9 at
     stride 4), i.e. taps as far apart, in input pixels, relative to a 64-pixel input as DeepLab's
     (6, 12, 18) at stride 16 are on its 513-pixel crops; `deeplabv3_resnet50` fixes (12, 24, 36).
+    `drop_rate`: the dropout after ASPP (0.5, DeepLab's and torchvision's; 0 for none).
     """
 
     def __init__(
@@ -226,11 +227,12 @@ class DeepLabV3(SegmentationModel):
         channels: int = 64,
         aux_loss: bool = False,
         backbone_args: dict[str, Any] | None = None,
+        drop_rate: float = 0.5,
     ) -> None:
         super().__init__(backbone, num_classes, in_channels, output_stride, aux_loss, backbone_args)
         check_int(type(self).__name__, "channels", channels)
         rates = small_rates(self.output_stride) if atrous_rates is None else atrous_rates
-        self._build_heads(DeepLabHead(self.num_features, num_classes, rates, channels))
+        self._build_heads(DeepLabHead(self.num_features, num_classes, rates, channels, drop_rate=drop_rate))
         self.atrous_rates = self.head.aspp.atrous_rates
 
 
@@ -244,7 +246,7 @@ class DeepLabV3Plus(SegmentationModel):
     `low_level_stride` default: output_stride / 4 (the paper's output stride 16 encoder with stride 4
     features), at least 1; the backbone must have a stage at that stride. `atrous_rates` default as
     DeepLab v3's small models (`small_rates`). The paper's separable convolutions and Xception backbone
-    are not used: the encoder is the zoo backbone's.
+    are not used: the encoder is the zoo backbone's. `drop_rate`: the dropout after ASPP, as DeepLab v3's.
     """
 
     def __init__(
@@ -260,6 +262,7 @@ class DeepLabV3Plus(SegmentationModel):
         decoder_channels: int | None = None,
         aux_loss: bool = False,
         backbone_args: dict[str, Any] | None = None,
+        drop_rate: float = 0.5,
     ) -> None:
         super().__init__(backbone, num_classes, in_channels, output_stride, aux_loss, backbone_args)
         name = type(self).__name__
@@ -288,6 +291,7 @@ class DeepLabV3Plus(SegmentationModel):
                 channels,
                 low_level_reduced,
                 decoder_channels,
+                drop_rate=drop_rate,
             )
         )
         self.atrous_rates = self.head.aspp.atrous_rates
