@@ -37,6 +37,7 @@ RECORDS = HERE / "segmentation_results.json"
 REPORT = HERE / "RESULTS-segmentation.md"
 ITEMS = ("dense", "dense-seed1", "gap-dense", "dilation-resolution", "inflation-transfer")
 CLAIMS = ITEMS[2:]
+TITLE = "DeepLab v3+ (resnet20 backbone, output stride 4, no ASPP dropout, decoder at stride 1) on Fashion-MNIST scenes"
 TARGET_MIOU, TARGET_MINUTES = 0.80, 30.0
 
 # The dense model's recipe: DeepLab v3+ on ResNet-20, its decoder fed by the stride-1 stage, without the
@@ -113,7 +114,7 @@ def run_dense(seed: int = 0) -> dict:
     return {
         "item": "dense" if seed == 0 else f"dense-seed{seed}",
         "seed": seed,
-        "title": "DeepLab v3+ (resnet20 backbone, output stride 4, decoder at stride 1) on Fashion-MNIST scenes",
+        "title": TITLE,
         **{k: DENSE[k] for k in ("model", "model_kwargs", "data", "train")},
         "source": data.source,
         "params": count_params(built),
@@ -139,38 +140,35 @@ def run_claim_item(item: str) -> dict:
     return {"item": item, **result.as_dict(), "load_average": [load_before, os.getloadavg()[0]], **machine()}
 
 
-def render(records: dict) -> str:
+def _dense_lines(runs: list[dict]) -> list[str]:
+    """The dense model's table, one row per training seed, then each run's curve and details."""
     lines = [
-        "# Segmentation and the dense-prediction claims, measured",
+        "## Dense model",
         "",
-        "Written by `python benchmarks/segmentation.py` from `benchmarks/segmentation_results.json`; every figure",
-        "is what that script measured, on the machine named with it. Minutes are wall time of the whole run",
-        "(training and the per-epoch test evaluation) on a machine shared with other work: the load average",
-        "is given with each.",
-        "",
+        "| model | params | train / test scenes | training seed | epochs | minutes | pixel acc | mean IoU | "
+        f"target (mIoU ≥ {TARGET_MIOU:.2f} in {TARGET_MINUTES:.0f} min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    d = records.get("dense")
-    if d:
-        where = d["gpu"] or f"{d['cpu']}, {d['cores']} cores, {d['threads']} torch thread(s)"
+    for d in runs:
         reached = (
             f"reached at epoch {next(c['epoch'] for c in d['curve'] if c['test_miou'] >= TARGET_MIOU)}, "
             f"{d['minutes_to_target']:.1f} min"
             if d["minutes_to_target"] is not None
             else "not reached"
         )
-        lines += [
-            "## Dense model",
-            "",
-            "| model | params | train / test scenes | epochs | minutes | pixel acc | mean IoU | "
-            f"target (mIoU ≥ {TARGET_MIOU:.2f} in {TARGET_MINUTES:.0f} min) |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
+        lines.append(
             f"| {d['title']} | {d['params']:,} | {d['data']['train_scenes']:,} / {d['data']['test_scenes']:,} | "
-            f"{d['train']['epochs']} | {d['minutes']:.1f} | {d['test_pixel_acc']:.1%} | "
-            f"**{d['test_miou']:.3f}** | "
-            f"{reached}: {'meets target' if d['passed'] else '**misses target**'} |",
+            f"{d.get('seed', 0)} | {d['train']['epochs']} | {d['minutes']:.1f} | {d['test_pixel_acc']:.1%} | "
+            f"**{d['test_miou']:.4f}** | {reached}: {'meets target' if d['passed'] else '**misses target**'} |"
+        )
+    lines.append("")
+    for d in runs:
+        where = d["gpu"] or f"{d['cpu']}, {d['cores']} cores, {d['threads']} torch thread(s)"
+        lines += [
+            f"### Training seed {d.get('seed', 0)}",
             "",
             "Mean IoU per epoch (cumulative minutes): "
-            + ", ".join(f"{c['test_miou']:.3f} ({c['minutes']:.1f})" for c in d["curve"])
+            + ", ".join(f"{c['test_miou']:.4f} ({c['minutes']:.1f})" for c in d["curve"])
             + ".",
             "",
         ]
@@ -184,11 +182,28 @@ def render(records: dict) -> str:
         lines += [
             "IoU per class: " + ", ".join(f"{k} {v:.2f}" for k, v in d["test_iou"].items() if v is not None) + ".",
             "",
+            f"Model: {', '.join(f'{k}={v}' for k, v in d['model_kwargs'].items())}. "
             f"Trainer: {', '.join(f'{k}={v}' for k, v in d['train'].items())}; {d['source']}. Measured on "
             f"{where}; torch {d['torch']}; load average {d['load_average'][0]:.1f}→{d['load_average'][1]:.1f}; "
             f"{d['date']}.",
             "",
         ]
+    return lines
+
+
+def render(records: dict) -> str:
+    lines = [
+        "# Segmentation and the dense-prediction claims, measured",
+        "",
+        "Written by `python benchmarks/segmentation.py` from `benchmarks/segmentation_results.json`; every figure",
+        "is what that script measured, on the machine named with it. Minutes are wall time of the whole run",
+        "(training and the per-epoch test evaluation) on a machine shared with other work: the load average",
+        "is given with each.",
+        "",
+    ]
+    runs = [records[i] for i in ITEMS[:2] if i in records]
+    if runs:
+        lines += _dense_lines(runs)
     claims = [records[i] for i in CLAIMS if i in records]
     if claims:
         lines += [
