@@ -1,8 +1,8 @@
 """Dense prediction on real data, written to benchmarks/RESULTS-segmentation.md.
 
-    OMP_NUM_THREADS=1 python benchmarks/segmentation.py                 # every item
-    python benchmarks/segmentation.py --only dense --threads 2          # the dense model on both cores
-    python benchmarks/segmentation.py --render                          # rebuild the markdown only
+    OMP_NUM_THREADS=1 python benchmarks/segmentation.py                      # every item
+    python benchmarks/segmentation.py --only dense,dense-seed1 --threads 2   # the dense model, two seeds, both cores
+    python benchmarks/segmentation.py --render                               # rebuild the markdown only
 
 Results accumulate in benchmarks/segmentation_results.json, one record per item, with the machine and
 the load average each was measured under; the markdown is rebuilt from all of them.
@@ -13,6 +13,8 @@ the load average each was measured under; the markdown is rebuilt from all of th
            Fashion-MNIST train / test images); target: test mean IoU ≥ 0.80 within 30 minutes on the CPU.
            The record keeps wall minutes (training and per-epoch evaluation) and the process's CPU
            minutes (all threads), so a run on more threads shows what it spent.
+* dense-seed1  the same recipe with the trainer's seed 1 (initial weights, batch order): the same
+           scenes, so the two rows show how much a run varies with the seed alone.
 * claims   `gap-dense`, `dilation-resolution` and `inflation-transfer` (`cnnatlas verify`, full
            budgets), their numbers as the claims report them.
 * long-clip  `cnnatlas predict` on a clip longer than the model's window: the sliding window's
