@@ -27,8 +27,8 @@ class _GradInLayoutOf(torch.autograd.Function):
     """Identity whose backward hands on the incoming gradient in the forward output's memory format.
 
     A `torch.cat` hands each input a channel slice of its gradient; on the CPU, bilinear upsampling's
-    backward falls to a slow path (about 6× here) on such a strided gradient, and most of the time of a
-    DeepLab v3+ step went there. One copy into the layout it expects is cheaper."""
+    backward falls to a slow path (about 6× slower here) on such a strided gradient, a tenth of a small
+    DeepLab v3+ training step. One copy into the layout it expects is cheaper."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
