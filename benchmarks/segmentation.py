@@ -37,9 +37,9 @@ from train_results import machine, run_items  # noqa: E402
 
 RECORDS = HERE / "segmentation_results.json"
 REPORT = HERE / "RESULTS-segmentation.md"
-DENSE_RUNS = ("dense", "dense-seed1", "dense-seed2")  # the recipe with training seeds 0, 1, 2
+DENSE_RUNS = {"dense": 0, "dense-seed1": 1, "dense-seed2": 2}  # item: the trainer's seed for the recipe
 CLAIMS = ("gap-dense", "dilation-resolution", "inflation-transfer")
-ITEMS = DENSE_RUNS + CLAIMS
+ITEMS = (*DENSE_RUNS, *CLAIMS)
 TITLE = "DeepLab v3+ (resnet20 backbone, output stride 4, no ASPP dropout, decoder at stride 1) on Fashion-MNIST scenes"
 TARGET_MIOU, TARGET_MINUTES = 0.80, 30.0
 
@@ -88,9 +88,10 @@ def _curve(run_dir: str, start_seconds: float) -> list[dict]:
     return curve
 
 
-def run_dense(seed: int = 0) -> dict:
-    """The dense recipe; `seed` is the trainer's (initial weights, batch order, dropout): the scenes
-    are the same for every seed."""
+def run_dense(item: str) -> dict:
+    """The dense recipe with the trainer's seed of `item` (initial weights, batch order): the scenes are
+    the same for every seed."""
+    seed = DENSE_RUNS[item]
     from cnnatlas.data import load_scene_splits
     from cnnatlas.models.base import count_params
     from cnnatlas.train import TrainConfig, train
@@ -115,7 +116,7 @@ def run_dense(seed: int = 0) -> dict:
     reached = next((c for c in curve if c["test_miou"] >= TARGET_MIOU), None)
     built = create_model(DENSE["model"], num_classes=11, in_channels=1, **DENSE["model_kwargs"])
     return {
-        "item": "dense" if seed == 0 else f"dense-seed{seed}",
+        "item": item,
         "seed": seed,
         "title": TITLE,
         **{k: DENSE[k] for k in ("model", "model_kwargs", "data", "train")},
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         __doc__,
         ITEMS,
-        lambda item, args: run_claim_item(item) if item in CLAIMS else run_dense(int(item.partition("seed")[2] or 0)),
+        lambda item, args: run_claim_item(item) if item in CLAIMS else run_dense(item),
         RECORDS,
         REPORT,
         render,
