@@ -12,7 +12,14 @@ from torch import nn
 
 from cnnatlas.data import DataSplits
 from cnnatlas.data.fashion_mnist import default_fashion_mnist_dir, has_idx_files
-from cnnatlas.data.scenes import BACKGROUND, ITEM_THRESHOLD, SCENE_CLASSES, load_scene_splits, make_scenes
+from cnnatlas.data.scenes import (
+    BACKGROUND,
+    ITEM_THRESHOLD,
+    SCENE_CLASSES,
+    load_scene_splits,
+    make_scenes,
+    split_seeds,
+)
 from cnnatlas.train import TrainConfig, evaluate, iou_from_confusion, list_checkpoints, mean_iou, train
 
 HAS_FASHION = has_idx_files(default_fashion_mnist_dir())
@@ -91,11 +98,20 @@ def test_scenes_are_deterministic_and_splits_separate():
     folder = find_fashion_mnist()
     x_train, y_train = read_idx_split(folder, "train")
     x_test, y_test = read_idx_split(folder, "test")
-    g = torch.Generator().manual_seed(5)
-    _, _, used_train = make_scenes(x_train, y_train, 40, 64, 4, g)
-    _, masks, used_test = make_scenes(x_test, y_test, 20, 64, 4, g)
-    assert torch.equal(masks, one.test.masks)  # the loader draws exactly these, from these images
+    train_seed, test_seed = split_seeds(5)
+    train_images, _, used_train = make_scenes(x_train, y_train, 40, 64, 4, torch.Generator().manual_seed(train_seed))
+    _, masks, used_test = make_scenes(x_test, y_test, 20, 64, 4, torch.Generator().manual_seed(test_seed))
+    # the loader draws exactly these, from these images
+    assert torch.equal(train_images, one.train.images) and torch.equal(masks, one.test.masks)
     assert used_test.max() < len(x_test) and used_train.max() >= len(x_test)  # train indices span 60k
+
+
+@needs_fashion
+def test_test_scenes_do_not_depend_on_the_number_of_training_scenes():
+    few = load_scene_splits(train_scenes=10, test_scenes=30, seed=2)
+    many = load_scene_splits(train_scenes=300, test_scenes=30, seed=2)
+    assert torch.equal(few.test.images, many.test.images) and torch.equal(few.test.masks, many.test.masks)
+    assert len({*split_seeds(0), *split_seeds(1), *split_seeds(2)}) == 6
 
 
 # -- metrics --------------------------------------------------------------------------------------

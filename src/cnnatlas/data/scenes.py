@@ -9,7 +9,9 @@ mask labels each pixel with the class (0–9) of the item on top, and 10 ("backg
 item covers it — 11 classes.
 
 Scenes are drawn once from `seed`: training scenes only from the official training images, test
-scenes only from the official test images, so no test item was seen in training.
+scenes only from the official test images, so no test item was seen in training. The two splits
+have generators of their own (seeds 2·seed and 2·seed + 1), so the test scenes do not depend on
+how many training scenes are drawn.
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ class SceneDataset(Dataset):
         return (self.images[index].float() / 255.0 - self.mean) / self.std, self.masks[index].long()
 
 
+def split_seeds(seed: int) -> tuple[int, int]:
+    """The generators' seeds of the training and the test scenes of `seed`: 2·seed and 2·seed + 1,
+    distinct for every seed, so each split is drawn independently of the other's size."""
+    return 2 * seed, 2 * seed + 1
+
+
 def load_scene_splits(
     root: str | Path | None = None,
     size: int = 64,
@@ -95,9 +103,13 @@ def load_scene_splits(
         raise DatasetError(f"Fashion-MNIST not found: {folder} is not a folder; {install_hint()}")
     x_train, y_train = read_idx_split(folder, "train")
     x_test, y_test = read_idx_split(folder, "test")
-    g = torch.Generator().manual_seed(seed)
-    train, m_train, _ = make_scenes(x_train, y_train, train_scenes, size, max_items, g)
-    test, m_test, _ = make_scenes(x_test, y_test, test_scenes, size, max_items, g)
+    train_seed, test_seed = split_seeds(seed)
+    train, m_train, _ = make_scenes(
+        x_train, y_train, train_scenes, size, max_items, torch.Generator().manual_seed(train_seed)
+    )
+    test, m_test, _ = make_scenes(
+        x_test, y_test, test_scenes, size, max_items, torch.Generator().manual_seed(test_seed)
+    )
     mean, std = channel_stats(train)
     return DataSplits(
         train=SceneDataset(train, m_train, mean, std),
@@ -109,4 +121,12 @@ def load_scene_splits(
     )
 
 
-__all__ = ["BACKGROUND", "ITEM_THRESHOLD", "SCENE_CLASSES", "SceneDataset", "load_scene_splits", "make_scenes"]
+__all__ = [
+    "BACKGROUND",
+    "ITEM_THRESHOLD",
+    "SCENE_CLASSES",
+    "SceneDataset",
+    "load_scene_splits",
+    "make_scenes",
+    "split_seeds",
+]
