@@ -212,6 +212,7 @@ def test_each_option_changes_the_step_as_written(tmp_path, one_batch, option, va
         batch_size=32,
         lr=lr,
         warmup_epochs=0.0,
+        device="cpu",  # the hand-written step runs on the CPU, in float32
         out=str(tmp_path / "run"),
         quiet=True,
         **(base | {option: value}),

@@ -108,9 +108,19 @@ class Classifier(nn.Module):
         )
 
 
+def _refuse_empty(module: nn.Module, args: object, output: object) -> None:
+    """Forward hook of the meta trace: a module whose output has a zero-length axis did not run on its
+    input. Some torch versions' meta kernels give such a map where the real kernel raises (a 5×5
+    convolution on a 7×4 map)."""
+    outputs = output if isinstance(output, (tuple, list)) else (output,)
+    if any(isinstance(t, torch.Tensor) and t.numel() == 0 for t in outputs):
+        raise ValueError(f"{type(module).__name__} gives an empty map")
+
+
 def _runs_on_meta(model: Classifier, size: int) -> bool:
-    """Does the model's forward succeed on a meta tensor of this spatial size (no real arithmetic)?
-    Evaluated in eval mode with a batch of 2, so batch-norm statistics never decide the answer."""
+    """Does the model's forward succeed on a meta tensor of this spatial size (no real arithmetic), with
+    no module's output empty? Evaluated in eval mode with a batch of 2, so batch-norm statistics never
+    decide the answer."""
     state = {k: torch.empty_like(v, device="meta") for k, v in model.state_dict(keep_vars=True).items()}
     x = torch.empty((2, model.in_channels) + (size,) * model.dims, device="meta")
 
@@ -124,6 +134,7 @@ def _runs_on_meta(model: Classifier, size: int) -> bool:
 
     wrapper = _Unchecked(model)
     modes = {m: m.training for m in model.modules()}
+    hooks = [m.register_forward_hook(_refuse_empty) for m in model.modules()]
     model.eval()
     try:
         functional_call(wrapper, {f"inner.{k}": v for k, v in state.items()}, (x,))
@@ -131,6 +142,8 @@ def _runs_on_meta(model: Classifier, size: int) -> bool:
     except (RuntimeError, ValueError, IndexError):
         return False
     finally:
+        for hook in hooks:
+            hook.remove()
         for m, mode in modes.items():
             m.training = mode
 
