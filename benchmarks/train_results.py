@@ -244,7 +244,8 @@ def run_items(
 ) -> int:
     """The command line the results scripts share: `--only` (a comma list of items), `--threads`,
     `--render` (only rebuild the Markdown). Each item is measured by `run_item(item, args)`; its record
-    is saved to `records_path` as soon as it is done, and the Markdown is rebuilt from every record."""
+    is saved to `records_path` as soon as it is done (merged with the records the file holds then, so runs
+    of several items at once keep each other's), and the Markdown is rebuilt from every record."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(default_items or items), help=f"comma list of {', '.join(items)}")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's choice)")
@@ -261,8 +262,11 @@ def run_items(
                 parser.error(f"unknown item {item!r}; choose from {', '.join(items)}")
             print(f"== {item}", flush=True)
             start = time.perf_counter()
-            records[item] = run_item(item, args)
+            record = run_item(item, args)
             print(f"{item}: done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+            # merged into the file as it is now: another run of this script may have saved items meanwhile
+            records = json.loads(records_path.read_text()) if records_path.exists() else {}
+            records[item] = record
             records_path.write_text(json.dumps(records, indent=1) + "\n")
             report_path.write_text(render(records))
     report_path.write_text(render(records))
