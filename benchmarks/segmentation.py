@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/segmentation.py                      # every item
     python benchmarks/segmentation.py --only dense,dense-seed1,dense-seed2 --threads 2   # three seeds, both cores
+    python benchmarks/segmentation.py --only dense --keep runs                # the run folder kept as runs/dense
     python benchmarks/segmentation.py --render                               # rebuild the markdown only
 
 Results accumulate in benchmarks/segmentation_results.json, one record per item, with the machine and
@@ -88,9 +89,10 @@ def _curve(run_dir: str, start_seconds: float) -> list[dict]:
     return curve
 
 
-def run_dense(item: str) -> dict:
+def run_dense(item: str, keep: str | None = None) -> dict:
     """The dense recipe with the trainer's seed of `item` (initial weights, batch order): the scenes are
-    the same for every seed."""
+    the same for every seed. The run folder is kept as `keep/item` when `keep` is given (for
+    `cnnatlas eval` or `predict` later), else it is a temporary one."""
     seed = DENSE_RUNS[item]
     from cnnatlas.data import load_scene_splits
     from cnnatlas.models.base import count_params
@@ -101,7 +103,8 @@ def run_dense(item: str) -> dict:
     data = load_scene_splits(**DENSE["data"])
     data_seconds = time.perf_counter() - start
     load_before, cpu_train = os.getloadavg()[0], cpu_seconds()
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = str(Path(keep, item)) if keep else scratch
         config = TrainConfig(
             model=DENSE["model"],
             data="fashion-mnist-scenes",
@@ -230,10 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         __doc__,
         ITEMS,
-        lambda item, args: run_claim_item(item) if item in CLAIMS else run_dense(item),
+        lambda item, args: run_claim_item(item) if item in CLAIMS else run_dense(item, args.keep),
         RECORDS,
         REPORT,
         render,
+        add_arguments=lambda parser: parser.add_argument(
+            "--keep", metavar="DIR", help="keep each dense run's folder as DIR/ITEM (default: a temporary folder)"
+        ),
     )
 
 
