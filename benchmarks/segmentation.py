@@ -109,6 +109,7 @@ def run_dense(item: str, keep: str | None = None) -> dict:
             model=DENSE["model"],
             data="fashion-mnist-scenes",
             model_kwargs=DENSE["model_kwargs"],
+            train_scenes=DENSE["data"]["train_scenes"],  # as the run's config.json records it
             out=out,
             seed=seed,
             **DENSE["train"],

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 from pathlib import Path
+
+from cnnatlas.data import load_scene_splits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +67,30 @@ def test_a_measured_run_saves_what_its_report_prints(monkeypatch):
     assert back["fastest_any"]["faster"] == round(res["fastest_any"]["faster"], 2)
     assert list(back["sizes_ms"]) == ["1×3×64×64", "1×3×128×128", "1×3×256×256"]
     assert bench.readme_table({"cases": [res]}).splitlines()[2].startswith("| resnet18, 1×3×64×64 | ")
+
+
+def test_readme_dense_command_line_is_the_measured_recipe():
+    """The `cnnatlas train` line the README gives for the dense recipe asks for the run that
+    benchmarks/segmentation.py measures: the same model, scenes and training settings."""
+    import shlex
+
+    from cnnatlas.cli import build_parser
+    from cnnatlas.cli.train import config_from_args
+
+    bench = _benchmark("segmentation")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = next(
+        x for x in readme.splitlines() if x.startswith("cnnatlas train deeplabv3plus") and "--train-scenes" in x
+    )
+    config = config_from_args(build_parser().parse_args(shlex.split(line)[1:]))
+    recipe = bench.DENSE
+    assert (config.model, config.data, config.model_kwargs) == (
+        recipe["model"],
+        "fashion-mnist-scenes",
+        recipe["model_kwargs"],
+    )
+    assert config.train_scenes == recipe["data"]["train_scenes"]
+    assert {key: getattr(config, key) for key in recipe["train"]} == recipe["train"]
+    # the scenes' other settings are the dataset's defaults, which the command line uses
+    defaults = inspect.signature(load_scene_splits).parameters
+    assert all(defaults[k].default == v for k, v in recipe["data"].items() if k != "train_scenes")

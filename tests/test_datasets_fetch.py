@@ -375,6 +375,7 @@ def test_a_run_on_downloaded_cifar10_evaluates_from_anywhere(mirror, served_cifa
     )
     folder = tmp_path / "data" / "cifar-10-batches-bin"
     origin = json.loads((run / "config.json").read_text())["data_origin"]
+    assert str(folder) in origin.pop("source")
     assert origin == {"spec": "cifar10", "name": "cifar10", "folder": str(folder)}
 
     elsewhere = tmp_path / "elsewhere"

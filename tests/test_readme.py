@@ -46,6 +46,7 @@ PLACEHOLDER = re.compile(r"(?<![\w-])[A-Z][A-Z0-9_]*(?![\w-])")
 # … or picks one of several values (auto|cpu|cuda) or continues a list (...).
 CHOICE = re.compile(r"\||\.\.\.|…")
 # cnnatlas lines left out for their cost: (regular expression on the line, reason).
+README_SCENES = 500  # training scenes at most, for a line with --train-scenes
 LONG_SKIPS = [
     (
         r"^cnnatlas tour$",
@@ -142,6 +143,9 @@ def plan(line: str) -> Plan:
                 f"--data fashion-mnist → the first {FASHION_SUBSET[0]}/{FASHION_SUBSET[1]} "
                 "Fashion-MNIST images as a folder of IDX files (60,000 images an epoch otherwise)"
             )
+        if "--train-scenes" in argv and int(argv[argv.index("--train-scenes") + 1]) > README_SCENES:
+            argv = _set_flag(argv, "--train-scenes", str(README_SCENES))
+            p.changes.append(f"--train-scenes {README_SCENES} (the scenes of one epoch take minutes per 10,000)")
         if "--resume" in argv:
             i = argv.index("--resume")
             value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("-") else None
@@ -193,6 +197,9 @@ def test_rules_on_known_lines():
     assert plan("cnnatlas info NAME [--json]").skip.startswith("has a placeholder")
     assert plan("cnnatlas models [PATTERN] [--json]").argv == ["models"]
     assert "--epochs" in plan("cnnatlas train lenet5").argv
+    scenes = plan("cnnatlas train deeplabv3 --data fashion-mnist-scenes --train-scenes 86000").argv
+    assert scenes[scenes.index("--train-scenes") + 1] == str(README_SCENES)
+    assert plan("cnnatlas train deeplabv3 --train-scenes 50").argv[2:4] == ["--train-scenes", "50"]
     assert plan("torchrun --nproc-per-node 2 -m cnnatlas train lenet5").skip.startswith("not a cnnatlas command")
     assert plan("cnnatlas bench m --device auto|cpu|cuda").skip.startswith("has a placeholder")
     resume = plan("cnnatlas train lenet5 --out runs/a --resume")

@@ -262,6 +262,39 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     assert "scene.mask.png" in capsys.readouterr().out
 
 
+@needs_fashion
+def test_the_command_line_sets_the_number_of_training_scenes(tmp_path, capsys, tiny_fcn_registered):
+    """--train-scenes N: the run draws N training scenes (recorded in config.json), the test scenes stay those
+    of the default; a resume cannot change N, and a dataset other than the scenes refuses it, leaving nothing."""
+    from cnnatlas.cli import main
+    from cnnatlas.data import load_dataset
+
+    data = load_dataset("fashion-mnist-scenes", 64, train_scenes=48)
+    default_test = load_scene_splits(train_scenes=1).test
+    assert len(data.train) == 48 and torch.equal(data.test.images, default_test.images)
+    assert "48 train / 2,000 test scenes" in data.source
+
+    run = tmp_path / "run"
+    common = ["--data", "fashion-mnist-scenes", "--batch-size", "16", "--device", "cpu", "--quiet", "--out", str(run)]
+    assert main(["train", tiny_fcn_registered, *common, "--train-scenes", "48", "--epochs", "1"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["train_scenes"] == 48
+    assert "48 train / 2,000 test scenes" in config["data_origin"]["source"]
+
+    capsys.readouterr()
+    assert main(["train", tiny_fcn_registered, *common, "--train-scenes", "96", "--epochs", "2", "--resume"]) == 2
+    assert "train_scenes 48 → 96" in capsys.readouterr().err
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+
+    other = tmp_path / "digits"
+    assert main(["train", "lenet5", "--train-scenes", "48", "--epochs", "1", "--quiet", "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "train_scenes=48 is for --data fashion-mnist-scenes" in err and "got --data digits" in err
+    assert not other.exists()
+    assert main(["train", "lenet5", "--data", "fashion-mnist-scenes", "--train-scenes", "0", "--out", str(other)]) == 2
+    assert "train_scenes must be a positive integer; got 0" in capsys.readouterr().err
+
+
 # -- long clips -----------------------------------------------------------------------------------
 
 

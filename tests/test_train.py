@@ -253,7 +253,7 @@ def test_bfloat16_precision_autocasts_on_the_cpu_and_evaluates_in_float32(tmp_pa
 def test_float16_precision_needs_a_gpu(tmp_path, small_digits, capsys):
     with pytest.raises(InvalidArgumentError, match="precision float16 needs a GPU.*use bfloat16 or float32"):
         train(_config(tmp_path, precision="float16", device="cpu"), data=small_digits)
-    with pytest.raises(InvalidArgumentError, match="precision must be one of auto, float32, bfloat16, float16"):
+    with pytest.raises(InvalidArgumentError, match="precision must be one of 'auto', 'float32', 'bfloat16', 'float16'"):
         _config(tmp_path, precision="half")
     code = main(["train", "lenet5", "--precision", "float16", "--device", "cpu", "--out", str(tmp_path / "c")])
     assert code == 2 and "precision float16 needs a GPU" in capsys.readouterr().err
@@ -409,7 +409,7 @@ def test_command_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "lenet5", "--optimizer", "rmsprop"]) == 2
     assert main(["train", "lenet5", "--class-weights", "inverse"]) == 2
     assert "--class-weights: invalid choice: 'inverse'" in capsys.readouterr().err
-    with pytest.raises(InvalidArgumentError, match="class_weights must be one of none, median-frequency"):
+    with pytest.raises(InvalidArgumentError, match="class_weights must be one of 'none', 'median-frequency'"):
         TrainConfig("lenet5", class_weights="inverse")
     assert main(["train", "nonet"]) == 2
     assert "unknown model 'nonet'" in capsys.readouterr().err

@@ -53,6 +53,7 @@ def config_from_args(args):
         "precision": args.precision,
         "image_size": args.image_size,
         "augment": args.augment,
+        "train_scenes": args.train_scenes,
         "workers": args.workers,
         "out": args.out,
         "model_kwargs": _model_args(args.model_arg) or None,
@@ -162,6 +163,12 @@ def _add_more_settings(g) -> None:
     g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm (0 = off)")
     g.add_argument("--augment", metavar="LIST", help="auto, none, or a comma list of crop, flip, jitter")
     g.add_argument("--image-size", type=int, metavar="PX", help="side of the model's input")
+    g.add_argument(
+        "--train-scenes",
+        type=int,
+        metavar="N",
+        help="--data fashion-mnist-scenes: training scenes drawn (default 10,000; the test scenes stay the same)",
+    )
     g.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes")
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model keyword argument (repeatable)")
     g.add_argument(

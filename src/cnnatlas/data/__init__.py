@@ -76,13 +76,20 @@ def load_dataset(
     image_size: int = 32,
     augment: str | tuple[str, ...] | None = "auto",
     in_channels: int | None = None,
+    train_scenes: int | None = None,
 ) -> DataSplits:
     """Train and test sets named by `spec` (see the module docstring), images `image_size` square.
 
     `augment`: 'auto' (the dataset's default), 'none', or a comma list of crop, flip, jitter.
     `in_channels` only matters for image folders (3 = RGB, 1 = grey).
+    `train_scenes`: how many training scenes `fashion-mnist-scenes` draws (None: its default, 10,000).
     """
     kind = dataset_kind(spec)
+    if train_scenes is not None and kind != "fashion-mnist-scenes":
+        raise DatasetError(
+            f"train_scenes={train_scenes!r} is for --data fashion-mnist-scenes (the number of scenes drawn); "
+            f"got --data {spec}"
+        )
     if kind == "digits":
         return load_digits_splits(image_size, augment)
     root = spec.split(":", 1)[1] if kind in PREFIXED and ":" in spec else None
@@ -97,18 +104,21 @@ def load_dataset(
     if kind == "moving-fashion-mnist":
         return load_moving_fashion_splits(root, size=image_size)
     if kind == "fashion-mnist-scenes":
-        return load_scene_splits(root, size=image_size)
+        scenes = {} if train_scenes is None else {"train_scenes": train_scenes}
+        return load_scene_splits(root, size=image_size, **scenes)
     return load_folder_splits(spec, image_size, in_channels or 3, augment)
 
 
 def data_origin(spec: str, splits: DataSplits | None = None) -> dict:
     """Where a run's data came from, as the run records it: the --data it was given, the dataset's
-    name (`dataset_kind`) and the folder it was read from, absolute (None for the built-in digits)."""
+    name (`dataset_kind`), the folder it was read from, absolute (None for the built-in digits), and,
+    given the splits, their one-line description (`DataSplits.source`: sizes, seed)."""
     kind = dataset_kind(spec)
     folder = getattr(splits, "folder", None)
     if folder is None and kind in ("idx", "folder"):
         folder = spec
-    return {"spec": spec, "name": kind, "folder": str(Path(folder).resolve()) if folder else None}
+    origin = {"spec": spec, "name": kind, "folder": str(Path(folder).resolve()) if folder else None}
+    return origin if splits is None else {**origin, "source": splits.source}
 
 
 def data_spec_for_eval(origin: dict | None, trained_on: str) -> str:

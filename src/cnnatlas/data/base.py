@@ -184,10 +184,20 @@ def label_counts(dataset: Dataset, num_classes: int) -> torch.Tensor:
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of (N, C, H, W) images scaled to [0, 1]."""
-    x = images.float() / (255.0 if images.dtype == torch.uint8 else 1.0)
-    x = x.transpose(0, 1).reshape(x.shape[1], -1)
-    return tuple(round(v, 4) for v in x.mean(1).tolist()), tuple(round(v, 4) for v in x.std(1).tolist())
+    """Per-channel mean and standard deviation (N − 1 in the denominator) of (N, C, H, W) images scaled
+    to [0, 1], summed in float64 over chunks of images, so a large uint8 set is never copied whole as floats."""
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    channels = images.shape[1]
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    for chunk in images.split(4096):
+        x = chunk.to(torch.float64).div_(scale).transpose(0, 1).reshape(channels, -1)
+        total += x.sum(1)
+        squares += x.square().sum(1)
+    n = images.numel() // channels
+    mean = total / n
+    std = ((squares - n * mean.square()).clamp_min(0) / max(n - 1, 1)).sqrt()
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
 
 
 def image_splits(

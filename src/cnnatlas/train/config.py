@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from ..layers.checks import check_choice
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step")
@@ -44,6 +45,7 @@ class TrainConfig:
     precision: str = "auto"
     image_size: int | None = None  # None: the model's input if ≤ 64, else what it needs at least
     augment: str = "auto"  # 'auto', 'none', or a comma list of crop, flip, jitter
+    train_scenes: int | None = None  # --data fashion-mnist-scenes: training scenes drawn (None: 10,000)
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, 4 on a GPU
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     inflate: bool = False  # a 2-D model made 3-D for video clips by I3D inflation (cnnatlas.inflate)
@@ -86,7 +88,13 @@ class TrainConfig:
                 f"model argument {key}={self.model_kwargs.get(key)!r} is not accepted: the data sets it "
                 f"(expected other model arguments; pick data with --data)",
             )
-        self._check_choices()
+        for name, choices in (
+            ("optimizer", OPTIMIZERS),
+            ("precision", PRECISIONS),
+            ("class_weights", CLASS_WEIGHTS),
+            ("schedule", SCHEDULES),
+        ):
+            check_choice("train", name, getattr(self, name), choices)
         check(
             self.device in DEVICES or self.device.startswith("cuda:"),
             f"device must be one of {', '.join(DEVICES)}; got {self.device!r}",
@@ -101,24 +109,21 @@ class TrainConfig:
             or (isinstance(self.image_size, int) and not isinstance(self.image_size, bool) and self.image_size >= 1),
             f"image_size must be a positive integer; got {self.image_size!r}",
         )
+        check(
+            self.train_scenes is None
+            or (
+                isinstance(self.train_scenes, int)
+                and not isinstance(self.train_scenes, bool)
+                and self.train_scenes >= 1
+            ),
+            f"train_scenes must be a positive integer; got {self.train_scenes!r}",
+        )
         check(self.workers is None or self.workers >= 0, f"workers must be ≥ 0; got {self.workers!r}")
         check(isinstance(self.inflate, bool), f"inflate must be true or false; got {self.inflate!r}")
         check(
             self.init is None or (isinstance(self.init, str) and self.init.strip() != ""),
             f"init must name a run folder, a checkpoint folder or a .safetensors file; got {self.init!r}",
         )
-
-    def _check_choices(self) -> None:
-        """The settings that name one of a fixed set."""
-        for name, choices in (
-            ("optimizer", OPTIMIZERS),
-            ("precision", PRECISIONS),
-            ("class_weights", CLASS_WEIGHTS),
-            ("schedule", SCHEDULES),
-        ):
-            v = getattr(self, name)
-            if v not in choices:
-                raise InvalidArgumentError(f"train: {name} must be one of {', '.join(choices)}; got {v!r}")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -94,6 +94,7 @@ FIXED_ON_RESUME = (
     "data",
     "image_size",
     "augment",
+    "train_scenes",
     "model_kwargs",
     "inflate",
     "init",
@@ -501,8 +502,11 @@ def check_memory(config: TrainConfig, image_size: int, per_rank_batch: int, devi
         step = analyze(model, (per_rank_batch, channels, image_size, image_size), training=True).training_peak_bytes
     except (CnnAtlasError, RuntimeError, TypeError, ValueError):
         return  # the model cannot take this size: building it for real says why
-    images = {"digits": 1797, "fashion-mnist": 70000}.get(dataset_kind(config.data), 0)
+    kind = dataset_kind(config.data)
+    images = {"digits": 1797, "fashion-mnist": 70000}.get(kind, 0)
     held = images * channels * image_size * image_size * 4  # float32 while they are fitted to size
+    if kind == "fashion-mnist-scenes":  # uint8 scenes and masks: 2 bytes a pixel
+        held = ((config.train_scenes or 10_000) + 2_000) * image_size * image_size * 2
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     gpu = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
     checks = (
@@ -650,7 +654,9 @@ def _load_data(
     image_size = choose_image_size(config)
     if model is None:
         check_memory(config, image_size, per_rank_batch, device)
-    return load_dataset(config.data, image_size, config.augment, dataset_channels(config.data))
+    return load_dataset(
+        config.data, image_size, config.augment, dataset_channels(config.data), train_scenes=config.train_scenes
+    )
 
 
 def _check_same_data(config: TrainConfig, info: DataInfo, saved: dict[str, Any] | None, run_dir: Path) -> None:
