@@ -1,8 +1,9 @@
 """Dense prediction on real data, written to benchmarks/RESULTS-segmentation.md.
 
-    OMP_NUM_THREADS=1 python benchmarks/segmentation.py                      # every item
+    OMP_NUM_THREADS=1 python benchmarks/segmentation.py                      # every item but flips
     python benchmarks/segmentation.py --only dense,dense-seed1,dense-seed2 --threads 2   # three seeds, both cores
     python benchmarks/segmentation.py --only dense --keep runs                # the run folder kept as runs/dense
+    python benchmarks/segmentation.py --only flips --keep runs               # flip averaging of the kept runs
     python benchmarks/segmentation.py --render                               # rebuild the markdown only
 
 Results accumulate in benchmarks/segmentation_results.json, one record per item, with the machine and
@@ -16,6 +17,8 @@ the load average each was measured under; the markdown is rebuilt from all of th
            minutes (all threads), so a run on more threads shows what it spent.
 * dense-seed1, dense-seed2  the same recipe with the trainer's seed 1 or 2 (initial weights, batch
            order): the same scenes, so the rows show how much a run varies with the seed alone.
+* flips    the kept dense runs' test mean IoU with test-time flip averaging (horizontal; horizontal and
+           vertical), against the runs as trained.
 * claims   `gap-dense`, `dilation-resolution` and `inflation-transfer` (`cnnatlas verify`, full
            budgets), their numbers as the claims report them.
 * long-clip  `cnnatlas predict` on a clip longer than the model's window: the sliding window's
@@ -40,7 +43,8 @@ RECORDS = HERE / "segmentation_results.json"
 REPORT = HERE / "RESULTS-segmentation.md"
 DENSE_RUNS = {"dense": 0, "dense-seed1": 1, "dense-seed2": 2}  # item: the trainer's seed for the recipe
 CLAIMS = ("gap-dense", "dilation-resolution", "inflation-transfer")
-ITEMS = (*DENSE_RUNS, *CLAIMS)
+FLIPS = "flips"  # test-time flip averaging of the dense runs kept with --keep
+ITEMS = (*DENSE_RUNS, *CLAIMS, FLIPS)
 TITLE = "DeepLab v3+ (resnet20 backbone, output stride 4, no ASPP dropout, decoder at stride 1) on Fashion-MNIST scenes"
 TARGET_MIOU, TARGET_MINUTES = 0.80, 30.0
 
@@ -140,6 +144,63 @@ def run_dense(item: str, keep: str | None = None) -> dict:
     }
 
 
+def run_flips(keep: str | None) -> dict:
+    """Test-time flip averaging of the dense runs kept in `keep` (by `--keep`): the test scenes' mean IoU
+    of each run as trained, with its softmax averaged over a horizontal flip of each scene, and over a
+    horizontal and a vertical one."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from cnnatlas.data import load_scene_splits
+    from cnnatlas.train import load_run, mean_iou
+
+    if not keep:
+        raise SystemExit(f"{FLIPS}: give the folder the dense runs were kept in (--keep DIR)")
+    data_settings = {k: v for k, v in DENSE["data"].items() if k != "train_scenes"}
+    test = load_scene_splits(train_scenes=1, **data_settings).test
+    views = {
+        "as trained": (),
+        "+ horizontal flip": ((-1,),),
+        "+ horizontal and vertical flips": ((-1,), (-2,)),
+    }
+    runs = {}
+    for item in DENSE_RUNS:
+        folder = Path(keep, item)
+        if not folder.is_dir():
+            continue
+        run = load_run(folder)
+        test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (run.info.mean, run.info.std))
+        n = run.info.num_classes
+        confusion = {view: torch.zeros(n * n, dtype=torch.long) for view in views}
+        with torch.no_grad():
+            for x, y in DataLoader(test, batch_size=250):
+                for view, flips in views.items():
+                    p = run.model(x).float().softmax(1)
+                    for dims in flips:
+                        p += run.model(x.flip(dims)).float().softmax(1).flip(dims)
+                    confusion[view] += torch.bincount((y * n + p.argmax(1)).flatten(), minlength=n * n)
+        runs[item] = {view: mean_iou(c.view(n, n)) for view, c in confusion.items()}
+    if not runs:
+        raise SystemExit(f"{FLIPS}: no dense run folder in {keep} (expected {', '.join(DENSE_RUNS)})")
+    return {"item": FLIPS, "runs": runs, "keep": str(keep), **machine()}
+
+
+def _flip_lines(record: dict) -> list[str]:
+    views = list(next(iter(record["runs"].values())))
+    return [
+        "## Test-time flip averaging",
+        "",
+        "The dense runs' test mean IoU with the softmax averaged over flipped copies of each scene.",
+        "",
+        "| run | " + " | ".join(views) + " |",
+        "|---|" + "---:|" * len(views),
+        *(f"| {item} | " + " | ".join(f"{v:.4f}" for v in r.values()) + " |" for item, r in record["runs"].items()),
+        "",
+        f"Measured on {record['cpu']}, torch {record['torch']}, {record['date']}.",
+        "",
+    ]
+
+
 def run_claim_item(item: str) -> dict:
     from cnnatlas.claims import run_claim
 
@@ -212,6 +273,8 @@ def render(records: dict) -> str:
     runs = [records[i] for i in DENSE_RUNS if i in records]
     if runs:
         lines += _dense_lines(runs)
+    if FLIPS in records:
+        lines += _flip_lines(records[FLIPS])
     claims = [records[i] for i in CLAIMS if i in records]
     if claims:
         lines += [
@@ -234,10 +297,17 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         __doc__,
         ITEMS,
-        lambda item, args: run_claim_item(item) if item in CLAIMS else run_dense(item, args.keep),
+        lambda item, args: (
+            run_claim_item(item)
+            if item in CLAIMS
+            else run_flips(args.keep)
+            if item == FLIPS
+            else run_dense(item, args.keep)
+        ),
         RECORDS,
         REPORT,
         render,
+        default_items=(*DENSE_RUNS, *CLAIMS),
         add_arguments=lambda parser: parser.add_argument(
             "--keep", metavar="DIR", help="keep each dense run's folder as DIR/ITEM (default: a temporary folder)"
         ),

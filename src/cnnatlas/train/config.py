@@ -20,6 +20,16 @@ CLASS_WEIGHTS = ("none", "median-frequency", "sqrt-median-frequency")
 RESERVED_MODEL_KWARGS = ("num_classes", "in_channels")  # set from the data, never by --model-arg
 
 
+def _is_count(v: Any) -> bool:
+    """An integer ≥ 1 (not a bool)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _is_number(v: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training run. `batch_size` is global: torchrun's N processes each take batch_size / N."""
@@ -61,16 +71,13 @@ class TrainConfig:
 
         for name in ("epochs", "batch_size", "keep_checkpoints"):
             v = getattr(self, name)
-            check(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1, f"{name} must be an integer ≥ 1; got {v!r}"
-            )
-
-        def number(v: Any) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
+            check(_is_count(v), f"{name} must be an integer ≥ 1; got {v!r}")
+        for name in ("image_size", "train_scenes"):  # None: the model's or the dataset's choice
+            v = getattr(self, name)
+            check(v is None or _is_count(v), f"{name} must be a positive integer; got {v!r}")
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip"):
             v = getattr(self, name)
-            check(number(v), f"{name} must be a finite number; got {v!r}")
+            check(_is_number(v), f"{name} must be a finite number; got {v!r}")
         check(self.lr > 0, f"lr must be a number > 0; got {self.lr!r}")
         check(isinstance(self.model, str) and self.model != "", f"model must be a model name; got {self.model!r}")
         check(
@@ -88,13 +95,9 @@ class TrainConfig:
                 f"model argument {key}={self.model_kwargs.get(key)!r} is not accepted: the data sets it "
                 f"(expected other model arguments; pick data with --data)",
             )
-        for name, choices in (
-            ("optimizer", OPTIMIZERS),
-            ("precision", PRECISIONS),
-            ("class_weights", CLASS_WEIGHTS),
-            ("schedule", SCHEDULES),
-        ):
+        for name, choices in (("optimizer", OPTIMIZERS), ("precision", PRECISIONS), ("schedule", SCHEDULES)):
             check_choice("train", name, getattr(self, name), choices)
+        check_choice("train", "class_weights", self.class_weights, CLASS_WEIGHTS)
         check(
             self.device in DEVICES or self.device.startswith("cuda:"),
             f"device must be one of {', '.join(DEVICES)}; got {self.device!r}",
@@ -104,20 +107,6 @@ class TrainConfig:
         check(self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0; got {self.warmup_epochs!r}")
         check(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
         check(self.grad_clip >= 0, f"grad_clip must be ≥ 0 (0 = off); got {self.grad_clip!r}")
-        check(
-            self.image_size is None
-            or (isinstance(self.image_size, int) and not isinstance(self.image_size, bool) and self.image_size >= 1),
-            f"image_size must be a positive integer; got {self.image_size!r}",
-        )
-        check(
-            self.train_scenes is None
-            or (
-                isinstance(self.train_scenes, int)
-                and not isinstance(self.train_scenes, bool)
-                and self.train_scenes >= 1
-            ),
-            f"train_scenes must be a positive integer; got {self.train_scenes!r}",
-        )
         check(self.workers is None or self.workers >= 0, f"workers must be ≥ 0; got {self.workers!r}")
         check(isinstance(self.inflate, bool), f"inflate must be true or false; got {self.inflate!r}")
         check(
