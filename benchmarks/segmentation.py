@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from train_results import machine, run_items  # noqa: E402
@@ -144,25 +146,35 @@ def run_dense(item: str, keep: str | None = None) -> dict:
     }
 
 
+class FlipAveraged(torch.nn.Module):
+    """A dense model's log of its softmax averaged over the input and the input flipped along each of
+    `flips` (tuples of dims), the flipped predictions flipped back: test-time flip averaging."""
+
+    def __init__(self, model: torch.nn.Module, flips: tuple[tuple[int, ...], ...]):
+        super().__init__()
+        self.model, self.flips = model, flips
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.model(x).float().softmax(1)
+        for dims in self.flips:
+            p = p + self.model(x.flip(dims)).float().softmax(1).flip(dims)
+        return (p / (1 + len(self.flips))).log()
+
+
 def run_flips(keep: str | None) -> dict:
     """Test-time flip averaging of the dense runs kept in `keep` (by `--keep`): the test scenes' mean IoU
     of each run as trained, with its softmax averaged over a horizontal flip of each scene, and over a
-    horizontal and a vertical one."""
-    import torch
+    horizontal and a vertical one (`cnnatlas.train.evaluate` on `FlipAveraged`)."""
     from torch.utils.data import DataLoader
 
     from cnnatlas.data import load_scene_splits
-    from cnnatlas.train import load_run, mean_iou
+    from cnnatlas.train import evaluate, load_run, mean_iou
 
     if not keep:
         raise SystemExit(f"{FLIPS}: give the folder the dense runs were kept in (--keep DIR)")
     data_settings = {k: v for k, v in DENSE["data"].items() if k != "train_scenes"}
     test = load_scene_splits(train_scenes=1, **data_settings).test
-    views = {
-        "as trained": (),
-        "+ horizontal flip": ((-1,),),
-        "+ horizontal and vertical flips": ((-1,), (-2,)),
-    }
+    views = {"as trained": (), "+ horizontal flip": ((-1,),), "+ horizontal and vertical flips": ((-1,), (-2,))}
     runs = {}
     for item in DENSE_RUNS:
         folder = Path(keep, item)
@@ -170,16 +182,12 @@ def run_flips(keep: str | None) -> dict:
             continue
         run = load_run(folder)
         test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (run.info.mean, run.info.std))
-        n = run.info.num_classes
-        confusion = {view: torch.zeros(n * n, dtype=torch.long) for view in views}
+        loader, n, cpu = DataLoader(test, batch_size=250), run.info.num_classes, torch.device("cpu")
         with torch.no_grad():
-            for x, y in DataLoader(test, batch_size=250):
-                for view, flips in views.items():
-                    p = run.model(x).float().softmax(1)
-                    for dims in flips:
-                        p += run.model(x.flip(dims)).float().softmax(1).flip(dims)
-                    confusion[view] += torch.bincount((y * n + p.argmax(1)).flatten(), minlength=n * n)
-        runs[item] = {view: mean_iou(c.view(n, n)) for view, c in confusion.items()}
+            runs[item] = {
+                view: mean_iou(evaluate(FlipAveraged(run.model, flips), loader, n, cpu).confusion)
+                for view, flips in views.items()
+            }
     if not runs:
         raise SystemExit(f"{FLIPS}: no dense run folder in {keep} (expected {', '.join(DENSE_RUNS)})")
     return {"item": FLIPS, "runs": runs, "keep": str(keep), **machine()}
