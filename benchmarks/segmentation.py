@@ -183,11 +183,10 @@ def run_flips(keep: str | None) -> dict:
         run = load_run(folder)
         test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (run.info.mean, run.info.std))
         loader, n, cpu = DataLoader(test, batch_size=250), run.info.num_classes, torch.device("cpu")
-        with torch.no_grad():
-            runs[item] = {
-                view: mean_iou(evaluate(FlipAveraged(run.model, flips), loader, n, cpu).confusion)
-                for view, flips in views.items()
-            }
+        runs[item] = {  # evaluate runs without gradients
+            view: mean_iou(evaluate(FlipAveraged(run.model, flips), loader, n, cpu).confusion)
+            for view, flips in views.items()
+        }
     if not runs:
         raise SystemExit(f"{FLIPS}: no dense run folder in {keep} (expected {', '.join(DENSE_RUNS)})")
     return {"item": FLIPS, "runs": runs, "keep": str(keep), **machine()}

@@ -41,7 +41,7 @@ from .folder import load_folder_splits
 from .fsdd import FSDD_CLASSES, load_fsdd_splits
 from .idx import read_idx, write_idx
 from .moving_fashion import DIRECTIONS, load_moving_fashion_splits
-from .scenes import SCENE_CLASSES, load_scene_splits
+from .scenes import SCENE_CLASSES, TRAIN_SCENES, load_scene_splits
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
 PREFIXED = ("fashion-mnist-scenes", "fashion-mnist", "cifar10", "fsdd", "moving-fashion-mnist")  # NAME or NAME:DIR
@@ -104,8 +104,7 @@ def load_dataset(
     if kind == "moving-fashion-mnist":
         return load_moving_fashion_splits(root, size=image_size)
     if kind == "fashion-mnist-scenes":
-        scenes = {} if train_scenes is None else {"train_scenes": train_scenes}
-        return load_scene_splits(root, size=image_size, **scenes)
+        return load_scene_splits(root, size=image_size, train_scenes=train_scenes or TRAIN_SCENES)
     return load_folder_splits(spec, image_size, in_channels or 3, augment)
 
 

@@ -80,11 +80,14 @@ def split_seeds(seed: int) -> tuple[int, int]:
     return 2 * seed, 2 * seed + 1
 
 
+TRAIN_SCENES, TEST_SCENES = 10_000, 2_000  # the scenes drawn by default
+
+
 def load_scene_splits(
     root: str | Path | None = None,
     size: int = 64,
-    train_scenes: int = 10_000,
-    test_scenes: int = 2_000,
+    train_scenes: int = TRAIN_SCENES,
+    test_scenes: int = TEST_SCENES,
     max_items: int = 4,
     seed: int = 0,
 ) -> DataSplits:
@@ -126,6 +129,8 @@ __all__ = [
     "ITEM_THRESHOLD",
     "SCENE_CLASSES",
     "SceneDataset",
+    "TEST_SCENES",
+    "TRAIN_SCENES",
     "load_scene_splits",
     "make_scenes",
     "split_seeds",

@@ -55,7 +55,7 @@ class TrainConfig:
     precision: str = "auto"
     image_size: int | None = None  # None: the model's input if ≤ 64, else what it needs at least
     augment: str = "auto"  # 'auto', 'none', or a comma list of crop, flip, jitter
-    train_scenes: int | None = None  # --data fashion-mnist-scenes: training scenes drawn (None: 10,000)
+    train_scenes: int | None = None  # --data fashion-mnist-scenes: training scenes drawn (None: TRAIN_SCENES)
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, 4 on a GPU
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     inflate: bool = False  # a 2-D model made 3-D for video clips by I3D inflation (cnnatlas.inflate)
@@ -95,9 +95,13 @@ class TrainConfig:
                 f"model argument {key}={self.model_kwargs.get(key)!r} is not accepted: the data sets it "
                 f"(expected other model arguments; pick data with --data)",
             )
-        for name, choices in (("optimizer", OPTIMIZERS), ("precision", PRECISIONS), ("schedule", SCHEDULES)):
+        for name, choices in (
+            ("optimizer", OPTIMIZERS),
+            ("precision", PRECISIONS),
+            ("class_weights", CLASS_WEIGHTS),
+            ("schedule", SCHEDULES),
+        ):
             check_choice("train", name, getattr(self, name), choices)
-        check_choice("train", "class_weights", self.class_weights, CLASS_WEIGHTS)
         check(
             self.device in DEVICES or self.device.startswith("cuda:"),
             f"device must be one of {', '.join(DEVICES)}; got {self.device!r}",

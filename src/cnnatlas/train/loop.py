@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset
 from ..data.base import label_counts
+from ..data.scenes import TEST_SCENES, TRAIN_SCENES
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry
 from ..version import __version__
@@ -503,10 +504,10 @@ def check_memory(config: TrainConfig, image_size: int, per_rank_batch: int, devi
     except (CnnAtlasError, RuntimeError, TypeError, ValueError):
         return  # the model cannot take this size: building it for real says why
     kind = dataset_kind(config.data)
-    images = {"digits": 1797, "fashion-mnist": 70000}.get(kind, 0)
-    held = images * channels * image_size * image_size * 4  # float32 while they are fitted to size
     if kind == "fashion-mnist-scenes":  # uint8 scenes and masks: 2 bytes a pixel
-        held = ((config.train_scenes or 10_000) + 2_000) * image_size * image_size * 2
+        held = ((config.train_scenes or TRAIN_SCENES) + TEST_SCENES) * image_size * image_size * 2
+    else:  # float32 while they are fitted to size
+        held = {"digits": 1797, "fashion-mnist": 70000}.get(kind, 0) * channels * image_size * image_size * 4
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     gpu = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
     checks = (
