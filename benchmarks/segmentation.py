@@ -52,10 +52,10 @@ TARGET_MIOU, TARGET_MINUTES = 0.80, 30.0
 
 # The dense model's recipe: DeepLab v3+ on ResNet-20, its decoder fed by the stride-1 stage and 16 channels
 # wide (at 64×64 the decoder is the costliest part of a step: with 32 channels a step takes about 1.15× as
-# long, and the time saved buys more training scenes), without the
-# dropout after ASPP (the model underfits these scenes), in bfloat16 autocast on the CPU (about 1.6× the
-# float32 steps here), the loss weighted by the square root of median frequency balancing, on 96,000
-# training scenes (4 epochs: about 28 minutes on two threads here).
+# long, and the time saved buys more training scenes), without the dropout after ASPP (the model underfits
+# these scenes), in bfloat16 autocast on the CPU (about 1.6× the float32 steps here), the loss weighted by
+# the square root of median frequency balancing, on 96,000 training scenes (4 epochs: about 28 minutes on
+# two threads here).
 DENSE = {
     "model": "deeplabv3plus",
     "model_kwargs": {
