@@ -30,6 +30,7 @@ from cnnatlas.train import (
     load_run,
     train,
 )
+from cnnatlas.train.ema import WeightAverage, ema_decay
 
 # -- pieces ---------------------------------------------------------------------------------------
 
@@ -67,6 +68,8 @@ def test_defaults_per_model_and_dataset():
         {"optimizer": "rmsprop"},
         {"schedule": "linear"},
         {"label_smoothing": 1.0},
+        {"ema": 1.0},
+        {"ema": -0.5},
         {"device": "tpu"},
     ):
         with pytest.raises(InvalidArgumentError):
@@ -343,6 +346,103 @@ class _PoisonAfter(nn.Module):
         return out * float("nan") if self.calls < 0 else out
 
 
+# -- the weights' moving average (--ema) ------------------------------------------------------------
+
+
+def test_weight_average_follows_the_formula_and_copies_counters():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    average = WeightAverage(model, decay=0.9)
+    before = {k: v.clone() for k, v in average.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    model.train()(torch.randn(8, 3))  # moves the running statistics and counts a batch
+    now = model.state_dict()
+    average.update(model, step=100)  # d = min(0.9, 101/110) = 0.9
+    assert ema_decay(0.9, 100) == 0.9 and ema_decay(0.999, 1) == 2 / 11 and ema_decay(0.999, 5) == 6 / 15
+    for k, v in average.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.9 * before[k] + 0.1 * now[k]), k
+            assert not torch.equal(v, now[k])
+        else:  # num_batches_tracked: copied, not averaged
+            assert int(v) == int(now[k]) == 1
+    assert not average.module.training and not any(p.requires_grad for p in average.module.parameters())
+
+
+def test_ema_run_evaluates_and_keeps_the_average_of_its_steps(tmp_path, one_batch):
+    """Two steps of a real run: θ̄1 = d1·θ0 + (1 − d1)·θ1, θ̄2 = d2·θ̄1 + (1 − d2)·θ2 with d_n = (1 + n)/(10 + n);
+    the checkpoints and the final weights hold θ̄, the checkpoints' state the stepped θ, and the test
+    accuracy reported is θ̄'s."""
+    from cnnatlas import create_model
+
+    torch.manual_seed(0)
+    model = create_model("lenet5")
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    config = TrainConfig(
+        "lenet5",
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        warmup_epochs=0.0,
+        ema=0.99,
+        device="cpu",
+        out=str(tmp_path / "run"),
+        quiet=True,
+    )
+    metrics = train(config, data=one_batch, model=model)
+    run = tmp_path / "run"
+    first, second = (load_checkpoint(run / "checkpoints" / f"epoch-000{e}") for e in (1, 2))
+    assert set(second.state) == {"optimizer", "scaler", "rng", "training_weights"}
+    theta1, theta2 = first.state["training_weights"], second.state["training_weights"]
+    assert all(torch.equal(theta2[k], v) for k, v in model.state_dict().items())  # the model trained on
+    d1, d2 = 2 / 11, 3 / 12
+    mean1 = {k: d1 * start[k] + (1 - d1) * theta1[k] for k in start}
+    mean2 = {k: d2 * mean1[k] + (1 - d2) * theta2[k] for k in start}
+    assert _close(first.weights, mean1) and _close(second.weights, mean2)
+    assert not _close(second.weights, theta2)
+    final = load_run(run).model
+    assert all(torch.equal(v, second.weights[k]) for k, v in final.state_dict().items())
+    x, y = one_batch.test.tensors
+    with torch.no_grad():
+        assert metrics["test_acc"] == pytest.approx((final.eval()(x).argmax(1) == y).float().mean().item())
+
+
+def test_ema_run_resumed_equals_the_run_straight_through(tmp_path, one_batch):
+    from cnnatlas import create_model
+
+    def run(out: str, epochs: int, resume: bool = False, ema: float = 0.9) -> dict:
+        torch.manual_seed(0)
+        config = TrainConfig(
+            "lenet5",
+            epochs=epochs,
+            batch_size=32,
+            lr=0.05,
+            ema=ema,
+            device="cpu",
+            out=out,
+            quiet=True,
+            deterministic=True,
+        )
+        return train(config, resume=resume, data=one_batch, model=create_model("lenet5"))
+
+    straight = run(str(tmp_path / "straight"), 4)
+    run(str(tmp_path / "resumed"), 2)
+    resumed = run(str(tmp_path / "resumed"), 4, resume=True)
+    a, b = (load_run(m["run_dir"]).model.state_dict() for m in (straight, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a), "the resumed average differs from the uninterrupted one"
+    assert resumed["test_acc"] == straight["test_acc"]
+    # --ema added on resume: the average starts from the weights the run had; dropped: the stepped weights go on
+    run(str(tmp_path / "added"), 2, ema=0.0)
+    added = run(str(tmp_path / "added"), 3, resume=True)
+    run(str(tmp_path / "dropped"), 2)
+    dropped = run(str(tmp_path / "dropped"), 3, resume=True, ema=0.0)
+    plain = run(str(tmp_path / "plain"), 3, ema=0.0)
+    wa, wd, wp = (load_run(m["run_dir"]).model.state_dict() for m in (added, dropped, plain))
+    assert all(torch.equal(wd[k], wp[k]) for k in wp)  # no average left: the weights of a plain run
+    assert not all(torch.equal(wa[k], wp[k]) for k in wp)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, small_digits):
     from cnnatlas import create_model
 
@@ -409,6 +509,8 @@ def test_command_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "lenet5", "--optimizer", "rmsprop"]) == 2
     assert main(["train", "lenet5", "--class-weights", "inverse"]) == 2
     assert "--class-weights: invalid choice: 'inverse'" in capsys.readouterr().err
+    assert main(["train", "lenet5", "--ema", "1.5"]) == 2
+    assert "ema must be a decay in [0, 1)" in capsys.readouterr().err
     with pytest.raises(InvalidArgumentError, match="class_weights must be one of 'none', 'median-frequency'"):
         TrainConfig("lenet5", class_weights="inverse")
     assert main(["train", "nonet"]) == 2

@@ -48,6 +48,7 @@ def config_from_args(args):
         "label_smoothing": args.label_smoothing,
         "class_weights": args.class_weights,
         "grad_clip": args.grad_clip,
+        "ema": args.ema,
         "seed": args.seed,
         "device": args.device,
         "precision": args.precision,
@@ -161,6 +162,12 @@ def _add_more_settings(g) -> None:
         help="weight the loss per class from the training labels' frequencies (median frequency balancing)",
     )
     g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm (0 = off)")
+    g.add_argument(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help="evaluate and keep a moving average of the weights with this decay, e.g. 0.999 (0 = off)",
+    )
     g.add_argument("--augment", metavar="LIST", help="auto, none, or a comma list of crop, flip, jitter")
     g.add_argument("--image-size", type=int, metavar="PX", help="side of the model's input")
     g.add_argument(

@@ -47,6 +47,7 @@ class TrainConfig:
     label_smoothing: float = 0.0  # Szegedy et al. 2016, §7
     class_weights: str = "none"  # one of CLASS_WEIGHTS, from the training labels' class frequencies
     grad_clip: float = 0.0  # max global gradient norm; 0 = off
+    ema: float = 0.0  # decay of the moving average of the weights that is evaluated and kept; 0 = off
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
@@ -75,7 +76,7 @@ class TrainConfig:
         for name in ("image_size", "train_scenes"):  # None: the model's or the dataset's choice
             v = getattr(self, name)
             check(v is None or _is_count(v), f"{name} must be a positive integer; got {v!r}")
-        for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip"):
+        for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "ema"):
             v = getattr(self, name)
             check(_is_number(v), f"{name} must be a finite number; got {v!r}")
         check(self.lr > 0, f"lr must be a number > 0; got {self.lr!r}")
@@ -111,6 +112,7 @@ class TrainConfig:
         check(self.warmup_epochs >= 0, f"warmup_epochs must be ≥ 0; got {self.warmup_epochs!r}")
         check(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
         check(self.grad_clip >= 0, f"grad_clip must be ≥ 0 (0 = off); got {self.grad_clip!r}")
+        check(0 <= self.ema < 1, f"ema must be a decay in [0, 1) (0 = off, e.g. 0.999); got {self.ema!r}")
         check(self.workers is None or self.workers >= 0, f"workers must be ≥ 0; got {self.workers!r}")
         check(isinstance(self.inflate, bool), f"inflate must be true or false; got {self.inflate!r}")
         check(

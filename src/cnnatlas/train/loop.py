@@ -5,7 +5,8 @@ with optional label smoothing (per pixel for segmentation, where the dataset's `
 "segmentation": labels (H, W), logits (classes, H, W), plus 0.5 × that of an auxiliary head where the
 model has one, as torchvision),
 backward through the gradient scaler (fp16 only), optional gradient clipping, optimiser step,
-learning rate from the schedule. Per epoch: test-set evaluation (float32), one line in metrics.jsonl,
+learning rate from the schedule, and with `ema` the weights' moving average (ema.py), which is then
+what the run evaluates and keeps. Per epoch: test-set evaluation (float32), one line in metrics.jsonl,
 an atomic checkpoint. Under torchrun the model is wrapped in DistributedDataParallel, each process
 reads its shard through DistributedSampler, and only rank 0 prints and writes.
 
@@ -64,6 +65,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .distributed import DistContext, all_reduce_sum, barrier, broadcast_object, init_distributed, shutdown_distributed
+from .ema import WeightAverage
 from .folder import CONFIG_FILE, HISTORY_FILE, is_run_folder, read_config_json, read_history, resolve_resume
 from .lock import LOCK_FILE, RunLock, RunLockedError
 
@@ -767,6 +769,7 @@ class _Run:
     loss_weight: torch.Tensor | None = None  # per class (config.class_weights), on the device
     init_note: str = ""  # which weights --init loaded, for the announcement
     net: nn.Module | None = None  # the model, wrapped in DistributedDataParallel under torchrun
+    ema: WeightAverage | None = None  # config.ema > 0: the weights' moving average, evaluated and kept
     start_epoch: int = 1
     step: int = 0
     progress: Progress | None = None
@@ -796,6 +799,7 @@ class _Run:
             loaded, total = transfer_weights(model, read_init_weights(config.init), config.init)
             init_note = f"initial weights: {loaded} of the model's {total} tensors from {config.init}"
         optimizer = make_optimizer(model, config)
+        ema = WeightAverage(model, config.ema) if config.ema else None
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         weights = None  # counting the labels may read every item: only when asked
         if config.class_weights != "none":
@@ -817,6 +821,7 @@ class _Run:
             channels_last=channels_last,
             loss_weight=None if weights is None else weights.to(device),
             init_note=init_note,
+            ema=ema,
         )
 
     @property
@@ -839,15 +844,29 @@ class _Run:
     def steps_per_epoch(self) -> int:
         return len(self.train_loader)
 
+    @property
+    def evaluated(self) -> nn.Module:
+        """What the run evaluates and keeps: the weights' moving average with --ema, else the model."""
+        return self.ema.module if self.ema else self.net
+
+    def kept_weights(self) -> dict[str, torch.Tensor]:
+        """The weights checkpoints and the run's result hold: the moving average with --ema, else the model's."""
+        return (self.ema.module if self.ema else self.model).state_dict()
+
     def restore(self, ckpt: Checkpoint) -> None:
-        """Weights, optimiser, scaler and RNG state of the resumed checkpoint; training goes on after its epoch."""
+        """Weights, optimiser, scaler and RNG state of the resumed checkpoint; training goes on after its epoch.
+
+        A checkpoint of a run with --ema holds the moving average as its weights and the weights the
+        optimiser steps in its state ("training_weights"); the average goes on from the one saved, or
+        starts from the weights where --ema is new to the run."""
         config, info = self.config, self.info
-        fit_weights(
-            self.model,
-            ckpt.weights,
-            ckpt.path,
-            f"{config.model} ({info.num_classes} classes, {info.in_channels} channel(s))",
-        )
+        what = f"{config.model} ({info.num_classes} classes, {info.in_channels} channel(s))"
+        averaged = "training_weights" in ckpt.state
+        fit_weights(self.model, ckpt.state["training_weights"] if averaged else ckpt.weights, ckpt.path, what)
+        if self.ema:
+            self.ema = WeightAverage(self.model, config.ema)
+            if averaged:
+                fit_weights(self.ema.module, ckpt.weights, ckpt.path, what)
         try:
             self.optimizer.load_state_dict(ckpt.state["optimizer"])
             self.scaler.load_state_dict(ckpt.state["scaler"])
@@ -911,6 +930,7 @@ class _Run:
             f"{config.schedule}, {self.device.type} × {self.ctx.world_size} process(es)"
             + (f", amp {str(self.amp_dtype)[6:]}" if self.amp_dtype else "")
             + (", channels_last" if self.channels_last else "")
+            + (f", EMA of the weights {config.ema:g}" if config.ema else "")
             + f" → {self.run_dir}"
             + (f" (resumed after epoch {self.start_epoch - 1})" if resume else "")
         )
@@ -1005,6 +1025,8 @@ class _Run:
         scaler.step(optimizer)
         scaler.update()
         self.step += 1
+        if self.ema:
+            self.ema.update(self.model, self.step)
         return loss, logits, y
 
     def end_epoch(self, epoch: int, tally: _Tally) -> tuple[dict[str, Any], EvalResult]:
@@ -1025,7 +1047,7 @@ class _Run:
         weights_ok = bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())
         nan_if_bad = 0.0 if weights_ok else float("nan")
         _check_finite(nan_if_bad, epoch, self.steps_per_epoch, self.run_dir, ctx, device, "a weight")
-        result = evaluate(self.net, self.test_loader, info.num_classes, device, ctx)
+        result = evaluate(self.evaluated, self.test_loader, info.num_classes, device, ctx)
         last = {
             "epoch": epoch,
             "lr": self.optimizer.param_groups[0]["lr"],
@@ -1046,11 +1068,14 @@ class _Run:
         """Rank 0: the epoch's line in metrics.jsonl, then its checkpoint (written atomically)."""
         with open(self.run_dir / HISTORY_FILE, "a", encoding="utf-8") as f:
             f.write(json.dumps(last) + "\n")
+        state = {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state()}
+        if self.ema:  # the checkpoint's weights are those its metrics describe: the average
+            state["training_weights"] = self.model.state_dict()
         save_checkpoint(
             self.run_dir,
             epoch,
-            self.model.state_dict(),
-            {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state()},
+            self.kept_weights(),
+            state,
             {
                 "step": self.step,
                 "model": self.config.model,
@@ -1077,7 +1102,7 @@ class _Run:
             last = self.evaluate_as_is(history)
         metrics = self.final_metrics(last, history)
         if self.main:
-            save_final_weights(self.run_dir, self.model.state_dict())
+            save_final_weights(self.run_dir, self.kept_weights())
             write_json_atomic(self.run_dir / "metrics.json", metrics)
             if self.show:
                 self.print_result(metrics)
@@ -1087,7 +1112,7 @@ class _Run:
     def evaluate_as_is(self, history: list[dict[str, Any]]) -> dict[str, Any]:
         """A finished run resumed: the test set on the weights it has, the train loss from its history."""
         info = self.info
-        result = evaluate(self.net, self.test_loader, info.num_classes, self.device, self.ctx)
+        result = evaluate(self.evaluated, self.test_loader, info.num_classes, self.device, self.ctx)
         last = {
             "train_loss": history[-1].get("train_loss", float("nan")) if history else float("nan"),
             "test_acc": result.acc,
