@@ -4,6 +4,7 @@
     python benchmarks/segmentation.py --only dense,dense-seed1,dense-seed2 --threads 2   # three seeds, both cores
     python benchmarks/segmentation.py --only dense --keep runs                # the run folder kept as runs/dense
     python benchmarks/segmentation.py --only flips --keep runs               # flip averaging of the kept runs
+    python benchmarks/segmentation.py --only ema --threads 2                 # the recipe with --ema 0.999
     python benchmarks/segmentation.py --render                               # rebuild the markdown only
 
 Results accumulate in benchmarks/segmentation_results.json, one record per item, with the machine and
@@ -17,6 +18,9 @@ the load average each was measured under; the markdown is rebuilt from all of th
            minutes (all threads), so a run on more threads shows what it spent.
 * dense-seed1, dense-seed2  the same recipe with the trainer's seed 1 or 2 (initial weights, batch
            order): the same scenes, so the rows show how much a run varies with the seed alone.
+* ema      the dense recipe (training seed 0) with `--ema 0.999`: per epoch, the test mean IoU of the
+           weights' moving average (what the run reports and keeps) against that of the stepped weights
+           (each checkpoint's `training_weights`) of the same run.
 * flips    the kept dense runs' test mean IoU with test-time flip averaging (horizontal; horizontal and
            vertical), against the runs as trained.
 * claims   `gap-dense`, `dilation-resolution` and `inflation-transfer` (`cnnatlas verify`, full
@@ -46,7 +50,9 @@ REPORT = HERE / "RESULTS-segmentation.md"
 DENSE_RUNS = {"dense": 0, "dense-seed1": 1, "dense-seed2": 2}  # item: the trainer's seed for the recipe
 CLAIMS = ("gap-dense", "dilation-resolution", "inflation-transfer")
 FLIPS = "flips"  # test-time flip averaging of the dense runs kept with --keep
-ITEMS = (*DENSE_RUNS, *CLAIMS, FLIPS)
+EMA = "ema"  # the recipe with a moving average of the weights, both evaluated per epoch
+EMA_DECAY = 0.999
+ITEMS = (*DENSE_RUNS, EMA, *CLAIMS, FLIPS)
 TITLE = "DeepLab v3+ (resnet20 backbone, output stride 4, no ASPP dropout, decoder at stride 1) on Fashion-MNIST scenes"
 TARGET_MIOU, TARGET_MINUTES = 0.80, 30.0
 
@@ -100,8 +106,10 @@ def _curve(run_dir: str, start_seconds: float) -> list[dict]:
 def run_dense(item: str, keep: str | None = None) -> dict:
     """The dense recipe with the trainer's seed of `item` (initial weights, batch order): the scenes are
     the same for every seed. The run folder is kept as `keep/item` when `keep` is given (for
-    `cnnatlas eval` or `predict` later), else it is a temporary one."""
-    seed = DENSE_RUNS[item]
+    `cnnatlas eval` or `predict` later), else it is a temporary one. Item `ema`: seed 0 with the
+    weights' moving average, every checkpoint kept, and each epoch's stepped weights evaluated too."""
+    seed = DENSE_RUNS.get(item, 0)
+    averaged = {"ema": EMA_DECAY, "keep_checkpoints": DENSE["train"]["epochs"]} if item == EMA else {}
     from cnnatlas.data import load_scene_splits
     from cnnatlas.models.base import count_params
     from cnnatlas.train import TrainConfig, train
@@ -121,10 +129,14 @@ def run_dense(item: str, keep: str | None = None) -> dict:
             out=out,
             seed=seed,
             **DENSE["train"],
+            **averaged,
         )
         metrics = train(config, data=data)
         cpu_train = cpu_seconds() - cpu_train
         curve = _curve(out, 0.0)
+        if averaged:
+            for point, stepped in zip(curve, _stepped_mious(out, data)):
+                point["stepped_miou"] = stepped
     reached = next((c for c in curve if c["test_miou"] >= TARGET_MIOU), None)
     built = create_model(DENSE["model"], num_classes=11, in_channels=1, **DENSE["model_kwargs"])
     return {
@@ -136,6 +148,7 @@ def run_dense(item: str, keep: str | None = None) -> dict:
         "params": count_params(built),
         "test_miou": metrics["test_miou"],
         "test_pixel_acc": metrics["test_acc"],
+        **({"ema": EMA_DECAY} if averaged else {}),
         "test_iou": metrics["test_iou"],
         "curve": curve,
         "minutes": metrics["seconds"] / 60,
@@ -146,6 +159,42 @@ def run_dense(item: str, keep: str | None = None) -> dict:
         "load_average": [load_before, os.getloadavg()[0]],
         **machine(),
     }
+
+
+def _stepped_mious(run_dir: str, data) -> list[float]:
+    """Test mean IoU of the stepped weights each checkpoint of an --ema run keeps beside its average."""
+    from torch.utils.data import DataLoader
+
+    from cnnatlas.train import evaluate, list_checkpoints, load_checkpoint, load_run, mean_iou
+
+    run, loader, cpu = load_run(run_dir), DataLoader(data.test, batch_size=250), torch.device("cpu")
+    mious = []
+    for path in list_checkpoints(run_dir):
+        run.model.load_state_dict(load_checkpoint(path).state["training_weights"])
+        mious.append(mean_iou(evaluate(run.model, loader, run.info.num_classes, cpu).confusion))
+    return mious
+
+
+def _ema_lines(d: dict) -> list[str]:
+    return [
+        "## Moving average of the weights",
+        "",
+        f"The dense recipe (training seed {d['seed']}) with `--ema {d['ema']}`: each epoch's test mean IoU of "
+        "the weights' moving average, which the run reports and keeps, and of the stepped weights of the "
+        "same run (from each checkpoint's state).",
+        "",
+        "| epoch | minutes | stepped weights | moving average | difference |",
+        "|---:|---:|---:|---:|---:|",
+        *(
+            f"| {c['epoch']} | {c['minutes']:.1f} | {c['stepped_miou']:.4f} | {c['test_miou']:.4f} | "
+            f"{c['test_miou'] - c['stepped_miou']:+.4f} |"
+            for c in d["curve"]
+        ),
+        "",
+        f"Measured on {d['gpu'] or d['cpu']}, {d['threads']} torch thread(s), torch {d['torch']}; load average "
+        f"{d['load_average'][0]:.1f}→{d['load_average'][1]:.1f}; {d['date']}.",
+        "",
+    ]
 
 
 class FlipAveraged(torch.nn.Module):
@@ -282,6 +331,8 @@ def render(records: dict) -> str:
     runs = [records[i] for i in DENSE_RUNS if i in records]
     if runs:
         lines += _dense_lines(runs)
+    if EMA in records:
+        lines += _ema_lines(records[EMA])
     if FLIPS in records:
         lines += _flip_lines(records[FLIPS])
     claims = [records[i] for i in CLAIMS if i in records]

@@ -94,3 +94,25 @@ def test_readme_dense_command_line_is_the_measured_recipe():
     # the scenes' other settings are the dataset's defaults, which the command line uses
     defaults = inspect.signature(load_scene_splits).parameters
     assert all(defaults[k].default == v for k, v in recipe["data"].items() if k != "train_scenes")
+
+
+def test_ema_item_measures_the_average_and_the_stepped_weights_of_one_run(monkeypatch):
+    """The `ema` item, on a few scenes: each epoch has the average's mean IoU (what the run reports) and
+    the stepped weights' (from the checkpoint's state), and the report's table shows both."""
+    bench = _benchmark("segmentation")
+    small = {
+        **bench.DENSE,
+        "data": {**bench.DENSE["data"], "train_scenes": 96, "test_scenes": 32},
+        "train": {**bench.DENSE["train"], "epochs": 2, "precision": "float32"},
+    }
+    monkeypatch.setattr(bench, "DENSE", small)
+    record = bench.run_dense(bench.EMA)
+    curve = record["curve"]
+    assert [c["epoch"] for c in curve] == [1, 2] and record["ema"] == bench.EMA_DECAY
+    assert record["test_miou"] == curve[-1]["test_miou"]
+    assert all(0 <= c["stepped_miou"] <= 1 for c in curve)
+    assert any(c["stepped_miou"] != c["test_miou"] for c in curve)  # two different sets of weights
+    text = bench.render({bench.EMA: json.loads(json.dumps(record))})
+    assert "## Moving average of the weights" in text
+    last = curve[-1]
+    assert f"| 2 | {last['minutes']:.1f} | {last['stepped_miou']:.4f} | {last['test_miou']:.4f} |" in text
