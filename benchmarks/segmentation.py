@@ -1,7 +1,7 @@
 """Dense prediction on real data, written to benchmarks/RESULTS-segmentation.md.
 
     OMP_NUM_THREADS=1 python benchmarks/segmentation.py                      # every item but flips
-    python benchmarks/segmentation.py --only dense,dense-seed1,dense-seed2 --threads 2   # three seeds, both cores
+    python benchmarks/segmentation.py --only dense,dense-seed1,dense-seed2,dense-seed3,dense-seed4 --threads 2
     python benchmarks/segmentation.py --only dense --keep runs                # the run folder kept as runs/dense
     python benchmarks/segmentation.py --only flips --keep runs               # flip averaging of the kept runs
     python benchmarks/segmentation.py --only ema --threads 2                 # the recipe with --ema 0.999
@@ -16,7 +16,7 @@ the load average each was measured under; the markdown is rebuilt from all of th
            Fashion-MNIST train / test images); target: test mean IoU ≥ 0.80 within 30 minutes on the CPU.
            The record keeps wall minutes (training and per-epoch evaluation) and the process's CPU
            minutes (all threads), so a run on more threads shows what it spent.
-* dense-seed1, dense-seed2  the same recipe with the trainer's seed 1 or 2 (initial weights, batch
+* dense-seed1 … dense-seed4  the same recipe with the trainer's seed 1 to 4 (initial weights, batch
            order): the same scenes, so the rows show how much a run varies with the seed alone.
 * ema      the dense recipe (training seed 0) with `--ema 0.999`: per epoch, the test mean IoU of the
            weights' moving average (what the run reports and keeps) against that of the stepped weights
@@ -47,7 +47,8 @@ from train_results import machine, run_items  # noqa: E402
 
 RECORDS = HERE / "segmentation_results.json"
 REPORT = HERE / "RESULTS-segmentation.md"
-DENSE_RUNS = {"dense": 0, "dense-seed1": 1, "dense-seed2": 2}  # item: the trainer's seed for the recipe
+# item: the trainer's seed for the recipe
+DENSE_RUNS = {"dense": 0, "dense-seed1": 1, "dense-seed2": 2, "dense-seed3": 3, "dense-seed4": 4}
 CLAIMS = ("gap-dense", "dilation-resolution", "inflation-transfer")
 FLIPS = "flips"  # test-time flip averaging of the dense runs kept with --keep
 EMA = "ema"  # the recipe with a moving average of the weights, both evaluated per epoch
