@@ -116,3 +116,21 @@ def test_ema_item_measures_the_average_and_the_stepped_weights_of_one_run(monkey
     assert "## Moving average of the weights" in text
     last = curve[-1]
     assert f"| 2 | {last['minutes']:.1f} | {last['stepped_miou']:.4f} | {last['test_miou']:.4f} |" in text
+
+
+def test_readme_dense_figures_are_the_saved_runs():
+    """Each dense run's row in the README (wall and CPU minutes, pixel accuracy, mean IoU) and the
+    moving-average comparison are the figures benchmarks/segmentation.py saved."""
+    bench = _benchmark("segmentation")
+    records = json.loads((ROOT / "benchmarks" / "segmentation_results.json").read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    runs = [records[item] for item in bench.DENSE_RUNS if item in records]
+    assert len(runs) >= 3
+    for d in runs:
+        row = f"| {d['minutes']:.1f} | {d['cpu_minutes']:.1f} | {d['test_pixel_acc']:.1%} | {d['test_miou']:.4f} |"
+        assert row in readme, f"{d['item']}: no README row {row}"
+    flat = " ".join(readme.split())
+    curve = records[bench.EMA]["curve"]
+    gains = [f"{c['test_miou'] - c['stepped_miou']:.2g}" for c in curve[:-1]]
+    assert f"by {', '.join(gains[:-1])} and {gains[-1]} mean IoU after epochs 1–{len(gains)}" in flat
+    assert f"{curve[-1]['test_miou']:.4f} against {curve[-1]['stepped_miou']:.4f}" in flat
