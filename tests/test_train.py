@@ -560,6 +560,39 @@ def test_two_processes_under_torchrun_match_one_process(tmp_path):
     assert (tmp_path / "two" / "train.lock").read_text() == ""  # rank 0 held the run folder, and let it go
 
 
+@pytest.mark.slow
+def test_moving_average_under_torchrun_is_what_the_run_keeps_and_reports(tmp_path, capsys):
+    """--ema with two processes: rank 0 saves the average, its checkpoint carries the stepped weights
+    beside it, and the accuracy the run reported (each process scoring its share of the test set with
+    its own average) is the saved average's in one process: the processes' averages agree."""
+    args = ["-m", "cnnatlas", "train", "lenet5", "--epochs", "2", "--batch-size", "32", "--ema", "0.99", "--quiet"]
+    run = tmp_path / "two"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            *args,
+            "--out",
+            str(run),
+        ],
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=900,
+    )
+    metrics = json.loads((run / "metrics.json").read_text())
+    last = load_checkpoint(list_checkpoints(run)[-1])
+    final = load_run(run)
+    assert metrics["world_size"] == 2 and final.config.ema == 0.99
+    assert all(torch.equal(v, last.weights[k]) for k, v in final.model.state_dict().items())
+    assert not all(torch.equal(last.weights[k], v) for k, v in last.state["training_weights"].items())
+    assert main(["eval", str(run), "--json"]) == 0  # the saved average, evaluated again in one process
+    assert json.loads(capsys.readouterr().out)["test_acc"] == pytest.approx(metrics["test_acc"])
+
+
 def test_label_counts_per_image_per_pixel_and_item_by_item():
     from torch.utils.data import Subset, TensorDataset
 
