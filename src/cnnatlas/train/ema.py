@@ -7,8 +7,9 @@ batch-norm statistics — is averaged as
 
 (Polyak & Juditsky 1992; the warm-up of d_n is TensorFlow's `ExponentialMovingAverage(num_updates=n)`,
 so early steps are not outweighed by the random initial weights); integer tensors (batch-norm step
-counters) are copied. The average follows the noisy last steps of a high learning rate more
-smoothly than the weights themselves, which is why EfficientNet (Tan & Le 2019) and timm evaluate it.
+counters) are copied. The average smooths the noisy steps of a high learning rate, which is why
+EfficientNet (Tan & Le 2019) and timm evaluate it; where a schedule anneals the rate to zero, the last
+steps average the weights themselves and the two end close (benchmarks/RESULTS-segmentation.md).
 """
 
 from __future__ import annotations
@@ -44,6 +45,3 @@ class WeightAverage:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.module.load_state_dict(state)

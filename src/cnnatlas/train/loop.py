@@ -846,7 +846,7 @@ class _Run:
 
     @property
     def evaluated(self) -> nn.Module:
-        """What the run evaluates and keeps: the weights' moving average with --ema, else the model."""
+        """What the run evaluates: the weights' moving average with --ema, else the model (as wrapped)."""
         return self.ema.module if self.ema else self.net
 
     def kept_weights(self) -> dict[str, torch.Tensor]:
