@@ -527,29 +527,21 @@ def test_command_errors_are_one_line(tmp_path, capsys):
 # -- torchrun -----------------------------------------------------------------------------------
 
 
+def _train_lenet5(out: Path, *flags: str, processes: int = 1) -> None:
+    """`cnnatlas train lenet5 --batch-size 32 --quiet FLAGS --out OUT` on one thread per process, under
+    torchrun (gloo on the CPU) where `processes` > 1."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
+    command = ["-m", "cnnatlas", "train", "lenet5", "--batch-size", "32", "--quiet", *flags, "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, *(launcher if processes > 1 else []), *command], check=True, env=env, timeout=900)
+
+
 @pytest.mark.slow
 def test_two_processes_under_torchrun_match_one_process(tmp_path):
     """torchrun --nproc-per-node 2 (gloo on CPU): same global batch, accuracy in the band of the
     single-process run, and only rank 0 writes."""
-    common = ["-m", "cnnatlas", "train", "lenet5", "--epochs", "6", "--batch-size", "32", "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], check=True, env=env, timeout=900)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            *common,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        check=True,
-        env=env,
-        timeout=900,
-    )
+    _train_lenet5(tmp_path / "one", "--epochs", "6")
+    _train_lenet5(tmp_path / "two", "--epochs", "6", processes=2)
     one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert two["world_size"] == 2 and one["world_size"] == 1
     assert one["test_acc"] > 0.9 and two["test_acc"] > 0.9
@@ -565,24 +557,8 @@ def test_moving_average_under_torchrun_is_what_the_run_keeps_and_reports(tmp_pat
     """--ema with two processes: rank 0 saves the average, its checkpoint carries the stepped weights
     beside it, and the accuracy the run reported (each process scoring its share of the test set with
     its own average) is the saved average's in one process: the processes' averages agree."""
-    args = ["-m", "cnnatlas", "train", "lenet5", "--epochs", "2", "--batch-size", "32", "--ema", "0.99", "--quiet"]
     run = tmp_path / "two"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            *args,
-            "--out",
-            str(run),
-        ],
-        check=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=900,
-    )
+    _train_lenet5(run, "--epochs", "2", "--ema", "0.99", processes=2)
     metrics = json.loads((run / "metrics.json").read_text())
     last = load_checkpoint(list_checkpoints(run)[-1])
     final = load_run(run)
