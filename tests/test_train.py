@@ -346,6 +346,25 @@ class _PoisonAfter(nn.Module):
         return out * float("nan") if self.calls < 0 else out
 
 
+def test_memory_estimate_counts_the_optimiser_state_and_the_moving_average():
+    from cnnatlas.analysis import analyze
+    from cnnatlas.models.base import count_params
+    from cnnatlas.train.loop import memory_needed
+    from cnnatlas.zoo import create_model
+
+    model = create_model("lenet5", num_classes=10, in_channels=1)
+    report = analyze(model, (16, 1, 32, 32), training=True)
+    weights = count_params(model) * 4
+    assert report.param_bytes == weights  # float32
+    plain = default_config("lenet5", optimizer="sgd", momentum=0.0)
+    step, held = memory_needed(plain, 32, 16)
+    assert step == report.training_peak_bytes and held == 1797 * 32 * 32 * 4
+    assert memory_needed(default_config("lenet5", optimizer="sgd", momentum=0.9), 32, 16)[0] == step + weights
+    assert memory_needed(default_config("lenet5", optimizer="adamw"), 32, 16)[0] == step + 2 * weights
+    averaged = memory_needed(default_config("lenet5", optimizer="adamw", ema=0.99), 32, 16)[0]
+    assert averaged == step + 3 * weights + report.buffer_bytes
+
+
 # -- the weights' moving average (--ema) ------------------------------------------------------------
 
 

@@ -488,40 +488,60 @@ def check_resume(config: TrainConfig, saved: dict[str, Any] | None, ckpt: Checkp
     return changed
 
 
-def check_memory(config: TrainConfig, image_size: int, per_rank_batch: int, device: torch.device) -> None:
-    """Refuse, before allocating anything, a run whose training step (activations kept for backward,
-    weights, gradients and optimiser state: `cnnatlas.analyze(..., training=True).training_peak_bytes`)
-    plus the images held in memory exceed the machine's memory (the GPU's for the step on a GPU)."""
+def optimizer_state_copies(config: TrainConfig) -> int:
+    """Tensors the size of the weights that the optimiser keeps: AdamW's two moments, SGD's momentum
+    buffer (none without momentum)."""
+    if config.optimizer == "adamw":
+        return 2
+    return 1 if config.momentum else 0
+
+
+def memory_needed(config: TrainConfig, image_size: int, per_rank_batch: int) -> tuple[int | None, int]:
+    """(bytes of one training step, bytes of the images held in memory) of a run. The step is the
+    analyser's `training_peak_bytes` (weights and buffers, gradients, activations kept for backward)
+    plus the optimiser's state and, with --ema, the moving average's copy of weights and buffers;
+    None where the model cannot be built at this size or the data are not images (clips, audio)."""
     from ..analysis import analyze
-    from ..data import dataset_kind
 
     entry = get_entry(config.model)
-    if config.inflate or len(entry.input_size) != 3:  # images only; clips and audio have other shapes
-        return
     channels = dataset_channels(config.data)
-    try:
-        with torch.device("meta"):
-            model = create_model(config.model, num_classes=10, in_channels=channels, **config.model_kwargs)
-        step = analyze(model, (per_rank_batch, channels, image_size, image_size), training=True).training_peak_bytes
-    except (CnnAtlasError, RuntimeError, TypeError, ValueError):
-        return  # the model cannot take this size: building it for real says why
     kind = dataset_kind(config.data)
     if kind == "fashion-mnist-scenes":  # uint8 scenes and masks: 2 bytes a pixel
         held = ((config.train_scenes or TRAIN_SCENES) + TEST_SCENES) * image_size * image_size * 2
     else:  # float32 while they are fitted to size
         held = {"digits": 1797, "fashion-mnist": 70000}.get(kind, 0) * channels * image_size * image_size * 4
+    if config.inflate or len(entry.input_size) != 3:  # images only; clips and audio have other shapes
+        return None, held
+    try:
+        with torch.device("meta"):
+            model = create_model(config.model, num_classes=10, in_channels=channels, **config.model_kwargs)
+        report = analyze(model, (per_rank_batch, channels, image_size, image_size), training=True)
+    except (CnnAtlasError, RuntimeError, TypeError, ValueError):
+        return None, held  # the model cannot take this size: building it for real says why
+    step = report.training_peak_bytes
+    if step is None:
+        return None, held
+    step += optimizer_state_copies(config) * report.param_bytes
+    if config.ema:
+        step += report.param_bytes + report.buffer_bytes
+    return step, held
+
+
+def check_memory(config: TrainConfig, image_size: int, per_rank_batch: int, device: torch.device) -> None:
+    """Refuse, before allocating anything, a run whose training step (`memory_needed`: activations kept
+    for backward, weights, gradients, optimiser state and the moving average) plus the images held in
+    memory exceed the machine's memory (the GPU's for the step on a GPU)."""
+    step, held = memory_needed(config, image_size, per_rank_batch)
+    if step is None:
+        return
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     gpu = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
-    checks = (
-        [("the GPU's", step or 0, gpu), ("the machine's", held, ram)]
-        if gpu
-        else [("the machine's", (step or 0) + held, ram)]
-    )
+    checks = [("the GPU's", step, gpu), ("the machine's", held, ram)] if gpu else [("the machine's", step + held, ram)]
     for where, need, have in checks:
         if have and need > have:
             raise MemoryEstimateError(
                 f"{config.model} at {image_size}×{image_size}, batch {per_rank_batch}: about {_gib(need)} needed "
-                f"(training step {_gib(step or 0)}, images {_gib(held)}), more than {where} {_gib(have)} of memory; "
+                f"(training step {_gib(step)}, images {_gib(held)}), more than {where} {_gib(have)} of memory; "
                 f"expected a smaller --image-size or --batch-size"
             )
 
