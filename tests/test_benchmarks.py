@@ -7,6 +7,8 @@ import inspect
 import json
 from pathlib import Path
 
+import pytest
+
 from cnnatlas.data import load_scene_splits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +118,36 @@ def test_ema_item_measures_the_average_and_the_stepped_weights_of_one_run(monkey
     assert "## Moving average of the weights" in text
     last = curve[-1]
     assert f"| 2 | {last['minutes']:.1f} | {last['stepped_miou']:.4f} | {last['test_miou']:.4f} |" in text
+
+
+def test_pretrained_item_trains_the_backbone_first_and_counts_both_stages(monkeypatch, tmp_path):
+    """A PRETRAINED_RUNS item, on a few scenes and digits for the first stage: the classifier's run
+    starts the dense run (--init, recorded in its config), the record keeps the first stage and its
+    minutes count in the total and in the curve, and the report says so."""
+    bench = _benchmark("segmentation")
+    small = {
+        **bench.DENSE,
+        "data": {**bench.DENSE["data"], "train_scenes": 96, "test_scenes": 32},
+        "train": {**bench.DENSE["train"], "epochs": 1, "precision": "float32"},
+    }
+    first = {**bench.PRETRAIN, "data": "digits", "train": {**bench.PRETRAIN["train"], "precision": "float32"}}
+    monkeypatch.setattr(bench, "DENSE", small)
+    monkeypatch.setattr(bench, "PRETRAIN", first)
+    monkeypatch.setattr(bench, "PRETRAINED_SCENES", 64)
+    item = next(iter(bench.PRETRAINED_RUNS))
+    record = bench.run_dense(item, keep=str(tmp_path))
+    backbone = tmp_path / f"{item}-backbone"
+    config = json.loads((tmp_path / item / "config.json").read_text())["train"]
+    assert config["init"] == str(backbone) and config["train_scenes"] == 64
+    assert json.loads((backbone / "config.json").read_text())["train"]["model"] == "resnet20"
+    assert record["data"]["train_scenes"] == 64 and record["seed"] == bench.PRETRAINED_RUNS[item]
+    stage = record["pretrain"]
+    assert 0 < stage["test_acc"] <= 1 and stage["minutes"] > 0
+    dense_seconds = json.loads((tmp_path / item / "metrics.jsonl").read_text().splitlines()[-1])["seconds"]
+    assert record["minutes"] == pytest.approx(stage["minutes"] + dense_seconds / 60)
+    assert record["curve"][-1]["minutes"] == pytest.approx(record["minutes"])
+    text = bench.render({item: json.loads(json.dumps(record))})
+    assert bench.PRETRAINED_TITLE in text and f"test accuracy {stage['test_acc']:.2%}" in text
 
 
 def test_readme_dense_figures_are_the_saved_runs():
