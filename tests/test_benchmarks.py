@@ -151,12 +151,13 @@ def test_pretrained_item_trains_the_backbone_first_and_counts_both_stages(monkey
 
 
 def test_readme_dense_figures_are_the_saved_runs():
-    """Each dense run's row in the README (wall and CPU minutes, pixel accuracy, mean IoU) and the
-    moving-average comparison are the figures benchmarks/segmentation.py saved."""
+    """Each dense run's row in the README (wall and CPU minutes, pixel accuracy, mean IoU), those of the
+    runs with a pretrained backbone, and the moving-average comparison are the figures
+    benchmarks/segmentation.py saved."""
     bench = _benchmark("segmentation")
     records = json.loads((ROOT / "benchmarks" / "segmentation_results.json").read_text(encoding="utf-8"))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    runs = [records[item] for item in bench.DENSE_RUNS if item in records]
+    runs = [records[item] for item in (*bench.DENSE_RUNS, *bench.PRETRAINED_RUNS) if item in records]
     assert len(runs) >= 3
     for d in runs:
         row = f"| {d['minutes']:.1f} | {d['cpu_minutes']:.1f} | {d['test_pixel_acc']:.1%} | {d['test_miou']:.4f} |"
