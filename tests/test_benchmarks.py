@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from cnnatlas.data import load_scene_splits
 
@@ -148,6 +149,62 @@ def test_pretrained_item_trains_the_backbone_first_and_counts_both_stages(monkey
     assert record["curve"][-1]["minutes"] == pytest.approx(record["minutes"])
     text = bench.render({item: json.loads(json.dumps(record))})
     assert bench.PRETRAINED_TITLE in text and f"test accuracy {stage['test_acc']:.2%}" in text
+
+
+def test_shift_averaging_moves_each_view_back_and_averages_the_softmax():
+    """ShiftAveraged: a view moved by (r, c) and back is the input away from the replicated edge; a model
+    whose output ignores its input's position averages to its own softmax; and a model that is not
+    shift-equivariant gives a different average than its single view."""
+    bench = _benchmark("segmentation")
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    moved = bench.ShiftAveraged.moved(x, 1, 2)
+    assert torch.equal(moved[..., 1:, 2:], x[..., :-1, :-2])  # content moved down 1, right 2
+    assert torch.equal(moved[..., 0, 2:], x[..., 0, :-2]) and torch.equal(moved[..., :, 0], moved[..., :, 1])
+    assert torch.equal(bench.ShiftAveraged.moved(moved, -1, -2)[..., :-1, :-2], x[..., :-1, :-2])
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="replicate")
+    as_is = torch.log_softmax(conv(x / x.max()), 1)
+    single = bench.ShiftAveraged(conv, ((0, 0),))(x / x.max())
+    assert torch.allclose(single, as_is, atol=1e-6)
+    strided = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 2, stride=2), torch.nn.Upsample(scale_factor=2))
+    averaged = bench.ShiftAveraged(strided, bench.SHIFTS)(x / x.max())
+    assert averaged.shape == (2, 4, 8, 8) and torch.allclose(averaged.exp().sum(1), torch.ones(2, 8, 8))
+    assert not torch.allclose(averaged, torch.log_softmax(strided(x / x.max()), 1), atol=1e-3)
+
+
+def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_its_time(monkeypatch, tmp_path):
+    """A SHIFTED_RUNS item, on a few scenes: the record keeps the run as trained and its test prediction
+    averaged over SHIFTS (as `evaluate` gives it on the kept run), the minutes count that evaluation,
+    and the report shows both figures."""
+    bench = _benchmark("segmentation")
+    from cnnatlas.train import evaluate, load_run, mean_iou
+
+    small = {
+        **bench.DENSE,
+        "data": {**bench.DENSE["data"], "train_scenes": 96, "test_scenes": 32},
+        "train": {**bench.DENSE["train"], "epochs": 1, "precision": "float32"},
+    }
+    monkeypatch.setattr(bench, "DENSE", small)
+    item = next(iter(bench.SHIFTED_RUNS))
+    record = bench.run_dense(item, keep=str(tmp_path))
+    averaged = record["shift_averaged"]
+    assert record["seed"] == bench.SHIFTED_RUNS[item] and averaged["shifts"] == [list(s) for s in bench.SHIFTS]
+    run = load_run(tmp_path / item)
+    test = load_scene_splits(**{**small["data"], "train_scenes": 1}).test
+    test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (run.info.mean, run.info.std))
+    loader = torch.utils.data.DataLoader(test, batch_size=8)
+    cpu = torch.device("cpu")
+    assert mean_iou(evaluate(run.model, loader, 11, cpu).confusion) == pytest.approx(record["test_miou"])
+    model = bench.ShiftAveraged(run.model, bench.SHIFTS)
+    assert mean_iou(evaluate(model, loader, 11, cpu).confusion) == pytest.approx(averaged["test_miou"])
+    assert averaged["minutes"] > 0
+    dense_seconds = json.loads((tmp_path / item / "metrics.jsonl").read_text().splitlines()[-1])["seconds"]
+    assert record["minutes"] == pytest.approx(dense_seconds / 60 + averaged["minutes"])
+    assert record["passed"] == (averaged["test_miou"] >= bench.TARGET_MIOU and record["minutes"] <= 30)
+    text = bench.render({item: json.loads(json.dumps(record))})
+    assert bench.SHIFTED_TITLE in text
+    assert f"{record['test_miou']:.4f}; averaged over shifts **{averaged['test_miou']:.4f}**" in text
 
 
 def test_readme_dense_figures_are_the_saved_runs():
