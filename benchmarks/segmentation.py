@@ -121,10 +121,9 @@ PRETRAIN = {
 }
 PRETRAINED_SCENES = 94_000
 
-# Test-time shift averaging: each test scene is also seen moved by one pixel right, down, and both (its edges
-# replicated: the scenes' background is uniform), and the softmax of each view, moved back, is averaged. The
-# model predicts at a quarter of the resolution (output stride 4) and upsamples, so each shift samples the
-# scene at another phase of that grid. Flips do not serve here: the items have an orientation.
+# Test-time shift averaging (`cnnatlas eval --shift-average`): each test scene is also seen moved by one pixel
+# right, down, and both (its edges replicated: the scenes' background is uniform), and the softmax of each
+# view, moved back, is averaged. Flips do not serve here: the items have an orientation.
 SHIFTS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
@@ -224,34 +223,12 @@ def run_dense(item: str, keep: str | None = None) -> dict:
     }
 
 
-class ShiftAveraged(torch.nn.Module):
-    """A dense model's log of its softmax averaged over the input moved by each (rows, columns) of
-    `shifts` (edges replicated), each prediction moved back: test-time shift averaging."""
-
-    def __init__(self, model: torch.nn.Module, shifts: tuple[tuple[int, int], ...]):
-        super().__init__()
-        self.model, self.shifts = model, shifts
-
-    @staticmethod
-    def moved(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
-        """x with its content moved down `rows` and right `cols` pixels, the edge pixels repeated."""
-        pad = max(abs(rows), abs(cols))
-        if pad == 0:
-            return x
-        h, w = x.shape[-2:]
-        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
-        return padded[..., pad - rows : pad - rows + h, pad - cols : pad - cols + w]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = sum(self.moved(self.model(self.moved(x, r, c)).float().softmax(1), -r, -c) for r, c in self.shifts)
-        return (p / len(self.shifts)).log()
-
-
 def _shift_averaged(run_dir: str, data) -> dict:
     """The finished run's test pixel accuracy, mean and per-class IoU with its prediction averaged over
     SHIFTS (`cnnatlas.train.evaluate` on `ShiftAveraged`), and the minutes that evaluation took."""
     from torch.utils.data import DataLoader
 
+    from cnnatlas.models.segmentation import ShiftAveraged
     from cnnatlas.train import evaluate, load_run
     from cnnatlas.train.loop import segmentation_metrics
 

@@ -151,33 +151,12 @@ def test_pretrained_item_trains_the_backbone_first_and_counts_both_stages(monkey
     assert bench.PRETRAINED_TITLE in text and f"test accuracy {stage['test_acc']:.2%}" in text
 
 
-def test_shift_averaging_moves_each_view_back_and_averages_the_softmax():
-    """ShiftAveraged: a view moved by (r, c) and back is the input away from the replicated edge; a model
-    whose output ignores its input's position averages to its own softmax; and a model that is not
-    shift-equivariant gives a different average than its single view."""
-    bench = _benchmark("segmentation")
-    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
-    moved = bench.ShiftAveraged.moved(x, 1, 2)
-    assert torch.equal(moved[..., 1:, 2:], x[..., :-1, :-2])  # content moved down 1, right 2
-    assert torch.equal(moved[..., 0, 2:], x[..., 0, :-2]) and torch.equal(moved[..., :, 0], moved[..., :, 1])
-    assert torch.equal(bench.ShiftAveraged.moved(moved, -1, -2)[..., :-1, :-2], x[..., :-1, :-2])
-
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="replicate")
-    as_is = torch.log_softmax(conv(x / x.max()), 1)
-    single = bench.ShiftAveraged(conv, ((0, 0),))(x / x.max())
-    assert torch.allclose(single, as_is, atol=1e-6)
-    strided = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 2, stride=2), torch.nn.Upsample(scale_factor=2))
-    averaged = bench.ShiftAveraged(strided, bench.SHIFTS)(x / x.max())
-    assert averaged.shape == (2, 4, 8, 8) and torch.allclose(averaged.exp().sum(1), torch.ones(2, 8, 8))
-    assert not torch.allclose(averaged, torch.log_softmax(strided(x / x.max()), 1), atol=1e-3)
-
-
 def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_its_time(monkeypatch, tmp_path):
     """A SHIFTED_RUNS item, on a few scenes: the record keeps the run as trained and its test prediction
     averaged over SHIFTS (as `evaluate` gives it on the kept run), the minutes count that evaluation,
     and the report shows both figures."""
     bench = _benchmark("segmentation")
+    from cnnatlas.models.segmentation import ShiftAveraged
     from cnnatlas.train import evaluate, load_run, mean_iou
 
     small = {
@@ -196,7 +175,7 @@ def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_it
     loader = torch.utils.data.DataLoader(test, batch_size=8)
     cpu = torch.device("cpu")
     assert mean_iou(evaluate(run.model, loader, 11, cpu).confusion) == pytest.approx(record["test_miou"])
-    model = bench.ShiftAveraged(run.model, bench.SHIFTS)
+    model = ShiftAveraged(run.model, bench.SHIFTS)
     assert mean_iou(evaluate(model, loader, 11, cpu).confusion) == pytest.approx(averaged["test_miou"])
     assert averaged["minutes"] > 0
     dense_seconds = json.loads((tmp_path / item / "metrics.jsonl").read_text().splitlines()[-1])["seconds"]
@@ -209,15 +188,20 @@ def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_it
 
 def test_readme_dense_figures_are_the_saved_runs():
     """Each dense run's row in the README (wall and CPU minutes, pixel accuracy, mean IoU), those of the
-    runs with a pretrained backbone, and the moving-average comparison are the figures
+    runs with a pretrained backbone and with the shift-averaged test prediction (both mean IoUs), and the
+    moving-average comparison are the figures
     benchmarks/segmentation.py saved."""
     bench = _benchmark("segmentation")
     records = json.loads((ROOT / "benchmarks" / "segmentation_results.json").read_text(encoding="utf-8"))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    runs = [records[item] for item in (*bench.DENSE_RUNS, *bench.PRETRAINED_RUNS) if item in records]
+    items = (*bench.DENSE_RUNS, *bench.PRETRAINED_RUNS, *bench.SHIFTED_RUNS)
+    runs = [records[item] for item in items if item in records]
     assert len(runs) >= 3
     for d in runs:
-        row = f"| {d['minutes']:.1f} | {d['cpu_minutes']:.1f} | {d['test_pixel_acc']:.1%} | {d['test_miou']:.4f} |"
+        miou = f"{d['test_miou']:.4f}"
+        if "shift_averaged" in d:
+            miou += f"; averaged over shifts {d['shift_averaged']['test_miou']:.4f}"
+        row = f"| {d['minutes']:.1f} | {d['cpu_minutes']:.1f} | {d['test_pixel_acc']:.1%} | {miou} |"
         assert row in readme, f"{d['item']}: no README row {row}"
     flat = " ".join(readme.split())
     curve = records[bench.EMA]["curve"]

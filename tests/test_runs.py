@@ -353,6 +353,20 @@ def test_bad_settings_are_refused_in_one_line(tmp_path, capsys, monkeypatch):
     assert not Path("runs").exists() or not any(Path("runs").iterdir())  # no folder left by a refusal
 
 
+def test_shift_average_is_refused_for_a_classifier(base_run, tmp_path, capsys):
+    """--shift-average averages a per-pixel prediction: eval and predict refuse it for a classification
+    run, and predict for a zoo classifier (before any weights are fetched), in one line with exit 2."""
+    from torchvision.utils import save_image
+
+    image = tmp_path / "digit.png"
+    save_image(torch.rand(1, 8, 8), image)
+    for args in (["eval", str(base_run), "--shift-average"], ["predict", str(base_run), str(image), "--shift-average"]):
+        assert main(args) == 2, args
+        _one_line_error(capsys, "--shift-average", "needs a segmentation run", "is a classification run")
+    assert main(["predict", "resnet18", str(image), "--shift-average"]) == 2
+    _one_line_error(capsys, "--shift-average is for a segmentation run folder", "resnet18 is a zoo classifier")
+
+
 def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp_path, capsys):
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

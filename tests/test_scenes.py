@@ -20,7 +20,8 @@ from cnnatlas.data.scenes import (
     make_scenes,
     split_seeds,
 )
-from cnnatlas.train import TrainConfig, evaluate, iou_from_confusion, list_checkpoints, mean_iou, train
+from cnnatlas.models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
+from cnnatlas.train import TrainConfig, evaluate, iou_from_confusion, list_checkpoints, load_run, mean_iou, train
 
 HAS_FASHION = has_idx_files(default_fashion_mnist_dir())
 needs_fashion = pytest.mark.skipif(not HAS_FASHION, reason="Fashion-MNIST not installed (dataset-fashion-mnist)")
@@ -245,6 +246,17 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     assert list(report["test_iou"]) == list(SCENE_CLASSES)
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "IoU per class" in capsys.readouterr().out
+    # --shift-average: the same test set, the prediction averaged over ONE_PIXEL_SHIFTS
+    assert main(["eval", str(tmp_path / "run"), "--json", "--shift-average"]) == 0
+    averaged = json.loads(capsys.readouterr().out)
+    assert averaged["shift_average"] == [list(s) for s in ONE_PIXEL_SHIFTS] and averaged["images"] == 2000
+    run = load_run(tmp_path / "run")
+    test = load_scene_splits(train_scenes=1).test  # the run's test scenes: the default 2,000
+    test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (run.info.mean, run.info.std))
+    loader = torch.utils.data.DataLoader(test, batch_size=256)
+    expected = evaluate(ShiftAveraged(run.model, ONE_PIXEL_SHIFTS), loader, 11, torch.device("cpu"))
+    assert averaged["test_miou"] == pytest.approx(mean_iou(expected.confusion))
+    assert averaged["test_miou"] != pytest.approx(report["test_miou"], abs=1e-9)  # another prediction
 
     # a test scene as a PNG, enlarged to 128×128: its mask comes back at that size, beside it
     image = tmp_path / "scene.png"
@@ -260,6 +272,9 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     assert sum(result["classes"].values()) == pytest.approx(1.0)
     assert main(["predict", str(tmp_path / "run"), str(image)]) == 0
     assert "scene.mask.png" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "run"), str(image), "--json", "--shift-average"]) == 0
+    shifted_result = json.loads(capsys.readouterr().out)[0]
+    assert shifted_result["mask"] == str(out) and sum(shifted_result["classes"].values()) == pytest.approx(1.0)
 
 
 @needs_fashion

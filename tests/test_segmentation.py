@@ -19,7 +19,7 @@ from cnnatlas import InvalidArgumentError, analyze, create_model
 from cnnatlas.cli import main
 from cnnatlas.layers.segmentation import ASPP, DeepLabHead, DeepLabV3PlusHead, FCNHead, upsample
 from cnnatlas.models.base import count_params, dilation_plan
-from cnnatlas.models.segmentation import SegmentationOutputs
+from cnnatlas.models.segmentation import ONE_PIXEL_SHIFTS, SegmentationOutputs, ShiftAveraged, shifted
 from cnnatlas.weights import load_torchvision_weights
 
 # -- dilated backbones ---------------------------------------------------------------------------------
@@ -340,6 +340,34 @@ def test_deeplabv3plus_recovers_detail_that_deeplabv3_upsampling_loses():
 
 
 # -- analyser, command line --------------------------------------------------------------------------------
+
+
+def test_shift_averaging_moves_each_view_back_and_averages_the_softmax():
+    """shifted moves the content and repeats the edge; ShiftAveraged with the one view (0, 0) is the model's
+    log-softmax, and so it is over ONE_PIXEL_SHIFTS for a pointwise model (each view moved back to where
+    it was) away from the repeated edge; a strided model (not shift-equivariant) averages to probabilities
+    that differ from its single view's; and no shift at all is refused."""
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    moved = shifted(x, 1, 2)
+    assert torch.equal(moved[..., 1:, 2:], x[..., :-1, :-2])  # content moved down 1, right 2
+    assert torch.equal(moved[..., 0, 2:], x[..., 0, :-2]) and torch.equal(moved[..., :, 0], moved[..., :, 1])
+    assert torch.equal(shifted(moved, -1, -2)[..., :-1, :-2], x[..., :-1, :-2])
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="replicate")
+    as_is = torch.log_softmax(conv(x / x.max()), 1)
+    single = ShiftAveraged(conv, ((0, 0),))(x / x.max())
+    assert torch.allclose(single, as_is, atol=1e-6)
+    pointwise = torch.nn.Conv2d(3, 4, 1)  # shift-equivariant: each view moved back is the model's own map
+    averaged = ShiftAveraged(pointwise, ONE_PIXEL_SHIFTS)(x / x.max())
+    own = torch.log_softmax(pointwise(x / x.max()), 1)
+    assert torch.allclose(averaged[..., :-1, :-1], own[..., :-1, :-1], atol=1e-5)  # all but the repeated edge
+    strided = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 2, stride=2), torch.nn.Upsample(scale_factor=2))
+    averaged = ShiftAveraged(strided, ONE_PIXEL_SHIFTS)(x / x.max())
+    assert averaged.shape == (2, 4, 8, 8) and torch.allclose(averaged.exp().sum(1), torch.ones(2, 8, 8))
+    assert not torch.allclose(averaged, torch.log_softmax(strided(x / x.max()), 1), atol=1e-3)
+    with pytest.raises(ValueError, match="at least one"):
+        ShiftAveraged(conv, ())
 
 
 def test_analyser_on_segmentation_models():

@@ -32,16 +32,36 @@ def _run(args) -> int:
     from ..train import evaluate, load_run
 
     run = load_run(args.run_dir, args.checkpoint)
+    model = shift_averaged(run, args.shift_average)
     spec = args.data or run.data_spec
     data = _test_data(run, spec)
     loader = _loader(data)
     torch.manual_seed(0)
-    result = evaluate(run.model, loader, run.info.num_classes, torch.device("cpu"))
+    result = evaluate(model, loader, run.info.num_classes, torch.device("cpu"))
     if args.json:
-        print(json.dumps(_report(run, spec, data, result), indent=1))
+        report = _report(run, spec, data, result)
+        if args.shift_average:
+            report["shift_average"] = [list(s) for s in model.shifts]
+        print(json.dumps(report, indent=1))
         return 0
-    _print_report(run, data, result)
+    _print_report(run, data, result, args.shift_average)
     return 0
+
+
+def shift_averaged(run, requested: bool):
+    """The run's model, or with --shift-average its prediction averaged over ONE_PIXEL_SHIFTS of the
+    input (a segmentation run only)."""
+    from ..errors import InvalidArgumentError
+    from ..models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
+
+    if not requested:
+        return run.model
+    if run.info.task != "segmentation":
+        raise InvalidArgumentError(
+            f"--shift-average averages a per-pixel prediction: it needs a segmentation run; "
+            f"{run.path} is a {run.info.task} run"
+        )
+    return ShiftAveraged(run.model, ONE_PIXEL_SHIFTS)
 
 
 def _test_data(run, spec: str):
@@ -95,11 +115,13 @@ def _report(run, spec: str, data, result) -> dict:
     return report
 
 
-def _print_report(run, data, result) -> None:
+def _print_report(run, data, result, shift_averaged: bool = False) -> None:
     """The report as text: the headline figures, IoU per class for segmentation, the confusion matrix."""
     info = run.info
     console = Console()
     console.print(f"[bold]{run.config.model}[/] from {run.weights_from} on {data.source}")
+    if shift_averaged:
+        console.print("prediction averaged over the input as it is and moved one pixel down, right and both")
     if info.task == "segmentation":
         console.print(
             f"mean IoU [bold]{result.miou:.2%}[/]   pixel accuracy {result.acc:.2%}   "
@@ -132,5 +154,11 @@ def add_parser(sub) -> None:
         "from the folder it recorded, else found or downloaded as --data NAME would)",
     )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
+    p.add_argument(
+        "--shift-average",
+        action="store_true",
+        help="a segmentation run: average its softmax over each test image as it is and moved one pixel "
+        "down, right and both (each prediction moved back)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)

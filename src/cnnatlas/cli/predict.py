@@ -59,6 +59,7 @@ def _run(args) -> int:
 
     from ..errors import InvalidArgumentError
     from ..train import load_run
+    from .evaluate import shift_averaged
 
     if not Path(args.run_dir).is_dir() and _is_zoo_name(args.run_dir):
         return _run_zoo(args)
@@ -71,6 +72,7 @@ def _run(args) -> int:
     run = load_run(args.run_dir, args.checkpoint)
     if run.info.task == "segmentation":
         return _run_segmentation(run, args)
+    shift_averaged(run, args.shift_average)  # refuses --shift-average for a classifier
     classes = run.info.classes
     k = min(args.top, len(classes))
     results = []
@@ -120,12 +122,13 @@ def mask_path(image: str | Path) -> Path:
     return image.with_name(f"{image.stem}.mask.png")
 
 
-def predict_mask(run, image: torch.Tensor) -> torch.Tensor:
-    """The class of every pixel (H, W) of a float image (C, H, W) in [0, 1]: the run's logits at
-    its input size, upsampled (bilinear) to the image's size, then the best class per pixel."""
+def predict_mask(run, image: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """The class of every pixel (H, W) of a float image (C, H, W) in [0, 1]: the run's logits (or
+    `model`'s, the run's wrapped) at its input size, upsampled (bilinear) to the image's size, then the
+    best class per pixel."""
     x = run.info.prepare(image)[None]
     with torch.no_grad():
-        logits = run.model(x)
+        logits = (model or run.model)(x)
     logits = torch.nn.functional.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
     return logits[0].argmax(0)
 
@@ -141,11 +144,14 @@ def _run_segmentation(run, args) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from .evaluate import shift_averaged
+
     classes = run.info.classes
+    model = shift_averaged(run, args.shift_average)
     images = [read_image(path, run.info.in_channels, args.invert) for path in args.images]  # bad files fail first
     results = []
     for path, image in zip(args.images, images):
-        mask = predict_mask(run, image)
+        mask = predict_mask(run, image, model)
         out = mask_path(path)
         save_mask(mask, out)
         share = torch.bincount(mask.flatten(), minlength=len(classes)).double() / mask.numel()
@@ -327,6 +333,10 @@ def _run_zoo(args) -> int:
         )
     if args.stride is not None and args.stride < 1:
         raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
+    if args.shift_average:
+        raise InvalidArgumentError(
+            f"--shift-average is for a segmentation run folder; {args.run_dir} is a zoo classifier"
+        )
     results = zoo_predictions(args.run_dir, args.images, args.weights, top, args.invert, args.stride)
     if args.json:
         print(json.dumps(results, indent=1))
@@ -398,5 +408,11 @@ def add_parser(sub) -> None:
         "the window); the windows' scores are averaged",
     )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
+    p.add_argument(
+        "--shift-average",
+        action="store_true",
+        help="a segmentation run: average its softmax over the image as it is and moved one pixel down, "
+        "right and both (each prediction moved back)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)

@@ -322,6 +322,40 @@ class DeepLabV3ResNet50(DeepLabV3):
         super().__init__("resnet50", num_classes, in_channels, 8, (12, 24, 36), 256, aux_loss)
 
 
+# -- test-time shift averaging ----------------------------------------------------------------------
+
+# The input as it is and moved one pixel down, right, and both: a model that predicts at 1/4 or 1/8 of the
+# resolution and upsamples sees each pixel at another phase of its coarse grid.
+ONE_PIXEL_SHIFTS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def shifted(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """x (…, H, W) with its content moved down `rows` and right `cols` pixels (negative: up, left), the
+    edge pixels repeated into the place it leaves."""
+    pad = max(abs(rows), abs(cols))
+    if pad == 0:
+        return x
+    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
+    return padded[..., pad - rows : pad - rows + h, pad - cols : pad - cols + w]
+
+
+class ShiftAveraged(nn.Module):
+    """Test-time shift averaging of a dense model: log of the mean over `shifts` of the softmax of the
+    model on the input moved by (rows, cols), each moved back — p = (1/S) Σ_s shift_{-s}(softmax f(shift_s x)).
+    Its output is log-probabilities of the model's shape, so argmax and the cross-entropy read it as logits."""
+
+    def __init__(self, model: nn.Module, shifts: Sequence[tuple[int, int]] = ONE_PIXEL_SHIFTS) -> None:
+        super().__init__()
+        if not shifts:
+            raise ValueError("ShiftAveraged needs at least one (rows, cols) shift; got none")
+        self.model, self.shifts = model, tuple((int(r), int(c)) for r, c in shifts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = sum(shifted(self.model(shifted(x, r, c)).float().softmax(1), -r, -c) for r, c in self.shifts)
+        return (total / len(self.shifts)).log()
+
+
 register_model("fcn", FCN, family="segmentation", input_size=(3, 64, 64))
 register_model("deeplabv3", DeepLabV3, family="segmentation", input_size=(3, 64, 64))
 register_model("deeplabv3plus", DeepLabV3Plus, family="segmentation", input_size=(3, 64, 64))
