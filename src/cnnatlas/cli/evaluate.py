@@ -48,6 +48,16 @@ def _run(args) -> int:
     return 0
 
 
+def add_shift_average_flag(parser) -> None:
+    """--shift-average, as eval and predict take it (`shift_averaged`)."""
+    parser.add_argument(
+        "--shift-average",
+        action="store_true",
+        help="a segmentation run: average its softmax over each image as it is and moved one pixel down, "
+        "right and both (each prediction moved back)",
+    )
+
+
 def shift_averaged(run, requested: bool):
     """The run's model, or with --shift-average its prediction averaged over ONE_PIXEL_SHIFTS of the
     input (a segmentation run only)."""
@@ -154,11 +164,6 @@ def add_parser(sub) -> None:
         "from the folder it recorded, else found or downloaded as --data NAME would)",
     )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
-    p.add_argument(
-        "--shift-average",
-        action="store_true",
-        help="a segmentation run: average its softmax over each test image as it is and moved one pixel "
-        "down, right and both (each prediction moved back)",
-    )
+    add_shift_average_flag(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)

@@ -366,6 +366,8 @@ def _run_zoo(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from .evaluate import add_shift_average_flag
+
     p = sub.add_parser(
         "predict",
         help="the top classes a trained run, or a zoo model with its published weights, "
@@ -408,11 +410,6 @@ def add_parser(sub) -> None:
         "the window); the windows' scores are averaged",
     )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
-    p.add_argument(
-        "--shift-average",
-        action="store_true",
-        help="a segmentation run: average its softmax over the image as it is and moved one pixel down, "
-        "right and both (each prediction moved back)",
-    )
+    add_shift_average_flag(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)
