@@ -257,6 +257,8 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     expected = evaluate(ShiftAveraged(run.model, ONE_PIXEL_SHIFTS), loader, 11, torch.device("cpu"))
     assert averaged["test_miou"] == pytest.approx(mean_iou(expected.confusion))
     assert averaged["test_miou"] != pytest.approx(report["test_miou"], abs=1e-9)  # another prediction
+    assert main(["eval", str(tmp_path / "run"), "--shift-average"]) == 0
+    assert "moved one pixel down, right and both" in " ".join(capsys.readouterr().out.split())  # lines wrap
 
     # a test scene as a PNG, enlarged to 128×128: its mask comes back at that size, beside it
     image = tmp_path / "scene.png"

@@ -1,5 +1,6 @@
 """`cnnatlas eval RUN_DIR`: test accuracy, top-5 and the confusion matrix of a trained run; for a
-segmentation run, the pixel accuracy, mean IoU and per-class IoU (every test pixel one prediction)."""
+segmentation run, the pixel accuracy, mean IoU and per-class IoU (every test pixel one prediction),
+with --shift-average of the prediction averaged over one-pixel shifts of each image (`ShiftAveraged`)."""
 
 from __future__ import annotations
 
