@@ -53,6 +53,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from train_results import machine, run_items  # noqa: E402
 
+from cnnatlas.models.segmentation import ONE_PIXEL_SHIFTS  # noqa: E402
+
 RECORDS = HERE / "segmentation_results.json"
 REPORT = HERE / "RESULTS-segmentation.md"
 # item: the trainer's seed for the recipe
@@ -124,7 +126,7 @@ PRETRAINED_SCENES = 94_000
 # Test-time shift averaging (`cnnatlas eval --shift-average`): each test scene is also seen moved by one pixel
 # right, down, and both (its edges replicated: the scenes' background is uniform), and the softmax of each
 # view, moved back, is averaged. Flips do not serve here: the items have an orientation.
-SHIFTS = ((0, 0), (0, 1), (1, 0), (1, 1))
+SHIFTS = ONE_PIXEL_SHIFTS
 
 
 def cpu_seconds() -> float:
