@@ -3,6 +3,7 @@ mask PNG, and the sliding window of long clips."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -190,6 +191,30 @@ def test_short_training_learns_and_resumes(tmp_path, scenes):
     assert len(list_checkpoints(tmp_path / "run")) >= 1
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data"]["task"] == "segmentation" and config["resumes"][0]["after_epoch"] == 3
+
+
+def test_the_result_line_names_what_the_task_measures(tmp_path, scenes):
+    """The last line of a run: mean IoU and pixel accuracy for segmentation (no top-5 of pixels), top-1 and
+    top-5 for classification; "1 epoch", not "1 epochs"."""
+    import io
+
+    from rich.console import Console
+
+    from cnnatlas.train import default_config
+
+    def result_line(config, **kw) -> str:
+        out = io.StringIO()
+        train(config, console=Console(file=out, width=400), **kw)
+        return " ".join(out.getvalue().strip().splitlines()[-1].split())
+
+    small = load_scene_splits(train_scenes=64, test_scenes=32, max_items=2, seed=0)
+    config = dataclasses.replace(_config(tmp_path / "seg", 1), quiet=False)
+    dense = result_line(config, data=small, model=TinyFCN())
+    assert dense.startswith("test mean IoU ") and "(pixel accuracy " in dense and "after 1 epoch, " in dense, dense
+    assert "top-5" not in dense and "test accuracy" not in dense, dense
+
+    digits = result_line(default_config("lenet5", "digits", epochs=2, out=str(tmp_path / "cls")))
+    assert digits.startswith("test accuracy ") and "(top-5 " in digits and "after 2 epochs, " in digits, digits
 
 
 def test_a_classifier_on_scenes_is_refused(tmp_path):

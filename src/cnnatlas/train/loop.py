@@ -1168,14 +1168,15 @@ class _Run:
         return metrics
 
     def print_result(self, metrics: dict[str, Any]) -> None:
-        """The run's result in one or two lines."""
+        """The run's result in one line: mean IoU and pixel accuracy for segmentation, else top-1 and top-5."""
         if self.info.task == "segmentation":
-            self.console.print(
-                f"[bold green]test mean IoU {metrics['test_miou']:.2%}[/] (pixel accuracy {metrics['test_acc']:.2%})"
-            )
+            miou, pixel_acc = metrics["test_miou"], metrics["test_acc"]
+            result = f"[bold green]test mean IoU {miou:.2%}[/] (pixel accuracy {pixel_acc:.2%})"
+        else:
+            result = f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%})"
+        epochs = self.config.epochs
         self.console.print(
-            f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%}) "
-            f"after {self.config.epochs} epochs, {metrics['seconds']:.1f} s, "
+            f"{result} after {epochs} epoch{'' if epochs == 1 else 's'}, {metrics['seconds']:.1f} s, "
             f"{metrics['images_per_s']:,.0f} img/s → {self.run_dir}"
         )
 
