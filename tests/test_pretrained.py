@@ -16,6 +16,7 @@ import json
 import socket
 import urllib.parse
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -487,3 +488,44 @@ def test_segmentation_weights_load_with_and_without_the_auxiliary_head(mirror, c
         assert model.pretrained_weights.categories[0] == "__background__" and model.num_classes == 21
         with torch.no_grad():
             assert torch.allclose(model(x), expected, atol=1e-4)
+
+
+@pytest.mark.slow  # ResNet-50 at 520 px, six forwards: about 40 s
+def test_predict_a_photo_with_a_zoo_segmentation_model(mirror, catalogue, tmp_path, capsys):
+    """deeplabv3_resnet50 with its (served) COCO weights: the mask beside the photo is torchvision's own
+    model on its own preprocessing, upsampled to the photo's size, one VOC class per pixel in its colour."""
+    from torchvision.io import read_image
+
+    from cnnatlas.cli.predict import mask_palette
+
+    reference = randomize_norm_stats(
+        torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=True)
+    ).eval()
+    serve_torchvision(mirror, catalogue, "deeplabv3_resnet50", "COCO_WITH_VOC_LABELS_V1", reference.state_dict())
+    photo = _photo(tmp_path / "street.png", size=(30, 40))
+    assert main(["predict", "deeplabv3_resnet50", photo, "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    weights = torchvision.models.segmentation.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1
+    with torch.no_grad():
+        logits = reference(weights.transforms()(read_image(photo))[None])["out"]
+    expected = torch.nn.functional.interpolate(logits, size=(30, 40), mode="bilinear", align_corners=False)[0]
+    expected = expected.argmax(0)
+    categories = weights.meta["categories"]
+    assert result["mask"] == str(tmp_path / "street.mask.png") and result["weights"] == "COCO_WITH_VOC_LABELS_V1"
+    palette = mask_palette(categories)
+    assert palette[0] == (0, 0, 0) and len(set(palette)) == 21  # background black, every class its own colour
+    with Image.open(result["mask"]) as png:
+        assert png.size == (40, 30)
+        pixels = torch.from_numpy(np.asarray(png.convert("RGB"))).reshape(-1, 3)
+    classes = torch.tensor([palette.index(tuple(p)) for p in pixels.tolist()]).view(30, 40)
+    assert (classes == expected).float().mean() > 0.99, (classes == expected).float().mean()  # rounding at ties
+    share = torch.bincount(expected.flatten(), minlength=21) / expected.numel()
+    assert len(result["classes"]) >= 2  # a mask of one class everywhere would test little
+    assert result["classes"] == pytest.approx({categories[i]: float(share[i]) for i in share.nonzero().flatten()})
+
+    assert main(["predict", "deeplabv3_resnet50", photo, "--shift-average"]) == 0
+    assert "street.mask.png" in capsys.readouterr().out
+    assert main(["predict", "deeplabv3_resnet50", photo, "--stride", "2"]) == 2
+    assert "--stride is for a video model" in capsys.readouterr().err
+    assert main(["predict", "resnet18", photo, "--shift-average"]) == 2
+    assert "resnet18 is a zoo classifier" in capsys.readouterr().err

@@ -364,7 +364,7 @@ def test_shift_average_is_refused_for_a_classifier(base_run, tmp_path, capsys):
         assert main(args) == 2, args
         _one_line_error(capsys, "--shift-average", "needs a segmentation run", "is a classification run")
     assert main(["predict", "resnet18", str(image), "--shift-average"]) == 2
-    _one_line_error(capsys, "--shift-average is for a segmentation run folder", "resnet18 is a zoo classifier")
+    _one_line_error(capsys, "--shift-average", "needs a segmentation run or model", "resnet18 is a zoo classifier")
 
 
 def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp_path, capsys):

@@ -239,12 +239,23 @@ def test_a_classifier_on_scenes_is_refused(tmp_path):
         train(_config(tmp_path, 1), data=data, model=create_model("lenet5", num_classes=11, in_channels=1))
 
 
+def test_mask_palette_gives_background_black_and_every_class_its_own_colour():
+    from cnnatlas.cli.predict import TAB10, mask_palette, voc_colour
+
+    assert mask_palette(SCENE_CLASSES) == (*TAB10, (0, 0, 0))  # the items in tab10's order, background last
+    voc = ("__background__", *(f"c{i}" for i in range(20)))
+    assert mask_palette(voc)[0] == (0, 0, 0) and len(set(mask_palette(voc))) == 21
+    many = ("background", *(f"c{i}" for i in range(40)))
+    assert len(set(mask_palette(many))) == 41 and mask_palette(many)[1] == voc_colour(1)
+    assert [voc_colour(i) for i in (1, 2, 3, 15)] == [(128, 0, 0), (0, 128, 0), (128, 128, 0), (192, 128, 128)]
+
+
 @pytest.mark.slow
 def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered):
     from PIL import Image
 
     from cnnatlas.cli import main
-    from cnnatlas.cli.predict import MASK_COLOURS
+    from cnnatlas.cli.predict import mask_palette
 
     name = tiny_fcn_registered
     small = DataSplits(scenes.train, torch.utils.data.Subset(scenes.test, range(50)), scenes.info, "scenes")
@@ -295,7 +306,7 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     with Image.open(out) as mask:
         assert mask.size == (128, 128) and mask.mode == "RGB"
         colours = {c for _, c in mask.getcolors(10_000)}
-    assert colours <= set(MASK_COLOURS) and (0, 0, 0) in colours  # background is black
+    assert colours <= set(mask_palette(SCENE_CLASSES)) and (0, 0, 0) in colours  # background is black
     assert sum(result["classes"].values()) == pytest.approx(1.0)
     assert main(["predict", str(tmp_path / "run"), str(image)]) == 0
     assert "scene.mask.png" in capsys.readouterr().out

@@ -54,7 +54,7 @@ def add_shift_average_flag(parser) -> None:
     parser.add_argument(
         "--shift-average",
         action="store_true",
-        help="a segmentation run: average its softmax over each image as it is and moved one pixel down, "
+        help="segmentation: average the softmax over each image as it is and moved one pixel down, "
         "right and both (each prediction moved back)",
     )
 

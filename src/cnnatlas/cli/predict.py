@@ -6,9 +6,10 @@ each IMAGE is a clip, a folder of frames or a video file. A clip longer than the
 input frames) is read by a sliding window (`--stride` frames apart, `cnnatlas.windows`): the
 per-window predictions and their average, the clip's prediction, are both reported.
 
-For a segmentation run (`--data fashion-mnist-scenes`) each image's predicted mask is written beside
-it as `<image stem>.mask.png`, one colour per class (`MASK_COLOURS`, background black), at the
-image's own size; the output names that file and the share of the image each class covers."""
+For a segmentation run (`--data fashion-mnist-scenes`) or a zoo segmentation model (`deeplabv3_resnet50`,
+`fcn_resnet50` with their published weights) each image's predicted mask is written beside it as
+`<image stem>.mask.png`, one colour per class (`mask_palette`, background black), at the image's own
+size; the output names that file and the share of the image each class covers."""
 
 from __future__ import annotations
 
@@ -100,8 +101,8 @@ def _run(args) -> int:
 
 # -- segmentation: a mask per image ---------------------------------------------------------------
 
-# one colour per class (Fashion-MNIST's ten, then the background black): matplotlib's tab10
-MASK_COLOURS = (
+# matplotlib's tab10, and tab20 (each tab10 colour, then a lighter one)
+TAB10 = (
     (31, 119, 180),
     (255, 127, 14),
     (44, 160, 44),
@@ -112,8 +113,43 @@ MASK_COLOURS = (
     (127, 127, 127),
     (188, 189, 34),
     (23, 190, 207),
-    (0, 0, 0),
 )
+TAB20_LIGHT = (
+    (174, 199, 232),
+    (255, 187, 120),
+    (152, 223, 138),
+    (255, 152, 150),
+    (197, 176, 213),
+    (196, 156, 148),
+    (247, 182, 210),
+    (199, 199, 199),
+    (219, 219, 141),
+    (158, 218, 229),
+)
+TAB20 = tuple(c for pair in zip(TAB10, TAB20_LIGHT) for c in pair)
+BACKGROUND_NAMES = ("background", "__background__")
+
+
+def voc_colour(index: int) -> tuple[int, int, int]:
+    """PASCAL VOC's colour map: the bits of `index`, three at a time, spread from the high bit of R, G, B down."""
+    rgb = [0, 0, 0]
+    for shift in range(7, -1, -1):
+        for channel in range(3):
+            rgb[channel] |= ((index >> channel) & 1) << shift
+        index >>= 3
+    return tuple(rgb)
+
+
+def mask_palette(classes) -> tuple[tuple[int, int, int], ...]:
+    """One colour per class, in the classes' order: background (a class named "background" or
+    "__background__") black, the others matplotlib's tab10 colours in turn (tab20's past ten classes,
+    PASCAL VOC's colour map past twenty)."""
+    others = [c for c in classes if c not in BACKGROUND_NAMES]
+    colours = (
+        TAB10 if len(others) <= 10 else TAB20 if len(others) <= 20 else [voc_colour(i + 1) for i in range(len(others))]
+    )
+    turn = iter(colours)
+    return tuple((0, 0, 0) if c in BACKGROUND_NAMES else next(turn) for c in classes)
 
 
 def mask_path(image: str | Path) -> Path:
@@ -133,27 +169,30 @@ def predict_mask(run, image: torch.Tensor, model: torch.nn.Module | None = None)
     return logits[0].argmax(0)
 
 
-def save_mask(mask: torch.Tensor, path: Path) -> None:
+def save_mask(mask: torch.Tensor, path: Path, classes) -> None:
+    """The mask (H, W) of class indices as an RGB PNG, each class in its `mask_palette` colour."""
     from PIL import Image
 
-    palette = torch.tensor(MASK_COLOURS + ((255, 255, 255),) * 256, dtype=torch.uint8)
-    Image.fromarray(palette[mask.clamp(0, 255)].numpy()).save(path)
+    palette = torch.tensor(mask_palette(classes), dtype=torch.uint8)
+    Image.fromarray(palette[mask].numpy()).save(path)
 
 
 def _run_segmentation(run, args) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-
     from .evaluate import shift_averaged
 
-    classes = run.info.classes
     model = shift_averaged(run, args.shift_average)
     images = [read_image(path, run.info.in_channels, args.invert) for path in args.images]  # bad files fail first
+    masks = [predict_mask(run, image, model) for image in images]
+    return _report_masks(args, write_masks(args.images, masks, run.info.classes))
+
+
+def write_masks(paths: list[str], masks: list[torch.Tensor], classes) -> list[dict]:
+    """Each mask saved beside its image (`mask_path`); per image its path, the mask's and the share of
+    the image each class present covers."""
     results = []
-    for path, image in zip(args.images, images):
-        mask = predict_mask(run, image, model)
+    for path, mask in zip(paths, masks):
         out = mask_path(path)
-        save_mask(mask, out)
+        save_mask(mask, out, classes)
         share = torch.bincount(mask.flatten(), minlength=len(classes)).double() / mask.numel()
         results.append(
             {
@@ -162,6 +201,13 @@ def _run_segmentation(run, args) -> int:
                 "classes": {classes[i]: float(share[i]) for i in share.nonzero().flatten().tolist()},
             }
         )
+    return results
+
+
+def _report_masks(args, results: list[dict]) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
@@ -253,9 +299,12 @@ def zoo_predictions(
     (the default, a tag or a file) gives each image (or clip, for the video models). A clip longer
     than the model's window is slid over (`stride` frames, default half the window): its entry
     gains "windows" (each window's first and last frame and top classes) and "top" is their average."""
+    from ..errors import InvalidArgumentError
     from ..registry import get_entry
     from ..zoo import create_model
 
+    if get_entry(name).family == "segmentation":
+        raise InvalidArgumentError(f"{name} is a segmentation model: zoo_masks gives its masks, not top classes")
     w = _predicting_weights(name, weights)
     video = w.transforms.kind != "image"
     clips = [read_clip(item) if video else read_image_uint8(item) for item in inputs]  # bad files fail first
@@ -273,6 +322,30 @@ def zoo_predictions(
             probs = model(w.transforms(x)[None]).softmax(-1)[0]
         results.append({"image": item, "weights": w.tag, "top": _ranked(probs, w.categories, k)})
     return results
+
+
+def zoo_masks(
+    name: str, images: list[str], weights: str | None = None, invert: bool = False, shift_average: bool = False
+) -> list[dict]:
+    """The mask zoo segmentation model `name` with its published weights (the default, a tag or a file)
+    predicts for each image: the weights' preprocessing (the shorter side resized to 520 for
+    torchvision's), the logits upsampled (bilinear) to the image's own size, the best class per pixel
+    (`shift_average`: the softmax averaged over ONE_PIXEL_SHIFTS of the preprocessed image). Each mask is
+    written beside its image (`write_masks`); each result also names the weights."""
+    from ..models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
+    from ..zoo import create_model
+
+    w = _predicting_weights(name, weights)
+    inputs = [read_image_uint8(path) for path in images]  # bad files fail first
+    model = create_model(name, weights=w.path or w.tag)
+    model = ShiftAveraged(model, ONE_PIXEL_SHIFTS) if shift_average else model
+    masks = []
+    for x in inputs:
+        with torch.inference_mode():
+            logits = model(w.transforms(255 - x if invert else x)[None])
+        logits = torch.nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        masks.append(logits[0].argmax(0))
+    return [{**r, "weights": w.tag} for r in write_masks(images, masks, w.categories)]
 
 
 def _predicting_weights(name: str, weights: str | None):
@@ -322,6 +395,7 @@ def _run_zoo(args) -> int:
     from rich.markup import escape
 
     from ..errors import InvalidArgumentError
+    from ..registry import get_entry
 
     top = 5 if args.top is None else args.top
     if top < 1:
@@ -333,9 +407,14 @@ def _run_zoo(args) -> int:
         )
     if args.stride is not None and args.stride < 1:
         raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
+    if get_entry(args.run_dir).family == "segmentation":
+        if args.stride is not None:
+            raise InvalidArgumentError(f"--stride is for a video model; {args.run_dir} is a segmentation model")
+        return _report_masks(args, zoo_masks(args.run_dir, args.images, args.weights, args.invert, args.shift_average))
     if args.shift_average:
         raise InvalidArgumentError(
-            f"--shift-average is for a segmentation run folder; {args.run_dir} is a zoo classifier"
+            f"--shift-average averages a per-pixel prediction: it needs a segmentation run or model; "
+            f"{args.run_dir} is a zoo classifier"
         )
     results = zoo_predictions(args.run_dir, args.images, args.weights, top, args.invert, args.stride)
     if args.json:
@@ -371,7 +450,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
         help="the top classes a trained run, or a zoo model with its published weights, "
-        "gives each image (a segmentation run: a mask PNG beside each image)",
+        "gives each image (a segmentation run or model: a mask PNG beside each image)",
     )
     p.add_argument(
         "run_dir",
