@@ -365,6 +365,17 @@ def test_memory_estimate_counts_the_optimiser_state_and_the_moving_average():
     assert averaged == step + 3 * weights + report.buffer_bytes
 
 
+
+def test_memory_check_counts_the_images_held_where_the_step_cannot_be_estimated():
+    from cnnatlas.train import MemoryEstimateError
+    from cnnatlas.train.loop import check_memory, memory_needed
+
+    config = default_config("lenet5", "fashion-mnist-scenes", train_scenes=10**10)
+    step, held = memory_needed(config, 8, 16)  # LeNet-5 takes 32×32 at least: no estimate of the step
+    assert step is None and held == (10**10 + 2000) * 8 * 8 * 2  # uint8 scenes and masks, 1.3 TB
+    with pytest.raises(MemoryEstimateError, match="training step not estimated, images 1,192"):
+        check_memory(config, 8, 16, torch.device("cpu"))
+
 # -- the weights' moving average (--ema) ------------------------------------------------------------
 
 

@@ -530,18 +530,23 @@ def memory_needed(config: TrainConfig, image_size: int, per_rank_batch: int) -> 
 def check_memory(config: TrainConfig, image_size: int, per_rank_batch: int, device: torch.device) -> None:
     """Refuse, before allocating anything, a run whose training step (`memory_needed`: activations kept
     for backward, weights, gradients, optimiser state and the moving average) plus the images held in
-    memory exceed the machine's memory (the GPU's for the step on a GPU)."""
+    memory exceed the machine's memory (the GPU's for the step on a GPU). Where the step cannot be
+    estimated, the images held are still checked against the machine's memory."""
     step, held = memory_needed(config, image_size, per_rank_batch)
-    if step is None:
-        return
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
     gpu = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
-    checks = [("the GPU's", step, gpu), ("the machine's", held, ram)] if gpu else [("the machine's", step + held, ram)]
+    if step is None:
+        checks = [("the machine's", held, ram)]
+    elif gpu:
+        checks = [("the GPU's", step, gpu), ("the machine's", held, ram)]
+    else:
+        checks = [("the machine's", step + held, ram)]
     for where, need, have in checks:
         if have and need > have:
+            step_size = "not estimated" if step is None else _gib(step)
             raise MemoryEstimateError(
                 f"{config.model} at {image_size}×{image_size}, batch {per_rank_batch}: about {_gib(need)} needed "
-                f"(training step {_gib(step)}, images {_gib(held)}), more than {where} {_gib(have)} of memory; "
+                f"(training step {step_size}, images {_gib(held)}), more than {where} {_gib(have)} of memory; "
                 f"expected a smaller --image-size or --batch-size"
             )
 
