@@ -365,7 +365,6 @@ def test_memory_estimate_counts_the_optimiser_state_and_the_moving_average():
     assert averaged == step + 3 * weights + report.buffer_bytes
 
 
-
 def test_memory_check_counts_the_images_held_where_the_step_cannot_be_estimated():
     from cnnatlas.train import MemoryEstimateError
     from cnnatlas.train.loop import check_memory, memory_needed
@@ -375,6 +374,7 @@ def test_memory_check_counts_the_images_held_where_the_step_cannot_be_estimated(
     assert step is None and held == (10**10 + 2000) * 8 * 8 * 2  # uint8 scenes and masks, 1.3 TB
     with pytest.raises(MemoryEstimateError, match="training step not estimated, images 1,192"):
         check_memory(config, 8, 16, torch.device("cpu"))
+
 
 # -- the weights' moving average (--ema) ------------------------------------------------------------
 
