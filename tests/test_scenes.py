@@ -193,7 +193,8 @@ def test_short_training_learns_and_resumes(tmp_path, scenes):
     assert config["data"]["task"] == "segmentation" and config["resumes"][0]["after_epoch"] == 3
 
 
-def test_the_result_line_names_what_the_task_measures(tmp_path, scenes):
+@needs_fashion
+def test_the_result_line_names_what_the_task_measures(tmp_path):
     """The last line of a run: mean IoU and pixel accuracy for segmentation (no top-5 of pixels), top-1 and
     top-5 for classification; "1 epoch", not "1 epochs"."""
     import io
@@ -215,6 +216,35 @@ def test_the_result_line_names_what_the_task_measures(tmp_path, scenes):
 
     digits = result_line(default_config("lenet5", "digits", epochs=2, out=str(tmp_path / "cls")))
     assert digits.startswith("test accuracy ") and "(top-5 " in digits and "after 2 epochs, " in digits, digits
+
+
+@pytest.mark.slow  # the atlas evaluates the run on the 2,000 test scenes
+@needs_fashion
+def test_the_pictures_and_the_atlas_show_a_segmentation_runs_mean_iou(tmp_path):
+    """A segmentation run's curves are pixel accuracy and mean IoU (no top-5 of pixels), and the atlas's
+    runs table gives its mean IoU and no top-5."""
+    import re
+
+    from cnnatlas.viz.atlas import build_atlas
+    from cnnatlas.viz.runs import plot_training
+
+    small = load_scene_splits(train_scenes=64, test_scenes=32, max_items=2, seed=0)
+    run = tmp_path / "runs" / "seg"
+    config = dataclasses.replace(_config(tmp_path, 2), model="deeplabv3", out=str(run), batch_size=16)
+    metrics = train(config, data=small)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    acc_ax = plot_training(run, out=tmp_path / "train.png").axes[1]
+    lines = {line.get_label(): line for line in acc_ax.get_lines()}
+    assert set(lines) == {"training pixel accuracy", "test pixel accuracy", "test mean IoU"}
+    assert list(lines["test mean IoU"].get_ydata()) == pytest.approx([100 * h["test_miou"] for h in history])
+    assert f"last test mean IoU {100 * metrics['test_miou']:.2f}%" == acc_ax.get_title()
+
+    build_atlas(tmp_path / "atlas", models="lenet5", runs=tmp_path / "runs", claims="none", erf=False, diagrams=False)
+    page = (tmp_path / "atlas" / "runs.html").read_text()
+    row = re.search(r'<tr><td><a href="#seg">.*?</tr>', page).group(0)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    assert cells[4:7] == [f"{100 * metrics['test_acc']:.2f}", "—", f"{100 * metrics['test_miou']:.2f}"], cells
+    assert "test mean IoU %" in page and "Loss, pixel accuracy and mean IoU per epoch" in page
 
 
 def test_a_classifier_on_scenes_is_refused(tmp_path):

@@ -555,6 +555,7 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
     trs = []
     for p in pages:
         m = p.metrics
+        dense = "test_miou" in m  # a segmentation run: its accuracy is over pixels; no top-5, a mean IoU
         trs.append(
             f'<tr><td><a href="#{_e(p.slug)}">{_e(p.slug)}</a></td><td>{_e(m.get("model", "—"))}</td>'
             f"<td>{_e(m.get('data', '—'))}</td>"
@@ -564,8 +565,12 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
                 None if "test_acc" not in m else f"{100 * m['test_acc']:.2f}",
             )
             + _num_cell(
-                None if "test_top5" not in m else 100 * m["test_top5"],
-                None if "test_top5" not in m else f"{100 * m['test_top5']:.2f}",
+                None if "test_top5" not in m or dense else 100 * m["test_top5"],
+                None if "test_top5" not in m or dense else f"{100 * m['test_top5']:.2f}",
+            )
+            + _num_cell(
+                None if not dense else 100 * m["test_miou"],
+                None if not dense else f"{100 * m['test_miou']:.2f}",
             )
             + _num_cell(m.get("seconds"), None if m.get("seconds") is None else f"{m['seconds']:.0f}")
             + "</tr>"
@@ -573,17 +578,24 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
     body = [
         "<h1>Training runs</h1>",
         f'<p class="lead">{len(pages)} run folder(s) under {_e(root)}, read from their metrics.json and '
-        "metrics.jsonl; the confusion matrices evaluate each run's final weights on its test set now.</p>",
+        "metrics.jsonl; the confusion matrices evaluate each run's final weights on its test set now. A "
+        "segmentation run's top-1 is its pixel accuracy, beside its mean IoU.</p>",
         "<table id=runs class=sortable><thead><tr><th data-type=text>run</th><th data-type=text>model</th>"
         "<th data-type=text>data</th><th class=num data-type=num>epochs</th><th class=num data-type=num>test top-1 %"
-        "</th><th class=num data-type=num>test top-5 %</th><th class=num data-type=num>seconds</th></tr></thead>"
+        "</th><th class=num data-type=num>test top-5 %</th><th class=num data-type=num>test mean IoU %</th>"
+        "<th class=num data-type=num>seconds</th></tr></thead>"
         f"<tbody>{''.join(trs)}</tbody></table>",
     ]
     for p in pages:
         body.append(f'<h2 id="{_e(p.slug)}">{_e(p.slug)}: {_e(p.title)}</h2>')
         body.append('<div class="grid2">')
         for kind, caption in (
-            ("training", "Loss and accuracy per epoch"),
+            (
+                "training",
+                "Loss, pixel accuracy and mean IoU per epoch"
+                if "test_miou" in p.metrics
+                else "Loss and accuracy per epoch",
+            ),
             ("confusion", "Confusion matrix on the test set"),
             ("filters", "First-layer filters of the trained weights"),
         ):

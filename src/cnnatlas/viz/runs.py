@@ -45,7 +45,8 @@ def run_title(run_dir: str | Path) -> str:
 
 
 def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Figure:
-    """Training and test loss, and training, test top-1 and top-5 accuracy, against the epoch."""
+    """Training and test loss, and training, test top-1 and top-5 accuracy, against the epoch (a
+    segmentation run: training and test pixel accuracy and test mean IoU)."""
     rows = read_history(run_dir)
     epochs = [r["epoch"] for r in rows]
     fig = new_figure(10, 4.2)
@@ -58,16 +59,31 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Figure:
     loss_ax.set_title("loss", fontsize=10)
     loss_ax.grid(alpha=0.3)
     loss_ax.legend(fontsize=8)
-    for key, label, colour in (
-        ("train_acc", "training top-1", "#1f77b4"),
-        ("test_acc", "test top-1", "#d62728"),
-        ("test_top5", "test top-5", "#2ca02c"),
-    ):
+    dense = all("test_miou" in r for r in rows)  # a segmentation run: accuracy over pixels, and mean IoU
+    series = (
+        (
+            ("train_acc", "training pixel accuracy", "#1f77b4"),
+            ("test_acc", "test pixel accuracy", "#d62728"),
+            ("test_miou", "test mean IoU", "#2ca02c"),
+        )
+        if dense
+        else (
+            ("train_acc", "training top-1", "#1f77b4"),
+            ("test_acc", "test top-1", "#d62728"),
+            ("test_top5", "test top-5", "#2ca02c"),
+        )
+    )
+    for key, label, colour in series:
         if all(key in r for r in rows):
             acc_ax.plot(epochs, [100 * r[key] for r in rows], marker="o", markersize=3, label=label, color=colour)
     acc_ax.set_xlabel("epoch")
-    acc_ax.set_ylabel("accuracy (%)")
-    acc_ax.set_title(f"accuracy (last test top-1 {100 * rows[-1].get('test_acc', float('nan')):.2f}%)", fontsize=10)
+    last = rows[-1]
+    if dense:
+        acc_ax.set_ylabel("pixel accuracy, mean IoU (%)")
+        acc_ax.set_title(f"last test mean IoU {100 * last['test_miou']:.2f}%", fontsize=10)
+    else:
+        acc_ax.set_ylabel("accuracy (%)")
+        acc_ax.set_title(f"accuracy (last test top-1 {100 * last.get('test_acc', float('nan')):.2f}%)", fontsize=10)
     acc_ax.grid(alpha=0.3)
     acc_ax.legend(fontsize=8)
     for ax in (loss_ax, acc_ax):
