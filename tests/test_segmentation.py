@@ -393,13 +393,18 @@ def test_cli_output_strides_side_by_side(capsys):
     assert data["macs"] == rows[0]["macs"] and data["published"] is None  # not the published configuration
 
 
-def test_cli_info_and_pretrained_list_show_segmentation_metrics(capsys):
+def test_cli_info_and_pretrained_list_show_segmentation_metrics(capsys, monkeypatch):
     assert main(["info", "deeplabv3_resnet50"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "published mean IoU %: 66.4" in out and "pixel accuracy 92.4% on COCO-val2017-VOC-labels" in out
     assert main(["models", "--pretrained", "fcn_*", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["name"], row["miou"], row["pixel_acc"], row["num_classes"]) == ("fcn_resnet50", 60.5, 91.4, 21)
+    monkeypatch.setenv("COLUMNS", "200")  # the table's columns unabridged
+    assert main(["models", "--pretrained"]) == 0  # the table: mean IoU and pixel accuracy columns
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "mean IoU %" in " ".join(lines["model"]) and lines["fcn_resnet50"][-4:-1] == ["—", "60.5", "91.4"]
+    assert lines["resnet18"][-3:-1] == ["—", "—"]  # a classifier's weights publish no mean IoU
 
 
 @pytest.mark.parametrize(

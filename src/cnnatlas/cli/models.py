@@ -107,22 +107,25 @@ def weights_table(names: list[str]) -> Table:
         caption_justify="left",
     )
     number = {"justify": "right", "no_wrap": True}
-    for col, kw in (
-        ("model", {"no_wrap": True}),
-        ("tag", {"no_wrap": True}),
-        ("source", {"no_wrap": True}),
-        ("top-1 %", number),
-        ("top-5 %", number),
-        ("on", {"no_wrap": True}),
-    ):
+    rows = weights_rows(names)
+    dense = any(r["miou"] is not None for r in rows)  # segmentation weights publish mean IoU and pixel accuracy
+    columns = [("model", {"no_wrap": True}), ("tag", {"no_wrap": True}), ("source", {"no_wrap": True})]
+    columns += [("top-1 %", number), ("top-5 %", number)]
+    columns += [("mean IoU %", number), ("pixel acc. %", number)] if dense else []
+    for col, kw in (*columns, ("on", {"no_wrap": True})):
         table.add_column(col, **kw)
-    for r in weights_rows(names):
+
+    def figure(value: float | None, digits: int = 3) -> str:
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    for r in rows:
         table.add_row(
             r["name"],
             r["tag"] + (" *" if r["default"] else ""),
             r["source"],
-            "—" if r["top1"] is None else f"{r['top1']:.3f}",
-            "—" if r["top5"] is None else f"{r['top5']:.3f}",
+            figure(r["top1"]),
+            figure(r["top5"]),
+            *((figure(r["miou"], 1), figure(r["pixel_acc"], 1)) if dense else ()),
             r["dataset"] or "—",
         )
     return table
