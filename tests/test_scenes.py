@@ -196,7 +196,7 @@ def test_short_training_learns_and_resumes(tmp_path, scenes):
 @needs_fashion
 def test_the_result_line_names_what_the_task_measures(tmp_path):
     """The last line of a run: mean IoU and pixel accuracy for segmentation (no top-5 of pixels), top-1 and
-    top-5 for classification; "1 epoch", not "1 epochs"."""
+    top-5 for classification; "1 epoch", not "1 epochs". Neither it nor an epoch's line wraps in a log."""
     import io
 
     from rich.console import Console
@@ -205,8 +205,11 @@ def test_the_result_line_names_what_the_task_measures(tmp_path):
 
     def result_line(config, **kw) -> str:
         out = io.StringIO()
-        train(config, console=Console(file=out, width=400), **kw)
-        return " ".join(out.getvalue().strip().splitlines()[-1].split())
+        train(config, console=Console(file=out, width=60), **kw)  # a log file: narrow, no terminal to wrap
+        lines = out.getvalue().strip().splitlines()
+        epochs = [line for line in lines if line.startswith("epoch ") and "  test " in line]  # not the bar
+        assert epochs and all(line.rstrip().endswith(" s") for line in epochs), lines  # each epoch one line
+        return " ".join(lines[-1].split())
 
     small = load_scene_splits(train_scenes=64, test_scenes=32, max_items=2, seed=0)
     config = dataclasses.replace(_config(tmp_path / "seg", 1), quiet=False)

@@ -1111,13 +1111,14 @@ class _Run:
         )
 
     def print_epoch(self, epoch: int, last: dict[str, Any], result: EvalResult) -> None:
-        """The epoch's line above the progress bar."""
+        """The epoch's line above the progress bar (one line: a log keeps it whole)."""
         self.progress.console.print(
             f"epoch {epoch:>3}/{self.config.epochs}  loss {last['train_loss']:.4f}  train {last['train_acc']:6.1%}  "
             f"test {result.acc:6.1%}  "
             + (f"mIoU {result.miou:6.1%}  " if self.info.task == "segmentation" else f"top-5 {result.top5:6.1%}  ")
             + f"{last['images_per_s']:>6,.0f} img/s  "
-            f"{last['seconds']:.1f} s"
+            f"{last['seconds']:.1f} s",
+            soft_wrap=True,  # one line in a log file, however wide
         )
 
     def finish(self, last: dict[str, Any]) -> dict[str, Any]:
@@ -1182,7 +1183,8 @@ class _Run:
         epochs = self.config.epochs
         self.console.print(
             f"{result} after {epochs} epoch{'' if epochs == 1 else 's'}, {metrics['seconds']:.1f} s, "
-            f"{metrics['images_per_s']:,.0f} img/s → {self.run_dir}"
+            f"{metrics['images_per_s']:,.0f} img/s → {self.run_dir}",
+            soft_wrap=True,
         )
 
 
