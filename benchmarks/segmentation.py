@@ -62,7 +62,7 @@ DENSE_RUNS = {"dense": 0, "dense-seed1": 1, "dense-seed2": 2, "dense-seed3": 3, 
 # item: the trainer's seed for the recipe with its backbone first trained on Fashion-MNIST items (PRETRAIN)
 PRETRAINED_RUNS = {"pretrained-seed1": 1, "pretrained-seed3": 3}
 # item: the trainer's seed for the recipe whose test prediction is then averaged over SHIFTS
-SHIFTED_RUNS = {"shifted-seed1": 1, "shifted-seed4": 4}
+SHIFTED_RUNS = {"shifted-seed1": 1, "shifted-seed3": 3, "shifted-seed4": 4}
 CLAIMS = ("gap-dense", "dilation-resolution", "inflation-transfer")
 FLIPS = "flips"  # test-time flip averaging of the dense runs kept with --keep
 EMA = "ema"  # the recipe with a moving average of the weights, both evaluated per epoch
