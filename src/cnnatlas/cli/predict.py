@@ -160,13 +160,15 @@ def mask_path(image: str | Path) -> Path:
 
 def predict_mask(run, image: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
     """The class of every pixel (H, W) of a float image (C, H, W) in [0, 1]: the run's logits (or
-    `model`'s, the run's wrapped) at its input size, upsampled (bilinear) to the image's size, then the
-    best class per pixel."""
-    x = run.info.prepare(image)[None]
-    with torch.no_grad():
-        logits = (model or run.model)(x)
-    logits = torch.nn.functional.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
-    return logits[0].argmax(0)
+    `model`'s, the run's wrapped) at its input size, upsampled to the image's size (`mask_at`)."""
+    return mask_at(model or run.model, run.info.prepare(image)[None], image.shape[-2:])
+
+
+def mask_at(model: torch.nn.Module, x: torch.Tensor, size) -> torch.Tensor:
+    """The best class per pixel (H, W) of `model`'s logits on `x`, a batch of one, upsampled (bilinear) to `size`."""
+    with torch.inference_mode():
+        logits = model(x)
+    return torch.nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)[0].argmax(0)
 
 
 def save_mask(mask: torch.Tensor, path: Path, classes) -> None:
@@ -339,12 +341,7 @@ def zoo_masks(
     inputs = [read_image_uint8(path) for path in images]  # bad files fail first
     model = create_model(name, weights=w.path or w.tag)
     model = ShiftAveraged(model, ONE_PIXEL_SHIFTS) if shift_average else model
-    masks = []
-    for x in inputs:
-        with torch.inference_mode():
-            logits = model(w.transforms(255 - x if invert else x)[None])
-        logits = torch.nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        masks.append(logits[0].argmax(0))
+    masks = [mask_at(model, w.transforms(255 - x if invert else x)[None], x.shape[-2:]) for x in inputs]
     return [{**r, "weights": w.tag} for r in write_masks(images, masks, w.categories)]
 
 
