@@ -40,6 +40,7 @@ LAYERS = {
     "claims": 4,
     "train": 4,
     "viz": 4,
+    "predict": 4,
     "cli": 5,
     "__main__": 5,
 }

@@ -496,7 +496,7 @@ def test_predict_a_photo_with_a_zoo_segmentation_model(mirror, catalogue, tmp_pa
     model on its own preprocessing, upsampled to the photo's size, one VOC class per pixel in its colour."""
     from torchvision.io import read_image
 
-    from cnnatlas.cli.predict import mask_palette
+    from cnnatlas.predict import mask_palette
 
     reference = randomize_norm_stats(
         torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=True)

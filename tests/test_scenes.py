@@ -273,7 +273,7 @@ def test_a_classifier_on_scenes_is_refused(tmp_path):
 
 
 def test_mask_palette_gives_background_black_and_every_class_its_own_colour():
-    from cnnatlas.cli.predict import TAB10, mask_palette, voc_colour
+    from cnnatlas.predict import TAB10, mask_palette, voc_colour
 
     assert mask_palette(SCENE_CLASSES) == (*TAB10, (0, 0, 0))  # the items in tab10's order, background last
     voc = ("__background__", *(f"c{i}" for i in range(20)))
@@ -288,7 +288,7 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     from PIL import Image
 
     from cnnatlas.cli import main
-    from cnnatlas.cli.predict import mask_palette
+    from cnnatlas.predict import mask_palette, run_masks
 
     name = tiny_fcn_registered
     small = DataSplits(scenes.train, torch.utils.data.Subset(scenes.test, range(50)), scenes.info, "scenes")
@@ -346,6 +346,13 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     assert main(["predict", str(tmp_path / "run"), str(image), "--json", "--shift-average"]) == 0
     shifted_result = json.loads(capsys.readouterr().out)[0]
     assert shifted_result["mask"] == str(out) and sum(shifted_result["classes"].values()) == pytest.approx(1.0)
+    # the classes come largest share first; --top K keeps the K largest
+    shares = list(result["classes"].values())
+    assert len(shares) >= 2 and shares == sorted(shares, reverse=True)
+    assert main(["predict", str(tmp_path / "run"), str(image), "--json", "--top", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["classes"] == dict(list(result["classes"].items())[:1])
+    # the library call behind the command: the same mask and shares
+    assert run_masks(run, [str(image)]) == [{**result, "classes": pytest.approx(result["classes"])}]
 
 
 @needs_fashion
