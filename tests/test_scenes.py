@@ -287,8 +287,9 @@ def test_mask_palette_gives_background_black_and_every_class_its_own_colour():
 def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered):
     from PIL import Image
 
+    from cnnatlas import InvalidArgumentError
     from cnnatlas.cli import main
-    from cnnatlas.predict import mask_palette, run_masks
+    from cnnatlas.predict import mask_palette, run_masks, run_predictions
 
     name = tiny_fcn_registered
     small = DataSplits(scenes.train, torch.utils.data.Subset(scenes.test, range(50)), scenes.info, "scenes")
@@ -353,6 +354,8 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     assert json.loads(capsys.readouterr().out)[0]["classes"] == dict(list(result["classes"].items())[:1])
     # the library call behind the command: the same mask and shares
     assert run_masks(run, [str(image)]) == [{**result, "classes": pytest.approx(result["classes"])}]
+    with pytest.raises(InvalidArgumentError, match="segmentation run: run_masks gives its masks"):
+        run_predictions(run, [str(image)])
 
 
 @needs_fashion

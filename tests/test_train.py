@@ -533,6 +533,16 @@ def test_train_eval_predict_commands(tmp_path, capsys):
     run = load_run(out)  # the command agrees with the model run on the test set's own tensors
     expected = run.model(torch.stack([run.info.prepare(x) for x in x_test[:2]])).argmax(1).tolist()
     assert [p["top"][0]["index"] for p in preds] == expected
+    # the library call behind the command gives the same; a mask or top 0 is refused in one line
+    from cnnatlas.predict import run_masks, run_predictions
+
+    assert run_predictions(run, paths, top=2) == [
+        {**p, "top": [{**t, "probability": pytest.approx(t["probability"])} for t in p["top"]]} for p in preds
+    ]
+    with pytest.raises(InvalidArgumentError, match="classification run: run_predictions gives its top classes"):
+        run_masks(run, paths)
+    with pytest.raises(InvalidArgumentError, match="top must be an integer ≥ 1; got 0"):
+        run_predictions(run, paths, top=0)
 
 
 def test_command_errors_are_one_line(tmp_path, capsys):

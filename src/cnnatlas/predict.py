@@ -53,6 +53,12 @@ def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.T
 def run_predictions(run, images: list[str], top: int = 3, invert: bool = False) -> list[dict]:
     """The `top` classes, with probabilities, a trained classification run (`cnnatlas.train.load_run`)
     gives each image file, best first."""
+    from .errors import InvalidArgumentError
+
+    if run.info.task != "classification":
+        raise InvalidArgumentError(f"{run.path} is a {run.info.task} run: run_masks gives its masks, not top classes")
+    if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        raise InvalidArgumentError(f"top must be an integer ≥ 1; got {top!r}")
     images_in = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
     k = min(top, len(run.info.classes))
     return [
@@ -144,8 +150,11 @@ def save_mask(mask: torch.Tensor, path: Path, classes) -> None:
 def run_masks(run, images: list[str], invert: bool = False, shift_average: bool = False) -> list[dict]:
     """The mask a trained segmentation run predicts for each image file (`shift_average`: its softmax
     averaged over ONE_PIXEL_SHIFTS of the input), each written beside its image (`write_masks`)."""
+    from .errors import InvalidArgumentError
     from .models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
 
+    if run.info.task != "segmentation":
+        raise InvalidArgumentError(f"{run.path} is a {run.info.task} run: run_predictions gives its top classes")
     model = ShiftAveraged(run.model, ONE_PIXEL_SHIFTS) if shift_average else run.model
     inputs = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
     return write_masks(images, [predict_mask(run, x, model) for x in inputs], run.info.classes)
