@@ -283,6 +283,59 @@ def test_mask_palette_gives_background_black_and_every_class_its_own_colour():
     assert [voc_colour(i) for i in (1, 2, 3, 15)] == [(128, 0, 0), (0, 128, 0), (128, 128, 0), (192, 128, 128)]
 
 
+def test_a_mask_replaces_only_a_mask_predict_wrote(tmp_path, monkeypatch):
+    """write_masks tags each PNG as predict's; an existing file without the tag is the user's: nothing is
+    written and it stays as it was. A write that fails leaves the earlier mask whole and no temporary file."""
+    from PIL import Image
+
+    from cnnatlas import InvalidArgumentError
+    from cnnatlas.predict import is_predicted_mask, mask_palette, write_masks
+
+    classes = SCENE_CLASSES
+    mask = torch.full((8, 8), 10)  # background
+    mask[2:5, 3:7] = 4  # a Coat
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    [result] = write_masks([str(first)], [mask], classes)
+    out = tmp_path / "a.mask.png"
+    assert result["mask"] == str(out) and is_predicted_mask(out)
+    assert result["classes"] == {"Coat": 12 / 64, "background": 52 / 64}
+    with Image.open(out) as png:
+        assert png.getpixel((3, 2)) == mask_palette(classes)[4] and png.getpixel((0, 0)) == (0, 0, 0)
+    write_masks([str(first)], [torch.zeros(8, 8, dtype=torch.long)], classes)  # its own mask: replaced
+    all_tshirt = [(64, mask_palette(classes)[0])]
+    with Image.open(out) as png:
+        assert png.getcolors() == all_tshirt
+
+    theirs = tmp_path / "b.mask.png"  # a ground-truth mask of the user's, named as predict names its own
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(theirs)
+    before = theirs.read_bytes()
+    with pytest.raises(InvalidArgumentError, match=r"b\.mask\.png exists and is not a mask predict wrote"):
+        write_masks([str(first), str(second)], [mask, mask], classes)
+    assert theirs.read_bytes() == before and not is_predicted_mask(theirs)
+    with Image.open(out) as png:  # and nothing else was written either
+        assert png.getcolors() == all_tshirt
+
+    # out_dir: the masks go there; two images of one name from two folders would collide there
+    [moved] = write_masks([str(second)], [mask], classes, out_dir=tmp_path / "masks")
+    assert moved["mask"] == str(tmp_path / "masks" / "b.mask.png") and theirs.read_bytes() == before
+    other = tmp_path / "other" / "b.png"
+    with pytest.raises(InvalidArgumentError, match="would both write their mask to"):
+        write_masks([str(second), str(other)], [mask, mask], classes, out_dir=tmp_path / "masks")
+
+    def broken_save(self, fp, *args, **kwargs):  # the disk fills up halfway through the PNG
+        with open(fp, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(OSError, match="No space left"):
+        write_masks([str(first)], [mask], classes)
+    monkeypatch.undo()
+    with Image.open(out) as png:  # the earlier mask, whole
+        assert png.getcolors() == all_tshirt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mask.png", "b.mask.png", "masks"]
+
+
 @pytest.mark.slow
 def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered):
     from PIL import Image
@@ -356,6 +409,15 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     assert run_masks(run, [str(image)]) == [{**result, "classes": pytest.approx(result["classes"])}]
     with pytest.raises(InvalidArgumentError, match="segmentation run: run_masks gives its masks"):
         run_predictions(run, [str(image)])
+    # a file of the user's where the mask would go is left alone, and predict says so (exit 2)
+    out.unlink()
+    out.write_bytes(b"the user's own annotation")
+    assert main(["predict", str(tmp_path / "run"), str(image)]) == 2
+    assert "scene.mask.png exists and is not a mask predict wrote" in capsys.readouterr().err
+    assert out.read_bytes() == b"the user's own annotation"
+    assert main(["predict", str(tmp_path / "run"), str(image), "--out-dir", str(tmp_path / "masks"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["mask"] == str(tmp_path / "masks" / "scene.mask.png")
+    assert out.read_bytes() == b"the user's own annotation"
 
 
 @needs_fashion

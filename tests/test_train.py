@@ -543,6 +543,9 @@ def test_train_eval_predict_commands(tmp_path, capsys):
         run_masks(run, paths)
     with pytest.raises(InvalidArgumentError, match="top must be an integer ≥ 1; got 0"):
         run_predictions(run, paths, top=0)
+    assert main(["predict", str(out), *paths, "--out-dir", str(tmp_path / "masks")]) == 2
+    assert "--out-dir is where masks go: it needs a segmentation run or model" in capsys.readouterr().err
+    assert not (tmp_path / "masks").exists()
 
 
 def test_command_errors_are_one_line(tmp_path, capsys):

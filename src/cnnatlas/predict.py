@@ -9,6 +9,7 @@ class (`mask_palette`, background black), at the image's own size."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -120,10 +121,47 @@ def mask_palette(classes) -> tuple[tuple[int, int, int], ...]:
     return tuple((0, 0, 0) if c in BACKGROUND_NAMES else next(turn) for c in classes)
 
 
-def mask_path(image: str | Path) -> Path:
-    """Where predict writes an image's mask: beside it, `<stem>.mask.png`."""
+# The PNG text chunk each mask carries: a file with it is one predict wrote, and predict may replace it.
+MASK_SOFTWARE = "cnnatlas predict"
+
+
+def mask_path(image: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Where predict writes an image's mask: `<stem>.mask.png` beside it, or in `out_dir`."""
     image = Path(image)
-    return image.with_name(f"{image.stem}.mask.png")
+    return (Path(out_dir) if out_dir is not None else image.parent) / f"{image.stem}.mask.png"
+
+
+def is_predicted_mask(path: str | Path) -> bool:
+    """Whether `path` is a PNG that predict wrote (its text chunk "Software" is MASK_SOFTWARE)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.format == "PNG" and img.info.get("Software") == MASK_SOFTWARE
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+def mask_paths(images: list[str], out_dir: str | Path | None = None) -> list[Path]:
+    """Each image's mask path (`mask_path`), checked before anything is written: no two images may share
+    one, and an existing file there must be a mask predict wrote: any other file is the user's, left alone."""
+    from .errors import InvalidArgumentError
+
+    paths, seen = [mask_path(image, out_dir) for image in images], {}
+    for image, path in zip(images, paths):
+        key = path.resolve()
+        if key in seen and seen[key] != Path(image).resolve():
+            raise InvalidArgumentError(
+                f"{seen[key]} and {image} would both write their mask to {path}; expected images with "
+                "different names (or predict them one folder at a time)"
+            )
+        seen[key] = Path(image).resolve()
+        if path.is_dir() or (path.exists() and not is_predicted_mask(path)):
+            raise InvalidArgumentError(
+                f"{path} exists and is not a mask predict wrote; it is left as it is: move it, or write "
+                "the masks to another folder (--out-dir DIR)"
+            )
+    return paths
 
 
 def predict_mask(run, image: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
@@ -140,16 +178,28 @@ def mask_at(model: torch.nn.Module, x: torch.Tensor, size) -> torch.Tensor:
 
 
 def save_mask(mask: torch.Tensor, path: Path, classes) -> None:
-    """The mask (H, W) of class indices as an RGB PNG, each class in its `mask_palette` colour."""
+    """The mask (H, W) of class indices as an RGB PNG, each class in its `mask_palette` colour, tagged
+    as predict's (MASK_SOFTWARE); written to a temporary file and renamed, so the file is whole or absent."""
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     palette = torch.tensor(mask_palette(classes), dtype=torch.uint8)
-    Image.fromarray(palette[mask].numpy()).save(path)
+    tag = PngInfo()
+    tag.add_text("Software", MASK_SOFTWARE)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        Image.fromarray(palette[mask].numpy()).save(tmp, format="PNG", pnginfo=tag)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def run_masks(run, images: list[str], invert: bool = False, shift_average: bool = False) -> list[dict]:
+def run_masks(
+    run, images: list[str], invert: bool = False, shift_average: bool = False, out_dir: str | Path | None = None
+) -> list[dict]:
     """The mask a trained segmentation run predicts for each image file (`shift_average`: its softmax
-    averaged over ONE_PIXEL_SHIFTS of the input), each written beside its image (`write_masks`)."""
+    averaged over ONE_PIXEL_SHIFTS of the input), each written beside its image or in `out_dir`
+    (`write_masks`; the places are checked before the model runs)."""
     from .errors import InvalidArgumentError
     from .models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
 
@@ -157,15 +207,18 @@ def run_masks(run, images: list[str], invert: bool = False, shift_average: bool 
         raise InvalidArgumentError(f"{run.path} is a {run.info.task} run: run_predictions gives its top classes")
     model = ShiftAveraged(run.model, ONE_PIXEL_SHIFTS) if shift_average else run.model
     inputs = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
-    return write_masks(images, [predict_mask(run, x, model) for x in inputs], run.info.classes)
+    mask_paths(images, out_dir)
+    return write_masks(images, [predict_mask(run, x, model) for x in inputs], run.info.classes, out_dir)
 
 
-def write_masks(paths: list[str], masks: list[torch.Tensor], classes) -> list[dict]:
-    """Each mask saved beside its image (`mask_path`); per image its path, the mask's and the share of
-    the image each class present covers."""
+def write_masks(paths: list[str], masks: list[torch.Tensor], classes, out_dir: str | Path | None = None) -> list[dict]:
+    """Each mask saved beside its image, or in `out_dir` (made if missing), where `mask_paths` allows; per
+    image its path, the mask's and the share of the image each class present covers."""
+    outs = mask_paths(paths, out_dir)
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     results = []
-    for path, mask in zip(paths, masks):
-        out = mask_path(path)
+    for path, mask, out in zip(paths, masks, outs):
         save_mask(mask, out, classes)
         share = torch.bincount(mask.flatten(), minlength=len(classes)).double() / mask.numel()
         results.append(
@@ -276,22 +329,29 @@ def zoo_predictions(
 
 
 def zoo_masks(
-    name: str, images: list[str], weights: str | None = None, invert: bool = False, shift_average: bool = False
+    name: str,
+    images: list[str],
+    weights: str | None = None,
+    invert: bool = False,
+    shift_average: bool = False,
+    out_dir: str | Path | None = None,
 ) -> list[dict]:
     """The mask zoo segmentation model `name` with its published weights (the default, a tag or a file)
     predicts for each image: the weights' preprocessing (the shorter side resized to 520 for
     torchvision's), the logits upsampled (bilinear) to the image's own size, the best class per pixel
     (`shift_average`: the softmax averaged over ONE_PIXEL_SHIFTS of the preprocessed image). Each mask is
-    written beside its image (`write_masks`); each result also names the weights."""
+    written beside its image or in `out_dir` (`write_masks`; the places are checked before the model is
+    loaded); each result also names the weights."""
     from .models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
     from .zoo import create_model
 
     w = _predicting_weights(name, weights)
     inputs = [read_image_uint8(path) for path in images]  # bad files fail first
+    mask_paths(images, out_dir)
     model = create_model(name, weights=w.path or w.tag)
     model = ShiftAveraged(model, ONE_PIXEL_SHIFTS) if shift_average else model
     masks = [mask_at(model, w.transforms(255 - x if invert else x)[None], x.shape[-2:]) for x in inputs]
-    return [{**r, "weights": w.tag} for r in write_masks(images, masks, w.categories)]
+    return [{**r, "weights": w.tag} for r in write_masks(images, masks, w.categories, out_dir)]
 
 
 def _predicting_weights(name: str, weights: str | None):

@@ -9,7 +9,9 @@ per-window predictions and their average, the clip's prediction, are both report
 For a segmentation run (`--data fashion-mnist-scenes`) or a zoo segmentation model (`deeplabv3_resnet50`,
 `fcn_resnet50` with their published weights) each image's predicted mask is written beside it as
 `<image stem>.mask.png`, one colour per class (`mask_palette`, background black), at the image's own
-size; the output names that file and the share of the image each class covers, largest first.
+size (`--out-dir DIR`: in DIR instead); the output names that file and the share of the image each class
+covers, largest first. An existing file of that name is replaced only if predict wrote it (its PNG text
+chunk says so): anything else there is left as it is, and nothing is written.
 
 The predictions themselves are `cnnatlas.predict`'s; this module checks the arguments and prints."""
 
@@ -37,7 +39,8 @@ def _run(args) -> int:
     run = load_run(args.run_dir, args.checkpoint)
     shift_averaged(run, args.shift_average)  # refuses --shift-average for a classifier
     if run.info.task == "segmentation":
-        return _report_masks(args, run_masks(run, args.images, args.invert, args.shift_average))
+        return _report_masks(args, run_masks(run, args.images, args.invert, args.shift_average, args.out_dir))
+    _refuse_out_dir(args, f"{args.run_dir} is a {run.info.task} run")
     results = run_predictions(run, args.images, 3 if args.top is None else args.top, args.invert)
     if args.json:
         print(json.dumps(results, indent=1))
@@ -49,6 +52,13 @@ def _run(args) -> int:
             f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({escape(best)})", soft_wrap=True
         )
     return 0
+
+
+def _refuse_out_dir(args, what: str) -> None:
+    from ..errors import InvalidArgumentError
+
+    if args.out_dir is not None:
+        raise InvalidArgumentError(f"--out-dir is where masks go: it needs a segmentation run or model; {what}")
 
 
 def _report_masks(args, results: list[dict]) -> int:
@@ -99,7 +109,9 @@ def _run_zoo(args) -> int:
     if get_entry(args.run_dir).family == "segmentation":
         if args.stride is not None:
             raise InvalidArgumentError(f"--stride is for a video model; {args.run_dir} is a segmentation model")
-        return _report_masks(args, zoo_masks(args.run_dir, args.images, args.weights, args.invert, args.shift_average))
+        masks = zoo_masks(args.run_dir, args.images, args.weights, args.invert, args.shift_average, args.out_dir)
+        return _report_masks(args, masks)
+    _refuse_out_dir(args, f"{args.run_dir} is a zoo classifier")
     if args.shift_average:
         raise InvalidArgumentError(
             f"--shift-average averages a per-pixel prediction: it needs a segmentation run or model; "
@@ -134,6 +146,7 @@ def _run_zoo(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from .argtypes import out_dir
     from .evaluate import add_shift_average_flag
 
     p = sub.add_parser(
@@ -177,6 +190,12 @@ def add_parser(sub) -> None:
         metavar="FRAMES",
         help="a video model on a clip longer than its window: frames between windows (default half "
         "the window); the windows' scores are averaged",
+    )
+    p.add_argument(
+        "--out-dir",
+        type=out_dir,
+        metavar="DIR",
+        help="a segmentation run or model: write the masks to DIR (made if missing) instead of beside the images",
     )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
     add_shift_average_flag(p)
