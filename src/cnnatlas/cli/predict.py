@@ -74,7 +74,7 @@ def _report_masks(args, results: list[dict]) -> int:
         return 0
     console = Console()
     for r in results:
-        found = ", ".join(f"{c} {v:.1%}" for c, v in r["classes"].items())
+        found = ", ".join(f"{c} {v:.1%}" if v >= 0.0005 else f"{c} <0.1%" for c, v in r["classes"].items())
         console.print(f"{escape(r['image'])}: mask → [bold]{escape(r['mask'])}[/]  ({escape(found)})", soft_wrap=True)
     return 0
 
