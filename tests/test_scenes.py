@@ -549,3 +549,37 @@ def test_an_auxiliary_head_is_trained_too(tmp_path):
     metrics = train(_config(tmp_path, 1), data=DataSplits(ds, ds, info, "random items"), model=model)
     assert 0 <= metrics["test_miou"] <= 1
     assert any(not torch.equal(a, b) for a, b in zip(aux_before, model.aux_head.parameters()))
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        ((16, 16), (301, 411)),
+        ((37, 53), (300, 200)),
+        ((500, 300), (77, 91)),
+        ((65, 97), (1000, 1500)),
+        ((1, 5), (50, 7)),
+    ],
+)
+def test_the_mask_upsampled_in_bands_is_the_mask_upsampled_whole(source, target, monkeypatch):
+    """upsampled_argmax, band by band of output rows (up- and downsampling, one row a band up to all of
+    them), gives the argmax of F.interpolate's whole (C, H, W) scores; no band holds more than its rows."""
+    from cnnatlas.predict import upsampled_argmax
+
+    torch.manual_seed(0)
+    logits = torch.randn(1, 11, *source)
+    whole = torch.nn.functional.interpolate(logits, size=target, mode="bilinear", align_corners=False)[0].argmax(0)
+    height, width = target
+    interpolate, largest = torch.nn.functional.interpolate, []
+
+    def recorded(*args, **kwargs):
+        out = interpolate(*args, **kwargs)
+        largest.append(out.shape[-2] * out.shape[-1])
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "interpolate", recorded)
+    for band_rows in (1, 7, height):
+        largest.clear()
+        assert torch.equal(upsampled_argmax(logits, target, band_pixels=band_rows * width), whole)
+        rows_needed = band_rows * source[0] / height + 2  # the source rows of band_rows output rows, at most
+        assert max(largest) <= max(band_rows, rows_needed) * width

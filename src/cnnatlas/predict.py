@@ -173,8 +173,39 @@ def predict_mask(run, image: torch.Tensor, model: torch.nn.Module | None = None)
 def mask_at(model: torch.nn.Module, x: torch.Tensor, size) -> torch.Tensor:
     """The best class per pixel (H, W) of `model`'s logits on `x`, a batch of one, upsampled (bilinear) to `size`."""
     with torch.inference_mode():
-        logits = model(x)
-    return torch.nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)[0].argmax(0)
+        return upsampled_argmax(model(x), size)
+
+
+# Output pixels per band of `upsampled_argmax`: 1 Mi, 4 MiB a class in float32.
+BAND_PIXELS = 1 << 20
+
+
+def upsampled_argmax(logits: torch.Tensor, size, band_pixels: int = BAND_PIXELS) -> torch.Tensor:
+    """argmax over the classes of `logits` (1, C, h, w) upsampled bilinearly (align_corners=False) to `size`
+    (H, W), one band of output rows at a time, so that the (C, H, W) scores of a large photo are never held.
+
+    Each band takes the input rows it needs, interpolates them along the width (F.interpolate, their
+    height kept), then blends each output row's two source rows y0, y1 = y0 + 1 (clamped) with the weight
+    λ = s − y0 at s = max(0, (i + ½)·h/H − ½): the same sum, W-lerp then H-lerp, as F.interpolate's kernel."""
+    from torch.nn.functional import interpolate
+
+    (height, width), h = (int(v) for v in size), logits.shape[-2]
+    rows = max(1, band_pixels // max(width, 1))
+    if height <= rows:
+        return interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)[0].argmax(0)
+    source = ((torch.arange(height, dtype=torch.float32) + 0.5) * (h / height) - 0.5).clamp(min=0)
+    y0 = source.long().clamp(max=h - 1)
+    y1 = (y0 + 1).clamp(max=h - 1)
+    weight = (source - y0).view(1, -1, 1)
+    out = torch.empty((height, width), dtype=torch.long)
+    for start in range(0, height, rows):
+        end = min(height, start + rows)
+        low, high = int(y0[start]), int(y1[end - 1]) + 1
+        wide = interpolate(logits[:, :, low:high], size=(high - low, width), mode="bilinear", align_corners=False)[0]
+        w = weight[:, start:end].to(wide.dtype)
+        upper = wide.index_select(1, y0[start:end] - low).mul_(1 - w)
+        out[start:end] = upper.add_(wide.index_select(1, y1[start:end] - low).mul_(w)).argmax(0)
+    return out
 
 
 def save_mask(mask: torch.Tensor, path: Path, classes) -> None:
