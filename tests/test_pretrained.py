@@ -107,7 +107,12 @@ def test_catalogue_is_torchvisions_and_timms_own():
     cat = pretrained.catalogue()
     assert cat["torchvision"] and cat["timm"]
     tv_models = [n for n in cnnatlas.list_models() if cnnatlas.get_entry(n).torchvision]
-    assert set(tv_models) | {"mobilenet_v1", "seresnet50", "i3d"} == set(cat["models"])
+    assert set(tv_models) | {"mobilenet_v1", "seresnet50", "i3d", "slowfast_r50"} == set(cat["models"])
+    (slowfast,) = pretrained.available_weights("slowfast_r50").values()  # PyTorchVideo's model zoo
+    assert slowfast.source == "pytorchvideo" and slowfast.sha256 is None and slowfast.default
+    assert slowfast.url == "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_4x16_R50.pyth"
+    assert slowfast.metrics == {"dataset": "Kinetics-400", "top1": 75.34, "top5": 91.89}
+    assert slowfast.categories == pretrained.available_weights("r3d_18")["KINETICS400_V1"].categories
     for name in tv_models:
         enum = get_model_weights(cnnatlas.get_entry(name).torchvision)
         ours = pretrained.available_weights(name)
@@ -289,6 +294,41 @@ def test_i3d_from_imagenet_gives_googlenets_output_on_a_boring_video(mirror, cat
 
 
 # -- timm's weights, in the Hugging Face hub's cache ---------------------------------------------------
+
+
+def test_slowfast_weights_from_pytorchvideo(mirror, caches):
+    """The SlowFast R50 4x16 checkpoint as PyTorchVideo's model zoo serves it (PySlowFast's .pyth: a dict
+    whose "model_state" has PyTorchVideo's names behind "model."): downloaded, cached, and our model then
+    gives the reference's output (its Slow pathway fed every 8th frame, as ours reads it)."""
+    pytest.importorskip("pytorchvideo")
+    from pytorchvideo.models.slowfast import create_slowfast
+
+    torch.manual_seed(0)
+    # the 4x16 configuration; the head's average pools sized for a 32×64×64 clip (2×2 maps at the end)
+    reference = create_slowfast(
+        slowfast_fusion_conv_kernel_size=(5, 1, 1),
+        slowfast_fusion_conv_stride=(8, 1, 1),
+        head_pool_kernel_sizes=((4, 2, 2), (32, 2, 2)),
+    )
+    for m in reference.modules():  # statistics a fresh model does not have, so that every BN counts
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 1.5), m.weight.data.uniform_(0.5, 1.5)
+    checkpoint = {"epoch": 196, "model_state": {f"model.{k}": v for k, v in reference.state_dict().items()}}
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    w = pretrained.available_weights("slowfast_r50")["KINETICS400_4X16"]
+    mirror.put(w.url, buffer.getvalue())
+
+    model = cnnatlas.create_model("slowfast_r50", pretrained=True)
+    assert (caches[0] / "SLOWFAST_4x16_R50.pyth").is_file() and model.pretrained_weights == w
+    clip = torch.randn(1, 3, 32, 64, 64)
+    with torch.no_grad():
+        expected = reference.eval()([clip[:, :, ::8], clip])
+        assert torch.allclose(model(clip), expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    again = cnnatlas.create_model("slowfast_r50", weights=str(caches[0] / "SLOWFAST_4x16_R50.pyth"))
+    assert again.pretrained_weights.categories == w.categories  # the published file under its own name
+    with torch.no_grad():
+        assert torch.equal(again(clip), model(clip))
 
 
 def test_timm_weights_through_the_hub_cache(mirror, caches):

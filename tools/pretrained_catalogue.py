@@ -12,6 +12,9 @@ interpolation of each pretrained tag; the timm package carries no accuracy, so n
 Segmentation weights (`SemanticSegmentation` preprocessing) resize only, without a crop (`"crop": []`),
 and publish mean IoU and pixel accuracy instead of top-1/top-5.
 Weights without categories (VGG-16's `IMAGENET1K_FEATURES`, a feature extractor only) are left out.
+From PyTorchVideo's model zoo (`PYTORCHVIDEO`, written out here from its docs/source/model_zoo.md), the
+SlowFast checkpoint of the configuration the zoo builds: its URL and published accuracy; PyTorchVideo
+publishes no checksum, so none is stored.
 """
 
 from __future__ import annotations
@@ -35,6 +38,23 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "cnnatlas" / "pretrained.jso
 TRANSFORM_INPUT = {"googlenet", "inception_v3"}
 # The zoo names whose weights come from timm, and the timm architecture of each.
 TIMM = {"mobilenet_v1": "mobilenetv1_100", "seresnet50": "seresnet50"}
+# PyTorchVideo's model zoo (facebookresearch/pytorchvideo, docs/source/model_zoo.md at commit
+# 366138bc36e636816e28a4204d9c2c38285128c1): the Kinetics-400 SlowFast R50 4x16 row, the configuration
+# slowfast_r50 builds by default (its 34.48 M parameters). PySlowFast trained it
+# (configs/Kinetics/pytorchvideo/SLOWFAST_4x16_R50.yaml, model PTVSlowFast, whose checkpoint names start
+# "model."); its test preprocessing (that file and slowfast/config/defaults.py): the shorter side scaled
+# to 256 (bilinear, no antialiasing), a 256×256 crop, mean 0.45 and std 0.225 on every channel. Its labels
+# are Kinetics-400's classes in alphabetical order, as torchvision's video weights number them.
+PYTORCHVIDEO = {
+    "slowfast_r50": {
+        "KINETICS400_4X16": {
+            "url": "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_4x16_R50.pyth",
+            "top1": 75.34,
+            "top5": 91.89,
+            "params_millions": 34.48,
+        }
+    }
+}
 
 
 def _categories_id(categories: list[str], known: dict[str, list[str]]) -> str:
@@ -127,6 +147,38 @@ def timm_entries(name: str, arch: str, categories: dict[str, list[str]]) -> tupl
     return first.split(".", 1)[1], entries
 
 
+def pytorchvideo_entries(name: str) -> tuple[str, dict]:
+    entries = {}
+    for tag, row in PYTORCHVIDEO[name].items():
+        entries[tag] = {
+            "source": "pytorchvideo",
+            "url": row["url"],
+            "file": row["url"].rsplit("/", 1)[1],
+            "sha256": None,  # PyTorchVideo publishes none: the file is checked by loading (names and shapes)
+            "categories": "kinetics-400",
+            "transforms": {
+                "kind": "video",
+                "resize": [256],
+                "crop": [256, 256],
+                "interpolation": "bilinear",
+                "antialias": False,
+                "mean": [0.45, 0.45, 0.45],
+                "std": [0.225, 0.225, 0.225],
+            },
+            "transform_input": False,
+            "metrics": {"dataset": "Kinetics-400", "top1": row["top1"], "top5": row["top5"]},
+            "num_params": None,  # published in millions only: 34.48 (ours: 34,480,216)
+            "recipe": "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics/pytorchvideo/SLOWFAST_4x16_R50.yaml",
+            "docs": "PyTorchVideo's SlowFast R50 4x16 (α = 8, β = 1/8, fusion kernel 5) trained on Kinetics-400 with "
+            "PySlowFast; accuracy over 3 spatial crops × 10 clips of 32 frames sampled every 2nd. The model takes "
+            "one 32-frame clip; its Slow pathway reads every 8th frame (PyTorchVideo's own pipeline picks the "
+            f"Slow frames with a linspace instead). {row['params_millions']} M parameters published.",
+            "source_ref": "facebookresearch/pytorchvideo docs/source/model_zoo.md, commit "
+            "366138bc36e636816e28a4204d9c2c38285128c1 (top-1, top-5, parameters in millions)",
+        }
+    return next(iter(entries)), entries
+
+
 def timm_keys(arch: str) -> list[str]:
     """The order of a timm model's state dict (a safetensors file keeps only the names, sorted), which
     the in-order loader pairs with ours."""
@@ -145,6 +197,8 @@ def main() -> None:
             default, weights = torchvision_entries(name, entry.torchvision, categories)
         elif name in TIMM:
             default, weights = timm_entries(name, TIMM[name], categories)
+        elif name in PYTORCHVIDEO:
+            default, weights = pytorchvideo_entries(name)
         else:
             continue
         if weights:

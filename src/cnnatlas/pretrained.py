@@ -40,7 +40,7 @@ from .download import TIMEOUT_S, DownloadError, download, resolve_url
 from .errors import InvalidArgumentError, WeightsError, did_you_mean
 from .registry import build_model, get_entry, list_models
 
-WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+WEIGHT_SUFFIXES = (".pth", ".pt", ".pyth", ".bin", ".safetensors")
 # torchvision's googlenet and inception_v3 re-map ImageNet-normalised inputs to [-1, 1] when built with
 # weights (`transform_input=True`): the ported TensorFlow weights expect that range.
 _TF_MEAN, _TF_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -109,7 +109,7 @@ class Weights:
 
     model: str
     tag: str
-    source: str  # "torchvision", "timm", "inflated" or "file"
+    source: str  # "torchvision", "timm", "pytorchvideo", "inflated" or "file"
     categories: tuple[str, ...] | None
     transforms: Preprocess | None
     transform_input: bool = False
@@ -152,7 +152,7 @@ class Weights:
     def cache_path(self) -> Path:
         """Where the file is (or will be) cached: torch.hub's checkpoints folder, or the Hugging Face
         hub cache folder of its repository (the file itself lies under snapshots/)."""
-        if self.source == "torchvision":
+        if self.source in ("torchvision", "pytorchvideo"):
             return torch_checkpoints_dir() / self.file
         if self.source == "timm":
             return hf_repo_dir(self.hf_repo)
@@ -255,7 +255,7 @@ def _local_entry(name: str, path: Path, tags: dict[str, Weights]) -> Weights:
     and transform_input; any other file takes the default entry's categories and preprocessing."""
     from dataclasses import replace
 
-    same = next((w for w in tags.values() if w.file == path.name and w.source == "torchvision"), None)
+    same = next((w for w in tags.values() if w.file == path.name and w.source in ("torchvision", "pytorchvideo")), None)
     base = same or next((w for w in tags.values() if w.default), None)
     if base is None:
         return Weights(name, str(path), "file", None, None, path=path)
@@ -300,7 +300,7 @@ def weights_file(w: Weights, progress: bool | None = None) -> Path:
     if w.path is not None:
         return w.path
     what = f"{w.model} {w.tag} weights"
-    if w.source == "torchvision":
+    if w.source in ("torchvision", "pytorchvideo"):  # PyTorchVideo publishes no checksum: sha256 is None
         return download(w.url, torch_checkpoints_dir() / w.file, sha256=w.sha256, progress=progress, what=what)
     if w.source == "timm":
         return _hf_file(w, progress, what)
@@ -401,8 +401,9 @@ def _hf_metadata(w: Weights, repo_dir: Path, what: str) -> tuple[str, str]:
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a .safetensors file, or of a .pth/.pt/.bin file read with
-    `torch.load(weights_only=True)` (a checkpoint dict's "state_dict" or "model" entry is taken)."""
+    """The tensors of a .safetensors file, or of a .pth/.pt/.pyth/.bin file read with
+    `torch.load(weights_only=True)` (a checkpoint dict's "state_dict", "model" or, PyTorchVideo's and
+    PySlowFast's, "model_state" entry is taken)."""
     path = Path(path)
     if path.suffix not in WEIGHT_SUFFIXES:
         raise WeightsError(f"{path}: expected a {', '.join(WEIGHT_SUFFIXES)} file of weights; got {path.suffix!r}")
@@ -417,7 +418,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"{path}: cannot be read as weights ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no detail'})"
         ) from None
-    for key in ("state_dict", "model"):
+    for key in ("state_dict", "model", "model_state"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -456,10 +457,11 @@ def _in_reference_order(name: str, state_dict: dict[str, torch.Tensor]) -> dict[
 def load_state_dict_into(
     model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, name: str | None = None
 ) -> nn.Module:
-    """Load a state dict from `source` ("torchvision", "timm", or "file": ours, torchvision's or timm's,
-    whichever fits) into zoo model `name`. Given `name`, the names are put back in the reference's order
-    first (a safetensors file sorts them; a torch.save'd dict keeps its order: name=None)."""
-    from .weights import load_torchvision_weights
+    """Load a state dict from `source` ("torchvision", "timm", "pytorchvideo", or "file": ours, torchvision's,
+    timm's or PyTorchVideo's, whichever fits) into zoo model `name`. Given `name`, the names are put back
+    in the reference's order first (a safetensors file sorts them; a torch.save'd dict keeps its order:
+    name=None)."""
+    from .weights import load_pytorchvideo_weights, load_torchvision_weights
     from .weights_timm import load_timm_weights
 
     if set(state_dict) == set(model.state_dict()):  # saved from a cnnatlas model: loaded by name
@@ -474,13 +476,18 @@ def load_state_dict_into(
         return load_torchvision_weights(model, state_dict)
     if source == "timm":
         return load_timm_weights(model, state_dict)
+    if source == "pytorchvideo":
+        return load_pytorchvideo_weights(model, state_dict)
     errors = []
-    for loader in (load_torchvision_weights, load_timm_weights):
+    loaders = [load_torchvision_weights, load_timm_weights]
+    if hasattr(model, "remap_pytorchvideo_state_dict"):
+        loaders.append(load_pytorchvideo_weights)
+    for loader in loaders:
         try:
             return loader(model, state_dict)
         except WeightsError as err:
             errors.append(str(err))
-    raise WeightsError(f"the file fits neither as cnnatlas's, torchvision's nor timm's state dict: {errors[0]}")
+    raise WeightsError(f"the file fits neither as cnnatlas's nor as a reference's state dict: {errors[0]}")
 
 
 def _transform_input(module: nn.Module, args: tuple) -> tuple:

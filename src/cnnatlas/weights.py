@@ -22,6 +22,15 @@ def load_torchvision_weights(model: nn.Module, state_dict: Mapping[str, torch.Te
     return _load_in_order(model, state_dict, source="torchvision")
 
 
+def load_pytorchvideo_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | nn.Module) -> nn.Module:
+    """Load a PyTorchVideo state dict (its model zoo's checkpoints, `create_slowfast`'s names) into our model
+    of the same architecture, after the model's `remap_pytorchvideo_state_dict` puts the names in our order;
+    shapes are checked pair by pair, as `load_torchvision_weights` does."""
+    if not hasattr(model, "remap_pytorchvideo_state_dict"):
+        raise WeightsError(f"{type(model).__name__}: no PyTorchVideo weights fit it (SlowFast's do)")
+    return _load_in_order(model, state_dict, source="pytorchvideo")
+
+
 def _load_in_order(model: nn.Module, state_dict: Mapping[str, torch.Tensor] | nn.Module, source: str) -> nn.Module:
     """Pair `state_dict` with the model's own in order (shapes checked), after the model's optional
     `remap_<source>_state_dict`; load it, or raise WeightsError and leave the model untouched."""

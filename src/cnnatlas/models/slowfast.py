@@ -17,6 +17,7 @@ Heads as PyTorchVideo: global average of each pathway, concatenation, dropout 0.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -165,6 +166,49 @@ class SlowFast(Classifier):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.drop(x.flatten(1))
         return x if pre_logits else self.fc(x)
+
+    def remap_pytorchvideo_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """PyTorchVideo's `create_slowfast` names (its model zoo's checkpoints; PySlowFast's wrapper adds
+        "model.") → ours, in our order: blocks.0 is the two stems and the first fusion, blocks.1–4 the
+        stages of each pathway and the fusion after them, blocks.6.proj the FC. Unknown names are kept as
+        they are, for the loader to report."""
+        renamed = {_pytorchvideo_name(key.removeprefix("model.")): v for key, v in state_dict.items()}
+        ours = [k for k in self.state_dict() if k in renamed]
+        return {**{k: renamed[k] for k in ours}, **{k: v for k, v in renamed.items() if k not in ours}}
+
+
+# PyTorchVideo's parts of a residual block → ours (ResBlock's branch1 is our shortcut, branch2 the bottleneck).
+_PTV_BLOCK_PARTS = {
+    "branch1_conv": "shortcut.conv",
+    "branch1_norm": "shortcut.norm",
+    "branch2.conv_a": "conv1.conv",
+    "branch2.norm_a": "conv1.norm",
+    "branch2.conv_b": "conv2.conv",
+    "branch2.norm_b": "conv2.norm",
+    "branch2.conv_c": "conv3.conv",
+    "branch2.norm_c": "conv3.norm",
+}
+_PTV_NAME = re.compile(
+    r"blocks\.(?P<block>\d+)\.(?:multipathway_blocks\.(?P<path>[01])\.(?:res_blocks\.(?P<res>\d+)\."
+    r"(?P<part>branch1_conv|branch1_norm|branch2\.(?:conv|norm)_[abc])|(?P<stem>conv|norm))"
+    r"|multipathway_fusion\.(?P<fusion>conv_fast_to_slow|norm)|proj)\.(?P<tensor>\w+)"
+)
+
+
+def _pytorchvideo_name(key: str) -> str:
+    """One PyTorchVideo SlowFast state-dict name as ours (unchanged when it is not one of theirs)."""
+    m = _PTV_NAME.fullmatch(key)
+    if m is None:
+        return key
+    block, tensor = int(m["block"]), m["tensor"]
+    pathway = "slow" if m["path"] == "0" else "fast"
+    if m["stem"]:
+        return f"{pathway}_stem.0.{m['stem']}.{tensor}" if block == 0 else key
+    if m["part"]:
+        return f"{pathway}_stages.{block - 1}.{m['res']}.{_PTV_BLOCK_PARTS[m['part']]}.{tensor}"
+    if m["fusion"]:
+        return f"fusions.{block}.conv.{'conv' if m['fusion'] == 'conv_fast_to_slow' else 'norm'}.{tensor}"
+    return f"fc.{tensor}"
 
 
 register_model("slowfast_r50", SlowFast, family="slowfast", input_size=(3, 32, 224, 224))
