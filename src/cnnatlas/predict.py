@@ -149,13 +149,12 @@ def mask_paths(images: list[str], out_dir: str | Path | None = None) -> list[Pat
 
     paths, seen = [mask_path(image, out_dir) for image in images], {}
     for image, path in zip(images, paths):
-        key = path.resolve()
-        if key in seen and seen[key] != Path(image).resolve():
+        key, source = path.resolve(), Path(image).resolve()
+        if seen.setdefault(key, source) != source:
             raise InvalidArgumentError(
                 f"{seen[key]} and {image} would both write their mask to {path}; expected images with "
                 "different names (or predict them one folder at a time)"
             )
-        seen[key] = Path(image).resolve()
         if path.is_dir() or (path.exists() and not is_predicted_mask(path)):
             raise InvalidArgumentError(
                 f"{path} exists and is not a mask predict wrote; it is left as it is: move it, or write "

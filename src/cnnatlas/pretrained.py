@@ -41,6 +41,9 @@ from .errors import InvalidArgumentError, WeightsError, did_you_mean
 from .registry import build_model, get_entry, list_models
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".pyth", ".bin", ".safetensors")
+# The sources that publish one file per weights, kept in torch.hub's checkpoints folder (torchvision's and
+# PyTorchVideo's); timm's come through the Hugging Face hub cache.
+HUB_FILE_SOURCES = ("torchvision", "pytorchvideo")
 # torchvision's googlenet and inception_v3 re-map ImageNet-normalised inputs to [-1, 1] when built with
 # weights (`transform_input=True`): the ported TensorFlow weights expect that range.
 _TF_MEAN, _TF_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -152,7 +155,7 @@ class Weights:
     def cache_path(self) -> Path:
         """Where the file is (or will be) cached: torch.hub's checkpoints folder, or the Hugging Face
         hub cache folder of its repository (the file itself lies under snapshots/)."""
-        if self.source in ("torchvision", "pytorchvideo"):
+        if self.source in HUB_FILE_SOURCES:
             return torch_checkpoints_dir() / self.file
         if self.source == "timm":
             return hf_repo_dir(self.hf_repo)
@@ -255,7 +258,7 @@ def _local_entry(name: str, path: Path, tags: dict[str, Weights]) -> Weights:
     and transform_input; any other file takes the default entry's categories and preprocessing."""
     from dataclasses import replace
 
-    same = next((w for w in tags.values() if w.file == path.name and w.source in ("torchvision", "pytorchvideo")), None)
+    same = next((w for w in tags.values() if w.file == path.name and w.source in HUB_FILE_SOURCES), None)
     base = same or next((w for w in tags.values() if w.default), None)
     if base is None:
         return Weights(name, str(path), "file", None, None, path=path)
@@ -300,7 +303,7 @@ def weights_file(w: Weights, progress: bool | None = None) -> Path:
     if w.path is not None:
         return w.path
     what = f"{w.model} {w.tag} weights"
-    if w.source in ("torchvision", "pytorchvideo"):  # PyTorchVideo publishes no checksum: sha256 is None
+    if w.source in HUB_FILE_SOURCES:  # PyTorchVideo publishes no checksum: its sha256 is None
         return download(w.url, torch_checkpoints_dir() / w.file, sha256=w.sha256, progress=progress, what=what)
     if w.source == "timm":
         return _hf_file(w, progress, what)
@@ -479,10 +482,7 @@ def load_state_dict_into(
     if source == "pytorchvideo":
         return load_pytorchvideo_weights(model, state_dict)
     errors = []
-    loaders = [load_torchvision_weights, load_timm_weights]
-    if hasattr(model, "remap_pytorchvideo_state_dict"):
-        loaders.append(load_pytorchvideo_weights)
-    for loader in loaders:
+    for loader in (load_torchvision_weights, load_timm_weights, load_pytorchvideo_weights):
         try:
             return loader(model, state_dict)
         except WeightsError as err:
