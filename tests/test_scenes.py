@@ -299,6 +299,7 @@ def test_a_mask_replaces_only_a_mask_predict_wrote(tmp_path, monkeypatch):
     out = tmp_path / "a.mask.png"
     assert result["mask"] == str(out) and is_predicted_mask(out)
     assert result["classes"] == {"Coat": 12 / 64, "background": 52 / 64}
+    assert list(result["classes"]) == ["background", "Coat"]  # the largest share first
     with Image.open(out) as png:
         assert png.getpixel((3, 2)) == mask_palette(classes)[4] and png.getpixel((0, 0)) == (0, 0, 0)
     write_masks([str(first)], [torch.zeros(8, 8, dtype=torch.long)], classes)  # its own mask: replaced

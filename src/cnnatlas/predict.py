@@ -243,7 +243,7 @@ def run_masks(
 
 def write_masks(paths: list[str], masks: list[torch.Tensor], classes, out_dir: str | Path | None = None) -> list[dict]:
     """Each mask saved beside its image, or in `out_dir` (made if missing), where `mask_paths` allows; per
-    image its path, the mask's and the share of the image each class present covers."""
+    image its path, the mask's and the share of the image each class present covers, largest first."""
     outs = mask_paths(paths, out_dir)
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -251,11 +251,12 @@ def write_masks(paths: list[str], masks: list[torch.Tensor], classes, out_dir: s
     for path, mask, out in zip(paths, masks, outs):
         save_mask(mask, out, classes)
         share = torch.bincount(mask.flatten(), minlength=len(classes)).double() / mask.numel()
+        largest_first = share.argsort(descending=True, stable=True).tolist()
         results.append(
             {
                 "image": path,
                 "mask": str(out),
-                "classes": {classes[i]: float(share[i]) for i in share.nonzero().flatten().tolist()},
+                "classes": {classes[i]: float(share[i]) for i in largest_first if share[i] > 0},
             }
         )
     return results

@@ -62,13 +62,14 @@ def _refuse_out_dir(args, what: str) -> None:
 
 
 def _report_masks(args, results: list[dict]) -> int:
-    """Each mask's file and the classes it shows, largest share first: all of them, or the `--top` K."""
+    """Each mask's file and the classes it shows, largest share first (as `write_masks` lists them): all of
+    them, or the `--top` K."""
     from rich.console import Console
     from rich.markup import escape
 
-    for r in results:
-        ranked = sorted(r["classes"].items(), key=lambda kv: -kv[1])
-        r["classes"] = dict(ranked if args.top is None else ranked[: args.top])
+    if args.top is not None:
+        for r in results:
+            r["classes"] = dict(list(r["classes"].items())[: args.top])
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
