@@ -180,3 +180,16 @@ def test_the_length_check_counts_from_def_to_the_last_line():
     assert long_functions(PACKAGE / "probe.py", "class C:\n" + sixty + "        return x0\n") == [
         "cnnatlas.probe:2 f (61 lines)"
     ]
+
+
+def test_the_commands_print_through_one_console():
+    """Every command's console comes from `cli.console.command_console`, which keeps a table whole in a
+    file or a pipe; a `rich.console.Console` built anywhere else in the command line would fold it at 80."""
+    built = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path in sorted((PACKAGE / "cli").rglob("*.py"))
+        if path.name != "console.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Console"
+    ]
+    assert not built, f"build these consoles with command_console(): {built}"

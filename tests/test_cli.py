@@ -35,6 +35,32 @@ def test_models_pattern_and_table(capsys):
     assert "vgg11" in out and "vgg19" in out and "alexnet" not in out and "exact" in out
 
 
+def test_a_table_in_a_file_keeps_its_rows_whole_and_in_a_narrow_terminal_its_figures(capsys, monkeypatch):
+    """Written to a pipe or a file (no terminal, no COLUMNS) a table takes its natural width, not rich's
+    80 columns; in an 80-column terminal the text columns give way and no figure is split or cut."""
+    from cnnatlas.cli.console import FILE_TABLE_WIDTH
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["summary", "resnet18"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert rows["stem_pool"][:3] == ["stem_pool", "MaxPool2d", "1×64×56×56"]  # not folded at 80 columns
+    assert rows["2"][:6] == ["2", "Sequential", "1×256×14×14", "2,099,712", "411.04", "M"]
+    assert main(["verify", "--list"]) == 0  # a long prose column still wraps, at FILE_TABLE_WIDTH
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) == FILE_TABLE_WIDTH
+
+    monkeypatch.setenv("COLUMNS", "80")  # a terminal of 80 columns
+    assert main(["summary", "resnet18"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for figure in ("2,099,712", "8,393,728", "411.04 M", "802.82 k", "435/32"):
+        assert figure in out, figure
+    assert main(["models", "--pretrained", "resnet*"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "80.858" in out and "95.434" in out  # resnet50's IMAGENET1K_V2 top-1 and top-5, whole
+
+
 def test_info(capsys):
     assert main(["info", "alexnet_2012", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

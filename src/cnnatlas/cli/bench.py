@@ -6,13 +6,12 @@ import json
 import math
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
 from ..bench import inference_runner, parse_input, parse_sizes, summarize, time_alternately
 from ..errors import InvalidArgumentError
 from ..registry import get_entry
 from ..zoo import create_model
+from .console import NUMBER, command_console, figure_table
 
 MAX_ROUNDS = 10_000  # timed or warm-up runs: more measures nothing new, and a typo of 10**20 never ends
 MAX_INPUT_GIB = 16  # float32 input batch
@@ -54,11 +53,9 @@ def _print_table(rows: list, sample, device: torch.device) -> None:
         if device.type == "cuda"
         else f"CPU, {torch.get_num_threads()} threads"
     )
-    table = Table(
-        title=f"Inference, eval mode, input {'×'.join(map(str, sample))}, {where}, measured here", title_justify="left"
-    )
+    table = figure_table(f"Inference, eval mode, input {'×'.join(map(str, sample))}, {where}, measured here")
     for col in ("model", "batch", "images/s", "p50 ms", "p95 ms", "ratio"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+        table.add_column(col, **({"no_wrap": True} if col == "model" else NUMBER))
     for r in rows:
         table.add_row(
             r.model,
@@ -68,7 +65,7 @@ def _print_table(rows: list, sample, device: torch.device) -> None:
             f"{r.latency_ms_p95:.1f}",
             "" if r.ratio_vs is None else f"{r.ratio_vs:.2f}×",
         )
-    Console().print(table)
+    command_console().print(table)
 
 
 def _run(args) -> int:

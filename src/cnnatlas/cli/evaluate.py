@@ -7,18 +7,19 @@ from __future__ import annotations
 import json
 import math
 
-from rich.console import Console
 from rich.table import Table
+
+from .console import NUMBER, command_console, figure_table
 
 
 def confusion_table(confusion, classes: tuple[str, ...]) -> Table:
     """Rows: true class; columns: predicted class; the diagonal in green."""
     short = [c[:7] for c in classes]
-    table = Table(title="Confusion matrix (rows: true class, columns: predicted)", title_justify="left")
+    table = figure_table("Confusion matrix (rows: true class, columns: predicted)")
     table.add_column("true \\ predicted", no_wrap=True)
     for name in short:
-        table.add_column(name, justify="right")
-    table.add_column("recall", justify="right")
+        table.add_column(name, **NUMBER)
+    table.add_column("recall", **NUMBER)
     for i, row in enumerate(confusion.tolist()):
         total = sum(row)
         cells = [f"[green]{v}[/]" if i == j else (f"[red]{v}[/]" if v else "[dim]0[/]") for j, v in enumerate(row)]
@@ -129,7 +130,7 @@ def _report(run, spec: str, data, result) -> dict:
 def _print_report(run, data, result, shift_averaged: bool = False) -> None:
     """The report as text: the headline figures, IoU per class for segmentation, the confusion matrix."""
     info = run.info
-    console = Console()
+    console = command_console()
     console.print(f"[bold]{run.config.model}[/] from {run.weights_from} on {data.source}")
     if shift_averaged:
         console.print("prediction averaged over the input as it is and moved one pixel down, right and both")
@@ -139,9 +140,9 @@ def _print_report(run, data, result, shift_averaged: bool = False) -> None:
             f"loss {result.loss:.4f}   "
             f"({len(data.test):,} test images, {result.count:,} pixels)"
         )
-        table = Table(title="IoU per class", title_justify="left")
+        table = figure_table("IoU per class")
         table.add_column("class")
-        table.add_column("IoU", justify="right")
+        table.add_column("IoU", **NUMBER)
         for name, value in zip(info.classes, result.iou):
             table.add_row(name, "—" if math.isnan(value) else f"{value:.1%}")
         console.print(table)

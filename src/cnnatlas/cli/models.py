@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import torch
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import UnknownModelError, did_you_mean
 from ..models.base import count_params
 from ..registry import get_entry, list_models
 from ..zoo import create_model, model_info
+from .console import NUMBER, command_console, figure_table
 
 
 def measured_params(name: str) -> int:
@@ -39,8 +39,8 @@ def model_row(name: str) -> dict:
 
 
 def params_table(names: list[str], title: str = "Parameters: measured on the built model vs published") -> Table:
-    table = Table(title=title, title_justify="left")
-    number = {"justify": "right", "no_wrap": True, "min_width": 11}  # figures are never cut short
+    table = figure_table(title)
+    number = {**NUMBER, "min_width": 11}  # figures are never cut short
     for col, kw in (
         ("model", {"no_wrap": True}),
         ("family", {"overflow": "fold"}),
@@ -95,24 +95,20 @@ def weights_table(names: list[str]) -> Table:
     from ..pretrained import catalogue
 
     cat = catalogue()
-    from rich import box
-
-    table = Table(
-        title="Pretrained weights, accuracy as published",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
+    table = figure_table(
+        "Pretrained weights, accuracy as published",
         caption=f"* the default (pretrained=True). Catalogue from torchvision {cat['torchvision']} and "
         f"timm {cat['timm']}; timm's package publishes no accuracy.",
         caption_justify="left",
     )
-    number = {"justify": "right", "no_wrap": True}
+    number = NUMBER
     rows = weights_rows(names)
     dense = any(r["miou"] is not None for r in rows)  # segmentation weights publish mean IoU and pixel accuracy
-    columns = [("model", {"no_wrap": True}), ("tag", {"no_wrap": True}), ("source", {"no_wrap": True})]
+    name = {"overflow": "fold"}  # in a narrow terminal the names take more lines, the figures stay whole
+    columns = [("model", name), ("tag", name), ("source", name)]
     columns += [("top-1 %", number), ("top-5 %", number)]
     columns += [("mean IoU %", number), ("pixel acc. %", number)] if dense else []
-    for col, kw in (*columns, ("on", {"no_wrap": True})):
+    for col, kw in (*columns, ("on", name)):
         table.add_column(col, **kw)
 
     def figure(value: float | None, digits: int = 3) -> str:
@@ -139,7 +135,7 @@ def _run_models(args) -> int:
         if args.json:
             print(json.dumps(weights_rows(names), indent=1))
         else:
-            Console().print(weights_table(names))
+            command_console().print(weights_table(names))
         return 0
     names = list_models(args.pattern)
     if not names:
@@ -151,7 +147,7 @@ def _run_models(args) -> int:
     if args.json:
         print(json.dumps([model_row(n) for n in names], indent=1))
     else:
-        Console().print(params_table(names))
+        command_console().print(params_table(names))
     return 0
 
 
@@ -161,7 +157,7 @@ def _run_info(args) -> int:
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
-    console = Console()
+    console = command_console()
     console.print(f"[bold]{info['name']}[/] ({info['family']}) — {info['summary']}")
     console.print(
         f"default input: {'×'.join(map(str, info['input_size']))}"

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Console
-from rich.table import Table
-
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
 from ..loading import LoadedModel, build_on_meta, load_model
 from ..units import axes_text, fmt_bytes, fmt_count
+from .console import NUMBER, command_console, figure_table
 from .inputs import parse_inputs
 
 
@@ -101,10 +99,9 @@ def run_output_strides(args) -> int:
         print(json.dumps({"model": args.model, "output_strides": rows}, indent=1))
         return 0
     params = {row["params"] for row in rows}  # dilation adds no parameter: one value, shown once
-    table = Table(
-        title=f"{args.model} at input {'×'.join(map(str, rows[0]['input']))}: output stride against cost "
-        "and receptive field (dilation instead of stride past it)",
-        title_justify="left",
+    table = figure_table(
+        f"{args.model} at input {'×'.join(map(str, rows[0]['input']))}: output stride against cost "
+        "and receptive field (dilation instead of stride past it)"
     )
     columns = (
         ["output stride", "map H×W"]
@@ -112,7 +109,7 @@ def run_output_strides(args) -> int:
         + ["MACs", "activations", "RF size", "RF stride"]
     )
     for col in columns:
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(col, **NUMBER)
     for row in rows:
         rf = row["receptive_field"]
         table.add_row(
@@ -124,7 +121,7 @@ def run_output_strides(args) -> int:
             "—" if rf is None else axes_text(tuple(rf["size"])),
             "—" if rf is None else axes_text(tuple(rf["stride"])),
         )
-    console = Console()
+    console = command_console()
     console.print(table)
     console.print(
         f"[dim]map: the output of {rows[0]['last_map_layer'] or 'the model'} "

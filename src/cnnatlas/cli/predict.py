@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .console import command_console
+
 
 def _run(args) -> int:
-    from rich.console import Console
     from rich.markup import escape
 
     from ..errors import InvalidArgumentError
@@ -45,7 +46,7 @@ def _run(args) -> int:
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
-    console = Console()
+    console = command_console()
     for r in results:
         best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
         console.print(
@@ -64,7 +65,6 @@ def _refuse_out_dir(args, what: str) -> None:
 def _report_masks(args, results: list[dict]) -> int:
     """Each mask's file and the classes it shows, largest share first (as `write_masks` lists them): all of
     them, or the `--top` K."""
-    from rich.console import Console
     from rich.markup import escape
 
     if args.top is not None:
@@ -73,7 +73,7 @@ def _report_masks(args, results: list[dict]) -> int:
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
-    console = Console()
+    console = command_console()
     for r in results:
         found = ", ".join(f"{c} {v:.1%}" if v >= 0.0005 else f"{c} <0.1%" for c, v in r["classes"].items())
         console.print(f"{escape(r['image'])}: mask → [bold]{escape(r['mask'])}[/]  ({escape(found)})", soft_wrap=True)
@@ -90,7 +90,6 @@ def _is_zoo_name(name: str) -> bool:
 
 
 def _run_zoo(args) -> int:
-    from rich.console import Console
     from rich.markup import escape
 
     from ..errors import InvalidArgumentError
@@ -122,7 +121,7 @@ def _run_zoo(args) -> int:
     if args.json:
         print(json.dumps(results, indent=1))
         return 0
-    console = Console()
+    console = command_console()
     for r in results:
         console.print(
             f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({args.run_dir} {r['weights']})",

@@ -11,6 +11,7 @@ from rich.table import Table
 from ..analysis import analyze, effective_receptive_field
 from ..units import axes_text
 from .argtypes import FRACTION, integer
+from .console import NUMBER, command_console, figure_table
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
 
@@ -53,18 +54,15 @@ def _print_json(loaded, report, rows: list[dict], fit, erf) -> None:
 
 def _field_table(label: str, rows: list[dict]) -> Table:
     """One table row per module: output shape and the field's size, stride, start and effective padding."""
-    table = Table(
-        title=f"{label}: receptive field of each module's output (input pixels; start = centre of unit 0)",
-        title_justify="left",
-    )
+    table = figure_table(f"{label}: receptive field of each module's output (input pixels; start = centre of unit 0)")
     for col, kw in (
         ("module", {"overflow": "fold"}),
         ("type", {}),
         ("output", {"no_wrap": True}),
-        ("size", {"justify": "right"}),
-        ("stride", {"justify": "right"}),
-        ("start", {"justify": "right"}),
-        ("eff. padding", {"justify": "right"}),
+        ("size", NUMBER),
+        ("stride", NUMBER),
+        ("start", NUMBER),
+        ("eff. padding", NUMBER),
         ("", {}),
     ):
         table.add_column(col, **kw)
@@ -132,7 +130,7 @@ def _run(args) -> int:
     if args.json:
         _print_json(loaded, report, rows, fit, erf)
         return 0
-    console = Console()
+    console = command_console()
     console.print(_field_table(loaded.label, rows))
     _print_summary(console, report, fit, erf)
     return 0

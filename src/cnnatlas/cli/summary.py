@@ -18,6 +18,7 @@ from ..errors import InvalidArgumentError
 from ..loading import LoadedModel
 from ..units import axes_text, fmt_bytes, fmt_count
 from .argtypes import integer, out_file
+from .console import NUMBER, command_console, figure_table
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
 from .roofline import CEILING_FLAGS, add_machine_args
@@ -71,18 +72,18 @@ def _seconds(t: float) -> str:
 
 
 def summary_table(report: Report, depth: int, title: str, roofline: list[dict[str, Any]] | None = None) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = figure_table(title)
     cols = [
         ("layer", {"overflow": "fold"}),
         ("type", {}),
         ("output", {"no_wrap": True}),
-        ("params", {"justify": "right"}),
-        ("MACs", {"justify": "right"}),
-        ("other FLOPs", {"justify": "right"}),
-        ("RF size/stride", {"justify": "right"}),
+        ("params", NUMBER),
+        ("MACs", NUMBER),
+        ("other\nFLOPs", NUMBER),
+        ("RF size/\nstride", NUMBER),
     ]
     if roofline is not None:
-        cols += [("FLOP/byte", {"justify": "right"}), ("bound", {}), ("pred. time", {"justify": "right"})]
+        cols += [("FLOP/byte", NUMBER), ("bound", {}), ("pred. time", NUMBER)]
     for col, kw in cols:
         table.add_column(col, **kw)
     for i, row in enumerate(report.rows(depth)):
@@ -209,9 +210,9 @@ def _run_sweep(args, loaded, shapes: list) -> int:
     if args.json:
         print(json.dumps({"model": loaded.label, "sweep": rows}, indent=1))
         return 0
-    table = Table(title=f"{loaded.label}: cost against input size", title_justify="left")
+    table = figure_table(f"{loaded.label}: cost against input size")
     for col in ("input", "MACs", "other FLOPs", "activations", "training step", "trace"):
-        table.add_column(col, justify="right" if col != "input" else "left")
+        table.add_column(col, **(NUMBER if col != "input" else {"no_wrap": True}))
     for row in rows:
         table.add_row(
             ", ".join("×".join(map(str, s)) for s in row["input"]),
@@ -221,7 +222,7 @@ def _run_sweep(args, loaded, shapes: list) -> int:
             fmt_bytes(row["training_peak_bytes"]),
             f"{row['seconds'] * 1000:.0f} ms",
         )
-    Console().print(table)
+    command_console().print(table)
     return 0
 
 
@@ -274,7 +275,7 @@ def _run(args) -> int:
     if args.json:
         _print_json(loaded, report, check, machine, points)
         return 0
-    console = Console()
+    console = command_console()
     rows = None if points is None else roofline_rows(report, args.depth, points)
     title = f"{loaded.label} ({report.model}) — modules to depth {args.depth}"
     console.print(summary_table(report, args.depth, title, rows))

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from .console import command_console
+
 
 @dataclass(frozen=True)
 class Section:
@@ -65,7 +67,7 @@ SECTIONS: list[Section] = [
 
 def run_tour(only: list[str] | None = None, console: Console | None = None) -> int:
     """Run the tour's sections (all, or those named); exit status 1 if any section found a disagreement."""
-    console = console or Console()
+    console = console or command_console()
     ok = True
     for section in SECTIONS:
         if only and section.name not in only:

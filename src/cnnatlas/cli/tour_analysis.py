@@ -12,6 +12,7 @@ from rich.table import Table
 from ..analysis import analyze
 from ..registry import get_entry, list_models
 from ..zoo import create_model
+from .console import NUMBER, figure_table
 
 # google-research/receptive_field, receptive_field/RECEPTIVE_FIELD_TABLE.md at f12ae8e (PUBLISHED.md §1.2):
 # (RF, effective stride, effective padding) of TF-Slim networks whose layout ours follows. The
@@ -43,17 +44,15 @@ def _macs_as_published(name: str, model: torch.nn.Module, shape: tuple[int, ...]
 
 def _macs_table() -> Table:
     """The empty table of the section: one row per model will follow."""
-    table = Table(
-        title="MACs and receptive field, measured by the analyser (meta tensors) vs published", title_justify="left"
-    )
+    table = figure_table("MACs and receptive field, measured by the analyser (meta tensors) vs published")
     for col, kw in (
         ("model", {"no_wrap": True}),
         ("input", {"no_wrap": True}),
-        ("MACs", {"justify": "right"}),
-        ("published", {"justify": "right"}),
+        ("MACs", NUMBER),
+        ("published", NUMBER),
         ("agreement", {}),
-        ("RF size/stride", {"justify": "right"}),
-        ("trace", {"justify": "right"}),
+        ("RF size/stride", NUMBER),
+        ("trace", NUMBER),
     ):
         table.add_column(col, **kw)
     return table

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ..claims import ClaimResult, UnknownClaimError, get_claim, list_claims, run_claims
 from ..errors import did_you_mean
+from .console import NUMBER, command_console, figure_table
 
 MARK = {"passed": "[green]✓ passed[/]", "failed": "[red]✗ failed[/]", "skipped": "[yellow]– skipped[/]"}
 
@@ -26,7 +27,7 @@ def results_table(results: list[ClaimResult], title: str = "The claims of the no
     table.add_column("result", no_wrap=True)
     table.add_column("measured", overflow="fold", ratio=3)
     table.add_column("expected", overflow="fold", ratio=2)
-    table.add_column("s", justify="right")
+    table.add_column("s", **NUMBER)
     for r in results:
         measured = r.measured if r.status != "skipped" else f"[yellow]{r.reason}[/]"
         if r.status == "failed" and r.reason:
@@ -76,20 +77,20 @@ def run_with_progress(ids: list[str], quick: bool, console: Console) -> list[Cla
 
 def _run(args) -> int:
     if args.list:
-        table = Table(title="Claims", title_justify="left")
+        table = figure_table("Claims")
         for col in ("id", "claim", "slow"):
             table.add_column(col, overflow="fold")
         for cid in list_claims():
             c = get_claim(cid)
             table.add_row(cid, c.sentence, "slow" if c.slow else "")
-        Console().print(table)
+        command_console().print(table)
         return 0
     ids = check_ids(args.ids)
-    results = run_with_progress(ids, args.quick, Console(stderr=True))
+    results = run_with_progress(ids, args.quick, command_console(stderr=True))
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=1, ensure_ascii=False))
     else:
-        console = Console()
+        console = command_console()
         console.print(results_table(results))
         console.print(summary_line(results))
     return 1 if any(r.status == "failed" for r in results) else 0
