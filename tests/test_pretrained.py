@@ -108,11 +108,14 @@ def test_catalogue_is_torchvisions_and_timms_own():
     assert cat["torchvision"] and cat["timm"]
     tv_models = [n for n in cnnatlas.list_models() if cnnatlas.get_entry(n).torchvision]
     assert set(tv_models) | {"mobilenet_v1", "seresnet50", "i3d", "slowfast_r50"} == set(cat["models"])
-    (slowfast,) = pretrained.available_weights("slowfast_r50").values()  # PyTorchVideo's model zoo
-    assert slowfast.source == "pytorchvideo" and slowfast.sha256 is None and slowfast.default
-    assert slowfast.url == "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_4x16_R50.pyth"
-    assert slowfast.metrics == {"dataset": "Kinetics-400", "top1": 75.34, "top5": 91.89}
-    assert slowfast.categories == pretrained.available_weights("r3d_18")["KINETICS400_V1"].categories
+    slowfast = pretrained.available_weights("slowfast_r50")  # PyTorchVideo's model zoo
+    assert list(slowfast) == ["KINETICS400_4X16", "KINETICS400_8X8"] and slowfast["KINETICS400_4X16"].default
+    zoo = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/"
+    for w, config, (top1, top5) in zip(slowfast.values(), ("4x16", "8x8"), ((75.34, 91.89), (76.94, 92.69))):
+        assert w.source == "pytorchvideo" and w.sha256 is None and w.model_args == (("config", config),)
+        assert w.url == f"{zoo}SLOWFAST_{config}_R50.pyth"
+        assert w.metrics == {"dataset": "Kinetics-400", "top1": top1, "top5": top5}
+        assert w.categories == pretrained.available_weights("r3d_18")["KINETICS400_V1"].categories
     for name in tv_models:
         enum = get_model_weights(cnnatlas.get_entry(name).torchvision)
         ours = pretrained.available_weights(name)
@@ -296,19 +299,24 @@ def test_i3d_from_imagenet_gives_googlenets_output_on_a_boring_video(mirror, cat
 # -- timm's weights, in the Hugging Face hub's cache ---------------------------------------------------
 
 
-def test_slowfast_weights_from_pytorchvideo(mirror, caches):
-    """The SlowFast R50 4x16 checkpoint as PyTorchVideo's model zoo serves it (PySlowFast's .pyth: a dict
-    whose "model_state" has PyTorchVideo's names behind "model."): downloaded, cached, and our model then
-    gives the reference's output (its Slow pathway fed every 8th frame, as ours reads it)."""
+@pytest.mark.parametrize(
+    "tag, config, fusion, slow_step",
+    [("KINETICS400_4X16", "4x16", 5, 8), ("KINETICS400_8X8", "8x8", 7, 4)],
+)
+def test_slowfast_weights_from_pytorchvideo(mirror, caches, tag, config, fusion, slow_step):
+    """The SlowFast R50 checkpoints as PyTorchVideo's model zoo serves them (PySlowFast's .pyth: a dict
+    whose "model_state" has PyTorchVideo's names behind "model."): downloaded, cached, loaded into the
+    configuration they were trained in (the 8x8 weights build `config="8x8"` themselves), and our model
+    then gives the reference's output (its Slow pathway fed every α-th frame, as ours reads it)."""
     pytest.importorskip("pytorchvideo")
     from pytorchvideo.models.slowfast import create_slowfast
 
     torch.manual_seed(0)
-    # the 4x16 configuration; the head's average pools sized for a 32×64×64 clip (2×2 maps at the end)
+    # the configuration's fusion; the head's average pools sized for a 32×64×64 clip (2×2 maps at the end)
     reference = create_slowfast(
-        slowfast_fusion_conv_kernel_size=(5, 1, 1),
-        slowfast_fusion_conv_stride=(8, 1, 1),
-        head_pool_kernel_sizes=((4, 2, 2), (32, 2, 2)),
+        slowfast_fusion_conv_kernel_size=(fusion, 1, 1),
+        slowfast_fusion_conv_stride=(slow_step, 1, 1),
+        head_pool_kernel_sizes=((32 // slow_step, 2, 2), (32, 2, 2)),
     )
     for m in reference.modules():  # statistics a fresh model does not have, so that every BN counts
         if isinstance(m, torch.nn.BatchNorm3d):
@@ -316,19 +324,36 @@ def test_slowfast_weights_from_pytorchvideo(mirror, caches):
     checkpoint = {"epoch": 196, "model_state": {f"model.{k}": v for k, v in reference.state_dict().items()}}
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
-    w = pretrained.available_weights("slowfast_r50")["KINETICS400_4X16"]
+    w = pretrained.available_weights("slowfast_r50")[tag]
+    assert w.model_args == (("config", config),) and w.file == f"SLOWFAST_{config}_R50.pyth"
     mirror.put(w.url, buffer.getvalue())
 
-    model = cnnatlas.create_model("slowfast_r50", pretrained=True)
-    assert (caches[0] / "SLOWFAST_4x16_R50.pyth").is_file() and model.pretrained_weights == w
+    model = cnnatlas.create_model("slowfast_r50", weights=tag)
+    assert (caches[0] / w.file).is_file() and model.pretrained_weights == w and model.config == config
     clip = torch.randn(1, 3, 32, 64, 64)
     with torch.no_grad():
-        expected = reference.eval()([clip[:, :, ::8], clip])
+        expected = reference.eval()([clip[:, :, ::slow_step], clip])
         assert torch.allclose(model(clip), expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
-    again = cnnatlas.create_model("slowfast_r50", weights=str(caches[0] / "SLOWFAST_4x16_R50.pyth"))
+    again = cnnatlas.create_model("slowfast_r50", weights=str(caches[0] / w.file))
     assert again.pretrained_weights.categories == w.categories  # the published file under its own name
+    assert again.config == config  # … builds the configuration it was trained in
     with torch.no_grad():
         assert torch.equal(again(clip), model(clip))
+
+
+def test_weights_refuse_a_model_argument_they_were_not_trained_with():
+    """SlowFast's 4x16 weights do not fit the 8x8 model: the call is refused before anything is
+    downloaded, naming the weights that do fit."""
+    default = pretrained.available_weights("slowfast_r50")["KINETICS400_4X16"]
+    assert default.default and default.as_dict()["model_args"] == {"config": "4x16"}
+    with pytest.raises(InvalidArgumentError) as err:
+        cnnatlas.create_model("slowfast_r50", pretrained=True, config="8x8")
+    assert str(err.value) == (
+        "slowfast_r50: the KINETICS400_4X16 weights fit config='4x16'; got config='8x8'; "
+        "weights='KINETICS400_8X8' fit config='8x8'"
+    )
+    with pytest.raises(InvalidArgumentError, match="KINETICS400_8X8 weights fit config='8x8'; got config='4x16';"):
+        cnnatlas.create_model("slowfast_r50", weights="KINETICS400_8X8", config="4x16")
 
 
 def test_timm_weights_through_the_hub_cache(mirror, caches):

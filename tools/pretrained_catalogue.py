@@ -13,8 +13,8 @@ Segmentation weights (`SemanticSegmentation` preprocessing) resize only, without
 and publish mean IoU and pixel accuracy instead of top-1/top-5.
 Weights without categories (VGG-16's `IMAGENET1K_FEATURES`, a feature extractor only) are left out.
 From PyTorchVideo's model zoo (`PYTORCHVIDEO`, written out here from its docs/source/model_zoo.md), the
-SlowFast checkpoint of the configuration the zoo builds: its URL and published accuracy; PyTorchVideo
-publishes no checksum, so none is stored.
+Kinetics-400 SlowFast R50 checkpoints of the two configurations the zoo builds (`model_args`: the 4x16
+default and 8x8): their URLs and published accuracy; PyTorchVideo publishes no checksum, so none is stored.
 """
 
 from __future__ import annotations
@@ -39,20 +39,31 @@ TRANSFORM_INPUT = {"googlenet", "inception_v3"}
 # The zoo names whose weights come from timm, and the timm architecture of each.
 TIMM = {"mobilenet_v1": "mobilenetv1_100", "seresnet50": "seresnet50"}
 # PyTorchVideo's model zoo (facebookresearch/pytorchvideo, docs/source/model_zoo.md at commit
-# 366138bc36e636816e28a4204d9c2c38285128c1): the Kinetics-400 SlowFast R50 4x16 row, the configuration
-# slowfast_r50 builds by default (its 34.48 M parameters). PySlowFast trained it
-# (configs/Kinetics/pytorchvideo/SLOWFAST_4x16_R50.yaml, model PTVSlowFast, whose checkpoint names start
-# "model."); its test preprocessing (that file and slowfast/config/defaults.py): the shorter side scaled
-# to 256 (bilinear, no antialiasing), a 256×256 crop, mean 0.45 and std 0.225 on every channel. Its labels
-# are Kinetics-400's classes in alphabetical order, as torchvision's video weights number them.
+# 366138bc36e636816e28a4204d9c2c38285128c1): the Kinetics-400 SlowFast R50 rows, 4x16 (the configuration
+# slowfast_r50 builds by default, its 34.48 M parameters) and 8x8 (`config="8x8"`, 34.57 M). PySlowFast
+# trained them (configs/Kinetics/pytorchvideo/SLOWFAST_{4x16,8x8}_R50.yaml, model PTVSlowFast, whose
+# checkpoint names start "model."); their test preprocessing (those files and slowfast/config/defaults.py):
+# the shorter side scaled to 256 (bilinear, no antialiasing), a 256×256 crop, mean 0.45 and std 0.225 on
+# every channel. Their labels are Kinetics-400's classes in alphabetical order, as torchvision's video
+# weights number them.
 PYTORCHVIDEO = {
     "slowfast_r50": {
         "KINETICS400_4X16": {
+            "config": "4x16",
             "url": "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_4x16_R50.pyth",
             "top1": 75.34,
             "top5": 91.89,
             "params_millions": 34.48,
-        }
+            "about": "α = 8, β = 1/8, fusion kernel 5",
+        },
+        "KINETICS400_8X8": {
+            "config": "8x8",
+            "url": "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/SLOWFAST_8x8_R50.pyth",
+            "top1": 76.94,
+            "top5": 92.69,
+            "params_millions": 34.57,
+            "about": "α = 4, β = 1/8, fusion kernel 7",
+        },
     }
 }
 
@@ -149,7 +160,11 @@ def timm_entries(name: str, arch: str, categories: dict[str, list[str]]) -> tupl
 
 def pytorchvideo_entries(name: str) -> tuple[str, dict]:
     entries = {}
+    from cnnatlas.models.slowfast import SLOWFAST_CONFIGS
+
     for tag, row in PYTORCHVIDEO[name].items():
+        config = row["config"]
+        alpha = SLOWFAST_CONFIGS[config].alpha
         entries[tag] = {
             "source": "pytorchvideo",
             "url": row["url"],
@@ -167,12 +182,14 @@ def pytorchvideo_entries(name: str) -> tuple[str, dict]:
             },
             "transform_input": False,
             "metrics": {"dataset": "Kinetics-400", "top1": row["top1"], "top5": row["top5"]},
-            "num_params": None,  # published in millions only: 34.48 (ours: 34,480,216)
-            "recipe": "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics/pytorchvideo/SLOWFAST_4x16_R50.yaml",
-            "docs": "PyTorchVideo's SlowFast R50 4x16 (α = 8, β = 1/8, fusion kernel 5) trained on Kinetics-400 with "
+            "num_params": None,  # published in millions only: 34.48 and 34.57 (ours: 34,480,216 and 34,566,488)
+            "recipe": "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics/pytorchvideo/"
+            f"SLOWFAST_{config}_R50.yaml",
+            "docs": f"PyTorchVideo's SlowFast R50 {config} ({row['about']}) trained on Kinetics-400 with "
             "PySlowFast; accuracy over 3 spatial crops × 10 clips of 32 frames sampled every 2nd. The model takes "
-            "one 32-frame clip; its Slow pathway reads every 8th frame (PyTorchVideo's own pipeline picks the "
-            f"Slow frames with a linspace instead). {row['params_millions']} M parameters published.",
+            f"one 32-frame clip; its Slow pathway reads every {alpha}th frame (PyTorchVideo's own pipeline picks "
+            f"the Slow frames with a linspace instead). {row['params_millions']} M parameters published.",
+            "model_args": {"config": config},
             "source_ref": "facebookresearch/pytorchvideo docs/source/model_zoo.md, commit "
             "366138bc36e636816e28a4204d9c2c38285128c1 (top-1, top-5, parameters in millions)",
         }

@@ -127,6 +127,7 @@ class Weights:
     source_ref: str | None = None
     inflated_from: tuple[str, str] | None = None
     default: bool = False
+    model_args: tuple[tuple[str, Any], ...] = ()  # the model the weights fit, where not the default build
     path: Path | None = field(default=None, compare=False)  # a local file given as weights=PATH
 
     def as_dict(self) -> dict[str, Any]:
@@ -150,6 +151,7 @@ class Weights:
             "docs": self.docs,
             "source_ref": self.source_ref,
             "inflated_from": list(self.inflated_from) if self.inflated_from else None,
+            "model_args": dict(self.model_args),
         }
 
     def cache_path(self) -> Path:
@@ -205,6 +207,7 @@ def _entry_from_row(model: str, tag: str, row: dict[str, Any], default: bool) ->
         row.get("source_ref"),
         tuple(row["from"]) if row.get("from") else None,
         default,
+        tuple(row.get("model_args", {}).items()),
     )
 
 
@@ -254,8 +257,9 @@ def get_weights(name: str, weights: bool | str | os.PathLike = True) -> Weights:
 
 
 def _local_entry(name: str, path: Path, tags: dict[str, Weights]) -> Weights:
-    """A local file: a published file under its own name keeps that entry's categories, preprocessing
-    and transform_input; any other file takes the default entry's categories and preprocessing."""
+    """A local file: a published file under its own name keeps that entry's categories, preprocessing,
+    transform_input and model arguments; any other file takes the default entry's categories and
+    preprocessing, and fits the model the arguments given build."""
     from dataclasses import replace
 
     same = next((w for w in tags.values() if w.file == path.name and w.source in HUB_FILE_SOURCES), None)
@@ -270,6 +274,7 @@ def _local_entry(name: str, path: Path, tags: dict[str, Weights]) -> Weights:
         default=False,
         transform_input=base.transform_input if same else False,
         metrics=base.metrics if same else None,
+        model_args=base.model_args if same else (),
     )
 
 
@@ -502,9 +507,17 @@ def create_pretrained(
     name: str, weights: bool | str | os.PathLike = True, progress: bool | None = None, **kwargs: Any
 ) -> nn.Module:
     """Zoo model `name` with the weights `weights` names (see `get_weights`), in eval mode. The number
-    of classes defaults to the weights' categories; `model.pretrained_weights` is the entry."""
+    of classes defaults to the weights' categories, and the other arguments to those the weights were
+    trained with (`Weights.model_args`, e.g. SlowFast's `config`); `model.pretrained_weights` is the entry."""
 
     w = get_weights(name, weights)
+    for arg, value in w.model_args:
+        if kwargs.setdefault(arg, value) != value:
+            others = [t for t, o in available_weights(name).items() if dict(o.model_args).get(arg) == kwargs[arg]]
+            fits = f"; weights={others[0]!r} fit {arg}={kwargs[arg]!r}" if others else ""
+            raise InvalidArgumentError(
+                f"{name}: the {w.tag} weights fit {arg}={value!r}; got {arg}={kwargs[arg]!r}{fits}"
+            )
     if w.categories and w.path is None:
         n = kwargs.setdefault("num_classes", len(w.categories))
         if n != len(w.categories):

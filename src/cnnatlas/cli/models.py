@@ -86,6 +86,7 @@ def weights_rows(names: list[str]) -> list[dict]:
                     "dataset": m.get("dataset"),
                     "url": w.url,
                     "source_ref": w.source_ref,
+                    "model_args": dict(w.model_args),
                 }
             )
     return rows
@@ -193,8 +194,10 @@ def _run_info(args) -> int:
             if m
             else "no published accuracy"
         )
+        builds = "".join(f", builds {k}={v!r}" for k, v in w["model_args"].items())  # e.g. SlowFast's config
         console.print(
-            f"weights {tag}{' (default)' if w['default'] else ''}: {w['source']}, {w['num_classes']} categories, {acc}"
+            f"weights {tag}{' (default)' if w['default'] else ''}: {w['source']}{builds}, "
+            f"{w['num_classes']} categories, {acc}"
         )
     return 0
 
