@@ -272,6 +272,18 @@ def test_a_classifier_on_scenes_is_refused(tmp_path):
         train(_config(tmp_path, 1), data=data, model=create_model("lenet5", num_classes=11, in_channels=1))
 
 
+def test_a_dense_model_on_a_classification_dataset_is_refused(tmp_path, capsys):
+    """One class per image meets a map of class scores: one line naming both, exit 2, nothing written
+    (the loss would otherwise fail mid-epoch with a traceback about target dimensions)."""
+    from cnnatlas.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "deeplabv3", "--data", "digits", "--epochs", "1", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "digits is a classification dataset" in err and "deeplabv3 gives a map of class scores" in err
+    assert "(10, 64, 64)" in err and "Traceback" not in err and not run.exists()
+
+
 def test_mask_palette_gives_background_black_and_every_class_its_own_colour():
     from cnnatlas.predict import TAB10, mask_palette, voc_colour
 

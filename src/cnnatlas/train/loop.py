@@ -205,14 +205,25 @@ def build_model(config: TrainConfig, info: DataInfo) -> nn.Module:
 def check_model_fits_data(
     model: nn.Module, config: TrainConfig, sample: torch.Tensor, target: torch.Tensor | int | None = None
 ) -> None:
-    """A clear error where a 2-D model meets 3-D clips (or the other way round), or where a
-    segmentation dataset (a mask per sample) meets a model that does not give logits per pixel."""
+    """A clear error where a 2-D model meets 3-D clips (or the other way round), where a segmentation
+    dataset (a mask per sample) meets a model that does not give logits per pixel, or where a
+    classification dataset (one class per sample) meets one that does."""
+    dims = getattr(model, "dims", None)
+    if dims is not None and sample.dim() - 1 != dims:
+        shape = "×".join(map(str, sample.shape))
+        hint = "; pass --inflate (inflate=True) to train its 3-D inflation" if dims == 2 and sample.dim() == 4 else ""
+        raise InvalidArgumentError(
+            f"{config.model} takes {dims}-D inputs but {config.data} holds samples of "
+            f"{sample.dim() - 1} dimensions after the channels ({shape}){hint}"
+        )
+    if target is None:
+        return
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(sample[None])
+    model.train(was)
     if isinstance(target, torch.Tensor) and target.dim() >= 1:
-        was = model.training
-        model.eval()
-        with torch.no_grad():
-            out = model(sample[None])
-        model.train(was)
         if tuple(out.shape[2:]) != tuple(target.shape):
             mask = "×".join(map(str, target.shape))
             raise InvalidArgumentError(
@@ -221,16 +232,12 @@ def check_model_fits_data(
                 f"expected (classes, "
                 f"{', '.join(map(str, target.shape))}) — use a dense model such as deeplabv3"
             )
-        return
-    dims = getattr(model, "dims", None)
-    if dims is None or sample.dim() - 1 == dims:
-        return
-    shape = "×".join(map(str, sample.shape))
-    hint = "; pass --inflate (inflate=True) to train its 3-D inflation" if dims == 2 and sample.dim() == 4 else ""
-    raise InvalidArgumentError(
-        f"{config.model} takes {dims}-D inputs but {config.data} holds samples of "
-        f"{sample.dim() - 1} dimensions after the channels ({shape}){hint}"
-    )
+    elif out.dim() > 2:
+        raise InvalidArgumentError(
+            f"{config.data} is a classification dataset (one class per sample); {config.model} gives a map "
+            f"of class scores, shape {tuple(out.shape[1:])}, for segmentation — train it on "
+            f"--data fashion-mnist-scenes, or use a classifier such as resnet20"
+        )
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
