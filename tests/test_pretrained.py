@@ -538,6 +538,14 @@ def test_predict_usage_errors(mirror, tmp_path, capsys):
     assert main(["predict", "resnet18", photo, "--weights", "V9"]) == 2
     err = capsys.readouterr().err
     assert "unknown weights 'V9'" in err and len(err.strip().splitlines()) == 1
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    _photo(frames / "0001.png")
+    assert main(["predict", "r3d_18", photo]) == 2  # an image where a clip belongs, named as such
+    assert "p.png: an image; expected a clip" in capsys.readouterr().err
+    assert main(["predict", "resnet18", str(frames)]) == 2  # a clip where an image belongs
+    assert "frames: a folder; expected an image file" in capsys.readouterr().err
+    assert mirror.requests == []  # each refused before any weights are fetched
 
 
 def test_segmentation_weights_load_with_and_without_the_auxiliary_head(mirror, catalogue):

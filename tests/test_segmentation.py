@@ -442,7 +442,7 @@ def test_atlas_pages_of_segmentation_models(tmp_path):
 
     build_atlas(tmp_path, models="deeplabv3,deeplabv3_resnet50", claims=None, erf_cap=32, erf_samples=1, diagrams=False)
     small = (tmp_path / "models" / "deeplabv3.html").read_text()
-    assert "deeplabv3/erf.png" in small and "of the output" in small  # the scores are the last spatial map
+    assert "deeplabv3/erf.png" in small and "of the model&#x27;s output" in small  # the scores are the last spatial map
     big = (tmp_path / "models" / "deeplabv3_resnet50.html").read_text()
     assert "published mean IoU / pixel accuracy</th><td>66.4 / 92.4 % on COCO-val2017-VOC-labels" in big
     assert "42,004,074 (published 42,004,074)" in big and "auxiliary FCN head" in big

@@ -270,6 +270,11 @@ def read_image_uint8(path: str | Path) -> torch.Tensor:
     from .data import DatasetError
 
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(
+            f"{path}: a folder; expected an image file (PNG, JPEG, …) — a folder of frames is a clip, "
+            "which a video model takes"
+        )
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
@@ -296,6 +301,10 @@ def read_clip(path: str | Path) -> torch.Tensor:
         return torch.stack(images)
     if not path.is_file():
         raise DatasetError(f"{path}: no such clip (a video file or a folder of frames)")
+    if _is_image(path):
+        raise DatasetError(
+            f"{path}: an image; expected a clip, as a video model takes: a video file, or a folder of its frames"
+        )
     try:
         video = _decode_video(path)
     except ImportError:
@@ -308,6 +317,17 @@ def read_clip(path: str | Path) -> torch.Tensor:
     if video.shape[0] == 0:
         raise DatasetError(f"{path}: no frames could be read from it")
     return video
+
+
+def _is_image(path: Path) -> bool:
+    """Whether PIL recognises the file as an image (from its header: nothing is decoded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError):
+        return False
 
 
 def _decode_video(path: Path) -> torch.Tensor:

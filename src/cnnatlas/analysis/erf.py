@@ -28,13 +28,18 @@ class EffectiveReceptiveField:
     """Gradient-magnitude map of one unit (normalised to sum 1) and the size holding `fraction` of it."""
 
     grad: torch.Tensor  # spatial map over the input: (L,), (H, W) or (T, H, W)
-    layer: str  # the module whose output holds the unit
+    layer: str  # the module whose output holds the unit ("" for the model's own output, a dense model's)
     unit: tuple[int, ...]  # its position in that feature map
     centre: tuple[float, ...]  # centre of its theoretical field, in input pixels
     fraction: float
     size: tuple[int, ...]  # per axis: the smallest interval around `centre` holding `fraction` of the mass
     theoretical: ReceptiveField | None
     samples: int
+
+    @property
+    def where(self) -> str:
+        """The map's name as a sentence gives it: the module, or "the model's output"."""
+        return self.layer or "the model's output"
 
     def as_dict(self) -> dict[str, Any]:
         return {

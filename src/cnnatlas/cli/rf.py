@@ -106,7 +106,7 @@ def _print_summary(console: Console, report, fit, erf) -> None:
         console.print(f"field against input: {fit}" + (f" [dim]({fit.note})[/]" if fit.note else ""))
     if erf is not None:
         console.print(
-            f"effective receptive field of unit {erf.unit} of {erf.layer} ({erf.samples} random inputs, "
+            f"effective receptive field of unit {erf.unit} of {erf.where} ({erf.samples} random inputs, "
             f"weights as built): {int(erf.fraction * 100)}% of the gradient mass within "
             f"{'×'.join(map(str, erf.size))} pixels, against a theoretical "
             f"{'×'.join(map(str, erf.theoretical.size)) if erf.theoretical else '—'}"

@@ -414,7 +414,7 @@ def plot_erf(
     shape = "×".join(str(s) for s in erf.grad.shape)
     set_title(
         fig,
-        f"{label}: effective receptive field of unit {tuple(erf.unit)} of {erf.layer} — input {shape}, "
+        f"{label}: effective receptive field of unit {tuple(erf.unit)} of {erf.where} — input {shape}, "
         f"{erf.samples} random inputs, {weights}",
         fontsize=10,
     )
