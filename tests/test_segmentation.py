@@ -90,6 +90,8 @@ def test_output_stride_errors_name_the_choices():
         create_model("resnet20", output_stride=8)
     with pytest.raises(InvalidArgumentError, match="MobileNetV2: output_stride must be one of 2, 4, 8, 16, 32"):
         create_model("mobilenet_v2", output_stride=64)
+    with pytest.raises(InvalidArgumentError, match=r"^FCN with backbone 'resnet20': CifarResNet: output_stride must"):
+        create_model("fcn", output_stride=8)  # the backbone's refusal names the model that asked for it
 
 
 def test_dilation_keeps_the_receptive_field_and_pays_in_macs():

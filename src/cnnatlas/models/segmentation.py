@@ -118,7 +118,10 @@ class SegmentationModel(Classifier):
                     "MobileNet-v2 and EfficientNet have); leave output_stride=None"
                 )
             args["output_stride"] = output_stride
-        net = build_model(backbone, num_classes=1, in_channels=in_channels, **args)
+        try:
+            net = build_model(backbone, num_classes=1, in_channels=in_channels, **args)
+        except InvalidArgumentError as err:  # the backbone's own words, with the model that asked for it
+            raise InvalidArgumentError(f"{name} with backbone {backbone!r}: {err}") from None
         self.num_features = strip_head(net)
         self.backbone = net
         info = list(net.feature_info)
