@@ -107,6 +107,21 @@ def test_rf_effective(capsys):
     assert all(0 < s <= t for s, t in zip(erf["size"], erf["theoretical"]["size"]))
 
 
+def test_a_model_built_with_real_weights_is_the_same_on_every_run(capsys):
+    """What `rf --erf` and the pictures measure on an untrained model is reproducible: it is built from
+    one seed each time, and the caller's random state is left as it was."""
+    import torch
+
+    from cnnatlas.loading import load_model
+
+    state = torch.random.get_rng_state()
+    first, second = (load_model("resnet20", meta=False).model.state_dict() for _ in range(2))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    runs = [run_json(capsys, "rf", "resnet20", "--erf", "--samples", "1", "--json") for _ in range(2)]
+    assert runs[0]["effective_receptive_field"] == runs[1]["effective_receptive_field"]
+
+
 @pytest.mark.parametrize(
     "args, key, value",
     [

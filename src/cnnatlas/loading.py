@@ -27,10 +27,15 @@ class LoadedModel:
     registry_name: str | None = None
 
 
+INIT_SEED = 0  # the seed of every model built here with real, initialised weights
+
+
 def build_on_meta(factory, label: str, meta: bool = True) -> torch.nn.Module:
     """Build on the meta device (no memory, no initialisation); fall back to the CPU if the
-    constructor needs real values. meta=False builds with real, initialised weights. A constructor
-    that fails either way is named in one line (InvalidArgumentError)."""
+    constructor needs real values. meta=False builds with real weights, initialised from seed
+    `INIT_SEED` every time (an effective receptive field or a picture of an untrained model is the
+    same on each run), the caller's random state left as it was. A constructor that fails either way
+    is named in one line (InvalidArgumentError)."""
     if meta:
         try:
             with torch.device("meta"):
@@ -40,7 +45,9 @@ def build_on_meta(factory, label: str, meta: bool = True) -> torch.nn.Module:
         except Exception:  # noqa: BLE001 — some constructors compute with tensor values: try on the CPU
             pass
     try:
-        return factory()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(INIT_SEED)
+            return factory()
     except CnnAtlasError:
         raise
     except Exception as err:  # noqa: BLE001 — the user's code: say where it failed, in one line
