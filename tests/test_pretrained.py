@@ -107,7 +107,8 @@ def test_catalogue_is_torchvisions_and_timms_own():
     cat = pretrained.catalogue()
     assert cat["torchvision"] and cat["timm"]
     tv_models = [n for n in cnnatlas.list_models() if cnnatlas.get_entry(n).torchvision]
-    assert set(tv_models) | {"mobilenet_v1", "seresnet50", "i3d", "slowfast_r50"} == set(cat["models"])
+    others = {"mobilenet_v1", "seresnet50", "i3d", "slowfast_r50", "resnet20", "resnet32", "resnet44", "resnet56"}
+    assert set(tv_models) | others == set(cat["models"])
     slowfast = pretrained.available_weights("slowfast_r50")  # PyTorchVideo's model zoo
     assert list(slowfast) == ["KINETICS400_4X16", "KINETICS400_8X8"] and slowfast["KINETICS400_4X16"].default
     zoo = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/"
@@ -162,7 +163,7 @@ def test_model_info_weights_and_models_pretrained(capsys):
     rows = json.loads(capsys.readouterr().out)
     names = {r["name"] for r in rows}
     assert names == set(pretrained.list_pretrained()) and {"mobilenet_v1", "seresnet50", "i3d"} <= names
-    assert "lenet5" not in names and "resnet20" not in names
+    assert "lenet5" not in names and "resnet110" not in names and "resnet20" in names
     assert main(["models", "--pretrained", "resnet5*"]) == 0
     out = capsys.readouterr().out
     assert "IMAGENET1K_V2 *" in out and "80.858" in out and "resnet18" not in out
@@ -339,6 +340,71 @@ def test_slowfast_weights_from_pytorchvideo(mirror, caches, tag, config, fusion,
     assert again.config == config  # … builds the configuration it was trained in
     with torch.no_grad():
         assert torch.equal(again(clip), model(clip))
+
+
+def cifar_resnet_reference(blocks: int, num_classes: int) -> torch.nn.Module:
+    """The CIFAR ResNet of pytorch-cifar-models' resnet.py: a 3×3 stem of 16 channels, three stages of
+    torchvision's BasicBlock (16, 32, 64 channels; a 1×1 conv + BN `downsample` where the shape changes),
+    global average pooling and `fc`: torchvision's names, without the ImageNet stem's pooling."""
+    from torch import nn
+    from torchvision.models.resnet import BasicBlock
+
+    model = nn.Module()
+    model.conv1, model.bn1 = nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+    c_in = 16
+    for i, (c, stride) in enumerate(((16, 1), (32, 2), (64, 2)), 1):
+        down = None if stride == 1 else nn.Sequential(nn.Conv2d(c_in, c, 1, stride, bias=False), nn.BatchNorm2d(c))
+        layer = [BasicBlock(c_in, c, stride, down)] + [BasicBlock(c, c) for _ in range(blocks - 1)]
+        setattr(model, f"layer{i}", nn.Sequential(*layer))
+        c_in = c
+    model.fc = nn.Linear(64, num_classes)
+
+    def forward(x):
+        x = torch.relu(model.bn1(model.conv1(x)))
+        x = model.layer3(model.layer2(model.layer1(x)))
+        return model.fc(x.mean((2, 3)))
+
+    model.forward = forward
+    return randomize_norm_stats(model).eval()
+
+
+@pytest.mark.parametrize(
+    "name, blocks, tag, classes", [("resnet20", 3, "CIFAR10", 10), ("resnet56", 9, "CIFAR100", 100)]
+)
+def test_cifar_resnet_weights_from_pytorch_cifar_models(mirror, catalogue, caches, name, blocks, tag, classes):
+    """pytorch-cifar-models' CIFAR ResNets: projection shortcuts, so the weights build shortcut B
+    themselves; served, downloaded (the hash prefix checked), cached, and equal to the reference's
+    output; the published file's own checksum is enforced."""
+    published = pretrained.available_weights(name)[tag]
+    assert published.source == "pytorch-cifar-models" and published.model_args == (("shortcut", "B"),)
+    assert published.url.startswith("https://github.com/chenyaofo/pytorch-cifar-models/releases/download/resnet/")
+    reference = cifar_resnet_reference(blocks, classes)
+    buffer = io.BytesIO()
+    torch.save(reference.state_dict(), buffer)
+    mirror.put(published.url, buffer.getvalue())  # not the published file: its hash prefix differs
+    with pytest.raises(DownloadError, match=f"but the published one is {published.sha256}; the file was not kept"):
+        cnnatlas.create_model(name, weights=tag)
+    assert not (caches[0] / published.file).exists()
+
+    file = serve_torchvision(mirror, catalogue, name, tag, reference.state_dict())
+    model = cnnatlas.create_model(name, weights=tag)
+    assert (caches[0] / file).is_file() and list(model.state_dict()) == list(
+        cnnatlas.create_model(name, shortcut="B", num_classes=classes).state_dict()
+    )  # projection shortcuts, as the weights were trained
+    assert len(model.pretrained_weights.categories) == classes
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference(x), atol=1e-5)
+
+
+def test_cifar_weights_name_the_datasets_classes():
+    from cnnatlas.data.cifar import CIFAR10_CLASSES
+
+    ten, hundred = (pretrained.available_weights("resnet44")[t] for t in ("CIFAR10", "CIFAR100"))
+    assert ten.default and ten.categories == CIFAR10_CLASSES  # as `--data cifar10` numbers them
+    assert len(set(hundred.categories)) == 100 and list(hundred.categories) == sorted(hundred.categories)
+    assert hundred.categories[:3] == ("apple", "aquarium_fish", "baby") and hundred.categories[-1] == "worm"
+    assert ten.transforms.crop == (32, 32) and ten.metrics == {"dataset": "CIFAR-10", "top1": 94.01, "top5": 99.77}
 
 
 def test_weights_refuse_a_model_argument_they_were_not_trained_with():

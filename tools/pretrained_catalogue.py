@@ -15,6 +15,10 @@ Weights without categories (VGG-16's `IMAGENET1K_FEATURES`, a feature extractor 
 From PyTorchVideo's model zoo (`PYTORCHVIDEO`, written out here from its docs/source/model_zoo.md), the
 Kinetics-400 SlowFast R50 checkpoints of the two configurations the zoo builds (`model_args`: the 4x16
 default and 8x8): their URLs and published accuracy; PyTorchVideo publishes no checksum, so none is stored.
+From chenyaofo/pytorch-cifar-models (`CIFAR`, written out here from its README), the CIFAR-10 and
+CIFAR-100 weights of the CIFAR ResNets 20–56: projection shortcuts (`model_args`: shortcut B), the
+SHA-256 prefix in each file's name as torchvision's, the published top-1/top-5, the test preprocessing
+of the training code (chenyaofo/image-classification-codebase, conf/cifar10.conf and cifar100.conf).
 """
 
 from __future__ import annotations
@@ -65,6 +69,38 @@ PYTORCHVIDEO = {
             "about": "α = 4, β = 1/8, fusion kernel 7",
         },
     }
+}
+
+
+# chenyaofo/pytorch-cifar-models (README.md at commit 786c16252c0fc58ee9adac063f8337cc4a7a497a,
+# BSD-3-Clause): the CIFAR ResNets of He et al. with projection shortcuts (a 1×1 conv and BN where the
+# shape changes: option B, torchvision's `downsample`), trained 200 epochs by
+# chenyaofo/image-classification-codebase (commit 610e6523ab462351700aaf629e6c739a9a30e903), whose test
+# transform is ToTensor and Normalize with the dataset's mean and std below, on 32×32 images.
+# Rows: model → dataset → (file's hash prefix, top-1, top-5).
+CIFAR_RELEASE = "https://github.com/chenyaofo/pytorch-cifar-models/releases/download/resnet/"
+CIFAR = {
+    "resnet20": {"cifar10": ("4118986f", 92.60, 99.81), "cifar100": ("23dac2f1", 68.83, 91.01)},
+    "resnet32": {"cifar10": ("ef93fc4d", 93.53, 99.77), "cifar100": ("84213ce6", 70.16, 90.89)},
+    "resnet44": {"cifar10": ("2a3cabcb", 94.01, 99.77), "cifar100": ("ffe32858", 71.63, 91.58)},
+    "resnet56": {"cifar10": ("187c023a", 94.37, 99.83), "cifar100": ("f2eff4c8", 72.63, 91.94)},
+}
+CIFAR_DATA = {  # tag, dataset name, categories id, mean, std (conf/cifar10.conf, conf/cifar100.conf)
+    "cifar10": ("CIFAR10", "CIFAR-10", "cifar-10", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ("CIFAR100", "CIFAR-100", "cifar-100", (0.5070, 0.4865, 0.4409), (0.2673, 0.2564, 0.2761)),
+}
+# The classes in label order (the datasets' batches.meta / meta files: CIFAR-100's fine labels are sorted).
+CIFAR_CATEGORIES = {
+    "cifar-10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "cifar-100": (
+        "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel "
+        "can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur "
+        "dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion "
+        "lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree "
+        "pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea "
+        "seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank "
+        "telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+    ).split(),
 }
 
 
@@ -196,6 +232,42 @@ def pytorchvideo_entries(name: str) -> tuple[str, dict]:
     return next(iter(entries)), entries
 
 
+def cifar_entries(name: str, categories: dict[str, list[str]]) -> tuple[str, dict]:
+    entries = {}
+    for data, (sha, top1, top5) in CIFAR[name].items():
+        tag, dataset, cats, mean, std = CIFAR_DATA[data]
+        categories[cats] = CIFAR_CATEGORIES[cats]
+        file = f"{data}_{name}-{sha}.pt"
+        entries[tag] = {
+            "source": "pytorch-cifar-models",
+            "url": CIFAR_RELEASE + file,
+            "file": file,
+            "sha256": sha,
+            "categories": cats,
+            "transforms": {
+                "kind": "image",
+                "resize": [32],  # a CIFAR image as it is; a photo's shorter side scaled to 32, then the centre
+                "crop": [32, 32],
+                "interpolation": "bilinear",
+                "antialias": True,
+                "mean": list(mean),
+                "std": list(std),
+            },
+            "transform_input": False,
+            "metrics": {"dataset": dataset, "top1": top1, "top5": top5},
+            "num_params": None,  # published rounded (0.27–0.86 M)
+            "recipe": f"https://github.com/chenyaofo/image-classification-codebase/blob/master/conf/{data}.conf",
+            "docs": f"{name} with projection shortcuts (option B: a 1×1 conv and BN where the shape changes) "
+            f"trained on {dataset} by chenyaofo/pytorch-cifar-models: 200 epochs of SGD (Nesterov, cosine), "
+            "random crops with 4-pixel padding and horizontal flips; accuracy on the 10,000 test images at 32×32.",
+            "model_args": {"shortcut": "B"},
+            "source_ref": "chenyaofo/pytorch-cifar-models README.md, commit "
+            "786c16252c0fc58ee9adac063f8337cc4a7a497a (top-1, top-5, URL); chenyaofo/image-classification-codebase "
+            "conf/*.conf, commit 610e6523ab462351700aaf629e6c739a9a30e903 (mean, std)",
+        }
+    return "CIFAR10", entries
+
+
 def timm_keys(arch: str) -> list[str]:
     """The order of a timm model's state dict (a safetensors file keeps only the names, sorted), which
     the in-order loader pairs with ours."""
@@ -216,6 +288,8 @@ def main() -> None:
             default, weights = timm_entries(name, TIMM[name], categories)
         elif name in PYTORCHVIDEO:
             default, weights = pytorchvideo_entries(name)
+        elif name in CIFAR:
+            default, weights = cifar_entries(name, categories)
         else:
             continue
         if weights:

@@ -9,7 +9,9 @@ Files are cached where their ecosystem keeps them, so a file torchvision or timm
 used as it is:
 
 * torchvision's checkpoints in `torch.hub.get_dir()/checkpoints` (`$TORCH_HOME/hub/checkpoints`, by
-  default `~/.cache/torch/hub/checkpoints`), checked against the SHA-256 prefix in their names;
+  default `~/.cache/torch/hub/checkpoints`), checked against the SHA-256 prefix in their names, and
+  there too PyTorchVideo's (which publishes no checksum) and pytorch-cifar-models' (the CIFAR ResNets,
+  torchvision's names and hash prefixes);
 * timm's on the Hugging Face hub, in its cache layout (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, by
   default `~/.cache/huggingface/hub`: `models--timm--NAME/blobs/<sha256>` and
   `snapshots/<commit>/model.safetensors`), checked against the SHA-256 the hub publishes with the
@@ -43,7 +45,7 @@ from .registry import build_model, get_entry, list_models
 WEIGHT_SUFFIXES = (".pth", ".pt", ".pyth", ".bin", ".safetensors")
 # The sources that publish one file per weights, kept in torch.hub's checkpoints folder (torchvision's and
 # PyTorchVideo's); timm's come through the Hugging Face hub cache.
-HUB_FILE_SOURCES = ("torchvision", "pytorchvideo")
+HUB_FILE_SOURCES = ("torchvision", "pytorchvideo", "pytorch-cifar-models")
 # torchvision's googlenet and inception_v3 re-map ImageNet-normalised inputs to [-1, 1] when built with
 # weights (`transform_input=True`): the ported TensorFlow weights expect that range.
 _TF_MEAN, _TF_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -112,7 +114,7 @@ class Weights:
 
     model: str
     tag: str
-    source: str  # "torchvision", "timm", "pytorchvideo", "inflated" or "file"
+    source: str  # "torchvision", "timm", "pytorchvideo", "pytorch-cifar-models", "inflated" or "file"
     categories: tuple[str, ...] | None
     transforms: Preprocess | None
     transform_input: bool = False
@@ -465,8 +467,9 @@ def _in_reference_order(name: str, state_dict: dict[str, torch.Tensor]) -> dict[
 def load_state_dict_into(
     model: nn.Module, state_dict: dict[str, torch.Tensor], source: str, name: str | None = None
 ) -> nn.Module:
-    """Load a state dict from `source` ("torchvision", "timm", "pytorchvideo", or "file": ours, torchvision's,
-    timm's or PyTorchVideo's, whichever fits) into zoo model `name`. Given `name`, the names are put back
+    """Load a state dict from `source` ("torchvision" or "pytorch-cifar-models", "timm", "pytorchvideo", or
+    "file": ours, torchvision's, timm's or PyTorchVideo's, whichever fits) into zoo model `name`. Given
+    `name`, the names are put back
     in the reference's order first (a safetensors file sorts them; a torch.save'd dict keeps its order:
     name=None)."""
     from .weights import load_pytorchvideo_weights, load_torchvision_weights
@@ -480,7 +483,7 @@ def load_state_dict_into(
             raise WeightsError(f"{type(model).__name__}: {str(err).splitlines()[0]}") from None
     if name is not None:
         state_dict = _in_reference_order(name, state_dict)
-    if source == "torchvision":
+    if source in ("torchvision", "pytorch-cifar-models"):  # the CIFAR ResNets': torchvision's names
         return load_torchvision_weights(model, state_dict)
     if source == "timm":
         return load_timm_weights(model, state_dict)
