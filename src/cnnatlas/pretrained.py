@@ -43,8 +43,8 @@ from .errors import InvalidArgumentError, WeightsError, did_you_mean
 from .registry import build_model, get_entry, list_models
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".pyth", ".bin", ".safetensors")
-# The sources that publish one file per weights, kept in torch.hub's checkpoints folder (torchvision's and
-# PyTorchVideo's); timm's come through the Hugging Face hub cache.
+# The sources that publish one file per weights, kept in torch.hub's checkpoints folder (torchvision's,
+# PyTorchVideo's and pytorch-cifar-models'); timm's come through the Hugging Face hub cache.
 HUB_FILE_SOURCES = ("torchvision", "pytorchvideo", "pytorch-cifar-models")
 # torchvision's googlenet and inception_v3 re-map ImageNet-normalised inputs to [-1, 1] when built with
 # weights (`transform_input=True`): the ported TensorFlow weights expect that range.
@@ -469,9 +469,8 @@ def load_state_dict_into(
 ) -> nn.Module:
     """Load a state dict from `source` ("torchvision" or "pytorch-cifar-models", "timm", "pytorchvideo", or
     "file": ours, torchvision's, timm's or PyTorchVideo's, whichever fits) into zoo model `name`. Given
-    `name`, the names are put back
-    in the reference's order first (a safetensors file sorts them; a torch.save'd dict keeps its order:
-    name=None)."""
+    `name`, the names are put back in the reference's order first (a safetensors file sorts them; a
+    torch.save'd dict keeps its order: name=None)."""
     from .weights import load_pytorchvideo_weights, load_torchvision_weights
     from .weights_timm import load_timm_weights
 
