@@ -397,6 +397,23 @@ def test_cifar_resnet_weights_from_pytorch_cifar_models(mirror, catalogue, cache
         assert torch.allclose(model(x), reference(x), atol=1e-5)
 
 
+def test_export_a_zoo_model_with_its_published_weights(mirror, catalogue, tmp_path, capsys):
+    """`export MODEL --weights TAG` loads the published weights (the model arguments they carry
+    included) before writing: onnxruntime on the file gives the reference's output."""
+    ort = pytest.importorskip("onnxruntime")
+    reference = cifar_resnet_reference(3, 10)
+    serve_torchvision(mirror, catalogue, "resnet20", "CIFAR10", reference.state_dict())
+    onnx_file = tmp_path / "resnet20-cifar10.onnx"
+    assert main(["export", "resnet20", "--weights", "CIFAR10", "--onnx", str(onnx_file)]) == 0
+    x = torch.randn(2, 3, 32, 32)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), reference(x), atol=1e-4)
+    capsys.readouterr()
+    assert main(["export", "resnet20", "--weights", "V9", "--onnx", str(onnx_file)]) == 2
+    assert "unknown weights 'V9' (its tags: CIFAR10, CIFAR100)" in capsys.readouterr().err
+
+
 def test_cifar_weights_name_the_datasets_classes():
     from cnnatlas.data.cifar import CIFAR10_CLASSES
 

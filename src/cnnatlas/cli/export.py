@@ -38,8 +38,11 @@ def _run(args) -> int:
 
 def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
     """MODEL with the weights of a run folder (its verified final weights, built for its data), of a
-    checkpoint folder, or of a .safetensors file (checked against the SHA-256 a run recorded for it)."""
+    checkpoint folder, of a .safetensors file a run wrote (checked against the SHA-256 it recorded), or
+    its published weights: a tag `cnnatlas info MODEL` lists, or a file in a reference's format (the
+    published file itself, a torchvision, timm or PyTorchVideo state dict), as `create_model` loads them."""
     from ..train import fit_weights, load_checkpoint, load_run, load_verified_weights
+    from ..train.checkpoint import recorded_sha256
     from ..train.folder import is_run_folder
 
     path = Path(weights)
@@ -48,6 +51,8 @@ def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple
         if run.config.model != name:
             raise InvalidArgumentError(f"--weights {weights}: a run of {run.config.model}; expected one of {name}")
         return run.model, (run.info.in_channels, run.info.image_size, run.info.image_size)
+    if not path.is_dir() and (not path.is_file() or recorded_sha256(path) is None):
+        return create_model(name, weights=weights), None  # a published tag or a reference's file
     tensors = load_checkpoint(path).weights if path.is_dir() else load_verified_weights(path)
     model = create_model(name)
     fit_weights(model, tensors, weights, f"{name} as registered (a run folder as --weights builds it for its data)")
@@ -62,8 +67,9 @@ def add_parser(sub) -> None:
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
     p.add_argument(
         "--weights",
-        metavar="FILE",
-        help="a run folder, a checkpoint folder or a .safetensors file to load first (default: random weights)",
+        metavar="TAG|PATH",
+        help="the weights to load first: a run folder, a checkpoint folder, a .safetensors file a run wrote, a "
+        "published tag from `cnnatlas info MODEL`, or a torchvision/timm state dict (default: random weights)",
     )
     p.add_argument("--optimize", action="store_true", help="fold batch norm into the convolutions first")
     p.set_defaults(run=_run)
