@@ -509,6 +509,10 @@ def test_train_eval_predict_commands(tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["train", "lenet5", "--epochs", "1", "--batch-size", "128", "--quiet", "--out", str(out)]) == 0
     assert capsys.readouterr().out == ""  # --quiet prints nothing
+    assert main(["train", "lenet5", "--epochs", "2", "--batch-size", "128", "--out", str(tmp_path / "log")]) == 0
+    log = capsys.readouterr().out.splitlines()  # to a file or a pipe: the epoch lines, not the live bar's frames
+    assert [line.split()[:2] for line in log if line.startswith("epoch")] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert not any("━" in line or "left" in line.split() for line in log)
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["batch_size"] == 128 and config["data"]["name"] == "digits"
 

@@ -563,6 +563,8 @@ def _gib(n: float) -> str:
 
 
 def _progress(console: Console) -> Progress:
+    """The live bar of the epoch under way; off where no terminal shows it (a log file keeps the epoch
+    lines, not the bar's last frame repeating the last of them)."""
     return Progress(
         TextColumn("[bold]epoch {task.fields[epoch]}"),
         BarColumn(),
@@ -570,6 +572,7 @@ def _progress(console: Console) -> Progress:
         TextColumn("[dim]left"),
         TimeRemainingColumn(),
         console=console,
+        disable=not console.is_terminal,
     )
 
 
