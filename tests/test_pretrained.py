@@ -28,6 +28,7 @@ from torchvision.models import get_model_weights
 import cnnatlas
 from cnnatlas import pretrained
 from cnnatlas.cli import main
+from cnnatlas.data.cifar import CIFAR10_CLASSES
 from cnnatlas.download import DownloadError
 from cnnatlas.errors import InvalidArgumentError, WeightsError
 
@@ -412,6 +413,50 @@ def test_export_a_zoo_model_with_its_published_weights(mirror, catalogue, tmp_pa
     capsys.readouterr()
     assert main(["export", "resnet20", "--weights", "V9", "--onnx", str(onnx_file)]) == 2
     assert "unknown weights 'V9' (its tags: CIFAR10, CIFAR100)" in capsys.readouterr().err
+
+
+def _cifar10_folder(folder, n_test: int = 60):
+    """CIFAR-10's binary batches (a label byte, then the R, G and B planes) with random images; returns
+    the test images (N, 3, 32, 32) uint8 and labels."""
+    folder.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for file, n in [(f"data_batch_{i}.bin", 4) for i in range(1, 6)] + [("test_batch.bin", n_test)]:
+        labels = torch.randint(0, 10, (n, 1), generator=g, dtype=torch.uint8)
+        images = torch.randint(0, 256, (n, 3 * 32 * 32), generator=g, dtype=torch.uint8)
+        (folder / file).write_bytes(torch.cat([labels, images], 1).numpy().tobytes())
+    (folder / "batches.meta.txt").write_text("\n".join(CIFAR10_CLASSES) + "\n\n")
+    return images.view(n_test, 3, 32, 32), labels.view(-1).long()
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_eval_measures_published_weights_on_the_test_set(mirror, catalogue, tmp_path, capsys, reverse):
+    """`cnnatlas eval MODEL --data cifar10:DIR`: the published weights on CIFAR-10's test batch, each image
+    normalised with the weights' mean and std: the accuracy and confusion matrix of the reference's own
+    predictions, the published figures beside them. Weights whose categories come in another order than
+    the dataset's classes (`reverse`) are scored by name."""
+    if reverse:
+        catalogue["categories"]["cifar-10"] = list(reversed(catalogue["categories"]["cifar-10"]))
+    reference = cifar_resnet_reference(3, 10)
+    serve_torchvision(mirror, catalogue, "resnet20", "CIFAR10", reference.state_dict())
+    images, labels = _cifar10_folder(tmp_path / "cifar")
+    w = pretrained.available_weights("resnet20")["CIFAR10"]
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (w.transforms.mean, w.transforms.std))
+    with torch.no_grad():
+        predicted = reference((images.float() / 255 - mean) / std).argmax(1)
+    truth = 9 - labels if reverse else labels  # each label as an index of the weights' categories
+    assert main(["eval", "resnet20", "--data", f"cifar10:{tmp_path / 'cifar'}", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 60 and report["weights"] == "CIFAR10" and report["classes"] == list(w.categories)
+    assert report["test_acc"] == pytest.approx((predicted == truth).float().mean().item())
+    assert report["confusion"][truth[0]][predicted[0]] >= 1 and sum(map(sum, report["confusion"])) == 60
+    assert report["published"] == {"dataset": "CIFAR-10", "top1": 92.6, "top5": 99.81}
+    assert main(["eval", "resnet20", "--data", f"cifar10:{tmp_path / 'cifar'}"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet20 with its CIFAR10 weights" in out and "published: top-1 92.6%, top-5 99.81% on CIFAR-10" in out
+    assert main(["eval", "resnet20", "--data", "digits"]) == 2  # other classes: refused, naming both
+    assert "the resnet20 CIFAR10 weights classify" in capsys.readouterr().err
+    assert main(["eval", "resnet20", "--checkpoint", str(tmp_path)]) == 2
+    assert "--checkpoint is for a run folder" in capsys.readouterr().err
 
 
 def test_cifar_weights_name_the_datasets_classes():

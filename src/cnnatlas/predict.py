@@ -445,3 +445,54 @@ def _slide_over(model, w, item: str, x: torch.Tensor, k: int, window: int, strid
             {"frames": [s, s + window - 1], "top": _ranked(p, w.categories, k)} for s, p in zip(starts, per_window)
         ],
     }
+
+
+# The --data spec whose test set a published dataset names (the weights' `metrics["dataset"]`).
+DATA_OF_PUBLISHED = {"CIFAR-10": "cifar10"}
+
+
+def zoo_evaluation(name: str, data: str | None = None, weights: str | None = None):
+    """Zoo model `name` with its published weights (the default, a tag or a file) measured on the test
+    set of `data` (a --data spec; default: the dataset the weights publish their accuracy on, where
+    cnnatlas reads it), each image normalised as the weights expect. The dataset's classes must be the
+    weights' categories (in any order: labels are mapped by name). Returns (EvalResult, DataSplits,
+    Weights), the confusion matrix in the weights' order: the published accuracy is `weights.metrics`,
+    the measured one `result.acc`."""
+    from torch.utils.data import DataLoader
+
+    from .data import DatasetError, TensorImageDataset, load_dataset
+    from .errors import InvalidArgumentError
+    from .registry import get_entry
+    from .train import evaluate
+    from .zoo import create_model
+
+    if get_entry(name).family == "segmentation":
+        raise InvalidArgumentError(f"{name} is a segmentation model: zoo_evaluation measures classifiers")
+    w = _predicting_weights(name, weights)
+    if w.transforms.kind != "image":
+        raise InvalidArgumentError(f"{name}: a video model; zoo_evaluation measures image classifiers")
+    published = (w.metrics or {}).get("dataset")
+    if data is None:
+        if published not in DATA_OF_PUBLISHED:
+            raise InvalidArgumentError(
+                f"{name} {w.tag}: cnnatlas reads no test set of {published or 'the dataset of these weights'}; "
+                f"give the data to measure them on: a folder of images with one sub-folder per category, named "
+                f"as the weights' {len(w.categories)} ({', '.join(w.categories[:3])}, …)"
+            )
+        data = DATA_OF_PUBLISHED[published]
+    splits = load_dataset(data, w.transforms.crop[-1], "none", len(w.transforms.mean))
+    if sorted(splits.info.classes) != sorted(w.categories):
+        raise DatasetError(
+            f"{data} has the classes {', '.join(splits.info.classes[:4])}, … ({splits.info.num_classes}); the "
+            f"{name} {w.tag} weights classify {', '.join(w.categories[:4])}, … ({len(w.categories)})"
+        )
+    if not isinstance(splits.test, TensorImageDataset):
+        raise DatasetError(f"{data}: its test images cannot be normalised as the {name} {w.tag} weights expect")
+    test = splits.test
+    test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (w.transforms.mean, w.transforms.std))
+    index = {c: i for i, c in enumerate(w.categories)}  # a folder's classes sorted by name: the weights' order
+    test.labels = torch.tensor([index[c] for c in splits.info.classes])[test.labels]
+    model = create_model(name, weights=w.path or w.tag)
+    torch.manual_seed(0)
+    loader = DataLoader(splits.test, batch_size=256)
+    return evaluate(model, loader, len(w.categories), torch.device("cpu")), splits, w

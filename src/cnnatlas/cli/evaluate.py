@@ -1,14 +1,18 @@
 """`cnnatlas eval RUN_DIR`: test accuracy, top-5 and the confusion matrix of a trained run; for a
 segmentation run, the pixel accuracy, mean IoU and per-class IoU (every test pixel one prediction),
-with --shift-average of the prediction averaged over one-pixel shifts of each image (`ShiftAveraged`)."""
+with --shift-average of the prediction averaged over one-pixel shifts of each image (`ShiftAveraged`).
+`cnnatlas eval MODEL`: a zoo model's published weights measured on a test set cnnatlas reads, beside
+the accuracy published for them (`cnnatlas.predict.zoo_evaluation`)."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 from rich.table import Table
 
+from ..errors import InvalidArgumentError
 from .console import NUMBER, command_console, figure_table
 
 
@@ -31,8 +35,13 @@ def _run(args) -> int:
     """Load the run, evaluate it on its test set (or --data's), then print the report or its JSON."""
     import torch
 
+    from ..registry import list_models
     from ..train import evaluate, load_run
 
+    if not Path(args.run_dir).is_dir() and args.run_dir in list_models():
+        return _run_zoo(args)
+    if args.weights is not None:
+        raise InvalidArgumentError(f"--weights is for a zoo model name; {args.run_dir} is a run folder")
     run = load_run(args.run_dir, args.checkpoint)
     model = shift_averaged(run, args.shift_average)
     spec = args.data or run.data_spec
@@ -50,6 +59,46 @@ def _run(args) -> int:
     return 0
 
 
+def _run_zoo(args) -> int:
+    """A zoo model's published weights on a test set: measured accuracy beside the published one."""
+    from ..predict import zoo_evaluation
+
+    for flag, given in (("--checkpoint", args.checkpoint), ("--shift-average", args.shift_average)):
+        if given:
+            raise InvalidArgumentError(f"{flag} is for a run folder; {args.run_dir} is a zoo model name")
+    result, data, w = zoo_evaluation(args.run_dir, args.data, args.weights)
+    published = {k: v for k, v in (w.metrics or {}).items() if k in ("top1", "top5", "dataset")}
+    if args.json:
+        report = {
+            "model": args.run_dir,
+            "weights": w.tag,
+            "data": data.info.name,
+            "images": result.count,
+            "test_acc": result.acc,
+            "test_top5": result.top5,
+            "test_loss": result.loss,
+            "published": published or None,
+            "classes": list(w.categories),
+            "confusion": result.confusion.tolist(),
+        }
+        print(json.dumps(report, indent=1))
+        return 0
+    console = command_console()
+    console.print(f"[bold]{args.run_dir}[/] with its {w.tag} weights ({w.source}) on {data.source}")
+    k = min(5, len(w.categories))
+    console.print(
+        f"accuracy [bold]{result.acc:.2%}[/]   top-{k} {result.top5:.2%}   loss {result.loss:.4f}   "
+        f"({result.count:,} test images)"
+    )
+    if "top1" in published:
+        console.print(
+            f"published: top-1 {published['top1']}%, top-5 {published['top5']}% on {published['dataset']} "
+            f"({w.source_ref})"
+        )
+    console.print(confusion_table(result.confusion, w.categories))
+    return 0
+
+
 def add_shift_average_flag(parser) -> None:
     """--shift-average, as eval and predict take it (`shift_averaged`)."""
     parser.add_argument(
@@ -63,7 +112,6 @@ def add_shift_average_flag(parser) -> None:
 def shift_averaged(run, requested: bool):
     """The run's model, or with --shift-average its prediction averaged over ONE_PIXEL_SHIFTS of the
     input (a segmentation run only)."""
-    from ..errors import InvalidArgumentError
     from ..models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
 
     if not requested:
@@ -158,14 +206,23 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "eval", help="accuracy, top-5 and confusion matrix of a trained run (pixel accuracy and IoU for segmentation)"
     )
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument(
+        "run_dir",
+        metavar="RUN_DIR|MODEL",
+        help="a run folder, or a zoo model name (its published weights, measured on --data's test set)",
+    )
     p.add_argument(
         "--data",
         metavar="DATA",
-        help="evaluate on this dataset's test set (default: the run's, "
-        "from the folder it recorded, else found or downloaded as --data NAME would)",
+        help="evaluate on this dataset's test set (default: the run's, from the folder it recorded, else found "
+        "or downloaded as --data NAME would; for a zoo model, the dataset its weights publish accuracy on)",
     )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
+    p.add_argument(
+        "--weights",
+        metavar="TAG|PATH",
+        help="a zoo model's weights: a tag from `cnnatlas info MODEL` or a file (default: its published default)",
+    )
     add_shift_average_flag(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)
