@@ -5,7 +5,8 @@ gives each image (or clip), and the masks of segmentation runs and models, writt
 `read_image_uint8`); clips are folders of frames or video files (`read_clip`). A clip longer than a video
 model's window is read by a sliding window (`cnnatlas.windows`): the per-window predictions and their
 average are both returned. A mask is saved beside its image as `<image stem>.mask.png`, one colour per
-class (`mask_palette`, background black), at the image's own size."""
+class (`mask_palette`, background black), at the image's own size. `zoo_evaluation` scores a zoo model's
+published weights on a whole test set (`cnnatlas eval MODEL`), beside the accuracy published for them."""
 
 from __future__ import annotations
 
