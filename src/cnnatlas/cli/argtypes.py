@@ -24,6 +24,14 @@ from ..errors import InvalidArgumentError
 MAX_INT = 2**31 - 1
 
 
+def names_a_zoo_model(run_or_model: str) -> bool:
+    """Whether a RUN_DIR|MODEL argument (`eval`, `predict`) names a zoo model: a registered name that is
+    not a folder here (a run folder of that name wins)."""
+    from ..registry import list_models
+
+    return not Path(run_or_model).is_dir() and run_or_model in list_models()
+
+
 def _range_text(minimum: float | None, maximum: float | None, open_min: bool = False) -> str:
     low = None if minimum is None else f"{'>' if open_min else '≥'} {minimum:g}"
     high = None if maximum is None else f"≤ {maximum:g}"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 from rich.table import Table
 
 from ..errors import InvalidArgumentError
+from .argtypes import names_a_zoo_model
 from .console import NUMBER, command_console, figure_table
 
 
@@ -35,10 +35,9 @@ def _run(args) -> int:
     """Load the run, evaluate it on its test set (or --data's), then print the report or its JSON."""
     import torch
 
-    from ..registry import list_models
     from ..train import evaluate, load_run
 
-    if not Path(args.run_dir).is_dir() and args.run_dir in list_models():
+    if names_a_zoo_model(args.run_dir):
         return _run_zoo(args)
     if args.weights is not None:
         raise InvalidArgumentError(f"--weights is for a zoo model name; {args.run_dir} is a run folder")

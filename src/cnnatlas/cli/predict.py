@@ -18,8 +18,8 @@ The predictions themselves are `cnnatlas.predict`'s; this module checks the argu
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from .argtypes import names_a_zoo_model
 from .console import command_console
 
 
@@ -31,7 +31,7 @@ def _run(args) -> int:
     from ..train import load_run
     from .evaluate import shift_averaged
 
-    if not Path(args.run_dir).is_dir() and _is_zoo_name(args.run_dir):
+    if names_a_zoo_model(args.run_dir):
         return _run_zoo(args)
     if args.top is not None and args.top < 1:
         raise InvalidArgumentError(f"--top must be ≥ 1; got {args.top}")
@@ -81,12 +81,6 @@ def _report_masks(args, results: list[dict]) -> int:
 
 
 # -- a zoo model with its published weights -------------------------------------------------------
-
-
-def _is_zoo_name(name: str) -> bool:
-    from ..registry import list_models
-
-    return name in list_models()
 
 
 def _run_zoo(args) -> int:
