@@ -99,16 +99,16 @@ def weights_table(names: list[str]) -> Table:
     table = figure_table(
         "Pretrained weights, accuracy as published",
         caption=f"* the default (pretrained=True). Catalogue from torchvision {cat['torchvision']} and "
-        f"timm {cat['timm']}; timm's package publishes no accuracy.",
+        f"timm {cat['timm']} (timm's package publishes no accuracy), and from the READMEs of PyTorchVideo's "
+        "model zoo and pytorch-cifar-models.",
         caption_justify="left",
     )
-    number = NUMBER
     rows = weights_rows(names)
     dense = any(r["miou"] is not None for r in rows)  # segmentation weights publish mean IoU and pixel accuracy
     name = {"overflow": "fold"}  # in a narrow terminal the names take more lines, the figures stay whole
     columns = [("model", name), ("tag", name), ("source", name)]
-    columns += [("top-1 %", number), ("top-5 %", number)]
-    columns += [("mean IoU %", number), ("pixel acc. %", number)] if dense else []
+    columns += [("top-1 %", NUMBER), ("top-5 %", NUMBER)]
+    columns += [("mean IoU %", NUMBER), ("pixel acc. %", NUMBER)] if dense else []
     for col, kw in (*columns, ("on", name)):
         table.add_column(col, **kw)
 
