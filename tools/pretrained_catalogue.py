@@ -33,6 +33,7 @@ from timm.models._registry import get_arch_pretrained_cfgs
 from torchvision.models import get_model_weights
 
 from cnnatlas import get_entry, list_models
+from cnnatlas.models.slowfast import SLOWFAST_CONFIGS
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "cnnatlas" / "pretrained.json"
 
@@ -196,8 +197,6 @@ def timm_entries(name: str, arch: str, categories: dict[str, list[str]]) -> tupl
 
 def pytorchvideo_entries(name: str) -> tuple[str, dict]:
     entries = {}
-    from cnnatlas.models.slowfast import SLOWFAST_CONFIGS
-
     for tag, row in PYTORCHVIDEO[name].items():
         config = row["config"]
         alpha = SLOWFAST_CONFIGS[config].alpha
