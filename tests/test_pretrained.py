@@ -244,7 +244,7 @@ def test_checksum_mismatch_on_the_published_entry_keeps_nothing(mirror, caches):
     assert [p.name for p in caches[0].iterdir()] == [w.file + ".lock"]
 
 
-def test_offline_error_names_file_url_and_folder(monkeypatch, caches):
+def test_offline_error_names_file_url_and_folder(monkeypatch, caches, tmp_path, capsys):
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -253,6 +253,14 @@ def test_offline_error_names_file_url_and_folder(monkeypatch, caches):
     with pytest.raises(DownloadError) as err:
         cnnatlas.create_model("resnet18", pretrained=True)
     assert w.url in str(err.value) and w.file in str(err.value) and str(caches[0]) in str(err.value)
+    assert isinstance(err.value, cnnatlas.UnavailableError)
+    # the command line: one line, and exit 3 (unavailable now), not 2 (a usage error), so a script can retry
+    capsys.readouterr()
+    assert main(["predict", "resnet18", _photo(tmp_path / "photo.png")]) == 3
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("cnnatlas: error: could not download") and len(message.splitlines()) == 1
+    assert w.file in message
+    assert main(["predict", "resnet18", str(tmp_path / "missing.png")]) == 2  # bad input stays a usage error
     t = pretrained.available_weights("mobilenet_v1")["ra4_e3600_r224_in1k"]
     with pytest.raises(DownloadError) as err:
         cnnatlas.create_model("mobilenet_v1", pretrained=True)

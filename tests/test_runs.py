@@ -94,9 +94,10 @@ def test_a_run_folder_has_one_writer_and_a_dead_holder_does_not_block_it(run, ca
     before = _files(run)
     holder = _hold_lock_in_another_process(run)
     try:
-        assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "3"]) == 2
+        # exit 3: the folder is unavailable now, the command itself is right (a usage error exits 2)
+        assert main([*TRAIN, "--out", str(run), "--resume", "--epochs", "3"]) == 3
         _one_line_error(capsys, f"in use by process {holder.pid}", str(run))
-        assert main([*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0002"), "--epochs", "3"]) == 2
+        assert main([*TRAIN, "--resume", str(run / "checkpoints" / "epoch-0002"), "--epochs", "3"]) == 3
         _one_line_error(capsys, f"process {holder.pid}")
         assert _files(run) == before  # nothing written meanwhile
     finally:
@@ -402,9 +403,9 @@ def test_two_trainers_on_one_folder_the_second_is_refused(tmp_path, capsys):
     while not (out / "train.lock").is_file() or str(first.pid) not in (out / "train.lock").read_text():
         assert first.poll() is None and time.time() < deadline
         time.sleep(0.05)
-    assert main([*TRAIN, "--epochs", "4", "--out", str(out)]) == 2
+    assert main([*TRAIN, "--epochs", "4", "--out", str(out)]) == 3
     _one_line_error(capsys, f"in use by process {first.pid}")
-    assert main([*TRAIN, "--epochs", "4", "--out", str(out), "--resume"]) == 2
+    assert main([*TRAIN, "--epochs", "4", "--out", str(out), "--resume"]) == 3
     _one_line_error(capsys, f"in use by process {first.pid}")
     assert first.wait(timeout=600) == 0
     assert [h["epoch"] for h in read_history(out / "metrics.jsonl")] == [1, 2, 3, 4]

@@ -7,6 +7,7 @@ from .errors import (
     InputShapeError,
     InvalidArgumentError,
     MissingDependencyError,
+    UnavailableError,
     UnknownModelError,
     WeightsError,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidArgumentError",
     "MissingDependencyError",
     "Report",
+    "UnavailableError",
     "UnknownModelError",
     "WeightsError",
     "__version__",

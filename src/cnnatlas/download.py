@@ -28,13 +28,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import CnnAtlasError
+from .errors import UnavailableError
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30.0
 
 
-class DownloadError(CnnAtlasError, OSError):
+class DownloadError(UnavailableError, OSError):
     """A download that could not be made or whose file is not the one published."""
 
 

@@ -35,6 +35,12 @@ class MissingDependencyError(CnnAtlasError, ImportError):
     """An optional package that a feature needs and that is not installed."""
 
 
+class UnavailableError(CnnAtlasError):
+    """Something the call needs and cannot have now, through no fault of its arguments: a download that
+    failed (no network, a server's error, a file that is not the published one), a run folder another
+    process holds. The command line exits 3 for it, not 2, so a script can tell it from a usage error."""
+
+
 def require(module: str, extra: str, feature: str) -> ModuleType:
     """Import the optional `module`, or raise `MissingDependencyError` in one line naming what is missing
     and the pip command that installs it (the extra of cnnatlas's pyproject.toml that lists it)."""

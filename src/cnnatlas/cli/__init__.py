@@ -1,8 +1,10 @@
 """The `cnnatlas` command line. Each sub-command lives in its own module of this package and
 registers itself through `add_parser(subparsers)`; the module list is COMMANDS below.
 
-Exit codes: 0 success, 1 a check failed (a claim, a mismatch), 2 a usage error (bad flag, unknown
-model, invalid value). Errors print one line, never a traceback.
+Exit codes: 0 success, 1 a check failed (a claim, a mismatch), 2 a usage error or bad input (bad flag,
+unknown model, invalid value), 3 something the command needs is unavailable now (a download that failed,
+a run folder another process holds: `UnavailableError`), so running it again later may succeed. Errors
+print one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import CnnAtlasError
+from ..errors import CnnAtlasError, UnavailableError
 
 # Sub-command modules, in the order `cnnatlas --help` lists them.
 COMMANDS = [
@@ -78,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             raise UsageError("expected a COMMAND, one of those listed above; got none (see 'cnnatlas --help')")
         return int(args.run(args) or 0)
-    except CnnAtlasError as err:  # usage errors and bad input: one line, exit 2
+    except CnnAtlasError as err:  # usage errors and bad input exit 2, what is unavailable now 3: one line
         print(f"cnnatlas: error: {err}", file=sys.stderr)
-        return 2
+        return 3 if isinstance(err, UnavailableError) else 2
     except KeyboardInterrupt:
         print("cnnatlas: interrupted", file=sys.stderr)
         return 130

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import IO, Self
 
-from ..errors import CnnAtlasError
+from ..errors import UnavailableError
 
 LOCK_FILE = "train.lock"
 
 
-class RunLockedError(CnnAtlasError, RuntimeError):
+class RunLockedError(UnavailableError, RuntimeError):
     """The run folder is owned by another live process (training or resuming it)."""
 
 
