@@ -667,8 +667,17 @@ def test_predict_usage_errors(mirror, tmp_path, capsys):
     assert main(["predict", "r3d_18", str(tmp_path / "clip.mp4")]) == 2  # read before any weights are fetched
     err = capsys.readouterr().err
     assert "clip.mp4" in err and len(err.strip().splitlines()) == 1 and mirror.requests == []
-    assert main(["predict", "lenet5", photo]) == 2
-    assert "lenet5 has no published weights" in capsys.readouterr().err
+    assert main(["predict", "lenet5", photo]) == 2  # no published weights: the way to weights of one's own
+    err = capsys.readouterr().err
+    assert "lenet5 has no published weights" in err and "train it (`cnnatlas train lenet5`)" in err
+    state = tmp_path / "lenet5.pt"
+    torch.save(cnnatlas.create_model("lenet5").state_dict(), state)
+    for command in ("predict", "eval"):  # a bare state dict: the same way, naming the file
+        assert main([command, "lenet5", *([photo] if command == "predict" else []), "--weights", str(state)]) == 2
+        err = capsys.readouterr().err
+        assert f"a state dict alone ({state}) carries neither" in err and "cnnatlas train lenet5" in err
+    assert main(["predict", "lenet5", photo, "--weights", "V1"]) == 2  # a tag it does not have, named as such
+    assert "lenet5: unknown weights 'V1' (it has no published weights)" in capsys.readouterr().err
     assert main(["predict", "resnet18", photo, "--checkpoint", "x"]) == 2
     assert "--checkpoint is for a run folder" in capsys.readouterr().err
     assert main(["predict", "resnet18", photo, "--weights", "V9"]) == 2

@@ -409,13 +409,23 @@ def zoo_masks(
 def _predicting_weights(name: str, weights: str | None):
     """The weights asked for (published by default), refused where they carry no preprocessing and categories."""
     from .errors import InvalidArgumentError
-    from .pretrained import get_weights
+    from .pretrained import available_weights, catalogue, get_weights
+    from .registry import get_entry
 
-    w = get_weights(name, True if weights is None else weights)
-    if w.transforms is None or not w.categories:
+    get_entry(name)  # an unknown name fails here, with its hint
+    if not available_weights(name):
+        if weights is not None:
+            get_weights(name, weights)  # a tag it has not, or a file that is not there, is named as such
+        given = f"; a state dict alone ({weights}) carries neither" if weights is not None else ""
         raise InvalidArgumentError(
-            f"{name}: the weights {w.tag} carry no preprocessing and categories to predict "
-            f"with; use the model's published weights, or a file named as they are"
+            f"{name} has no published weights, so nothing gives the preprocessing and class names to predict "
+            f"with{given}: train it (`cnnatlas train {name}`) and give the run folder, which records both; "
+            f"`cnnatlas models --pretrained` lists the {len(catalogue()['models'])} models that have published weights"
+        )
+    w = get_weights(name, True if weights is None else weights)
+    if w.transforms is None or not w.categories:  # a catalogue entry without them: none has today
+        raise InvalidArgumentError(
+            f"{name}: the weights {w.tag} carry no preprocessing and class names to predict with"
         )
     return w
 

@@ -203,7 +203,9 @@ def _print_report(run, data, result, shift_averaged: bool = False) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "eval", help="accuracy, top-5 and confusion matrix of a trained run (pixel accuracy and IoU for segmentation)"
+        "eval",
+        help="accuracy, top-5 and confusion matrix of a trained run, or of a zoo model's published weights "
+        "(pixel accuracy and IoU for segmentation)",
     )
     p.add_argument(
         "run_dir",
