@@ -380,6 +380,14 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     assert report["test_pixel_acc"] == pytest.approx(float(confusion.diag().sum() / confusion.sum()))
     assert report["test_miou"] == pytest.approx(mean_iou(confusion))
     assert list(report["test_iou"]) == list(SCENE_CLASSES)
+    # the confusion picture evaluates the run as eval does (normalised as the run's inputs were), over pixels
+    from cnnatlas.viz import plot_confusion, run_confusion
+
+    pictured = run_confusion(tmp_path / "run")
+    assert pictured["confusion"].tolist() == report["confusion"]
+    assert pictured["miou"] == pytest.approx(report["test_miou"]) and pictured["images"] == 2000
+    title = " ".join(plot_confusion(tmp_path / "run", result=pictured).get_suptitle().split())
+    assert f"test mean IoU {100 * report['test_miou']:.2f}%" in title and f"{2000 * 64 * 64:,} pixels of 2,000" in title
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "IoU per class" in capsys.readouterr().out
     # --shift-average: the same test set, the prediction averaged over ONE_PIXEL_SHIFTS

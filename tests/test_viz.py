@@ -219,6 +219,16 @@ def test_training_curves_from_metrics_jsonl(run_dir, tmp_path):
     assert {line.get_label() for line in loss_ax.get_lines()} == {"training loss", "test loss"}
     assert loss_ax.get_xlabel() == "epoch" and acc_ax.get_ylabel() == "accuracy (%)"
     assert_png(tmp_path / "train.png")
+    first = tmp_path / "first-epoch"  # one epoch: its one whole tick, not fractions of an epoch
+    first.mkdir()
+    for name in ("config.json", "metrics.jsonl"):
+        lines = (run_dir / name).read_text().splitlines(keepends=True)
+        (first / name).write_text("".join(lines[:1]) if name == "metrics.jsonl" else "".join(lines))
+    fig = plot_training(first)
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        assert [t for t in ax.get_xticks() if lo <= t <= hi] == [1], (ax.get_xticks(), lo, hi)
+    assert fig.get_suptitle().startswith("lenet5 on digits: 1 epoch (")
 
 
 def test_confusion_matrix_of_the_run(run_dir, tmp_path):

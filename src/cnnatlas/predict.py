@@ -232,11 +232,10 @@ def run_masks(
     averaged over ONE_PIXEL_SHIFTS of the input), each written beside its image or in `out_dir`
     (`write_masks`; the places are checked before the model runs)."""
     from .errors import InvalidArgumentError
-    from .models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
 
     if run.info.task != "segmentation":
         raise InvalidArgumentError(f"{run.path} is a {run.info.task} run: run_predictions gives its top classes")
-    model = ShiftAveraged(run.model, ONE_PIXEL_SHIFTS) if shift_average else run.model
+    model = run.shift_averaged() if shift_average else run.model
     inputs = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
     mask_paths(images, out_dir)
     return write_masks(images, [predict_mask(run, x, model) for x in inputs], run.info.classes, out_dir)

@@ -33,25 +33,20 @@ def confusion_table(confusion, classes: tuple[str, ...]) -> Table:
 
 def _run(args) -> int:
     """Load the run, evaluate it on its test set (or --data's), then print the report or its JSON."""
-    import torch
-
-    from ..train import evaluate, load_run
+    from ..models.segmentation import ONE_PIXEL_SHIFTS
+    from ..train import load_run
 
     if names_a_zoo_model(args.run_dir):
         return _run_zoo(args)
     if args.weights is not None:
         raise InvalidArgumentError(f"--weights is for a zoo model name; {args.run_dir} is a run folder")
     run = load_run(args.run_dir, args.checkpoint)
-    model = shift_averaged(run, args.shift_average)
     spec = args.data or run.data_spec
-    data = _test_data(run, spec)
-    loader = _loader(data)
-    torch.manual_seed(0)
-    result = evaluate(model, loader, run.info.num_classes, torch.device("cpu"))
+    result, data = run.evaluate(spec, shift_average=args.shift_average)
     if args.json:
         report = _report(run, spec, data, result)
         if args.shift_average:
-            report["shift_average"] = [list(s) for s in model.shifts]
+            report["shift_average"] = [list(s) for s in ONE_PIXEL_SHIFTS]
         print(json.dumps(report, indent=1))
         return 0
     _print_report(run, data, result, args.shift_average)
@@ -99,51 +94,13 @@ def _run_zoo(args) -> int:
 
 
 def add_shift_average_flag(parser) -> None:
-    """--shift-average, as eval and predict take it (`shift_averaged`)."""
+    """--shift-average, as eval and predict take it (`TrainedRun.shift_averaged`)."""
     parser.add_argument(
         "--shift-average",
         action="store_true",
         help="segmentation: average the softmax over each image as it is and moved one pixel down, "
         "right and both (each prediction moved back)",
     )
-
-
-def shift_averaged(run, requested: bool):
-    """The run's model, or with --shift-average its prediction averaged over ONE_PIXEL_SHIFTS of the
-    input (a segmentation run only)."""
-    from ..models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
-
-    if not requested:
-        return run.model
-    if run.info.task != "segmentation":
-        raise InvalidArgumentError(
-            f"--shift-average averages a per-pixel prediction: it needs a segmentation run; "
-            f"{run.path} is a {run.info.task} run"
-        )
-    return ShiftAveraged(run.model, ONE_PIXEL_SHIFTS)
-
-
-def _test_data(run, spec: str):
-    """The data at the run's size and channels, with its number of classes, normalised as the run's was."""
-    import torch
-
-    from ..data import DatasetError, TensorImageDataset, load_dataset
-    from ..data.scenes import SceneDataset
-
-    info = run.info
-    data = load_dataset(spec, info.image_size, "none", info.in_channels)
-    if data.info.num_classes != info.num_classes:
-        raise DatasetError(f"{spec} has {data.info.num_classes} classes; the run was trained on {info.num_classes}")
-    if isinstance(data.test, (TensorImageDataset, SceneDataset)):  # normalise as the run's training data was
-        data.test.mean, data.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (info.mean, info.std))
-    return data
-
-
-def _loader(data):
-    """The test set in batches of 256, in order."""
-    from torch.utils.data import DataLoader
-
-    return DataLoader(data.test, batch_size=256)
 
 
 def _report(run, spec: str, data, result) -> dict:

@@ -29,7 +29,6 @@ def _run(args) -> int:
     from ..errors import InvalidArgumentError
     from ..predict import run_masks, run_predictions
     from ..train import load_run
-    from .evaluate import shift_averaged
 
     if names_a_zoo_model(args.run_dir):
         return _run_zoo(args)
@@ -38,7 +37,8 @@ def _run(args) -> int:
     if args.weights is not None:
         raise InvalidArgumentError(f"--weights is for a zoo model name; {args.run_dir} is a run folder")
     run = load_run(args.run_dir, args.checkpoint)
-    shift_averaged(run, args.shift_average)  # refuses --shift-average for a classifier
+    if args.shift_average:
+        run.shift_averaged()  # refuses --shift-average for a classifier
     if run.info.task == "segmentation":
         return _report_masks(args, run_masks(run, args.images, args.invert, args.shift_average, args.out_dir))
     _refuse_out_dir(args, f"{args.run_dir} is a {run.info.task} run")

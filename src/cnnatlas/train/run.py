@@ -1,4 +1,5 @@
-"""A finished (or interrupted) run folder, read back for `cnnatlas eval` and `cnnatlas predict`.
+"""A finished (or interrupted) run folder, read back for `cnnatlas eval`, `cnnatlas predict` and the
+pictures of a run (`TrainedRun.evaluate`: the one evaluation of a run on a test set that they share).
 
 RUN/config.json says what was trained on what, and where that data was (`data_origin`: the dataset's
 name and folder; `TrainedRun.data_spec` finds it again on this machine); the weights come from
@@ -14,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import DataInfo, data_spec_for_eval
-from ..errors import CnnAtlasError
+from ..data import DataInfo, DataSplits, data_spec_for_eval
+from ..errors import CnnAtlasError, InvalidArgumentError
 from .checkpoint import (
     FINAL_WEIGHTS,
     CheckpointError,
@@ -26,7 +27,9 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .folder import read_run_config
-from .loop import build_model
+from .loop import EvalResult, build_model, evaluate
+
+EVAL_BATCH = 256  # test images per forward when a run is evaluated
 
 
 @dataclass
@@ -43,6 +46,48 @@ class TrainedRun:
         """The --data that reads this run's data here: its recorded folder where present, else the dataset's
         own lookup and download."""
         return data_spec_for_eval(self.data_origin, self.config.data)
+
+    def shift_averaged(self) -> nn.Module:
+        """The model with its softmax averaged over the input as it is and moved one pixel down, right and
+        both, each prediction moved back (`ShiftAveraged` over ONE_PIXEL_SHIFTS): a segmentation run only."""
+        from ..models.segmentation import ONE_PIXEL_SHIFTS, ShiftAveraged
+
+        if self.info.task != "segmentation":
+            raise InvalidArgumentError(
+                f"--shift-average averages a per-pixel prediction: it needs a segmentation run; "
+                f"{self.path} is a {self.info.task} run"
+            )
+        return ShiftAveraged(self.model, ONE_PIXEL_SHIFTS)
+
+    def test_data(self, data: str | None = None) -> DataSplits:
+        """The splits of `data` (a --data spec; default the run's own, `data_spec`) at the run's input size
+        and channels, refused unless they have the run's number of classes; the test set normalised with the
+        mean and std of the run's training data, as its inputs were."""
+        from ..data import DatasetError, TensorImageDataset, load_dataset
+        from ..data.scenes import SceneDataset
+
+        spec = data or self.data_spec
+        splits = load_dataset(spec, self.info.image_size, "none", self.info.in_channels)
+        if splits.info.num_classes != self.info.num_classes:
+            raise DatasetError(
+                f"{spec} has {splits.info.num_classes} classes; the run was trained on {self.info.num_classes}"
+            )
+        if isinstance(splits.test, (TensorImageDataset, SceneDataset)):
+            mean, std = self.info.mean, self.info.std
+            splits.test.mean, splits.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (mean, std))
+        return splits
+
+    def evaluate(self, data: str | None = None, *, shift_average: bool = False) -> tuple[EvalResult, DataSplits]:
+        """Loss, accuracy, top-5 and confusion matrix of the run's model on the test set of `data` (default
+        its own; `test_data`), in order, on the CPU; for a segmentation run every pixel is one prediction
+        (`EvalResult.miou`, `.iou`). `shift_average`: the prediction of `shift_averaged()`."""
+        from torch.utils.data import DataLoader
+
+        model = self.shift_averaged() if shift_average else self.model
+        splits = self.test_data(data)
+        torch.manual_seed(0)
+        loader = DataLoader(splits.test, batch_size=EVAL_BATCH)
+        return evaluate(model, loader, self.info.num_classes, torch.device("cpu")), splits
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:

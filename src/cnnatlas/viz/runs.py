@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..train import CheckpointError
 from ..train import read_history as train_history
@@ -86,36 +87,30 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None) -> Figure:
         acc_ax.set_title(f"accuracy (last test top-1 {100 * last.get('test_acc', float('nan')):.2f}%)", fontsize=10)
     acc_ax.grid(alpha=0.3)
     acc_ax.legend(fontsize=8)
-    for ax in (loss_ax, acc_ax):
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    set_title(fig, f"{run_title(run_dir)}: {len(rows)} epochs ({Path(run_dir).name}/metrics.jsonl)")
+    for ax in (loss_ax, acc_ax):  # epochs are whole: one run of one epoch has the single tick 1
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    epochs_trained = f"{len(rows)} epoch{'s' if len(rows) != 1 else ''}"
+    set_title(fig, f"{run_title(run_dir)}: {epochs_trained} ({Path(run_dir).name}/metrics.jsonl)")
     return save_figure(fig, out)
 
 
 def run_confusion(run_dir: str | Path, data: str | None = None, checkpoint: str | Path | None = None) -> dict[str, Any]:
-    """Evaluate the run's weights on its test set (or `data`'s) as `cnnatlas eval` does:
-    accuracy, class names and the confusion matrix (rows: true class, columns: predicted)."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from ..data import DatasetError, TensorImageDataset, load_dataset
-    from ..train import evaluate, load_run
+    """Evaluate the run's weights on its test set (or `data`'s) as `cnnatlas eval` does
+    (`TrainedRun.evaluate`): accuracy, class names and the confusion matrix (rows: true class, columns:
+    predicted); for a segmentation run, over every test pixel, with the mean IoU."""
+    from ..train import load_run
 
     run = load_run(_run_dir(run_dir), checkpoint)
-    info = run.info
-    spec = data or run.data_spec
-    splits = load_dataset(spec, info.image_size, "none", info.in_channels)
-    if splits.info.num_classes != info.num_classes:
-        raise DatasetError(f"{spec} has {splits.info.num_classes} classes; the run was trained on {info.num_classes}")
-    if isinstance(splits.test, TensorImageDataset):  # normalise as the run's training data was
-        splits.test.mean, splits.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (info.mean, info.std))
-    result = evaluate(run.model, DataLoader(splits.test, batch_size=256), info.num_classes, torch.device("cpu"))
+    result, splits = run.evaluate(data)
+    dense = run.info.task == "segmentation"
     return {
         "model": run.config.model,
-        "data": spec,
+        "data": splits.info.name,
         "acc": result.acc,
         "count": result.count,
-        "classes": list(info.classes),
+        "images": len(splits.test),
+        "miou": result.miou if dense else None,
+        "classes": list(run.info.classes),
         "confusion": result.confusion.numpy(),
     }
 
@@ -165,7 +160,12 @@ def plot_confusion(
     ax.set_yticks(range(n), short, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    set_title(
-        fig, f"{r['model']} on {r['data']}: test accuracy {100 * r['acc']:.2f}% over {r['count']:,} images", fontsize=10
-    )
+    if r.get("miou") is not None:  # a segmentation run: every test pixel is one prediction
+        score = (
+            f"test mean IoU {100 * r['miou']:.2f}%, pixel accuracy {100 * r['acc']:.2f}% over {r['count']:,} pixels "
+            f"of {r['images']:,} images"
+        )
+    else:
+        score = f"test accuracy {100 * r['acc']:.2f}% over {r['count']:,} images"
+    set_title(fig, f"{r['model']} on {r['data']}: {score}", fontsize=10)
     return save_figure(fig, out)
