@@ -196,19 +196,22 @@ def test_short_training_learns_and_resumes(tmp_path, scenes):
 @needs_fashion
 def test_the_result_line_names_what_the_task_measures(tmp_path):
     """The last line of a run: mean IoU and pixel accuracy for segmentation (no top-5 of pixels), top-1 and
-    top-5 for classification; "1 epoch", not "1 epochs". Neither it nor an epoch's line wraps in a log."""
+    top-5 for classification (top-3 of 3 classes); "1 epoch", not "1 epochs". Neither it nor an epoch's line
+    wraps in a log."""
     import io
 
     from rich.console import Console
 
     from cnnatlas.train import default_config
 
-    def result_line(config, **kw) -> str:
+    def result_line(config, epoch_says: str = "", **kw) -> str:
         out = io.StringIO()
         train(config, console=Console(file=out, width=60), **kw)  # a log file: narrow, no terminal to wrap
         lines = out.getvalue().strip().splitlines()
         epochs = [line for line in lines if line.startswith("epoch ") and "  test " in line]  # not the bar
         assert epochs and all(line.rstrip().endswith(" s") for line in epochs), lines  # each epoch one line
+        assert all(epoch_says in line for line in epochs), (epoch_says, epochs)
+        assert "1 epochs" not in out.getvalue(), lines  # the header and the result line alike
         return " ".join(lines[-1].split())
 
     small = load_scene_splits(train_scenes=64, test_scenes=32, max_items=2, seed=0)
@@ -217,8 +220,21 @@ def test_the_result_line_names_what_the_task_measures(tmp_path):
     assert dense.startswith("test mean IoU ") and "(pixel accuracy " in dense and "after 1 epoch, " in dense, dense
     assert "top-5" not in dense and "test accuracy" not in dense, dense
 
-    digits = result_line(default_config("lenet5", "digits", epochs=2, out=str(tmp_path / "cls")))
+    digits = result_line(default_config("lenet5", "digits", epochs=2, out=str(tmp_path / "cls")), "  top-5 ")
     assert digits.startswith("test accuracy ") and "(top-5 " in digits and "after 2 epochs, " in digits, digits
+
+    from PIL import Image  # three classes: what test_top5 counts is the top 3, and the lines say so
+
+    for c, colour in enumerate(("red", "green", "blue")):
+        for split, n in (("train", 6), ("test", 3)):
+            (tmp_path / "rgb" / split / colour).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (16, 16), tuple(200 * (j == c) + 10 * i for j in range(3))).save(
+                    tmp_path / "rgb" / split / colour / f"{i}.png"
+                )
+    rgb = default_config("lenet5", str(tmp_path / "rgb"), epochs=1, out=str(tmp_path / "rgb-run"))
+    three = result_line(rgb, "  top-3 ")
+    assert "(top-3 " in three and "top-5" not in three and "after 1 epoch, " in three, three
 
 
 @pytest.mark.slow  # the atlas evaluates the run on the 2,000 test scenes

@@ -961,7 +961,8 @@ class _Run:
             f"{info.image_size}, augment {','.join(info.augment) or 'none'}"
         )
         self.console.print(
-            f"{config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr:g} "
+            f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}, batch {config.batch_size}, "
+            f"{config.optimizer} lr {config.lr:g} "
             f"{config.schedule}, {self.device.type} × {self.ctx.world_size} process(es)"
             + (f", amp {str(self.amp_dtype)[6:]}" if self.amp_dtype else "")
             + (", channels_last" if self.channels_last else "")
@@ -1120,13 +1121,18 @@ class _Run:
             keep=self.config.keep_checkpoints,
         )
 
+    @property
+    def top_k(self) -> str:
+        """'top-5', or 'top-k' for k < 5 classes: what `test_top5` counts (`evaluate`)."""
+        return f"top-{min(5, self.info.num_classes)}"
+
     def print_epoch(self, epoch: int, last: dict[str, Any], result: EvalResult) -> None:
         """The epoch's line above the progress bar (one line: a log keeps it whole)."""
+        second = f"mIoU {result.miou:6.1%}" if self.info.task == "segmentation" else f"{self.top_k} {result.top5:6.1%}"
         self.progress.console.print(
             f"epoch {epoch:>3}/{self.config.epochs}  loss {last['train_loss']:.4f}  train {last['train_acc']:6.1%}  "
-            f"test {result.acc:6.1%}  "
-            + (f"mIoU {result.miou:6.1%}  " if self.info.task == "segmentation" else f"top-5 {result.top5:6.1%}  ")
-            + f"{last['images_per_s']:>6,.0f} img/s  "
+            f"test {result.acc:6.1%}  {second}  "
+            f"{last['images_per_s']:>6,.0f} img/s  "
             f"{last['seconds']:.1f} s",
             soft_wrap=True,  # one line in a log file, however wide
         )
@@ -1189,7 +1195,7 @@ class _Run:
             miou, pixel_acc = metrics["test_miou"], metrics["test_acc"]
             result = f"[bold green]test mean IoU {miou:.2%}[/] (pixel accuracy {pixel_acc:.2%})"
         else:
-            result = f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] (top-5 {metrics['test_top5']:.2%})"
+            result = f"[bold green]test accuracy {metrics['test_acc']:.2%}[/] ({self.top_k} {metrics['test_top5']:.2%})"
         epochs = self.config.epochs
         self.console.print(
             f"{result} after {epochs} epoch{'' if epochs == 1 else 's'}, {metrics['seconds']:.1f} s, "
