@@ -462,9 +462,59 @@ def test_eval_measures_published_weights_on_the_test_set(mirror, catalogue, tmp_
     out = capsys.readouterr().out
     assert "resnet20 with its CIFAR10 weights" in out and "published: top-1 92.6%, top-5 99.81% on CIFAR-10" in out
     assert main(["eval", "resnet20", "--data", "digits"]) == 2  # other classes: refused, naming both
-    assert "the resnet20 CIFAR10 weights classify" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "digits has 10 classes that the resnet20 CIFAR10 weights do not classify: 0, 1, 2, 3, …" in err
     assert main(["eval", "resnet20", "--checkpoint", str(tmp_path)]) == 2
     assert "--checkpoint is for a run folder" in capsys.readouterr().err
+
+
+def test_eval_measures_imagenet_weights_on_a_folder_as_they_were_published(mirror, catalogue, tmp_path, capsys):
+    """`cnnatlas eval resnet18 --data DIR`: a folder in ImageNet's own layout (DIR/val/<WordNet ID>/…, a subset
+    of the 1000 classes, as Imagenette's), every image through the weights' preprocessing (resize 256, centre
+    crop 224, bilinear) as torchvision's own transforms give it: the reference's loss, accuracy and confusion
+    matrix. Classes named as the categories read the same; a class the weights do not know is refused."""
+    from torchvision.io import read_image
+
+    reference = randomize_norm_stats(torchvision.models.resnet18()).eval()
+    serve_torchvision(mirror, catalogue, "resnet18", "IMAGENET1K_V1", reference.state_dict())
+    synsets = {"n01440764": 0, "n01443537": 1, "n01484850": 2}  # tench, goldfish, great white shark
+    (tmp_path / "net" / "train" / "n01440764").mkdir(parents=True)  # a train/ beside val/: not read
+    _photo(tmp_path / "net" / "train" / "n01440764" / "0.png", seed=99)
+    paths, labels = [], []
+    for wnid, label in synsets.items():
+        (tmp_path / "net" / "val" / wnid).mkdir(parents=True)
+        for i, size in enumerate([(90, 120), (300, 250)]):  # neither square nor 224: the crop matters
+            paths.append(_photo(tmp_path / "net" / "val" / wnid / f"{i}.png", seed=10 * label + i, size=size))
+            labels.append(label)
+    preprocess = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+    with torch.no_grad():  # torchvision's own preprocessing and model, independently
+        logits = reference(torch.stack([preprocess(read_image(p)) for p in paths]))
+    truth = torch.tensor(labels)
+    expected = torch.zeros(1000, 1000, dtype=torch.long)
+    expected.index_put_((truth, logits.argmax(1)), torch.ones(len(paths), dtype=torch.long), accumulate=True)
+
+    assert main(["eval", "resnet18", "--data", str(tmp_path / "net"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 6 and report["data"] == f"folder:{tmp_path / 'net'}"
+    assert report["test_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, truth).item(), rel=1e-4)
+    assert report["test_acc"] == pytest.approx((logits.argmax(1) == truth).float().mean().item())
+    assert torch.equal(torch.tensor(report["confusion"]), expected)
+    assert main(["eval", "resnet18", "--data", str(tmp_path / "net")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"image folder {tmp_path / 'net' / 'val'} (6 images)" in out
+    assert "confusion matrix (1000 × 1000 categories): in --json" in out and "true \\ predicted" not in out
+
+    names = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    for wnid, label in synsets.items():  # the categories' own names read the same
+        (tmp_path / "net" / "val" / wnid).rename(tmp_path / "net" / "val" / names[label])
+    assert main(["eval", "resnet18", "--data", str(tmp_path / "net" / "val"), "--json"]) == 0
+    assert torch.equal(torch.tensor(json.loads(capsys.readouterr().out)["confusion"]), expected)
+    (tmp_path / "net" / "val" / "n99999999").mkdir()
+    _photo(tmp_path / "net" / "val" / "n99999999" / "0.png")
+    assert main(["eval", "resnet18", "--data", str(tmp_path / "net")]) == 2
+    err = capsys.readouterr().err
+    assert "has 1 class that the resnet18 IMAGENET1K_V1 weights do not classify: n99999999" in err
+    assert "or their WordNet IDs (n01440764, …)" in err
 
 
 def test_cifar_weights_name_the_datasets_classes():

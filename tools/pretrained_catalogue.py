@@ -19,6 +19,8 @@ From chenyaofo/pytorch-cifar-models (`CIFAR`, written out here from its README),
 CIFAR-100 weights of the CIFAR ResNets 20–56: projection shortcuts (`model_args`: shortcut B), the
 SHA-256 prefix in each file's name as torchvision's, the published top-1/top-5, the test preprocessing
 of the training code (chenyaofo/image-classification-codebase, conf/cifar10.conf and cifar100.conf).
+From timm's ImageNetInfo (timm/data/_info/imagenet_synsets.txt), the WordNet IDs of ImageNet-1K's classes
+in class-index order (`synsets`), which name the class folders of ImageNet's usual on-disk layout.
 """
 
 from __future__ import annotations
@@ -315,6 +317,7 @@ def main() -> None:
         "torchvision": torchvision.__version__,
         "timm": timm.__version__,
         "categories": categories,
+        "synsets": {"imagenet-1k": list(timm.data.ImageNetInfo("imagenet-1k").label_names())},
         "timm_keys": {name: timm_keys(arch) for name, arch in TIMM.items()},
         "models": models,
     }

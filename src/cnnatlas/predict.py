@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .pretrained import Weights
+    from .train import EvalResult
 
 MAX_PIXELS = 89_478_485  # PIL's own warning threshold (Image.MAX_IMAGE_PIXELS): ~ 9459×9459
 
@@ -461,16 +467,32 @@ def _slide_over(model, w, item: str, x: torch.Tensor, k: int, window: int, strid
 DATA_OF_PUBLISHED = {"CIFAR-10": "cifar10"}
 
 
-def zoo_evaluation(name: str, data: str | None = None, weights: str | None = None):
+@dataclass(frozen=True)
+class ZooEvaluation:
+    """Published weights measured on a test set: `result.acc` beside `weights.metrics` (the published
+    figures); the confusion matrix is in the order of `weights.categories`."""
+
+    result: EvalResult
+    weights: Weights
+    data: str  # the dataset's name (cifar10, folder:DIR)
+    source: str  # what was read: the dataset, or the folder and its number of images
+
+
+def zoo_evaluation(name: str, data: str | None = None, weights: str | None = None) -> ZooEvaluation:
     """Zoo model `name` with its published weights (the default, a tag or a file) measured on the test
     set of `data` (a --data spec; default: the dataset the weights publish their accuracy on, where
-    cnnatlas reads it), each image normalised as the weights expect. The dataset's classes must be the
-    weights' categories (in any order: labels are mapped by name). Returns (EvalResult, DataSplits,
-    Weights), the confusion matrix in the weights' order: the published accuracy is `weights.metrics`,
-    the measured one `result.acc`."""
+    cnnatlas reads it).
+
+    A folder of images with one sub-folder per class is read whole (its test/ or val/ sub-folder where it
+    has one), every image through the weights' own preprocessing (resize, centre crop, interpolation,
+    mean and std: the protocol of the published figure); a dataset cnnatlas reads at the weights' input
+    size (CIFAR-10) is normalised with their mean and std. Labels are mapped by class name onto the
+    weights' categories; the classes may be a subset of them (Imagenette's 10 of ImageNet's 1000), and
+    ImageNet-1K's may be named by WordNet ID (n01440764 …), as ImageNet's own folders are."""
     from torch.utils.data import DataLoader
 
-    from .data import DatasetError, TensorImageDataset, load_dataset
+    from .data import DatasetError, TensorImageDataset, dataset_kind, load_dataset
+    from .data.folder import load_test_folder
     from .errors import InvalidArgumentError
     from .registry import get_entry
     from .train import evaluate
@@ -488,21 +510,51 @@ def zoo_evaluation(name: str, data: str | None = None, weights: str | None = Non
                 f"{name} {w.tag}: cnnatlas reads no test set of {published or 'the dataset of these weights'}; "
                 f"give the data to measure them on: a folder of images with one sub-folder per category, named "
                 f"as the weights' {len(w.categories)} ({', '.join(w.categories[:3])}, …)"
+                + (" or by WordNet ID (n01440764, …)" if category_synsets(w.categories) else "")
             )
         data = DATA_OF_PUBLISHED[published]
-    splits = load_dataset(data, w.transforms.crop[-1], "none", len(w.transforms.mean))
-    if sorted(splits.info.classes) != sorted(w.categories):
-        raise DatasetError(
-            f"{data} has the classes {', '.join(splits.info.classes[:4])}, … ({splits.info.num_classes}); the "
-            f"{name} {w.tag} weights classify {', '.join(w.categories[:4])}, … ({len(w.categories)})"
-        )
-    if not isinstance(splits.test, TensorImageDataset):
-        raise DatasetError(f"{data}: its test images cannot be normalised as the {name} {w.tag} weights expect")
-    test = splits.test
-    test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (w.transforms.mean, w.transforms.std))
-    index = {c: i for i, c in enumerate(w.categories)}  # a folder's classes sorted by name: the weights' order
-    test.labels = torch.tensor([index[c] for c in splits.info.classes])[test.labels]
+    channels = len(w.transforms.mean)
+    if dataset_kind(data) == "folder":
+        test, folder = load_test_folder(data, w.transforms, channels)
+        test.target_transform = _label_map(data, test.classes, w, name).__getitem__
+        name_of_data, source = f"folder:{data}", f"image folder {folder} ({len(test):,} images)"
+    else:
+        splits = load_dataset(data, w.transforms.crop[-1], "none", channels)
+        if not isinstance(splits.test, TensorImageDataset):
+            raise DatasetError(f"{data}: its test images cannot be normalised as the {name} {w.tag} weights expect")
+        test = splits.test
+        test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (w.transforms.mean, w.transforms.std))
+        test.labels = torch.tensor(_label_map(data, splits.info.classes, w, name))[test.labels]
+        name_of_data, source = splits.info.name, splits.source
     model = create_model(name, weights=w.path or w.tag)
     torch.manual_seed(0)
-    loader = DataLoader(splits.test, batch_size=256)
-    return evaluate(model, loader, len(w.categories), torch.device("cpu")), splits, w
+    result = evaluate(model, DataLoader(test, batch_size=64), len(w.categories), torch.device("cpu"))
+    return ZooEvaluation(result, w, name_of_data, source)
+
+
+def category_synsets(categories) -> list[str] | None:
+    """The WordNet IDs of `categories` where they are ImageNet-1K's (in class order), else None."""
+    from .pretrained import catalogue
+
+    known = catalogue()
+    if list(categories) != known["categories"].get("imagenet-1k"):
+        return None
+    return known["synsets"]["imagenet-1k"]
+
+
+def _label_map(data: str, classes, w, name: str) -> list[int]:
+    """For each class of the data (in its label order), the index of the weights' category of that name,
+    or of that WordNet ID for ImageNet-1K's; refused, naming them, where some match none."""
+    from .data import DatasetError
+
+    index = {c: i for i, c in enumerate(w.categories)}
+    index.update({s: i for i, s in enumerate(category_synsets(w.categories) or ())})
+    unknown = [c for c in classes if c not in index]
+    if unknown:
+        also = " or their WordNet IDs (n01440764, …)" if category_synsets(w.categories) else ""
+        raise DatasetError(
+            f"{data} has {len(unknown)} class{'es' if len(unknown) > 1 else ''} that the {name} {w.tag} weights do "
+            f"not classify: {', '.join(unknown[:4])}{', …' if len(unknown) > 4 else ''}; they classify "
+            f"{', '.join(w.categories[:4])}, … ({len(w.categories)}){also}"
+        )
+    return [index[c] for c in classes]

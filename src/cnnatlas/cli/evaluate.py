@@ -15,6 +15,8 @@ from ..errors import InvalidArgumentError
 from .argtypes import names_a_zoo_model
 from .console import NUMBER, command_console, figure_table
 
+CONFUSION_TABLE_CLASSES = 30  # past this many categories (ImageNet's 1000) the matrix is left to --json
+
 
 def confusion_table(confusion, classes: tuple[str, ...]) -> Table:
     """Rows: true class; columns: predicted class; the diagonal in green."""
@@ -60,13 +62,14 @@ def _run_zoo(args) -> int:
     for flag, given in (("--checkpoint", args.checkpoint), ("--shift-average", args.shift_average)):
         if given:
             raise InvalidArgumentError(f"{flag} is for a run folder; {args.run_dir} is a zoo model name")
-    result, data, w = zoo_evaluation(args.run_dir, args.data, args.weights)
+    measured = zoo_evaluation(args.run_dir, args.data, args.weights)
+    result, w = measured.result, measured.weights
     published = {k: v for k, v in (w.metrics or {}).items() if k in ("top1", "top5", "dataset")}
     if args.json:
         report = {
             "model": args.run_dir,
             "weights": w.tag,
-            "data": data.info.name,
+            "data": measured.data,
             "images": result.count,
             "test_acc": result.acc,
             "test_top5": result.top5,
@@ -78,7 +81,7 @@ def _run_zoo(args) -> int:
         print(json.dumps(report, indent=1))
         return 0
     console = command_console()
-    console.print(f"[bold]{args.run_dir}[/] with its {w.tag} weights ({w.source}) on {data.source}")
+    console.print(f"[bold]{args.run_dir}[/] with its {w.tag} weights ({w.source}) on {measured.source}")
     k = min(5, len(w.categories))
     console.print(
         f"accuracy [bold]{result.acc:.2%}[/]   top-{k} {result.top5:.2%}   loss {result.loss:.4f}   "
@@ -89,7 +92,10 @@ def _run_zoo(args) -> int:
             f"published: top-1 {published['top1']}%, top-5 {published['top5']}% on {published['dataset']} "
             f"({w.source_ref})"
         )
-    console.print(confusion_table(result.confusion, w.categories))
+    if len(w.categories) <= CONFUSION_TABLE_CLASSES:
+        console.print(confusion_table(result.confusion, w.categories))
+    else:
+        console.print(f"confusion matrix ({len(w.categories)} × {len(w.categories)} categories): in --json")
     return 0
 
 

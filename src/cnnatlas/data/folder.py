@@ -61,6 +61,20 @@ def folder_transform(image_size: int, in_channels: int, augment, mean, std) -> v
     return v2.Compose([*steps, v2.Normalize(list(mean), list(std))])
 
 
+def load_test_folder(root: str | Path, transform, in_channels: int = 3) -> tuple[ImageFolder, Path]:
+    """A folder's test images as published weights are measured on them (`cnnatlas eval MODEL`): ROOT/test/
+    or ROOT/val/ where there is one, else ROOT itself, whole (no split: a test folder such as ImageNet's
+    val/); each image decoded to uint8 (RGB, or grey for `in_channels` 1) and passed through `transform`,
+    the weights' own preprocessing. Returns the ImageFolder (its `classes` sorted by name, as
+    torchvision's) and the folder read."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder; expected a folder of images with one sub-folder per class")
+    test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), root)
+    colour = v2.RGB() if in_channels == 3 else v2.Grayscale(num_output_channels=1)
+    return _image_folder(test_dir, v2.Compose([v2.ToImage(), colour, v2.ToPureTensor(), transform])), test_dir
+
+
 def load_folder_splits(
     root: str | Path, image_size: int = 32, in_channels: int = 3, augment: str | tuple[str, ...] | None = "auto"
 ) -> DataSplits:
