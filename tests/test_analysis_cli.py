@@ -188,6 +188,11 @@ def test_calc_text(capsys):
         (["summary", "resnet18", "--sweep", "a,b"], "--sweep: expected sizes"),
         (["summary", "no/such/file.py:build"], "no file"),
         (["summary", "vgg16", "--input", "1x3x8x8"], "smallest input"),
+        (  # a shape without the batch: the same shape with it, named
+            ["summary", "efficientnet_b0", "--input", "3x64x64"],
+            "--input takes the batch size first, as efficientnet_b0's default 1x3x224x224 does: --input 1x3x64x64",
+        ),
+        (["rf", "lenet5", "--input", "1x32x32"], "--input 1x1x32x32; got 1x32x32"),
         (["calc", "conv-output", "--input", "2", "--kernel", "7"], "does not fit"),
     ],
 )

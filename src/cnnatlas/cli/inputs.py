@@ -27,7 +27,15 @@ def parse_inputs(text: str | None, loaded: LoadedModel) -> list[tuple[int, ...]]
                 f"{loaded.label}: no default input size is known; give one with --input 1x3x224x224"
             )
         return [loaded.input_size]
-    return [parse_shape(part) for part in text.split(",")]
+    shapes = [parse_shape(part) for part in text.split(",")]
+    default = loaded.input_size
+    if len(shapes) == 1 and default is not None and len(shapes[0]) == len(default) - 1:
+        with_batch = "x".join(map(str, (1, *shapes[0])))
+        raise InvalidArgumentError(
+            f"--input takes the batch size first, as {loaded.label}'s default {'x'.join(map(str, default))} does: "
+            f"--input {with_batch}; got {text}"
+        )
+    return shapes
 
 
 def input_arg(shapes: list[tuple[int, ...]]) -> Any:
