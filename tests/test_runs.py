@@ -388,6 +388,33 @@ def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp
     _one_line_error(capsys, "10000×10000 pixels", "expected a smaller image")
     assert main(["predict", str(base_run), str(tmp_path)]) == 2
     _one_line_error(capsys, "a folder; expected an image file")
+    # a zoo model reads its images as a run does: the huge one refused before decoding (and before any weights)
+    assert main(["predict", "resnet18", str(png(10000))]) == 2
+    _one_line_error(capsys, "10000×10000 pixels", "expected a smaller image")
+
+
+def test_a_sixteen_bit_image_is_scaled_to_eight_bits_not_clipped(tmp_path):
+    """A 16-bit grey PNG (PIL mode I;16) read by predict (a run's grey input, a zoo model's RGB) and by an
+    image folder: each pixel v becomes round(v / 257); PIL's own conversion would clip all v ≥ 255 to 255."""
+    from PIL import Image
+
+    from cnnatlas.data.folder import load_folder_splits
+    from cnnatlas.predict import read_image, read_image_uint8
+
+    values = torch.tensor([[0, 128, 257, 1000], [30000, 40000, 65278, 65535]], dtype=torch.int32).repeat(2, 1)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values.numpy().astype("uint16")).save(path)
+    assert Image.open(path).mode == "I;16"
+    expected = (values.double() / 257).round().to(torch.uint8)  # 0, 0, 1, 4 / 117, 156, 254, 255, twice
+    assert torch.equal(read_image_uint8(path, channels=1)[0], expected)
+    assert torch.equal(read_image_uint8(path), expected.expand(3, -1, -1))  # RGB: the grey in each channel
+    assert torch.allclose(read_image(path, 1)[0], expected / 255.0)
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / "folder" / split / c).mkdir(parents=True)
+            Image.fromarray(values.numpy().astype("uint16")).save(tmp_path / "folder" / split / c / "0.png")
+    test = load_folder_splits(tmp_path / "folder", image_size=4, in_channels=1, augment="none").test  # 4×4 as saved
+    assert torch.allclose(test[0][0][0] * 0.5 + 0.5, expected.float() / 255, atol=1e-6)  # mean = std = 0.5
 
 
 @pytest.mark.slow

@@ -26,35 +26,9 @@ MAX_PIXELS = 89_478_485  # PIL's own warning threshold (Image.MAX_IMAGE_PIXELS):
 
 
 def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.Tensor:
-    """An image file as a float (C, H, W) tensor in [0, 1] with the run's number of channels."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2.functional import pil_to_tensor
-
-    from .data import DatasetError
-
-    path = Path(path)
-    if path.is_dir():
-        raise DatasetError(f"{path}: a folder; expected an image file (PNG, JPEG, …)")
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here instead
-            with Image.open(path) as img:  # reads the header only: a huge image is refused before decoding
-                if img.width * img.height > MAX_PIXELS:
-                    raise DatasetError(
-                        f"{path}: {img.width}×{img.height} pixels, more than the {MAX_PIXELS:,} "
-                        f"predict reads; expected a smaller image (it is resized to the run's input "
-                        f"size anyway)"
-                    )
-                image = pil_to_tensor(img.convert("L" if channels == 1 else "RGB"))
-    except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
-        raise DatasetError(
-            f"{path}: too large to read ({err}); expected a smaller image, of at most {MAX_PIXELS:,} pixels"
-        ) from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise DatasetError(f"{path}: cannot be read as an image ({err})") from None
-    image = image.float() / 255.0
+    """An image file as a float (C, H, W) tensor in [0, 1] with the run's number of channels
+    (`read_image_uint8`); `invert`: 1 - x (dark items on a light ground, for a run trained the other way)."""
+    image = read_image_uint8(path, channels).float() / 255.0
     return 1.0 - image if invert else image
 
 
@@ -268,12 +242,15 @@ def write_masks(paths: list[str], masks: list[torch.Tensor], classes, out_dir: s
     return results
 
 
-def read_image_uint8(path: str | Path) -> torch.Tensor:
-    """An image file as a uint8 (3, H, W) RGB tensor (what the weights' preprocessing takes)."""
+def read_image_uint8(path: str | Path, channels: int = 3) -> torch.Tensor:
+    """An image file as a uint8 (C, H, W) tensor, RGB (`channels` 3: what the weights' preprocessing takes)
+    or grey (1). An image of more than MAX_PIXELS is refused from its header, before decoding; a 16-bit
+    one is scaled to 8 bits (`eight_bit`)."""
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     from .data import DatasetError
+    from .data.folder import eight_bit
 
     path = Path(path)
     if path.is_dir():
@@ -284,8 +261,20 @@ def read_image_uint8(path: str | Path) -> torch.Tensor:
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        with Image.open(path) as img:
-            return pil_to_tensor(img.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here instead
+            with Image.open(path) as img:  # reads the header only: a huge image is refused before decoding
+                if img.width * img.height > MAX_PIXELS:
+                    raise DatasetError(
+                        f"{path}: {img.width}×{img.height} pixels, more than the {MAX_PIXELS:,} "
+                        f"predict reads; expected a smaller image (it is resized to the model's input "
+                        f"size anyway)"
+                    )
+                return pil_to_tensor(eight_bit(img).convert("L" if channels == 1 else "RGB"))
+    except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
+        raise DatasetError(
+            f"{path}: too large to read ({err}); expected a smaller image, of at most {MAX_PIXELS:,} pixels"
+        ) from None
     except (UnidentifiedImageError, OSError) as err:
         raise DatasetError(f"{path}: cannot be read as an image ({err})") from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Subset
 from torchvision.datasets import ImageFolder
@@ -21,6 +22,21 @@ FOLDER_SPLIT_SEED = 0
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL's modes of 16-bit (and 32-bit int) grey
+
+
+def eight_bit(image):
+    """A PIL image with 16-bit grey pixels (a 16-bit PNG or TIFF) scaled to 8 bits, v → round(v / 257),
+    values past 65535 taken as 65535; any other image as it is. PIL's own conversion to "L" or "RGB" clips
+    such pixels at 255 instead, turning all but the darkest white."""
+    from PIL import Image
+
+    if image.mode not in SIXTEEN_BIT_MODES:
+        return image
+    pixels = torch.from_numpy(np.asarray(image).astype(np.float64))
+    return Image.fromarray((pixels.clamp(0, 65535) / 257).round().to(torch.uint8).numpy(), mode="L")
+
+
 def _pil_loader(path: str):
     from PIL import Image, UnidentifiedImageError
 
@@ -28,7 +44,7 @@ def _pil_loader(path: str):
         with open(path, "rb") as f:
             image = Image.open(f)
             image.load()
-            return image
+            return eight_bit(image)
     except (UnidentifiedImageError, OSError) as err:
         raise DatasetError(f"{path}: cannot be read as an image ({err})") from None
 
