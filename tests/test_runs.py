@@ -239,6 +239,23 @@ def test_a_checkpoint_of_another_class_count_is_one_line(run, capsys):
     _one_line_error(capsys, "weights do not fit lenet5", "3×84 in the file")
 
 
+def test_export_a_run_folder_as_the_run_built_it(run, tmp_path, capsys):
+    """`cnnatlas export RUN_DIR`: the run's model (built for its data, with its final weights) at the size it
+    was trained at, as eval and predict take a run folder; onnxruntime gives the run's output. --weights
+    beside a run folder is refused."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx = tmp_path / "run.onnx"
+    assert main(["export", str(run), "--onnx", str(onnx)]) == 0
+    trained = load_run(run)
+    x = torch.randn(2, trained.info.in_channels, trained.info.image_size, trained.info.image_size)
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == list(x.shape[1:])  # the size the run was trained at
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), trained.model(x), atol=1e-5)
+    assert main(["export", str(run), "--weights", "x", "--onnx", str(onnx)]) == 2
+    _one_line_error(capsys, f"--weights is for a zoo model name; {run} is a run folder")
+
+
 # -- the final weights are hash-checked on every load --------------------------------------------------
 
 
@@ -259,6 +276,7 @@ def test_final_weights_carry_their_sha256_and_damage_is_caught_everywhere(run, t
         ["predict", str(run), str(image)],
         ["export", "lenet5", "--weights", str(run), "--onnx", str(onnx)],
         ["export", "lenet5", "--weights", str(weights), "--onnx", str(onnx)],
+        ["export", str(run), "--onnx", str(onnx)],
     ):
         assert main(args) == 2, args
         _one_line_error(capsys, "model.safetensors: corrupted — its SHA-256 differs")

@@ -1,4 +1,5 @@
-"""`cnnatlas export MODEL --onnx FILE [--torchscript FILE]`."""
+"""`cnnatlas export RUN_DIR|MODEL --onnx FILE [--torchscript FILE]`: a trained run's model (built for its
+data, with its verified final weights), or a zoo model with random weights or those of --weights."""
 
 from __future__ import annotations
 
@@ -18,10 +19,16 @@ def _run(args) -> int:
     for target in (args.onnx, args.torchscript):
         if target and not Path(target).parent.resolve().is_dir():
             raise InvalidArgumentError(f"cannot write {target}: folder {Path(target).parent} does not exist")
-    entry = get_entry(args.model)
-    model, size = _model_with_weights(args.model, args.weights) if args.weights else (create_model(args.model), None)
+    if Path(args.model).is_dir():  # a run folder (one named as a model too)
+        if args.weights:
+            raise InvalidArgumentError(f"--weights is for a zoo model name; {args.model} is a run folder")
+        (model, size), default_size = _run_model(args.model), None
+    else:
+        default_size = get_entry(args.model).input_size  # an unknown name fails here, with its hint
+        weighted = _model_with_weights(args.model, args.weights) if args.weights else None
+        model, size = weighted or (create_model(args.model), None)
     model.eval()
-    sample = parse_input(args.input, model.in_channels, model.dims) if args.input else size or entry.input_size
+    sample = parse_input(args.input, model.in_channels, model.dims) if args.input else size or default_size
     x = torch.randn((1,) + tuple(sample))
     if args.optimize:
         from ..optimize import optimize
@@ -41,16 +48,15 @@ def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple
     checkpoint folder, of a .safetensors file a run wrote (checked against the SHA-256 it recorded), or
     its published weights: a tag `cnnatlas info MODEL` lists, or a file in a reference's format (the
     published file itself, a torchvision, timm or PyTorchVideo state dict), as `create_model` loads them."""
-    from ..train import fit_weights, load_checkpoint, load_run, load_verified_weights
+    from ..train import fit_weights, load_checkpoint, load_verified_weights
     from ..train.checkpoint import recorded_sha256
     from ..train.folder import is_run_folder
 
     path = Path(weights)
     if path.is_dir() and is_run_folder(path):
-        run = load_run(path)
-        if run.config.model != name:
-            raise InvalidArgumentError(f"--weights {weights}: a run of {run.config.model}; expected one of {name}")
-        return run.model, (run.info.in_channels, run.info.image_size, run.info.image_size)
+        if model_name(path) != name:
+            raise InvalidArgumentError(f"--weights {weights}: a run of {model_name(path)}; expected one of {name}")
+        return _run_model(path)
     if not path.is_dir() and (not path.is_file() or recorded_sha256(path) is None):
         return create_model(name, weights=weights), None  # a published tag or a reference's file
     tensors = load_checkpoint(path).weights if path.is_dir() else load_verified_weights(path)
@@ -59,9 +65,26 @@ def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple
     return model, None
 
 
+def _run_model(run_dir: str | Path) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """A run's model, built for its data with its verified final weights, and one input sample's size."""
+    from ..train import load_run
+
+    run = load_run(run_dir)
+    if getattr(run.model, "dims", 2) == 2:  # images: the side it was trained at
+        return run.model, (run.info.in_channels, run.info.image_size, run.info.image_size)
+    return run.model, (run.info.in_channels, *get_entry(run.config.model).input_size[1:])  # clips, sounds
+
+
+def model_name(run_dir: str | Path) -> str:
+    """The registered model a run folder trained (its config.json)."""
+    from ..train import read_run_config
+
+    return read_run_config(Path(run_dir))[0].model
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="write a model as ONNX and/or TorchScript")
-    p.add_argument("model")
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help="a run folder, or a zoo model name")
     p.add_argument("--onnx", metavar="FILE")
     p.add_argument("--torchscript", metavar="FILE")
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
