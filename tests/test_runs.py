@@ -256,6 +256,34 @@ def test_export_a_run_folder_as_the_run_built_it(run, tmp_path, capsys):
     _one_line_error(capsys, f"--weights is for a zoo model name; {run} is a run folder")
 
 
+def test_the_analyser_and_the_pictures_take_a_run_folder(run, tmp_path, capsys):
+    """`summary RUN_DIR`, `rf RUN_DIR --erf` and `plot erf RUN_DIR`: the run's model as it was trained (its
+    classes, its input size, its trained weights: the effective field is that of those weights, not of a
+    fresh initialisation); --output-stride, which builds a registry model anew, is refused for it."""
+    from cnnatlas.analysis import effective_receptive_field
+    from cnnatlas.viz import plot_erf
+    from cnnatlas.viz.common import resolve_model
+
+    trained = load_run(run).model
+    assert main(["summary", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == f"lenet5 ({run.name})" and report["output_shapes"] == [[1, 10]]
+    assert report["input_shapes"] == [[1, 1, 32, 32]]
+    assert report["params"] == sum(p.numel() for p in trained.parameters())
+    assert main(["rf", str(run), "--erf", "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)["effective_receptive_field"]
+    assert measured == effective_receptive_field(trained, (1, 1, 32, 32), samples=8).as_dict()
+    assert main(["rf", str(run), "--erf"]) == 0
+    assert "trained weights" in " ".join(capsys.readouterr().out.split())
+    pictured, label, size = resolve_model(str(run), meta=False)  # what the pictures draw: the trained weights
+    assert label == f"lenet5 ({run.name})" and size == (1, 1, 32, 32)
+    assert all(torch.equal(a, b) for a, b in zip(pictured.state_dict().values(), trained.state_dict().values()))
+    fig = plot_erf(str(run), out=tmp_path / "erf.png")
+    assert "the run's trained weights" in " ".join(fig.get_suptitle().split())
+    assert main(["summary", str(run), "--output-stride", "8"]) == 2
+    _one_line_error(capsys, f"--output-stride builds a registry model anew; {run} is a training run folder")
+
+
 # -- the final weights are hash-checked on every load --------------------------------------------------
 
 

@@ -25,6 +25,7 @@ class LoadedModel:
     label: str
     input_size: tuple[int, ...] | None  # full input shape with batch 1, when known
     registry_name: str | None = None
+    trained: bool = False  # a training run's weights (`cnnatlas.train.load_run_model`), not those as built
 
 
 INIT_SEED = 0  # the seed of every model built here with real, initialised weights

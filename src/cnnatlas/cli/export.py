@@ -67,12 +67,10 @@ def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple
 
 def _run_model(run_dir: str | Path) -> tuple[torch.nn.Module, tuple[int, ...]]:
     """A run's model, built for its data with its verified final weights, and one input sample's size."""
-    from ..train import load_run
+    from ..train import load_run_model
 
-    run = load_run(run_dir)
-    if getattr(run.model, "dims", 2) == 2:  # images: the side it was trained at
-        return run.model, (run.info.in_channels, run.info.image_size, run.info.image_size)
-    return run.model, (run.info.in_channels, *get_entry(run.config.model).input_size[1:])  # clips, sounds
+    loaded = load_run_model(run_dir)
+    return loaded.model, loaded.input_size[1:]
 
 
 def model_name(run_dir: str | Path) -> str:

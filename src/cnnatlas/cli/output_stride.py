@@ -38,7 +38,17 @@ def wants_table(args) -> bool:
 
 
 def load_requested(args, meta: bool = True) -> LoadedModel:
-    """MODEL as `summary` and `rf` analyse it: built with the one --output-stride given, else as named."""
+    """MODEL as `summary` and `rf` analyse it: built with the one --output-stride given, else as named; a
+    training run folder as it was trained (`load_run_model`)."""
+    from ..train import load_run_model
+    from ..train.folder import is_run_folder
+
+    if is_run_folder(args.model):
+        if args.output_stride:
+            raise InvalidArgumentError(
+                f"--output-stride builds a registry model anew; {args.model} is a training run folder"
+            )
+        return load_run_model(args.model)
     if args.output_stride:
         return load_strided(args.model, output_strides(args.output_stride)[0], meta)
     return load_model(args.model, meta=meta)

@@ -86,7 +86,7 @@ def _field_table(label: str, rows: list[dict]) -> Table:
     return table
 
 
-def _print_summary(console: Console, report, fit, erf) -> None:
+def _print_summary(console: Console, report, fit, erf, trained: bool = False) -> None:
     """The lines under the table: the last map's field, what its marks mean, the fit and the effective field."""
     rf = report.receptive_field
     if rf is None:
@@ -107,7 +107,8 @@ def _print_summary(console: Console, report, fit, erf) -> None:
     if erf is not None:
         console.print(
             f"effective receptive field of unit {erf.unit} of {erf.where} ({erf.samples} random inputs, "
-            f"weights as built): {int(erf.fraction * 100)}% of the gradient mass within "
+            f"{'trained weights' if trained else 'weights as built'}): {int(erf.fraction * 100)}% of the gradient "
+            f"mass within "
             f"{'×'.join(map(str, erf.size))} pixels, against a theoretical "
             f"{'×'.join(map(str, erf.theoretical.size)) if erf.theoretical else '—'}"
         )
@@ -132,7 +133,7 @@ def _run(args) -> int:
         return 0
     console = command_console()
     console.print(_field_table(loaded.label, rows))
-    _print_summary(console, report, fit, erf)
+    _print_summary(console, report, fit, erf, loaded.trained)
     return 0
 
 

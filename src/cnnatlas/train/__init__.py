@@ -35,7 +35,7 @@ from .loop import (
     resolve_device,
     train,
 )
-from .run import TrainedRun, load_run
+from .run import TrainedRun, load_run, load_run_model
 
 __all__ = [
     "FIXED_ON_RESUME",
@@ -66,6 +66,7 @@ __all__ = [
     "load_final_weights",
     "load_latest_checkpoint",
     "load_run",
+    "load_run_model",
     "load_state",
     "load_verified_weights",
     "load_weights",

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..data import DataInfo, DataSplits, data_spec_for_eval
 from ..errors import CnnAtlasError, InvalidArgumentError
+from ..loading import LoadedModel
 from .checkpoint import (
     FINAL_WEIGHTS,
     CheckpointError,
@@ -122,3 +123,18 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Train
         f"{config.model} ({info.num_classes} classes, {info.in_channels} channel{'s' if info.in_channels > 1 else ''})",
     )
     return TrainedRun(run_dir, config, info, model.eval(), source, saved.get("data_origin"))
+
+
+def load_run_model(run_dir: str | Path) -> LoadedModel:
+    """A run folder as the analyser, the pictures and export take a model (`cnnatlas summary RUN_DIR`): its
+    model built for its data with its trained weights (`load_run`), labelled "MODEL (folder)", with one
+    input of the size it was trained at (a clip or a sound: the registry's, with the run's channels)."""
+    from ..registry import get_entry
+
+    run = load_run(run_dir)
+    info = run.info
+    if getattr(run.model, "dims", 2) == 2:
+        size = (info.in_channels, info.image_size, info.image_size)
+    else:
+        size = (info.in_channels, *get_entry(run.config.model).input_size[1:])
+    return LoadedModel(run.model, f"{run.config.model} ({Path(run_dir).name})", (1, *size), trained=True)

@@ -71,7 +71,13 @@ def family_colour(family: str) -> str:
 
 def resolve_model(model: str | nn.Module, meta: bool = True) -> tuple[nn.Module, str, tuple[int, ...] | None]:
     """(module, label, default input shape with batch 1) for a registry name, torchvision:NAME,
-    timm:NAME, path/file.py:factory, or a module (whose `default_input_size` is used when set)."""
+    timm:NAME, path/file.py:factory, a training run folder (its trained weights, at its size), or a module
+    (whose `default_input_size` is used when set)."""
+    if is_run_dir(model):
+        from ..train import load_run_model
+
+        loaded = load_run_model(model)
+        return loaded.model, loaded.label, loaded.input_size
     if isinstance(model, nn.Module):
         size = getattr(model, "default_input_size", None)
         return model, type(model).__name__, (1, *size) if size else None

@@ -24,6 +24,7 @@ from .common import (
     VizError,
     capped_input,
     family_colour,
+    is_run_dir,
     model_family,
     new_figure,
     resolve_model,
@@ -403,7 +404,13 @@ def plot_erf(
         grad, axes_note = grad.sum(0), " (summed over time)"
     else:
         axes_note = ""
-    weights = "weights as built (initialisation)" if isinstance(model, str) else "the model's weights"
+    weights = (
+        "the run's trained weights"
+        if is_run_dir(model)
+        else "weights as built (initialisation)"
+        if isinstance(model, str)
+        else "the model's weights"
+    )
     fig = new_figure(11, 4.6)
     if grad.ndim == 1:
         _erf_line(fig, grad, erf, theo)
