@@ -24,6 +24,9 @@ from ..errors import InvalidArgumentError
 MAX_INT = 2**31 - 1
 
 
+MODEL_HELP = "registry name, torchvision:NAME, timm:NAME, path/to/file.py:factory, or a training run folder"
+
+
 def names_a_zoo_model(run_or_model: str) -> bool:
     """Whether a RUN_DIR|MODEL argument (`eval`, `predict`) names a zoo model: a registered name that is
     not a folder here (a run folder of that name wins)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
-from .argtypes import FRACTION, PATH, integer, out_file, writing
+from .argtypes import FRACTION, MODEL_HELP, PATH, integer, out_file, writing
 from .inputs import parse_shape
 from .roofline import add_machine_args
 
@@ -114,7 +114,6 @@ def _run(args) -> int:
 
 _IMAGE_HELP = "any image file (default: the photograph matplotlib ships)"
 _CHECKPOINT_HELP = "a checkpoint of the run instead of its final weights"
-_MODEL_HELP = "registry name, torchvision:NAME, timm:NAME or file.py:factory"
 
 
 def _rf_growth_args(k) -> None:
@@ -138,7 +137,7 @@ def _pareto_args(k) -> None:
 
 def _erf_args(k) -> None:
     """Arguments of `plot erf`: model, input, samples, mass fraction and probed layer."""
-    k.add_argument("model", metavar="MODEL")
+    k.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     k.add_argument(
         "--input",
         metavar="SHAPE",
@@ -190,7 +189,7 @@ def _confusion_args(k) -> None:
 
 def _diagram_args(k) -> None:
     """Arguments of `plot diagram`: model, block, depth and input."""
-    k.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    k.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     k.add_argument(
         "--block",
         metavar="NAME",
@@ -208,7 +207,7 @@ def _diagram_args(k) -> None:
 
 def _roofline_args(k) -> None:
     """Arguments of `plot roofline`: model, input and the machine's peaks (measured when not given)."""
-    k.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
+    k.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
     add_machine_args(k, "peak compute (default: measured)", "memory bandwidth in GB/s (default: measured)")
 

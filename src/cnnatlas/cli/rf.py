@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..analysis import analyze, effective_receptive_field
 from ..units import axes_text
-from .argtypes import FRACTION, integer
+from .argtypes import FRACTION, MODEL_HELP, integer
 from .console import NUMBER, command_console, figure_table
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
@@ -139,9 +139,7 @@ def _run(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("rf", help="receptive field of every module's output (analytic); --erf for the effective one")
-    p.add_argument(
-        "model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory"
-    )
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--input", metavar="SHAPE", help="input shape with batch, e.g. 1x3x224x224")
     p.add_argument("--depth", type=integer(1), default=2, help="module depth of the table (default 2)")
     p.add_argument("--json", action="store_true", help="print JSON")

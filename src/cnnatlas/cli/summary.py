@@ -17,7 +17,7 @@ from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
 from ..loading import LoadedModel
 from ..units import axes_text, fmt_bytes, fmt_count
-from .argtypes import integer, out_file
+from .argtypes import MODEL_HELP, integer, out_file
 from .console import NUMBER, command_console, figure_table
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
@@ -305,9 +305,7 @@ def write_csv_file(report: Report, path: str, points) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("summary", help="shapes, parameters, MACs, memory and receptive field of any model")
-    p.add_argument(
-        "model", metavar="MODEL", help="registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory"
-    )
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument(
         "--input", metavar="SHAPE", help="input shape with batch, e.g. 1x3x224x224; several inputs: 1x3x224x224,1x10"
     )
