@@ -475,6 +475,10 @@ def test_eval_measures_imagenet_weights_on_a_folder_as_they_were_published(mirro
     matrix. Classes named as the categories read the same; a class the weights do not know is refused."""
     from torchvision.io import read_image
 
+    ids = pretrained.category_synsets(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+    # ImageFolder numbers synset folders in name order, which is ImageNet-1K's class order
+    assert len(ids) == len(set(ids)) == 1000 and ids == sorted(ids) and ids[0] == "n01440764"  # tench
+    assert pretrained.category_synsets(CIFAR10_CLASSES) is None
     reference = randomize_norm_stats(torchvision.models.resnet18()).eval()
     serve_torchvision(mirror, catalogue, "resnet18", "IMAGENET1K_V1", reference.state_dict())
     synsets = {"n01440764": 0, "n01443537": 1, "n01484850": 2}  # tench, goldfish, great white shark

@@ -483,6 +483,7 @@ def zoo_evaluation(name: str, data: str | None = None, weights: str | None = Non
     from .data import DatasetError, TensorImageDataset, dataset_kind, load_dataset
     from .data.folder import load_test_folder
     from .errors import InvalidArgumentError
+    from .pretrained import category_synsets
     from .registry import get_entry
     from .train import evaluate
     from .zoo import create_model
@@ -521,20 +522,11 @@ def zoo_evaluation(name: str, data: str | None = None, weights: str | None = Non
     return ZooEvaluation(result, w, name_of_data, source)
 
 
-def category_synsets(categories) -> list[str] | None:
-    """The WordNet IDs of `categories` where they are ImageNet-1K's (in class order), else None."""
-    from .pretrained import catalogue
-
-    known = catalogue()
-    if list(categories) != known["categories"].get("imagenet-1k"):
-        return None
-    return known["synsets"]["imagenet-1k"]
-
-
 def _label_map(data: str, classes, w, name: str) -> list[int]:
     """For each class of the data (in its label order), the index of the weights' category of that name,
     or of that WordNet ID for ImageNet-1K's; refused, naming them, where some match none."""
     from .data import DatasetError
+    from .pretrained import category_synsets
 
     index = {c: i for i, c in enumerate(w.categories)}
     index.update({s: i for i, s in enumerate(category_synsets(w.categories) or ())})

@@ -175,6 +175,15 @@ def catalogue() -> dict[str, Any]:
     return json.loads(resources.files("cnnatlas").joinpath("pretrained.json").read_text(encoding="utf-8"))
 
 
+def category_synsets(categories) -> list[str] | None:
+    """The WordNet IDs of `categories` where they are ImageNet-1K's, in class order (the names of the
+    class folders of ImageNet's own layout), else None."""
+    known = catalogue()
+    if list(categories) != known["categories"].get("imagenet-1k"):
+        return None
+    return known["synsets"]["imagenet-1k"]
+
+
 def _entry_from_row(model: str, tag: str, row: dict[str, Any], default: bool) -> Weights:
     cats = catalogue()["categories"].get(row.get("categories"))
     t = row.get("transforms")
