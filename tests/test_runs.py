@@ -439,6 +439,34 @@ def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp
     _one_line_error(capsys, "10000×10000 pixels", "expected a smaller image")
 
 
+@pytest.mark.parametrize(
+    "mode, suffix", [("1", ".bmp"), ("P", ".png"), ("CMYK", ".jpg"), ("RGBA", ".png"), ("LA", ".png")]
+)
+def test_an_image_of_any_mode_reads_as_rgb_or_grey(tmp_path, mode, suffix):
+    """1-bit, palette, CMYK and alpha images: predict's reader and an image folder (training, and eval's
+    test folder) give uint8 RGB or grey, as PIL converts them (a 1-bit image came through as bool tensors)."""
+    import numpy as np
+    from PIL import Image
+
+    from cnnatlas.data.folder import load_folder_splits, load_test_folder
+    from cnnatlas.predict import read_image_uint8
+
+    g = np.random.default_rng(0)
+    image = Image.fromarray(g.integers(0, 256, (6, 6, 3), dtype=np.uint8)).convert(mode)
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            image.save(tmp_path / split / c / f"0{suffix}")
+    path = tmp_path / "test" / "a" / f"0{suffix}"
+    for channels, target in ((3, "RGB"), (1, "L")):
+        expected = torch.from_numpy(np.asarray(Image.open(path).convert(target))).reshape(6, 6, channels)
+        assert torch.equal(read_image_uint8(path, channels), expected.permute(2, 0, 1))
+        test, _ = load_test_folder(tmp_path, lambda x: x, channels)
+        assert test[0][0].dtype == torch.uint8 and torch.equal(test[0][0], expected.permute(2, 0, 1))
+        item = load_folder_splits(tmp_path, image_size=6, in_channels=channels, augment="none").test[0][0]
+        assert item.shape == (channels, 6, 6) and item.dtype == torch.float32
+
+
 def test_a_sixteen_bit_image_is_scaled_to_eight_bits_not_clipped(tmp_path):
     """A 16-bit grey PNG (PIL mode I;16) read by predict (a run's grey input, a zoo model's RGB) and by an
     image folder: each pixel v becomes round(v / 257); PIL's own conversion would clip all v ≥ 255 to 255."""

@@ -244,13 +244,13 @@ def write_masks(paths: list[str], masks: list[torch.Tensor], classes, out_dir: s
 
 def read_image_uint8(path: str | Path, channels: int = 3) -> torch.Tensor:
     """An image file as a uint8 (C, H, W) tensor, RGB (`channels` 3: what the weights' preprocessing takes)
-    or grey (1). An image of more than MAX_PIXELS is refused from its header, before decoding; a 16-bit
-    one is scaled to 8 bits (`eight_bit`)."""
+    or grey (1), whatever its mode (`PilMode`: a 16-bit one scaled to 8 bits). An image of more than
+    MAX_PIXELS is refused from its header, before decoding."""
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     from .data import DatasetError
-    from .data.folder import eight_bit
+    from .data.folder import PilMode
 
     path = Path(path)
     if path.is_dir():
@@ -270,7 +270,7 @@ def read_image_uint8(path: str | Path, channels: int = 3) -> torch.Tensor:
                         f"predict reads; expected a smaller image (it is resized to the model's input "
                         f"size anyway)"
                     )
-                return pil_to_tensor(eight_bit(img).convert("L" if channels == 1 else "RGB"))
+                return pil_to_tensor(PilMode(channels)(img))
     except Image.DecompressionBombError as err:  # over twice PIL's limit: refused by Image.open itself
         raise DatasetError(
             f"{path}: too large to read ({err}); expected a smaller image, of at most {MAX_PIXELS:,} pixels"

@@ -37,6 +37,17 @@ def eight_bit(image):
     return Image.fromarray((pixels.clamp(0, 65535) / 257).round().to(torch.uint8).numpy(), mode="L")
 
 
+class PilMode:
+    """A PIL image of any mode (palette, 1-bit, CMYK, RGBA, 16-bit grey: `eight_bit`) as "RGB"
+    (`channels` 3) or "L" (1), the two that convert to a uint8 tensor of that many channels."""
+
+    def __init__(self, channels: int) -> None:
+        self.mode = "L" if channels == 1 else "RGB"
+
+    def __call__(self, image):
+        return eight_bit(image).convert(self.mode)
+
+
 def _pil_loader(path: str):
     from PIL import Image, UnidentifiedImageError
 
@@ -44,7 +55,7 @@ def _pil_loader(path: str):
         with open(path, "rb") as f:
             image = Image.open(f)
             image.load()
-            return eight_bit(image)
+            return image
     except (UnidentifiedImageError, OSError) as err:
         raise DatasetError(f"{path}: cannot be read as an image ({err})") from None
 
@@ -65,10 +76,9 @@ def _image_folder(root: Path, transform) -> ImageFolder:
 
 
 def folder_transform(image_size: int, in_channels: int, augment, mean, std) -> v2.Compose:
-    colour = v2.RGB() if in_channels == 3 else v2.Grayscale(num_output_channels=1)
     steps = [
+        PilMode(in_channels),
         v2.ToImage(),
-        colour,
         v2.Resize((image_size, image_size), antialias=True),
         v2.ToDtype(torch.float32, scale=True),
     ]
@@ -80,15 +90,14 @@ def folder_transform(image_size: int, in_channels: int, augment, mean, std) -> v
 def load_test_folder(root: str | Path, transform, in_channels: int = 3) -> tuple[ImageFolder, Path]:
     """A folder's test images as published weights are measured on them (`cnnatlas eval MODEL`): ROOT/test/
     or ROOT/val/ where there is one, else ROOT itself, whole (no split: a test folder such as ImageNet's
-    val/); each image decoded to uint8 (RGB, or grey for `in_channels` 1) and passed through `transform`,
-    the weights' own preprocessing. Returns the ImageFolder (its `classes` sorted by name, as
-    torchvision's) and the folder read."""
+    val/); each image decoded to uint8 (RGB, or grey for `in_channels` 1, whatever its mode: `PilMode`) and
+    passed through `transform`, the weights' own preprocessing. Returns the ImageFolder (its `classes`
+    sorted by name, as torchvision's) and the folder read."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder; expected a folder of images with one sub-folder per class")
     test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), root)
-    colour = v2.RGB() if in_channels == 3 else v2.Grayscale(num_output_channels=1)
-    return _image_folder(test_dir, v2.Compose([v2.ToImage(), colour, v2.ToPureTensor(), transform])), test_dir
+    return _image_folder(test_dir, v2.Compose([PilMode(in_channels), v2.PILToTensor(), transform])), test_dir
 
 
 def load_folder_splits(
