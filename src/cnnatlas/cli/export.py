@@ -54,8 +54,9 @@ def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple
 
     path = Path(weights)
     if path.is_dir() and is_run_folder(path):
-        if model_name(path) != name:
-            raise InvalidArgumentError(f"--weights {weights}: a run of {model_name(path)}; expected one of {name}")
+        trained = _trained_model_name(path)
+        if trained != name:
+            raise InvalidArgumentError(f"--weights {weights}: a run of {trained}; expected one of {name}")
         return _run_model(path)
     if not path.is_dir() and (not path.is_file() or recorded_sha256(path) is None):
         return create_model(name, weights=weights), None  # a published tag or a reference's file
@@ -73,7 +74,7 @@ def _run_model(run_dir: str | Path) -> tuple[torch.nn.Module, tuple[int, ...]]:
     return loaded.model, loaded.input_size[1:]
 
 
-def model_name(run_dir: str | Path) -> str:
+def _trained_model_name(run_dir: str | Path) -> str:
     """The registered model a run folder trained (its config.json)."""
     from ..train import read_run_config
 
