@@ -254,6 +254,8 @@ def test_export_a_run_folder_as_the_run_built_it(run, tmp_path, capsys):
         assert torch.allclose(torch.from_numpy(session.run(None, {"input": x.numpy()})[0]), trained.model(x), atol=1e-5)
     assert main(["export", str(run), "--weights", "x", "--onnx", str(onnx)]) == 2
     _one_line_error(capsys, f"--weights is for a zoo model name; {run} is a run folder")
+    assert main(["export", "resnet20", "--weights", str(run), "--onnx", str(onnx)]) == 2  # another model's run
+    _one_line_error(capsys, f"--weights {run}: a run of lenet5; expected one of resnet20")
 
 
 def test_the_analyser_and_the_pictures_take_a_run_folder(run, tmp_path, capsys):
