@@ -33,8 +33,8 @@ def eight_bit(image):
 
     if image.mode not in SIXTEEN_BIT_MODES:
         return image
-    pixels = torch.from_numpy(np.asarray(image).astype(np.float64))
-    return Image.fromarray((pixels.clamp(0, 65535) / 257).round().to(torch.uint8).numpy(), mode="L")
+    pixels = np.asarray(image).astype(np.float64).clip(0, 65535) / 257
+    return Image.fromarray(pixels.round().astype(np.uint8))  # 2-D uint8: mode "L"
 
 
 class PilMode:
