@@ -58,6 +58,7 @@ def _run(args) -> int:
 def _run_zoo(args) -> int:
     """A zoo model's published weights on a test set: measured accuracy beside the published one."""
     from ..predict import zoo_evaluation
+    from ..train import top_k
 
     for flag, given in (("--checkpoint", args.checkpoint), ("--shift-average", args.shift_average)):
         if given:
@@ -82,7 +83,7 @@ def _run_zoo(args) -> int:
         return 0
     console = command_console()
     console.print(f"[bold]{args.run_dir}[/] with its {w.tag} weights ({w.source}) on {measured.source}")
-    k = min(5, len(w.categories))
+    k = top_k(len(w.categories))
     console.print(
         f"accuracy [bold]{result.acc:.2%}[/]   top-{k} {result.top5:.2%}   loss {result.loss:.4f}   "
         f"({result.count:,} test images)"
@@ -139,6 +140,8 @@ def _report(run, spec: str, data, result) -> dict:
 
 def _print_report(run, data, result, shift_averaged: bool = False) -> None:
     """The report as text: the headline figures, IoU per class for segmentation, the confusion matrix."""
+    from ..train import top_k
+
     info = run.info
     console = command_console()
     console.print(f"[bold]{run.config.model}[/] from {run.weights_from} on {data.source}")
@@ -158,7 +161,7 @@ def _print_report(run, data, result, shift_averaged: bool = False) -> None:
         console.print(table)
     else:
         console.print(
-            f"accuracy [bold]{result.acc:.2%}[/]   top-{min(5, info.num_classes)} {result.top5:.2%}   "
+            f"accuracy [bold]{result.acc:.2%}[/]   top-{top_k(info.num_classes)} {result.top5:.2%}   "
             f"loss {result.loss:.4f}   ({result.count:,} test images)"
         )
     console.print(confusion_table(result.confusion, info.classes))

@@ -33,6 +33,7 @@ from .loop import (
     make_optimizer,
     mean_iou,
     resolve_device,
+    top_k,
     train,
 )
 from .run import TrainedRun, load_run, load_run_model
@@ -76,6 +77,7 @@ __all__ = [
     "resolve_device",
     "resolve_resume",
     "save_checkpoint",
+    "top_k",
     "train",
     "with_overrides",
 ]

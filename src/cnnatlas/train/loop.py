@@ -281,6 +281,11 @@ def class_weights(kind: str, counts: torch.Tensor) -> torch.Tensor | None:
     return (weights / (weights * freq).sum()).float()
 
 
+def top_k(num_classes: int) -> int:
+    """How many best classes `test_top5` counts: 5, or every class where there are fewer."""
+    return min(5, num_classes)
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module, loader: DataLoader, num_classes: int, device: torch.device, ctx: DistContext | None = None
@@ -294,7 +299,7 @@ def evaluate(
     """
     ctx = DistContext() if ctx is None else ctx
     model.eval()
-    k = min(5, num_classes)
+    k = top_k(num_classes)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     top1 = torch.zeros((), device=device, dtype=torch.long)
     topk = torch.zeros((), device=device, dtype=torch.long)
@@ -1124,7 +1129,7 @@ class _Run:
     @property
     def top_k(self) -> str:
         """'top-5', or 'top-k' for k < 5 classes: what `test_top5` counts (`evaluate`)."""
-        return f"top-{min(5, self.info.num_classes)}"
+        return f"top-{top_k(self.info.num_classes)}"
 
     def print_epoch(self, epoch: int, last: dict[str, Any], result: EvalResult) -> None:
         """The epoch's line above the progress bar (one line: a log keeps it whole)."""
