@@ -8,6 +8,7 @@ import pytest
 
 import cnnatlas
 from cnnatlas.cli import main
+from cnnatlas.cli.console import json_text
 
 
 def run(*args):
@@ -59,6 +60,30 @@ def test_a_table_in_a_file_keeps_its_rows_whole_and_in_a_narrow_terminal_its_fig
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "80.858" in out and "95.434" in out  # resnet50's IMAGENET1K_V2 top-1 and top-5, whole
+
+
+def test_json_answers_keep_arrays_of_figures_on_one_line():
+    value = {"confusion": [[3, 0], [1, 2]], "names": ["a", "é"], "n": 1.5, 7: None, "empty": {}, "rows": [{"x": []}]}
+    text = json_text(value)
+    assert json.loads(text) == json.loads(json.dumps(value))
+    assert text.splitlines() == [
+        "{",
+        ' "confusion": [',
+        "  [3, 0],",
+        "  [1, 2]",
+        " ],",
+        ' "names": ["a", "\\u00e9"],',
+        ' "n": 1.5,',
+        ' "7": null,',
+        ' "empty": {},',
+        ' "rows": [',
+        "  {",
+        '   "x": []',
+        "  }",
+        " ]",
+        "}",
+    ]
+    assert '"é"' in json_text(value, ensure_ascii=False)
 
 
 def test_info(capsys):

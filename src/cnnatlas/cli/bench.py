@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import torch
@@ -11,7 +10,7 @@ from ..bench import inference_runner, parse_input, parse_sizes, summarize, time_
 from ..errors import InvalidArgumentError
 from ..registry import get_entry
 from ..zoo import create_model
-from .console import NUMBER, command_console, figure_table
+from .console import NUMBER, command_console, figure_table, print_json
 
 MAX_ROUNDS = 10_000  # timed or warm-up runs: more measures nothing new, and a typo of 10**20 never ends
 MAX_INPUT_GIB = 16  # float32 input batch
@@ -98,7 +97,7 @@ def _run(args) -> int:
         label += " (optimized)"
     rows = _time_batches(args, entry, label, ours, theirs, sample, batches, device, autocast)
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=1))
+        print_json([r.as_dict() for r in rows])
         return 0
     _print_table(rows, sample, device)
     return 0

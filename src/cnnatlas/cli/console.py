@@ -10,6 +10,7 @@ columns; COLUMNS, where set, is the width of both.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -53,3 +54,34 @@ def figure_table(title: str, **kwargs: Any) -> Table:
 def command_console(stderr: bool = False) -> Console:
     """The console a command prints to (standard output, or standard error for progress and notes)."""
     return CommandConsole(stderr=stderr)
+
+
+def json_text(value: Any, ensure_ascii: bool = True) -> str:
+    """`value` as JSON indented one space per level, as `json.dumps(value, indent=1)` writes it, except that
+    an array of scalars stays on one line: a 1000×1000 confusion matrix is 1000 lines, not a million."""
+
+    def encode(v: Any, depth: int) -> str:
+        nested = isinstance(v, dict) or (
+            isinstance(v, (list, tuple)) and any(isinstance(e, (dict, list, tuple)) for e in v)
+        )
+        if not v or not nested:
+            return json.dumps(v, ensure_ascii=ensure_ascii)
+        inner = "\n" + " " * (depth + 1)
+        if isinstance(v, dict):
+            items = [
+                f"{json.dumps(_json_key(k), ensure_ascii=ensure_ascii)}: {encode(e, depth + 1)}" for k, e in v.items()
+            ]
+            return "{" + inner + ("," + inner).join(items) + "\n" + " " * depth + "}"
+        return "[" + inner + ("," + inner).join(encode(e, depth + 1) for e in v) + "\n" + " " * depth + "]"
+
+    return encode(value, 0)
+
+
+def _json_key(key: Any) -> str:
+    """An object key as `json.dumps` writes it: a string as it is, a number or a literal as its JSON text."""
+    return key if isinstance(key, str) else json.dumps(key)
+
+
+def print_json(value: Any, ensure_ascii: bool = True) -> None:
+    """Print a command's --json answer (see `json_text`)."""
+    print(json_text(value, ensure_ascii=ensure_ascii))

@@ -6,14 +6,13 @@ the accuracy published for them (`cnnatlas.predict.zoo_evaluation`)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 from rich.table import Table
 
 from ..errors import InvalidArgumentError
 from .argtypes import names_a_zoo_model
-from .console import NUMBER, command_console, figure_table
+from .console import NUMBER, command_console, figure_table, print_json
 
 CONFUSION_TABLE_CLASSES = 30  # past this many categories (ImageNet's 1000) the matrix is left to --json
 
@@ -49,7 +48,7 @@ def _run(args) -> int:
         report = _report(run, spec, data, result)
         if args.shift_average:
             report["shift_average"] = [list(s) for s in ONE_PIXEL_SHIFTS]
-        print(json.dumps(report, indent=1))
+        print_json(report)
         return 0
     _print_report(run, data, result, args.shift_average)
     return 0
@@ -79,7 +78,7 @@ def _run_zoo(args) -> int:
             "classes": list(w.categories),
             "confusion": result.confusion.tolist(),
         }
-        print(json.dumps(report, indent=1))
+        print_json(report)
         return 0
     console = command_console()
     console.print(f"[bold]{args.run_dir}[/] with its {w.tag} weights ({w.source}) on {measured.source}")

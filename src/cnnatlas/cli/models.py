@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import torch
 from rich.table import Table
 
@@ -11,7 +9,7 @@ from ..errors import UnknownModelError, did_you_mean
 from ..models.base import count_params
 from ..registry import get_entry, list_models
 from ..zoo import create_model, model_info
-from .console import NUMBER, command_console, figure_table
+from .console import NUMBER, command_console, figure_table, print_json
 
 
 def measured_params(name: str) -> int:
@@ -134,7 +132,7 @@ def _run_models(args) -> int:
 
         names = list_pretrained(args.pattern)
         if args.json:
-            print(json.dumps(weights_rows(names), indent=1))
+            print_json(weights_rows(names))
         else:
             command_console().print(weights_table(names))
         return 0
@@ -146,7 +144,7 @@ def _run_models(args) -> int:
             f"{args.pattern!r}, which matches none.{hint}"
         )
     if args.json:
-        print(json.dumps([model_row(n) for n in names], indent=1))
+        print_json([model_row(n) for n in names])
     else:
         command_console().print(params_table(names))
     return 0
@@ -156,7 +154,7 @@ def _run_info(args) -> int:
     info = model_info(args.name)
     info["measured_params"] = measured_params(args.name)
     if args.json:
-        print(json.dumps(info, indent=1))
+        print_json(info)
         return 0
     console = command_console()
     console.print(f"[bold]{info['name']}[/] ({info['family']}) — {info['summary']}")

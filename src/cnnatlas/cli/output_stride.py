@@ -9,13 +9,11 @@ resolution a dense head gets against what it costs.
 
 from __future__ import annotations
 
-import json
-
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
 from ..loading import LoadedModel, build_on_meta, load_model
 from ..units import axes_text, fmt_bytes, fmt_count
-from .console import NUMBER, command_console, figure_table
+from .console import NUMBER, command_console, figure_table, print_json
 from .inputs import parse_inputs
 
 
@@ -106,7 +104,7 @@ def run_output_strides(args) -> int:
     """The side-by-side table of `summary`/`rf` MODEL --output-stride S1,S2,…"""
     rows = stride_rows(args.model, output_strides(args.output_stride), args.input)
     if args.json:
-        print(json.dumps({"model": args.model, "output_strides": rows}, indent=1))
+        print_json({"model": args.model, "output_strides": rows})
         return 0
     params = {row["params"] for row in rows}  # dilation adds no parameter: one value, shown once
     table = figure_table(

@@ -17,10 +17,8 @@ The predictions themselves are `cnnatlas.predict`'s; this module checks the argu
 
 from __future__ import annotations
 
-import json
-
 from .argtypes import names_a_zoo_model
-from .console import command_console
+from .console import command_console, print_json
 
 
 def _run(args) -> int:
@@ -44,7 +42,7 @@ def _run(args) -> int:
     _refuse_out_dir(args, f"{args.run_dir} is a {run.info.task} run")
     results = run_predictions(run, args.images, 3 if args.top is None else args.top, args.invert)
     if args.json:
-        print(json.dumps(results, indent=1))
+        print_json(results)
         return 0
     console = command_console()
     for r in results:
@@ -71,7 +69,7 @@ def _report_masks(args, results: list[dict]) -> int:
         for r in results:
             r["classes"] = dict(list(r["classes"].items())[: args.top])
     if args.json:
-        print(json.dumps(results, indent=1))
+        print_json(results)
         return 0
     console = command_console()
     for r in results:
@@ -113,7 +111,7 @@ def _run_zoo(args) -> int:
         )
     results = zoo_predictions(args.run_dir, args.images, args.weights, top, args.invert, args.stride)
     if args.json:
-        print(json.dumps(results, indent=1))
+        print_json(results)
         return 0
     console = command_console()
     for r in results:

@@ -3,15 +3,13 @@ request the effective receptive field (Luo et al. 2016, real gradients at small 
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Console
 from rich.table import Table
 
 from ..analysis import analyze, effective_receptive_field
 from ..units import axes_text
 from .argtypes import FRACTION, MODEL_HELP, integer
-from .console import NUMBER, command_console, figure_table
+from .console import NUMBER, command_console, figure_table, print_json
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
 
@@ -36,19 +34,16 @@ def rf_rows(report, depth: int) -> list[dict]:
 def _print_json(loaded, report, rows: list[dict], fit, erf) -> None:
     """The whole answer as one JSON object."""
     rf = report.receptive_field
-    print(
-        json.dumps(
-            {
-                "model": loaded.label,
-                "input_shapes": [list(s) for s in report.input_shapes],
-                "receptive_field": None if rf is None else rf.as_dict(),
-                "receptive_field_layer": report.receptive_field_layer,
-                "layers": rows,
-                "field_fit": fit.as_dict(),
-                "effective_receptive_field": None if erf is None else erf.as_dict(),
-            },
-            indent=1,
-        )
+    print_json(
+        {
+            "model": loaded.label,
+            "input_shapes": [list(s) for s in report.input_shapes],
+            "receptive_field": None if rf is None else rf.as_dict(),
+            "receptive_field_layer": report.receptive_field_layer,
+            "layers": rows,
+            "field_fit": fit.as_dict(),
+            "effective_receptive_field": None if erf is None else erf.as_dict(),
+        }
     )
 
 

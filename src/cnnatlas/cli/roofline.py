@@ -5,9 +5,8 @@ repeats) or as given."""
 
 from __future__ import annotations
 
-import json
-
 from .argtypes import integer, number
+from .console import print_json
 
 # the flag giving each class's ceiling (GFLOP/s), by class of analysis.roofline.CEILING_CLASSES
 CEILING_FLAGS = {
@@ -66,7 +65,7 @@ def _run(args) -> int:
 
     machine = machine_from_args(args, threads=args.threads, repeats=args.repeats)
     if args.json:
-        print(json.dumps(machine.as_dict(), indent=1))
+        print_json(machine.as_dict())
         return 0
     print(f"peak compute: {machine.peak_flops / 1e9:.1f} GFLOP/s")
     print(f"memory bandwidth: {machine.bandwidth / 1e9:.1f} GB/s")

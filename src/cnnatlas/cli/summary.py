@@ -7,7 +7,6 @@ analysed on meta tensors: no weights are initialised and no real arithmetic runs
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Console
@@ -18,7 +17,7 @@ from ..errors import InvalidArgumentError
 from ..loading import LoadedModel
 from ..units import axes_text, fmt_bytes, fmt_count
 from .argtypes import MODEL_HELP, integer, out_file
-from .console import NUMBER, command_console, figure_table
+from .console import NUMBER, command_console, figure_table, print_json
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
 from .roofline import CEILING_FLAGS, add_machine_args
@@ -208,7 +207,7 @@ def _run_sweep(args, loaded, shapes: list) -> int:
     """--sweep: the cost against input size, as a table or JSON."""
     rows = _sweep_rows(loaded, shapes, sweep_sizes(args.sweep))
     if args.json:
-        print(json.dumps({"model": loaded.label, "sweep": rows}, indent=1))
+        print_json({"model": loaded.label, "sweep": rows})
         return 0
     table = figure_table(f"{loaded.label}: cost against input size")
     for col in ("input", "MACs", "other FLOPs", "activations", "training step", "trace"):
@@ -235,7 +234,7 @@ def _print_json(loaded, report: Report, check, machine, points) -> None:
         for layer, p in zip(data["layers"], points):
             layer.update(p.as_dict())
         data["roofline"] = {**machine.as_dict(), "predicted_seconds": sum(p.seconds for p in points)}
-    print(json.dumps(data, indent=1))
+    print_json(data)
 
 
 def _print_roofline_line(console: Console, report: Report, machine, points) -> None:

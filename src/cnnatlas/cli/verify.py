@@ -8,15 +8,13 @@ a slow one) fails nothing and is never reported as passed.
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..claims import ClaimResult, UnknownClaimError, get_claim, list_claims, run_claims
 from ..errors import did_you_mean
-from .console import NUMBER, command_console, figure_table
+from .console import NUMBER, command_console, figure_table, print_json
 
 MARK = {"passed": "[green]✓ passed[/]", "failed": "[red]✗ failed[/]", "skipped": "[yellow]– skipped[/]"}
 
@@ -88,7 +86,7 @@ def _run(args) -> int:
     ids = check_ids(args.ids)
     results = run_with_progress(ids, args.quick, command_console(stderr=True))
     if args.json:
-        print(json.dumps([r.as_dict() for r in results], indent=1, ensure_ascii=False))
+        print_json([r.as_dict() for r in results], ensure_ascii=False)
     else:
         console = command_console()
         console.print(results_table(results))
