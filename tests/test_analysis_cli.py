@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from cnnatlas.cli import main
+from cnnatlas.cli import calc, main
 
 
 def run_json(capsys, *args) -> dict:
@@ -177,6 +178,16 @@ def test_calc_text(capsys):
     assert main(["calc", "conv-params", "--in-channels", "64", "--out-channels", "128"]) == 0
     out = capsys.readouterr().out
     assert "73,856" in out and "formula" in out
+
+
+@pytest.mark.parametrize("formula", [name for name, *_ in calc.COMMANDS])
+def test_every_calculator_says_what_each_argument_is(capsys, formula):
+    with pytest.raises(SystemExit):
+        main(["calc", formula, "--help"])
+    options = capsys.readouterr().out.split("options:")[1]
+    described = re.findall(r"^  (--[\w-]+)(?: [A-Z_]+)?(?: {2,}|\n {3,})(?!-)(\S.*)$", options, re.M)
+    flags = re.findall(r"^  (--[\w-]+)", options, re.M)
+    assert flags and [flag for flag, _ in described] == flags, options
 
 
 @pytest.mark.parametrize(

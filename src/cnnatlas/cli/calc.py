@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any, Callable
 
 from ..analysis import formulas as F
 from ..errors import InvalidArgumentError
 from .argtypes import MAX_INT, integer, number
+from .console import print_json
 
 
 def _ints(text: str, name: str) -> list[int]:
@@ -150,6 +150,53 @@ def _vit(a) -> dict[str, Any]:
     return {"value": F.vit_tokens(a.image, a.patch, not a.no_cls), "formula": "(H/P)² + 1"}
 
 
+# What each argument is, named by the symbol the formulas use; an argument's own help, where it has one, wins.
+ARG_HELP = {
+    "kernel": "K, the kernel size",
+    "in_channels": "C_in, input channels",
+    "out_channels": "C_out, output channels",
+    "channels": "C, channels",
+    "groups": "G, groups",
+    "no_bias": "leave out the bias",
+    "dims": "spatial dimensions: 1, 2 or 3",
+    "height": "H, the map's height",
+    "width": "W, the map's width",
+    "input": "I, the input's size along one axis",
+    "stride": "S, the stride",
+    "padding": "P, the padding on each side",
+    "dilation": "D, the dilation",
+    "batch": "N, the batch size",
+    "n": "n, how many convs are stacked",
+    "reduction": "r, the reduction ratio",
+    "initial": "k_0, the channels entering the dense block",
+    "growth": "k, the growth rate",
+    "layer": "l, the layer's place in the block (1 is the first)",
+    "phi": "φ, the compound coefficient",
+    "alpha": "α, the depth base",
+    "beta": "β, the width base",
+    "gamma": "γ, the resolution base",
+    "time": "k_t, the temporal kernel size",
+    "image": "the image's side in pixels",
+    "patch": "P, the patch's side in pixels",
+    "no_cls": "leave out the CLS token",
+}
+
+
+class _SymbolHelp:
+    """A formula's parser whose arguments without help of their own are described by `ARG_HELP`, with
+    their default."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        self.parser = parser
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> argparse.Action:
+        if "help" not in kwargs:
+            dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+            shown_default = kwargs.get("default") is not None and kwargs.get("action") != "store_true"
+            kwargs["help"] = ARG_HELP[dest] + (" (default %(default)s)" if shown_default else "")
+        return self.parser.add_argument(*flags, **kwargs)
+
+
 def _ch(p, *names: str) -> None:
     for n in names:
         p.add_argument(f"--{n.replace('_', '-')}", dest=n, type=integer(1), required=True)
@@ -168,7 +215,7 @@ def _cmd(name: str, help_: str, fn: Callable):
 
 @_cmd("conv-params", "parameters of a conv layer: (K·K·C_in/G + 1)·C_out", _conv_params)
 def _(p):
-    p.add_argument("--kernel", default="3", help="K, or K per axis as 3,3")
+    p.add_argument("--kernel", default="3", help="K, or K per axis as 3,3 (default 3)")
     _ch(p, "in_channels", "out_channels")
     p.add_argument("--groups", type=integer(1), default=1)
     p.add_argument("--no-bias", action="store_true")
@@ -199,7 +246,7 @@ def _(p):
 @_cmd("conv-macs", "multiply–accumulates of a conv: H_out·W_out·C_out·K²·C_in/G", _conv_macs)
 def _(p):
     p.add_argument("--output", required=True, help="output spatial size, e.g. 112,112")
-    p.add_argument("--kernel", default="3")
+    p.add_argument("--kernel", default="3", help="K, or K per axis as 3,3 (default 3)")
     _ch(p, "in_channels", "out_channels")
     p.add_argument("--groups", type=integer(1), default=1)
     p.add_argument("--batch", type=integer(1), default=1)
@@ -308,7 +355,7 @@ def add_parser(sub) -> None:
     for name, help_, fn, setup in COMMANDS:
         q = csub.add_parser(name, help=help_)
         q.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
-        setup(q)
+        setup(_SymbolHelp(q))
         q.set_defaults(run=_runner(name, fn))
     p.set_defaults(run=_no_formula)
 
@@ -323,7 +370,7 @@ def _runner(name: str, fn: Callable) -> Callable:
     def run(args) -> int:
         result = fn(args)
         if args.json:
-            print(json.dumps({"formula_name": name, **result}, indent=1))
+            print_json({"formula_name": name, **result})
         else:
             print(_show(name, result))
         return 0
