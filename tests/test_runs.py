@@ -383,6 +383,7 @@ def test_bad_settings_are_refused_in_one_line(tmp_path, capsys, monkeypatch):
         (["--lr", "inf"], "lr must be a finite number"),
         (["--lr", "nan"], "lr must be a finite number"),
         (["--weight-decay", "inf"], "weight_decay must be a finite number"),
+        (["--seed", str(2**64)], "seed must be an integer of at most 63 bits (−2**63 ≤ seed < 2**63, torch's range)"),
         (["--data", ""], "data must name a dataset"),
         (["--out", ""], "out must name a folder"),
         (["--model-arg", "num_classes=abc"], "num_classes='abc' is not accepted: the data sets it"),

@@ -112,10 +112,10 @@ def add_parser(sub) -> None:
         "~/.cache/cnnatlas), NAME:DIR (its files in DIR), or a folder "
         "(of MNIST-format IDX files, or of images with one sub-folder per class)",
     )
-    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--epochs", type=int, metavar="N", help="passes over the training set")
     p.add_argument("--batch-size", type=int, metavar="B", help="global batch, split over torchrun's processes")
     p.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"))
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), help="SGD with momentum, or AdamW")
     p.add_argument("--schedule", choices=("cosine", "step"), help="cosine, or ÷10 at 50%% and 75%% of the epochs")
     _add_run_args(p)
     _add_more_settings(p.add_argument_group("more settings"))
@@ -133,9 +133,14 @@ def _add_run_args(p) -> None:
         help="continue the run in --out (or the newest runs/MODEL-DATA) from its newest checkpoint, "
         "or the run folder or checkpoint folder given — always in that run's folder",
     )
-    p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed of the initial weights, the batch order and the augmentation (the train/test split stays)",
+    )
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels (same result twice)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: the GPU where there is one")
     p.add_argument(
         "--init",
         metavar="PATH",
@@ -152,10 +157,15 @@ def _add_run_args(p) -> None:
 
 def _add_more_settings(g) -> None:
     """The recipe's finer settings: regularisation, augmentation, input size, loader, model arguments."""
-    g.add_argument("--momentum", type=float)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--warmup-epochs", type=float)
-    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--momentum", type=float, help="SGD's momentum")
+    g.add_argument("--weight-decay", type=float, help="on weights of rank ≥ 2 only (not biases or norm scales)")
+    g.add_argument("--warmup-epochs", type=float, help="linear warm-up of the learning rate from lr/100 (epochs)")
+    g.add_argument(
+        "--label-smoothing",
+        type=float,
+        metavar="EPS",
+        help="ε: the target gives the label 1 − ε, and ε/classes to each",
+    )
     g.add_argument(
         "--class-weights",
         choices=("none", "median-frequency", "sqrt-median-frequency"),

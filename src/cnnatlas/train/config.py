@@ -113,6 +113,10 @@ class TrainConfig:
         check(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}")
         check(self.grad_clip >= 0, f"grad_clip must be ≥ 0 (0 = off); got {self.grad_clip!r}")
         check(0 <= self.ema < 1, f"ema must be a decay in [0, 1) (0 = off, e.g. 0.999); got {self.ema!r}")
+        check(
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and -(2**63) <= self.seed < 2**63,
+            f"seed must be an integer of at most 63 bits (−2**63 ≤ seed < 2**63, torch's range); got {self.seed!r}",
+        )
         check(self.workers is None or self.workers >= 0, f"workers must be ≥ 0; got {self.workers!r}")
         check(isinstance(self.inflate, bool), f"inflate must be true or false; got {self.inflate!r}")
         check(
