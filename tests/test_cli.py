@@ -1,5 +1,6 @@
 """The command line as a user runs it: JSON keys, one-line errors, exit codes."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 
 import cnnatlas
-from cnnatlas.cli import main
+from cnnatlas.cli import build_parser, main
 from cnnatlas.cli.console import json_text
 
 
@@ -86,6 +87,20 @@ def test_json_answers_keep_arrays_of_figures_on_one_line():
     assert '"é"' in json_text(value, ensure_ascii=False)
 
 
+def test_every_option_of_every_command_says_what_it_is():
+    def undescribed(parser: argparse.ArgumentParser, command: str) -> list[str]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += undescribed(sub, f"{command} {name}")
+            elif action.help is None:
+                found.append(f"{command} {'/'.join(action.option_strings) or action.dest}")
+        return found
+
+    assert undescribed(build_parser(), "cnnatlas") == []
+
+
 def test_info(capsys):
     assert main(["info", "alexnet_2012", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -106,7 +121,7 @@ def test_version():
         (["info", "vgg61"], "unknown model 'vgg61'. Did you mean"),
         (["models", "--nope"], "unrecognized arguments: --nope"),
         (["no-such-command"], "invalid choice: 'no-such-command'"),
-        (["info"], "the following arguments are required: name"),
+        (["info"], "the following arguments are required: MODEL"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, message):

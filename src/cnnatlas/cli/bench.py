@@ -120,7 +120,7 @@ def _tv_kwargs(name: str) -> dict:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="inference images/s and latency, optionally against torchvision")
-    p.add_argument("model")
+    p.add_argument("model", metavar="MODEL", help="a name from 'cnnatlas models'")
     p.add_argument("--batch", default="1,16", help="comma-separated batch sizes (default 1,16)")
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
     p.add_argument("--vs", choices=["torchvision"], help="also time torchvision's same architecture, alternately")
@@ -133,5 +133,5 @@ def add_parser(sub) -> None:
         choices=["auto", "cpu", "cuda"],
         help="where to run: the GPU under float16 autocast when present (auto), or as named",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run)

@@ -84,8 +84,8 @@ def _trained_model_name(run_dir: str | Path) -> str:
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="write a model as ONNX and/or TorchScript")
     p.add_argument("model", metavar="RUN_DIR|MODEL", help="a run folder, or a zoo model name")
-    p.add_argument("--onnx", metavar="FILE")
-    p.add_argument("--torchscript", metavar="FILE")
+    p.add_argument("--onnx", metavar="FILE", help="write the model as an ONNX graph to FILE")
+    p.add_argument("--torchscript", metavar="FILE", help="write the model as TorchScript to FILE")
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
     p.add_argument(
         "--weights",

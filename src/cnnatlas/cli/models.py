@@ -211,6 +211,6 @@ def add_parser(sub) -> None:
     )
     p.set_defaults(run=_run_models)
     p = sub.add_parser("info", help="everything the registry knows about one model")
-    p.add_argument("name")
+    p.add_argument("name", metavar="MODEL", help="a name from 'cnnatlas models'")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_run_info)

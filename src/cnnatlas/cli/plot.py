@@ -177,12 +177,12 @@ def _equivariance_args(k) -> None:
 
 def _training_args(k) -> None:
     """Arguments of `plot training`: the run."""
-    k.add_argument("run_dir", type=PATH, metavar="RUN_DIR")
+    k.add_argument("run_dir", type=PATH, metavar="RUN_DIR", help="a training run's folder")
 
 
 def _confusion_args(k) -> None:
     """Arguments of `plot confusion`: the run, the data evaluated and the checkpoint."""
-    k.add_argument("run_dir", type=PATH, metavar="RUN_DIR")
+    k.add_argument("run_dir", type=PATH, metavar="RUN_DIR", help="a training run's folder")
     k.add_argument("--data", metavar="DATA", help="evaluate on this dataset's test set (default: the run's)")
     k.add_argument("--checkpoint", type=PATH, metavar="DIR", help=_CHECKPOINT_HELP)
 
