@@ -54,6 +54,29 @@ def test_bench_table(capsys):
     assert "lenet5" in out and "images/s" in out and "measured here" in out
 
 
+def test_bench_times_any_model_the_analyser_takes(tmp_path, capsys):
+    """torchvision:NAME at the size its weights were published for, unless --input says otherwise; a file's
+    factory, which says nothing of its input, only with --input's channels and sizes."""
+    assert (
+        main(["bench", "torchvision:squeezenet1_0", "--input", "64", "--repeats", "2", "--batch", "1", "--json"]) == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["model"] == "torchvision:squeezenet1_0" and row["images_per_s"] > 0
+    assert main(["bench", "torchvision:squeezenet1_0", "--input", "3x2x2"]) == 2
+    assert "torchvision:squeezenet1_0 does not run on a 3×2×2 input: RuntimeError: Calculated padded input size" in (
+        capsys.readouterr().err
+    )
+    factory = tmp_path / "tiny.py"
+    factory.write_text("import torch\ndef build():\n    return torch.nn.Conv1d(2, 4, 3)\n")
+    assert main(["bench", f"{factory}:build", "--repeats", "2"]) == 2
+    assert "does not say what input it takes; give one sample's channels and sizes, e.g. --input 3x224x224" in (
+        capsys.readouterr().err
+    )
+    assert main(["bench", f"{factory}:build", "--input", "2x50", "--batch", "3", "--repeats", "2", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["model"] == f"{factory}:build" and row["batch"] == 3
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -259,9 +259,10 @@ def test_export_a_run_folder_as_the_run_built_it(run, tmp_path, capsys):
 
 
 def test_the_analyser_and_the_pictures_take_a_run_folder(run, tmp_path, capsys):
-    """`summary RUN_DIR`, `rf RUN_DIR --erf` and `plot erf RUN_DIR`: the run's model as it was trained (its
-    classes, its input size, its trained weights: the effective field is that of those weights, not of a
-    fresh initialisation); --output-stride, which builds a registry model anew, is refused for it."""
+    """`summary RUN_DIR`, `rf RUN_DIR --erf`, `plot erf RUN_DIR` and `bench RUN_DIR`: the run's model as it
+    was trained (its classes, its input size, its trained weights: the effective field is that of those
+    weights, not of a fresh initialisation); --output-stride, which builds a registry model anew, is refused
+    for it."""
     from cnnatlas.analysis import effective_receptive_field
     from cnnatlas.viz import plot_erf
     from cnnatlas.viz.common import resolve_model
@@ -284,6 +285,11 @@ def test_the_analyser_and_the_pictures_take_a_run_folder(run, tmp_path, capsys):
     assert "the run's trained weights" in " ".join(fig.get_suptitle().split())
     assert main(["summary", str(run), "--output-stride", "8"]) == 2
     _one_line_error(capsys, f"--output-stride builds a registry model anew; {run} is a training run folder")
+    assert main(["bench", str(run), "--batch", "2", "--repeats", "2", "--warmup", "0", "--json"]) == 0
+    (timed,) = json.loads(capsys.readouterr().out)
+    assert timed["model"] == f"lenet5 ({run.name})" and timed["batch"] == 2 and timed["images_per_s"] > 0
+    assert main(["bench", str(run), "--vs", "torchvision"]) == 2
+    _one_line_error(capsys, f"--vs torchvision times a registry model against torchvision's; got lenet5 ({run.name})")
 
 
 # -- the final weights are hash-checked on every load --------------------------------------------------
@@ -443,11 +449,12 @@ def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp
 
 
 @pytest.mark.parametrize(
-    "mode, suffix", [("1", ".bmp"), ("P", ".png"), ("CMYK", ".jpg"), ("RGBA", ".png"), ("LA", ".png")]
+    "mode, suffix", [("1", ".bmp"), ("P", ".png"), ("P", ".gif"), ("CMYK", ".jpg"), ("RGBA", ".png"), ("LA", ".png")]
 )
 def test_an_image_of_any_mode_reads_as_rgb_or_grey(tmp_path, mode, suffix):
-    """1-bit, palette, CMYK and alpha images: predict's reader and an image folder (training, and eval's
-    test folder) give uint8 RGB or grey, as PIL converts them (a 1-bit image came through as bool tensors)."""
+    """1-bit, palette (a GIF too), CMYK and alpha images: predict's reader and an image folder (training, and
+    eval's test folder) give uint8 RGB or grey, as PIL converts them (a 1-bit image came through as bool
+    tensors; a folder's GIFs were left out)."""
     import numpy as np
     from PIL import Image
 

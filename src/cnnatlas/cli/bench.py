@@ -1,4 +1,5 @@
-"""`cnnatlas bench MODEL`: inference speed, optionally against torchvision's same architecture."""
+"""`cnnatlas bench MODEL`: inference speed of any model (a registry name, torchvision:NAME, timm:NAME, a file's
+factory or a training run folder), a registry model optionally against torchvision's same architecture."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import math
 import torch
 
 from ..bench import inference_runner, parse_input, parse_sizes, summarize, time_alternately
-from ..errors import InvalidArgumentError
+from ..errors import CnnAtlasError, InvalidArgumentError
+from ..loading import LoadedModel
 from ..registry import get_entry
-from ..zoo import create_model
+from ..train import load_run_or_model
+from .argtypes import MODEL_HELP
 from .console import NUMBER, command_console, figure_table, print_json
 
 MAX_ROUNDS = 10_000  # timed or warm-up runs: more measures nothing new, and a typo of 10**20 never ends
@@ -18,6 +21,8 @@ MAX_INPUT_GIB = 16  # float32 input batch
 
 def _torchvision_twin(model: str, entry, ours):
     """--vs: torchvision's model of the same name, holding our weights."""
+    if entry is None:
+        raise InvalidArgumentError(f"--vs torchvision times a registry model against torchvision's; got {model}")
     if not entry.torchvision:
         raise InvalidArgumentError(f"{model} has no torchvision counterpart to compare with")
     import torchvision
@@ -69,7 +74,6 @@ def _print_table(rows: list, sample, device: torch.device) -> None:
 
 def _run(args) -> int:
     """`cnnatlas bench`: check the rounds and input size, build the model(s), time them, print JSON or a table."""
-    entry = get_entry(args.model)
     batches = parse_sizes(args.batch, "--batch")
     if not 1 <= args.repeats <= MAX_ROUNDS or not 0 <= args.warmup <= MAX_ROUNDS:
         raise InvalidArgumentError(
@@ -77,17 +81,18 @@ def _run(args) -> int:
         )
     device = _device(args.device)
     autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
-    torch.manual_seed(0)
-    ours = create_model(args.model).eval()
-    sample = parse_input(args.input, ours.in_channels, ours.dims) if args.input is not None else entry.input_size
+    loaded = load_run_or_model(args.model, meta=False)  # a registry model initialised from seed 0
+    entry = get_entry(loaded.registry_name) if loaded.registry_name else None
+    sample = _sample(args.input, loaded, entry)
     gib = max(batches) * math.prod(sample) * 4 / 2**30
     if gib > MAX_INPUT_GIB:  # refused before torch.randn asks the system for it
         raise InvalidArgumentError(
             f"--batch {max(batches)} of {'×'.join(map(str, sample))} inputs takes "
             f"{gib:,.1f} GiB; expected at most {MAX_INPUT_GIB} GiB of input"
         )
-    theirs = _torchvision_twin(args.model, entry, ours) if args.vs else None
-    label = args.model
+    ours = loaded.model.eval()
+    theirs = _torchvision_twin(loaded.label, entry, ours) if args.vs else None
+    label = loaded.label
     ours = ours.to(device)
     theirs = theirs.to(device) if theirs is not None else None
     if args.optimize:
@@ -95,12 +100,41 @@ def _run(args) -> int:
 
         ours = optimize(ours, example_input=torch.randn((1,) + tuple(sample), device=device))
         label += " (optimized)"
+    _runs_once(ours, label, sample, device, autocast)
     rows = _time_batches(args, entry, label, ours, theirs, sample, batches, device, autocast)
     if args.json:
         print_json([r.as_dict() for r in rows])
         return 0
     _print_table(rows, sample, device)
     return 0
+
+
+def _runs_once(model, label: str, sample: tuple[int, ...], device: torch.device, autocast) -> None:
+    """Run the model once on one sample, so that an input it cannot take is named in one line."""
+    try:
+        inference_runner(model, torch.randn((1, *sample), device=device), autocast=autocast)()
+    except CnnAtlasError:
+        raise
+    except Exception as err:  # noqa: BLE001 — any model's forward: say what failed, in one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise InvalidArgumentError(
+            f"{label} does not run on a {'×'.join(map(str, sample))} input: {type(err).__name__}: {first}"
+        ) from None
+
+
+def _sample(text: str | None, loaded: LoadedModel, entry) -> tuple[int, ...]:
+    """One input sample's shape: --input, read against the model's own input (a registry model's, a run's
+    or a torchvision/timm model's), or that input itself."""
+    own = tuple(entry.input_size) if entry else (tuple(loaded.input_size[1:]) if loaded.input_size else None)
+    if own is not None:
+        return parse_input(text, own[0], len(own) - 1) if text is not None else own
+    sizes = (text or "").lower().split("x")
+    if len(sizes) < 2:
+        raise InvalidArgumentError(
+            f"{loaded.label} does not say what input it takes; give one sample's channels and sizes, "
+            f"e.g. --input 3x224x224{f'; got {text!r}' if text else ''}"
+        )
+    return parse_input(text, 0, len(sizes) - 1)
 
 
 def _device(name: str) -> torch.device:
@@ -120,7 +154,7 @@ def _tv_kwargs(name: str) -> dict:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="inference images/s and latency, optionally against torchvision")
-    p.add_argument("model", metavar="MODEL", help="a name from 'cnnatlas models'")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--batch", default="1,16", help="comma-separated batch sizes (default 1,16)")
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
     p.add_argument("--vs", choices=["torchvision"], help="also time torchvision's same architecture, alternately")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
-from ..loading import LoadedModel, build_on_meta, load_model
+from ..loading import LoadedModel, build_on_meta
 from ..units import axes_text, fmt_bytes, fmt_count
 from .console import NUMBER, command_console, figure_table, print_json
 from .inputs import parse_inputs
@@ -37,19 +37,16 @@ def wants_table(args) -> bool:
 
 def load_requested(args, meta: bool = True) -> LoadedModel:
     """MODEL as `summary` and `rf` analyse it: built with the one --output-stride given, else as named; a
-    training run folder as it was trained (`load_run_model`)."""
-    from ..train import load_run_model
-    from ..train.folder import is_run_folder
+    training run folder as it was trained (`load_run_or_model`)."""
+    from ..train import is_run_folder, load_run_or_model
 
-    if is_run_folder(args.model):
-        if args.output_stride:
+    if args.output_stride:
+        if is_run_folder(args.model):
             raise InvalidArgumentError(
                 f"--output-stride builds a registry model anew; {args.model} is a training run folder"
             )
-        return load_run_model(args.model)
-    if args.output_stride:
         return load_strided(args.model, output_strides(args.output_stride)[0], meta)
-    return load_model(args.model, meta=meta)
+    return load_run_or_model(args.model, meta=meta)
 
 
 def load_strided(spec: str, stride: int, meta: bool = True) -> LoadedModel:

@@ -19,7 +19,8 @@ from .base import DataInfo, DatasetError, DataSplits, build_augmentation, parse_
 
 FOLDER_AUGMENT = ("crop", "flip", "jitter")
 FOLDER_SPLIT_SEED = 0
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# torchvision's IMG_EXTENSIONS and GIF (its first frame, as PIL opens it)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL's modes of 16-bit (and 32-bit int) grey

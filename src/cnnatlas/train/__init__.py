@@ -16,7 +16,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig, default_config, with_overrides
-from .folder import read_history, read_run_config, resolve_resume
+from .folder import is_run_folder, read_history, read_run_config, resolve_resume
 from .lock import RunLock, RunLockedError
 from .loop import (
     FIXED_ON_RESUME,
@@ -36,7 +36,7 @@ from .loop import (
     top_k,
     train,
 )
-from .run import TrainedRun, load_run, load_run_model
+from .run import TrainedRun, load_run, load_run_model, load_run_or_model
 
 __all__ = [
     "FIXED_ON_RESUME",
@@ -58,6 +58,7 @@ __all__ = [
     "default_config",
     "evaluate",
     "iou_from_confusion",
+    "is_run_folder",
     "mean_iou",
     "fit_weights",
     "latest_checkpoint",
@@ -68,6 +69,7 @@ __all__ = [
     "load_latest_checkpoint",
     "load_run",
     "load_run_model",
+    "load_run_or_model",
     "load_state",
     "load_verified_weights",
     "load_weights",

@@ -25,7 +25,12 @@ from .lock import LOCK_FILE, RunLock
 CONFIG_FILE, HISTORY_FILE = "config.json", "metrics.jsonl"
 
 
-def is_run_folder(path: str | Path) -> bool:
+def is_run_folder(path: object) -> bool:
+    """Whether `path` names a training run folder: one `cnnatlas train --out DIR` made (its config.json, or
+    its checkpoints/ should config.json be gone, which then says what is missing). Anything else, a model
+    name or a module, is not."""
+    if not isinstance(path, (str, Path)):
+        return False
     path = Path(path)
     return (path / CONFIG_FILE).is_file() or (path / CHECKPOINT_DIR).is_dir()
 

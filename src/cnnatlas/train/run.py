@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data import DataInfo, DataSplits, data_spec_for_eval
 from ..errors import CnnAtlasError, InvalidArgumentError
-from ..loading import LoadedModel
+from ..loading import LoadedModel, load_model
 from .checkpoint import (
     FINAL_WEIGHTS,
     CheckpointError,
@@ -27,7 +27,7 @@ from .checkpoint import (
     load_latest_checkpoint,
 )
 from .config import TrainConfig
-from .folder import read_run_config
+from .folder import is_run_folder, read_run_config
 from .loop import EvalResult, build_model, evaluate
 
 EVAL_BATCH = 256  # test images per forward when a run is evaluated
@@ -138,3 +138,10 @@ def load_run_model(run_dir: str | Path) -> LoadedModel:
     else:
         size = (info.in_channels, *get_entry(run.config.model).input_size[1:])
     return LoadedModel(run.model, f"{run.config.model} ({Path(run_dir).name})", (1, *size), trained=True)
+
+
+def load_run_or_model(spec: str, meta: bool = True) -> LoadedModel:
+    """MODEL as the analyser, the pictures and `bench` take it: a training run folder as it was trained
+    (`load_run_model`), else a registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory
+    (`cnnatlas.loading.load_model`, built on the meta device where `meta` allows it)."""
+    return load_run_model(spec) if is_run_folder(spec) else load_model(spec, meta=meta)

@@ -30,10 +30,11 @@ from ..analysis import Report, analyze, effective_receptive_field
 from ..claims import run_claims
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry, list_models
+from ..train.folder import is_run_folder
 from ..units import axes_text, fmt_count
 from ..version import __version__
 from . import atlas_static
-from .common import capped_input, is_run_dir, resolve_model
+from .common import capped_input, resolve_model
 
 Log = Callable[[str], None]
 VIDEO_ERF_CAP, VIDEO_ERF_SAMPLES = 64, 2  # video: at most 16 frames of 64×64, two clips
@@ -246,15 +247,15 @@ def find_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise InvalidArgumentError(f"--runs: no folder {str(root)!r}")
-    if is_run_dir(root):
+    if is_run_folder(root):
         return [root]
-    found = [p for p in sorted(root.iterdir()) if is_run_dir(p)]
+    found = [p for p in sorted(root.iterdir()) if is_run_folder(p)]
     found += [
         q
         for p in sorted(root.iterdir())
-        if p.is_dir() and not is_run_dir(p)
+        if p.is_dir() and not is_run_folder(p)
         for q in sorted(p.iterdir())
-        if is_run_dir(q)
+        if is_run_folder(q)
     ]
     return found
 

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..errors import CnnAtlasError, InvalidArgumentError
+from ..train.folder import is_run_folder
 
 FORMATS = (".png", ".svg")
 DPI = 110
@@ -73,19 +74,14 @@ def resolve_model(model: str | nn.Module, meta: bool = True) -> tuple[nn.Module,
     """(module, label, default input shape with batch 1) for a registry name, torchvision:NAME,
     timm:NAME, path/file.py:factory, a training run folder (its trained weights, at its size), or a module
     (whose `default_input_size` is used when set)."""
-    if is_run_dir(model):
-        from ..train import load_run_model
-
-        loaded = load_run_model(model)
-        return loaded.model, loaded.label, loaded.input_size
     if isinstance(model, nn.Module):
         size = getattr(model, "default_input_size", None)
         return model, type(model).__name__, (1, *size) if size else None
-    if not isinstance(model, str):
+    if not isinstance(model, (str, Path)):
         raise InvalidArgumentError(f"expected a model name or an nn.Module; got {type(model).__name__}")
-    from ..loading import load_model
+    from ..train import load_run_or_model
 
-    loaded = load_model(model, meta=meta)
+    loaded = load_run_or_model(str(model), meta=meta)
     return loaded.model, loaded.label, loaded.input_size
 
 
@@ -149,18 +145,13 @@ def image_tensor(arr: np.ndarray, channels: int) -> torch.Tensor:
     return ((x - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)).unsqueeze(0)
 
 
-def is_run_dir(spec: object) -> bool:
-    """A training run folder (`cnnatlas train --out DIR` writes its config.json)."""
-    return isinstance(spec, (str, Path)) and (Path(spec) / "config.json").is_file()
-
-
 class Subject:
     """A model to look inside, with real weights: a registry/torchvision/timm name (initialised
     weights), a training run folder (its trained weights, or a checkpoint's), or a module."""
 
     def __init__(self, spec: str | Path | nn.Module, checkpoint: str | Path | None = None) -> None:
         self.run = None
-        if is_run_dir(spec):
+        if is_run_folder(spec):
             from ..train import load_run
 
             self.run = load_run(spec, checkpoint)

@@ -20,11 +20,11 @@ from torch import nn
 
 from ..analysis import Report, analyze, effective_receptive_field
 from ..errors import InvalidArgumentError
+from ..train.folder import is_run_folder
 from .common import (
     VizError,
     capped_input,
     family_colour,
-    is_run_dir,
     model_family,
     new_figure,
     resolve_model,
@@ -406,7 +406,7 @@ def plot_erf(
         axes_note = ""
     weights = (
         "the run's trained weights"
-        if is_run_dir(model)
+        if is_run_folder(model)
         else "weights as built (initialisation)"
         if isinstance(model, str)
         else "the model's weights"

@@ -13,12 +13,13 @@ from matplotlib.ticker import MaxNLocator
 
 from ..train import CheckpointError
 from ..train import read_history as train_history
-from .common import is_run_dir, new_figure, save_figure, set_title
+from ..train.folder import is_run_folder
+from .common import new_figure, save_figure, set_title
 
 
 def _run_dir(run_dir: str | Path) -> Path:
     path = Path(run_dir)
-    if not is_run_dir(path):
+    if not is_run_folder(path):
         raise CheckpointError(
             f"{run_dir}: not a training run folder (no config.json; `cnnatlas train MODEL --out {run_dir}` makes one)"
         )
