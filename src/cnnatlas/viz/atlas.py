@@ -30,6 +30,7 @@ from ..analysis import Report, analyze, effective_receptive_field
 from ..claims import run_claims
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry, list_models
+from ..train import read_run_config, top_k
 from ..train.folder import is_run_folder
 from ..units import axes_text, fmt_count
 from ..version import __version__
@@ -268,6 +269,7 @@ class RunPage:
     metrics: dict[str, Any]
     assets: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    classes: int | None = None  # from its config.json; None where that cannot be read
 
 
 def _draw_run(path: Path, slug: str, out: Path) -> RunPage:
@@ -279,6 +281,10 @@ def _draw_run(path: Path, slug: str, out: Path) -> RunPage:
     except (OSError, json.JSONDecodeError):
         metrics = {}
     page = RunPage(path, slug, run_title(path), metrics)
+    try:
+        page.classes = len(read_run_config(path)[1].classes)
+    except CnnAtlasError:
+        pass  # its pictures below say what is wrong with the folder
     folder = Path("runs") / slug
     (out / folder).mkdir(parents=True, exist_ok=True)
     for kind, draw, file in (
@@ -552,6 +558,12 @@ def _claims_html(rows: list[dict] | None, note: str, runs: bool) -> str:
     return _page("cnnatlas — claims", "\n".join(body), here="claims", runs=runs)
 
 
+def _fewer_than_five(page: RunPage) -> str:
+    """' (top-3)' for a run of 3 classes, whose test_top5 counts its top 3 (`train.top_k`); else ''."""
+    k = None if page.classes is None else top_k(page.classes)
+    return f" (top-{k})" if k is not None and k < 5 else ""
+
+
 def _runs_html(pages: list[RunPage], root: str) -> str:
     trs = []
     for p in pages:
@@ -567,7 +579,7 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
             )
             + _num_cell(
                 None if "test_top5" not in m or dense else 100 * m["test_top5"],
-                None if "test_top5" not in m or dense else f"{100 * m['test_top5']:.2f}",
+                None if "test_top5" not in m or dense else f"{100 * m['test_top5']:.2f}" + _fewer_than_five(p),
             )
             + _num_cell(
                 None if not dense else 100 * m["test_miou"],
@@ -580,7 +592,8 @@ def _runs_html(pages: list[RunPage], root: str) -> str:
         "<h1>Training runs</h1>",
         f'<p class="lead">{len(pages)} run folder(s) under {_e(root)}, read from their metrics.json and '
         "metrics.jsonl; the confusion matrices evaluate each run's final weights on its test set now. A "
-        "segmentation run's top-1 is its pixel accuracy, beside its mean IoU.</p>",
+        "segmentation run's top-1 is its pixel accuracy, beside its mean IoU; a run of fewer than 5 classes "
+        "shows the top-k it has.</p>",
         "<table id=runs class=sortable><thead><tr><th data-type=text>run</th><th data-type=text>model</th>"
         "<th data-type=text>data</th><th class=num data-type=num>epochs</th><th class=num data-type=num>test top-1 %"
         "</th><th class=num data-type=num>test top-5 %</th><th class=num data-type=num>test mean IoU %</th>"
