@@ -174,8 +174,20 @@ def test_feature_maps_of_a_photograph(tmp_path):
     assert_png(tmp_path / "fm.png")
     with pytest.raises(InvalidArgumentError, match="no module"):
         plot_feature_maps(model, layers=["stages.9"])
+    with pytest.raises(InvalidArgumentError, match="has no module 'nosuch'. `cnnatlas rf MODEL` lists the path"):
+        plot_feature_maps(model, layers=["nosuch"])
     with pytest.raises(InvalidArgumentError, match="no file"):
         plot_feature_maps(model, image=tmp_path / "missing.jpg")
+
+
+def test_feature_maps_leave_out_a_stage_of_single_values_unless_asked():
+    """LeNet-5's stages are C1, C3 and C5, whose 120 maps are 1×1 each: no picture, so left out by default."""
+    lenet = create_model("lenet5")
+    assert [f.name for f in lenet.feature_info] == ["features.c1", "features.c3", "features.c5"]
+    rows = [ax.get_ylabel().split("\n")[0] for ax in plot_feature_maps(lenet, channels=2).axes if ax.get_ylabel()]
+    assert rows == ["features.c1", "features.c3"]
+    asked = plot_feature_maps(lenet, layers=["features.c5"], channels=2)
+    assert [ax.get_ylabel() for ax in asked.axes if ax.get_ylabel()] == ["features.c5\n120×1×1"]
 
 
 def test_equivariance_exact_with_circular_padding_border_only_with_zeros(tmp_path):

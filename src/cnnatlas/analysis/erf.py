@@ -58,7 +58,10 @@ def gradient_map(model: nn.Module, x: torch.Tensor, layer: str, unit: tuple[int,
     `unit` defaults to the centre of the feature map."""
     modules = dict(model.named_modules())
     if layer not in modules:
-        raise InvalidArgumentError(f"{type(model).__name__} has no module {layer!r}.{did_you_mean(layer, modules)}")
+        raise InvalidArgumentError(
+            f"{type(model).__name__} has no module {layer!r}."
+            + (did_you_mean(layer, modules) or " `cnnatlas rf MODEL` lists the path of each module.")
+        )
     captured: list[torch.Tensor] = []
     handle = modules[layer].register_forward_hook(
         lambda m, a, out: captured.append(out if isinstance(out, torch.Tensor) else out[0])

@@ -155,7 +155,11 @@ def _feature_maps_args(k) -> None:
     """Arguments of `plot feature-maps`: model or run, image, layers, channels, checkpoint."""
     k.add_argument("model", metavar="MODEL", help="a model name (initialised weights) or a training run folder")
     k.add_argument("--image", type=PATH, metavar="PATH", help=_IMAGE_HELP)
-    k.add_argument("--layers", metavar="A,B", help="module paths (default: the stage outputs)")
+    k.add_argument(
+        "--layers",
+        metavar="A,B",
+        help="module paths, as `cnnatlas rf MODEL` lists them (default: the stage outputs of more than one pixel)",
+    )
     k.add_argument("--channels", type=integer(1), default=8, help="maps per layer (default 8)")
     k.add_argument("--checkpoint", type=PATH, metavar="DIR", help=_CHECKPOINT_HELP)
 

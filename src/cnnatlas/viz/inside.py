@@ -54,7 +54,10 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> di
     handles = []
     for name in layers:
         if name not in modules:
-            raise InvalidArgumentError(f"{type(model).__name__} has no module {name!r}.{did_you_mean(name, modules)}")
+            raise InvalidArgumentError(
+                f"{type(model).__name__} has no module {name!r}."
+                + (did_you_mean(name, modules) or " `cnnatlas rf MODEL` lists the path of each module.")
+            )
         handles.append(modules[name].register_forward_hook(_keeper(out, name)))
     try:
         with torch.no_grad():
@@ -77,9 +80,9 @@ def plot_feature_maps(
     checkpoint: str | Path | None = None,
     out: str | Path | None = None,
 ) -> Figure:
-    """Feature maps of `layers` (default: the stage outputs) for a photograph (default: the one
-    matplotlib ships), the `channels` most varied maps of each layer. `model` is a name (initialised
-    weights), a training run folder (trained weights) or a module."""
+    """Feature maps of `layers` (default: the stage outputs whose maps are more than one pixel) for a
+    photograph (default: the one matplotlib ships), the `channels` most varied maps of each layer. `model`
+    is a name (initialised weights), a training run folder (trained weights) or a module."""
     if channels < 1:
         raise InvalidArgumentError(f"--channels must be ≥ 1; got {channels}")
     subject = Subject(model, checkpoint)
@@ -89,6 +92,8 @@ def plot_feature_maps(
     x = subject.prepare(arr)
     names = list(layers) if layers else default_layers(subject.model)
     maps = feature_maps(subject.model, x, names)
+    if not layers:  # a stage whose maps are single values (LeNet-5's C5: 120×1×1) has no picture to show
+        names = [n for n in names if maps[n][0].dim() != 3 or maps[n][0][0].numel() > 1] or names
     fig = new_figure(1.45 * (channels + 1) + 0.6, 1.55 * len(names) + 0.9)
     grid = fig.subplots(len(names), channels + 1, squeeze=False)
     shown = x[0].permute(1, 2, 0).numpy()
