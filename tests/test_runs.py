@@ -448,6 +448,30 @@ def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp
     _one_line_error(capsys, "10000×10000 pixels", "expected a smaller image")
 
 
+def test_eval_on_other_data_needs_the_runs_classes_by_name(base_run, tmp_path, capsys):
+    """A digits run evaluated on a folder: its classes must be the run's, in order (label i means what it
+    meant in training); ten classes of other names are refused, naming both, not read as the digits."""
+    from PIL import Image
+
+    for c in range(10):
+        for split, n in (("train", 2), ("test", 2)):
+            (tmp_path / "same" / split / str(c)).mkdir(parents=True)
+            for i in range(n):
+                Image.new("L", (8, 8), 25 * c + i).save(tmp_path / "same" / split / str(c) / f"{i}.png")
+    assert main(["eval", str(base_run), "--data", str(tmp_path / "same"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 20 and report["classes"] == [str(c) for c in range(10)]
+    shutil.copytree(tmp_path / "same", tmp_path / "other")
+    for split in ("train", "test"):
+        (tmp_path / "other" / split / "9").rename(tmp_path / "other" / split / "nine")
+    assert main(["eval", str(base_run), "--data", str(tmp_path / "other")]) == 2
+    _one_line_error(
+        capsys,
+        "other's classes are not the run's: its class 9 is 'nine' where the run's is '9'; expected the classes it "
+        "was trained on, in that order (0, 1, 2, 3, 4, 5, … (10))",
+    )
+
+
 @pytest.mark.parametrize(
     "mode, suffix", [("1", ".bmp"), ("P", ".png"), ("P", ".gif"), ("CMYK", ".jpg"), ("RGBA", ".png"), ("LA", ".png")]
 )
@@ -469,7 +493,7 @@ def test_an_image_of_any_mode_reads_as_rgb_or_grey(tmp_path, mode, suffix):
             image.save(tmp_path / split / c / f"0{suffix}")
     path = tmp_path / "test" / "a" / f"0{suffix}"
     for channels, target in ((3, "RGB"), (1, "L")):
-        expected = torch.from_numpy(np.asarray(Image.open(path).convert(target))).reshape(6, 6, channels)
+        expected = torch.from_numpy(np.array(Image.open(path).convert(target))).reshape(6, 6, channels)
         assert torch.equal(read_image_uint8(path, channels), expected.permute(2, 0, 1))
         test, _ = load_test_folder(tmp_path, lambda x: x, channels)
         assert test[0][0].dtype == torch.uint8 and torch.equal(test[0][0], expected.permute(2, 0, 1))

@@ -181,7 +181,9 @@ def add_parser(sub) -> None:
         "--data",
         metavar="DATA",
         help="evaluate on this dataset's test set (default: the run's, from the folder it recorded, else found "
-        "or downloaded as --data NAME would; for a zoo model, the dataset its weights publish accuracy on)",
+        "or downloaded as --data NAME would; for a zoo model, the dataset its weights publish accuracy on). A "
+        "run reads a folder without train/ and test/ (or val/) as training does: its 20%% held out, the same "
+        "images in a copy of the run's own folder; a zoo model reads such a folder whole",
     )
     p.add_argument("--checkpoint", metavar="DIR", help="a checkpoint folder instead of the final weights")
     p.add_argument(

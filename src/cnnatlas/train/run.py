@@ -62,8 +62,8 @@ class TrainedRun:
 
     def test_data(self, data: str | None = None) -> DataSplits:
         """The splits of `data` (a --data spec; default the run's own, `data_spec`) at the run's input size
-        and channels, refused unless they have the run's number of classes; the test set normalised with the
-        mean and std of the run's training data, as its inputs were."""
+        and channels, refused unless they have the run's classes, in its order; the test set normalised with
+        the mean and std of the run's training data, as its inputs were."""
         from ..data import DatasetError, TensorImageDataset, load_dataset
         from ..data.scenes import SceneDataset
 
@@ -72,6 +72,13 @@ class TrainedRun:
         if splits.info.num_classes != self.info.num_classes:
             raise DatasetError(
                 f"{spec} has {splits.info.num_classes} classes; the run was trained on {self.info.num_classes}"
+            )
+        differ = [(i, a, b) for i, (a, b) in enumerate(zip(splits.info.classes, self.info.classes)) if a != b]
+        if differ:  # label i must mean what it meant in training
+            i, theirs, ours = differ[0]
+            raise DatasetError(
+                f"{spec}'s classes are not the run's: its class {i} is {theirs!r} where the run's is {ours!r}; "
+                f"expected the classes it was trained on, in that order ({_listed(self.info.classes)})"
             )
         if isinstance(splits.test, (TensorImageDataset, SceneDataset)):
             mean, std = self.info.mean, self.info.std
@@ -95,6 +102,12 @@ class TrainedRun:
         """Class probabilities (N, classes) for float images (N, C, H, W) in [0, 1], any size."""
         x = torch.stack([self.info.prepare(img) for img in images])
         return self.model(x).softmax(dim=1)
+
+
+def _listed(names, shown: int = 6) -> str:
+    """'a, b, c' or, past `shown` names, 'a, b, … (12)'."""
+    names = list(names)
+    return ", ".join(names) if len(names) <= shown else f"{', '.join(names[:shown])}, … ({len(names)})"
 
 
 def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> TrainedRun:
