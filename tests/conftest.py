@@ -1,9 +1,10 @@
 """The `needs` mark: `@pytest.mark.needs("fashion-mnist")` skips a test where that is missing, and
-fails it in CI (tests/needs.py)."""
+fails it in CI (tests/needs.py); and `colour_folder`, a tiny image folder of three classes."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from needs import FSDD_FIXTURE, NEEDS, require
@@ -20,3 +21,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers("needs"):
         for what in mark.args:
             require(what)
+
+
+@pytest.fixture
+def colour_folder(tmp_path) -> Path:
+    """An image folder of three classes (red, green, blue: 16×16 RGB squares), 6 training and 3 test images
+    each, in train/ and test/."""
+    from PIL import Image
+
+    root = tmp_path / "rgb"
+    for c, colour in enumerate(("red", "green", "blue")):
+        for split, n in (("train", 6), ("test", 3)):
+            (root / split / colour).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (16, 16), tuple(200 * (j == c) + 10 * i for j in range(3))).save(
+                    root / split / colour / f"{i}.png"
+                )
+    return root

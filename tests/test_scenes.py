@@ -194,7 +194,7 @@ def test_short_training_learns_and_resumes(tmp_path, scenes):
 
 
 @needs_fashion
-def test_the_result_line_names_what_the_task_measures(tmp_path):
+def test_the_result_line_names_what_the_task_measures(tmp_path, colour_folder):
     """The last line of a run: mean IoU and pixel accuracy for segmentation (no top-5 of pixels), top-1 and
     top-5 for classification (top-3 of 3 classes); "1 epoch", not "1 epochs". Neither it nor an epoch's line
     wraps in a log."""
@@ -223,16 +223,8 @@ def test_the_result_line_names_what_the_task_measures(tmp_path):
     digits = result_line(default_config("lenet5", "digits", epochs=2, out=str(tmp_path / "cls")), "  top-5 ")
     assert digits.startswith("test accuracy ") and "(top-5 " in digits and "after 2 epochs, " in digits, digits
 
-    from PIL import Image  # three classes: what test_top5 counts is the top 3, and the lines say so
-
-    for c, colour in enumerate(("red", "green", "blue")):
-        for split, n in (("train", 6), ("test", 3)):
-            (tmp_path / "rgb" / split / colour).mkdir(parents=True)
-            for i in range(n):
-                Image.new("RGB", (16, 16), tuple(200 * (j == c) + 10 * i for j in range(3))).save(
-                    tmp_path / "rgb" / split / colour / f"{i}.png"
-                )
-    rgb = default_config("lenet5", str(tmp_path / "rgb"), epochs=1, out=str(tmp_path / "rgb-run"))
+    # three classes: what test_top5 counts is the top 3, and the lines say so
+    rgb = default_config("lenet5", str(colour_folder), epochs=1, out=str(tmp_path / "rgb-run"))
     three = result_line(rgb, "  top-3 ")
     assert "(top-3 " in three and "top-5" not in three and "after 1 epoch, " in three, three
 
