@@ -258,6 +258,8 @@ def test_analyze_names_a_shape_that_is_not_whole():
         cnnatlas.analyze(model, (1, 3, 2**40, 2**40))
     np = pytest.importorskip("numpy")
     assert cnnatlas.analyze(model, (1, 3, np.int64(8), 8)).output_shapes == [(1, 4, 6, 6)]
+    with pytest.raises(InvalidArgumentError, match=r"got str 'resnet18': build the model first, analyze\(create_model"):
+        cnnatlas.analyze("resnet18", (1, 3, 8, 8))
 
 
 def _quantized():

@@ -856,7 +856,10 @@ def analyze(
 def _check_flags(model: Any, dtype: Any, training: Any, training_memory: Any) -> None:
     """analyze's model, dtype and flags checked before anything runs."""
     if not isinstance(model, nn.Module):
-        raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}")
+        hint = (
+            f" {model!r}: build the model first, analyze(create_model({model!r}), …)" if isinstance(model, str) else ""
+        )
+        raise InvalidArgumentError(f"analyze expects a torch.nn.Module; got {type(model).__name__}{hint}")
     for flag, value in (("training", training), ("training_memory", training_memory)):
         if not isinstance(value, bool):
             raise InvalidArgumentError(f"{flag} must be True or False; got {value!r}")
