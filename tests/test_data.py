@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -242,5 +243,10 @@ def test_image_folder_errors(tmp_path):
         [data.train[i] for i in range(len(data.train))] + [data.test[i] for i in range(len(data.test))]
     empty = tmp_path / "empty"
     (empty / "a").mkdir(parents=True)
-    with pytest.raises(DatasetError, match="not an image folder"):
+    (empty / "a" / "notes.txt").write_text("no image")
+    with pytest.raises(DatasetError, match=r"empty: the class folder\(s\) 'a' hold no image \(jpg, jpeg, png, "):
+        load_dataset(str(empty))
+    (empty / "a").rename(tmp_path / "a")
+    shutil.copy(root / "cat" / "0.png", empty / "loose.png")  # an image, but in no class folder
+    with pytest.raises(DatasetError, match="empty: no class folders; expected one sub-folder per class"):
         load_dataset(str(empty))

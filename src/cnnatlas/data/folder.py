@@ -7,6 +7,7 @@ to the model's input, and normalised with mean = std = 0.5 per channel (no stati
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -70,10 +71,30 @@ def _image_folder(root: Path, transform) -> ImageFolder:
             is_valid_file=lambda p: p.lower().endswith(IMAGE_EXTENSIONS),
         )
     except FileNotFoundError as err:
-        raise DatasetError(
-            f"{root}: not an image folder — expected one sub-folder per class holding "
-            f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS[:4])}… images ({err})"
-        ) from None
+        raise DatasetError(_not_an_image_folder(root, err)) from None
+
+
+def _images_below(folder: Path):
+    """The image files in `folder` and its sub-folders, links followed (as ImageFolder finds them)."""
+    walk = os.walk(folder, followlinks=True)
+    return (name for _, _, names in walk for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _not_an_image_folder(root: Path, err: Exception) -> str:
+    """What ImageFolder found wanting in `root`, in words: no class folders, or which of them hold no image."""
+    kinds = ", ".join(e[1:] for e in IMAGE_EXTENSIONS)
+    if not root.is_dir():
+        return f"{root}: no such folder; expected a folder of images with one sub-folder per class"
+    classes = sorted(d for d in root.iterdir() if d.is_dir())
+    if not classes:
+        return f"{root}: no class folders; expected one sub-folder per class holding its images ({kinds})"
+    empty = [d.name for d in classes if not any(_images_below(d))]
+    if empty:
+        return (
+            f"{root}: the class folder(s) {', '.join(repr(e) for e in empty)} hold no image ({kinds}); "
+            "expected images in every class folder (remove or fill it)"
+        )
+    return f"{root}: not an image folder ({err}); expected one sub-folder per class holding its images ({kinds})"
 
 
 def folder_transform(image_size: int, in_channels: int, augment, mean, std) -> v2.Compose:
