@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 import cnnatlas
 from cnnatlas.cli import main
-from cnnatlas.export import export_onnx, export_torchscript
+from cnnatlas.export import ExportError, export_onnx, export_torchscript
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -50,3 +50,37 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", "lenet5"]) == 2
     assert "give --onnx FILE" in capsys.readouterr().err
     assert main(["export", "lenet5", "--onnx", str(tmp_path / "missing" / "x.onnx")]) == 2
+
+
+def test_export_replaces_only_an_earlier_export_and_leaves_the_old_file_if_it_fails(tmp_path, capsys):
+    """A file of the user's (notes, a state dict saved with torch.save under the name) is never overwritten;
+    an earlier export is; a failing export leaves the file there as it was, and no partial file behind."""
+    model, x = cnnatlas.create_model("lenet5").eval(), torch.randn(1, 1, 32, 32)
+    notes, state = tmp_path / "notes.onnx", tmp_path / "weights.pt"
+    notes.write_text("my notes")
+    torch.save(model.state_dict(), state)
+    before = state.read_bytes()
+    for call, path, kind in ((export_onnx, notes, "an ONNX"), (export_torchscript, state, "a TorchScript")):
+        with pytest.raises(ExportError, match=f"{path.name} exists and is not {kind} model"):
+            call(model, path, x)
+    assert notes.read_text() == "my notes" and state.read_bytes() == before
+    assert main(["export", "lenet5", "--torchscript", str(state)]) == 2
+    assert "weights.pt exists and is not a TorchScript model" in capsys.readouterr().err
+    assert state.read_bytes() == before
+
+    onnx_file, script = tmp_path / "m.onnx", tmp_path / "m.pt"
+    for call, path in ((export_onnx, onnx_file), (export_torchscript, script)):
+        call(model, path, x)
+        call(cnnatlas.create_model("lenet5", num_classes=3).eval(), path, x)  # an earlier export: replaced
+    assert torch.jit.load(str(script))(x).shape == (1, 3)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": x.numpy()})[0].shape == (1, 3)
+
+    kept = script.read_bytes()
+    with pytest.raises(ExportError, match="TorchScript export of LeNet5 to .*m.pt failed"):
+        export_torchscript(model, script, torch.randn(1, 1, 2, 2))  # too small an input: the trace fails
+    assert script.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["notes.onnx", "weights.pt", "m.onnx", "m.pt"]
+    )
+    with pytest.raises(ExportError, match="a folder; expected a file name for the ONNX model"):
+        export_onnx(model, tmp_path, x)
