@@ -493,6 +493,33 @@ def test_the_atlas_says_top_3_for_a_run_of_three_classes(tmp_path, colour_folder
     assert cells[5] == f"{100 * metrics['test_top5']:.2f} (top-3)", cells
 
 
+def test_plot_replaces_only_a_picture_cnnatlas_drew(tmp_path, capsys):
+    """--out naming a photograph of the user's (a mistake for --image) is refused and the photograph kept; a
+    picture plot drew before, PNG or SVG, a diagram's PNG, SVG or DOT source, is replaced."""
+    from cnnatlas.viz.common import is_cnnatlas_picture
+
+    photo = tmp_path / "cat.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(photo)
+    kept = photo.read_bytes()
+    assert main(["plot", "equivariance", "--out", str(photo)]) == 2
+    err = capsys.readouterr().err
+    assert "cat.png: a file that is not a picture cnnatlas drew (a photograph of yours? --image takes" in err
+    assert photo.read_bytes() == kept and not is_cnnatlas_picture(photo)
+    svg = tmp_path / "mine.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg"></svg>')
+    assert main(["plot", "equivariance", "--out", str(svg)]) == 2
+    assert svg.read_text() == '<svg xmlns="http://www.w3.org/2000/svg"></svg>'
+    drawn = [("equivariance", "eq.png"), ("equivariance", "eq.svg")]
+    if available("graphviz"):
+        drawn += [("diagram", "d.png"), ("diagram", "d.svg"), ("diagram", "d.dot")]
+    for kind, name in drawn:
+        extra = ["lenet5"] if kind == "diagram" else []
+        for _ in range(2):  # the second time over the first's picture
+            assert main(["plot", kind, *extra, "--out", str(tmp_path / name)]) == 0, name
+        assert is_cnnatlas_picture(tmp_path / name), name
+    capsys.readouterr()
+
+
 def test_the_atlas_replaces_no_file_of_the_users(tmp_path, capsys):
     """report --out a folder of the user's (an index.html of theirs among other files) writes nothing and
     names what is there; a new or empty folder, an earlier atlas (marked, or known by its index.html from

@@ -106,6 +106,14 @@ def _run(args) -> int:
     suffixes = (".svg", ".png", ".dot", ".gv") if args.kind == "diagram" else (".png", ".svg")
     if Path(args.out).suffix.lower() not in suffixes:
         raise InvalidArgumentError(f"--out must end in {', '.join(suffixes)}; got {args.out!r}")
+    from ..viz.common import is_cnnatlas_picture
+
+    if Path(args.out).exists() and not is_cnnatlas_picture(args.out):
+        raise InvalidArgumentError(
+            f"--out {args.out}: a file that is not a picture cnnatlas drew (a photograph of yours? --image takes "
+            "the input); expected a new file name, or an earlier picture to replace: choose another --out, or "
+            "move that file away first"
+        )
     with writing(args.out):
         args.draw(args)
     print(f"wrote {args.out}")

@@ -54,12 +54,34 @@ def check_out(out: str | Path) -> Path:
     return path
 
 
+# What each picture cnnatlas draws carries (a PNG's "Software" text chunk, an SVG's creator, a diagram's
+# comment): `cnnatlas plot --out FILE` replaces only a file that carries it, never a photograph of the user's.
+PICTURE_SOFTWARE = "cnnatlas plot"
+
+
+def is_cnnatlas_picture(path: str | Path) -> bool:
+    """Whether `path` is a picture cnnatlas drew (it carries `PICTURE_SOFTWARE`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".png":
+            with Image.open(path) as image:
+                return image.format == "PNG" and image.info.get("Software") == PICTURE_SOFTWARE
+        with open(path, "rb") as f:  # SVG, or a diagram's DOT source: the mark is in the first lines
+            return PICTURE_SOFTWARE.encode() in f.read(4096)
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
 def save_figure(fig: Figure, out: str | Path | None) -> Figure:
-    """Write `fig` to `out` (PNG or SVG by suffix; reproducible: no date in the file) and return it."""
+    """Write `fig` to `out` (PNG or SVG by suffix; reproducible: no date in the file; marked as
+    cnnatlas's, `PICTURE_SOFTWARE`) and return it."""
     if out is None:
         return fig
     path = check_out(out)
-    meta = {"Date": None} if path.suffix.lower() == ".svg" else {"Software": None}
+    svg = path.suffix.lower() == ".svg"
+    meta = {"Date": None, "Creator": PICTURE_SOFTWARE} if svg else {"Software": PICTURE_SOFTWARE}
     # SVG text stays text (searchable, a third of the size); the hash salt makes files reproducible
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cnnatlas"}):
         fig.savefig(path, metadata=meta, dpi=DPI)

@@ -27,7 +27,7 @@ from torch import nn
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError, did_you_mean
 from ..units import axes_text, fmt_count
-from .common import VizError, resolve_model
+from .common import PICTURE_SOFTWARE, VizError, resolve_model
 
 DIAGRAM_FORMATS = (".svg", ".png", ".dot", ".gv")
 
@@ -126,6 +126,7 @@ class Diagram:
     def to_dot(self) -> str:
         lines = [
             "digraph cnnatlas {",
+            f'  comment="{PICTURE_SOFTWARE}";',
             '  graph [rankdir=TB, nodesep=0.25, ranksep=0.32, fontname="Helvetica", '
             f"fontsize=13, labelloc=t, label=<{_escape(self.title)}>];",
             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, margin="0.12,0.05"];',
@@ -561,6 +562,15 @@ def render(diagram: Diagram | str, out: str | Path, timeout: float = 120) -> Pat
         ) from None
     if done.returncode != 0:
         raise VizError(f"Graphviz failed: {done.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
+    if suffix == ".png":  # dot writes no mark of its own into a PNG: the text chunk of every cnnatlas picture
+        from PIL import Image
+        from PIL.PngImagePlugin import PngInfo
+
+        mark = PngInfo()
+        mark.add_text("Software", PICTURE_SOFTWARE)
+        with Image.open(path) as image:
+            image.load()
+        image.save(path, pnginfo=mark, **({"dpi": image.info["dpi"]} if "dpi" in image.info else {}))
     return path
 
 
