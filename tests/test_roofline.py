@@ -218,6 +218,24 @@ def test_summary_csv_refused_path_is_one_line(tmp_path, capsys):
     assert err.startswith("cnnatlas: error:") and "--csv" in err and err.count("\n") == 1
 
 
+def test_summary_csv_replaces_only_an_earlier_table(tmp_path, capsys):
+    """--csv over a CSV of the user's is refused and the file kept; over an earlier --csv table (with or
+    without the roofline columns) it is replaced, and no partial file is left."""
+    mine = tmp_path / "data.csv"
+    mine.write_text("name,score\nada,3\n")
+    assert main(["summary", "lenet5", "--csv", str(mine)]) == 2
+    assert "data.csv: a file that is not a table summary wrote (a file of yours?)" in capsys.readouterr().err
+    assert mine.read_text() == "name,score\nada,3\n"
+    table = tmp_path / "t.csv"
+    assert main(["summary", "lenet5", "--csv", str(table), "--peak-gflops", "10", "--bandwidth-gbs", "10"]) == 0
+    assert main(["summary", "resnet20", "--csv", str(table)]) == 0
+    with open(table, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert "bound" not in rows[0] and len(rows) > 12  # resnet20's table, not lenet5's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "t.csv"]
+    capsys.readouterr()
+
+
 def test_readme_roofline_table_is_the_saved_run():
     """The README quotes benchmarks/RESULTS-roofline.json (written by benchmarks/roofline.py), not numbers
     copied by hand; the saved report is that run written out."""

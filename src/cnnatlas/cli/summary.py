@@ -287,19 +287,34 @@ def _run(args) -> int:
 
 
 def write_csv_file(report: Report, path: str, points) -> None:
-    """--csv: the per-record table; a write the system refuses ends as one line naming --csv."""
+    """--csv: the per-record table, through a file beside it renamed whole; a file there that is not such a
+    table (a CSV of the user's) is left alone and named, and a write the system refuses ends as one line."""
+    import os
     from pathlib import Path
 
-    from ..analysis.table_csv import write_csv
+    from ..analysis.table_csv import COLUMNS, write_csv
 
+    target = Path(path)
+    if target.is_file():
+        with open(target, encoding="utf-8", errors="replace") as f:
+            ours = f.readline().startswith(",".join(COLUMNS))
+        if not ours:
+            raise InvalidArgumentError(
+                f"--csv {path}: a file that is not a table summary wrote (a file of yours?); expected a new file "
+                "name, or an earlier --csv table to replace: choose another name, or move that file away first"
+            )
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="", encoding="utf-8") as f:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "w", newline="", encoding="utf-8") as f:
             write_csv(report, f, points)
+        os.replace(partial, target)
     except OSError as err:
         raise InvalidArgumentError(
             f"--csv: expected a file this user can write; could not write {path!r} ({err.strerror or err})"
         ) from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def add_parser(sub) -> None:
