@@ -95,12 +95,12 @@ def _run(args) -> int:
     label = loaded.label
     ours = ours.to(device)
     theirs = theirs.to(device) if theirs is not None else None
+    _runs_once(ours, label, sample, device, autocast)
     if args.optimize:
         from ..optimize import optimize
 
         ours = optimize(ours, example_input=torch.randn((1,) + tuple(sample), device=device))
         label += " (optimized)"
-    _runs_once(ours, label, sample, device, autocast)
     rows = _time_batches(args, entry, label, ours, theirs, sample, batches, device, autocast)
     if args.json:
         print_json([r.as_dict() for r in rows])
