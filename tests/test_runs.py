@@ -471,6 +471,22 @@ def test_eval_on_other_data_needs_the_runs_classes_by_name(base_run, tmp_path, c
         "was trained on, in that order (0, 1, 2, 3, 4, 5, … (10))",
     )
 
+    import dataclasses
+
+    import numpy as np
+
+    from cnnatlas.data import FASHION_MNIST_CLASSES, DatasetError, write_idx
+
+    idx = tmp_path / "idx"  # the four IDX files in a folder: classes 0…9, unnamed
+    idx.mkdir()
+    for split, n in (("train", 20), ("t10k", 10)):
+        write_idx(idx / f"{split}-images-idx3-ubyte", np.zeros((n, 28, 28), dtype=np.uint8))
+        write_idx(idx / f"{split}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    fashion = load_run(base_run)
+    fashion.info = dataclasses.replace(fashion.info, classes=FASHION_MNIST_CLASSES)  # as a Fashion-MNIST run
+    with pytest.raises(DatasetError, match="its class 0 is '0' where the run's is 'T-shirt/top'.* as NAME:DIR"):
+        fashion.test_data(str(idx))
+
 
 @pytest.mark.parametrize(
     "mode, suffix", [("1", ".bmp"), ("P", ".png"), ("P", ".gif"), ("CMYK", ".jpg"), ("RGBA", ".png"), ("LA", ".png")]

@@ -64,7 +64,7 @@ class TrainedRun:
         """The splits of `data` (a --data spec; default the run's own, `data_spec`) at the run's input size
         and channels, refused unless they have the run's classes, in its order; the test set normalised with
         the mean and std of the run's training data, as its inputs were."""
-        from ..data import DatasetError, TensorImageDataset, load_dataset
+        from ..data import DatasetError, TensorImageDataset, dataset_kind, load_dataset
         from ..data.scenes import SceneDataset
 
         spec = data or self.data_spec
@@ -76,9 +76,13 @@ class TrainedRun:
         differ = [(i, a, b) for i, (a, b) in enumerate(zip(splits.info.classes, self.info.classes)) if a != b]
         if differ:  # label i must mean what it meant in training
             i, theirs, ours = differ[0]
+            named = (
+                " (a folder of a named dataset's IDX files reads with its names as NAME:DIR, e.g. fashion-mnist:DIR)"
+            )
             raise DatasetError(
                 f"{spec}'s classes are not the run's: its class {i} is {theirs!r} where the run's is {ours!r}; "
                 f"expected the classes it was trained on, in that order ({_listed(self.info.classes)})"
+                + (named if dataset_kind(spec) == "idx" else "")
             )
         if isinstance(splits.test, (TensorImageDataset, SceneDataset)):
             mean, std = self.info.mean, self.info.std
