@@ -306,3 +306,44 @@ def test_trainer_defaults_are_the_measured_recipes(item, dataset):
     run = bench.RUNS[item]
     config = default_config(run["model"], dataset)
     assert {k: getattr(config, k) for k in run["train"]} == run["train"]
+
+
+@needs_fsdd
+def test_predict_takes_a_recording_for_a_run_on_sound(tmp_path, fsdd_4k, capsys):
+    """`cnnatlas predict RUN file.wav` for a run on FSDD: the recording is fed as the run's test set fed it
+    (same window, rate and normalisation: here 4 kHz, 2,000 samples), so its probabilities are the model's
+    on that test item; a 16 kHz copy is brought to the run's rate; an image is refused in one line."""
+    from cnnatlas.cli import main
+    from cnnatlas.data.fsdd import FSDD_TEST_TAKES, fsdd_files
+    from cnnatlas.predict import read_run_recording
+    from cnnatlas.train import load_run
+
+    kwargs = {"backbone": "lenet5", "sample_rate": 4000, "n_fft": 128, "hop_length": 32}
+    data = DataSplits(Subset(fsdd_4k.train, range(0, 2700, 9)), fsdd_4k.test, fsdd_4k.info, fsdd_4k.source)
+    _learns(tmp_path / "run", data, "spectrogram_cnn", kwargs, epochs=1, lr=0.05, optimizer="sgd")
+    run = load_run(tmp_path / "run")
+    tests = [path for path, _, _, take in fsdd_files(FSDD) if take in FSDD_TEST_TAKES]  # the test set's order
+    i = 7
+    x, label = fsdd_4k.test[i]
+    assert torch.equal(read_run_recording(run, tests[i]), x)
+    assert main(["predict", str(tmp_path / "run"), str(tests[i]), "--top", "10", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    with torch.no_grad():
+        expected = run.model(x[None]).softmax(dim=1)[0]
+    got = {t["index"]: t["probability"] for t in result["top"]}
+    assert got == pytest.approx({c: float(p) for c, p in enumerate(expected)}, abs=1e-6)
+
+    from scipy.signal import resample_poly
+
+    from cnnatlas.data.fsdd import read_wav
+
+    samples, rate = read_wav(tests[i])
+    _write_wav(tmp_path / "16k.wav", 0.9 * resample_poly(samples, 2, 1) / np.abs(samples).max(), rate=2 * rate)
+    resampled = read_run_recording(run, tmp_path / "16k.wav")[0]
+    assert torch.corrcoef(torch.stack([resampled, x[0]]))[0, 1] > 0.99
+    image = tmp_path / "digit.png"
+    from PIL import Image
+
+    Image.new("L", (8, 8)).save(image)
+    assert main(["predict", str(tmp_path / "run"), str(image)]) == 2
+    assert "digit.png: not a readable PCM WAV file" in capsys.readouterr().err

@@ -34,19 +34,39 @@ def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.T
 
 def run_predictions(run, images: list[str], top: int = 3, invert: bool = False) -> list[dict]:
     """The `top` classes, with probabilities, a trained classification run (`cnnatlas.train.load_run`)
-    gives each image file, best first."""
+    gives each image file, best first; for a run on sound (a 1-D model, `--data fsdd`), each WAV file
+    (`read_run_recording`)."""
     from .errors import InvalidArgumentError
 
     if run.info.task != "classification":
         raise InvalidArgumentError(f"{run.path} is a {run.info.task} run: run_masks gives its masks, not top classes")
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise InvalidArgumentError(f"top must be an integer ≥ 1; got {top!r}")
-    images_in = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
     k = min(top, len(run.info.classes))
-    return [
-        {"image": path, "top": _ranked(run.predict(x[None])[0], run.info.classes, k)}
-        for path, x in zip(images, images_in)
-    ]
+    if getattr(run.model, "dims", 2) == 1:
+        if invert:
+            raise InvalidArgumentError(f"--invert inverts images; {run.path} is a run on sound")
+        sounds = [read_run_recording(run, path) for path in images]  # bad files fail first
+        with torch.no_grad():
+            scores = [run.model.eval()(x[None]).softmax(dim=1)[0] for x in sounds]
+    else:
+        images_in = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
+        scores = [run.predict(x[None])[0] for x in images_in]
+    return [{"image": path, "top": _ranked(p, run.info.classes, k)} for path, p in zip(images, scores)]
+
+
+def read_run_recording(run, path: str | Path) -> torch.Tensor:
+    """A WAV file as a run on FSDD was fed: at the run's sample rate (8 kHz, or what its data record
+    says), its window of samples, μ-law companded where the run's data were, normalised with the run's
+    mean and std → (1, L)."""
+    import re
+
+    from .data.fsdd import FSDD_SAMPLE_RATE, prepare_recording
+
+    said = re.search(r"samples at ([\d.]+) kHz", (run.data_origin or {}).get("source", ""))
+    rate = round(float(said.group(1)) * 1000) if said else FSDD_SAMPLE_RATE
+    x = prepare_recording(path, run.info.image_size, rate, mu_law="mu-law" in run.info.augment)
+    return ((torch.from_numpy(x) - run.info.mean[0]) / run.info.std[0])[None]
 
 
 # -- segmentation: a mask per image ---------------------------------------------------------------

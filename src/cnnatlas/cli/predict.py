@@ -1,4 +1,5 @@
-"""`cnnatlas predict RUN_DIR IMAGE...`: the top classes a trained run gives each image.
+"""`cnnatlas predict RUN_DIR IMAGE...`: the top classes a trained run gives each image (each WAV recording
+for a run on sound).
 
 `cnnatlas predict MODEL IMAGE...` with a zoo name instead of a run folder: the model with its published
 weights (`--weights TAG|PATH`, else the default ones) and their own preprocessing; for the video models
@@ -155,7 +156,8 @@ def add_parser(sub) -> None:
         "images",
         nargs="+",
         metavar="IMAGE",
-        help="PNG, JPEG, … files; for a video model, clips: folders of frames or video files",
+        help="PNG, JPEG, … files; for a video model, clips: folders of frames or video files; for a run on "
+        "sound (--data fsdd), WAV recordings",
     )
     p.add_argument(
         "--top",

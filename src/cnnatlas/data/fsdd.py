@@ -97,6 +97,40 @@ def fit_length(x: np.ndarray, length: int) -> tuple[np.ndarray, int]:
     return out, len(x)
 
 
+def prepare_recording(
+    path: str | Path, length: int, sample_rate: int = FSDD_SAMPLE_RATE, mu_law: bool = False
+) -> np.ndarray:
+    """A recording in any PCM WAV file as a model trained on FSDD sees it: brought to `sample_rate` (by
+    an integer factor as the training data are, `decimation_filter`, else by scipy's polyphase
+    resampling), peak-normalised, μ-law companded if asked, and centred in `length` samples."""
+    from math import gcd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: {'a folder' if path.is_dir() else 'file not found'}; expected a WAV recording")
+    x, rate = read_wav(path)
+    if x.size == 0:
+        raise DatasetError(f"{path}: no samples; expected a recording")
+    if rate % sample_rate == 0:
+        factor = rate // sample_rate
+        if factor > 1:
+            x = np.convolve(x, decimation_filter(factor), mode="same")[::factor].astype(np.float32)
+    else:
+        from scipy.signal import resample_poly
+
+        g = gcd(rate, sample_rate)
+        x = resample_poly(x, sample_rate // g, rate // g).astype(np.float32)
+    return _shaped(x, length, mu_law)[0]
+
+
+def _shaped(x: np.ndarray, length: int, mu_law: bool) -> tuple[np.ndarray, int]:
+    """Peak-normalised, μ-law companded if asked, fitted to `length` → (window, real length)."""
+    x = x / max(float(np.abs(x).max()), 1e-8)
+    if mu_law:
+        x = mu_law_compand(x)
+    return fit_length(x, length)
+
+
 def fsdd_files(root: str | Path | None = None) -> list[tuple[Path, int, str, int]]:
     """(path, digit, speaker, take) of every recording in the folder (or its recordings/), sorted."""
     folder = find_fsdd(root)
@@ -154,10 +188,7 @@ def _prepared_recording(path: str | Path, length: int, factor: int, lowpass: np.
         raise DatasetError(f"{path}: sample rate {rate} Hz; FSDD recordings are {FSDD_SAMPLE_RATE} Hz")
     if factor > 1:
         x = np.convolve(x, lowpass, mode="same")[::factor].astype(np.float32)
-    x = x / max(float(np.abs(x).max()), 1e-8)
-    if mu_law:
-        x = mu_law_compand(x)
-    return fit_length(x, length)
+    return _shaped(x, length, mu_law)
 
 
 def _split_recordings(files: list, length: int, factor: int, mu_law: bool) -> dict[str, tuple[list, list, list]]:
@@ -232,5 +263,6 @@ __all__ = [
     "find_fsdd",
     "fsdd_files",
     "load_fsdd_splits",
+    "prepare_recording",
     "read_wav",
 ]
