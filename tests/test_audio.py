@@ -347,3 +347,5 @@ def test_predict_takes_a_recording_for_a_run_on_sound(tmp_path, fsdd_4k, capsys)
     Image.new("L", (8, 8)).save(image)
     assert main(["predict", str(tmp_path / "run"), str(image)]) == 2
     assert "digit.png: not a readable PCM WAV file" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    assert "(300 test recordings)" in capsys.readouterr().out  # not "images"

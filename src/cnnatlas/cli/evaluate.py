@@ -161,9 +161,14 @@ def _print_report(run, data, result, shift_averaged: bool = False) -> None:
     else:
         console.print(
             f"accuracy [bold]{result.acc:.2%}[/]   top-{top_k(info.num_classes)} {result.top5:.2%}   "
-            f"loss {result.loss:.4f}   ({result.count:,} test images)"
+            f"loss {result.loss:.4f}   ({result.count:,} test {_items(run)})"
         )
     console.print(confusion_table(result.confusion, info.classes))
+
+
+def _items(run) -> str:
+    """What a run's test set holds: recordings (a 1-D model), clips (3-D) or images."""
+    return {1: "recordings", 3: "clips"}.get(getattr(run.model, "dims", 2), "images")
 
 
 def add_parser(sub) -> None:
