@@ -237,6 +237,12 @@ def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_pat
     data = load_moving_fashion_splits(size=32, frames=8, train_clips=64, test_clips=32)
     metrics = train(config, data=data)
     assert metrics["epochs"] == 1 and math.isfinite(metrics["train_loss"])
+    from cnnatlas.cli import main
+    from cnnatlas.train import load_run_model
+
+    # the analyser takes the run with a clip of the frames it was trained on (the 2-D registry entry has none)
+    assert load_run_model(tmp_path / "a").input_size == (1, 1, 8, 32, 32)
+    assert main(["summary", str(tmp_path / "a"), "--json"]) == 0
     with pytest.raises(cnnatlas.InvalidArgumentError, match="pass --inflate"):
         train(
             TrainConfig("lenet5", data="moving-fashion-mnist", epochs=1, out=str(tmp_path / "b"), quiet=True), data=data

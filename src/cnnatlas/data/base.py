@@ -39,6 +39,7 @@ class DataInfo:
     std: tuple[float, ...]
     augment: tuple[str, ...] = ()
     task: str = "classification"  # or "segmentation": a label per pixel, (H, W) int64 masks
+    frames: int | None = None  # a clip's frames for video data (None: images or sound, or a run before it was kept)
 
     @property
     def num_classes(self) -> int:

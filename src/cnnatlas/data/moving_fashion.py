@@ -23,6 +23,7 @@ from .fashion_mnist import find_fashion_mnist, install_hint, read_idx_split
 
 DIRECTIONS = ("right", "left", "down", "up")
 _STEP = {0: (0, 1), 1: (0, -1), 2: (1, 0), 3: (-1, 0)}  # (rows, columns) per frame
+MOVING_FASHION_FRAMES = 16  # frames per clip of `--data moving-fashion-mnist`
 
 
 def make_clips(
@@ -84,7 +85,7 @@ class TensorClipDataset(Dataset):
 def load_moving_fashion_splits(
     root: str | Path | None = None,
     size: int = 32,
-    frames: int = 16,
+    frames: int = MOVING_FASHION_FRAMES,
     train_clips: int = 4000,
     test_clips: int = 1000,
     item_size: int | None = None,
@@ -117,7 +118,7 @@ def load_moving_fashion_splits(
     return DataSplits(
         train=TensorClipDataset(train, y_train, mean, std, frame),
         test=TensorClipDataset(test, y_test, mean, std, frame),
-        info=DataInfo(name, DIRECTIONS, 1, size, size, mean, std),
+        info=DataInfo(name, DIRECTIONS, 1, size, size, mean, std, frames=None if frame is not None else frames),
         source=f"moving Fashion-MNIST from {folder}: {train_clips:,} train / {test_clips:,} test clips of "
         f"{frames} frames at {size}×{size}, items {item_size}px moving {speeds[0]}–{speeds[1]} px/frame"
         + (f"; frame {frame} only" if frame is not None else ""),
@@ -125,4 +126,4 @@ def load_moving_fashion_splits(
     )
 
 
-__all__ = ["DIRECTIONS", "TensorClipDataset", "load_moving_fashion_splits", "make_clips"]
+__all__ = ["DIRECTIONS", "MOVING_FASHION_FRAMES", "TensorClipDataset", "load_moving_fashion_splits", "make_clips"]

@@ -145,15 +145,18 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Train
 def load_run_model(run_dir: str | Path) -> LoadedModel:
     """A run folder as the analyser, the pictures and export take a model (`cnnatlas summary RUN_DIR`): its
     model built for its data with its trained weights (`load_run`), labelled "MODEL (folder)", with one
-    input of the size it was trained at (a clip or a sound: the registry's, with the run's channels)."""
+    input of the size it was trained at: an image's side, a sound's samples, a clip's frames and side."""
+    from ..data.moving_fashion import MOVING_FASHION_FRAMES
     from ..registry import get_entry
 
     run = load_run(run_dir)
     info = run.info
-    if getattr(run.model, "dims", 2) == 2:
-        size = (info.in_channels, info.image_size, info.image_size)
-    else:
-        size = (info.in_channels, *get_entry(run.config.model).input_size[1:])
+    dims = getattr(run.model, "dims", 2)
+    size: tuple[int, ...] = (info.in_channels, *(info.image_size,) * dims)
+    if dims == 3:  # (C, T, H, W): the frames the data recorded, else the registry's, else moving Fashion-MNIST's
+        registered = get_entry(run.config.model).input_size
+        frames = info.frames or (registered[1] if len(registered) == 4 else MOVING_FASHION_FRAMES)
+        size = (info.in_channels, frames, info.image_size, info.image_size)
     return LoadedModel(run.model, f"{run.config.model} ({Path(run_dir).name})", (1, *size), trained=True)
 
 
