@@ -228,7 +228,7 @@ def test_load_dataset_names_moving_fashion():
     assert splits.info.name == "moving-fashion-mnist" and splits.train[0][0].shape == (1, 16, 16, 16)
 
 
-def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_path):
+def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_path, capsys):
     from cnnatlas.train import TrainConfig, default_config, train
 
     config = default_config("lenet5", "moving-fashion-mnist", epochs=1, out=str(tmp_path / "a"), quiet=True)
@@ -243,6 +243,32 @@ def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_pat
     # the analyser takes the run with a clip of the frames it was trained on (the 2-D registry entry has none)
     assert load_run_model(tmp_path / "a").input_size == (1, 1, 8, 32, 32)
     assert main(["summary", str(tmp_path / "a"), "--json"]) == 0
+
+    # predict takes a clip, a folder of frames, as the run's test set fed it; a longer one window by window
+    from PIL import Image
+
+    from cnnatlas.train import load_run
+
+    run = load_run(tmp_path / "a")
+    x, _ = data.test[0]
+    with torch.no_grad():
+        expected = run.model(x[None]).softmax(dim=1)[0]
+    frames = data.test.clips[0, 0]  # (8, 32, 32) uint8
+    for name, order in (("clip", range(8)), ("long", [*range(8), *range(4)])):
+        (tmp_path / name).mkdir()
+        for t, f in enumerate(order):
+            Image.fromarray(frames[f].numpy()).save(tmp_path / name / f"{t:02d}.png")
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "a"), str(tmp_path / "clip"), "--top", "4", "--json"]) == 0
+    (short,) = json.loads(capsys.readouterr().out)
+    got = {t["index"]: t["probability"] for t in short["top"]}
+    assert got == pytest.approx({c: float(p) for c, p in enumerate(expected)}, abs=1e-5) and "windows" not in short
+    assert main(["predict", str(tmp_path / "a"), str(tmp_path / "long"), "--top", "4", "--json"]) == 0
+    (long,) = json.loads(capsys.readouterr().out)
+    assert (long["frames"], long["window"], long["stride"]) == (12, 8, 4)
+    assert [w["frames"] for w in long["windows"]] == [[0, 7], [4, 11]]
+    first = {t["index"]: t["probability"] for t in long["windows"][0]["top"]}
+    assert first == pytest.approx(got, abs=1e-6)  # its first window is the 8-frame clip
     with pytest.raises(cnnatlas.InvalidArgumentError, match="pass --inflate"):
         train(
             TrainConfig("lenet5", data="moving-fashion-mnist", epochs=1, out=str(tmp_path / "b"), quiet=True), data=data

@@ -32,18 +32,26 @@ def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.T
     return 1.0 - image if invert else image
 
 
-def run_predictions(run, images: list[str], top: int = 3, invert: bool = False) -> list[dict]:
+def run_predictions(
+    run, images: list[str], top: int = 3, invert: bool = False, stride: int | None = None
+) -> list[dict]:
     """The `top` classes, with probabilities, a trained classification run (`cnnatlas.train.load_run`)
     gives each image file, best first; for a run on sound (a 1-D model, `--data fsdd`), each WAV file
-    (`read_run_recording`)."""
+    (`read_run_recording`); for a run on clips (a 3-D model), each clip (`read_run_clip`), slid over by
+    the run's window as `zoo_predictions` slides a zoo model's."""
     from .errors import InvalidArgumentError
 
     if run.info.task != "classification":
         raise InvalidArgumentError(f"{run.path} is a {run.info.task} run: run_masks gives its masks, not top classes")
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise InvalidArgumentError(f"top must be an integer ≥ 1; got {top!r}")
+    dims = getattr(run.model, "dims", 2)
+    if stride is not None and dims != 3:
+        raise InvalidArgumentError(f"--stride slides a video model's window; {run.path} is not a run on clips")
     k = min(top, len(run.info.classes))
-    if getattr(run.model, "dims", 2) == 1:
+    if dims == 3:
+        return _run_clip_predictions(run, images, k, invert, stride)
+    if dims == 1:
         if invert:
             raise InvalidArgumentError(f"--invert inverts images; {run.path} is a run on sound")
         sounds = [read_run_recording(run, path) for path in images]  # bad files fail first
@@ -53,6 +61,45 @@ def run_predictions(run, images: list[str], top: int = 3, invert: bool = False) 
         images_in = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
         scores = [run.predict(x[None])[0] for x in images_in]
     return [{"image": path, "top": _ranked(p, run.info.classes, k)} for path, p in zip(images, scores)]
+
+
+def _run_clip_predictions(run, clips: list[str], k: int, invert: bool, stride: int | None) -> list[dict]:
+    """Each clip's top classes by a run on clips: one window of the run's frames, or, for a longer clip,
+    each window (`stride` frames apart, default half a window) and their average."""
+    from .windows import sliding_window
+
+    inputs = [read_run_clip(run, path, invert) for path in clips]  # bad files fail first
+    window = run.input_size[1]
+    stride = stride or max(1, window // 2)
+    results = []
+    for path, x in zip(clips, inputs):
+        with torch.no_grad():
+            starts, per_window, probs = sliding_window(run.model.eval(), x, window, stride)
+        result = {"image": path, "top": _ranked(probs, run.info.classes, k)}
+        if x.shape[1] > window:
+            result |= {
+                "frames": x.shape[1],
+                "window": window,
+                "stride": stride,
+                "windows": [
+                    {"frames": [s, s + window - 1], "top": _ranked(p, run.info.classes, k)}
+                    for s, p in zip(starts, per_window)
+                ],
+            }
+        results.append(result)
+    return results
+
+
+def read_run_clip(run, path: str | Path, invert: bool = False) -> torch.Tensor:
+    """A clip (a folder of frames or a video file, `read_clip`) as a run on clips was fed: each frame in the
+    run's channels (grey by ITU-R 601 luma, as PIL converts), prepared as its images were (`DataInfo.prepare`:
+    resized, normalised) → (C, T, side, side); `invert`: 1 − x first."""
+    frames = read_clip(path).float() / 255.0  # (T, 3, H, W)
+    if run.info.in_channels == 1:
+        frames = (frames * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    if invert:
+        frames = 1.0 - frames
+    return torch.stack([run.info.prepare(f) for f in frames], dim=1)
 
 
 def read_run_recording(run, path: str | Path) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""`cnnatlas predict RUN_DIR IMAGE...`: the top classes a trained run gives each image (each WAV recording
-for a run on sound).
+"""`cnnatlas predict RUN_DIR IMAGE...`: the top classes a trained run gives each image (each clip for a run
+on clips, slid over by its window when longer; each WAV recording for a run on sound).
 
 `cnnatlas predict MODEL IMAGE...` with a zoo name instead of a run folder: the model with its published
 weights (`--weights TAG|PATH`, else the default ones) and their own preprocessing; for the video models
@@ -41,7 +41,9 @@ def _run(args) -> int:
     if run.info.task == "segmentation":
         return _report_masks(args, run_masks(run, args.images, args.invert, args.shift_average, args.out_dir))
     _refuse_out_dir(args, f"{args.run_dir} is a {run.info.task} run")
-    results = run_predictions(run, args.images, 3 if args.top is None else args.top, args.invert)
+    if args.stride is not None and args.stride < 1:
+        raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
+    results = run_predictions(run, args.images, 3 if args.top is None else args.top, args.invert, args.stride)
     if args.json:
         print_json(results)
         return 0
@@ -51,7 +53,27 @@ def _run(args) -> int:
         console.print(
             f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({escape(best)})", soft_wrap=True
         )
+        _print_windows(console, r)
     return 0
+
+
+def _print_windows(console, result: dict) -> None:
+    """A clip longer than the window: how it was slid over, and each window's best class."""
+    from rich.markup import escape
+
+    if "windows" not in result:
+        return
+    console.print(
+        f"  {result['frames']} frames, {len(result['windows'])} windows of {result['window']} frames, stride "
+        f"{result['stride']}; the line above is their average",
+        soft_wrap=True,
+    )
+    for win in result["windows"]:
+        best = win["top"][0]
+        console.print(
+            f"  frames {win['frames'][0]:>4}–{win['frames'][1]:<4} {best['probability']:7.2%}  {escape(best['class'])}",
+            soft_wrap=True,
+        )
 
 
 def _refuse_out_dir(args, what: str) -> None:

@@ -101,6 +101,21 @@ class TrainedRun:
         loader = DataLoader(splits.test, batch_size=EVAL_BATCH)
         return evaluate(model, loader, self.info.num_classes, torch.device("cpu")), splits
 
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        """One input as the run was fed (no batch): (C, side, side) for images, (C, samples) for sound,
+        (C, frames, side, side) for clips (the frames its data recorded, else the registry's, else moving
+        Fashion-MNIST's)."""
+        from ..data.moving_fashion import MOVING_FASHION_FRAMES
+        from ..registry import get_entry
+
+        info, dims = self.info, getattr(self.model, "dims", 2)
+        if dims != 3:
+            return (info.in_channels, *(info.image_size,) * dims)
+        registered = get_entry(self.config.model).input_size
+        frames = info.frames or (registered[1] if len(registered) == 4 else MOVING_FASHION_FRAMES)
+        return (info.in_channels, frames, info.image_size, info.image_size)
+
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, classes) for float images (N, C, H, W) in [0, 1], any size."""
@@ -145,18 +160,9 @@ def load_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Train
 def load_run_model(run_dir: str | Path) -> LoadedModel:
     """A run folder as the analyser, the pictures and export take a model (`cnnatlas summary RUN_DIR`): its
     model built for its data with its trained weights (`load_run`), labelled "MODEL (folder)", with one
-    input of the size it was trained at: an image's side, a sound's samples, a clip's frames and side."""
-    from ..data.moving_fashion import MOVING_FASHION_FRAMES
-    from ..registry import get_entry
-
+    input of the size it was trained at (`TrainedRun.input_size`)."""
     run = load_run(run_dir)
-    info = run.info
-    dims = getattr(run.model, "dims", 2)
-    size: tuple[int, ...] = (info.in_channels, *(info.image_size,) * dims)
-    if dims == 3:  # (C, T, H, W): the frames the data recorded, else the registry's, else moving Fashion-MNIST's
-        registered = get_entry(run.config.model).input_size
-        frames = info.frames or (registered[1] if len(registered) == 4 else MOVING_FASHION_FRAMES)
-        size = (info.in_channels, frames, info.image_size, info.image_size)
+    size = run.input_size
     return LoadedModel(run.model, f"{run.config.model} ({Path(run_dir).name})", (1, *size), trained=True)
 
 
