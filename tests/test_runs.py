@@ -421,6 +421,10 @@ def test_shift_average_is_refused_for_a_classifier(base_run, tmp_path, capsys):
         _one_line_error(capsys, "--shift-average", "needs a segmentation run", "is a classification run")
     assert main(["predict", "resnet18", str(image), "--shift-average"]) == 2
     _one_line_error(capsys, "--shift-average", "needs a segmentation run or model", "resnet18 is a zoo classifier")
+    assert main(["predict", str(base_run), str(image), "--stride", "2"]) == 2  # a window over time: clips only
+    _one_line_error(capsys, "--stride slides a video model's window", "is not a run on clips")
+    assert main(["predict", str(base_run), str(image), "--stride", "0"]) == 2
+    _one_line_error(capsys, "--stride must be ≥ 1 frame; got 0")
 
 
 def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp_path, capsys):

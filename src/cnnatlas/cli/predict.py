@@ -38,11 +38,13 @@ def _run(args) -> int:
     run = load_run(args.run_dir, args.checkpoint)
     if args.shift_average:
         run.shift_averaged()  # refuses --shift-average for a classifier
-    if run.info.task == "segmentation":
-        return _report_masks(args, run_masks(run, args.images, args.invert, args.shift_average, args.out_dir))
-    _refuse_out_dir(args, f"{args.run_dir} is a {run.info.task} run")
     if args.stride is not None and args.stride < 1:
         raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
+    if run.info.task == "segmentation":
+        if args.stride is not None:
+            raise InvalidArgumentError(f"--stride is for a video model; {args.run_dir} is a segmentation run")
+        return _report_masks(args, run_masks(run, args.images, args.invert, args.shift_average, args.out_dir))
+    _refuse_out_dir(args, f"{args.run_dir} is a {run.info.task} run")
     results = run_predictions(run, args.images, 3 if args.top is None else args.top, args.invert, args.stride)
     if args.json:
         print_json(results)
