@@ -19,6 +19,7 @@ PACKAGE = Path(cnnatlas.__file__).parent
 LAYERS = {
     "errors": 0,
     "download": 0,
+    "files": 0,
     "version": 0,
     "units": 0,
     "layers": 1,

@@ -8,17 +8,16 @@ leaves what was there as it was."""
 from __future__ import annotations
 
 import inspect
-import os
 import warnings
 import zipfile
 from collections.abc import Callable
-from contextlib import suppress
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .errors import CnnAtlasError, require
+from .files import written_whole
 
 
 class ExportError(CnnAtlasError, RuntimeError):
@@ -70,15 +69,11 @@ def _write_whole(path: Path, kind: str, is_kind: Callable[[Path], bool], write: 
             f"expected a new file name, or an earlier {kind} export to replace: choose another name, or move that "
             "file away first"
         )
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        write(partial)
-        os.replace(partial, path)
+        with written_whole(path) as partial:
+            write(partial)
     except Exception as err:  # the exporters raise many types; report one clear error
         raise ExportError(f"{kind} export of {type(model).__name__} to {path} failed: {err}") from err
-    finally:
-        with suppress(FileNotFoundError):
-            partial.unlink()
     return path
 
 

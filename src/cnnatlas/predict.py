@@ -10,13 +10,14 @@ published weights on a whole test set (`cnnatlas eval MODEL`), beside the accura
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+
+from .files import written_whole
 
 if TYPE_CHECKING:
     from .pretrained import Weights
@@ -257,19 +258,15 @@ def upsampled_argmax(logits: torch.Tensor, size, band_pixels: int = BAND_PIXELS)
 
 def save_mask(mask: torch.Tensor, path: Path, classes) -> None:
     """The mask (H, W) of class indices as an RGB PNG, each class in its `mask_palette` colour, tagged
-    as predict's (MASK_SOFTWARE); written to a temporary file and renamed, so the file is whole or absent."""
+    as predict's (MASK_SOFTWARE); written whole (`written_whole`): the file is whole or absent."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     palette = torch.tensor(mask_palette(classes), dtype=torch.uint8)
     tag = PngInfo()
     tag.add_text("Software", MASK_SOFTWARE)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with written_whole(path) as tmp:
         Image.fromarray(palette[mask].numpy()).save(tmp, format="PNG", pnginfo=tag)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run_masks(

@@ -289,10 +289,10 @@ def _run(args) -> int:
 def write_csv_file(report: Report, path: str, points) -> None:
     """--csv: the per-record table, through a file beside it renamed whole; a file there that is not such a
     table (a CSV of the user's) is left alone and named, and a write the system refuses ends as one line."""
-    import os
     from pathlib import Path
 
     from ..analysis.table_csv import COLUMNS, write_csv
+    from ..files import written_whole
 
     target = Path(path)
     if target.is_file():
@@ -303,18 +303,14 @@ def write_csv_file(report: Report, path: str, points) -> None:
                 f"--csv {path}: a file that is not a table summary wrote (a file of yours?); expected a new file "
                 "name, or an earlier --csv table to replace: choose another name, or move that file away first"
             )
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "w", newline="", encoding="utf-8") as f:
+        with written_whole(target) as partial, open(partial, "w", newline="", encoding="utf-8") as f:
             write_csv(report, f, points)
-        os.replace(partial, target)
     except OSError as err:
         raise InvalidArgumentError(
             f"--csv: expected a file this user can write; could not write {path!r} ({err.strerror or err})"
         ) from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def add_parser(sub) -> None:
