@@ -43,6 +43,8 @@ DEFAULT_ITEMS = ("digits", "throughput", "fashion")
 
 
 def machine() -> dict:
+    from cnnatlas.train.loop import cpu_emulates_bfloat16
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -55,6 +57,8 @@ def machine() -> dict:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector instructions PyTorch uses
+        "bfloat16_emulated": cpu_emulates_bfloat16(),  # no AVX-512 BF16 or AMX: bfloat16 is slower than float32
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "date": datetime.date.today().isoformat(),

@@ -253,6 +253,34 @@ def test_bfloat16_precision_autocasts_on_the_cpu_and_evaluates_in_float32(tmp_pa
     assert {dtype for _, dtype in seen} == {torch.float32}
 
 
+def test_bfloat16_on_a_cpu_without_its_instructions_says_float32_is_faster(tmp_path, monkeypatch, capsys):
+    import cnnatlas.train.loop as loop
+
+    # what PyTorch reports of the CPU decides; a CPU other than x86 is not judged
+    monkeypatch.setattr(loop.platform, "machine", lambda: "x86_64")
+    for avx512_bf16, amx, emulated in ((False, False, True), (True, False, False), (False, True, False)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert loop.cpu_emulates_bfloat16() is emulated
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # an older PyTorch that cannot say
+    assert loop.cpu_emulates_bfloat16() is False
+    monkeypatch.setattr(loop.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert loop.cpu_emulates_bfloat16() is False
+
+    # the trainer's announcement carries the note only for bfloat16 on such a CPU
+    for emulated in (True, False):
+        monkeypatch.setattr(loop, "cpu_emulates_bfloat16", lambda v=emulated: v)
+        for precision in ("bfloat16", "float32"):
+            out = tmp_path / f"{emulated}-{precision}"
+            argv = ["train", "lenet5", "--epochs", "1", "--batch-size", "256", "--device", "cpu"]
+            assert main([*argv, "--precision", precision, "--out", str(out)]) == 0
+            said = " ".join(capsys.readouterr().out.split())
+            assert ("no bfloat16 instructions" in said) is (emulated and precision == "bfloat16"), said
+            if emulated and precision == "bfloat16":
+                assert "--precision float32 is the faster choice" in said
+
+
 def test_float16_precision_needs_a_gpu(tmp_path, small_digits, capsys):
     with pytest.raises(InvalidArgumentError, match="precision float16 needs a GPU.*use bfloat16 or float32"):
         train(_config(tmp_path, precision="float16", device="cpu"), data=small_digits)
