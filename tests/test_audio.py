@@ -325,7 +325,12 @@ def test_predict_takes_a_recording_for_a_run_on_sound(tmp_path, fsdd_4k, capsys)
     tests = [path for path, _, _, take in fsdd_files(FSDD) if take in FSDD_TEST_TAKES]  # the test set's order
     i = 7
     x, label = fsdd_4k.test[i]
+    assert run.info.sample_rate == 4000  # the run records the rate it was trained at
     assert torch.equal(read_run_recording(run, tests[i]), x)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    del config["data"]["sample_rate"]  # a run kept before the rate was: its data source says it
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    assert torch.equal(read_run_recording(load_run(tmp_path / "run"), tests[i]), x)
     assert main(["predict", str(tmp_path / "run"), str(tests[i]), "--top", "10", "--json"]) == 0
     (result,) = json.loads(capsys.readouterr().out)
     with torch.no_grad():

@@ -40,6 +40,7 @@ class DataInfo:
     augment: tuple[str, ...] = ()
     task: str = "classification"  # or "segmentation": a label per pixel, (H, W) int64 masks
     frames: int | None = None  # a clip's frames for video data (None: images or sound, or a run before it was kept)
+    sample_rate: int | None = None  # samples per second for sound (None: images or clips, or a run before it was kept)
 
     @property
     def num_classes(self) -> int:

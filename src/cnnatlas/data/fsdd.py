@@ -248,6 +248,7 @@ def load_fsdd_splits(
             (mean,),
             (std,),
             (("shift",) if shift else ()) + (("mu-law",) if mu_law else ()),
+            sample_rate=sample_rate,
         ),
         source=f"FSDD WAV files in {Path(files[0][0]).parent} ({n_train:,} train / {n_test:,} test, "
         f"takes 0–4 test), {length} samples at {sample_rate / 1000:g} kHz" + (", μ-law companded" if mu_law else ""),
