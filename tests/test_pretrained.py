@@ -714,6 +714,20 @@ def test_predict_a_long_clip_slides_the_window(mirror, catalogue, tmp_path, caps
         assert [t["index"] for t in got["top"]] == want.topk(3).indices.tolist()
     assert [t["index"] for t in result["top"]] == mean.topk(3).indices.tolist()
     assert [t["probability"] for t in result["top"]] == pytest.approx(mean.topk(3).values.tolist(), abs=1e-5)
+    assert main(["predict", "r3d_18", str(clip), "--top", "3", "--stride", "4"]) == 0  # the same, for people
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(f"{result['top'][0]['class']}  (r3d_18 {result['weights']})")
+    assert [line.split("%", 1)[1].strip() for line in lines[1:4]] == [t["class"] for t in result["top"]]
+    assert lines[4].strip() == "20 frames, 2 windows of 16 frames, stride 4; the prediction above is their average"
+    for line, win in zip(lines[5:], result["windows"]):
+        first, last = win["frames"]
+        assert line.split() == [
+            "frames",
+            f"{first}–{last}",
+            f"{win['top'][0]['probability']:.2%}",
+            *win["top"][0]["class"].split(),
+        ]
+    assert len(lines) == 7
     assert main(["predict", "r3d_18", str(clip), "--stride", "0"]) == 2
 
 

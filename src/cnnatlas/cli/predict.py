@@ -38,11 +38,8 @@ def _run(args) -> int:
     run = load_run(args.run_dir, args.checkpoint)
     if args.shift_average:
         run.shift_averaged()  # refuses --shift-average for a classifier
-    if args.stride is not None and args.stride < 1:
-        raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
+    _check_stride(args, f"{args.run_dir} is a segmentation run" if run.info.task == "segmentation" else None)
     if run.info.task == "segmentation":
-        if args.stride is not None:
-            raise InvalidArgumentError(f"--stride is for a video model; {args.run_dir} is a segmentation run")
         return _report_masks(args, run_masks(run, args.images, args.invert, args.shift_average, args.out_dir))
     _refuse_out_dir(args, f"{args.run_dir} is a {run.info.task} run")
     results = run_predictions(run, args.images, 3 if args.top is None else args.top, args.invert, args.stride)
@@ -60,14 +57,15 @@ def _run(args) -> int:
 
 
 def _print_windows(console, result: dict) -> None:
-    """A clip longer than the window: how it was slid over, and each window's best class."""
+    """A clip longer than the window: how it was slid over, and each window's best class (the prediction
+    printed above is their average)."""
     from rich.markup import escape
 
     if "windows" not in result:
         return
     console.print(
         f"  {result['frames']} frames, {len(result['windows'])} windows of {result['window']} frames, stride "
-        f"{result['stride']}; the line above is their average",
+        f"{result['stride']}; the prediction above is their average",
         soft_wrap=True,
     )
     for win in result["windows"]:
@@ -76,6 +74,17 @@ def _print_windows(console, result: dict) -> None:
             f"  frames {win['frames'][0]:>4}–{win['frames'][1]:<4} {best['probability']:7.2%}  {escape(best['class'])}",
             soft_wrap=True,
         )
+
+
+def _check_stride(args, segmentation: str | None) -> None:
+    """--stride is frames between windows: ≥ 1, and refused for a segmentation model (`segmentation` says
+    which; None for a classifier, whose predictions check it against their input)."""
+    from ..errors import InvalidArgumentError
+
+    if args.stride is not None and args.stride < 1:
+        raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
+    if args.stride is not None and segmentation:
+        raise InvalidArgumentError(f"--stride is for a video model; {segmentation}")
 
 
 def _refuse_out_dir(args, what: str) -> None:
@@ -121,11 +130,9 @@ def _run_zoo(args) -> int:
             f"--checkpoint is for a run folder; {args.run_dir} is a zoo model "
             "(choose its weights with --weights TAG|PATH)"
         )
-    if args.stride is not None and args.stride < 1:
-        raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
-    if get_entry(args.run_dir).family == "segmentation":
-        if args.stride is not None:
-            raise InvalidArgumentError(f"--stride is for a video model; {args.run_dir} is a segmentation model")
+    segmentation = get_entry(args.run_dir).family == "segmentation"
+    _check_stride(args, f"{args.run_dir} is a segmentation model" if segmentation else None)
+    if segmentation:
         masks = zoo_masks(args.run_dir, args.images, args.weights, args.invert, args.shift_average, args.out_dir)
         return _report_masks(args, masks)
     _refuse_out_dir(args, f"{args.run_dir} is a zoo classifier")
@@ -144,21 +151,9 @@ def _run_zoo(args) -> int:
             f"{escape(r['image'])}: [bold]{escape(r['top'][0]['class'])}[/]  ({args.run_dir} {r['weights']})",
             soft_wrap=True,
         )
-        if "windows" in r:
-            console.print(
-                f"  {r['frames']} frames, {len(r['windows'])} windows of {r['window']} frames, stride "
-                f"{r['stride']}; the average of the windows:",
-                soft_wrap=True,
-            )
         for t in r["top"]:
             console.print(f"  {t['probability']:7.2%}  {escape(t['class'])}", soft_wrap=True)
-        for win in r.get("windows", []):
-            best = win["top"][0]
-            console.print(
-                f"  frames {win['frames'][0]:>4}–{win['frames'][1]:<4} {best['probability']:7.2%}  "
-                f"{escape(best['class'])}",
-                soft_wrap=True,
-            )
+        _print_windows(console, r)
     return 0
 
 
