@@ -3,8 +3,10 @@ expects, and what it draws is what cnnatlas measured (analyser records, gradient
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from PIL import Image
 from cnnatlas import analyze, create_model
 from cnnatlas.cli import main
 from cnnatlas.errors import InvalidArgumentError
+from cnnatlas.files import png_software, with_png_software
 from cnnatlas.models.base import count_params
 from cnnatlas.train import default_config, load_run, train
 from cnnatlas.viz import (
@@ -35,7 +38,7 @@ from cnnatlas.viz import (
     rf_growth_data,
     run_confusion,
 )
-from cnnatlas.viz.common import resolve_model
+from cnnatlas.viz.common import PICTURE_SOFTWARE, resolve_model
 from cnnatlas.viz.diagram import build_diagram, model_diagram, render, representative_blocks
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -366,8 +369,23 @@ def test_diagram_files(tmp_path):
     assert any(t.startswith("params ") for t in texts) and "128×28×28" in texts
     render(d, tmp_path / "inception.png")
     assert_png(tmp_path / "inception.png")
+    # the PNG is dot's own, with the mark of a cnnatlas picture added and its image data as dot wrote them
+    own = subprocess.run(["dot", "-Tpng", "-Gdpi=96"], input=d.to_dot().encode(), capture_output=True, check=True)
+    marked = (tmp_path / "inception.png").read_bytes()
+    assert len(marked) > len(own.stdout) and marked.replace(_chunk(marked, b"tEXt"), b"") == own.stdout
+    assert png_software(tmp_path / "inception.png") == PICTURE_SOFTWARE and png_software(io.BytesIO(own.stdout)) is None
+    with Image.open(tmp_path / "inception.png") as a, Image.open(io.BytesIO(own.stdout)) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b)) and a.info.get("dpi") == b.info.get("dpi")
+    with pytest.raises(ValueError, match="not a PNG file"):
+        with_png_software(b"<svg/>", PICTURE_SOFTWARE)
     render(d, tmp_path / "inception.dot")
     assert (tmp_path / "inception.dot").read_text().startswith("digraph")
+
+
+def _chunk(png: bytes, kind: bytes) -> bytes:
+    """The first chunk of `kind` in a PNG file, whole: length, type, data and CRC."""
+    at = png.index(kind) - 4
+    return png[at : at + 12 + int.from_bytes(png[at : at + 4], "big")]
 
 
 def test_missing_graphviz_is_a_clear_error(tmp_path, monkeypatch):

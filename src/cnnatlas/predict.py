@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .files import written_whole
+from .files import png_software, written_whole
 
 if TYPE_CHECKING:
     from .pretrained import Weights
@@ -190,13 +190,7 @@ def mask_path(image: str | Path, out_dir: str | Path | None = None) -> Path:
 
 def is_predicted_mask(path: str | Path) -> bool:
     """Whether `path` is a PNG that predict wrote (its text chunk "Software" is MASK_SOFTWARE)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return img.format == "PNG" and img.info.get("Software") == MASK_SOFTWARE
-    except (UnidentifiedImageError, OSError):
-        return False
+    return png_software(path) == MASK_SOFTWARE
 
 
 def mask_paths(images: list[str], out_dir: str | Path | None = None) -> list[Path]:

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..errors import CnnAtlasError, InvalidArgumentError
+from ..files import png_software
 from ..train.folder import is_run_folder
 
 FORMATS = (".png", ".svg")
@@ -61,16 +62,13 @@ PICTURE_SOFTWARE = "cnnatlas plot"
 
 def is_cnnatlas_picture(path: str | Path) -> bool:
     """Whether `path` is a picture cnnatlas drew (it carries `PICTURE_SOFTWARE`)."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
+    if path.suffix.lower() == ".png":
+        return png_software(path) == PICTURE_SOFTWARE
     try:
-        if path.suffix.lower() == ".png":
-            with Image.open(path) as image:
-                return image.format == "PNG" and image.info.get("Software") == PICTURE_SOFTWARE
         with open(path, "rb") as f:  # SVG, or a diagram's DOT source: the mark is in the first lines
             return PICTURE_SOFTWARE.encode() in f.read(4096)
-    except (UnidentifiedImageError, OSError):
+    except OSError:
         return False
 
 

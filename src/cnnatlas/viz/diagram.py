@@ -26,6 +26,7 @@ from torch import nn
 
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError, did_you_mean
+from ..files import with_png_software, written_whole
 from ..units import axes_text, fmt_count
 from .common import PICTURE_SOFTWARE, VizError, resolve_model
 
@@ -551,9 +552,10 @@ def render(diagram: Diagram | str, out: str | Path, timeout: float = 120) -> Pat
     source = diagram if isinstance(diagram, str) else diagram.to_dot()
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".dot", ".gv"):
-        path.write_text(source, encoding="utf-8")
+        with written_whole(path) as tmp:
+            tmp.write_text(source, encoding="utf-8")
         return path
-    args = [dot_program(), f"-T{suffix[1:]}", "-o", str(path)] + (["-Gdpi=96"] if suffix == ".png" else [])
+    args = [dot_program(), f"-T{suffix[1:]}"] + (["-Gdpi=96"] if suffix == ".png" else [])
     try:
         done = subprocess.run(args, input=source.encode("utf-8"), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -562,15 +564,11 @@ def render(diagram: Diagram | str, out: str | Path, timeout: float = 120) -> Pat
         ) from None
     if done.returncode != 0:
         raise VizError(f"Graphviz failed: {done.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
-    if suffix == ".png":  # dot writes no mark of its own into a PNG: the text chunk of every cnnatlas picture
-        from PIL import Image
-        from PIL.PngImagePlugin import PngInfo
-
-        mark = PngInfo()
-        mark.add_text("Software", PICTURE_SOFTWARE)
-        with Image.open(path) as image:
-            image.load()
-        image.save(path, pnginfo=mark, **({"dpi": image.info["dpi"]} if "dpi" in image.info else {}))
+    # an SVG carries the DOT comment's mark; dot writes none of its own into a PNG: the text chunk of every
+    # cnnatlas picture goes in before the file is written, once and whole
+    drawn = with_png_software(done.stdout, PICTURE_SOFTWARE) if suffix == ".png" else done.stdout
+    with written_whole(path) as tmp:
+        tmp.write_bytes(drawn)
     return path
 
 
