@@ -79,6 +79,59 @@ def test_summary_torchvision_timm_and_file(capsys, tmp_path):
     assert d["macs"] == 8 * 8 * 8 * 27 + 4 * 8
 
 
+def test_model_arg_builds_the_model_that_every_command_takes(capsys, tmp_path):
+    """--model-arg KEY=VALUE: summary, rf (with --output-stride too), bench, export and the pictures take the
+    model built with those keyword arguments, for a registry name, torchvision:NAME and a file's factory;
+    such a model is no longer the one its published figures describe."""
+    import torch
+    import torchvision
+
+    from cnnatlas import create_model
+    from cnnatlas.models.base import count_params
+
+    mobile = create_model("deeplabv3", backbone="mobilenet_v2")
+    assert count_params(mobile) != count_params(create_model("deeplabv3"))
+    d = run_json(capsys, "summary", "deeplabv3", "--model-arg", "backbone=mobilenet_v2", "--json")
+    assert d["params"] == count_params(mobile) and d["model"] == "deeplabv3(backbone='mobilenet_v2')"
+    assert d["input_shapes"] == [[1, 3, 64, 64]] and d["output_shapes"] == [[1, 21, 64, 64]]
+    d = run_json(capsys, "summary", "resnet50", "--model-arg", "num_classes=10", "--json")
+    assert d["params"] == count_params(create_model("resnet50", num_classes=10)) and d["published"] is None
+    d = run_json(capsys, "summary", "lenet5", "--model-arg", "in_channels=3", "--json")  # its input follows
+    assert d["input_shapes"] == [[1, 3, 32, 32]]
+    d = run_json(capsys, "summary", "torchvision:resnet18", "--model-arg", "num_classes=10", "--json")
+    assert d["params"] == sum(p.numel() for p in torchvision.models.resnet18(num_classes=10).parameters())
+    path = tmp_path / "mine.py"
+    path.write_text("from torch import nn\n\ndef build(width=4):\n    return nn.Conv2d(3, width, 3)\n")
+    d = run_json(capsys, "summary", f"{path}:build", "--model-arg", "width=6", "--input", "1x3x8x8", "--json")
+    assert d["params"] == 3 * 6 * 9 + 6 and d["model"] == f"{path}:build(width=6)"
+
+    args = ["deeplabv3", "--model-arg", "backbone=mobilenet_v2", "--output-stride", "8,16", "--json"]
+    d = run_json(capsys, "rf", *args)
+    assert d["model"] == "deeplabv3" and d["model_args"] == {"backbone": "mobilenet_v2"}
+    for row in d["output_strides"]:
+        built = create_model("deeplabv3", backbone="mobilenet_v2", output_stride=row["output_stride"])
+        assert row["params"] == count_params(built)
+    assert main(["summary", "resnet50", "--output-stride", "8", "--model-arg", "output_stride=8"]) == 2
+    assert "give the output stride once" in capsys.readouterr().err
+
+    bench = ["bench", "lenet5", "--model-arg", "in_channels=3", "--batch", "1", "--repeats", "1"]
+    assert run_json(capsys, *bench, "--json")[0]["model"] == "lenet5(in_channels=3)"
+    assert main(bench) == 0 and "input 3×32×32" in capsys.readouterr().out  # the input the model was built for
+    scripted = tmp_path / "lenet.pt"
+    assert main(["export", "lenet5", "--model-arg", "in_channels=3", "--torchscript", str(scripted)]) == 0
+    capsys.readouterr()
+    assert torch.jit.load(scripted)(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    default, built = tmp_path / "default.dot", tmp_path / "mobile.dot"
+    assert main(["plot", "diagram", "deeplabv3", "--out", str(default)]) == 0
+    assert main(["plot", "diagram", "deeplabv3", "--model-arg", "backbone=mobilenet_v2", "--out", str(built)]) == 0
+    capsys.readouterr()
+    assert "InvertedResidual" in built.read_text() and "InvertedResidual" not in default.read_text()
+    assert main(["summary", "resnet50", "--model-arg", "nosuch=1"]) == 2
+    assert "resnet50: unknown keyword argument 'nosuch'" in capsys.readouterr().err
+    assert main(["summary", "resnet50", "--model-arg", "nosuch"]) == 2
+    assert "argument --model-arg: expected KEY=VALUE" in capsys.readouterr().err
+
+
 def test_summary_sweep(capsys):
     d = run_json(capsys, "summary", "resnet18", "--sweep", "64,128", "--json")
     a, b = d["sweep"]

@@ -285,6 +285,12 @@ def test_the_analyser_and_the_pictures_take_a_run_folder(run, tmp_path, capsys):
     assert "the run's trained weights" in " ".join(fig.get_suptitle().split())
     assert main(["summary", str(run), "--output-stride", "8"]) == 2
     _one_line_error(capsys, f"--output-stride builds a registry model anew; {run} is a training run folder")
+    for command in (["summary"], ["rf"], ["bench"], ["plot", "diagram"]):  # --model-arg too: it builds anew
+        out = ["--out", str(tmp_path / "d.svg")] if command[0] == "plot" else []
+        assert main([*command, str(run), "--model-arg", "num_classes=3", *out]) == 2
+        _one_line_error(capsys, f"--model-arg builds a model anew; {run} is a training run folder")
+    assert main(["export", str(run), "--model-arg", "num_classes=3", "--onnx", str(tmp_path / "m.onnx")]) == 2
+    _one_line_error(capsys, f"--model-arg is for a zoo model name; {run} is a run folder")
     assert main(["bench", str(run), "--batch", "2", "--repeats", "2", "--warmup", "0", "--json"]) == 0
     (timed,) = json.loads(capsys.readouterr().out)
     assert timed["model"] == f"lenet5 ({run.name})" and timed["batch"] == 2 and timed["images_per_s"] > 0

@@ -56,33 +56,51 @@ def build_on_meta(factory, label: str, meta: bool = True) -> torch.nn.Module:
         raise InvalidArgumentError(f"{label}: building the model failed: {type(err).__name__}: {first}") from None
 
 
-def load_model(spec: str, meta: bool = True) -> LoadedModel:
-    """Resolve MODEL: registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory.
-    meta=True builds on the meta device where the constructor allows it."""
+def model_args_text(model_args: dict) -> str:
+    """{"backbone": "mobilenet_v2", "output_stride": 8} → "backbone='mobilenet_v2', output_stride=8"."""
+    return ", ".join(f"{key}={value!r}" for key, value in model_args.items())
+
+
+def load_model(spec: str, meta: bool = True, model_args: dict | None = None) -> LoadedModel:
+    """Resolve MODEL: registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory, built with
+    the keyword arguments `model_args` where given (the model's own constructor, torchvision's
+    `get_model`, timm's `create_model` or the factory takes them). meta=True builds on the meta device
+    where the constructor allows it. A registry model built with arguments is no longer the one its
+    published figures describe: it has no `registry_name`, and its input is what it says it takes."""
+    kwargs = dict(model_args or {})
     if spec.startswith("torchvision:"):
-        return _torchvision(spec.split(":", 1)[1], meta)
+        return _torchvision(spec.split(":", 1)[1], meta, kwargs)
     if spec.startswith("timm:"):
-        return _timm(spec.split(":", 1)[1], meta)
+        return _timm(spec.split(":", 1)[1], meta, kwargs)
     if re.search(r"\.py:[A-Za-z_][A-Za-z0-9_]*$", spec):
-        return _from_file(spec, meta)
+        return _from_file(spec, meta, kwargs)
     if spec not in list_models():
         raise UnknownModelError(
             f"unknown model {spec!r}.{did_you_mean(spec, list_models())} Use a registry name (`cnnatlas models`), "
             "torchvision:NAME, timm:NAME or path/to/file.py:factory."
         )
     entry = get_entry(spec)
+    if kwargs:
+        label = _labelled(spec, kwargs)
+        model = build_on_meta(lambda: create_model(spec, **kwargs), label, meta)
+        return LoadedModel(model, label, (1, *model.default_input_size))
     pub = entry.published
     size = pub.input_size if pub.input_size and len(pub.input_size) == len(entry.input_size) else entry.input_size
     return LoadedModel(build_on_meta(lambda: create_model(spec), spec, meta), spec, (1,) + tuple(size), spec)
 
 
-def _torchvision(name: str, meta: bool) -> LoadedModel:
+def _labelled(label: str, kwargs: dict) -> str:
+    return f"{label}({model_args_text(kwargs)})" if kwargs else label
+
+
+def _torchvision(name: str, meta: bool, kwargs: dict) -> LoadedModel:
     import torchvision
 
     available = torchvision.models.list_models()
     if name not in available:
         raise UnknownModelError(f"torchvision has no model {name!r}.{did_you_mean(name, available)}")
-    model = build_on_meta(lambda: torchvision.models.get_model(name), f"torchvision:{name}", meta)
+    label = _labelled(f"torchvision:{name}", kwargs)
+    model = build_on_meta(lambda: torchvision.models.get_model(name, **kwargs), label, meta)
     size: tuple[int, ...] = (1, 3, 224, 224)
     try:
         weights = torchvision.models.get_model_weights(name).DEFAULT
@@ -92,20 +110,21 @@ def _torchvision(name: str, meta: bool) -> LoadedModel:
     except Exception:  # noqa: BLE001 — no weights metadata: keep the ImageNet default
         if name in _VIDEO_TV:
             size = (1, 3, 16, 112, 112)
-    return LoadedModel(model, f"torchvision:{name}", size)
+    return LoadedModel(model, label, size)
 
 
-def _timm(name: str, meta: bool) -> LoadedModel:
+def _timm(name: str, meta: bool, kwargs: dict) -> LoadedModel:
     timm = require("timm", "timm", "timm:NAME")
     if name not in timm.list_models():
         raise UnknownModelError(f"timm has no model {name!r}.{did_you_mean(name, timm.list_models())}")
-    model = build_on_meta(lambda: timm.create_model(name, pretrained=False), f"timm:{name}", meta)
+    label = _labelled(f"timm:{name}", kwargs)
+    model = build_on_meta(lambda: timm.create_model(name, pretrained=False, **kwargs), label, meta)
     cfg = getattr(model, "pretrained_cfg", None) or {}
     size = (1, *cfg["input_size"]) if cfg.get("input_size") else None
-    return LoadedModel(model, f"timm:{name}", size)
+    return LoadedModel(model, label, size)
 
 
-def _from_file(spec: str, meta: bool) -> LoadedModel:
+def _from_file(spec: str, meta: bool, kwargs: dict) -> LoadedModel:
     path_str, factory_name = spec.rsplit(":", 1)
     path = Path(path_str)
     if not path.is_file():
@@ -123,8 +142,9 @@ def _from_file(spec: str, meta: bool) -> LoadedModel:
         raise InvalidArgumentError(
             f"{spec}: {path_str} has no callable {factory_name!r}.{did_you_mean(factory_name, names)}"
         )
-    model = build_on_meta(factory, spec, meta)
+    label = _labelled(spec, kwargs)
+    model = build_on_meta(lambda: factory(**kwargs), label, meta)
     if not isinstance(model, torch.nn.Module):
         raise InvalidArgumentError(f"{spec}: {factory_name}() returned {type(model).__name__}, not an nn.Module")
     size = getattr(module, "INPUT_SIZE", None)
-    return LoadedModel(model, spec, tuple(size) if size else None)
+    return LoadedModel(model, label, tuple(size) if size else None)

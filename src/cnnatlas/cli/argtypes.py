@@ -10,12 +10,13 @@ and exit 2 — before any model is built or any file written.
 from __future__ import annotations
 
 import argparse
+import ast
 import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import InvalidArgumentError
 
@@ -25,6 +26,34 @@ MAX_INT = 2**31 - 1
 
 
 MODEL_HELP = "registry name, torchvision:NAME, timm:NAME, path/to/file.py:factory, or a training run folder"
+
+
+def model_arg(text: str) -> tuple[str, Any]:
+    """KEY=VALUE → (KEY, VALUE), VALUE read as a Python literal where it parses as one (8, 0.5, True,
+    (1, 2)), else kept as the string (mobilenet_v2)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, KEY a keyword argument's name; got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return key, value
+
+
+def model_args(pairs: list[tuple[str, Any]] | None) -> dict[str, Any]:
+    """The --model-arg pairs as keyword arguments (a key given twice: the last value)."""
+    return dict(pairs or [])
+
+
+def add_model_arg(parser, builds: str = "the model") -> None:
+    """--model-arg KEY=VALUE (repeatable): a keyword argument of `builds`'s constructor."""
+    parser.add_argument(
+        "--model-arg",
+        action="append",
+        type=model_arg,
+        metavar="KEY=VALUE",
+        help=f"keyword argument {builds} is built with (repeatable), e.g. num_classes=10 or backbone=mobilenet_v2",
+    )
 
 
 def names_a_zoo_model(run_or_model: str) -> bool:

@@ -12,7 +12,7 @@ from ..errors import CnnAtlasError, InvalidArgumentError
 from ..loading import LoadedModel
 from ..registry import get_entry
 from ..train import load_run_or_model
-from .argtypes import MODEL_HELP
+from .argtypes import MODEL_HELP, add_model_arg, model_args
 from .console import NUMBER, command_console, figure_table, print_json
 
 MAX_ROUNDS = 10_000  # timed or warm-up runs: more measures nothing new, and a typo of 10**20 never ends
@@ -81,7 +81,7 @@ def _run(args) -> int:
         )
     device = _device(args.device)
     autocast = torch.float16 if device.type == "cuda" else None  # GPUs run under float16 autocast
-    loaded = load_run_or_model(args.model, meta=False)  # a registry model initialised from seed 0
+    loaded = load_run_or_model(args.model, meta=False, model_args=model_args(args.model_arg))  # from seed 0
     entry = get_entry(loaded.registry_name) if loaded.registry_name else None
     sample = _sample(args.input, loaded, entry)
     gib = max(batches) * math.prod(sample) * 4 / 2**30
@@ -157,6 +157,7 @@ def add_parser(sub) -> None:
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--batch", default="1,16", help="comma-separated batch sizes (default 1,16)")
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
+    add_model_arg(p)
     p.add_argument("--vs", choices=["torchvision"], help="also time torchvision's same architecture, alternately")
     p.add_argument("--optimize", action="store_true", help="time cnnatlas.optimize(model) instead of the plain model")
     p.add_argument("--repeats", type=int, default=10, help="timed rounds after warm-up (default 10)")

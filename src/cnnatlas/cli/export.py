@@ -11,6 +11,7 @@ from ..bench import parse_input
 from ..errors import InvalidArgumentError
 from ..registry import get_entry
 from ..zoo import create_model
+from .argtypes import add_model_arg, model_args
 
 
 def _run(args) -> int:
@@ -19,14 +20,17 @@ def _run(args) -> int:
     for target in (args.onnx, args.torchscript):
         if target and not Path(target).parent.resolve().is_dir():
             raise InvalidArgumentError(f"cannot write {target}: folder {Path(target).parent} does not exist")
+    kwargs = model_args(args.model_arg)
     if Path(args.model).is_dir():  # a run folder (one named as a model too)
-        if args.weights:
-            raise InvalidArgumentError(f"--weights is for a zoo model name; {args.model} is a run folder")
+        for flag, given in (("--weights", args.weights), ("--model-arg", kwargs)):
+            if given:
+                raise InvalidArgumentError(f"{flag} is for a zoo model name; {args.model} is a run folder")
         (model, size), default_size = _run_model(args.model), None
     else:
         default_size = get_entry(args.model).input_size  # an unknown name fails here, with its hint
-        weighted = _model_with_weights(args.model, args.weights) if args.weights else None
-        model, size = weighted or (create_model(args.model), None)
+        weighted = _model_with_weights(args.model, args.weights, kwargs) if args.weights else None
+        model, size = weighted or (create_model(args.model, **kwargs), None)
+        default_size = getattr(model, "default_input_size", None) or default_size  # as built (in_channels=…)
     model.eval()
     sample = parse_input(args.input, model.in_channels, model.dims) if args.input else size or default_size
     x = torch.randn((1,) + tuple(sample))
@@ -43,7 +47,7 @@ def _run(args) -> int:
     return 0
 
 
-def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
+def _model_with_weights(name: str, weights: str, kwargs: dict) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
     """MODEL with the weights of a run folder (its verified final weights, built for its data), of a
     checkpoint folder, of a .safetensors file a run wrote (checked against the SHA-256 it recorded), or
     its published weights: a tag `cnnatlas info MODEL` lists, or a file in a reference's format (the
@@ -54,14 +58,18 @@ def _model_with_weights(name: str, weights: str) -> tuple[torch.nn.Module, tuple
 
     path = Path(weights)
     if path.is_dir() and is_run_folder(path):
+        if kwargs:
+            raise InvalidArgumentError(
+                f"--model-arg builds a model anew; --weights {weights} is a run, built as trained"
+            )
         trained = _trained_model_name(path)
         if trained != name:
             raise InvalidArgumentError(f"--weights {weights}: a run of {trained}; expected one of {name}")
         return _run_model(path)
     if not path.is_dir() and (not path.is_file() or recorded_sha256(path) is None):
-        return create_model(name, weights=weights), None  # a published tag or a reference's file
+        return create_model(name, weights=weights, **kwargs), None  # a published tag or a reference's file
     tensors = load_checkpoint(path).weights if path.is_dir() else load_verified_weights(path)
-    model = create_model(name)
+    model = create_model(name, **kwargs)
     fit_weights(model, tensors, weights, f"{name} as registered (a run folder as --weights builds it for its data)")
     return model, None
 
@@ -87,6 +95,7 @@ def add_parser(sub) -> None:
     p.add_argument("--onnx", metavar="FILE", help="write the model as an ONNX graph to FILE")
     p.add_argument("--torchscript", metavar="FILE", help="write the model as TorchScript to FILE")
     p.add_argument("--input", help="one sample's size: 224, 224x224 or 3x224x224 (default: the model's)")
+    add_model_arg(p, "the zoo model")
     p.add_argument(
         "--weights",
         metavar="TAG|PATH",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
-from ..loading import LoadedModel, build_on_meta
+from ..loading import LoadedModel, load_model, model_args_text
 from ..units import axes_text, fmt_bytes, fmt_count
+from .argtypes import model_args
 from .console import NUMBER, command_console, figure_table, print_json
 from .inputs import parse_inputs
 
@@ -36,8 +37,8 @@ def wants_table(args) -> bool:
 
 
 def load_requested(args, meta: bool = True) -> LoadedModel:
-    """MODEL as `summary` and `rf` analyse it: built with the one --output-stride given, else as named; a
-    training run folder as it was trained (`load_run_or_model`)."""
+    """MODEL as `summary` and `rf` analyse it: built with the one --output-stride given and the
+    --model-arg pairs, else as named; a training run folder as it was trained (`load_run_or_model`)."""
     from ..train import is_run_folder, load_run_or_model
 
     if args.output_stride:
@@ -45,14 +46,14 @@ def load_requested(args, meta: bool = True) -> LoadedModel:
             raise InvalidArgumentError(
                 f"--output-stride builds a registry model anew; {args.model} is a training run folder"
             )
-        return load_strided(args.model, output_strides(args.output_stride)[0], meta)
-    return load_run_or_model(args.model, meta=meta)
+        return load_strided(args.model, output_strides(args.output_stride)[0], meta, model_args(args.model_arg))
+    return load_run_or_model(args.model, meta=meta, model_args=model_args(args.model_arg))
 
 
-def load_strided(spec: str, stride: int, meta: bool = True) -> LoadedModel:
-    """Registry model `spec` built with output_stride=`stride` (no published figure applies to it)."""
+def load_strided(spec: str, stride: int, meta: bool = True, kwargs: dict | None = None) -> LoadedModel:
+    """Registry model `spec` built with output_stride=`stride` and `kwargs` (no published figure applies
+    to it)."""
     from ..registry import get_entry, list_models
-    from ..zoo import create_model
 
     takes = [n for n in list_models() if "output_stride" in get_entry(n).accepted_kwargs()]
     if spec not in takes:
@@ -60,9 +61,9 @@ def load_strided(spec: str, stride: int, meta: bool = True) -> LoadedModel:
             f"--output-stride: {spec!r} is not a registry model with an output_stride; "
             f"those that have one: {', '.join(takes)}"
         )
-    entry = get_entry(spec)
-    model = build_on_meta(lambda: create_model(spec, output_stride=stride), spec, meta)
-    return LoadedModel(model, f"{spec} (output_stride={stride})", (1,) + tuple(entry.input_size))
+    if "output_stride" in (kwargs or {}):
+        raise InvalidArgumentError("give the output stride once: --output-stride S, or --model-arg output_stride=S")
+    return load_model(spec, meta, {**(kwargs or {}), "output_stride": stride})
 
 
 def _last_map(report: Report) -> tuple[int, ...]:
@@ -74,11 +75,11 @@ def _last_map(report: Report) -> tuple[int, ...]:
     return report.output_shapes[0]
 
 
-def stride_rows(spec: str, strides: list[int], input_text: str | None) -> list[dict]:
-    """One analysis per output stride, at the same input."""
+def stride_rows(spec: str, strides: list[int], input_text: str | None, kwargs: dict | None = None) -> list[dict]:
+    """One analysis per output stride, at the same input (the model built with `kwargs` besides)."""
     rows = []
     for stride in strides:
-        loaded = load_strided(spec, stride)
+        loaded = load_strided(spec, stride, kwargs=kwargs)
         shapes = parse_inputs(input_text, loaded)
         report = analyze(loaded.model, shapes[0] if len(shapes) == 1 else shapes)
         rf = report.receptive_field
@@ -99,13 +100,15 @@ def stride_rows(spec: str, strides: list[int], input_text: str | None) -> list[d
 
 def run_output_strides(args) -> int:
     """The side-by-side table of `summary`/`rf` MODEL --output-stride S1,S2,…"""
-    rows = stride_rows(args.model, output_strides(args.output_stride), args.input)
+    kwargs = model_args(args.model_arg)
+    rows = stride_rows(args.model, output_strides(args.output_stride), args.input, kwargs)
+    label = f"{args.model}({model_args_text(kwargs)})" if kwargs else args.model
     if args.json:
-        print_json({"model": args.model, "output_strides": rows})
+        print_json({"model": args.model, **({"model_args": kwargs} if kwargs else {}), "output_strides": rows})
         return 0
     params = {row["params"] for row in rows}  # dilation adds no parameter: one value, shown once
     table = figure_table(
-        f"{args.model} at input {'×'.join(map(str, rows[0]['input']))}: output stride against cost "
+        f"{label} at input {'×'.join(map(str, rows[0]['input']))}: output stride against cost "
         "and receptive field (dilation instead of stride past it)"
     )
     columns = (

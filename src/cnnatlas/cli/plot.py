@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
-from .argtypes import FRACTION, MODEL_HELP, PATH, integer, out_file, writing
+from .argtypes import FRACTION, MODEL_HELP, PATH, add_model_arg, integer, model_args, out_file, writing
 from .inputs import parse_shape
 from .roofline import add_machine_args
 
@@ -32,12 +32,23 @@ def _pareto(args) -> None:
     plot_pareto(select_models(args.models) if args.models is not None else None, out=_out(args))
 
 
+def _model(args, meta: bool = True):
+    """MODEL as named, or a model built with the --model-arg pairs (on the meta device where `meta`
+    allows it; with real weights, from seed 0, for pictures of what the weights compute)."""
+    kwargs = model_args(args.model_arg)
+    if not kwargs:
+        return args.model
+    from ..train import load_run_or_model
+
+    return load_run_or_model(args.model, meta=meta, model_args=kwargs)
+
+
 def _erf(args) -> None:
     from ..viz import plot_erf
 
     size = parse_shape(args.input) if args.input is not None else None
     plot_erf(
-        args.model,
+        _model(args, meta=False),
         size,
         samples=args.samples,
         fraction=args.fraction,
@@ -54,14 +65,14 @@ def _feature_maps(args) -> None:
     if layers == []:
         raise InvalidArgumentError(f"--layers: expected module paths separated by commas; got {args.layers!r}")
     plot_feature_maps(
-        args.model, args.image, layers, channels=args.channels, checkpoint=args.checkpoint, out=_out(args)
+        _model(args, meta=False), args.image, layers, channels=args.channels, checkpoint=args.checkpoint, out=_out(args)
     )
 
 
 def _filters(args) -> None:
     from ..viz import plot_filters
 
-    plot_filters(args.model, checkpoint=args.checkpoint, out=_out(args))
+    plot_filters(_model(args, meta=False), checkpoint=args.checkpoint, out=_out(args))
 
 
 def _equivariance(args) -> None:
@@ -86,7 +97,7 @@ def _diagram(args) -> None:
     from ..viz import plot_diagram
 
     size = parse_shape(args.input) if args.input is not None else None
-    plot_diagram(args.model, args.block, depth=args.depth, input_size=size, out=_out(args))
+    plot_diagram(_model(args), args.block, depth=args.depth, input_size=size, out=_out(args))
 
 
 def _roofline(args) -> None:
@@ -94,7 +105,7 @@ def _roofline(args) -> None:
     from .summary import machine_of
 
     size = parse_shape(args.input) if args.input is not None else None
-    plot_roofline(args.model, size, machine_of(args), out=_out(args))
+    plot_roofline(_model(args), size, machine_of(args), out=_out(args))
 
 
 def _run(args) -> int:
@@ -146,6 +157,7 @@ def _pareto_args(k) -> None:
 def _erf_args(k) -> None:
     """Arguments of `plot erf`: model, input, samples, mass fraction and probed layer."""
     k.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_model_arg(k)
     k.add_argument(
         "--input",
         metavar="SHAPE",
@@ -162,6 +174,7 @@ def _erf_args(k) -> None:
 def _feature_maps_args(k) -> None:
     """Arguments of `plot feature-maps`: model or run, image, layers, channels, checkpoint."""
     k.add_argument("model", metavar="MODEL", help="a model name (initialised weights) or a training run folder")
+    add_model_arg(k)
     k.add_argument("--image", type=PATH, metavar="PATH", help=_IMAGE_HELP)
     k.add_argument(
         "--layers",
@@ -175,6 +188,7 @@ def _feature_maps_args(k) -> None:
 def _filters_args(k) -> None:
     """Arguments of `plot filters`: the run and its checkpoint."""
     k.add_argument("model", metavar="RUN_DIR", help="a training run folder (or a model name: initial weights)")
+    add_model_arg(k)
     k.add_argument("--checkpoint", type=PATH, metavar="DIR", help=_CHECKPOINT_HELP)
 
 
@@ -202,6 +216,7 @@ def _confusion_args(k) -> None:
 def _diagram_args(k) -> None:
     """Arguments of `plot diagram`: model, block, depth and input."""
     k.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_model_arg(k)
     k.add_argument(
         "--block",
         metavar="NAME",
@@ -220,6 +235,7 @@ def _diagram_args(k) -> None:
 def _roofline_args(k) -> None:
     """Arguments of `plot roofline`: model, input and the machine's peaks (measured when not given)."""
     k.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_model_arg(k)
     k.add_argument("--input", metavar="SHAPE", help="input with batch, e.g. 1x3x224x224")
     add_machine_args(k, "peak compute (default: measured)", "memory bandwidth in GB/s (default: measured)")
 

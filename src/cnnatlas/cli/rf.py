@@ -8,7 +8,7 @@ from rich.table import Table
 
 from ..analysis import analyze, effective_receptive_field
 from ..units import axes_text
-from .argtypes import FRACTION, MODEL_HELP, integer
+from .argtypes import FRACTION, MODEL_HELP, add_model_arg, integer
 from .console import NUMBER, command_console, figure_table, print_json
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
@@ -142,4 +142,5 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=integer(1), default=8, help="random inputs averaged for --erf (default 8)")
     p.add_argument("--fraction", type=FRACTION, default=0.95, help="gradient mass the --erf size holds (default 0.95)")
     add_argument(p)
+    add_model_arg(p)
     p.set_defaults(run=_run)

@@ -16,7 +16,7 @@ from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError
 from ..loading import LoadedModel
 from ..units import axes_text, fmt_bytes, fmt_count
-from .argtypes import MODEL_HELP, integer, out_file
+from .argtypes import MODEL_HELP, add_model_arg, integer, out_file
 from .console import NUMBER, command_console, figure_table, print_json
 from .inputs import input_arg, parse_inputs
 from .output_stride import add_argument, load_requested, run_output_strides, wants_table
@@ -335,4 +335,5 @@ def add_parser(sub) -> None:
         "memory bandwidth in GB/s for --roofline instead of measuring it",
     )
     add_argument(p)
+    add_model_arg(p)
     p.set_defaults(run=_run)

@@ -5,24 +5,9 @@ Also under torchrun, unchanged: `torchrun --nproc-per-node 2 -m cnnatlas train l
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
-from ..errors import InvalidArgumentError
-
-
-def _model_args(pairs: list[str] | None) -> dict:
-    """KEY=VALUE pairs → kwargs; values read as Python literals when they parse, else strings."""
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidArgumentError(f"--model-arg takes KEY=VALUE; got {pair!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
+from .argtypes import add_model_arg, model_args
 
 
 def _data(args) -> str:
@@ -57,7 +42,7 @@ def config_from_args(args):
         "train_scenes": args.train_scenes,
         "workers": args.workers,
         "out": args.out,
-        "model_kwargs": _model_args(args.model_arg) or None,
+        "model_kwargs": model_args(args.model_arg) or None,
         "deterministic": args.deterministic or None,
         "quiet": args.quiet or None,
         "inflate": args.inflate or None,
@@ -187,7 +172,7 @@ def _add_more_settings(g) -> None:
         help="--data fashion-mnist-scenes: training scenes drawn (default 10,000; the test scenes stay the same)",
     )
     g.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes")
-    g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model keyword argument (repeatable)")
+    add_model_arg(g)
     g.add_argument(
         "--inflate",
         action="store_true",

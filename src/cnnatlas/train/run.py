@@ -166,8 +166,14 @@ def load_run_model(run_dir: str | Path) -> LoadedModel:
     return LoadedModel(run.model, f"{run.config.model} ({Path(run_dir).name})", (1, *size), trained=True)
 
 
-def load_run_or_model(spec: str, meta: bool = True) -> LoadedModel:
+def load_run_or_model(spec: str, meta: bool = True, model_args: dict | None = None) -> LoadedModel:
     """MODEL as the analyser, the pictures and `bench` take it: a training run folder as it was trained
     (`load_run_model`), else a registry name, torchvision:NAME, timm:NAME or path/to/file.py:factory
-    (`cnnatlas.loading.load_model`, built on the meta device where `meta` allows it)."""
-    return load_run_model(spec) if is_run_folder(spec) else load_model(spec, meta=meta)
+    built with `model_args` (`cnnatlas.loading.load_model`, on the meta device where `meta` allows it)."""
+    if is_run_folder(spec):
+        if model_args:
+            raise InvalidArgumentError(
+                f"--model-arg builds a model anew; {spec} is a training run folder, built as it was trained"
+            )
+        return load_run_model(spec)
+    return load_model(spec, meta=meta, model_args=model_args)

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..files import png_software
+from ..loading import LoadedModel
 from ..train.folder import is_run_folder
 
 FORMATS = (".png", ".svg")
@@ -90,10 +91,15 @@ def family_colour(family: str) -> str:
     return FAMILY_COLOURS.get(family, "#444444")
 
 
-def resolve_model(model: str | nn.Module, meta: bool = True) -> tuple[nn.Module, str, tuple[int, ...] | None]:
+def resolve_model(
+    model: str | nn.Module | LoadedModel, meta: bool = True
+) -> tuple[nn.Module, str, tuple[int, ...] | None]:
     """(module, label, default input shape with batch 1) for a registry name, torchvision:NAME,
-    timm:NAME, path/file.py:factory, a training run folder (its trained weights, at its size), or a module
-    (whose `default_input_size` is used when set)."""
+    timm:NAME, path/file.py:factory, a training run folder (its trained weights, at its size), a model
+    loaded already (`cnnatlas.loading.load_model`, e.g. with keyword arguments), or a module (whose
+    `default_input_size` is used when set)."""
+    if isinstance(model, LoadedModel):
+        return model.model, model.label, model.input_size
     if isinstance(model, nn.Module):
         size = getattr(model, "default_input_size", None)
         return model, type(model).__name__, (1, *size) if size else None
@@ -169,7 +175,7 @@ class Subject:
     """A model to look inside, with real weights: a registry/torchvision/timm name (initialised
     weights), a training run folder (its trained weights, or a checkpoint's), or a module."""
 
-    def __init__(self, spec: str | Path | nn.Module, checkpoint: str | Path | None = None) -> None:
+    def __init__(self, spec: str | Path | nn.Module | LoadedModel, checkpoint: str | Path | None = None) -> None:
         self.run = None
         if is_run_folder(spec):
             from ..train import load_run
@@ -186,7 +192,8 @@ class Subject:
             if isinstance(spec, Path):
                 raise InvalidArgumentError(f"{spec}: not a training run folder (no config.json)")
             self.model, self.label, self.input_size = resolve_model(spec, meta=False)
-            self.weights = "weights as built (initialisation)" if isinstance(spec, str) else "the module's weights"
+            built = isinstance(spec, str) or (isinstance(spec, LoadedModel) and not spec.trained)
+            self.weights = "weights as built (initialisation)" if built else "the module's weights"
         self.model.eval()
 
     def prepare(self, arr: np.ndarray) -> torch.Tensor:

@@ -27,6 +27,7 @@ from torch import nn
 from ..analysis import Report, analyze
 from ..errors import InvalidArgumentError, did_you_mean
 from ..files import with_png_software, written_whole
+from ..loading import LoadedModel
 from ..units import axes_text, fmt_count
 from .common import PICTURE_SOFTWARE, VizError, resolve_model
 
@@ -496,7 +497,7 @@ def auto_depth(report: Report, model: nn.Module | None, max_nodes: int = 48) -> 
 
 
 def model_diagram(
-    model: str | nn.Module,
+    model: str | nn.Module | LoadedModel,
     *,
     block: str | None = None,
     depth: int | None = None,
@@ -573,7 +574,7 @@ def render(diagram: Diagram | str, out: str | Path, timeout: float = 120) -> Pat
 
 
 def plot_diagram(
-    model: str | nn.Module,
+    model: str | nn.Module | LoadedModel,
     block: str | None = None,
     *,
     depth: int | None = None,

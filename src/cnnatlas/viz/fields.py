@@ -20,6 +20,7 @@ from torch import nn
 
 from ..analysis import Report, analyze, effective_receptive_field
 from ..errors import InvalidArgumentError
+from ..loading import LoadedModel
 from ..train.folder import is_run_folder
 from .common import (
     VizError,
@@ -374,7 +375,7 @@ def _erf_profile(prof, grad: np.ndarray, erf, x_span: tuple[float, float] | None
 
 
 def plot_erf(
-    model: str | nn.Module,
+    model: str | nn.Module | LoadedModel,
     input_size: tuple[int, ...] | None = None,
     *,
     samples: int = 8,
@@ -406,9 +407,9 @@ def plot_erf(
         axes_note = ""
     weights = (
         "the run's trained weights"
-        if is_run_folder(model)
+        if is_run_folder(model) or (isinstance(model, LoadedModel) and model.trained)
         else "weights as built (initialisation)"
-        if isinstance(model, str)
+        if isinstance(model, (str, LoadedModel))
         else "the model's weights"
     )
     fig = new_figure(11, 4.6)

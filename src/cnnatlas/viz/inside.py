@@ -13,6 +13,7 @@ from torch import nn
 
 from ..analysis import analyze
 from ..errors import InvalidArgumentError, did_you_mean
+from ..loading import LoadedModel
 from .common import Subject, VizError, load_image, new_figure, save_figure, set_title
 
 
@@ -72,7 +73,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> di
 
 
 def plot_feature_maps(
-    model: str | Path | nn.Module,
+    model: str | Path | nn.Module | LoadedModel,
     image: str | Path | None = None,
     layers: Sequence[str] | None = None,
     *,
@@ -145,7 +146,7 @@ def first_conv(model: nn.Module, input_size: tuple[int, ...] | None) -> tuple[st
 
 
 def plot_filters(
-    model: str | Path | nn.Module,
+    model: str | Path | nn.Module | LoadedModel,
     *,
     checkpoint: str | Path | None = None,
     max_filters: int = 64,

@@ -13,6 +13,7 @@ from torch import nn
 from ..analysis import analyze
 from ..analysis.roofline import CEILING_CLASSES, Machine, measure_machine, roofline
 from ..errors import InvalidArgumentError
+from ..loading import LoadedModel
 from .common import VizError, new_figure, resolve_model, save_figure
 
 COLOURS = {"compute": "#d62728", "memory": "#1f77b4"}
@@ -76,7 +77,7 @@ def _draw_operators(ax, pts: list) -> None:
 
 
 def plot_roofline(
-    model: str | nn.Module,
+    model: str | nn.Module | LoadedModel,
     input_size: tuple[int, ...] | None = None,
     machine: Machine | None = None,
     out: str | Path | None = None,
