@@ -354,3 +354,13 @@ def test_predict_takes_a_recording_for_a_run_on_sound(tmp_path, fsdd_4k, capsys)
     assert "digit.png: not a readable PCM WAV file" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "(300 test recordings)" in capsys.readouterr().out  # not "images"
+    # the pictures take the run's input, a recording's samples: feature maps of a photograph are refused by
+    # name, and the filters shown are the backbone's first learnt ones, not the spectrogram's fixed STFT
+    assert main(["plot", "feature-maps", str(tmp_path / "run"), "--out", str(tmp_path / "maps.png")]) == 2
+    assert "this picture is for 2-D image models; its input is 1×1×2000" in capsys.readouterr().err
+    from cnnatlas.viz.inside import first_conv
+
+    for model in (str(tmp_path / "run"), "spectrogram_cnn"):
+        assert main(["plot", "filters", model, "--out", str(tmp_path / "filters.png")]) == 0, model
+        capsys.readouterr()
+    assert first_conv(run.model, (1, *run.input_size))[0] == "backbone.features.c1.conv"

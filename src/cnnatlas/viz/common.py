@@ -182,9 +182,8 @@ class Subject:
 
             self.run = load_run(spec, checkpoint)
             self.model = self.run.model
-            info = self.run.info
             self.label = f"{self.run.config.model} ({Path(spec).name})"
-            self.input_size: tuple[int, ...] | None = (1, info.in_channels, info.image_size, info.image_size)
+            self.input_size: tuple[int, ...] | None = (1, *self.run.input_size)
             self.weights = f"trained weights from {self.run.weights_from}"
         else:
             if checkpoint is not None:

@@ -128,19 +128,24 @@ def plot_feature_maps(
     return save_figure(fig, out)
 
 
+CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
 def first_conv(model: nn.Module, input_size: tuple[int, ...] | None) -> tuple[str, nn.Module]:
-    """The first convolution the forward runs (from the analyser's trace), or the first registered."""
+    """The first convolution layer the forward runs (from the analyser's trace), or the first registered.
+    A convolution with fixed kernels inside another module (a spectrogram's STFT) has no filters to learn
+    and is passed over."""
     modules = dict(model.named_modules())
     if input_size is not None:
         try:
             report = analyze(model, input_size, training_memory=False)
             for rec in report.layers:
-                if rec.op == "convolution" and rec.name in modules:
+                if rec.op == "convolution" and isinstance(modules.get(rec.name), CONV_LAYERS):
                     return rec.name, modules[rec.name]
         except Exception:  # noqa: BLE001 — a model the tracer cannot run: fall back on registration order
             pass
     for name, m in modules.items():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        if isinstance(m, CONV_LAYERS):
             return name, m
     raise VizError(f"{type(model).__name__} has no convolution layer")
 
