@@ -174,6 +174,28 @@ def test_spectrogram_cnn_receptive_field_in_samples():
     assert rf.axes == ("L",) and rf.size == (256 + 31 * 128,) and rf.stride == (4 * 128,)
 
 
+def test_spectrogram_cnn_effective_field_is_centred_on_its_units_place_in_time():
+    """A spectrogram CNN's map is (N, C, mel, time): only its time dimension runs along the waveform
+    (`ReceptiveField.dims`). The effective field of the map's centre unit is measured around that unit's
+    field, whose centre comes from its time index, not from its mel band's, and it lies inside that field."""
+    from cnnatlas.analysis import effective_receptive_field
+
+    model = cnnatlas.create_model("spectrogram_cnn")
+    report = cnnatlas.analyze(model, (1, 1, 8000))
+    erf = effective_receptive_field(model, (1, 1, 8000), samples=2)
+    theo = report.receptive_field_of(erf.layer)
+    assert theo.dims == (3,) and cnnatlas.analyze(
+        cnnatlas.create_model("resnet18"), (1, 3, 64, 64)
+    ).receptive_field.dims == (2, 3)
+    mel, time = erf.unit
+    assert mel != time and theo.unit_index(erf.unit) == (time,)
+    assert erf.centre == (theo.start[0] + time * theo.stride[0],)
+    ((lo, hi),) = theo.span((time,))
+    support = erf.grad.nonzero().flatten()
+    assert lo <= support.min() and support.max() <= hi  # the gradient lies inside the unit's analytic field
+    assert erf.size[0] <= theo.size[0] and erf.input_units == "samples"
+
+
 def test_spectrogram_cnn_rejects_what_is_not_a_2d_model():
     with pytest.raises(InvalidArgumentError, match="not a 2-D image model"):
         cnnatlas.create_model("spectrogram_cnn", backbone="wavenet")

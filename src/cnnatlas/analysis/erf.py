@@ -41,6 +41,11 @@ class EffectiveReceptiveField:
         """The map's name as a sentence gives it: the module, or "the model's output"."""
         return self.layer or "the model's output"
 
+    @property
+    def input_units(self) -> str:
+        """What the sizes count: "samples" of a one-dimensional input (sound), else "pixels"."""
+        return "samples" if self.grad.dim() == 1 else "pixels"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "layer": self.layer,
@@ -197,7 +202,8 @@ def effective_receptive_field(
     out_spatial = next(m.output_shapes[0][2:] for m in probe.modules if m.name == name)
     pos = tuple(s // 2 for s in out_spatial) if unit is None else tuple(unit)
     if theoretical is not None:
-        centre = tuple(float(c + i * j) for c, j, i in zip(theoretical.start, theoretical.stride, pos))
+        along = theoretical.unit_index(pos)  # the unit's place along each input axis
+        centre = tuple(float(c + i * j) for c, j, i in zip(theoretical.start, theoretical.stride, along))
     else:
         centre = tuple((s - 1) / 2 for s in grads.shape)
     sizes = []

@@ -27,6 +27,8 @@ class ReceptiveField:
     where the units' fields are not exact translates of each other (adaptive pooling with a ratio
     that is not an integer, upsampling); `global_context` is True where some path (squeeze-and-
     excitation, attention, training-mode batch statistics) lets every unit see the whole input as well.
+    `dims`: the feature map's dimension that runs along each input axis (a spectrogram CNN's map
+    (N, C, mel, time) runs along the waveform's L in dimension 3 only); () where not known.
     """
 
     size: tuple[int | float, ...]
@@ -35,6 +37,14 @@ class ReceptiveField:
     axes: tuple[str, ...] = ()
     exact: bool = True
     global_context: bool = False
+    dims: tuple[int, ...] = field(default=(), compare=False)
+
+    def unit_index(self, unit: tuple[int, ...]) -> tuple[int, ...]:
+        """A unit's position along each input axis, from its position in the map's spatial dimensions
+        (those after N and C): its index in the dimension each axis runs along."""
+        if not self.dims:
+            return tuple(unit)
+        return tuple(unit[d - 2] for d in self.dims)
 
     @property
     def padding(self) -> tuple[int | float, ...]:
@@ -95,6 +105,7 @@ def _field_from_layout(layout: Layout | None, n_axes: int) -> ReceptiveField | N
         axes=AXIS_NAMES.get(n_axes, tuple(f"axis{i}" for i in range(n_axes))),
         exact=all(f.exact for f in fields),
         global_context=layout.global_context,
+        dims=tuple(next(d for d, e in enumerate(layout.dims) if e is f) for f in fields),
     )
 
 

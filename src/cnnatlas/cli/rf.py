@@ -104,7 +104,7 @@ def _print_summary(console: Console, report, fit, erf, trained: bool = False) ->
             f"effective receptive field of unit {erf.unit} of {erf.where} ({erf.samples} random inputs, "
             f"{'trained weights' if trained else 'weights as built'}): {int(erf.fraction * 100)}% of the gradient "
             f"mass within "
-            f"{'×'.join(map(str, erf.size))} pixels, against a theoretical "
+            f"{'×'.join(map(str, erf.size))} {erf.input_units}, against a theoretical "
             f"{'×'.join(map(str, erf.theoretical.size)) if erf.theoretical else '—'}"
         )
 

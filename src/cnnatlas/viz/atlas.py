@@ -183,7 +183,7 @@ def _draw_model(page: ModelPage, out: Path, erf_cap: int, erf_samples: int, erf:
         page.notes["erf"] = (
             f"measured at initialisation on {samples} Gaussian input(s) of "
             f"{'×'.join(map(str, size[1:]))}: {measured.fraction:.0%} of the gradient within "
-            f"{'×'.join(map(str, measured.size))} pixels of unit {tuple(measured.unit)} of "
+            f"{'×'.join(map(str, measured.size))} {measured.input_units} of unit {tuple(measured.unit)} of "
             f"{measured.where}"
         )
     except (CnnAtlasError, RuntimeError, ValueError, TypeError) as err:

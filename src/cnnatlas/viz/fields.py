@@ -303,7 +303,7 @@ def _erf_line(fig: Figure, grad: np.ndarray, erf, theo) -> None:
     ax = fig.add_subplot()
     ax.plot(np.arange(grad.size), grad, color="#b2182b", label="|∂y/∂x| (normalised)")
     if theo is not None:
-        (lo, hi) = theo.span(tuple(erf.unit))[-1]
+        (lo, hi) = theo.span(theo.unit_index(tuple(erf.unit)))[-1]
         ax.axvspan(lo, hi, color="#2166ac", alpha=0.12, label=f"analytic field ({theo.size[-1]:g})")
     ax.set_xlabel("input position (samples)")
     ax.set_ylabel("gradient share")
@@ -318,7 +318,7 @@ def _erf_heat_map(fig: Figure, ax, grad: np.ndarray, erf, theo, axes_note: str) 
     cy, cx = erf.centre[-2:]
     x_span = None
     if theo is not None:
-        (y0, y1), (x0, x1) = theo.span(tuple(erf.unit))[-2:]
+        (y0, y1), (x0, x1) = theo.span(theo.unit_index(tuple(erf.unit)))[-2:]
         x_span = (x0, x1)
         beyond = x0 < 0 or y0 < 0 or x1 > w - 1 or y1 > h - 1
         ax.add_patch(
