@@ -208,3 +208,27 @@ def test_readme_dense_figures_are_the_saved_runs():
     gains = [f"{c['test_miou'] - c['stepped_miou']:.2g}" for c in curve[:-1]]
     assert f"by {', '.join(gains[:-1])} and {gains[-1]} mean IoU after epochs 1–{len(gains)}" in flat
     assert f"{curve[-1]['test_miou']:.4f} against {curve[-1]['stepped_miou']:.4f}" in flat
+
+
+def test_the_dense_recipe_is_not_timed_where_bfloat16_is_emulated(monkeypatch):
+    """The recipe autocasts to bfloat16: on a CPU without its instructions the benchmark stops before training
+    and says why, unless --even-without-bf16; a claim, which trains in float32, runs either way."""
+    import argparse
+
+    import cnnatlas.train.loop as loop
+
+    bench = _benchmark("segmentation")
+    trained = []
+    monkeypatch.setattr(bench, "run_dense", lambda item, keep: trained.append(item) or {"item": item})
+    monkeypatch.setattr(bench, "run_claim_item", lambda item: {"item": item})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(loop, "cpu_emulates_bfloat16", lambda: True)
+    args = argparse.Namespace(keep=None, even_without_bf16=False)
+    with pytest.raises(SystemExit, match="no bfloat16 instructions .* pass --even-without-bf16"):
+        bench._run_item("dense-seed1", args)
+    assert trained == [] and bench._run_item("gap-dense", args) == {"item": "gap-dense"}
+    assert bench._run_item("dense-seed1", argparse.Namespace(keep=None, even_without_bf16=True)) == {
+        "item": "dense-seed1"
+    }
+    monkeypatch.setattr(loop, "cpu_emulates_bfloat16", lambda: False)
+    assert bench._run_item("dense", args) == {"item": "dense"} and trained == ["dense-seed1", "dense"]
