@@ -245,6 +245,35 @@ def test_decimation_keeps_the_band_below_the_new_nyquist_and_removes_the_rest():
         assert (abs(rms - 2**-0.5) < 0.01) if kept else rms < 0.01
 
 
+def test_read_wav_takes_every_common_sample_format(tmp_path):
+    """8-bit unsigned, 16-, 24- and 32-bit signed PCM, 32-bit float, and stereo (its channels averaged): each
+    gives the same samples in [−1, 1] (full scale 2^(bits − 1)), to half a step of its quantisation; a file
+    that is not a WAV is named in one line."""
+    from scipy.io import wavfile
+
+    from cnnatlas.data.fsdd import read_wav
+
+    x = (0.8 * np.sin(2 * np.pi * 440 * np.arange(800) / 8000)).astype(np.float32)
+    wavfile.write(tmp_path / "u8.wav", 8000, np.round(x * 2**7 + 128).astype(np.uint8))
+    wavfile.write(tmp_path / "s16.wav", 8000, np.round(x * 2**15).astype(np.int16))
+    wavfile.write(tmp_path / "s32.wav", 8000, np.round(x.astype(np.float64) * 2**31).astype(np.int32))
+    wavfile.write(tmp_path / "f32.wav", 8000, x)
+    wavfile.write(tmp_path / "stereo.wav", 8000, np.stack([x + 0.1, x - 0.1], axis=1))
+    s24 = np.round(x.astype(np.float64) * 2**23).astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    with wave.open(str(tmp_path / "s24.wav"), "wb") as w:  # three bytes a sample, little-endian
+        w.setnchannels(1)
+        w.setsampwidth(3)
+        w.setframerate(8000)
+        w.writeframes(s24)
+    for name, step in (("u8", 2**-7), ("s16", 2**-15), ("s24", 2**-23), ("s32", 2**-31), ("f32", 0), ("stereo", 1e-7)):
+        samples, rate = read_wav(tmp_path / f"{name}.wav")
+        assert rate == 8000 and samples.dtype == np.float32 and samples.shape == x.shape, name
+        assert np.abs(samples - x).max() <= step / 2 + 1e-7, name
+    (tmp_path / "photo.wav").write_bytes(b"\xff\xd8\xff\xe0 not a WAV")
+    with pytest.raises(DatasetError, match="photo.wav: not a readable WAV file"):
+        read_wav(tmp_path / "photo.wav")
+
+
 def test_mu_law_companding():
     x = np.array([-1.0, -0.01, 0.0, 0.01, 0.5, 1.0], dtype=np.float32)
     y = mu_law_compand(x)
@@ -373,7 +402,7 @@ def test_predict_takes_a_recording_for_a_run_on_sound(tmp_path, fsdd_4k, capsys)
 
     Image.new("L", (8, 8)).save(image)
     assert main(["predict", str(tmp_path / "run"), str(image)]) == 2
-    assert "digit.png: not a readable PCM WAV file" in capsys.readouterr().err
+    assert "digit.png: not a readable WAV file" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "(300 test recordings)" in capsys.readouterr().out  # not "images"
     # the pictures take the run's input, a recording's samples: feature maps of a photograph are refused by

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -53,21 +52,27 @@ def find_fsdd(root: str | Path | None = None) -> Path:
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """A PCM WAV file as float32 samples in [−1, 1] (channels averaged) and its sample rate."""
+    """A WAV file as float32 samples in [−1, 1] (channels averaged) and its sample rate: integer PCM of
+    8, 16, 24, 32 or 64 bits, or IEEE float (`scipy.io.wavfile`, which also reads WAVE_FORMAT_EXTENSIBLE)."""
+    import warnings
+
+    from scipy.io import wavfile
+
     try:
-        with wave.open(str(path), "rb") as w:
-            channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-            raw = w.readframes(n)
-    except (wave.Error, EOFError) as err:
-        raise DatasetError(f"{path}: not a readable PCM WAV file ({err})") from None
-    if width == 1:
-        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width in (2, 4):
-        dtype = np.int16 if width == 2 else np.int32
-        x = np.frombuffer(raw, dtype).astype(np.float32) / float(np.iinfo(dtype).max + 1)
+        with warnings.catch_warnings():  # chunks it skips (LIST, cue, …) hold no samples
+            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            rate, data = wavfile.read(str(path))
+    except (ValueError, OSError, EOFError, KeyError) as err:
+        raise DatasetError(f"{path}: not a readable WAV file ({err})") from None
+    if data.dtype == np.uint8:  # 8-bit PCM is unsigned, centred on 128
+        x = (data.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.signedinteger):  # 24-bit arrives left-justified in int32
+        x = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+    elif np.issubdtype(data.dtype, np.floating):
+        x = data.astype(np.float32)
     else:
-        raise DatasetError(f"{path}: {8 * width}-bit samples are not supported (8, 16 or 32-bit PCM)")
-    return x.reshape(-1, channels).mean(axis=1), rate
+        raise DatasetError(f"{path}: samples of type {data.dtype} are not supported (integer PCM or float)")
+    return (x.reshape(len(x), -1).mean(axis=1) if x.ndim > 1 else x), int(rate)
 
 
 def decimation_filter(factor: int, half_width: int = 10) -> np.ndarray:
