@@ -257,6 +257,11 @@ def test_every_calculator_says_what_each_argument_is(capsys, formula):
             "--input takes the batch size first, as efficientnet_b0's default 1x3x224x224 does: --input 1x3x64x64",
         ),
         (["rf", "lenet5", "--input", "1x32x32"], "--input 1x1x32x32; got 1x32x32"),
+        (["summary", "resnet18", "--input", "64"], "default 1x3x224x224 does: --input 1x3x64x64; got 64"),
+        (["summary", "r3d_18", "--input", "3x112x112"], "default 1x3x16x112x112 does; got 3x112x112"),
+        (["summary", "r3d_18", "--input", "3x8x112x112"], "--input 1x3x8x112x112; got 3x8x112x112"),
+        (["summary", "r3d_18", "--input", "64"], "--input 1x3x16x64x64; got 64"),
+        (["summary", "wavenet", "--input", "4000"], "--input 1x1x4000; got 4000"),
         (["calc", "conv-output", "--input", "2", "--kernel", "7"], "does not fit"),
     ],
 )

@@ -29,13 +29,25 @@ def parse_inputs(text: str | None, loaded: LoadedModel) -> list[tuple[int, ...]]
         return [loaded.input_size]
     shapes = [parse_shape(part) for part in text.split(",")]
     default = loaded.input_size
-    if len(shapes) == 1 and default is not None and len(shapes[0]) == len(default) - 1:
-        with_batch = "x".join(map(str, (1, *shapes[0])))
+    if len(shapes) == 1 and default is not None and len(shapes[0]) < len(default):
+        whole = completed(shapes[0], default)
         raise InvalidArgumentError(
-            f"--input takes the batch size first, as {loaded.label}'s default {'x'.join(map(str, default))} does: "
-            f"--input {with_batch}; got {text}"
+            f"--input takes the batch size first, as {loaded.label}'s default {'x'.join(map(str, default))} does"
+            + (f": --input {'x'.join(map(str, whole))}" if whole else "")
+            + f"; got {text}"
         )
     return shapes
+
+
+def completed(given: tuple[int, ...], default: tuple[int, ...]) -> tuple[int, ...] | None:
+    """A shape given short completed from the model's default: without the batch, 3x64x64 → 1x3x64x64; one
+    side, 64, → 1x3x64x64 for an image (1x3x16x64x64 for a clip), 16000 → 1x1x16000 for sound. None where
+    what was left out is not clear."""
+    if len(given) == len(default) - 1:
+        return (default[0], *given)
+    if len(given) == 1:  # one side for the spatial sides of an image or a frame, or a length of samples
+        return (*default[:-2], *given, *given) if len(default) >= 4 else (*default[:-1], *given)
+    return None
 
 
 def input_arg(shapes: list[tuple[int, ...]]) -> Any:
