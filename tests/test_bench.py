@@ -83,7 +83,11 @@ def test_bench_times_any_model_the_analyser_takes(tmp_path, capsys):
         (["--batch", "0"], "--batch must be positive"),
         (["--batch", "a,b"], "--batch must be comma-separated integers"),
         (["--repeats", "0"], "--repeats must be ≥ 1"),
-        (["--input", "3x2x2x2"], "--input"),
+        (
+            ["--input", "3x2x2x2"],
+            "one sample's size here, without the batch (--batch gives it): --input 2x2x2 --batch 3",
+        ),
+        (["--input", "1x1x32x32x32"], "--input '1x1x32x32x32' has 5 sizes; this model takes 2 spatial sizes"),
         (["--input", "3x2"], "too small"),
         (["--vs", "torchvision"], "no torchvision counterpart"),
     ],

@@ -50,6 +50,11 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", "lenet5"]) == 2
     assert "give --onnx FILE" in capsys.readouterr().err
     assert main(["export", "lenet5", "--onnx", str(tmp_path / "missing" / "x.onnx")]) == 2
+    capsys.readouterr()
+    assert main(["export", "lenet5", "--input", "1x1x32x32", "--onnx", str(tmp_path / "b.onnx")]) == 2
+    err = capsys.readouterr().err  # the whole shape, as summary takes it: the sample is named, no --batch here
+    assert "--input is one sample's size here, without the batch: --input 1x32x32; got '1x1x32x32'" in err
+    assert not (tmp_path / "b.onnx").exists()
 
 
 def test_export_replaces_only_an_earlier_export_and_leaves_the_old_file_if_it_fails(tmp_path, capsys):

@@ -112,8 +112,9 @@ def parse_sizes(text: str, what: str) -> list[int]:
     return sizes
 
 
-def parse_input(text: str, channels: int, dims: int) -> tuple[int, ...]:
-    """One sample's shape from '224', '224x224' or '3x224x224' (channels default to the model's)."""
+def parse_input(text: str, channels: int, dims: int, batched: bool = True) -> tuple[int, ...]:
+    """One sample's shape from '224', '224x224' or '3x224x224' (channels default to the model's);
+    `batched`: the command takes the batch size in --batch."""
     try:
         parts = [int(v) for v in text.lower().split("x")]
     except ValueError:
@@ -126,6 +127,13 @@ def parse_input(text: str, channels: int, dims: int) -> tuple[int, ...]:
         return (channels, *parts)
     if len(parts) == dims + 1:
         return tuple(parts)
+    if len(parts) == dims + 2:  # the whole shape, as summary's --input takes it: the batch is --batch here
+        sample = "x".join(map(str, parts[1:]))
+        raise InvalidArgumentError(
+            "--input is one sample's size here, without the batch"
+            + (f" (--batch gives it): --input {sample} --batch {parts[0]}" if batched else f": --input {sample}")
+            + f"; got {text!r}"
+        )
     raise InvalidArgumentError(
         f"--input {text!r} has {len(parts)} sizes; this model takes {dims} spatial sizes (optionally after the "
         "channels)"

@@ -32,7 +32,9 @@ def _run(args) -> int:
         model, size = weighted or (create_model(args.model, **kwargs), None)
         default_size = getattr(model, "default_input_size", None) or default_size  # as built (in_channels=…)
     model.eval()
-    sample = parse_input(args.input, model.in_channels, model.dims) if args.input else size or default_size
+    sample = (
+        parse_input(args.input, model.in_channels, model.dims, batched=False) if args.input else size or default_size
+    )
     x = torch.randn((1,) + tuple(sample))
     if args.optimize:
         from ..optimize import optimize
