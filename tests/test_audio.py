@@ -388,6 +388,13 @@ def test_predict_takes_a_recording_for_a_run_on_sound(tmp_path, fsdd_4k, capsys)
         expected = run.model(x[None]).softmax(dim=1)[0]
     got = {t["index"]: t["probability"] for t in result["top"]}
     assert got == pytest.approx({c: float(p) for c, p in enumerate(expected)}, abs=1e-6)
+    recordings = tmp_path / "recordings"  # a folder: its WAV files
+    recordings.mkdir()
+    (recordings / "take.wav").write_bytes(Path(tests[i]).read_bytes())
+    (recordings / "notes.txt").write_text("not a recording")
+    assert main(["predict", str(tmp_path / "run"), str(recordings), "--top", "10", "--json"]) == 0
+    (in_folder,) = json.loads(capsys.readouterr().out)
+    assert in_folder == {**result, "image": str(recordings / "take.wav")}
 
     from scipy.signal import resample_poly
 

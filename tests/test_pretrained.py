@@ -671,6 +671,10 @@ def test_predict_a_photo_with_a_zoo_model(mirror, catalogue, tmp_path, capsys):
     assert main(["predict", "resnet18", photo, "--top", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith(f"{photo}: {result['top'][0]['class']}") and len(lines) == 3
+    _photo(tmp_path / "another.png", seed=1)
+    assert main(["predict", "resnet18", str(tmp_path), "--json"]) == 0  # a folder: its photographs, by name
+    both = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in both] == [str(tmp_path / "another.png"), photo] and both[1] == result
 
 
 def test_predict_a_clip_as_a_folder_of_frames(mirror, catalogue, tmp_path, capsys):
@@ -758,8 +762,9 @@ def test_predict_usage_errors(mirror, tmp_path, capsys):
     _photo(frames / "0001.png")
     assert main(["predict", "r3d_18", photo]) == 2  # an image where a clip belongs, named as such
     assert "p.png: an image; expected a clip" in capsys.readouterr().err
-    assert main(["predict", "resnet18", str(frames)]) == 2  # a clip where an image belongs
-    assert "frames: a folder; expected an image file" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()  # a folder stands for its images for an image model: none is refused
+    assert main(["predict", "resnet18", str(tmp_path / "empty")]) == 2
+    assert "empty: a folder without image files" in capsys.readouterr().err
     assert mirror.requests == []  # each refused before any weights are fetched
 
 

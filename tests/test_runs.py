@@ -433,7 +433,7 @@ def test_shift_average_is_refused_for_a_classifier(base_run, tmp_path, capsys):
     _one_line_error(capsys, "--stride must be ≥ 1 frame; got 0")
 
 
-def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp_path, capsys):
+def test_predict_reads_a_folder_as_its_images_and_refuses_a_huge_one_before_decoding(base_run, tmp_path, capsys):
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -451,8 +451,22 @@ def test_predict_refuses_a_folder_and_a_huge_image_before_decoding(base_run, tmp
     _one_line_error(capsys, "too large to read", "400000000 pixels", "expected a smaller image")
     assert main(["predict", str(base_run), str(png(10000))]) == 2  # PIL would decode 100 MB: refused first
     _one_line_error(capsys, "10000×10000 pixels", "expected a smaller image")
-    assert main(["predict", str(base_run), str(tmp_path)]) == 2
-    _one_line_error(capsys, "a folder; expected an image file")
+    assert main(["predict", str(base_run), str(tmp_path)]) == 2  # the folder's images: the huge ones among them
+    _one_line_error(capsys, "10000.png", "10000×10000 pixels", "expected a smaller image")
+    from PIL import Image
+
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    for name, level in (("b", 200), ("a", 40)):
+        Image.new("L", (8, 8), level).save(digits / f"{name}.png")
+    (digits / "readme.txt").write_text("not an image")
+    assert main(["predict", str(base_run), str(digits), "--json"]) == 0
+    folder = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(base_run), str(digits / "a.png"), str(digits / "b.png"), "--json"]) == 0
+    assert folder == json.loads(capsys.readouterr().out)  # its images by name, as if each were given
+    (tmp_path / "nothing").mkdir()
+    assert main(["predict", str(base_run), str(tmp_path / "nothing")]) == 2
+    _one_line_error(capsys, "nothing: a folder without image files")
     # a zoo model reads its images as a run does: the huge one refused before decoding (and before any weights)
     assert main(["predict", "resnet18", str(png(10000))]) == 2
     _one_line_error(capsys, "10000×10000 pixels", "expected a smaller image")

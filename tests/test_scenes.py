@@ -450,6 +450,27 @@ def test_eval_and_predict_commands(tmp_path, scenes, capsys, tiny_fcn_registered
     assert main(["predict", str(tmp_path / "run"), str(image), "--out-dir", str(tmp_path / "masks"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["mask"] == str(tmp_path / "masks" / "scene.mask.png")
     assert out.read_bytes() == b"the user's own annotation"
+    # a folder stands for its images, by name; the masks predict wrote there are not predicted the next time
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for i in (1, 0):
+        Image.fromarray(scenes.test.images[i, 0].numpy()).save(folder / f"scene{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    for _ in range(2):
+        assert main(["predict", str(tmp_path / "run"), str(folder), "--json"]) == 0
+        done = json.loads(capsys.readouterr().out)
+        assert [r["image"] for r in done] == [str(folder / "scene0.png"), str(folder / "scene1.png")]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "notes.txt",
+        "scene0.mask.png",
+        "scene0.png",
+        "scene1.mask.png",
+        "scene1.png",
+    ]
+    assert run_masks(run, [str(folder / "scene1.png")])[0]["classes"] == pytest.approx(done[1]["classes"])
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "empty")]) == 2
+    assert "empty: a folder without image files (jpg, jpeg, png" in capsys.readouterr().err
 
 
 @needs_fashion

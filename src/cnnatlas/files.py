@@ -29,15 +29,41 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def png_software(path: str | Path) -> str | None:
-    """The "Software" text chunk of the PNG at `path`: what says it wrote the file (None where `path` is
-    not a readable PNG, or has no such chunk)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """The "Software" text chunk (tEXt, zTXt or iTXt) among the chunks before the image data of the PNG at
+    `path`, where image readers find it: what says it wrote the file. None where `path` is not a readable
+    PNG or has no such chunk. Read chunk by chunk, without decoding the image, so a file of any size costs
+    a few small reads."""
     try:
-        with Image.open(path) as image:
-            return image.info.get("Software") if image.format == "PNG" else None
-    except (UnidentifiedImageError, OSError):
+        with open(path, "rb") as f:
+            if f.read(8) != PNG_SIGNATURE:
+                return None
+            while len(head := f.read(8)) == 8:
+                length, kind = struct.unpack(">I", head[:4])[0], head[4:]
+                if kind in (b"IDAT", b"IEND"):
+                    return None
+                if kind not in (b"tEXt", b"zTXt", b"iTXt") or length > 1 << 20:
+                    f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+                    continue
+                keyword, _, text = f.read(length).partition(b"\0")
+                f.seek(4, os.SEEK_CUR)
+                if keyword == b"Software":
+                    return _png_text(kind, text)
+    except (OSError, ValueError, zlib.error):
         return None
+    return None
+
+
+def _png_text(kind: bytes, text: bytes) -> str:
+    """A text chunk's text after its keyword (PNG specification §11.3.4): tEXt Latin-1; zTXt a method
+    byte, then zlib; iTXt flags, language and translated keyword, then UTF-8 (zlib where flagged)."""
+    if kind == b"tEXt":
+        return text.decode("latin-1")
+    if kind == b"zTXt":
+        return zlib.decompress(text[1:]).decode("latin-1")
+    compressed, rest = text[0], text[2:]
+    _language, _, rest = rest.partition(b"\0")
+    _translated, _, rest = rest.partition(b"\0")
+    return (zlib.decompress(rest) if compressed else rest).decode("utf-8")
 
 
 def with_png_software(png: bytes, software: str) -> bytes:

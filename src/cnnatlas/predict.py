@@ -33,13 +33,43 @@ def read_image(path: str | Path, channels: int, invert: bool = False) -> torch.T
     return 1.0 - image if invert else image
 
 
+def files_in_folders(paths: list[str], extensions: tuple[str, ...], what: str) -> list[str]:
+    """`paths` with each folder among them replaced by its files of those `extensions` (by name; not its
+    sub-folders), leaving out the masks predict wrote there (`is_predicted_mask`): predicting a folder twice
+    does not predict the first time's masks. A folder without such files is refused, naming `what`."""
+    from .data import DatasetError
+
+    out = []
+    for given in paths:
+        folder = Path(given)
+        if not folder.is_dir():
+            out.append(given)
+            continue
+        found = sorted(
+            str(folder / p.name)
+            for p in folder.iterdir()
+            if p.is_file() and p.suffix.lower() in extensions and not is_predicted_mask(p)
+        )
+        if not found:
+            raise DatasetError(f"{given}: a folder without {what} ({', '.join(e[1:] for e in extensions)}) in it")
+        out.extend(found)
+    return out
+
+
+def _image_files(paths: list[str]) -> list[str]:
+    from .data.folder import IMAGE_EXTENSIONS
+
+    return files_in_folders(paths, IMAGE_EXTENSIONS, "image files")
+
+
 def run_predictions(
     run, images: list[str], top: int = 3, invert: bool = False, stride: int | None = None
 ) -> list[dict]:
     """The `top` classes, with probabilities, a trained classification run (`cnnatlas.train.load_run`)
     gives each image file, best first; for a run on sound (a 1-D model, `--data fsdd`), each WAV file
     (`read_run_recording`); for a run on clips (a 3-D model), each clip (`read_run_clip`), slid over by
-    the run's window as `zoo_predictions` slides a zoo model's."""
+    the run's window as `zoo_predictions` slides a zoo model's. A folder stands for the image (or WAV) files
+    in it; for a run on clips a folder is one clip, its frames."""
     from .errors import InvalidArgumentError
 
     if run.info.task != "classification":
@@ -55,10 +85,12 @@ def run_predictions(
     if dims == 1:
         if invert:
             raise InvalidArgumentError(f"--invert inverts images; {run.path} is a run on sound")
+        images = files_in_folders(images, (".wav",), "WAV files")
         sounds = [read_run_recording(run, path) for path in images]  # bad files fail first
         with torch.no_grad():
             scores = [run.model.eval()(x[None]).softmax(dim=1)[0] for x in sounds]
     else:
+        images = _image_files(images)
         images_in = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
         scores = [run.predict(x[None])[0] for x in images_in]
     return [{"image": path, "top": _ranked(p, run.info.classes, k)} for path, p in zip(images, scores)]
@@ -282,6 +314,7 @@ def run_masks(
     if run.info.task != "segmentation":
         raise InvalidArgumentError(f"{run.path} is a {run.info.task} run: run_predictions gives its top classes")
     model = run.shift_averaged() if shift_average else run.model
+    images = _image_files(images)
     inputs = [read_image(path, run.info.in_channels, invert) for path in images]  # bad files fail first
     mask_paths(images, out_dir)
     return write_masks(images, [predict_mask(run, x, model) for x in inputs], run.info.classes, out_dir)
@@ -423,6 +456,7 @@ def zoo_predictions(
         raise InvalidArgumentError(f"{name} is a segmentation model: zoo_masks gives its masks, not top classes")
     w = _predicting_weights(name, weights)
     video = w.transforms.kind != "image"
+    inputs = inputs if video else _image_files(inputs)  # a folder: a clip for a video model, else its images
     clips = [read_clip(item) if video else read_image_uint8(item) for item in inputs]  # bad files fail first
     model = create_model(name, weights=w.path or w.tag)
     k = min(top, len(w.categories))
@@ -458,6 +492,7 @@ def zoo_masks(
     from .zoo import create_model
 
     w = _predicting_weights(name, weights)
+    images = _image_files(images)
     inputs = [read_image_uint8(path) for path in images]  # bad files fail first
     mask_paths(images, out_dir)
     model = create_model(name, weights=w.path or w.tag)

@@ -1,5 +1,6 @@
 """`cnnatlas predict RUN_DIR IMAGE...`: the top classes a trained run gives each image (each clip for a run
-on clips, slid over by its window when longer; each WAV recording for a run on sound).
+on clips, slid over by its window when longer; each WAV recording for a run on sound). A folder stands for
+the image files in it (the recordings for a run on sound; for a model on clips it is one clip, its frames).
 
 `cnnatlas predict MODEL IMAGE...` with a zoo name instead of a run folder: the model with its published
 weights (`--weights TAG|PATH`, else the default ones) and their own preprocessing; for the video models
@@ -175,8 +176,9 @@ def add_parser(sub) -> None:
         "images",
         nargs="+",
         metavar="IMAGE",
-        help="PNG, JPEG, … files; for a video model, clips: folders of frames or video files; for a run on "
-        "sound (--data fsdd), WAV recordings",
+        help="PNG, JPEG, … files, or folders of them (each file in it, masks predict wrote left out); for a video "
+        "model, clips: folders of frames or video files; for a run on sound (--data fsdd), WAV recordings or "
+        "folders of them",
     )
     p.add_argument(
         "--top",
