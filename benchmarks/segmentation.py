@@ -472,9 +472,9 @@ def _refuse_emulated_bfloat16(args) -> None:
     """The recipe autocasts to bfloat16; on a CPU without bfloat16 instructions its step ran at a tenth of
     the float32 speed (an AVX2 CPU), so its minutes say nothing about the 30-minute target: stop before
     training unless --even-without-bf16 asks for the run anyway."""
-    from cnnatlas.train.loop import cpu_emulates_bfloat16
+    from cnnatlas import hardware
 
-    if not args.even_without_bf16 and not torch.cuda.is_available() and cpu_emulates_bfloat16():
+    if not args.even_without_bf16 and not torch.cuda.is_available() and hardware.bfloat16_emulated():
         raise SystemExit(
             f"this CPU ({torch.backends.cpu.get_cpu_capability()}) has no bfloat16 instructions (AVX-512 BF16 or "
             "AMX): the dense recipe's bfloat16 steps are emulated and about ten times slower than on a CPU with "

@@ -43,7 +43,7 @@ DEFAULT_ITEMS = ("digits", "throughput", "fashion")
 
 
 def machine() -> dict:
-    from cnnatlas.train.loop import cpu_emulates_bfloat16
+    from cnnatlas import hardware
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -58,7 +58,7 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the vector instructions PyTorch uses
-        "bfloat16_emulated": cpu_emulates_bfloat16(),  # no AVX-512 BF16 or AMX: bfloat16 is slower than float32
+        "bfloat16_emulated": hardware.bfloat16_emulated(),  # no AVX-512 BF16 or AMX: bfloat16 is slower than float32
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "date": datetime.date.today().isoformat(),

@@ -215,14 +215,14 @@ def test_the_dense_recipe_is_not_timed_where_bfloat16_is_emulated(monkeypatch):
     and says why, unless --even-without-bf16; a claim, which trains in float32, runs either way."""
     import argparse
 
-    import cnnatlas.train.loop as loop
+    from cnnatlas import hardware
 
     bench = _benchmark("segmentation")
     trained = []
     monkeypatch.setattr(bench, "run_dense", lambda item, keep: trained.append(item) or {"item": item})
     monkeypatch.setattr(bench, "run_claim_item", lambda item: {"item": item})
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(loop, "cpu_emulates_bfloat16", lambda: True)
+    monkeypatch.setattr(hardware, "bfloat16_emulated", lambda: True)
     args = argparse.Namespace(keep=None, even_without_bf16=False)
     with pytest.raises(SystemExit, match="no bfloat16 instructions .* pass --even-without-bf16"):
         bench._run_item("dense-seed1", args)
@@ -230,5 +230,5 @@ def test_the_dense_recipe_is_not_timed_where_bfloat16_is_emulated(monkeypatch):
     assert bench._run_item("dense-seed1", argparse.Namespace(keep=None, even_without_bf16=True)) == {
         "item": "dense-seed1"
     }
-    monkeypatch.setattr(loop, "cpu_emulates_bfloat16", lambda: False)
+    monkeypatch.setattr(hardware, "bfloat16_emulated", lambda: False)
     assert bench._run_item("dense", args) == {"item": "dense"} and trained == ["dense-seed1", "dense"]

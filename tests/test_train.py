@@ -254,23 +254,23 @@ def test_bfloat16_precision_autocasts_on_the_cpu_and_evaluates_in_float32(tmp_pa
 
 
 def test_bfloat16_on_a_cpu_without_its_instructions_says_float32_is_faster(tmp_path, monkeypatch, capsys):
-    import cnnatlas.train.loop as loop
+    from cnnatlas import hardware
 
     # what PyTorch reports of the CPU decides; a CPU other than x86 is not judged
-    monkeypatch.setattr(loop.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
     for avx512_bf16, amx, emulated in ((False, False, True), (True, False, False), (False, True, False)):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
-        assert loop.cpu_emulates_bfloat16() is emulated
+        assert hardware.bfloat16_emulated() is emulated
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # an older PyTorch that cannot say
-    assert loop.cpu_emulates_bfloat16() is False
-    monkeypatch.setattr(loop.platform, "machine", lambda: "aarch64")
+    assert hardware.bfloat16_emulated() is False
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "aarch64")
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert loop.cpu_emulates_bfloat16() is False
+    assert hardware.bfloat16_emulated() is False
 
     # the trainer's announcement carries the note only for bfloat16 on such a CPU
     for emulated in (True, False):
-        monkeypatch.setattr(loop, "cpu_emulates_bfloat16", lambda v=emulated: v)
+        monkeypatch.setattr(hardware, "bfloat16_emulated", lambda v=emulated: v)
         for precision in ("bfloat16", "float32"):
             out = tmp_path / f"{emulated}-{precision}"
             argv = ["train", "lenet5", "--epochs", "1", "--batch-size", "256", "--device", "cpu"]

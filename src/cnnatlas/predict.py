@@ -46,7 +46,7 @@ def files_in_folders(paths: list[str], extensions: tuple[str, ...], what: str) -
             out.append(given)
             continue
         found = sorted(
-            str(folder / p.name)
+            str(p)
             for p in folder.iterdir()
             if p.is_file() and p.suffix.lower() in extensions and not is_predicted_mask(p)
         )

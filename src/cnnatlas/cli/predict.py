@@ -39,8 +39,9 @@ def _run(args) -> int:
     run = load_run(args.run_dir, args.checkpoint)
     if args.shift_average:
         run.shift_averaged()  # refuses --shift-average for a classifier
-    _check_stride(args, f"{args.run_dir} is a segmentation run" if run.info.task == "segmentation" else None)
-    if run.info.task == "segmentation":
+    segmentation = run.info.task == "segmentation"
+    _check_stride(args, segmentation, f"{args.run_dir} is a segmentation run")
+    if segmentation:
         return _report_masks(args, run_masks(run, args.images, args.invert, args.shift_average, args.out_dir))
     _refuse_out_dir(args, f"{args.run_dir} is a {run.info.task} run")
     results = run_predictions(run, args.images, 3 if args.top is None else args.top, args.invert, args.stride)
@@ -77,15 +78,15 @@ def _print_windows(console, result: dict) -> None:
         )
 
 
-def _check_stride(args, segmentation: str | None) -> None:
-    """--stride is frames between windows: ≥ 1, and refused for a segmentation model (`segmentation` says
-    which; None for a classifier, whose predictions check it against their input)."""
+def _check_stride(args, segmentation: bool, what: str) -> None:
+    """--stride is frames between windows: ≥ 1, and refused for a segmentation model (`what` names it); a
+    classifier's predictions check it against their input."""
     from ..errors import InvalidArgumentError
 
     if args.stride is not None and args.stride < 1:
         raise InvalidArgumentError(f"--stride must be ≥ 1 frame; got {args.stride}")
     if args.stride is not None and segmentation:
-        raise InvalidArgumentError(f"--stride is for a video model; {segmentation}")
+        raise InvalidArgumentError(f"--stride is for a video model; {what}")
 
 
 def _refuse_out_dir(args, what: str) -> None:
@@ -132,7 +133,7 @@ def _run_zoo(args) -> int:
             "(choose its weights with --weights TAG|PATH)"
         )
     segmentation = get_entry(args.run_dir).family == "segmentation"
-    _check_stride(args, f"{args.run_dir} is a segmentation model" if segmentation else None)
+    _check_stride(args, segmentation, f"{args.run_dir} is a segmentation model")
     if segmentation:
         masks = zoo_masks(args.run_dir, args.images, args.weights, args.invert, args.shift_average, args.out_dir)
         return _report_masks(args, masks)

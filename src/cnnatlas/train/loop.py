@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import time
@@ -43,6 +42,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from .. import hardware
 from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset
 from ..data.base import label_counts
 from ..data.scenes import TEST_SCENES, TRAIN_SCENES
@@ -754,18 +754,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def cpu_emulates_bfloat16() -> bool:
-    """Whether this x86 CPU lacks bfloat16 instructions (AVX-512 BF16 or AMX), so that oneDNN emulates
-    bfloat16 arithmetic: there autocast to bfloat16 is slower than float32 (a tenth of the float32
-    speed for the dense recipe's step on one AVX2 CPU), not faster. False where PyTorch cannot say."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if any(probe is None for probe in probes):
-        return False
-    return not any(probe() for probe in probes)
-
-
 def _seeded_model(
     config: TrainConfig, data: DataSplits, model: nn.Module | None, device: torch.device, mixed: bool
 ) -> tuple[nn.Module, bool]:
@@ -990,7 +978,7 @@ class _Run:
         )
         if self.init_note and not resume:
             self.console.print(self.init_note)
-        if self.amp_dtype == torch.bfloat16 and self.device.type == "cpu" and cpu_emulates_bfloat16():
+        if self.amp_dtype == torch.bfloat16 and self.device.type == "cpu" and hardware.bfloat16_emulated():
             self.console.print(
                 "[yellow]note:[/] this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so bfloat16 is "
                 "emulated here and slower than float32; --precision float32 is the faster choice on it"
