@@ -121,10 +121,15 @@ def test_the_lock_in_the_library_is_released_on_every_exit(run, tmp_path):
         train(default_config("lenet5", epochs=1, quiet=True, out=str(run)), resume=True)
     with RunLock(run):  # released after the refusal
         pass
-    new = tmp_path / "new"
+    new = tmp_path / "new" / "run"
     with pytest.raises(MemoryEstimateError, match="GiB"):
         train(default_config("lenet5", image_size=100_000, quiet=True, out=str(new)))
-    assert not new.exists()  # the folder it made for nothing is gone, lock file and all
+    assert not (tmp_path / "new").exists()  # the folders it made for nothing are gone, lock file and all
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(MemoryEstimateError, match="GiB"):
+        train(default_config("lenet5", image_size=100_000, quiet=True, out=str(kept / "a" / "run")))
+    assert kept.is_dir() and not any(kept.iterdir())  # what was there before stays
 
 
 def test_a_new_run_never_enters_a_folder_that_holds_one(run, tmp_path):
@@ -412,7 +417,7 @@ def test_bad_settings_are_refused_in_one_line(tmp_path, capsys, monkeypatch):
         err = _one_line_error(capsys, needle)
         if flags[0] == "--image-size":
             assert "100000×100000" in err and "expected a smaller --image-size" in err
-    assert not Path("runs").exists() or not any(Path("runs").iterdir())  # no folder left by a refusal
+    assert not Path("runs").exists()  # no folder left by a refusal, runs/ included
 
 
 def test_shift_average_is_refused_for_a_classifier(base_run, tmp_path, capsys):

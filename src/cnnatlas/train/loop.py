@@ -385,24 +385,29 @@ def _holds_run(path: Path) -> bool:
     )
 
 
-def _make_dir(path: Path) -> bool:
-    """mkdir -p; True if it made `path` itself. One clear line when it cannot."""
+def _make_dir(path: Path) -> Path | None:
+    """mkdir -p; the outermost folder it made (`path` or a folder above it), None if `path` was there. One
+    clear line when it cannot."""
     if path.exists() and not path.is_dir():
         raise RunExistsError(f"--out {path}: a file; expected a folder for the run (or a path to create one)")
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
     try:
         path.mkdir(parents=True)
-        return True
+        return missing[-1] if missing else path
     except FileExistsError:
         if not path.is_dir():
             raise RunExistsError(f"--out {path}: a file; expected a folder for the run") from None
-        return False
+        return None
     except OSError as err:
         raise RunExistsError(f"--out {path}: cannot create the run folder there ({err.strerror or err})") from None
 
 
-def claim_run_dir(config: TrainConfig, resume: bool | str | Path = False) -> tuple[Path, Path | None, RunLock, bool]:
+def claim_run_dir(
+    config: TrainConfig, resume: bool | str | Path = False
+) -> tuple[Path, Path | None, RunLock, Path | None]:
     """The run folder this process will write, locked: (folder, checkpoint to resume or None for the
-    newest, the lock, whether the folder was made here). A resume always writes where it reads."""
+    newest, the lock, the outermost folder made for it here or None). A resume always writes where it
+    reads."""
     checkpoint = None
     if resume is not False and resume is not True:  # a run folder or one of its checkpoint folders
         run_dir, checkpoint = resolve_resume(resume)
@@ -412,23 +417,23 @@ def claim_run_dir(config: TrainConfig, resume: bool | str | Path = False) -> tup
                 f"run is continued where it was read (drop --out, or resume a checkpoint of "
                 f"{config.out})"
             )
-        created = False
+        made = None
     elif resume:
         run_dir = resolve_run_dir(config, resume=True)
         if not run_dir.is_dir():
             raise CheckpointError(f"{run_dir}: nothing to resume (no such folder)")
-        created = False
+        made = None
     elif config.out:
         run_dir = Path(config.out)
-        created = _make_dir(run_dir)
+        made = _make_dir(run_dir)
     else:  # runs/MODEL-DATA, -2, …: mkdir is atomic, so two new runs never share a number
         base = RUNS_DIR / f"{config.model}-{data_label(config.data)}"
-        _make_dir(RUNS_DIR)
+        made_runs = _make_dir(RUNS_DIR)
         for i in range(1, 1000):
             run_dir = base if i == 1 else base.with_name(f"{base.name}-{i}")
             try:
                 run_dir.mkdir()
-                created = True
+                made = made_runs or run_dir
                 break
             except FileExistsError:
                 continue
@@ -455,16 +460,25 @@ def claim_run_dir(config: TrainConfig, resume: bool | str | Path = False) -> tup
                     f"overwritten); choose another --out"
                 ) from None
     except BaseException:
-        _release(lock, run_dir, created)
+        _release(lock, run_dir, made)
         raise
-    return run_dir, checkpoint, lock, created
+    return run_dir, checkpoint, lock, made
 
 
-def _release(lock: RunLock, run_dir: Path, created: bool) -> None:
-    """Give the lock back; a folder made by this run that holds nothing but the lock goes too."""
+def _release(lock: RunLock, run_dir: Path, made: Path | None) -> None:
+    """Give the lock back; a run folder made by this run that holds nothing but the lock goes too, and so
+    do the folders made above it (`runs/`, the parents of --out) that it leaves empty."""
     lock.release()
-    if created and run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if made is None or not run_dir.is_dir() or {p.name for p in run_dir.iterdir()} - {LOCK_FILE}:
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for folder in run_dir.parents:
+        if folder != made and made not in folder.parents:
+            break  # above what this run made
+        try:
+            folder.rmdir()  # only where empty
+        except OSError:
+            break
 
 
 def check_resume(config: TrainConfig, saved: dict[str, Any] | None, ckpt: Checkpoint) -> dict[str, list[Any]]:
@@ -635,10 +649,10 @@ def _train(
         )
     # rank 0 claims (and locks) the folder and checks a resume; a refusal is raised on every rank
     claim: dict[str, Any] = {}
-    lock, created, ckpt = None, False, None
+    lock, made, ckpt = None, None, None
     if main:
         try:
-            run_dir, ckpt_path, lock, created = claim_run_dir(config, resume)
+            run_dir, ckpt_path, lock, made = claim_run_dir(config, resume)
             claim["run_dir"] = run_dir
             if resume:
                 ckpt = load_checkpoint(ckpt_path) if ckpt_path else load_latest_checkpoint(run_dir)
@@ -646,7 +660,7 @@ def _train(
                 claim.update(ckpt=str(ckpt.path), saved=saved, changed=check_resume(config, saved, ckpt))
         except BaseException as err:
             if lock is not None:
-                _release(lock, claim["run_dir"], created)
+                _release(lock, claim["run_dir"], made)
             if not ctx.enabled or not isinstance(err, CnnAtlasError):
                 raise
             claim = {"problem": (type(err).__name__, str(err))}
@@ -660,7 +674,7 @@ def _train(
         return _train_in(config, resume, data, model, console, device, ctx, claim, ckpt)
     finally:
         if lock is not None:
-            _release(lock, claim["run_dir"], created)
+            _release(lock, claim["run_dir"], made)
 
 
 def _train_in(
