@@ -306,6 +306,50 @@ def test_the_analyser_and_the_pictures_take_a_run_folder(run, tmp_path, capsys):
 # -- the final weights are hash-checked on every load --------------------------------------------------
 
 
+def test_feature_maps_of_a_run_show_an_image_of_its_own_test_set(run, tmp_path, capsys, monkeypatch):
+    """`plot feature-maps RUN` draws what the trained network computes for an item of the run's own test
+    set (a digit for a digits run; --sample N picks it), named in the title with its label; where the run's
+    data cannot be read the photograph stands in, and the title says why. --sample outside the test set,
+    with --image, or for a model name is refused in one line."""
+    import numpy as np
+
+    from cnnatlas.data import DatasetError
+    from cnnatlas.train.run import TrainedRun
+    from cnnatlas.viz import plot_feature_maps
+    from cnnatlas.viz.inside import feature_maps
+
+    trained = load_run(run)
+    x, label = trained.test_data().test[5]
+    fig = plot_feature_maps(str(run), layers=["features.c1"], sample=5, channels=2)
+    title = " ".join(fig.get_suptitle().split())
+    assert f"test image 5 of digits (labelled {trained.info.classes[int(label)]})" in title, title
+    shown_input, first_map = (ax.images[0].get_array() for ax in fig.axes[:2])
+    expected = (x[0] - x[0].min()) / (x[0].max() - x[0].min())
+    assert np.allclose(shown_input, expected.numpy(), atol=1e-6)
+    maps = feature_maps(trained.model, x[None], ["features.c1"])["features.c1"][0]
+    assert any(np.allclose(first_map, m.numpy()) for m in maps)
+    other = plot_feature_maps(str(run), layers=["features.c1"], channels=2)  # item 0 by default
+    assert "test image 0 of digits" in " ".join(other.get_suptitle().split())
+    assert not np.allclose(other.axes[0].images[0].get_array(), shown_input)
+
+    out = tmp_path / "maps.png"
+    assert main(["plot", "feature-maps", str(run), "--sample", "3", "--out", str(out)]) == 0 and out.is_file()
+    for flags, needle in (
+        ([str(run), "--sample", "360"], "--sample must be in 0…359, an item of the test set of digits; got 360"),
+        ([str(run), "--sample", "1", "--image", str(out)], "picks an image of a training run's test set; --image"),
+        (["lenet5", "--sample", "1"], "picks an image of a training run's test set; lenet5 is not a run"),
+    ):
+        assert main(["plot", "feature-maps", *flags, "--out", str(tmp_path / "x.png")]) == 2, flags
+        _one_line_error(capsys, needle)
+
+    def unreadable(self, data=None):
+        raise DatasetError("not here")
+
+    monkeypatch.setattr(TrainedRun, "test_data", unreadable)
+    elsewhere = plot_feature_maps(str(run), channels=2)
+    assert "a photograph (the run's data, digits, is not on this machine)" in " ".join(elsewhere.get_suptitle().split())
+
+
 def test_final_weights_carry_their_sha256_and_damage_is_caught_everywhere(run, tmp_path, capsys):
     weights = run / "model.safetensors"
     recorded = (run / "model.safetensors.sha256").read_text().split()

@@ -65,7 +65,13 @@ def _feature_maps(args) -> None:
     if layers == []:
         raise InvalidArgumentError(f"--layers: expected module paths separated by commas; got {args.layers!r}")
     plot_feature_maps(
-        _model(args, meta=False), args.image, layers, channels=args.channels, checkpoint=args.checkpoint, out=_out(args)
+        _model(args, meta=False),
+        args.image,
+        layers,
+        channels=args.channels,
+        checkpoint=args.checkpoint,
+        sample=args.sample,
+        out=_out(args),
     )
 
 
@@ -175,7 +181,19 @@ def _feature_maps_args(k) -> None:
     """Arguments of `plot feature-maps`: model or run, image, layers, channels, checkpoint."""
     k.add_argument("model", metavar="MODEL", help="a model name (initialised weights) or a training run folder")
     add_model_arg(k)
-    k.add_argument("--image", type=PATH, metavar="PATH", help=_IMAGE_HELP)
+    k.add_argument(
+        "--image",
+        type=PATH,
+        metavar="PATH",
+        help="any image file (default: for a run, an image of its own test set, --sample; else the photograph "
+        "matplotlib ships)",
+    )
+    k.add_argument(
+        "--sample",
+        type=integer(0),
+        metavar="N",
+        help="for a run without --image: item N of its test set (default 0)",
+    )
     k.add_argument(
         "--layers",
         metavar="A,B",
@@ -250,7 +268,7 @@ _KINDS = (
     ),
     ("pareto", _pareto, "published top-1 against measured MACs for the zoo, the Pareto front marked", _pareto_args),
     ("erf", _erf, "effective receptive field heat map beside the analytic field", _erf_args),
-    ("feature-maps", _feature_maps, "feature maps of chosen layers for a real photograph", _feature_maps_args),
+    ("feature-maps", _feature_maps, "feature maps of chosen layers for a real image", _feature_maps_args),
     ("filters", _filters, "first-layer filters of a trained checkpoint", _filters_args),
     (
         "equivariance",

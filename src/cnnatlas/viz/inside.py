@@ -1,5 +1,5 @@
-"""Pictures of what a network computes: feature maps of a real photograph, first-layer filters, and
-translation equivariance against invariance (FORMULAS.md, "Equivariance and invariance")."""
+"""Pictures of what a network computes: feature maps of an image (a run's own test image, or a photograph),
+first-layer filters, and translation equivariance against invariance (FORMULAS.md, "Equivariance and invariance")."""
 
 from __future__ import annotations
 
@@ -79,18 +79,28 @@ def plot_feature_maps(
     *,
     channels: int = 8,
     checkpoint: str | Path | None = None,
+    sample: int | None = None,
     out: str | Path | None = None,
 ) -> Figure:
-    """Feature maps of `layers` (default: the stage outputs whose maps are more than one pixel) for a
-    photograph (default: the one matplotlib ships), the `channels` most varied maps of each layer. `model`
-    is a name (initialised weights), a training run folder (trained weights) or a module."""
+    """Feature maps of `layers` (default: the stage outputs whose maps are more than one pixel) for an
+    image, the `channels` most varied maps of each layer. `model` is a name (initialised weights), a
+    training run folder (trained weights) or a module. The image: `image`; else, for a run, item `sample`
+    (default 0) of its own test set (a digit for a digits run), where its data is on this machine; else
+    the photograph matplotlib ships."""
     if channels < 1:
         raise InvalidArgumentError(f"--channels must be ≥ 1; got {channels}")
     subject = Subject(model, checkpoint)
+    if sample is not None and (image is not None or subject.run is None):
+        raise InvalidArgumentError(
+            "--sample picks an image of a training run's test set; "
+            + (f"--image {image} is the image" if image is not None else f"{subject.label} is not a run")
+        )
     side = _spatial_side(subject)
     in_ch = subject.input_size[1] if subject.input_size else 3
-    arr = load_image(image, side, 3)
-    x = subject.prepare(arr)
+    x, seen = _run_test_item(subject, sample or 0) if image is None and subject.run is not None else (None, "")
+    if x is None:
+        x = subject.prepare(load_image(image, side, 3))
+        seen = f"{Path(image).name}" if image is not None else f"a photograph{seen}"
     names = list(layers) if layers else default_layers(subject.model)
     maps = feature_maps(subject.model, x, names)
     if not layers:  # a stage whose maps are single values (LeNet-5's C5: 120×1×1) has no picture to show
@@ -121,11 +131,34 @@ def plot_feature_maps(
         ax.set_yticks([])
     set_title(
         fig,
-        f"{subject.label}: feature maps of a photograph ({subject.weights}); each row a layer, "
+        f"{subject.label}: feature maps of {seen} ({subject.weights}); each row a layer, "
         f"its {channels} most varied channels",
         fontsize=9.5,
     )
     return save_figure(fig, out)
+
+
+def _run_test_item(subject: Subject, index: int) -> tuple[torch.Tensor | None, str]:
+    """Item `index` of the run's own test set as the run's model takes it (1, C, H, W), and what it is
+    ("test image 3 of digits (labelled 7)"); (None, why) where the run's data cannot be read here."""
+    from ..data import DatasetError
+
+    run = subject.run
+    try:
+        test = run.test_data().test
+    except (DatasetError, OSError):
+        return None, f" (the run's data, {run.config.data}, is not on this machine)"
+    if not 0 <= index < len(test):
+        raise InvalidArgumentError(
+            f"--sample must be in 0…{len(test) - 1}, an item of the test set of {run.config.data}; got {index}"
+        )
+    x, label = test[index]
+    if run.info.task == "segmentation":
+        shows = ", ".join(sorted({run.info.classes[int(c)] for c in torch.unique(label)} - {"background"}))
+        what = f"test scene {index} of {run.config.data} ({shows or 'background only'})"
+    else:
+        what = f"test image {index} of {run.config.data} (labelled {run.info.classes[int(label)]})"
+    return x[None], what
 
 
 CONV_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
