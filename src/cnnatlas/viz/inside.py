@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -12,9 +13,13 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..analysis import analyze
-from ..errors import InvalidArgumentError, did_you_mean
+from ..data import DatasetError
+from ..errors import InvalidArgumentError, UnavailableError, did_you_mean
 from ..loading import LoadedModel
 from .common import Subject, VizError, load_image, new_figure, save_figure, set_title
+
+if TYPE_CHECKING:
+    from ..train.run import TrainedRun
 
 
 def _spatial_side(subject: Subject, default: int = 224) -> tuple[int, int]:
@@ -97,10 +102,16 @@ def plot_feature_maps(
         )
     side = _spatial_side(subject)
     in_ch = subject.input_size[1] if subject.input_size else 3
-    x, seen = _run_test_item(subject, sample or 0) if image is None and subject.run is not None else (None, "")
+    x, seen = None, "a photograph" if image is None else Path(image).name
+    if image is None and subject.run is not None:
+        try:
+            x, seen = _run_test_item(subject.run, sample or 0)
+        except (DatasetError, UnavailableError):  # not here, and no download
+            if sample is not None:
+                raise
+            seen = f"a photograph (the run's data, {subject.run.config.data}, is not on this machine)"
     if x is None:
         x = subject.prepare(load_image(image, side, 3))
-        seen = f"{Path(image).name}" if image is not None else f"a photograph{seen}"
     names = list(layers) if layers else default_layers(subject.model)
     maps = feature_maps(subject.model, x, names)
     if not layers:  # a stage whose maps are single values (LeNet-5's C5: 120×1×1) has no picture to show
@@ -138,16 +149,11 @@ def plot_feature_maps(
     return save_figure(fig, out)
 
 
-def _run_test_item(subject: Subject, index: int) -> tuple[torch.Tensor | None, str]:
+def _run_test_item(run: TrainedRun, index: int) -> tuple[torch.Tensor, str]:
     """Item `index` of the run's own test set as the run's model takes it (1, C, H, W), and what it is
-    ("test image 3 of digits (labelled 7)"); (None, why) where the run's data cannot be read here."""
-    from ..data import DatasetError
-
-    run = subject.run
-    try:
-        test = run.test_data().test
-    except (DatasetError, OSError):
-        return None, f" (the run's data, {run.config.data}, is not on this machine)"
+    ("test image 3 of digits (labelled 7)"). DatasetError or UnavailableError where the run's data cannot be
+    read or fetched here."""
+    test = run.test_data().test
     if not 0 <= index < len(test):
         raise InvalidArgumentError(
             f"--sample must be in 0…{len(test) - 1}, an item of the test set of {run.config.data}; got {index}"
