@@ -22,6 +22,7 @@ LAYERS = {
     "files": 0,
     "version": 0,
     "units": 0,
+    "hardware": 0,
     "layers": 1,
     "reference": 1,
     "data": 1,

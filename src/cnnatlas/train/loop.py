@@ -426,21 +426,8 @@ def claim_run_dir(
     elif config.out:
         run_dir = Path(config.out)
         made = _make_dir(run_dir)
-    else:  # runs/MODEL-DATA, -2, …: mkdir is atomic, so two new runs never share a number
-        base = RUNS_DIR / f"{config.model}-{data_label(config.data)}"
-        made_runs = _make_dir(RUNS_DIR)
-        for i in range(1, 1000):
-            run_dir = base if i == 1 else base.with_name(f"{base.name}-{i}")
-            try:
-                run_dir.mkdir()
-                made = made_runs or run_dir
-                break
-            except FileExistsError:
-                continue
-            except OSError as err:
-                raise RunExistsError(f"cannot create the run folder {run_dir} ({err.strerror or err})") from None
-        else:
-            raise RunExistsError(f"{base}-2 … -999 are all taken; give the run a folder with --out")
+    else:
+        run_dir, made = _new_numbered_run_dir(config)
     lock = RunLock(run_dir)
     try:
         lock.acquire()
@@ -463,6 +450,23 @@ def claim_run_dir(
         _release(lock, run_dir, made)
         raise
     return run_dir, checkpoint, lock, made
+
+
+def _new_numbered_run_dir(config: TrainConfig) -> tuple[Path, Path]:
+    """runs/MODEL-DATA, else -2, -3 …, made here (mkdir is atomic, so two new runs never share a number):
+    the folder, and the outermost folder made for it (`runs/` where it was not there yet)."""
+    base = RUNS_DIR / f"{config.model}-{data_label(config.data)}"
+    made_runs = _make_dir(RUNS_DIR)
+    for i in range(1, 1000):
+        run_dir = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            run_dir.mkdir()
+            return run_dir, made_runs or run_dir
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise RunExistsError(f"cannot create the run folder {run_dir} ({err.strerror or err})") from None
+    raise RunExistsError(f"{base}-2 … -999 are all taken; give the run a folder with --out")
 
 
 def _release(lock: RunLock, run_dir: Path, made: Path | None) -> None:

@@ -100,18 +100,8 @@ def plot_feature_maps(
             "--sample picks an image of a training run's test set; "
             + (f"--image {image} is the image" if image is not None else f"{subject.label} is not a run")
         )
-    side = _spatial_side(subject)
     in_ch = subject.input_size[1] if subject.input_size else 3
-    x, seen = None, "a photograph" if image is None else Path(image).name
-    if image is None and subject.run is not None:
-        try:
-            x, seen = _run_test_item(subject.run, sample or 0)
-        except (DatasetError, UnavailableError):  # not here, and no download
-            if sample is not None:
-                raise
-            seen = f"a photograph (the run's data, {subject.run.config.data}, is not on this machine)"
-    if x is None:
-        x = subject.prepare(load_image(image, side, 3))
+    x, seen = _input_image(subject, image, sample)
     names = list(layers) if layers else default_layers(subject.model)
     maps = feature_maps(subject.model, x, names)
     if not layers:  # a stage whose maps are single values (LeNet-5's C5: 120×1×1) has no picture to show
@@ -147,6 +137,22 @@ def plot_feature_maps(
         fontsize=9.5,
     )
     return save_figure(fig, out)
+
+
+def _input_image(subject: Subject, image: str | Path | None, sample: int | None) -> tuple[torch.Tensor, str]:
+    """The image the feature maps are of, as the model takes it (1, C, H, W), and what it is: `image`; else
+    a run's test item `sample` (default 0); else, or where a run's data is not here and no item was asked
+    for, the photograph matplotlib ships."""
+    side = _spatial_side(subject)
+    seen = "a photograph" if image is None else Path(image).name
+    if image is None and subject.run is not None:
+        try:
+            return _run_test_item(subject.run, sample or 0)
+        except (DatasetError, UnavailableError):  # not here, and no download
+            if sample is not None:
+                raise
+            seen = f"a photograph (the run's data, {subject.run.config.data}, is not on this machine)"
+    return subject.prepare(load_image(image, side, 3)), seen
 
 
 def _run_test_item(run: TrainedRun, index: int) -> tuple[torch.Tensor, str]:
