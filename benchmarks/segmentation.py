@@ -7,6 +7,7 @@
     python benchmarks/segmentation.py --only ema --threads 2                 # the recipe with --ema 0.999
     python benchmarks/segmentation.py --only pretrained-seed1 --threads 1    # backbone first trained on items
     python benchmarks/segmentation.py --only shifted-seed1 --threads 2       # test scenes averaged over shifts
+    python benchmarks/segmentation.py --only speed --threads 2               # can this machine judge the target?
     python benchmarks/segmentation.py --render                               # rebuild the markdown only
 
 On a CPU without bfloat16 instructions (AVX-512 BF16 or AMX) the recipe's items stop before training: its
@@ -30,6 +31,10 @@ the load average each was measured under; the markdown is rebuilt from all of th
 * shifted-seed1, shifted-seed4  the recipe (training seeds 1 and 4), then its test mean IoU with the
            softmax averaged over the test scene moved by 0 or 1 pixel along each axis (SHIFTS); its minutes
            count that evaluation, and the target is judged on the averaged figure.
+* speed    one epoch of the recipe on 3,200 training and 500 test scenes: its training and evaluation
+           speeds on this machine (scenes per second) and the minutes they project for the whole recipe
+           (4 epochs of 96,000 scenes, each followed by the evaluation of 2,000), in about a minute rather
+           than half an hour. One record per processor and thread count: the table compares machines.
 * ema      the dense recipe (training seed 0) with `--ema 0.999`: per epoch, the test mean IoU of the
            weights' moving average (what the run reports and keeps) against that of the stepped weights
            (each checkpoint's `training_weights`) of the same run.
@@ -71,7 +76,9 @@ CLAIMS = ("gap-dense", "dilation-resolution", "inflation-transfer")
 FLIPS = "flips"  # test-time flip averaging of the dense runs kept with --keep
 EMA = "ema"  # the recipe with a moving average of the weights, both evaluated per epoch
 EMA_DECAY = 0.999
-ITEMS = (*DENSE_RUNS, *PRETRAINED_RUNS, *SHIFTED_RUNS, EMA, *CLAIMS, FLIPS)
+SPEED = "speed"  # the recipe's speed on this machine, and the minutes it projects for the whole recipe
+SPEED_SCENES = {"train_scenes": 3_200, "test_scenes": 500}
+ITEMS = (*DENSE_RUNS, *PRETRAINED_RUNS, *SHIFTED_RUNS, EMA, SPEED, *CLAIMS, FLIPS)
 TITLE = "DeepLab v3+ (resnet20 backbone, output stride 4, no ASPP dropout, decoder at stride 1) on Fashion-MNIST scenes"
 PRETRAINED_TITLE = ", backbone first trained 1 epoch on Fashion-MNIST items"
 SHIFTED_TITLE = ", test prediction averaged over 4 one-pixel shifts of each scene"
@@ -247,6 +254,76 @@ def _shift_averaged(run_dir: str, data) -> dict:
         **segmentation_metrics(result, run.info.classes),
         "minutes": (time.perf_counter() - start) / 60,
     }
+
+
+def run_speed(earlier: list[dict] | None = None) -> dict:
+    """One epoch of the recipe (DENSE) on SPEED_SCENES: its training scenes per second (the epoch's
+    training time) and test scenes per second (the rest of the epoch: evaluation and checkpoint), and the
+    minutes of the whole recipe at those speeds. The record keeps `earlier` measurements of other
+    processors or thread counts beside this one (this machine's replaces its own)."""
+    from cnnatlas.data import load_scene_splits
+    from cnnatlas.train import TrainConfig, train
+
+    data = load_scene_splits(**{**DENSE["data"], **SPEED_SCENES})
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        config = TrainConfig(
+            model=DENSE["model"],
+            data="fashion-mnist-scenes",
+            model_kwargs=DENSE["model_kwargs"],
+            train_scenes=SPEED_SCENES["train_scenes"],
+            out=str(Path(scratch, SPEED)),
+            **{**DENSE["train"], "epochs": 1},
+        )
+        train(config, data=data)
+        (epoch,) = [json.loads(line) for line in Path(config.out, "metrics.jsonl").read_text().splitlines() if line]
+    train_rate = SPEED_SCENES["train_scenes"] / epoch["train_seconds"]
+    test_rate = SPEED_SCENES["test_scenes"] / (epoch["seconds"] - epoch["train_seconds"])
+    epochs, scenes = DENSE["train"]["epochs"], DENSE["data"]
+    measured = {
+        "train_scenes_per_s": train_rate,
+        "test_scenes_per_s": test_rate,
+        "projected_minutes": epochs * (scenes["train_scenes"] / train_rate + scenes["test_scenes"] / test_rate) / 60,
+        "load_average": [load_before, os.getloadavg()[0]],
+        **machine(),
+    }
+    same = ("cpu", "threads", "gpu")
+    kept = [m for m in earlier or [] if any(m.get(k) != measured[k] for k in same)]
+    return {"item": SPEED, "scenes": SPEED_SCENES, "machines": [*kept, measured]}
+
+
+def _speed_lines(record: dict, runs: list[dict]) -> list[str]:
+    """The speed table: each machine's scenes per second and the minutes they project for the recipe,
+    beside the recipe's full runs as measured."""
+    epochs, scenes = DENSE["train"]["epochs"], DENSE["data"]
+    lines = [
+        "## Speed of the recipe, per machine",
+        "",
+        f"One epoch of the recipe on {record['scenes']['train_scenes']:,} training and "
+        f"{record['scenes']['test_scenes']:,} test scenes (`--only speed`), and the minutes its speeds project for "
+        f"the whole recipe ({epochs} epochs of {scenes['train_scenes']:,} training scenes, each followed by the "
+        f"evaluation of {scenes['test_scenes']:,}): whether a machine can meet the {TARGET_MINUTES:.0f}-minute "
+        "target, measured in about a minute.",
+        "",
+        "| machine | threads | training scenes/s | test scenes/s | projected minutes | load | date |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for m in record["machines"]:
+        lines.append(
+            f"| {m['gpu'] or m['cpu']} ({m.get('cpu_capability', '?')}) | {m['threads']} | "
+            f"{m['train_scenes_per_s']:.0f} | {m['test_scenes_per_s']:.0f} | {m['projected_minutes']:.1f} | "
+            f"{m['load_average'][0]:.1f}→{m['load_average'][1]:.1f} | {m['date']} |"
+        )
+    full = [d for d in runs if d["item"] in DENSE_RUNS]
+    if full:
+        where = sorted({f"{d['gpu'] or d['cpu']}, {d['threads']} thread(s)" for d in full})
+        lines += [
+            "",
+            f"The recipe's full runs above (training seeds {', '.join(str(d['seed']) for d in full)}) took "
+            f"{min(d['minutes'] for d in full):.1f}–{max(d['minutes'] for d in full):.1f} minutes on "
+            f"{'; '.join(where)}.",
+        ]
+    return [*lines, ""]
 
 
 def _stepped_mious(run_dir: str, data) -> list[float]:
@@ -447,6 +524,8 @@ def render(records: dict) -> str:
     runs = [records[i] for i in (*DENSE_RUNS, *PRETRAINED_RUNS, *SHIFTED_RUNS) if i in records]
     if runs:
         lines += _dense_lines(runs)
+    if SPEED in records:
+        lines += _speed_lines(records[SPEED], runs)
     if EMA in records:
         lines += _ema_lines(records[EMA])
     if FLIPS in records:
@@ -494,12 +573,15 @@ def _add_arguments(parser) -> None:
 
 
 def _run_item(item: str, args) -> dict:
-    """One ITEM: a claim, the flip averaging of kept runs, or a run of the dense recipe."""
+    """One ITEM: a claim, the flip averaging of kept runs, the recipe's speed, or a run of the dense recipe."""
     if item in CLAIMS:
         return run_claim_item(item)
     if item == FLIPS:
         return run_flips(args.keep)
     _refuse_emulated_bfloat16(args)
+    if item == SPEED:
+        earlier = json.loads(RECORDS.read_text()).get(SPEED, {}) if RECORDS.exists() else {}
+        return run_speed(earlier.get("machines"))
     return run_dense(item, args.keep)
 
 

@@ -186,6 +186,48 @@ def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_it
     assert f"{record['test_miou']:.4f}; averaged over shifts **{averaged['test_miou']:.4f}**" in text
 
 
+def test_speed_item_projects_the_recipe_from_one_short_epoch_and_keeps_other_machines(monkeypatch):
+    """The `speed` item, on a few scenes: scenes per second of training and of evaluation, measured from
+    the one epoch it trains, the minutes they project for the whole recipe, and one record per machine:
+    a machine's new measurement replaces its own and keeps the others'; the report's table shows each."""
+    bench = _benchmark("segmentation")
+    small = {**bench.DENSE, "train": {**bench.DENSE["train"], "precision": "float32"}}
+    monkeypatch.setattr(bench, "DENSE", small)
+    monkeypatch.setattr(bench, "SPEED_SCENES", {"train_scenes": 64, "test_scenes": 32})
+    trained = []
+    real_train = __import__("cnnatlas.train", fromlist=["train"]).train
+
+    def spy(config, **kwargs):
+        trained.append(config)
+        return real_train(config, **kwargs)
+
+    monkeypatch.setattr("cnnatlas.train.train", spy)
+    other = {
+        **{"cpu": "another CPU", "cpu_capability": "AVX512", "threads": 2, "gpu": None, "date": "2026-01-01"},
+        **{"train_scenes_per_s": 50.0, "test_scenes_per_s": 400.0, "projected_minutes": 130.1},
+        "load_average": [0.0, 0.0],
+    }
+    this = bench.machine()
+    mine_before = {**{k: this[k] for k in ("cpu", "threads", "gpu")}, "projected_minutes": 2.0}
+    record = bench.run_speed([other, mine_before])
+    (config,) = trained
+    assert config.epochs == 1 and config.train_scenes == 64 and config.model_kwargs == small["model_kwargs"]
+    assert {k: getattr(config, k) for k in small["train"] if k != "epochs"} == {
+        k: v for k, v in small["train"].items() if k != "epochs"
+    }
+    assert record["machines"][0] is other and len(record["machines"]) == 2  # its own earlier one replaced
+    m = record["machines"][1]
+    assert m["train_scenes_per_s"] > 0 and m["test_scenes_per_s"] > 0
+    full = small["train"]["epochs"] * (
+        small["data"]["train_scenes"] / m["train_scenes_per_s"] + small["data"]["test_scenes"] / m["test_scenes_per_s"]
+    )
+    assert m["projected_minutes"] == pytest.approx(full / 60)
+    text = bench.render({bench.SPEED: json.loads(json.dumps(record))})
+    assert "## Speed of the recipe, per machine" in text
+    assert f"| {m['train_scenes_per_s']:.0f} | {m['test_scenes_per_s']:.0f} | {m['projected_minutes']:.1f} |" in text
+    assert "| another CPU (AVX512) | 2 | 50 | 400 | 130.1 | 0.0→0.0 | 2026-01-01 |" in text
+
+
 def test_readme_dense_figures_are_the_saved_runs():
     """Each dense run's row in the README (wall and CPU minutes, pixel accuracy, mean IoU), those of the
     runs with a pretrained backbone and with the shift-averaged test prediction (both mean IoUs), and the
