@@ -230,8 +230,8 @@ def test_speed_item_projects_the_recipe_from_one_short_epoch_and_keeps_other_mac
 
 def test_readme_dense_figures_are_the_saved_runs():
     """Each dense run's row in the README (wall and CPU minutes, pixel accuracy, mean IoU), those of the
-    runs with a pretrained backbone and with the shift-averaged test prediction (both mean IoUs), and the
-    moving-average comparison are the figures
+    runs with a pretrained backbone and with the shift-averaged test prediction (both mean IoUs), the
+    moving-average comparison and each machine's speed of the recipe are the figures
     benchmarks/segmentation.py saved."""
     bench = _benchmark("segmentation")
     records = json.loads((ROOT / "benchmarks" / "segmentation_results.json").read_text(encoding="utf-8"))
@@ -250,6 +250,9 @@ def test_readme_dense_figures_are_the_saved_runs():
     gains = [f"{c['test_miou'] - c['stepped_miou']:.2g}" for c in curve[:-1]]
     assert f"by {', '.join(gains[:-1])} and {gains[-1]} mean IoU after epochs 1–{len(gains)}" in flat
     assert f"{curve[-1]['test_miou']:.4f} against {curve[-1]['stepped_miou']:.4f}" in flat
+    for m in records[bench.SPEED]["machines"]:  # each machine's speed and the minutes it projects
+        speeds = f"{m['train_scenes_per_s']:.0f} training and {m['test_scenes_per_s']:.0f} test scenes a second"
+        assert f"{speeds}, which projects {m['projected_minutes']:.1f} minutes" in flat, m["cpu"]
 
 
 def test_the_dense_recipe_is_not_timed_where_bfloat16_is_emulated(monkeypatch):
