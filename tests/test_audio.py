@@ -412,10 +412,32 @@ def test_predict_takes_a_recording_for_a_run_on_sound(tmp_path, fsdd_4k, capsys)
     assert "digit.png: not a readable WAV file" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "run")]) == 0
     assert "(300 test recordings)" in capsys.readouterr().out  # not "images"
-    # the pictures take the run's input, a recording's samples: feature maps of a photograph are refused by
-    # name, and the filters shown are the backbone's first learnt ones, not the spectrogram's fixed STFT
-    assert main(["plot", "feature-maps", str(tmp_path / "run"), "--out", str(tmp_path / "maps.png")]) == 2
-    assert "this picture is for 2-D image models; its input is 1×1×2000" in capsys.readouterr().err
+    # eval reads the test recordings as the run heard them (4 kHz, 2,000 samples: from its data's source for
+    # a run that did not record the rate), not FSDD's 8 kHz default
+    from cnnatlas.train import evaluate
+
+    measured, splits = load_run(tmp_path / "run").evaluate()
+    assert splits.test.waves.shape == fsdd_4k.test.waves.shape and torch.equal(splits.test[i][0], x)
+    direct = evaluate(run.model, torch.utils.data.DataLoader(fsdd_4k.test, batch_size=100), 10, torch.device("cpu"))
+    assert torch.equal(measured.confusion, direct.confusion)
+    # the pictures take the run's input, a recording's samples: the feature maps are those of a test
+    # recording, beside the spectrogram the model makes of it (an image is refused by name), and the filters
+    # shown are the backbone's first learnt ones, not the spectrogram's fixed STFT
+    from cnnatlas.viz import plot_feature_maps
+
+    fig = plot_feature_maps(str(tmp_path / "run"), layers=["backbone.features.c1"], sample=i, channels=2)
+    assert f"test recording {i} of fsdd (labelled {run.info.classes[label]})" in " ".join(fig.get_suptitle().split())
+    with torch.no_grad():
+        spectrogram = run.model.frontend(x[None])[0, 0]
+        first = run.model.backbone.features.c1(spectrogram[None, None])[0]
+    shown, channel = (ax.images[0].get_array() for ax in fig.axes[:2])
+    assert fig.axes[0].get_title() == "spectrogram"
+    assert np.allclose(shown, ((spectrogram - spectrogram.min()) / (spectrogram.max() - spectrogram.min())).numpy())
+    assert any(np.allclose(channel, m.numpy(), atol=1e-6) for m in first)
+    assert main(["plot", "feature-maps", str(tmp_path / "run"), "--out", str(tmp_path / "maps.png")]) == 0
+    for model in (str(tmp_path / "run"), "spectrogram_cnn"):
+        assert main(["plot", "feature-maps", model, "--image", str(image), "--out", str(tmp_path / "m.png")]) == 2
+        assert "takes sound: its feature maps are drawn for a recording of a run's test set" in capsys.readouterr().err
     from cnnatlas.viz.inside import first_conv
 
     for model in (str(tmp_path / "run"), "spectrogram_cnn"):

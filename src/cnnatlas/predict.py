@@ -140,21 +140,8 @@ def read_run_recording(run, path: str | Path) -> torch.Tensor:
     companded where the run's data were, normalised with the run's mean and std → (1, L)."""
     from .data.fsdd import prepare_recording
 
-    x = prepare_recording(path, run.info.image_size, _run_sample_rate(run), mu_law="mu-law" in run.info.augment)
+    x = prepare_recording(path, run.info.image_size, run.sample_rate, mu_law="mu-law" in run.info.augment)
     return ((torch.from_numpy(x) - run.info.mean[0]) / run.info.std[0])[None]
-
-
-def _run_sample_rate(run) -> int:
-    """The rate a run on sound was trained at: its data's record, or for a run older than that record,
-    the rate its data source states ("… samples at 4 kHz"), else FSDD's own 8 kHz."""
-    import re
-
-    from .data.fsdd import FSDD_SAMPLE_RATE
-
-    if run.info.sample_rate:
-        return run.info.sample_rate
-    said = re.search(r"samples at ([\d.]+) kHz", (run.data_origin or {}).get("source", ""))
-    return round(float(said.group(1)) * 1000) if said else FSDD_SAMPLE_RATE
 
 
 # -- segmentation: a mask per image ---------------------------------------------------------------

@@ -92,7 +92,7 @@ def load_dataset(
         )
     if kind == "digits":
         return load_digits_splits(image_size, augment)
-    root = spec.split(":", 1)[1] if kind in PREFIXED and ":" in spec else None
+    root = dataset_root(spec)
     if kind == "fashion-mnist":
         return load_fashion_mnist_splits(root, image_size, augment)
     if kind == "cifar10":
@@ -106,6 +106,11 @@ def load_dataset(
     if kind == "fashion-mnist-scenes":
         return load_scene_splits(root, size=image_size, train_scenes=train_scenes or TRAIN_SCENES)
     return load_folder_splits(spec, image_size, in_channels or 3, augment)
+
+
+def dataset_root(spec: str) -> str | None:
+    """The folder a named dataset is read from, as NAME:DIR gives it; None for its own lookup."""
+    return spec.split(":", 1)[1] if dataset_kind(spec) in PREFIXED and ":" in spec else None
 
 
 def data_origin(spec: str, splits: DataSplits | None = None) -> dict:

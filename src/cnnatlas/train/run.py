@@ -64,11 +64,21 @@ class TrainedRun:
         """The splits of `data` (a --data spec; default the run's own, `data_spec`) at the run's input size
         and channels, refused unless they have the run's classes, in its order; the test set normalised with
         the mean and std of the run's training data, as its inputs were."""
-        from ..data import DatasetError, TensorImageDataset, dataset_kind, load_dataset
+        from ..data import DatasetError, TensorImageDataset, dataset_kind, dataset_root, load_dataset
+        from ..data.fsdd import WaveformDataset, load_fsdd_splits
         from ..data.scenes import SceneDataset
 
         spec = data or self.data_spec
-        splits = load_dataset(spec, self.info.image_size, "none", self.info.in_channels)
+        if dataset_kind(spec) == "fsdd":  # the recordings as the run heard them: its window, rate, companding
+            splits = load_fsdd_splits(
+                dataset_root(spec),
+                length=self.info.image_size,
+                shift=False,
+                sample_rate=self.sample_rate,
+                mu_law="mu-law" in self.info.augment,
+            )
+        else:
+            splits = load_dataset(spec, self.info.image_size, "none", self.info.in_channels)
         if splits.info.num_classes != self.info.num_classes:
             raise DatasetError(
                 f"{spec} has {splits.info.num_classes} classes; the run was trained on {self.info.num_classes}"
@@ -87,7 +97,25 @@ class TrainedRun:
         if isinstance(splits.test, (TensorImageDataset, SceneDataset)):
             mean, std = self.info.mean, self.info.std
             splits.test.mean, splits.test.std = (torch.tensor(v).view(-1, 1, 1) for v in (mean, std))
+        if isinstance(splits.test, WaveformDataset):
+            splits.test.mean, splits.test.std = self.info.mean[0], self.info.std[0]
         return splits
+
+    @property
+    def sample_rate(self) -> int | None:
+        """The rate a run on sound was trained at: its data's record, or for a run older than that record,
+        the rate its data source states ("… samples at 4 kHz"), else FSDD's own 8 kHz; None for a run on
+        images or clips."""
+        import re
+
+        from ..data.fsdd import FSDD_SAMPLE_RATE
+
+        if self.info.sample_rate:
+            return self.info.sample_rate
+        if getattr(self.model, "dims", 2) != 1:  # a model on images or clips
+            return None
+        said = re.search(r"samples at ([\d.]+) kHz", (self.data_origin or {}).get("source", ""))
+        return round(float(said.group(1)) * 1000) if said else FSDD_SAMPLE_RATE
 
     def evaluate(self, data: str | None = None, *, shift_average: bool = False) -> tuple[EvalResult, DataSplits]:
         """Loss, accuracy, top-5 and confusion matrix of the run's model on the test set of `data` (default

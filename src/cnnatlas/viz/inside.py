@@ -100,7 +100,6 @@ def plot_feature_maps(
             "--sample picks an image of a training run's test set; "
             + (f"--image {image} is the image" if image is not None else f"{subject.label} is not a run")
         )
-    in_ch = subject.input_size[1] if subject.input_size else 3
     x, seen = _input_image(subject, image, sample)
     names = list(layers) if layers else default_layers(subject.model)
     maps = feature_maps(subject.model, x, names)
@@ -108,22 +107,22 @@ def plot_feature_maps(
         names = [n for n in names if maps[n][0].dim() != 3 or maps[n][0][0].numel() > 1] or names
     fig = new_figure(1.45 * (channels + 1) + 0.6, 1.55 * len(names) + 0.9)
     grid = fig.subplots(len(names), channels + 1, squeeze=False)
-    shown = x[0].permute(1, 2, 0).numpy()
-    shown = (shown - shown.min()) / (np.ptp(shown) or 1.0)
+    shown, shown_as = _input_panel(subject.model, x)
+    origin = "lower" if shown_as != "input" else "upper"  # a spectrogram's low frequencies at the bottom
     for row, name in enumerate(names):
         y = maps[name][0]
         if y.dim() != 3:
             raise VizError(f"{name} outputs {tuple(maps[name].shape)}, not a 2-D feature map")
         ax = grid[row][0]
-        ax.imshow(shown if in_ch == 3 else shown[..., 0], cmap=None if in_ch == 3 else "gray")
+        ax.imshow(shown, cmap=None if shown.ndim == 3 else "gray", origin=origin)
         ax.set_ylabel(f"{name}\n{y.shape[0]}×{y.shape[1]}×{y.shape[2]}", fontsize=7.5)
-        ax.set_title("input" if row == 0 else "", fontsize=8)
+        ax.set_title(shown_as if row == 0 else "", fontsize=8)
         order = torch.argsort(y.flatten(1).std(1, correction=0), descending=True)[:channels].tolist()
         for col in range(channels):
             ax = grid[row][col + 1]
             if col < len(order):
                 c = order[col]
-                ax.imshow(y[c].numpy(), cmap="viridis")
+                ax.imshow(y[c].numpy(), cmap="viridis", origin=origin)
                 ax.set_title(f"channel {c}", fontsize=7)
             else:
                 ax.axis("off")
@@ -139,10 +138,29 @@ def plot_feature_maps(
     return save_figure(fig, out)
 
 
+def _input_panel(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, str]:
+    """What the first column shows, scaled to [0, 1], and its title: the input image (H, W, 3) or (H, W);
+    for a sound model, the spectrogram its `frontend` makes of the waveform, which its convolutions see."""
+    frontend = getattr(model, "frontend", None)
+    with torch.no_grad():
+        image = x if frontend is None else frontend(x)
+    shown = image[0].permute(1, 2, 0).numpy()
+    shown = (shown - shown.min()) / (np.ptp(shown) or 1.0)
+    return shown if shown.shape[2] == 3 else shown[..., 0], "input" if frontend is None else "spectrogram"
+
+
 def _input_image(subject: Subject, image: str | Path | None, sample: int | None) -> tuple[torch.Tensor, str]:
-    """The image the feature maps are of, as the model takes it (1, C, H, W), and what it is: `image`; else
+    """The input the feature maps are of, as the model takes it (1, C, H, W), and what it is: `image`; else
     a run's test item `sample` (default 0); else, or where a run's data is not here and no item was asked
-    for, the photograph matplotlib ships."""
+    for, the photograph matplotlib ships. A sound model (a `frontend` making a spectrogram of a waveform)
+    takes a run's test recording only."""
+    if hasattr(subject.model, "frontend") and subject.input_size is not None and len(subject.input_size) == 3:
+        if subject.run is None or image is not None:
+            raise VizError(
+                f"{subject.label} takes sound: its feature maps are drawn for a recording of a run's test set "
+                "(give a run folder, and --sample N to choose the recording), not for an image"
+            )
+        return _run_test_item(subject.run, sample or 0)
     side = _spatial_side(subject)
     seen = "a photograph" if image is None else Path(image).name
     if image is None and subject.run is not None:
@@ -169,7 +187,8 @@ def _run_test_item(run: TrainedRun, index: int) -> tuple[torch.Tensor, str]:
         shows = ", ".join(sorted({run.info.classes[int(c)] for c in torch.unique(label)} - {"background"}))
         what = f"test scene {index} of {run.config.data} ({shows or 'background only'})"
     else:
-        what = f"test image {index} of {run.config.data} (labelled {run.info.classes[int(label)]})"
+        kind = "recording" if x.dim() == 2 else "image"  # (C, samples) or (C, H, W)
+        what = f"test {kind} {index} of {run.config.data} (labelled {run.info.classes[int(label)]})"
     return x[None], what
 
 
