@@ -295,6 +295,45 @@ def test_fsdd_official_split(fsdd_4k):
     assert load_dataset(f"fsdd:{FSDD}").info.image_size == 8000  # `cnnatlas train --data fsdd:DIR` reads it too
 
 
+@needs_fsdd
+def test_the_command_line_trains_and_resumes_on_fsdd_at_any_rate(tmp_path, fsdd_4k, capsys):
+    """`cnnatlas train --data fsdd` reads --sample-rate, --mu-law and --image-size (the window in samples)
+    into the recordings it trains on, records them, evaluates and resumes with them; a rate that does not
+    divide 8 kHz, or the flags on other data, are refused in one line."""
+    from cnnatlas.cli import main
+    from cnnatlas.train import load_run
+
+    base = ["train", "spectrogram_cnn", "--data", f"fsdd:{FSDD}", "--batch-size", "64", "--quiet"]
+    model = ["--model-arg", "sample_rate=4000", "--model-arg", "n_fft=128", "--model-arg", "hop_length=32"]
+    run = tmp_path / "4k"
+    flags = ["--sample-rate", "4000", "--image-size", "2000", "--mu-law", *model]
+    assert main([*base, *flags, "--epochs", "1", "--out", str(run)]) == 0
+    trained = load_run(run)
+    assert (trained.info.sample_rate, trained.info.image_size, trained.input_size) == (4000, 2000, (1, 2000))
+    assert "mu-law" in trained.info.augment
+    assert "2000 samples at 4 kHz, μ-law companded" in trained.data_origin["source"]
+    companded = load_fsdd_splits(FSDD, length=2000, sample_rate=4000, mu_law=True).test
+    assert torch.equal(trained.test_data().test.waves, companded.waves)  # eval hears what training heard
+    assert not torch.equal(companded.waves, fsdd_4k.test.waves)
+    assert main([*base, *flags, "--epochs", "2", "--out", str(run), "--resume"]) == 0  # continues at 4 kHz
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert main([*base, *model, "--sample-rate", "8000", "--epochs", "3", "--out", str(run), "--resume"]) == 2
+    assert "--resume cannot change sample_rate 4000 → 8000" in capsys.readouterr().err
+    default = tmp_path / "8k"  # the default: one second at 8 kHz, and its resume
+    assert main([*base, "--epochs", "1", "--out", str(default)]) == 0
+    assert load_run(default).info.image_size == 8000
+    assert main([*base, "--epochs", "2", "--out", str(default), "--resume"]) == 0
+    for wrong, needle in (
+        ([*base, "--sample-rate", "3000"], "FSDD: sample_rate must divide 8000 (8000, 4000, 2000 …); got 3000"),
+        (["train", "lenet5", "--sample-rate", "4000"], "sample_rate=4000 is for --data fsdd (its recordings)"),
+        (["train", "lenet5", "--mu-law"], "mu_law=True is for --data fsdd (its recordings); got --data digits"),
+    ):
+        assert main([*wrong, "--epochs", "1", "--out", str(tmp_path / "no")]) == 2, wrong
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "no").exists()
+
+
 def _learns(tmp_path, data, model, kwargs, **train):
     """Train on `data`; the last epoch's losses and the test accuracy."""
     from cnnatlas.train import TrainConfig
@@ -357,6 +396,20 @@ def test_trainer_defaults_are_the_measured_recipes(item, dataset):
     run = bench.RUNS[item]
     config = default_config(run["model"], dataset)
     assert {k: getattr(config, k) for k in run["train"]} == run["train"]
+    if item == "wavenet":  # the README's command line for it trains that run: its model, data and settings
+        import shlex
+
+        from cnnatlas.cli import build_parser
+        from cnnatlas.cli.train import config_from_args
+
+        readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+        line = next(x for x in readme.splitlines() if x.startswith("cnnatlas train wavenet --data fsdd "))
+        given = config_from_args(build_parser().parse_args(shlex.split(line)[1:]))
+        assert given.model_kwargs == run["model_kwargs"]
+        assert (given.sample_rate, given.image_size, given.mu_law) == tuple(
+            run["data"][k] for k in ("sample_rate", "length", "mu_law")
+        )
+        assert {k: getattr(given, k) for k in run["train"]} == run["train"]
 
 
 @needs_fsdd

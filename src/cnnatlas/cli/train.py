@@ -40,6 +40,8 @@ def config_from_args(args):
         "image_size": args.image_size,
         "augment": args.augment,
         "train_scenes": args.train_scenes,
+        "sample_rate": args.sample_rate,
+        "mu_law": args.mu_law or None,
         "workers": args.workers,
         "out": args.out,
         "model_kwargs": model_args(args.model_arg) or None,
@@ -164,13 +166,25 @@ def _add_more_settings(g) -> None:
         help="evaluate and keep a moving average of the weights with this decay, e.g. 0.999 (0 = off)",
     )
     g.add_argument("--augment", metavar="LIST", help="auto, none, or a comma list of crop, flip, jitter")
-    g.add_argument("--image-size", type=int, metavar="PX", help="side of the model's input")
+    g.add_argument(
+        "--image-size",
+        type=int,
+        metavar="PX",
+        help="side of the model's input (--data fsdd: the window in samples, default one second)",
+    )
     g.add_argument(
         "--train-scenes",
         type=int,
         metavar="N",
         help="--data fashion-mnist-scenes: training scenes drawn (default 10,000; the test scenes stay the same)",
     )
+    g.add_argument(
+        "--sample-rate",
+        type=int,
+        metavar="HZ",
+        help="--data fsdd: the recordings' rate, 8000 divided by a whole number (default 8000)",
+    )
+    g.add_argument("--mu-law", action="store_true", help="--data fsdd: μ-law compand each recording (WaveNet)")
     g.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes")
     add_model_arg(g)
     g.add_argument(

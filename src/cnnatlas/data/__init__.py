@@ -38,7 +38,7 @@ from .fashion_mnist import (
     load_idx_folder,
 )
 from .folder import load_folder_splits
-from .fsdd import FSDD_CLASSES, load_fsdd_splits
+from .fsdd import FSDD_CLASSES, FSDD_SAMPLE_RATE, load_fsdd_splits
 from .idx import read_idx, write_idx
 from .moving_fashion import DIRECTIONS, load_moving_fashion_splits
 from .scenes import SCENE_CLASSES, TRAIN_SCENES, load_scene_splits
@@ -73,16 +73,20 @@ def dataset_channels(spec: str) -> int:
 
 def load_dataset(
     spec: str = "digits",
-    image_size: int = 32,
+    image_size: int | None = None,
     augment: str | tuple[str, ...] | None = "auto",
     in_channels: int | None = None,
     train_scenes: int | None = None,
+    sample_rate: int | None = None,
+    mu_law: bool = False,
 ) -> DataSplits:
-    """Train and test sets named by `spec` (see the module docstring), images `image_size` square.
+    """Train and test sets named by `spec` (see the module docstring), images `image_size` square
+    (default 32; the scenes' 64); for sound, windows of `image_size` samples (default one second).
 
     `augment`: 'auto' (the dataset's default), 'none', or a comma list of crop, flip, jitter.
     `in_channels` only matters for image folders (3 = RGB, 1 = grey).
     `train_scenes`: how many training scenes `fashion-mnist-scenes` draws (None: its default, 10,000).
+    `sample_rate` and `mu_law`: `fsdd`'s recordings at that rate (default 8 kHz), μ-law companded.
     """
     kind = dataset_kind(spec)
     if train_scenes is not None and kind != "fashion-mnist-scenes":
@@ -90,6 +94,15 @@ def load_dataset(
             f"train_scenes={train_scenes!r} is for --data fashion-mnist-scenes (the number of scenes drawn); "
             f"got --data {spec}"
         )
+    if (sample_rate is not None or mu_law) and kind != "fsdd":
+        said = f"sample_rate={sample_rate!r}" if sample_rate is not None else "mu_law=True"
+        raise DatasetError(f"{said} is for --data fsdd (its recordings); got --data {spec}")
+    if kind == "fsdd":
+        rate = sample_rate or FSDD_SAMPLE_RATE
+        return load_fsdd_splits(
+            dataset_root(spec), image_size or rate, shift=augment != "none", sample_rate=rate, mu_law=mu_law
+        )
+    image_size = image_size or (64 if kind == "fashion-mnist-scenes" else 32)
     if kind == "digits":
         return load_digits_splits(image_size, augment)
     root = dataset_root(spec)
@@ -99,8 +112,6 @@ def load_dataset(
         return load_cifar10_splits(root, image_size, augment)
     if kind == "idx":
         return load_idx_folder(spec, image_size=image_size, augment=augment)
-    if kind == "fsdd":
-        return load_fsdd_splits(root, shift=augment != "none")
     if kind == "moving-fashion-mnist":
         return load_moving_fashion_splits(root, size=image_size)
     if kind == "fashion-mnist-scenes":

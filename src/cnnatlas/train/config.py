@@ -57,6 +57,8 @@ class TrainConfig:
     image_size: int | None = None  # None: the model's input if ≤ 64, else what it needs at least
     augment: str = "auto"  # 'auto', 'none', or a comma list of crop, flip, jitter
     train_scenes: int | None = None  # --data fashion-mnist-scenes: training scenes drawn (None: TRAIN_SCENES)
+    sample_rate: int | None = None  # --data fsdd: samples per second, 8000 divided by a whole number (None: 8000)
+    mu_law: bool = False  # --data fsdd: each recording μ-law companded (WaveNet §2.2)
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, 4 on a GPU
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     inflate: bool = False  # a 2-D model made 3-D for video clips by I3D inflation (cnnatlas.inflate)
@@ -73,7 +75,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "keep_checkpoints"):
             v = getattr(self, name)
             check(_is_count(v), f"{name} must be an integer ≥ 1; got {v!r}")
-        for name in ("image_size", "train_scenes"):  # None: the model's or the dataset's choice
+        for name in ("image_size", "train_scenes", "sample_rate"):  # None: the model's or the dataset's choice
             v = getattr(self, name)
             check(v is None or _is_count(v), f"{name} must be a positive integer; got {v!r}")
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "ema"):
@@ -89,6 +91,7 @@ class TrainConfig:
             self.out is None or (isinstance(self.out, str) and self.out.strip() != ""),
             f"out must name a folder (or be left unset for runs/MODEL-DATA); got {self.out!r}",
         )
+        check(isinstance(self.mu_law, bool), f"mu_law must be True or False; got {self.mu_law!r}")
         check(isinstance(self.model_kwargs, dict), f"model_kwargs must be a dict; got {self.model_kwargs!r}")
         for key in RESERVED_MODEL_KWARGS:
             check(

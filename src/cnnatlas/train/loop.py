@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from .. import hardware
 from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset
 from ..data.base import label_counts
+from ..data.fsdd import FSDD_SAMPLE_RATE
 from ..data.scenes import TEST_SCENES, TRAIN_SCENES
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry
@@ -99,6 +100,8 @@ FIXED_ON_RESUME = (
     "image_size",
     "augment",
     "train_scenes",
+    "sample_rate",
+    "mu_law",
     "model_kwargs",
     "inflate",
     "init",
@@ -169,11 +172,14 @@ def resolve_device(name: str) -> torch.device:
 
 def choose_image_size(config: TrainConfig) -> int:
     """The model's own input size when it is small (LeNet-5 32, CIFAR ResNets 32), else the
-    smallest size ≥ 32 that the network accepts (ImageNet models on 8×8 or 28×28 data)."""
+    smallest size ≥ 32 that the network accepts (ImageNet models on 8×8 or 28×28 data); for sound, the
+    window in samples: one second."""
     if config.image_size:
         return config.image_size
     if dataset_kind(config.data) == "fashion-mnist-scenes":  # the scenes' own canvas
         return 64
+    if dataset_kind(config.data) == "fsdd":
+        return config.sample_rate or FSDD_SAMPLE_RATE
     size = get_entry(config.model).input_size[-1]
     if size <= 64:
         return size
@@ -717,7 +723,13 @@ def _load_data(
     if model is None:
         check_memory(config, image_size, per_rank_batch, device)
     return load_dataset(
-        config.data, image_size, config.augment, dataset_channels(config.data), train_scenes=config.train_scenes
+        config.data,
+        image_size,
+        config.augment,
+        dataset_channels(config.data),
+        train_scenes=config.train_scenes,
+        sample_rate=config.sample_rate,
+        mu_law=config.mu_law,
     )
 
 

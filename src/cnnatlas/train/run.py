@@ -64,21 +64,15 @@ class TrainedRun:
         """The splits of `data` (a --data spec; default the run's own, `data_spec`) at the run's input size
         and channels, refused unless they have the run's classes, in its order; the test set normalised with
         the mean and std of the run's training data, as its inputs were."""
-        from ..data import DatasetError, TensorImageDataset, dataset_kind, dataset_root, load_dataset
-        from ..data.fsdd import WaveformDataset, load_fsdd_splits
+        from ..data import DatasetError, TensorImageDataset, dataset_kind, load_dataset
+        from ..data.fsdd import WaveformDataset
         from ..data.scenes import SceneDataset
 
         spec = data or self.data_spec
-        if dataset_kind(spec) == "fsdd":  # the recordings as the run heard them: its window, rate, companding
-            splits = load_fsdd_splits(
-                dataset_root(spec),
-                length=self.info.image_size,
-                shift=False,
-                sample_rate=self.sample_rate,
-                mu_law="mu-law" in self.info.augment,
-            )
-        else:
-            splits = load_dataset(spec, self.info.image_size, "none", self.info.in_channels)
+        sound = {"sample_rate": self.sample_rate, "mu_law": "mu-law" in self.info.augment}  # as the run heard it
+        splits = load_dataset(
+            spec, self.info.image_size, "none", self.info.in_channels, **(sound if dataset_kind(spec) == "fsdd" else {})
+        )
         if splits.info.num_classes != self.info.num_classes:
             raise DatasetError(
                 f"{spec} has {splits.info.num_classes} classes; the run was trained on {self.info.num_classes}"
