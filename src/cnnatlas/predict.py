@@ -140,7 +140,7 @@ def read_run_recording(run, path: str | Path) -> torch.Tensor:
     companded where the run's data were, normalised with the run's mean and std → (1, L)."""
     from .data.fsdd import prepare_recording
 
-    x = prepare_recording(path, run.info.image_size, run.sample_rate, mu_law="mu-law" in run.info.augment)
+    x = prepare_recording(path, run.info.image_size, run.sample_rate, mu_law=run.mu_law)
     return ((torch.from_numpy(x) - run.info.mean[0]) / run.info.std[0])[None]
 
 

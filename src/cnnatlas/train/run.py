@@ -69,7 +69,7 @@ class TrainedRun:
         from ..data.scenes import SceneDataset
 
         spec = data or self.data_spec
-        sound = {"sample_rate": self.sample_rate, "mu_law": "mu-law" in self.info.augment}  # as the run heard it
+        sound = {"sample_rate": self.sample_rate, "mu_law": self.mu_law}  # the recordings as the run heard them
         splits = load_dataset(
             spec, self.info.image_size, "none", self.info.in_channels, **(sound if dataset_kind(spec) == "fsdd" else {})
         )
@@ -110,6 +110,11 @@ class TrainedRun:
             return None
         said = re.search(r"samples at ([\d.]+) kHz", (self.data_origin or {}).get("source", ""))
         return round(float(said.group(1)) * 1000) if said else FSDD_SAMPLE_RATE
+
+    @property
+    def mu_law(self) -> bool:
+        """Whether a run on sound heard its recordings μ-law companded."""
+        return "mu-law" in self.info.augment
 
     def evaluate(self, data: str | None = None, *, shift_average: bool = False) -> tuple[EvalResult, DataSplits]:
         """Loss, accuracy, top-5 and confusion matrix of the run's model on the test set of `data` (default
