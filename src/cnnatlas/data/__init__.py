@@ -97,12 +97,15 @@ def load_dataset(
     if (sample_rate is not None or mu_law) and kind != "fsdd":
         said = f"sample_rate={sample_rate!r}" if sample_rate is not None else "mu_law=True"
         raise DatasetError(f"{said} is for --data fsdd (its recordings); got --data {spec}")
+    image_size = image_size or own_input_size(spec, sample_rate) or 32
     if kind == "fsdd":
-        rate = sample_rate or FSDD_SAMPLE_RATE
         return load_fsdd_splits(
-            dataset_root(spec), image_size or rate, shift=augment != "none", sample_rate=rate, mu_law=mu_law
+            dataset_root(spec),
+            image_size,
+            shift=augment != "none",
+            sample_rate=sample_rate or FSDD_SAMPLE_RATE,
+            mu_law=mu_law,
         )
-    image_size = image_size or (64 if kind == "fashion-mnist-scenes" else 32)
     if kind == "digits":
         return load_digits_splits(image_size, augment)
     root = dataset_root(spec)
@@ -117,6 +120,17 @@ def load_dataset(
     if kind == "fashion-mnist-scenes":
         return load_scene_splits(root, size=image_size, train_scenes=train_scenes or TRAIN_SCENES)
     return load_folder_splits(spec, image_size, in_channels or 3, augment)
+
+
+def own_input_size(spec: str, sample_rate: int | None = None) -> int | None:
+    """The input size a dataset fixes itself: the scenes' 64×64 canvas, one second of sound at
+    `sample_rate` (default FSDD's 8 kHz); None where the model's input decides."""
+    kind = dataset_kind(spec)
+    if kind == "fashion-mnist-scenes":
+        return 64
+    if kind == "fsdd":
+        return sample_rate or FSDD_SAMPLE_RATE
+    return None
 
 
 def dataset_root(spec: str) -> str | None:
@@ -172,6 +186,7 @@ __all__ = [
     "data_spec_for_eval",
     "dataset_channels",
     "dataset_kind",
+    "dataset_root",
     "fit_to_size",
     "load_cifar10_splits",
     "load_dataset",
@@ -182,6 +197,7 @@ __all__ = [
     "load_moving_fashion_splits",
     "load_scene_splits",
     "load_idx_folder",
+    "own_input_size",
     "read_idx",
     "write_idx",
 ]

@@ -43,9 +43,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from .. import hardware
-from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset
+from ..data import DataInfo, DataSplits, data_origin, dataset_channels, dataset_kind, load_dataset, own_input_size
 from ..data.base import label_counts
-from ..data.fsdd import FSDD_SAMPLE_RATE
 from ..data.scenes import TEST_SCENES, TRAIN_SCENES
 from ..errors import CnnAtlasError, InvalidArgumentError
 from ..registry import get_entry
@@ -176,10 +175,9 @@ def choose_image_size(config: TrainConfig) -> int:
     window in samples: one second."""
     if config.image_size:
         return config.image_size
-    if dataset_kind(config.data) == "fashion-mnist-scenes":  # the scenes' own canvas
-        return 64
-    if dataset_kind(config.data) == "fsdd":
-        return config.sample_rate or FSDD_SAMPLE_RATE
+    own = own_input_size(config.data, config.sample_rate)  # the scenes' canvas, a second of sound
+    if own:
+        return own
     size = get_entry(config.model).input_size[-1]
     if size <= 64:
         return size
