@@ -304,13 +304,14 @@ def test_the_command_line_trains_and_resumes_on_fsdd_at_any_rate(tmp_path, fsdd_
     from cnnatlas.train import load_run
 
     base = ["train", "spectrogram_cnn", "--data", f"fsdd:{FSDD}", "--batch-size", "64", "--quiet"]
-    model = ["--model-arg", "sample_rate=4000", "--model-arg", "n_fft=128", "--model-arg", "hop_length=32"]
+    model = ["--model-arg", "n_fft=128", "--model-arg", "hop_length=32"]  # the rate comes from --sample-rate
     run = tmp_path / "4k"
     flags = ["--sample-rate", "4000", "--image-size", "2000", "--mu-law", *model]
     assert main([*base, *flags, "--epochs", "1", "--out", str(run)]) == 0
     trained = load_run(run)
     assert (trained.info.sample_rate, trained.info.image_size, trained.input_size) == (4000, 2000, (1, 2000))
     assert "mu-law" in trained.info.augment
+    assert trained.model.frontend.sample_rate == 4000  # its mel bands placed for 4 kHz recordings
     assert "2000 samples at 4 kHz, μ-law companded" in trained.data_origin["source"]
     companded = load_fsdd_splits(FSDD, length=2000, sample_rate=4000, mu_law=True).test
     assert torch.equal(trained.test_data().test.waves, companded.waves)  # eval hears what training heard
@@ -332,6 +333,32 @@ def test_the_command_line_trains_and_resumes_on_fsdd_at_any_rate(tmp_path, fsdd_
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and needle in err, err
     assert not (tmp_path / "no").exists()
+
+
+def test_a_model_on_sound_is_built_at_the_recordings_rate():
+    """The trainer builds a model that takes `sample_rate` at the data's rate (its mel filterbank
+    then places the bands in hertz of those recordings); a different --model-arg sample_rate is
+    refused; models without the argument, and data without a rate, are built as asked."""
+    from cnnatlas.data.base import DataInfo
+    from cnnatlas.models.audio import mel_filterbank
+    from cnnatlas.train import TrainConfig
+    from cnnatlas.train.loop import build_model
+
+    def info(rate):
+        return DataInfo("fsdd", tuple("0123456789"), 1, 4000, 4000, (0.0,), (1.0,), sample_rate=rate)
+
+    model = build_model(TrainConfig("spectrogram_cnn", data="fsdd", sample_rate=4000), info(4000))
+    assert model.frontend.sample_rate == 4000
+    assert torch.equal(model.frontend.mel[:, :, 0], mel_filterbank(129, 40, 4000))
+    assert not torch.equal(model.frontend.mel[:, :, 0], mel_filterbank(129, 40, 8000))
+    config = TrainConfig("spectrogram_cnn", data="fsdd", sample_rate=4000, model_kwargs={"sample_rate": 4000})
+    assert build_model(config, info(4000)).frontend.sample_rate == 4000  # the same rate, said twice
+    config = TrainConfig("spectrogram_cnn", data="fsdd", sample_rate=4000, model_kwargs={"sample_rate": 8000})
+    with pytest.raises(InvalidArgumentError, match=r"sample_rate=8000 but fsdd's recordings are at 4000 Hz"):
+        build_model(config, info(4000))
+    assert build_model(TrainConfig("wavenet", data="fsdd"), info(4000)).num_classes == 10  # no sample_rate to set
+    old_run = build_model(TrainConfig("spectrogram_cnn", data="fsdd"), info(None))  # a run from before the rate
+    assert old_run.frontend.sample_rate == 8000
 
 
 def _learns(tmp_path, data, model, kwargs, **train):

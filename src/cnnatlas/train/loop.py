@@ -186,10 +186,30 @@ def choose_image_size(config: TrainConfig) -> int:
     return max(32, getattr(model, "min_input_size", 32))
 
 
+def data_model_kwargs(config: TrainConfig, info: DataInfo) -> dict[str, Any]:
+    """What the data tells the model beyond classes and channels: a model on sound that takes
+    `sample_rate` (the spectrogram CNN's mel filterbank) gets the rate of the recordings, so its bands
+    sit at the frequencies they name. A `sample_rate` in --model-arg that differs is refused."""
+    if not info.sample_rate or "sample_rate" not in get_entry(config.model).accepted_kwargs():
+        return {}
+    asked = config.model_kwargs.get("sample_rate", info.sample_rate)
+    if asked != info.sample_rate:
+        raise InvalidArgumentError(
+            f"{config.model}: --model-arg sample_rate={asked!r} but {config.data}'s recordings are at "
+            f"{info.sample_rate} Hz; expected the recordings' rate (--sample-rate sets it), or no sample_rate"
+        )
+    return {"sample_rate": info.sample_rate}
+
+
 def build_model(config: TrainConfig, info: DataInfo) -> nn.Module:
+    """The model the config names for the data: its classes and channels (and the rate of sound, see
+    `data_model_kwargs`), with the config's model arguments; inflated to 3-D with `inflate`."""
     try:
         model = create_model(
-            config.model, num_classes=info.num_classes, in_channels=info.in_channels, **config.model_kwargs
+            config.model,
+            num_classes=info.num_classes,
+            in_channels=info.in_channels,
+            **{**config.model_kwargs, **data_model_kwargs(config, info)},
         )
     except (TypeError, ValueError, AssertionError) as err:
         if isinstance(err, CnnAtlasError):
