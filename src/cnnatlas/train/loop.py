@@ -832,7 +832,8 @@ class _Tally:
     def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         """Count one batch: its summed loss, correct top-1 predictions, samples and labels per sample."""
         self.loss_sum += loss.detach() * len(y)
-        self.correct += (logits.detach().argmax(1) == y).sum()
+        # max(1).indices is argmax(1) (the first of equal maxima) without its slow path on (N, C, H, W) maps
+        self.correct += (logits.detach().max(1).indices == y).sum()
         self.seen += len(y)
         self.pixels = y[0].numel()
 
