@@ -11,7 +11,7 @@ import torchvision
 from equivalence import assert_same_outputs, randomize_norm_stats
 
 import cnnatlas
-from cnnatlas.data import load_dataset
+from cnnatlas.data import DatasetError, load_dataset
 from cnnatlas.data.moving_fashion import DIRECTIONS, load_moving_fashion_splits
 from cnnatlas.models.base import count_params
 from cnnatlas.models.video import C3D_LAYERS, midplanes
@@ -226,6 +226,10 @@ def test_the_trainer_takes_moving_fashion_and_a_short_run_learns(tmp_path):
 def test_load_dataset_names_moving_fashion():
     splits = load_dataset("moving-fashion-mnist", 16)
     assert splits.info.name == "moving-fashion-mnist" and splits.train[0][0].shape == (1, 16, 16, 16)
+    short = load_dataset("moving-fashion-mnist", 16, frames=4)  # as a run of 4-frame clips is evaluated
+    assert short.info.frames == 4 and short.test[0][0].shape == (1, 4, 16, 16)
+    with pytest.raises(DatasetError, match="frames=4 is for --data moving-fashion-mnist"):
+        load_dataset("digits", frames=4)
 
 
 def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_path, capsys):
@@ -273,3 +277,40 @@ def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_pat
         train(
             TrainConfig("lenet5", data="moving-fashion-mnist", epochs=1, out=str(tmp_path / "b"), quiet=True), data=data
         )
+    _feature_maps_of_a_clip(tmp_path / "a", run, capsys)
+
+
+def _feature_maps_of_a_clip(folder, run, capsys):
+    """`plot feature-maps RUN` of a run on clips: a frame of its test clip (--sample, --frame: default the
+    middle one) and each layer's maps at the time step that frame falls in; a video model without a run,
+    and --frame outside the clip or for a model on images, are refused in one line."""
+    import numpy as np
+
+    from cnnatlas.cli import main
+    from cnnatlas.viz import plot_feature_maps
+    from cnnatlas.viz.inside import feature_maps
+
+    clip, label = run.test_data().test[3]  # (1, 8, 32, 32)
+    maps = feature_maps(run.model, clip[None], ["features.c1"])["features.c1"][0]  # (6, T', H', W')
+    for frame in (None, 6):
+        fig = plot_feature_maps(str(folder), layers=["features.c1"], sample=3, frame=frame, channels=2)
+        t = 4 if frame is None else frame
+        title = "".join(fig.get_suptitle().split())  # as wrapped: "moving-\nfashion-mnist"
+        said = f"frame {t} of 8 of test clip 3 of moving-fashion-mnist (labelled {run.info.classes[label]})"
+        assert "".join(said.split()) in title, title
+        shown, first_map = (ax.images[0].get_array() for ax in fig.axes[:2])
+        x = clip[0, t]
+        assert np.allclose(shown, ((x - x.min()) / (x.max() - x.min())).numpy(), atol=1e-6)
+        step = t * maps.shape[1] // 8
+        assert any(np.allclose(first_map, m.numpy()) for m in maps[:, step])
+        assert not any(np.allclose(first_map, m.numpy()) for m in maps[:, step - 1])  # not another step's
+    out = folder.parent / "maps.png"
+    assert main(["plot", "feature-maps", str(folder), "--frame", "7", "--out", str(out)]) == 0 and out.is_file()
+    for flags, needle in (
+        ([str(folder), "--frame", "8"], "--frame must be in 0…7, a frame of the clip; got 8"),
+        (["lenet5", "--frame", "1"], "--frame picks a frame of a clip; lenet5 does not take clips"),
+        (["r3d_18"], "r3d_18 takes clips: its feature maps are drawn for a clip of a run's test set"),
+    ):
+        assert main(["plot", "feature-maps", *flags, "--out", str(folder.parent / "x.png")]) == 2, flags
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err

@@ -71,6 +71,7 @@ def _feature_maps(args) -> None:
         channels=args.channels,
         checkpoint=args.checkpoint,
         sample=args.sample,
+        frame=args.frame,
         out=_out(args),
     )
 
@@ -193,6 +194,12 @@ def _feature_maps_args(k) -> None:
         type=integer(0),
         metavar="N",
         help="for a run without --image: item N of its test set (default 0)",
+    )
+    k.add_argument(
+        "--frame",
+        type=integer(0),
+        metavar="T",
+        help="for a run on clips: the frame shown (default the middle one); each layer's maps at its time step",
     )
     k.add_argument(
         "--layers",

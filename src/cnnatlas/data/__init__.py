@@ -40,7 +40,7 @@ from .fashion_mnist import (
 from .folder import load_folder_splits
 from .fsdd import FSDD_CLASSES, FSDD_SAMPLE_RATE, load_fsdd_splits
 from .idx import read_idx, write_idx
-from .moving_fashion import DIRECTIONS, load_moving_fashion_splits
+from .moving_fashion import DIRECTIONS, MOVING_FASHION_FRAMES, load_moving_fashion_splits
 from .scenes import SCENE_CLASSES, TRAIN_SCENES, load_scene_splits
 
 DATASETS = ("digits", "fashion-mnist", "cifar10")
@@ -79,6 +79,7 @@ def load_dataset(
     train_scenes: int | None = None,
     sample_rate: int | None = None,
     mu_law: bool = False,
+    frames: int | None = None,
 ) -> DataSplits:
     """Train and test sets named by `spec` (see the module docstring), images `image_size` square
     (default 32; the scenes' 64); for sound, windows of `image_size` samples (default one second).
@@ -87,6 +88,7 @@ def load_dataset(
     `in_channels` only matters for image folders (3 = RGB, 1 = grey).
     `train_scenes`: how many training scenes `fashion-mnist-scenes` draws (None: its default, 10,000).
     `sample_rate` and `mu_law`: `fsdd`'s recordings at that rate (default 8 kHz), μ-law companded.
+    `frames`: the frames of a `moving-fashion-mnist` clip (None: its default, MOVING_FASHION_FRAMES).
     """
     kind = dataset_kind(spec)
     if train_scenes is not None and kind != "fashion-mnist-scenes":
@@ -97,6 +99,8 @@ def load_dataset(
     if (sample_rate is not None or mu_law) and kind != "fsdd":
         said = f"sample_rate={sample_rate!r}" if sample_rate is not None else "mu_law=True"
         raise DatasetError(f"{said} is for --data fsdd (its recordings); got --data {spec}")
+    if frames is not None and kind != "moving-fashion-mnist":
+        raise DatasetError(f"frames={frames!r} is for --data moving-fashion-mnist (its clips); got --data {spec}")
     image_size = image_size or own_input_size(spec, sample_rate) or 32
     if kind == "fsdd":
         return load_fsdd_splits(
@@ -116,7 +120,7 @@ def load_dataset(
     if kind == "idx":
         return load_idx_folder(spec, image_size=image_size, augment=augment)
     if kind == "moving-fashion-mnist":
-        return load_moving_fashion_splits(root, size=image_size)
+        return load_moving_fashion_splits(root, size=image_size, frames=frames or MOVING_FASHION_FRAMES)
     if kind == "fashion-mnist-scenes":
         return load_scene_splits(root, size=image_size, train_scenes=train_scenes or TRAIN_SCENES)
     return load_folder_splits(spec, image_size, in_channels or 3, augment)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,17 +63,21 @@ class TrainedRun:
 
     def test_data(self, data: str | None = None) -> DataSplits:
         """The splits of `data` (a --data spec; default the run's own, `data_spec`) at the run's input size
-        and channels, refused unless they have the run's classes, in its order; the test set normalised with
-        the mean and std of the run's training data, as its inputs were."""
+        and channels (recordings at its rate and companding, clips of its frames), refused unless they have
+        the run's classes, in its order; the test set normalised with the mean and std of the run's training
+        data, as its inputs were."""
         from ..data import DatasetError, TensorImageDataset, dataset_kind, load_dataset
         from ..data.fsdd import WaveformDataset
         from ..data.scenes import SceneDataset
 
         spec = data or self.data_spec
-        sound = {"sample_rate": self.sample_rate, "mu_law": self.mu_law}  # the recordings as the run heard them
-        splits = load_dataset(
-            spec, self.info.image_size, "none", self.info.in_channels, **(sound if dataset_kind(spec) == "fsdd" else {})
-        )
+        kind = dataset_kind(spec)
+        seen: dict[str, Any] = {}  # the recordings as the run heard them, the clips as long as it saw them
+        if kind == "fsdd":
+            seen = {"sample_rate": self.sample_rate, "mu_law": self.mu_law}
+        if kind == "moving-fashion-mnist" and self.info.frames:
+            seen = {"frames": self.info.frames}
+        splits = load_dataset(spec, self.info.image_size, "none", self.info.in_channels, **seen)
         if splits.info.num_classes != self.info.num_classes:
             raise DatasetError(
                 f"{spec} has {splits.info.num_classes} classes; the run was trained on {self.info.num_classes}"
@@ -86,7 +91,7 @@ class TrainedRun:
             raise DatasetError(
                 f"{spec}'s classes are not the run's: its class {i} is {theirs!r} where the run's is {ours!r}; "
                 f"expected the classes it was trained on, in that order ({_listed(self.info.classes)})"
-                + (named if dataset_kind(spec) == "idx" else "")
+                + (named if kind == "idx" else "")
             )
         if isinstance(splits.test, (TensorImageDataset, SceneDataset)):
             mean, std = self.info.mean, self.info.std

@@ -85,13 +85,15 @@ def plot_feature_maps(
     channels: int = 8,
     checkpoint: str | Path | None = None,
     sample: int | None = None,
+    frame: int | None = None,
     out: str | Path | None = None,
 ) -> Figure:
     """Feature maps of `layers` (default: the stage outputs whose maps are more than one pixel) for an
     image, the `channels` most varied maps of each layer. `model` is a name (initialised weights), a
     training run folder (trained weights) or a module. The image: `image`; else, for a run, item `sample`
     (default 0) of its own test set (a digit for a digits run), where its data is on this machine; else
-    the photograph matplotlib ships."""
+    the photograph matplotlib ships. A run on clips shows its test clip `sample` at `frame` (default the
+    middle one), each layer's maps at the time step that frame falls in."""
     if channels < 1:
         raise InvalidArgumentError(f"--channels must be ≥ 1; got {channels}")
     subject = Subject(model, checkpoint)
@@ -101,8 +103,12 @@ def plot_feature_maps(
             + (f"--image {image} is the image" if image is not None else f"{subject.label} is not a run")
         )
     x, seen = _input_image(subject, image, sample)
+    frame, frames = _frame(subject, x, frame)
     names = list(layers) if layers else default_layers(subject.model)
     maps = feature_maps(subject.model, x, names)
+    if frames:  # a clip's maps (C, T', H, W): each at the time step of the frame shown
+        maps = {n: m[:, :, frame * m.shape[2] // frames] if m.dim() == 5 else m for n, m in maps.items()}
+        x, seen = x[:, :, frame], f"frame {frame} of {frames} of {seen}"
     if not layers:  # a stage whose maps are single values (LeNet-5's C5: 120×1×1) has no picture to show
         names = [n for n in names if maps[n][0].dim() != 3 or maps[n][0][0].numel() > 1] or names
     fig = new_figure(1.45 * (channels + 1) + 0.6, 1.55 * len(names) + 0.9)
@@ -138,6 +144,20 @@ def plot_feature_maps(
     return save_figure(fig, out)
 
 
+def _frame(subject: Subject, x: torch.Tensor, frame: int | None) -> tuple[int, int | None]:
+    """The frame of a clip (1, C, T, H, W) the picture shows (default the middle one) and the clip's
+    frames; (0, None) for an image or a recording, where `frame` is refused."""
+    if x.dim() != 5:
+        if frame is not None:
+            raise InvalidArgumentError(f"--frame picks a frame of a clip; {subject.label} does not take clips")
+        return 0, None
+    frames = x.shape[2]
+    frame = frames // 2 if frame is None else frame
+    if not 0 <= frame < frames:
+        raise InvalidArgumentError(f"--frame must be in 0…{frames - 1}, a frame of the clip; got {frame}")
+    return frame, frames
+
+
 def _input_panel(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, str]:
     """What the first column shows, scaled to [0, 1], and its title: the input image (H, W, 3) or (H, W);
     for a sound model, the spectrogram its `frontend` makes of the waveform, which its convolutions see."""
@@ -153,12 +173,14 @@ def _input_image(subject: Subject, image: str | Path | None, sample: int | None)
     """The input the feature maps are of, as the model takes it (1, C, H, W), and what it is: `image`; else
     a run's test item `sample` (default 0); else, or where a run's data is not here and no item was asked
     for, the photograph matplotlib ships. A sound model (a `frontend` making a spectrogram of a waveform)
-    takes a run's test recording only."""
-    if hasattr(subject.model, "frontend") and subject.input_size is not None and len(subject.input_size) == 3:
+    takes a run's test recording only, a video model a run's test clip (1, C, T, H, W) only."""
+    takes = {3: "sound", 5: "clips"}.get(len(subject.input_size or ()))
+    if takes and (takes == "clips" or hasattr(subject.model, "frontend")):
+        item = "a recording" if takes == "sound" else "a clip"
         if subject.run is None or image is not None:
             raise VizError(
-                f"{subject.label} takes sound: its feature maps are drawn for a recording of a run's test set "
-                "(give a run folder, and --sample N to choose the recording), not for an image"
+                f"{subject.label} takes {takes}: its feature maps are drawn for {item} of a run's test set "
+                f"(give a run folder, and --sample N to choose {item}), not for an image"
             )
         return _run_test_item(subject.run, sample or 0)
     side = _spatial_side(subject)
@@ -187,7 +209,7 @@ def _run_test_item(run: TrainedRun, index: int) -> tuple[torch.Tensor, str]:
         shows = ", ".join(sorted({run.info.classes[int(c)] for c in torch.unique(label)} - {"background"}))
         what = f"test scene {index} of {run.config.data} ({shows or 'background only'})"
     else:
-        kind = "recording" if x.dim() == 2 else "image"  # (C, samples) or (C, H, W)
+        kind = {2: "recording", 3: "image"}.get(x.dim(), "clip")  # (C, samples), (C, H, W) or (C, T, H, W)
         what = f"test {kind} {index} of {run.config.data} (labelled {run.info.classes[int(label)]})"
     return x[None], what
 
