@@ -302,6 +302,7 @@ def _feature_maps_of_a_clip(folder, run, capsys):
         x = clip[0, t]
         assert np.allclose(shown, ((x - x.min()) / (x.max() - x.min())).numpy(), atol=1e-6)
         step = t * maps.shape[1] // 8
+        assert fig.axes[0].get_ylabel().endswith(f"at step {step} of {maps.shape[1]}")
         assert any(np.allclose(first_map, m.numpy()) for m in maps[:, step])
         assert not any(np.allclose(first_map, m.numpy()) for m in maps[:, step - 1])  # not another step's
     out = folder.parent / "maps.png"

@@ -106,32 +106,17 @@ def plot_feature_maps(
     frame, frames = _frame(subject, x, frame)
     names = list(layers) if layers else default_layers(subject.model)
     maps = feature_maps(subject.model, x, names)
-    if frames:  # a clip's maps (C, T', H, W): each at the time step of the frame shown
-        maps = {n: m[:, :, frame * m.shape[2] // frames] if m.dim() == 5 else m for n, m in maps.items()}
+    steps: dict[str, str] = {}
+    if frames:
+        maps, steps = _at_frame(maps, frame, frames)
         x, seen = x[:, :, frame], f"frame {frame} of {frames} of {seen}"
     if not layers:  # a stage whose maps are single values (LeNet-5's C5: 120×1×1) has no picture to show
         names = [n for n in names if maps[n][0].dim() != 3 or maps[n][0][0].numel() > 1] or names
     fig = new_figure(1.45 * (channels + 1) + 0.6, 1.55 * len(names) + 0.9)
     grid = fig.subplots(len(names), channels + 1, squeeze=False)
-    shown, shown_as = _input_panel(subject.model, x)
-    origin = "lower" if shown_as != "input" else "upper"  # a spectrogram's low frequencies at the bottom
+    shown = _input_panel(subject.model, x)
     for row, name in enumerate(names):
-        y = maps[name][0]
-        if y.dim() != 3:
-            raise VizError(f"{name} outputs {tuple(maps[name].shape)}, not a 2-D feature map")
-        ax = grid[row][0]
-        ax.imshow(shown, cmap=None if shown.ndim == 3 else "gray", origin=origin)
-        ax.set_ylabel(f"{name}\n{y.shape[0]}×{y.shape[1]}×{y.shape[2]}", fontsize=7.5)
-        ax.set_title(shown_as if row == 0 else "", fontsize=8)
-        order = torch.argsort(y.flatten(1).std(1, correction=0), descending=True)[:channels].tolist()
-        for col in range(channels):
-            ax = grid[row][col + 1]
-            if col < len(order):
-                c = order[col]
-                ax.imshow(y[c].numpy(), cmap="viridis", origin=origin)
-                ax.set_title(f"channel {c}", fontsize=7)
-            else:
-                ax.axis("off")
+        _map_row(grid[row], name, maps[name], shown, steps.get(name, ""), first=row == 0)
     for ax in grid.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -142,6 +127,32 @@ def plot_feature_maps(
         fontsize=9.5,
     )
     return save_figure(fig, out)
+
+
+def _at_frame(maps: dict[str, torch.Tensor], frame: int, frames: int) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A clip's maps (1, C, T', H, W) at the time step frame `frame` of `frames` falls in, ⌊frame·T′/frames⌋,
+    and for each the words that say which ("at step 2 of 4"); maps of other shapes as they are."""
+    steps = {n: frame * m.shape[2] // frames for n, m in maps.items() if m.dim() == 5}
+    at = {n: m[:, :, steps[n]] if n in steps else m for n, m in maps.items()}
+    return at, {n: f" at step {t} of {maps[n].shape[2]}" for n, t in steps.items()}
+
+
+def _map_row(axes, name: str, maps: torch.Tensor, shown: tuple[np.ndarray, str], step: str, first: bool) -> None:
+    """One layer's row: the input panel, then the layer's most varied maps, one per remaining axis."""
+    y = maps[0]
+    if y.dim() != 3:
+        raise VizError(f"{name} outputs {tuple(maps.shape)}, not a 2-D feature map")
+    image, shown_as = shown
+    origin = "lower" if shown_as != "input" else "upper"  # a spectrogram's low frequencies at the bottom
+    axes[0].imshow(image, cmap=None if image.ndim == 3 else "gray", origin=origin)
+    axes[0].set_ylabel(f"{name}\n{y.shape[0]}×{y.shape[1]}×{y.shape[2]}{step}", fontsize=7.5)
+    axes[0].set_title(shown_as if first else "", fontsize=8)
+    order = torch.argsort(y.flatten(1).std(1, correction=0), descending=True)[: len(axes) - 1].tolist()
+    for ax, c in zip(axes[1:], order):
+        ax.imshow(y[c].numpy(), cmap="viridis", origin=origin)
+        ax.set_title(f"channel {c}", fontsize=7)
+    for ax in axes[1 + len(order) :]:
+        ax.axis("off")
 
 
 def _frame(subject: Subject, x: torch.Tensor, frame: int | None) -> tuple[int, int | None]:
