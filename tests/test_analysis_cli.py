@@ -262,6 +262,13 @@ def test_every_calculator_says_what_each_argument_is(capsys, formula):
         (["summary", "r3d_18", "--input", "3x8x112x112"], "--input 1x3x8x112x112; got 3x8x112x112"),
         (["summary", "r3d_18", "--input", "64"], "--input 1x3x16x64x64; got 64"),
         (["summary", "wavenet", "--input", "4000"], "--input 1x1x4000; got 4000"),
+        (  # sizes joined by commas read as inputs of one number each: the shape they meant, named
+            ["summary", "resnet18", "--input", "1,3,64,64"],
+            "--input 1,3,64,64 reads as 4 inputs of one size each; a shape's sizes are joined by x, batch first "
+            "(--input 1x3x64x64)",
+        ),
+        (["rf", "resnet18", "--input", "3,64,64"], "reads as 3 inputs of one size each; a shape's sizes are joined"),
+        (["summary", "r3d_18", "--input", "3,8,112,112"], "(--input 1x3x8x112x112)"),
         (["calc", "conv-output", "--input", "2", "--kernel", "7"], "does not fit"),
     ],
 )

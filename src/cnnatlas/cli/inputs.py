@@ -29,6 +29,15 @@ def parse_inputs(text: str | None, loaded: LoadedModel) -> list[tuple[int, ...]]
         return [loaded.input_size]
     shapes = [parse_shape(part) for part in text.split(",")]
     default = loaded.input_size
+    if len(shapes) > 1 and all(len(shape) == 1 for shape in shapes):  # 1,3,64,64: sizes, not inputs of one number
+        meant = tuple(shape[0] for shape in shapes)
+        if default is not None and len(meant) < len(default):
+            meant = completed(meant, default) or meant
+        raise InvalidArgumentError(
+            f"--input {text} reads as {len(shapes)} inputs of one size each; a shape's sizes are joined by x, "
+            f"batch first (--input {'x'.join(map(str, meant))}), and commas separate the inputs of a model "
+            "that takes several"
+        )
     if len(shapes) == 1 and default is not None and len(shapes[0]) < len(default):
         whole = completed(shapes[0], default)
         raise InvalidArgumentError(
