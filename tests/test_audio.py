@@ -437,6 +437,40 @@ def test_trainer_defaults_are_the_measured_recipes(item, dataset):
             run["data"][k] for k in ("sample_rate", "length", "mu_law")
         )
         assert {k: getattr(given, k) for k in run["train"]} == run["train"]
+    if item == "video-3d":  # the README's command for that row trains on its clips: 8 frames of 32×32
+        import inspect
+        import re
+
+        from cnnatlas.cli import build_parser
+        from cnnatlas.cli.train import config_from_args
+        from cnnatlas.data.moving_fashion import MOVING_FASHION_FRAMES, load_moving_fashion_splits
+        from cnnatlas.train.loop import choose_image_size
+
+        readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
+        words = re.search(r"`cnnatlas train (lenet5 --data moving-fashion-mnist --frames \d+)`", readme).group(1)
+        given = config_from_args(build_parser().parse_args(["train", *words.split()]))
+        assert (given.frames, choose_image_size(given)) == (run["data"]["frames"], run["data"]["size"])
+        assert {k: getattr(given, k) for k in run["train"]} == run["train"]
+        defaults = inspect.signature(load_moving_fashion_splits).parameters
+        assert (
+            [defaults[k].default for k in ("train_clips", "test_clips")]
+            == [4000, 1000]
+            == [run["data"][k] for k in ("train_clips", "test_clips")]
+        )
+        assert f"frames per clip (default {MOVING_FASHION_FRAMES})" in _train_help()
+
+
+def _train_help() -> str:
+    """`cnnatlas train --help`, as one line."""
+    import contextlib
+    import io
+
+    from cnnatlas.cli import build_parser
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    return " ".join(out.getvalue().split())
 
 
 @needs_fsdd

@@ -232,6 +232,32 @@ def test_load_dataset_names_moving_fashion():
         load_dataset("digits", frames=4)
 
 
+@needs_fashion
+def test_train_frames_sets_the_length_of_the_clips(tmp_path, capsys):
+    """`train --frames T`: the trainer reads moving Fashion-MNIST clips of T frames (recorded in the data's
+    description, fixed on resume); on other data, or below 1, it is refused in one line, leaving no folder."""
+    from cnnatlas.cli import build_parser, main
+    from cnnatlas.cli.train import config_from_args
+    from cnnatlas.train import TrainConfig
+    from cnnatlas.train.loop import FIXED_ON_RESUME, _load_data
+
+    args = ["train", "lenet5", "--data", "moving-fashion-mnist", "--frames", "8", "--out", str(tmp_path / "r")]
+    config = config_from_args(build_parser().parse_args(args))
+    data = _load_data(config, None, None, 32, torch.device("cpu"))
+    assert data.info.frames == 8 and data.train[0][0].shape == data.test[0][0].shape == (1, 8, 32, 32)
+    assert "frames" in FIXED_ON_RESUME
+    for flags, needle in (
+        (["--frames", "8"], "frames=8 is for --data moving-fashion-mnist (its clips); got --data digits"),
+        (["--data", "moving-fashion-mnist", "--frames", "0"], "frames must be a positive integer; got 0"),
+    ):
+        assert main(["train", "lenet5", *flags, "--epochs", "1", "--out", str(tmp_path / "no")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(cnnatlas.InvalidArgumentError, match="frames must be a positive integer; got 2.5"):
+        TrainConfig("lenet5", data="moving-fashion-mnist", frames=2.5)
+
+
 def test_trainer_inflates_an_image_model_for_clips_and_says_when_it_must(tmp_path, capsys):
     from cnnatlas.train import TrainConfig, default_config, train
 

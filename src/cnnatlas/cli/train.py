@@ -42,6 +42,7 @@ def config_from_args(args):
         "train_scenes": args.train_scenes,
         "sample_rate": args.sample_rate,
         "mu_law": args.mu_law or None,
+        "frames": args.frames,
         "workers": args.workers,
         "out": args.out,
         "model_kwargs": model_args(args.model_arg) or None,
@@ -185,6 +186,12 @@ def _add_more_settings(g) -> None:
         help="--data fsdd: the recordings' rate, 8000 divided by a whole number (default 8000)",
     )
     g.add_argument("--mu-law", action="store_true", help="--data fsdd: μ-law compand each recording (WaveNet)")
+    g.add_argument(
+        "--frames",
+        type=int,
+        metavar="T",
+        help="--data moving-fashion-mnist: frames per clip (default 16)",
+    )
     g.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes")
     add_model_arg(g)
     g.add_argument(

@@ -59,6 +59,7 @@ class TrainConfig:
     train_scenes: int | None = None  # --data fashion-mnist-scenes: training scenes drawn (None: TRAIN_SCENES)
     sample_rate: int | None = None  # --data fsdd: samples per second, 8000 divided by a whole number (None: 8000)
     mu_law: bool = False  # --data fsdd: each recording μ-law companded (WaveNet §2.2)
+    frames: int | None = None  # --data moving-fashion-mnist: frames per clip (None: MOVING_FASHION_FRAMES)
     workers: int | None = None  # DataLoader worker processes; None: 0 on CPU, 4 on a GPU
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     inflate: bool = False  # a 2-D model made 3-D for video clips by I3D inflation (cnnatlas.inflate)
@@ -75,7 +76,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "keep_checkpoints"):
             v = getattr(self, name)
             check(_is_count(v), f"{name} must be an integer ≥ 1; got {v!r}")
-        for name in ("image_size", "train_scenes", "sample_rate"):  # None: the model's or the dataset's choice
+        for name in ("image_size", "train_scenes", "sample_rate", "frames"):  # None: the model's or the data's choice
             v = getattr(self, name)
             check(v is None or _is_count(v), f"{name} must be a positive integer; got {v!r}")
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip", "ema"):

@@ -101,6 +101,7 @@ FIXED_ON_RESUME = (
     "train_scenes",
     "sample_rate",
     "mu_law",
+    "frames",
     "model_kwargs",
     "inflate",
     "init",
@@ -748,6 +749,7 @@ def _load_data(
         train_scenes=config.train_scenes,
         sample_rate=config.sample_rate,
         mu_law=config.mu_law,
+        frames=config.frames,
     )
 
 
