@@ -151,11 +151,13 @@ def test_pretrained_item_trains_the_backbone_first_and_counts_both_stages(monkey
     assert bench.PRETRAINED_TITLE in text and f"test accuracy {stage['test_acc']:.2%}" in text
 
 
-def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_its_time(monkeypatch, tmp_path):
-    """A SHIFTED_RUNS item, on a few scenes: the record keeps the run as trained and its test prediction
-    averaged over SHIFTS (as `evaluate` gives it on the kept run), the minutes count that evaluation,
-    and the report shows both figures."""
+@pytest.mark.parametrize("kind", ["shifted", "short"])
+def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_its_time(monkeypatch, tmp_path, kind):
+    """A SHIFTED_RUNS item (or a SHORT_RUNS one: the same on SHORT_SCENES training scenes), on a few scenes:
+    the record keeps the run as trained and its test prediction averaged over SHIFTS (as `evaluate` gives
+    it on the kept run), the minutes count that evaluation, and the report shows both figures."""
     bench = _benchmark("segmentation")
+    monkeypatch.setattr(bench, "SHORT_SCENES", 64)
     from cnnatlas.models.segmentation import ShiftAveraged
     from cnnatlas.train import evaluate, load_run, mean_iou
 
@@ -165,10 +167,12 @@ def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_it
         "train": {**bench.DENSE["train"], "epochs": 1, "precision": "float32"},
     }
     monkeypatch.setattr(bench, "DENSE", small)
-    item = next(iter(bench.SHIFTED_RUNS))
+    runs = bench.SHIFTED_RUNS if kind == "shifted" else bench.SHORT_RUNS
+    item = next(iter(runs))
     record = bench.run_dense(item, keep=str(tmp_path))
     averaged = record["shift_averaged"]
-    assert record["seed"] == bench.SHIFTED_RUNS[item] and averaged["shifts"] == [list(s) for s in bench.SHIFTS]
+    assert record["seed"] == runs[item] and averaged["shifts"] == [list(s) for s in bench.SHIFTS]
+    assert record["data"]["train_scenes"] == (96 if kind == "shifted" else 64)
     run = load_run(tmp_path / item)
     test = load_scene_splits(**{**small["data"], "train_scenes": 1}).test
     test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (run.info.mean, run.info.std))
@@ -182,7 +186,7 @@ def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_it
     assert record["minutes"] == pytest.approx(dense_seconds / 60 + averaged["minutes"])
     assert record["passed"] == (averaged["test_miou"] >= bench.TARGET_MIOU and record["minutes"] <= 30)
     text = bench.render({item: json.loads(json.dumps(record))})
-    assert bench.SHIFTED_TITLE in text
+    assert bench.SHIFTED_TITLE in text and (", on 64 training scenes, test prediction" in text) == (kind == "short")
     assert f"{record['test_miou']:.4f}; averaged over shifts **{averaged['test_miou']:.4f}**" in text
 
 
@@ -236,7 +240,7 @@ def test_readme_dense_figures_are_the_saved_runs():
     bench = _benchmark("segmentation")
     records = json.loads((ROOT / "benchmarks" / "segmentation_results.json").read_text(encoding="utf-8"))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    items = (*bench.DENSE_RUNS, *bench.PRETRAINED_RUNS, *bench.SHIFTED_RUNS)
+    items = (*bench.DENSE_RUNS, *bench.PRETRAINED_RUNS, *bench.SHIFTED_RUNS, *bench.SHORT_RUNS)
     runs = [records[item] for item in items if item in records]
     assert len(runs) >= 3
     for d in runs:

@@ -137,11 +137,12 @@ def _at_frame(maps: dict[str, torch.Tensor], frame: int, frames: int) -> tuple[d
     return at, {n: f" at step {t} of {maps[n].shape[2]}" for n, t in steps.items()}
 
 
-def _map_row(axes, name: str, maps: torch.Tensor, shown: tuple[np.ndarray, str], step: str, first: bool) -> None:
-    """One layer's row: the input panel, then the layer's most varied maps, one per remaining axis."""
-    y = maps[0]
+def _map_row(axes, name: str, output: torch.Tensor, shown: tuple[np.ndarray, str], step: str, first: bool) -> None:
+    """One layer's row: the input panel, then the most varied maps of the layer's `output` (1, C, H, W),
+    one per remaining axis."""
+    y = output[0]
     if y.dim() != 3:
-        raise VizError(f"{name} outputs {tuple(maps.shape)}, not a 2-D feature map")
+        raise VizError(f"{name} outputs {tuple(output.shape)}, not a 2-D feature map")
     image, shown_as = shown
     origin = "lower" if shown_as != "input" else "upper"  # a spectrogram's low frequencies at the bottom
     axes[0].imshow(image, cmap=None if image.ndim == 3 else "gray", origin=origin)
