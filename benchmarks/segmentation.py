@@ -8,6 +8,7 @@
     python benchmarks/segmentation.py --only pretrained-seed1 --threads 1    # backbone first trained on items
     python benchmarks/segmentation.py --only shifted-seed1 --threads 2       # test scenes averaged over shifts
     python benchmarks/segmentation.py --only shifted76k-seed1 --threads 2    # the same on 76,000 scenes
+    python benchmarks/segmentation.py --only lean-seed1 --threads 2          # the lean model, shift-averaged
     python benchmarks/segmentation.py --only speed --threads 2               # can this machine judge the target?
     python benchmarks/segmentation.py --render                               # rebuild the markdown only
 
@@ -35,6 +36,9 @@ the load average each was measured under; the markdown is rebuilt from all of th
 * shifted76k-seed1, shifted76k-seed3, shifted76k-seed4  the same on 76,000 training scenes (SHORT_SCENES)
            instead of 96,000: 4 epochs that fit 30 minutes on a machine 1.25× slower than the one the
            recipe was measured on (the Intel Xeon of the speed table), judged on the averaged figure.
+* lean-seed1, lean-seed3, lean-seed4  the recipe (training seeds 1, 3 and 4) with the lean model (LEAN: the
+           backbone's nine blocks spread 1/3/5 over its stages, ASPP of 32 channels), its test prediction then
+           averaged over SHIFTS, that evaluation's time counted: a step about 0.75× the recipe's.
 * speed    one epoch of the recipe on 3,200 training and 500 test scenes: its training and evaluation
            speeds on this machine (scenes per second) and the minutes they project for the whole recipe
            (4 epochs of 96,000 scenes, each followed by the evaluation of 2,000), in about a minute rather
@@ -79,16 +83,20 @@ SHIFTED_RUNS = {"shifted-seed1": 1, "shifted-seed3": 3, "shifted-seed4": 4}
 # item: the trainer's seed for the recipe on SHORT_SCENES training scenes, its test prediction averaged over SHIFTS
 SHORT_RUNS = {"shifted76k-seed1": 1, "shifted76k-seed3": 3, "shifted76k-seed4": 4}
 SHORT_SCENES = 76_000  # a fifth fewer than the recipe's: its 4 epochs fit 30 minutes on a machine 1.25× slower
+# item: the trainer's seed for the recipe with the lean model (LEAN), its test prediction averaged over SHIFTS
+LEAN_RUNS = {"lean-seed1": 1, "lean-seed3": 3, "lean-seed4": 4}
 CLAIMS = ("gap-dense", "dilation-resolution", "inflation-transfer")
 FLIPS = "flips"  # test-time flip averaging of the dense runs kept with --keep
 EMA = "ema"  # the recipe with a moving average of the weights, both evaluated per epoch
 EMA_DECAY = 0.999
 SPEED = "speed"  # the recipe's speed on this machine, and the minutes it projects for the whole recipe
 SPEED_SCENES = {"train_scenes": 3_200, "test_scenes": 500}
-ITEMS = (*DENSE_RUNS, *PRETRAINED_RUNS, *SHIFTED_RUNS, *SHORT_RUNS, EMA, SPEED, *CLAIMS, FLIPS)
+DENSE_ITEMS = (*DENSE_RUNS, *PRETRAINED_RUNS, *SHIFTED_RUNS, *SHORT_RUNS, *LEAN_RUNS)
+ITEMS = (*DENSE_ITEMS, EMA, SPEED, *CLAIMS, FLIPS)
 TITLE = "DeepLab v3+ (resnet20 backbone, output stride 4, no ASPP dropout, decoder at stride 1) on Fashion-MNIST scenes"
 PRETRAINED_TITLE = ", backbone first trained 1 epoch on Fashion-MNIST items"
 SHIFTED_TITLE = ", test prediction averaged over 4 one-pixel shifts of each scene"
+LEAN_TITLE = ", lean model (backbone blocks 1/3/5, ASPP of 32 channels)"
 TARGET_MIOU, TARGET_MINUTES = 0.80, 30.0
 
 # The dense model's recipe: DeepLab v3+ on ResNet-20, its decoder fed by the stride-1 stage and 16 channels
@@ -141,6 +149,13 @@ PRETRAIN = {
 }
 PRETRAINED_SCENES = 94_000
 
+# The lean model: the recipe's model made cheaper where its step is memory-bound, the same 20 layers. The
+# backbone's nine blocks are spread (1, 3, 5) over its stages instead of (3, 3, 3) (a block on the 64×64 maps
+# moves 4× the bytes of one on the 16×16 maps, for the same multiply-accumulates), and ASPP is 32 channels
+# wide instead of 64 (its map is upsampled to 64×64 and concatenated there). A training step of 32 scenes
+# takes about 0.75× the recipe's on the Intel Xeon of the speed table; trained the same way.
+LEAN = {**DENSE["model_kwargs"], "channels": 32, "backbone_args": {"blocks": [1, 3, 5]}}
+
 # Test-time shift averaging (`cnnatlas eval --shift-average`): each test scene is also seen moved by one pixel
 # right, down, and both (its edges replicated: the scenes' background is uniform), and the softmax of each
 # view, moved back, is averaged. Flips do not serve here: the items have an orientation.
@@ -172,9 +187,10 @@ def run_dense(item: str, keep: str | None = None) -> dict:
     weights' moving average, every checkpoint kept, and each epoch's stepped weights evaluated too.
     The PRETRAINED_RUNS items first train the backbone as a classifier (PRETRAIN, folder `item-backbone`),
     and their minutes count both stages."""
-    seed = {**DENSE_RUNS, **PRETRAINED_RUNS, **SHIFTED_RUNS, **SHORT_RUNS}.get(item, 0)
-    pretrained, short = item in PRETRAINED_RUNS, item in SHORT_RUNS
-    shifted = item in SHIFTED_RUNS or short
+    seed = {**DENSE_RUNS, **PRETRAINED_RUNS, **SHIFTED_RUNS, **SHORT_RUNS, **LEAN_RUNS}.get(item, 0)
+    pretrained, short, lean = item in PRETRAINED_RUNS, item in SHORT_RUNS, item in LEAN_RUNS
+    shifted = item in SHIFTED_RUNS or short or lean
+    model_kwargs = LEAN if lean else DENSE["model_kwargs"]
     averaged = {"ema": EMA_DECAY, "keep_checkpoints": DENSE["train"]["epochs"]} if item == EMA else {}
     scenes = PRETRAINED_SCENES if pretrained else SHORT_SCENES if short else DENSE["data"]["train_scenes"]
     data_settings = {**DENSE["data"], "train_scenes": scenes}
@@ -198,7 +214,7 @@ def run_dense(item: str, keep: str | None = None) -> dict:
         config = TrainConfig(
             model=DENSE["model"],
             data="fashion-mnist-scenes",
-            model_kwargs=DENSE["model_kwargs"],
+            model_kwargs=model_kwargs,
             train_scenes=data_settings["train_scenes"],  # as the run's config.json records it
             out=out,
             seed=seed,
@@ -219,12 +235,14 @@ def run_dense(item: str, keep: str | None = None) -> dict:
     if averaged_test:  # judged on the averaged prediction, its evaluation's time included
         minutes += averaged_test["minutes"]
         reached = {"minutes": minutes} if averaged_test["test_miou"] >= TARGET_MIOU else None
-    built = create_model(DENSE["model"], num_classes=11, in_channels=1, **DENSE["model_kwargs"])
+    built = create_model(DENSE["model"], num_classes=11, in_channels=1, **model_kwargs)
     return {
         "item": item,
         "seed": seed,
-        "title": _title(pretrained, scenes if short else None, shifted),
-        **{k: DENSE[k] for k in ("model", "model_kwargs", "train")},
+        "title": _title(pretrained, scenes if short else None, shifted, lean),
+        "model": DENSE["model"],
+        "model_kwargs": model_kwargs,
+        "train": DENSE["train"],
         "data": data_settings,
         **({"pretrain": {**PRETRAIN, "test_acc": first["test_acc"], "minutes": first_seconds / 60}} if first else {}),
         "source": data.source,
@@ -245,10 +263,10 @@ def run_dense(item: str, keep: str | None = None) -> dict:
     }
 
 
-def _title(pretrained: bool, fewer_scenes: int | None, shifted: bool) -> str:
+def _title(pretrained: bool, fewer_scenes: int | None, shifted: bool, lean: bool = False) -> str:
     """What a dense item trained: the recipe (TITLE), its backbone first trained on items, on
-    `fewer_scenes` training scenes, its test prediction averaged over shifts."""
-    title = TITLE + (PRETRAINED_TITLE if pretrained else "")
+    `fewer_scenes` training scenes, the lean model, its test prediction averaged over shifts."""
+    title = TITLE + (PRETRAINED_TITLE if pretrained else "") + (LEAN_TITLE if lean else "")
     if fewer_scenes:
         title += f", on {fewer_scenes:,} training scenes"
     return title + (SHIFTED_TITLE if shifted else "")
@@ -486,6 +504,7 @@ def _dense_lines(runs: list[dict]) -> list[str]:
             f"### Training seed {d.get('seed', 0)}"
             + (", backbone first trained on Fashion-MNIST items" if first else "")
             + (f", {d['data']['train_scenes']:,} training scenes" if d["item"] in SHORT_RUNS else "")
+            + (", lean model" if d["item"] in LEAN_RUNS else "")
             + (", test prediction averaged over shifts" if averaged else ""),
             "",
             f"Mean IoU per epoch (cumulative minutes{', the first stage included' if first else ''}): "
@@ -540,7 +559,7 @@ def render(records: dict) -> str:
         "is given with each.",
         "",
     ]
-    runs = [records[i] for i in (*DENSE_RUNS, *PRETRAINED_RUNS, *SHIFTED_RUNS, *SHORT_RUNS) if i in records]
+    runs = [records[i] for i in DENSE_ITEMS if i in records]
     if runs:
         lines += _dense_lines(runs)
     if SPEED in records:

@@ -151,11 +151,12 @@ def test_pretrained_item_trains_the_backbone_first_and_counts_both_stages(monkey
     assert bench.PRETRAINED_TITLE in text and f"test accuracy {stage['test_acc']:.2%}" in text
 
 
-@pytest.mark.parametrize("kind", ["shifted", "short"])
+@pytest.mark.parametrize("kind", ["shifted", "short", "lean"])
 def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_its_time(monkeypatch, tmp_path, kind):
-    """A SHIFTED_RUNS item (or a SHORT_RUNS one: the same on SHORT_SCENES training scenes), on a few scenes:
-    the record keeps the run as trained and its test prediction averaged over SHIFTS (as `evaluate` gives
-    it on the kept run), the minutes count that evaluation, and the report shows both figures."""
+    """A SHIFTED_RUNS item (or a SHORT_RUNS one: the same on SHORT_SCENES training scenes; or a LEAN_RUNS
+    one: the lean model), on a few scenes: the record keeps the run as trained and its test prediction
+    averaged over SHIFTS (as `evaluate` gives it on the kept run), the minutes count that evaluation, and
+    the report shows both figures."""
     bench = _benchmark("segmentation")
     monkeypatch.setattr(bench, "SHORT_SCENES", 64)
     from cnnatlas.models.segmentation import ShiftAveraged
@@ -167,13 +168,18 @@ def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_it
         "train": {**bench.DENSE["train"], "epochs": 1, "precision": "float32"},
     }
     monkeypatch.setattr(bench, "DENSE", small)
-    runs = bench.SHIFTED_RUNS if kind == "shifted" else bench.SHORT_RUNS
+    runs = {"shifted": bench.SHIFTED_RUNS, "short": bench.SHORT_RUNS, "lean": bench.LEAN_RUNS}[kind]
     item = next(iter(runs))
     record = bench.run_dense(item, keep=str(tmp_path))
     averaged = record["shift_averaged"]
     assert record["seed"] == runs[item] and averaged["shifts"] == [list(s) for s in bench.SHIFTS]
-    assert record["data"]["train_scenes"] == (96 if kind == "shifted" else 64)
+    assert record["data"]["train_scenes"] == (64 if kind == "short" else 96)
     run = load_run(tmp_path / item)
+    lean = kind == "lean"
+    assert record["model_kwargs"] == (bench.LEAN if lean else small["model_kwargs"])
+    assert run.model.backbone.blocks == ((1, 3, 5) if lean else (3, 3, 3))
+    assert run.model.head.aspp.out_channels == (32 if lean else 64)
+    assert record["params"] == sum(p.numel() for p in run.model.parameters())
     test = load_scene_splits(**{**small["data"], "train_scenes": 1}).test
     test.mean, test.std = (torch.tensor(v).view(-1, 1, 1) for v in (run.info.mean, run.info.std))
     loader = torch.utils.data.DataLoader(test, batch_size=8)
@@ -187,6 +193,7 @@ def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_it
     assert record["passed"] == (averaged["test_miou"] >= bench.TARGET_MIOU and record["minutes"] <= 30)
     text = bench.render({item: json.loads(json.dumps(record))})
     assert bench.SHIFTED_TITLE in text and (", on 64 training scenes, test prediction" in text) == (kind == "short")
+    assert (bench.LEAN_TITLE in text) == lean and ("### Training seed 1, lean model" in text) == lean
     assert f"{record['test_miou']:.4f}; averaged over shifts **{averaged['test_miou']:.4f}**" in text
 
 
@@ -240,8 +247,7 @@ def test_readme_dense_figures_are_the_saved_runs():
     bench = _benchmark("segmentation")
     records = json.loads((ROOT / "benchmarks" / "segmentation_results.json").read_text(encoding="utf-8"))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    items = (*bench.DENSE_RUNS, *bench.PRETRAINED_RUNS, *bench.SHIFTED_RUNS, *bench.SHORT_RUNS)
-    runs = [records[item] for item in items if item in records]
+    runs = [records[item] for item in bench.DENSE_ITEMS if item in records]
     assert len(runs) >= 3
     for d in runs:
         miou = f"{d['test_miou']:.4f}"

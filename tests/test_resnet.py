@@ -241,6 +241,26 @@ def test_bad_arguments_are_clear_errors(build):
         build()
 
 
+def test_blocks_spread_the_same_layers_unevenly_over_the_stages():
+    """`blocks=(1, 3, 5)`: stage i holds blocks[i] basic blocks, the layers stay 2·Σ + 2 = 20, and a
+    stage's extra block adds exactly one block of that stage's width; counts of another depth are refused."""
+    even, uneven = create_model("resnet20"), create_model("resnet20", blocks=(1, 3, 5))
+    assert (even.blocks, uneven.blocks) == ((3, 3, 3), (1, 3, 5))
+    assert [len(stage) for stage in uneven.stages] == [1, 3, 5]
+    assert sum(isinstance(m, nn.Conv2d) for m in uneven.modules()) + 1 == 20  # the convs and the FC
+    per_block = {c: count_params(BasicBlock(c, c)) for c in (16, 64)}
+    assert count_params(uneven) - count_params(even) == 2 * (per_block[64] - per_block[16])
+    x = torch.randn(2, 3, 32, 32)
+    assert uneven(x).shape == (2, 10)
+    assert [f.reduction for f in uneven.feature_info] == [f.reduction for f in even.feature_info]
+    assert create_model("resnet20", blocks=[1, 3, 5]).blocks == (1, 3, 5)  # as config.json gives it back
+    with pytest.raises(InvalidArgumentError, match=r"blocks \(1, 3, 4\) make 18 layers .* not depth 20"):
+        create_model("resnet20", blocks=(1, 3, 4))
+    for bad in [(1, 8), (0, 4, 5), (1.0, 3, 5), "135"]:
+        with pytest.raises(InvalidArgumentError, match="blocks must be three block counts"):
+            create_model("resnet20", blocks=bad)
+
+
 def test_skip_is_fixed_by_the_plain_names():
     with pytest.raises(InvalidArgumentError, match="fixed by the model name"):
         create_model("plain20", skip=True)

@@ -19,6 +19,7 @@ Configurations:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -47,9 +48,28 @@ def imagenet_stages(depths: tuple[int, ...]) -> tuple[StageSpec, ...]:
     return tuple(StageSpec(n, 64 * 2**i, 1 if i == 0 else 2) for i, n in enumerate(depths))
 
 
-def cifar_stages(n: int) -> tuple[StageSpec, ...]:
-    """§4.2: three stages of n blocks, 16/32/64 channels on 32×32, 16×16 and 8×8 maps."""
-    return tuple(StageSpec(n, c, s) for c, s in ((16, 1), (32, 2), (64, 2)))
+def cifar_stages(n: int, blocks: tuple[int, ...] | None = None) -> tuple[StageSpec, ...]:
+    """§4.2: three stages of n blocks (or `blocks[i]` in stage i), 16/32/64 channels on 32×32, 16×16 and
+    8×8 maps."""
+    counts = blocks or (n, n, n)
+    return tuple(StageSpec(k, c, s) for k, (c, s) in zip(counts, ((16, 1), (32, 2), (64, 2))))
+
+
+def check_blocks(depth: int, blocks: Sequence[int] | None) -> tuple[int, ...] | None:
+    """`blocks` as three counts ≥ 1 whose layers, 2·Σnᵢ + 2, are `depth`'s; None stays None."""
+    if blocks is None:
+        return None
+    ok = isinstance(blocks, (list, tuple)) and len(blocks) == 3
+    if not ok or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in blocks):
+        raise InvalidArgumentError(
+            f"CifarResNet: blocks must be three block counts ≥ 1, one per stage (e.g. (1, 3, 5)); got {blocks!r}"
+        )
+    if 2 * sum(blocks) + 2 != depth:
+        raise InvalidArgumentError(
+            f"CifarResNet: blocks {tuple(blocks)} make {2 * sum(blocks) + 2} layers (2·Σ + 2), "
+            f"not depth {depth}: their sum must be {(depth - 2) // 2}"
+        )
+    return tuple(blocks)
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
@@ -183,7 +203,12 @@ class ResNet(Classifier):
 
 class CifarResNet(ResNet):
     """ResNet for 32×32 images (§4.2): 6n + 2 layers — a 3×3 stem, 3 × n basic blocks (16, 32, 64
-    channels), average pool, FC; option A shortcuts, so the identity path adds no parameters."""
+    channels), average pool, FC; option A shortcuts, so the identity path adds no parameters.
+
+    `blocks=(n1, n2, n3)` spreads the same depth's 3n blocks over the stages unevenly (depth = 2·Σnᵢ + 2):
+    fewer blocks on the full-resolution maps, where each costs 4× the memory traffic of one at the last
+    stage's, and more where the features name what they see (e.g. `resnet20` with `blocks=(1, 3, 5)`).
+    """
 
     def __init__(
         self,
@@ -198,13 +223,15 @@ class CifarResNet(ResNet):
         norm_layer: str = "batch",
         act_layer: str = "relu",
         output_stride: int | None = None,
+        blocks: Sequence[int] | None = None,
     ) -> None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
             raise InvalidArgumentError(
                 f"CifarResNet: depth must be 6n + 2 with n ≥ 1 (20, 32, 44, 56, 110 …); got {depth!r}"
             )
+        counts = check_blocks(depth, blocks)
         super().__init__(
-            cifar_stages((depth - 2) // 6),
+            cifar_stages((depth - 2) // 6, counts),
             "basic",
             "cifar",
             shortcut,
@@ -220,6 +247,7 @@ class CifarResNet(ResNet):
             output_stride,
         )
         self.depth = depth
+        self.blocks = counts or ((depth - 2) // 6,) * 3
 
 
 for _depth, (_block, _depths) in IMAGENET_DEPTHS.items():
