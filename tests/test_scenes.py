@@ -506,6 +506,37 @@ def test_the_command_line_sets_the_number_of_training_scenes(tmp_path, capsys, t
     assert "train_scenes must be a positive integer; got 0" in capsys.readouterr().err
 
 
+@needs_fashion
+def test_a_run_with_tuples_in_its_model_args_resumes(tmp_path, capsys):
+    """`--model-arg "backbone_args={'blocks': (1, 3, 5)}"`: the lean model of the README is built and
+    trained; config.json keeps the counts as a list, and the same command line resumes the run (a tuple
+    equals the list it was saved as) where other counts are refused; a backbone_args that is not a dict
+    is refused in one line."""
+    from cnnatlas.cli import main
+    from cnnatlas.train import load_run
+
+    run = tmp_path / "lean"
+    common = ["--data", "fashion-mnist-scenes", "--train-scenes", "32", "--batch-size", "16", "--device", "cpu"]
+    lean = [*common, "--model-arg", "backbone_args={'blocks': (1, 3, 5)}", "--model-arg", "channels=32"]
+    lean += ["--quiet", "--out", str(run)]
+    assert main(["train", "deeplabv3plus", *lean, "--epochs", "1"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["model_kwargs"]["backbone_args"] == {
+        "blocks": [1, 3, 5]
+    }
+    assert main(["train", "deeplabv3plus", *lean, "--epochs", "2", "--resume"]) == 0
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert load_run(run).model.backbone.blocks == (1, 3, 5)
+    capsys.readouterr()
+    other = [a.replace("(1, 3, 5)", "(1, 2, 6)") for a in lean]
+    assert main(["train", "deeplabv3plus", *other, "--epochs", "3", "--resume"]) == 2
+    assert "--resume cannot change model_kwargs" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    args = [*common, "--model-arg", "backbone_args=[1, 3, 5]", "--epochs", "1", "--out", str(bad)]
+    assert main(["train", "deeplabv3plus", *args]) == 2
+    assert "backbone_args must be a dict of the backbone's arguments" in capsys.readouterr().err
+    assert not bad.exists()
+
+
 # -- long clips -----------------------------------------------------------------------------------
 
 

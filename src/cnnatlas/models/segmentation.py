@@ -105,6 +105,11 @@ class SegmentationModel(Classifier):
             raise InvalidArgumentError(f"{name}: backbone must be the name of a zoo classifier; got {backbone!r}")
         if not isinstance(aux_loss, bool):
             raise InvalidArgumentError(f"{name}: aux_loss must be True or False; got {aux_loss!r}")
+        if backbone_args is not None and not isinstance(backbone_args, dict):
+            raise InvalidArgumentError(
+                f"{name}: backbone_args must be a dict of the backbone's arguments (e.g. {{'blocks': (1, 3, 5)}}); "
+                f"got {backbone_args!r}"
+            )
         entry = get_entry(backbone)
         if entry.family == "segmentation" or len(entry.input_size) != 3:
             raise InvalidArgumentError(

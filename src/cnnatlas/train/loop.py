@@ -510,6 +510,11 @@ def _release(lock: RunLock, run_dir: Path, made: Path | None) -> None:
             break
 
 
+def as_saved(value: Any) -> Any:
+    """`value` as config.json gives it back: tuples become lists (`blocks=(1, 3, 5)` is `[1, 3, 5]`)."""
+    return json.loads(json.dumps(value))
+
+
 def check_resume(config: TrainConfig, saved: dict[str, Any] | None, ckpt: Checkpoint) -> dict[str, list[Any]]:
     """Refuse a resume that changes what the run is; return what it changes ({field: [old, new]})."""
     if config.epochs < ckpt.epoch:
@@ -526,7 +531,7 @@ def check_resume(config: TrainConfig, saved: dict[str, Any] | None, ckpt: Checkp
     changed = {
         f.name: [getattr(old, f.name), getattr(config, f.name)]
         for f in fields(TrainConfig)
-        if f.name != "out" and getattr(old, f.name) != getattr(config, f.name)
+        if f.name != "out" and as_saved(getattr(old, f.name)) != as_saved(getattr(config, f.name))
     }
     size = choose_image_size(config)
     saved_size = saved["data"].get("image_size")
