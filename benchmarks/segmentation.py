@@ -154,7 +154,7 @@ PRETRAINED_SCENES = 94_000
 # moves 4× the bytes of one on the 16×16 maps, for the same multiply-accumulates), and ASPP is 32 channels
 # wide instead of 64 (its map is upsampled to 64×64 and concatenated there). A training step of 32 scenes
 # takes about 0.75× the recipe's on the Intel Xeon of the speed table; trained the same way.
-LEAN = {**DENSE["model_kwargs"], "channels": 32, "backbone_args": {"blocks": [1, 3, 5]}}
+LEAN = {**DENSE["model_kwargs"], "channels": 32, "backbone_args": {"blocks": (1, 3, 5)}}
 
 # Test-time shift averaging (`cnnatlas eval --shift-average`): each test scene is also seen moved by one pixel
 # right, down, and both (its edges replicated: the scenes' background is uniform), and the softmax of each

@@ -72,9 +72,11 @@ def test_a_measured_run_saves_what_its_report_prints(monkeypatch):
     assert bench.readme_table({"cases": [res]}).splitlines()[2].startswith("| resnet18, 1×3×64×64 | ")
 
 
-def test_readme_dense_command_line_is_the_measured_recipe():
-    """The `cnnatlas train` line the README gives for the dense recipe asks for the run that
-    benchmarks/segmentation.py measures: the same model, scenes and training settings."""
+@pytest.mark.parametrize("lean", [False, True])
+def test_readme_dense_command_line_is_the_measured_recipe(lean):
+    """The `cnnatlas train` lines the README gives for the dense recipe and for it with the lean model
+    (the one whose model args name the backbone's blocks) ask for the runs benchmarks/segmentation.py
+    measures: the same model, scenes and training settings."""
     import shlex
 
     from cnnatlas.cli import build_parser
@@ -82,15 +84,14 @@ def test_readme_dense_command_line_is_the_measured_recipe():
 
     bench = _benchmark("segmentation")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    line = next(
-        x for x in readme.splitlines() if x.startswith("cnnatlas train deeplabv3plus") and "--train-scenes" in x
-    )
+    lines = [x for x in readme.splitlines() if x.startswith("cnnatlas train deeplabv3plus") and "--train-scenes" in x]
+    (line,) = [x for x in lines if ("blocks" in x) == lean]
     config = config_from_args(build_parser().parse_args(shlex.split(line)[1:]))
     recipe = bench.DENSE
     assert (config.model, config.data, config.model_kwargs) == (
         recipe["model"],
         "fashion-mnist-scenes",
-        recipe["model_kwargs"],
+        bench.LEAN if lean else recipe["model_kwargs"],
     )
     assert config.train_scenes == recipe["data"]["train_scenes"]
     assert {key: getattr(config, key) for key in recipe["train"]} == recipe["train"]
