@@ -41,8 +41,9 @@ the load average each was measured under; the markdown is rebuilt from all of th
            averaged over SHIFTS, that evaluation's time counted: a step about 0.75× the recipe's.
 * speed    one epoch of the recipe on 3,200 training and 500 test scenes: its training and evaluation
            speeds on this machine (scenes per second) and the minutes they project for the whole recipe
-           (4 epochs of 96,000 scenes, each followed by the evaluation of 2,000), in about a minute rather
-           than half an hour. One record per processor and thread count: the table compares machines.
+           (4 epochs of 96,000 scenes, each followed by the evaluation of 2,000); then the same for the lean
+           model, with the shift-averaged evaluation of the 2,000 test scenes counted. In about two minutes
+           rather than an hour. One record per processor and thread count: the table compares machines.
 * ema      the dense recipe (training seed 0) with `--ema 0.999`: per epoch, the test mean IoU of the
            weights' moving average (what the run reports and keeps) against that of the stepped weights
            (each checkpoint's `training_weights`) of the same run.
@@ -89,7 +90,7 @@ CLAIMS = ("gap-dense", "dilation-resolution", "inflation-transfer")
 FLIPS = "flips"  # test-time flip averaging of the dense runs kept with --keep
 EMA = "ema"  # the recipe with a moving average of the weights, both evaluated per epoch
 EMA_DECAY = 0.999
-SPEED = "speed"  # the recipe's speed on this machine, and the minutes it projects for the whole recipe
+SPEED = "speed"  # the recipe's and the lean model's speeds here, and the minutes they project
 SPEED_SCENES = {"train_scenes": 3_200, "test_scenes": 500}
 DENSE_ITEMS = (*DENSE_RUNS, *PRETRAINED_RUNS, *SHIFTED_RUNS, *SHORT_RUNS, *LEAN_RUNS)
 ITEMS = (*DENSE_ITEMS, EMA, SPEED, *CLAIMS, FLIPS)
@@ -292,45 +293,61 @@ def _shift_averaged(run_dir: str, data) -> dict:
     }
 
 
+def _epoch_speeds(model_kwargs: dict, data, scratch: str, shifted: bool = False) -> dict:
+    """One epoch of the recipe's training (DENSE["train"]) with `model_kwargs` on SPEED_SCENES: training
+    scenes per second (the epoch's training time), test scenes per second (the rest of the epoch:
+    evaluation and checkpoint) and, when `shifted`, test scenes per second of the prediction averaged
+    over SHIFTS; and the minutes these project for 4 epochs of DENSE's scenes (each followed by the
+    evaluation), the averaged evaluation of the test scenes after them when `shifted`."""
+    from cnnatlas.train import TrainConfig, train
+
+    config = TrainConfig(
+        model=DENSE["model"],
+        data="fashion-mnist-scenes",
+        model_kwargs=model_kwargs,
+        train_scenes=SPEED_SCENES["train_scenes"],
+        out=str(Path(scratch, "lean" if shifted else SPEED)),
+        **{**DENSE["train"], "epochs": 1},
+    )
+    train(config, data=data)
+    (epoch,) = [json.loads(line) for line in Path(config.out, "metrics.jsonl").read_text().splitlines() if line]
+    epochs, scenes = DENSE["train"]["epochs"], DENSE["data"]
+    speeds = {
+        "train_scenes_per_s": SPEED_SCENES["train_scenes"] / epoch["train_seconds"],
+        "test_scenes_per_s": SPEED_SCENES["test_scenes"] / (epoch["seconds"] - epoch["train_seconds"]),
+    }
+    seconds = epochs * (
+        scenes["train_scenes"] / speeds["train_scenes_per_s"] + scenes["test_scenes"] / speeds["test_scenes_per_s"]
+    )
+    if shifted:
+        averaged = _shift_averaged(config.out, data)
+        speeds["shift_averaged_scenes_per_s"] = SPEED_SCENES["test_scenes"] / (averaged["minutes"] * 60)
+        seconds += scenes["test_scenes"] / speeds["shift_averaged_scenes_per_s"]
+    return {**speeds, "projected_minutes": seconds / 60}
+
+
 def run_speed(earlier: list[dict] | None = None) -> dict:
-    """One epoch of the recipe (DENSE) on SPEED_SCENES: its training scenes per second (the epoch's
-    training time) and test scenes per second (the rest of the epoch: evaluation and checkpoint), and the
-    minutes of the whole recipe at those speeds. The record keeps `earlier` measurements of other
+    """The recipe's speeds on this machine and the minutes they project (`_epoch_speeds`), and under
+    "lean" those of the lean model (LEAN) with its shift-averaged evaluation: whether this machine meets
+    the target with either, in about two minutes. The record keeps `earlier` measurements of other
     processors or thread counts beside this one (this machine's replaces its own)."""
     from cnnatlas.data import load_scene_splits
-    from cnnatlas.train import TrainConfig, train
 
     data = load_scene_splits(**{**DENSE["data"], **SPEED_SCENES})
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
-        config = TrainConfig(
-            model=DENSE["model"],
-            data="fashion-mnist-scenes",
-            model_kwargs=DENSE["model_kwargs"],
-            train_scenes=SPEED_SCENES["train_scenes"],
-            out=str(Path(scratch, SPEED)),
-            **{**DENSE["train"], "epochs": 1},
-        )
-        train(config, data=data)
-        (epoch,) = [json.loads(line) for line in Path(config.out, "metrics.jsonl").read_text().splitlines() if line]
-    train_rate = SPEED_SCENES["train_scenes"] / epoch["train_seconds"]
-    test_rate = SPEED_SCENES["test_scenes"] / (epoch["seconds"] - epoch["train_seconds"])
-    epochs, scenes = DENSE["train"]["epochs"], DENSE["data"]
-    measured = {
-        "train_scenes_per_s": train_rate,
-        "test_scenes_per_s": test_rate,
-        "projected_minutes": epochs * (scenes["train_scenes"] / train_rate + scenes["test_scenes"] / test_rate) / 60,
-        "load_average": [load_before, os.getloadavg()[0]],
-        **machine(),
-    }
+        recipe = _epoch_speeds(DENSE["model_kwargs"], data, scratch)
+        lean = _epoch_speeds(LEAN, data, scratch, shifted=True)
+    measured = {**recipe, "lean": lean, "load_average": [load_before, os.getloadavg()[0]], **machine()}
     same = ("cpu", "threads", "gpu")
     kept = [m for m in earlier or [] if any(m.get(k) != measured[k] for k in same)]
     return {"item": SPEED, "scenes": SPEED_SCENES, "machines": [*kept, measured]}
 
 
 def _speed_lines(record: dict, runs: list[dict]) -> list[str]:
-    """The speed table: each machine's scenes per second and the minutes they project for the recipe,
-    beside the recipe's full runs as measured."""
+    """The speed table: each machine's scenes per second and the minutes they project for the recipe and
+    for the lean model (a machine measured before the lean model was has none), beside the full runs as
+    measured."""
     epochs, scenes = DENSE["train"]["epochs"], DENSE["data"]
     lines = [
         "## Speed of the recipe, per machine",
@@ -338,27 +355,32 @@ def _speed_lines(record: dict, runs: list[dict]) -> list[str]:
         f"One epoch of the recipe on {record['scenes']['train_scenes']:,} training and "
         f"{record['scenes']['test_scenes']:,} test scenes (`--only speed`), and the minutes its speeds project for "
         f"the whole recipe ({epochs} epochs of {scenes['train_scenes']:,} training scenes, each followed by the "
-        f"evaluation of {scenes['test_scenes']:,}): whether a machine can meet the {TARGET_MINUTES:.0f}-minute "
-        "target, measured in about a minute.",
+        f"evaluation of {scenes['test_scenes']:,}); then the same for the lean model, whose minutes also count "
+        "the test prediction averaged over shifts: whether a machine can meet the "
+        f"{TARGET_MINUTES:.0f}-minute target, measured in about two minutes.",
         "",
-        "| machine | threads | training scenes/s | test scenes/s | projected minutes | load | date |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "| machine | threads | training scenes/s | test scenes/s | projected minutes | lean model: training "
+        "scenes/s | lean model: projected minutes, averaged evaluation included | load | date |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for m in record["machines"]:
+        lean = m.get("lean")
+        lean_cells = f"{lean['train_scenes_per_s']:.0f} | {lean['projected_minutes']:.1f}" if lean else "— | —"
         lines.append(
             f"| {m['gpu'] or m['cpu']} ({m.get('cpu_capability', '?')}) | {m['threads']} | "
             f"{m['train_scenes_per_s']:.0f} | {m['test_scenes_per_s']:.0f} | {m['projected_minutes']:.1f} | "
-            f"{m['load_average'][0]:.1f}→{m['load_average'][1]:.1f} | {m['date']} |"
+            f"{lean_cells} | {m['load_average'][0]:.1f}→{m['load_average'][1]:.1f} | {m['date']} |"
         )
-    full = [d for d in runs if d["item"] in DENSE_RUNS]
-    if full:
-        where = sorted({f"{d['gpu'] or d['cpu']}, {d['threads']} thread(s)" for d in full})
-        lines += [
-            "",
-            f"The recipe's full runs above (training seeds {', '.join(str(d['seed']) for d in full)}) took "
-            f"{min(d['minutes'] for d in full):.1f}–{max(d['minutes'] for d in full):.1f} minutes on "
-            f"{'; '.join(where)}.",
-        ]
+    for name, items in (("recipe's", DENSE_RUNS), ("lean model's", LEAN_RUNS)):
+        full = [d for d in runs if d["item"] in items]
+        if full:
+            where = sorted({f"{d['gpu'] or d['cpu']}, {d['threads']} thread(s)" for d in full})
+            lines += [
+                "",
+                f"The {name} full runs above (training seeds {', '.join(str(d['seed']) for d in full)}) took "
+                f"{min(d['minutes'] for d in full):.1f}–{max(d['minutes'] for d in full):.1f} minutes on "
+                f"{'; '.join(where)}.",
+            ]
     return [*lines, ""]
 
 

@@ -198,10 +198,12 @@ def test_shifted_item_judges_the_target_on_the_averaged_prediction_and_counts_it
     assert f"{record['test_miou']:.4f}; averaged over shifts **{averaged['test_miou']:.4f}**" in text
 
 
-def test_speed_item_projects_the_recipe_from_one_short_epoch_and_keeps_other_machines(monkeypatch):
+def test_speed_item_projects_the_recipe_and_the_lean_model_from_one_short_epoch_each(monkeypatch):
     """The `speed` item, on a few scenes: scenes per second of training and of evaluation, measured from
-    the one epoch it trains, the minutes they project for the whole recipe, and one record per machine:
-    a machine's new measurement replaces its own and keeps the others'; the report's table shows each."""
+    one epoch of the recipe and one of the lean model (and the lean model's shift-averaged evaluation), the
+    minutes they project for the whole runs, and one record per machine: a machine's new measurement
+    replaces its own and keeps the others' (one measured before the lean model shows none for it); the
+    report's table shows each."""
     bench = _benchmark("segmentation")
     small = {**bench.DENSE, "train": {**bench.DENSE["train"], "precision": "float32"}}
     monkeypatch.setattr(bench, "DENSE", small)
@@ -222,22 +224,34 @@ def test_speed_item_projects_the_recipe_from_one_short_epoch_and_keeps_other_mac
     this = bench.machine()
     mine_before = {**{k: this[k] for k in ("cpu", "threads", "gpu")}, "projected_minutes": 2.0}
     record = bench.run_speed([other, mine_before])
-    (config,) = trained
-    assert config.epochs == 1 and config.train_scenes == 64 and config.model_kwargs == small["model_kwargs"]
-    assert {k: getattr(config, k) for k in small["train"] if k != "epochs"} == {
-        k: v for k, v in small["train"].items() if k != "epochs"
-    }
+    recipe, lean = trained
+    assert recipe.model_kwargs == small["model_kwargs"] and lean.model_kwargs == bench.LEAN
+    for config in trained:
+        assert config.epochs == 1 and config.train_scenes == 64
+        assert {k: getattr(config, k) for k in small["train"] if k != "epochs"} == {
+            k: v for k, v in small["train"].items() if k != "epochs"
+        }
     assert record["machines"][0] is other and len(record["machines"]) == 2  # its own earlier one replaced
     m = record["machines"][1]
-    assert m["train_scenes_per_s"] > 0 and m["test_scenes_per_s"] > 0
-    full = small["train"]["epochs"] * (
-        small["data"]["train_scenes"] / m["train_scenes_per_s"] + small["data"]["test_scenes"] / m["test_scenes_per_s"]
+    epochs, scenes = small["train"]["epochs"], small["data"]
+    for speeds in (m, m["lean"]):
+        assert speeds["train_scenes_per_s"] > 0 and speeds["test_scenes_per_s"] > 0
+    full = epochs * (scenes["train_scenes"] / m["train_scenes_per_s"] + scenes["test_scenes"] / m["test_scenes_per_s"])
+    assert m["projected_minutes"] == pytest.approx(full / 60) and "shift_averaged_scenes_per_s" not in m
+    lean_speeds = m["lean"]
+    lean_full = epochs * (
+        scenes["train_scenes"] / lean_speeds["train_scenes_per_s"]
+        + scenes["test_scenes"] / lean_speeds["test_scenes_per_s"]
     )
-    assert m["projected_minutes"] == pytest.approx(full / 60)
+    lean_full += scenes["test_scenes"] / lean_speeds["shift_averaged_scenes_per_s"]
+    assert lean_speeds["projected_minutes"] == pytest.approx(lean_full / 60)
     text = bench.render({bench.SPEED: json.loads(json.dumps(record))})
     assert "## Speed of the recipe, per machine" in text
-    assert f"| {m['train_scenes_per_s']:.0f} | {m['test_scenes_per_s']:.0f} | {m['projected_minutes']:.1f} |" in text
-    assert "| another CPU (AVX512) | 2 | 50 | 400 | 130.1 | 0.0→0.0 | 2026-01-01 |" in text
+    assert (
+        f"| {m['train_scenes_per_s']:.0f} | {m['test_scenes_per_s']:.0f} | {m['projected_minutes']:.1f} | "
+        f"{lean_speeds['train_scenes_per_s']:.0f} | {lean_speeds['projected_minutes']:.1f} |"
+    ) in text
+    assert "| another CPU (AVX512) | 2 | 50 | 400 | 130.1 | — | — | 0.0→0.0 | 2026-01-01 |" in text
 
 
 def test_readme_dense_figures_are_the_saved_runs():
@@ -264,6 +278,12 @@ def test_readme_dense_figures_are_the_saved_runs():
     for m in records[bench.SPEED]["machines"]:  # each machine's speed and the minutes it projects
         speeds = f"{m['train_scenes_per_s']:.0f} training and {m['test_scenes_per_s']:.0f} test scenes a second"
         assert f"{speeds}, which projects {m['projected_minutes']:.1f} minutes" in flat, m["cpu"]
+        if "lean" in m:
+            lean = m["lean"]
+            assert (
+                f"{lean['train_scenes_per_s']:.0f} training scenes a second there and projects "
+                f"{lean['projected_minutes']:.1f} minutes"
+            ) in flat, m["cpu"]
 
 
 def test_the_dense_recipe_is_not_timed_where_bfloat16_is_emulated(monkeypatch):
