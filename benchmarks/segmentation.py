@@ -42,7 +42,7 @@ the load average each was measured under; the markdown is rebuilt from all of th
 * speed    one epoch of the recipe on 3,200 training and 500 test scenes: its training and evaluation
            speeds on this machine (scenes per second) and the minutes they project for the whole recipe
            (4 epochs of 96,000 scenes, each followed by the evaluation of 2,000); then the same for the lean
-           model, with the shift-averaged evaluation of the 2,000 test scenes counted. In about two minutes
+           model, with the shift-averaged evaluation of the 2,000 test scenes counted. In about a minute
            rather than an hour. One record per processor and thread count: the table compares machines.
 * ema      the dense recipe (training seed 0) with `--ema 0.999`: per epoch, the test mean IoU of the
            weights' moving average (what the run reports and keeps) against that of the stepped weights
@@ -329,7 +329,7 @@ def _epoch_speeds(model_kwargs: dict, data, scratch: str, shifted: bool = False)
 def run_speed(earlier: list[dict] | None = None) -> dict:
     """The recipe's speeds on this machine and the minutes they project (`_epoch_speeds`), and under
     "lean" those of the lean model (LEAN) with its shift-averaged evaluation: whether this machine meets
-    the target with either, in about two minutes. The record keeps `earlier` measurements of other
+    the target with either, in about a minute. The record keeps `earlier` measurements of other
     processors or thread counts beside this one (this machine's replaces its own)."""
     from cnnatlas.data import load_scene_splits
 
@@ -357,7 +357,7 @@ def _speed_lines(record: dict, runs: list[dict]) -> list[str]:
         f"the whole recipe ({epochs} epochs of {scenes['train_scenes']:,} training scenes, each followed by the "
         f"evaluation of {scenes['test_scenes']:,}); then the same for the lean model, whose minutes also count "
         "the test prediction averaged over shifts: whether a machine can meet the "
-        f"{TARGET_MINUTES:.0f}-minute target, measured in about two minutes.",
+        f"{TARGET_MINUTES:.0f}-minute target, measured in about a minute.",
         "",
         "| machine | threads | training scenes/s | test scenes/s | projected minutes | lean model: training "
         "scenes/s | lean model: projected minutes, averaged evaluation included | load | date |",
